@@ -1,0 +1,39 @@
+"""The exceptions that stop a whole run, and nothing else.
+
+A failure of one row is an *outcome* (see :mod:`batchops.model`), never an exception.
+Only what makes the whole run impossible raises, and every exception here carries a
+one-line message that tells the user what is wrong and how to fix it. The CLI maps
+each class to an exit code; no message ever contains a secret.
+
+    BatchopsError
+    ├── InputError        the input file cannot be used (exit 2, nothing sent)
+    ├── ConfigError       options or credentials are missing or contradictory (exit 2)
+    ├── CheckpointError   the checkpoint is locked, foreign or unreadable (exit 2)
+    └── FatalAnswerError  the server answered something that stops every row (exit 3)
+"""
+
+from __future__ import annotations
+
+
+class BatchopsError(Exception):
+    """Base of every error that stops a batchops run."""
+
+    exit_code = 2
+
+
+class InputError(BatchopsError):
+    """The input file is missing, unreadable or lacks what batchops needs."""
+
+
+class ConfigError(BatchopsError):
+    """Options, environment or credentials do not allow a run."""
+
+
+class CheckpointError(BatchopsError):
+    """The checkpoint cannot be used for this run."""
+
+
+class FatalAnswerError(BatchopsError):
+    """An answer that makes every further request pointless (auth, permission, service off)."""
+
+    exit_code = 3

@@ -1,0 +1,189 @@
+"""Plain records shared by every layer: actions, statuses, rows to send and row outcomes.
+
+Everything here is immutable and free of I/O, so the loader, the executor, the
+checkpoint store and the report can all agree on one vocabulary.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+MAX_MESSAGE_LENGTH = 255
+
+
+class Action(str, enum.Enum):
+    """The four operations ``operate_ticket`` accepts (case-sensitive on the server)."""
+
+    SUSPEND = "SUSPEND"
+    UNSUSPEND = "UNSUSPEND"
+    WITHDRAW = "WITHDRAW"
+    TERMINATE = "TERMINATE"
+
+
+class Status(str, enum.Enum):
+    """The final (or not yet final) state of one input row, as shown in the report."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    INVALID = "invalid"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"
+    PENDING = "pending"
+
+
+#: Ticket statuses after which no action is possible any more.
+FINAL_TICKET_STATUSES = frozenset({"FINISHED", "TERMINATED", "REVOKED"})
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One valid input row, ready to send.
+
+    ``index`` is the 0-based position among the input's data rows; it is what ties an
+    outcome back to its line in the report. ``message`` is what will be sent, never blank.
+    """
+
+    index: int
+    sn: str
+    operator: str
+    action: Action
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one row. ``code`` is the API's code where it answered."""
+
+    status: Status
+    code: int | None = None
+    message: str = ""
+    attempts: int = 0
+    http_status: int | None = None
+    request_id: str = ""
+    elapsed_ms: float | None = None
+    finished_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a run did, for the terminal, for ``--summary-json`` and for the Python API."""
+
+    counts: dict[str, int]
+    total_rows: int
+    sent_requests: int
+    elapsed_s: float
+    report_path: str | None
+    exit_code: int
+    stopped_reason: str = ""
+    input_fingerprint: str = ""
+    checkpoint_path: str | None = None
+    counts_by_action: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        done = self.total_rows - self.counts.get(Status.PENDING.value, 0)
+        return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+#: Result columns the report appends after the input's own columns, in this order. When an
+#: input column already has one of these names, the report writes ``result_<name>`` instead.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "status",
+    "code",
+    "message",
+    "attempts",
+    "http_status",
+    "request_id",
+    "elapsed_ms",
+    "finished_at",
+)
+
+_STATUSES: tuple[Status, ...] = tuple(Status)
+_STATUS_INDEX = {s: i for i, s in enumerate(_STATUSES)}
+_NO_INT = -(2**62)
+
+
+class OutcomeTable:
+    """The outcome of every input row, stored column by column.
+
+    A million ``Outcome`` objects would cost hundreds of megabytes; a few numpy arrays
+    cost a few dozen. Every row starts ``pending``.
+    """
+
+    __slots__ = (
+        "_attempts",
+        "_code",
+        "_elapsed",
+        "_finished",
+        "_http",
+        "_message",
+        "_request_id",
+        "_status",
+    )
+
+    def __init__(self, size: int) -> None:
+        import numpy as np
+
+        self._status = np.full(size, _STATUS_INDEX[Status.PENDING], dtype=np.int8)
+        self._code = np.full(size, _NO_INT, dtype=np.int64)
+        self._attempts = np.zeros(size, dtype=np.int32)
+        self._http = np.zeros(size, dtype=np.int16)
+        self._elapsed = np.full(size, np.nan, dtype=np.float64)
+        self._message = np.full(size, "", dtype=object)
+        self._request_id = np.full(size, "", dtype=object)
+        self._finished = np.full(size, "", dtype=object)
+
+    def __len__(self) -> int:
+        return len(self._status)
+
+    def set(self, index: int, outcome: Outcome) -> None:
+        self._status[index] = _STATUS_INDEX[outcome.status]
+        self._code[index] = _NO_INT if outcome.code is None else outcome.code
+        self._attempts[index] = outcome.attempts
+        self._http[index] = outcome.http_status or 0
+        self._elapsed[index] = float("nan") if outcome.elapsed_ms is None else outcome.elapsed_ms
+        self._message[index] = outcome.message
+        self._request_id[index] = outcome.request_id
+        self._finished[index] = outcome.finished_at
+
+    def get(self, index: int) -> Outcome:
+        code = int(self._code[index])
+        http = int(self._http[index])
+        elapsed = float(self._elapsed[index])
+        return Outcome(
+            status=_STATUSES[int(self._status[index])],
+            code=None if code == _NO_INT else code,
+            message=str(self._message[index]),
+            attempts=int(self._attempts[index]),
+            http_status=http or None,
+            request_id=str(self._request_id[index]),
+            elapsed_ms=None if elapsed != elapsed else elapsed,
+            finished_at=str(self._finished[index]),
+        )
+
+    def status_of(self, index: int) -> Status:
+        return _STATUSES[int(self._status[index])]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status, every status present (zero where none)."""
+        import numpy as np
+
+        tally = np.bincount(self._status, minlength=len(_STATUSES))
+        return {s.value: int(tally[i]) for i, s in enumerate(_STATUSES)}
+
+    def columns(self) -> dict[str, list[object]]:
+        """The result columns of the report, as plain Python lists (None where empty)."""
+        codes = self._code.tolist()
+        http = self._http.tolist()
+        elapsed = self._elapsed.tolist()
+        return {
+            "status": [_STATUSES[i].value for i in self._status.tolist()],
+            "code": [None if c == _NO_INT else c for c in codes],
+            "message": self._message.tolist(),
+            "attempts": self._attempts.tolist(),
+            "http_status": [h or None for h in http],
+            "request_id": self._request_id.tolist(),
+            "elapsed_ms": [None if e != e else round(e, 1) for e in elapsed],
+            "finished_at": self._finished.tolist(),
+        }
