@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_MESSAGE_LENGTH = 255
 
@@ -165,6 +169,12 @@ class OutcomeTable:
     def status_of(self, index: int) -> Status:
         return _STATUSES[int(self._status[index])]
 
+    def labels(self) -> np.ndarray:
+        """Every row's status as text, in row order."""
+        import numpy as np
+
+        return np.array([s.value for s in _STATUSES], dtype=object)[self._status]
+
     def counts(self) -> dict[str, int]:
         """Rows per status, every status present (zero where none)."""
         import numpy as np
@@ -172,7 +182,7 @@ class OutcomeTable:
         tally = np.bincount(self._status, minlength=len(_STATUSES))
         return {s.value: int(tally[i]) for i, s in enumerate(_STATUSES)}
 
-    def columns(self) -> dict[str, list[object]]:
+    def columns(self) -> dict[str, list[Any]]:
         """The result columns of the report, as plain Python lists (None where empty)."""
         codes = self._code.tolist()
         http = self._http.tolist()

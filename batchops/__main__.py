@@ -1,0 +1,5 @@
+"""``python -m batchops`` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,455 @@
+"""The only place that knows HTTP: gateways, URLs, credentials and the ITSM code table.
+
+Every answer, whatever its shape (JSON envelope with HTTP 200, gateway error with a
+header code, an HTML "service off" page, plain-text 403, a dropped connection), is
+turned into an :class:`Answer` whose :class:`Verdict` tells the executor what to do:
+
+- ``SUCCESS``   the action was applied;
+- ``REJECTED``  the server refused this row for good (no such ticket, business rule);
+- ``FATAL``     nothing else can succeed either (authentication, permission, wrong URL,
+                service switched off): stop the run;
+- ``RETRY``     the request was not applied (connect failure, 429/rate limit, 503): send again;
+- ``AMBIGUOUS`` the request may or may not have been applied (timeout after sending,
+                lost answer, backend timeout): read the ticket back before any resend.
+
+The table is :data:`CODE_TABLE`; the classification is :func:`classify_answer`, a pure
+function so every row of server-behaviour.md §2 has a test. No secret is ever put in an
+URL, a message or an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import re
+import ssl
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import aiohttp
+
+from .config import ClientSettings
+from .errors import ConfigError
+from .model import Row
+
+
+class Verdict(str, enum.Enum):
+    SUCCESS = "success"
+    REJECTED = "rejected"
+    FATAL = "fatal"
+    RETRY = "retry"
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRule:
+    verdict: Verdict
+    meaning: str
+    rate_limited: bool = False
+
+
+def _rules() -> dict[int, CodeRule]:
+    table = {
+        0: CodeRule(Verdict.SUCCESS, "success"),
+        3900022: CodeRule(Verdict.REJECTED, "no such ticket"),
+        3900004: CodeRule(Verdict.REJECTED, "rejected by ITSM"),
+        3900005: CodeRule(Verdict.REJECTED, "parameter error"),
+        1306000: CodeRule(Verdict.FATAL, "ESB: app or user authentication failed"),
+        1306401: CodeRule(Verdict.FATAL, "ESB: operator required"),
+        1306402: CodeRule(Verdict.FATAL, "ESB: the user has no permission"),
+        1306403: CodeRule(Verdict.FATAL, "ESB: the app has no permission for this component"),
+        1306404: CodeRule(Verdict.FATAL, "ESB: component not found (check --base-url)"),
+        1306405: CodeRule(Verdict.FATAL, "ESB: the component channel is inactive"),
+        1306406: CodeRule(Verdict.FATAL, "ESB: argument error"),
+        1306201: CodeRule(Verdict.AMBIGUOUS, "ESB: backend failed or timed out"),
+        1306429: CodeRule(Verdict.RETRY, "ESB: rate limited", rate_limited=True),
+        1640001: CodeRule(Verdict.FATAL, "gateway: bad app code/secret or user identity"),
+        1640301: CodeRule(Verdict.FATAL, "gateway: the app has no permission to this API"),
+        1640401: CodeRule(Verdict.FATAL, "gateway: API not found (check --base-url)"),
+        1650200: CodeRule(Verdict.AMBIGUOUS, "gateway: backend unreachable"),
+        1650201: CodeRule(Verdict.AMBIGUOUS, "gateway: backend failed"),
+        1650401: CodeRule(Verdict.AMBIGUOUS, "gateway: backend timed out"),
+    }
+    for code in range(1642901, 1642905):
+        table[code] = CodeRule(Verdict.RETRY, "gateway: rate or concurrency limit", True)
+    for code in range(1650000, 1650003):
+        # A 500 from the backend after the request was delivered: it may have run.
+        table[code] = CodeRule(Verdict.AMBIGUOUS, "gateway: backend error")
+    return table
+
+
+#: server-behaviour.md §2 as data: body (or ``X-Bkapi-Error-Code``) code → what to do.
+CODE_TABLE: Mapping[int, CodeRule] = _rules()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One classified answer of the server (or of the network, when there was none)."""
+
+    verdict: Verdict
+    code: int | None
+    message: str
+    http_status: int | None = None
+    request_id: str = ""
+    data: Any = None
+    rate_limited: bool = False
+    retry_after_s: float | None = None
+    elapsed_ms: float | None = None
+
+
+_ERROR_DETAIL = re.compile(r"""ErrorDetail\(string=(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")""")
+_SNIPPET_LEN = 120
+
+
+def human_message(message: str) -> str:
+    """The reason a person can act on: the inner text of DRF ``ErrorDetail`` wrappers.
+
+    ``接口异常，请检查请求参数: [ErrorDetail(string='抱歉，单据已关闭，无法操作', code='invalid')]``
+    becomes ``抱歉，单据已关闭，无法操作``. Messages without a wrapper are returned trimmed.
+    """
+    inner = [a or b for a, b in _ERROR_DETAIL.findall(message)]
+    if inner:
+        return "; ".join(dict.fromkeys(s.strip() for s in inner if s.strip()))
+    return message.strip()
+
+
+def _snippet(body: bytes) -> str:
+    text = body.decode("utf-8", "replace")
+    text = re.sub(r"<[^>]*>", " ", text)
+    text = " ".join(text.split())
+    return text[:_SNIPPET_LEN] + ("…" if len(text) > _SNIPPET_LEN else "")
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    for name in ("Retry-After", "X-Bkapi-RateLimit-Reset"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            continue
+        # X-Bkapi-RateLimit-Reset may be an epoch timestamp rather than a delay.
+        if seconds > 1e9:
+            seconds -= time.time()
+        return max(0.0, min(seconds, 300.0))
+    return None
+
+
+def _header_code(headers: Mapping[str, str]) -> int | None:
+    raw = headers.get("X-Bkapi-Error-Code")
+    if raw is None:
+        return None
+    try:
+        return int(raw.strip())
+    except ValueError:
+        return None
+
+
+def classify_answer(
+    http_status: int,
+    body: bytes,
+    headers: Mapping[str, str] | None = None,
+    *,
+    content_type: str = "",
+) -> Answer:
+    """Turn one HTTP answer into an :class:`Answer`, by code first and HTTP status second."""
+    headers = headers or {}
+    request_id = headers.get("X-Bkapi-Request-Id", "") or headers.get("X-Request-Id", "")
+    retry_after = _retry_after(headers)
+    header_code = _header_code(headers)
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict):
+        if header_code is not None:
+            return _by_code(header_code, "", http_status, request_id, None, retry_after)
+        return _non_json(http_status, body, content_type, request_id, retry_after)
+
+    request_id = str(envelope.get("request_id") or request_id)
+    raw_code = envelope.get("code")
+    try:
+        code: int | None = int(raw_code) if raw_code is not None else None
+    except (TypeError, ValueError):
+        code = None
+    if code is None:
+        code = header_code
+    message = str(envelope.get("message") or "")
+    data = envelope.get("data")
+    if code is None:
+        if envelope.get("result") is True and 200 <= http_status < 300:
+            return Answer(Verdict.SUCCESS, 0, "success", http_status, request_id, data)
+        return _by_status(http_status, message or _snippet(body), None, request_id, retry_after)
+    if code == 0 and envelope.get("result") is False:
+        # A failure envelope that forgot its code: trust "result", never report success.
+        return Answer(Verdict.REJECTED, None, human_message(message), http_status, request_id)
+    return _by_code(code, message, http_status, request_id, data, retry_after)
+
+
+def _by_code(
+    code: int,
+    message: str,
+    http_status: int,
+    request_id: str,
+    data: Any,
+    retry_after: float | None,
+) -> Answer:
+    rule = CODE_TABLE.get(code)
+    if rule is None:
+        if http_status >= 500 or http_status == 429:
+            return _by_status(http_status, message, code, request_id, retry_after)
+        # An unknown non-zero code with a 2xx/4xx answer is ITSM refusing this row.
+        rule = CodeRule(Verdict.REJECTED, "error")
+    text = human_message(message) if message else rule.meaning
+    if rule.verdict in (Verdict.FATAL, Verdict.AMBIGUOUS, Verdict.RETRY) and message:
+        text = f"{rule.meaning}: {human_message(message)}"
+    if rule.verdict is Verdict.SUCCESS:
+        text = "success"
+    return Answer(
+        rule.verdict,
+        code,
+        text,
+        http_status,
+        request_id,
+        data,
+        rate_limited=rule.rate_limited,
+        retry_after_s=retry_after,
+    )
+
+
+def _by_status(
+    http_status: int,
+    message: str,
+    code: int | None,
+    request_id: str,
+    retry_after: float | None,
+) -> Answer:
+    detail = f": {message}" if message else ""
+    if http_status == 429:
+        return Answer(
+            Verdict.RETRY,
+            code,
+            f"rate limited (HTTP 429){detail}",
+            http_status,
+            request_id,
+            rate_limited=True,
+            retry_after_s=retry_after,
+        )
+    if http_status in (502, 504):
+        return Answer(
+            Verdict.AMBIGUOUS,
+            code,
+            f"gateway error HTTP {http_status}, the action may have run{detail}",
+            http_status,
+            request_id,
+        )
+    if http_status in (500, 503):
+        # A bare 500/503 carries no sign that ITSM saw the request (proxies answer these).
+        return Answer(
+            Verdict.RETRY,
+            code,
+            f"server unavailable (HTTP {http_status}){detail}",
+            http_status,
+            request_id,
+            retry_after_s=retry_after,
+        )
+    if http_status >= 500:
+        return Answer(
+            Verdict.AMBIGUOUS, code, f"server error HTTP {http_status}{detail}", http_status
+        )
+    if http_status in (401, 403):
+        return Answer(
+            Verdict.FATAL,
+            code,
+            f"refused with HTTP {http_status}{detail} (check the gateway credentials and "
+            "that the app may call this API)",
+            http_status,
+            request_id,
+        )
+    if http_status == 404:
+        return Answer(
+            Verdict.FATAL,
+            code,
+            f"API not found (HTTP 404){detail}: check --base-url and --gateway",
+            http_status,
+            request_id,
+        )
+    return Answer(Verdict.FATAL, code, f"unexpected answer HTTP {http_status}{detail}", http_status)
+
+
+def _non_json(
+    http_status: int,
+    body: bytes,
+    content_type: str,
+    request_id: str,
+    retry_after: float | None,
+) -> Answer:
+    snippet = _snippet(body)
+    looks_html = "html" in content_type.lower() or body.lstrip()[:1] == b"<"
+    if 200 <= http_status < 300:
+        what = "an HTML page" if looks_html else "a non-JSON answer"
+        hint = (
+            "ITSM is probably switched off by an administrator"
+            if looks_html
+            else "check --base-url and --gateway"
+        )
+        return Answer(
+            Verdict.FATAL,
+            None,
+            f"the server answered {what} with HTTP {http_status} ({hint}): {snippet!r}",
+            http_status,
+            request_id,
+        )
+    return _by_status(http_status, snippet, None, request_id, retry_after)
+
+
+class Transport(Protocol):
+    """What the executor and the pre-check need from a client. Never raises for a bad answer."""
+
+    async def operate(self, row: Row) -> Answer: ...
+
+    async def read_ticket_status(self, sn: str) -> Answer: ...
+
+    async def read_tickets(self, sns: Iterable[str]) -> Answer: ...
+
+
+API_PATHS = {
+    "esb": "/api/c/compapi/v2/itsm/",
+    "apigw": "/v2/itsm/",
+}
+
+
+def api_url(base_url: str, gateway: str, api: str) -> str:
+    """The URL of one ITSM API on the chosen gateway, trailing slash kept (the gateway needs it)."""
+    return f"{base_url.rstrip('/')}{API_PATHS[gateway]}{api}/"
+
+
+class ItsmClient:
+    """One aiohttp session to one ITSM deployment. Use as ``async with``.
+
+    ``operate`` sends one row; the ``read_*`` calls read tickets back (pre-check and
+    confirmation of lost answers). None of them raises for a bad answer: every outcome,
+    network failures included, comes back as an :class:`Answer`.
+    """
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        self._auth_header = json.dumps(settings.credentials.auth_fields(), ensure_ascii=False)
+        self._body_auth = settings.credentials.auth_fields() if settings.gateway == "esb" else {}
+        self._operate_url = api_url(settings.base_url, settings.gateway, "operate_ticket")
+        self.requests_sent = 0
+
+    async def __aenter__(self) -> ItsmClient:
+        ssl_arg: ssl.SSLContext | bool = True
+        if self.settings.insecure:
+            ssl_arg = False
+        elif self.settings.ca_bundle:
+            try:
+                ssl_arg = ssl.create_default_context(cafile=self.settings.ca_bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cannot use --ca-bundle {self.settings.ca_bundle}: {exc.__class__.__name__}"
+                    " (give a readable PEM file)"
+                ) from None
+        connector = aiohttp.TCPConnector(
+            limit=self.settings.concurrency + 4, ssl=ssl_arg, ttl_dns_cache=300
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=self.settings.timeout_s,
+            sock_connect=min(self.settings.connect_timeout_s, self.settings.timeout_s),
+        )
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.settings.gateway == "apigw":
+            headers["X-Bkapi-Authorization"] = self._auth_header
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, headers=headers, raise_for_status=False
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("ItsmClient used outside 'async with'")
+        return self._session
+
+    def _read_headers(self) -> dict[str, str]:
+        # Reads carry credentials in the header on both gateways: never in a query string,
+        # where proxies and access logs would keep them.
+        return {"X-Bkapi-Authorization": self._auth_header}
+
+    async def operate(self, row: Row) -> Answer:
+        payload = {
+            **self._body_auth,
+            "sn": row.sn,
+            "operator": row.operator,
+            "action_type": row.action.value,
+            "action_message": row.message,
+        }
+        return await self._call("POST", self._operate_url, payload, sent_is_ambiguous=True)
+
+    async def read_ticket_status(self, sn: str) -> Answer:
+        url = api_url(self.settings.base_url, self.settings.gateway, "get_ticket_status")
+        return await self._call("GET", url, None, params={"sn": sn}, headers=self._read_headers())
+
+    async def read_tickets(self, sns: Iterable[str]) -> Answer:
+        url = api_url(self.settings.base_url, self.settings.gateway, "get_tickets")
+        wanted = list(sns)
+        payload = {"sns": wanted, "page": 1, "page_size": max(1, len(wanted))}
+        return await self._call("POST", url, payload, headers=self._read_headers())
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        payload: dict[str, Any] | None,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        sent_is_ambiguous: bool = False,
+    ) -> Answer:
+        data = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+        started = time.perf_counter()
+        self.requests_sent += 1
+        try:
+            async with self.session.request(
+                method, url, data=data, params=params, headers=headers
+            ) as response:
+                body = await response.read()
+                answer = classify_answer(
+                    response.status,
+                    body,
+                    response.headers,
+                    content_type=response.headers.get("Content-Type", ""),
+                )
+        except aiohttp.ClientConnectorError as exc:
+            answer = Answer(
+                Verdict.RETRY, None, f"cannot connect to {exc.host}:{exc.port} ({exc.strerror})"
+            )
+        except (TimeoutError, asyncio.TimeoutError):
+            verdict = Verdict.AMBIGUOUS if sent_is_ambiguous else Verdict.RETRY
+            answer = Answer(
+                verdict,
+                None,
+                f"no answer within {self.settings.timeout_s:g} s"
+                + (" (the action may have run)" if sent_is_ambiguous else ""),
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            # The connection broke after it was made: the request may have reached ITSM.
+            verdict = Verdict.AMBIGUOUS if sent_is_ambiguous else Verdict.RETRY
+            answer = Answer(
+                verdict,
+                None,
+                f"connection lost ({exc.__class__.__name__})"
+                + (" (the action may have run)" if sent_is_ambiguous else ""),
+            )
+        return replace(answer, elapsed_ms=(time.perf_counter() - started) * 1000.0)

@@ -1,0 +1,516 @@
+"""Sending: concurrency, per-ticket ordering, retries, read-back, rate and the failure brake.
+
+The executor turns rows into outcomes through a small :class:`Transport` interface (the
+real one is :class:`batchops.client.ItsmClient`; tests may pass an in-memory fake). It
+owns the rules that make a bulk run safe against the real server:
+
+- a fixed pool of ``concurrency`` workers pulls *chains* — all rows of one ``sn``, in
+  file order — so rows of one ticket never overlap (ITSM takes no lock) and memory does
+  not grow with the number of rows;
+- the very first request goes out alone: if the credentials are wrong the run stops
+  after one request, not after ``concurrency`` of them;
+- answers that were certainly not applied (connect failure, 429, 503) are retried with
+  exponential backoff and jitter (tenacity), honouring ``Retry-After``;
+- answers that may have been applied (timeouts, lost connections, 1306201, 502/504,
+  1650xxx) are never blindly resent: the ticket is read back first. Reached → success;
+  unchanged → resend; anything else → ``unknown``. SUSPEND is never resent unread,
+  which keeps the server's double-suspend bug from firing;
+- every UNSUSPEND that answered success is confirmed by a read: a ticket stuck in
+  SUSPENDED by an earlier double suspend is reported ``failed``, not ``success``;
+- a fatal answer, the failure brake or :meth:`Executor.request_stop` stop the intake of
+  new rows; rows not done stay ``pending`` (and can be resumed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+from aiolimiter import AsyncLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from .client import Answer, Transport, Verdict
+from .model import FINAL_TICKET_STATUSES, Action, Outcome, Row, Status
+from .planner import END_STATUS, TicketTrack, skip_reason
+
+
+@dataclass(frozen=True, slots=True)
+class FailureBrake:
+    """When to stop sending because too many rows fail.
+
+    ``count``: stop once more than this many rows failed. ``ratio``: stop once the share
+    of failed rows passes it, after ``min_answered`` rows. ``consecutive``: stop after this
+    many failures in a row with no success between them (catches a systematic error early).
+    """
+
+    count: int | None = None
+    ratio: float | None = None
+    consecutive: int | None = 50
+    min_answered: int = 20
+
+    @classmethod
+    def parse(cls, text: str) -> FailureBrake:
+        text = text.strip()
+        if text.lower() in {"off", "none", "0%"} or text == "":
+            return cls(consecutive=None)
+        if text.endswith("%"):
+            ratio = float(text[:-1]) / 100.0
+            if not 0.0 < ratio <= 1.0:
+                raise ValueError("a percentage between 0% and 100%")
+            return cls(ratio=ratio, consecutive=None)
+        count = int(text)
+        if count < 0:
+            raise ValueError("a count of 0 or more")
+        return cls(count=count, consecutive=None)
+
+    def tripped(self, answered: int, failures: int, streak: int) -> str | None:
+        if self.count is not None and failures > self.count:
+            return f"{failures} rows failed, more than --max-failures {self.count}"
+        ratio_applies = self.ratio is not None and answered >= self.min_answered
+        if ratio_applies and failures / answered > (self.ratio or 0.0):
+            return (
+                f"{failures} of {answered} answered rows failed, more than "
+                f"--max-failures {self.ratio:.0%}"
+            )
+        if self.consecutive is not None and streak >= self.consecutive:
+            return f"the last {streak} answered rows all failed"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SendPolicy:
+    concurrency: int = 20
+    retries: int = 3
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    readback_delay_s: float = 1.0
+    rate: float | None = None
+    brake: FailureBrake = field(default_factory=FailureBrake)
+    confirm_unsuspend: bool = True
+
+
+@dataclass(slots=True)
+class ExecutionResult:
+    stopped_reason: str = ""
+    fatal: Answer | None = None
+    interrupted: bool = False
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def chains_by_sn(sns: np.ndarray, indices: np.ndarray) -> Iterator[np.ndarray]:
+    """Yield the given row indices grouped by ticket, each group in file order.
+
+    Groups come in the order of each ticket's first row. Views into one sorted array,
+    made lazily, so a million single-row tickets cost two integer arrays, not a million
+    lists.
+    """
+    if len(indices) == 0:
+        return
+    codes, _ = _factorize(sns[indices])
+    order = np.argsort(codes, kind="stable")
+    grouped = indices[order]
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    start = 0
+    for stop in bounds.tolist():
+        yield grouped[start:stop]
+        start = stop
+    yield grouped[start:]
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, int]:
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values)
+    return np.asarray(codes), len(uniques)
+
+
+class ThrottledTransport:
+    """Wraps a transport with the run-wide request rate and the shared rate-limit pause.
+
+    Every request, operation or read, takes a token from one limiter, so ``--rate`` caps
+    the whole run. When any answer says the gateway is rate-limiting, every worker waits
+    out the pause, not only the one that got the answer.
+    """
+
+    def __init__(self, inner: Transport, rate: float | None) -> None:
+        self.inner = inner
+        # A small bucket: a burst of a whole second's worth at start would double the
+        # first second's rate, which is exactly what a gateway limit punishes.
+        self._limiter = (
+            AsyncLimiter(max(1.0, rate / 20.0), max(1.0, rate / 20.0) / rate) if rate else None
+        )
+        self._pause_until = 0.0
+        self.rate_limited_answers = 0
+
+    async def _gate(self) -> None:
+        delay = self._pause_until - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._limiter is not None:
+            await self._limiter.acquire()
+
+    def _observe(self, answer: Answer) -> Answer:
+        if answer.rate_limited:
+            self.rate_limited_answers += 1
+            pause = answer.retry_after_s if answer.retry_after_s is not None else 1.0
+            self._pause_until = max(self._pause_until, time.monotonic() + pause)
+        return answer
+
+    async def operate(self, row: Row) -> Answer:
+        await self._gate()
+        return self._observe(await self.inner.operate(row))
+
+    async def read_ticket_status(self, sn: str) -> Answer:
+        await self._gate()
+        return self._observe(await self.inner.read_ticket_status(sn))
+
+    async def read_tickets(self, sns: Iterable[str]) -> Answer:
+        await self._gate()
+        return self._observe(await self.inner.read_tickets(sns))
+
+
+@dataclass(slots=True)
+class _Step:
+    """The result of one attempt: a final outcome, or a reason to try again."""
+
+    answer: Answer
+    attempts: int
+    outcome: Outcome | None = None
+
+    @property
+    def again(self) -> bool:
+        return self.outcome is None
+
+
+class _FatalAnswer(Exception):
+    def __init__(self, answer: Answer, attempts: int) -> None:
+        super().__init__(answer.message)
+        self.answer = answer
+        self.attempts = attempts
+
+
+OnOutcome = Callable[[Row, Outcome], None]
+BeforeSend = Callable[[Row, int], Awaitable[None]]
+
+
+async def _no_hook(row: Row, attempt: int) -> None:
+    return None
+
+
+def _status_of(answer: Answer) -> str | None:
+    data = answer.data
+    if answer.verdict is Verdict.SUCCESS and isinstance(data, dict):
+        status = data.get("current_status")
+        return str(status) if status else None
+    return None
+
+
+class Executor:
+    """Sends rows through a transport under a :class:`SendPolicy`."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        policy: SendPolicy,
+        *,
+        on_outcome: OnOutcome,
+        before_send: BeforeSend = _no_hook,
+        statuses: Mapping[str, str] | None = None,
+    ) -> None:
+        self.transport = ThrottledTransport(transport, policy.rate)
+        self.policy = policy
+        self._on_outcome = on_outcome
+        self._before_send = before_send
+        # Ticket statuses from the pre-check; None when the pre-check was skipped.
+        self._statuses = statuses
+        self._stop_reason = ""
+        self._fatal: Answer | None = None
+        self._interrupted = False
+        self._gate = asyncio.Event()
+        self._probing = False
+        self._answered = 0
+        self._failures = 0
+        self._streak = 0
+
+    @property
+    def stopping(self) -> bool:
+        return bool(self._stop_reason)
+
+    def request_stop(self, reason: str, *, interrupted: bool = False) -> None:
+        """Take no new rows; requests in flight finish and are recorded."""
+        if not self._stop_reason:
+            self._stop_reason = reason
+        self._interrupted = self._interrupted or interrupted
+        self._gate.set()
+
+    async def run(
+        self, chains: Iterable[Sequence[int] | np.ndarray], row_of: Callable[[int], Row]
+    ) -> ExecutionResult:
+        feed = iter(chains)
+        workers = [
+            asyncio.create_task(self._worker(feed, row_of), name=f"batchops-worker-{n}")
+            for n in range(max(1, self.policy.concurrency))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        return ExecutionResult(self._stop_reason, self._fatal, self._interrupted)
+
+    async def _worker(
+        self, feed: Iterator[Sequence[int] | np.ndarray], row_of: Callable[[int], Row]
+    ) -> None:
+        for chain in feed:
+            if self.stopping:
+                return
+            await self._run_chain(chain, row_of)
+
+    async def _run_chain(
+        self, chain: Sequence[int] | np.ndarray, row_of: Callable[[int], Row]
+    ) -> None:
+        """Send one ticket's rows in file order, skipping those whose work is already done."""
+        track: TicketTrack | None = None
+        for index in chain:
+            if self.stopping:
+                return
+            row = row_of(int(index))
+            if self._statuses is not None:
+                if track is None:
+                    track = TicketTrack(self._statuses.get(row.sn))
+                if track.uncertain and row.action is Action.SUSPEND:
+                    # An earlier row of this ticket ended unknown: never SUSPEND blind.
+                    track.status, _ = await self.read_status(row.sn)
+                    track.uncertain = track.status is None
+                reason = skip_reason(row.action, track.status)
+                if reason:
+                    self._emit(row, Outcome(Status.SKIPPED, None, reason, 0, finished_at=_now()))
+                    continue
+            outcome = await self._send_row(row, track.status if track else None)
+            if outcome is None:
+                return
+            if track is not None:
+                track.advance(row.action, outcome.status)
+
+    async def _send_row(self, row: Row, before: str | None) -> Outcome | None:
+        if not self._gate.is_set():
+            if self._probing:
+                await self._gate.wait()
+                if self.stopping:
+                    return None
+            else:
+                self._probing = True
+                try:
+                    return await self._deliver(row, before)
+                finally:
+                    self._gate.set()
+        return await self._deliver(row, before)
+
+    async def _deliver(self, row: Row, before: str | None) -> Outcome | None:
+        started = time.perf_counter()
+        try:
+            step = await self._attempts(row, before)
+        except _FatalAnswer as fatal:
+            self._fatal = fatal.answer
+            self.request_stop(f"stopped by a fatal answer: {fatal.answer.message}")
+            self._emit(
+                row,
+                Outcome(
+                    Status.PENDING,
+                    fatal.answer.code,
+                    f"not done, run stopped: {fatal.answer.message}",
+                    fatal.attempts,
+                    fatal.answer.http_status,
+                    fatal.answer.request_id,
+                    None,
+                    "",
+                ),
+            )
+            return None
+        outcome = step.outcome
+        assert outcome is not None
+        elapsed = (time.perf_counter() - started) * 1000.0
+        outcome = Outcome(
+            outcome.status,
+            outcome.code,
+            outcome.message,
+            step.attempts,
+            step.answer.http_status,
+            step.answer.request_id,
+            round(elapsed, 1),
+            _now(),
+        )
+        self._emit(row, outcome)
+        self._brake(outcome.status)
+        return outcome
+
+    def _emit(self, row: Row, outcome: Outcome) -> None:
+        self._on_outcome(row, outcome)
+
+    def _brake(self, status: Status) -> None:
+        if status in (Status.FAILED, Status.UNKNOWN):
+            self._failures += 1
+            self._streak += 1
+        elif status is Status.SUCCESS:
+            self._streak = 0
+        else:
+            return
+        self._answered += 1
+        reason = self.policy.brake.tripped(self._answered, self._failures, self._streak)
+        if reason:
+            self.request_stop(f"failure brake: {reason}")
+
+    async def _attempts(self, row: Row, before: str | None) -> _Step:
+        counter = {"n": 0}
+
+        async def once() -> _Step:
+            counter["n"] += 1
+            return await self._attempt(row, counter["n"], before)
+
+        def wait(state: RetryCallState) -> float:
+            backoff = wait_exponential_jitter(
+                initial=self.policy.backoff_initial_s, max=self.policy.backoff_max_s
+            )(state)
+            step = state.outcome.result() if state.outcome else None
+            hinted = step.answer.retry_after_s if isinstance(step, _Step) else None
+            return max(backoff, hinted or 0.0)
+
+        def give_up(state: RetryCallState) -> _Step:
+            step = state.outcome.result() if state.outcome else None
+            assert isinstance(step, _Step)
+            return self._exhausted(row, step)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.retries + 1),
+            wait=wait,
+            retry=retry_if_result(lambda step: isinstance(step, _Step) and step.again),
+            retry_error_callback=give_up,
+            sleep=asyncio.sleep,
+        )
+        result: _Step = await retrying(once)
+        return result
+
+    def _exhausted(self, row: Row, step: _Step) -> _Step:
+        tries = f"{step.attempts} attempt{'s' if step.attempts != 1 else ''}"
+        if step.answer.verdict is Verdict.AMBIGUOUS:
+            # Only reached when every read-back found the ticket unchanged.
+            status, text = Status.UNKNOWN, f"gave up after {tries}: {step.answer.message}"
+        else:
+            status = Status.FAILED
+            text = f"not applied, gave up after {tries}: {step.answer.message}"
+        step.outcome = Outcome(status, step.answer.code, text)
+        return step
+
+    async def _attempt(self, row: Row, attempt: int, before: str | None) -> _Step:
+        await self._before_send(row, attempt)
+        answer = await self.transport.operate(row)
+        verdict = answer.verdict
+        if verdict is Verdict.SUCCESS:
+            return _Step(answer, attempt, await self._confirm_success(row, answer))
+        if verdict is Verdict.REJECTED:
+            return _Step(answer, attempt, Outcome(Status.FAILED, answer.code, answer.message))
+        if verdict is Verdict.FATAL:
+            raise _FatalAnswer(answer, attempt)
+        if verdict is Verdict.RETRY:
+            return _Step(answer, attempt)
+        return await self._resolve_ambiguous(row, answer, attempt, before)
+
+    async def _confirm_success(self, row: Row, answer: Answer) -> Outcome:
+        if row.action is not Action.UNSUSPEND or not self.policy.confirm_unsuspend:
+            return Outcome(Status.SUCCESS, answer.code, "success")
+        status, why = await self.read_status(row.sn)
+        if status == "SUSPENDED":
+            return Outcome(
+                Status.FAILED,
+                answer.code,
+                "ITSM answered success but the ticket is still SUSPENDED: it was suspended "
+                "twice before (ITSM double-suspend bug), so UNSUSPEND cannot resume it; "
+                "ask an ITSM administrator to repair the ticket's state",
+            )
+        if status is None:
+            return Outcome(Status.SUCCESS, answer.code, f"success (not confirmed: {why})")
+        return Outcome(Status.SUCCESS, answer.code, f"success (ticket now {status})")
+
+    async def _resolve_ambiguous(
+        self, row: Row, answer: Answer, attempt: int, before: str | None
+    ) -> _Step:
+        if self.policy.readback_delay_s > 0:
+            # Let a request that is still running on the server finish before reading.
+            await asyncio.sleep(self.policy.readback_delay_s)
+        status, why = await self.read_status(row.sn)
+        if status is None:
+            return _Step(
+                answer,
+                attempt,
+                Outcome(
+                    Status.UNKNOWN,
+                    answer.code,
+                    f"{answer.message}; the ticket could not be read back ({why}): check it "
+                    "in ITSM before running this row again",
+                ),
+            )
+        judged = judge_readback(row.action, status, before)
+        if judged == "reached":
+            return _Step(
+                answer,
+                attempt,
+                Outcome(
+                    Status.SUCCESS,
+                    0,
+                    f"success, confirmed by read-back (ticket {status}) after: {answer.message}",
+                ),
+            )
+        if judged == "unchanged":
+            return _Step(answer, attempt)
+        return _Step(
+            answer,
+            attempt,
+            Outcome(
+                Status.UNKNOWN,
+                answer.code,
+                f"{answer.message}; read-back found the ticket {status}, which this "
+                f"{row.action.value} does not explain: check it in ITSM",
+            ),
+        )
+
+    async def read_status(self, sn: str) -> tuple[str | None, str]:
+        """The ticket's current status, or None and why it could not be read."""
+        why = ""
+        for attempt in range(3):
+            answer = await self.transport.read_ticket_status(sn)
+            status = _status_of(answer)
+            if status is not None:
+                return status, ""
+            why = answer.message or "no status in the answer"
+            if answer.verdict not in (Verdict.RETRY, Verdict.AMBIGUOUS):
+                break
+            await asyncio.sleep(min(self.policy.backoff_max_s, 0.5 * 2**attempt))
+        return None, why
+
+
+def judge_readback(action: Action, status: str, before: str | None) -> str:
+    """Compare a ticket read back after an unclear answer with what the action does.
+
+    ``reached``: the action's end state is there. ``unchanged``: the ticket is where it
+    was, so the action did not run and may be sent again. ``unclear``: anything else.
+    """
+    if action is Action.UNSUSPEND:
+        if status == "SUSPENDED":
+            return "unchanged"
+        if status in FINAL_TICKET_STATUSES:
+            return "unclear"
+        return "reached"
+    if status == END_STATUS[action]:
+        return "reached"
+    if before is not None:
+        return "unchanged" if status == before else "unclear"
+    return "unclear" if status in FINAL_TICKET_STATUSES else "unchanged"

@@ -1,0 +1,204 @@
+"""Pre-check: what each row would do to its ticket, judged from the ticket's current status.
+
+Reading the status of every ticket first (``get_tickets``, up to 10,000 tickets a call)
+lets batchops skip rows whose ticket is already where the action leads. The one that
+matters most is SUSPEND on a SUSPENDED ticket: the server accepts it and the ticket can
+then never be resumed (server-behaviour.md §4), so batchops never sends it.
+
+The rules are pure functions (:func:`skip_reason`, :func:`advance`) shared by
+``batchops plan`` (which simulates every row assuming success) and by the executor
+(which walks each ticket's rows with the outcomes it really got).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+
+from .client import Answer, Transport, Verdict
+from .errors import FatalAnswerError
+from .model import FINAL_TICKET_STATUSES, Action, Status
+
+#: get_tickets takes at most this many sns per call.
+GET_TICKETS_LIMIT = 10_000
+
+END_STATUS = {
+    Action.SUSPEND: "SUSPENDED",
+    Action.WITHDRAW: "REVOKED",
+    Action.TERMINATE: "TERMINATED",
+}
+
+
+def skip_reason(action: Action, status: str | None) -> str | None:
+    """Why a row need not be sent, given its ticket's status; None when it must be sent."""
+    if status is None:
+        return None
+    if action is Action.SUSPEND and status == "SUSPENDED":
+        return (
+            "skipped: ticket is already SUSPENDED (a second SUSPEND would leave it stuck "
+            "because of an ITSM bug)"
+        )
+    if action is Action.WITHDRAW and status == "REVOKED":
+        return "skipped: ticket is already withdrawn (REVOKED)"
+    if action is Action.TERMINATE and status == "TERMINATED":
+        return "skipped: ticket is already TERMINATED"
+    if action is Action.UNSUSPEND and status != "SUSPENDED" and status not in FINAL_TICKET_STATUSES:
+        return f"skipped: ticket is not suspended ({status}), nothing to resume"
+    return None
+
+
+def expectation(action: Action, status: str | None) -> str:
+    """What ``plan`` says about a row that will be sent."""
+    if status is None:
+        return f"would send {action.value}"
+    if status in FINAL_TICKET_STATUSES:
+        return f"would send {action.value}, but the ticket is {status}: ITSM will refuse it"
+    return f"would send {action.value} (ticket {status})"
+
+
+@dataclass(slots=True)
+class TicketTrack:
+    """What is known of one ticket while its rows are walked in file order."""
+
+    status: str | None
+    suspended_from: str | None = None
+    uncertain: bool = False
+
+    def advance(self, action: Action, outcome: Status) -> None:
+        """Move the known status on, by what a row's outcome says happened."""
+        if outcome is Status.SUCCESS:
+            if action is Action.SUSPEND:
+                self.suspended_from = self.status
+                self.status = "SUSPENDED"
+            elif action is Action.UNSUSPEND:
+                self.status = self.suspended_from or "RUNNING"
+                self.suspended_from = None
+            else:
+                self.status = END_STATUS[action]
+        elif outcome is Status.UNKNOWN:
+            self.status = None
+            self.uncertain = True
+
+
+@dataclass(slots=True)
+class Precheck:
+    """Ticket statuses read before sending."""
+
+    statuses: dict[str, str] = field(default_factory=dict)
+    method: str = "get_tickets"
+    reads: int = 0
+    note: str = ""
+
+
+async def read_statuses(
+    transport: Transport,
+    sns: Iterable[str],
+    *,
+    concurrency: int = 20,
+    retries: int = 3,
+) -> Precheck:
+    """Read the status of every given ticket; unknown tickets are simply absent.
+
+    ``get_tickets`` first (10,000 a call); where the app may not call it, one
+    ``get_ticket_status`` per ticket. An answer that stops everything (authentication,
+    service off) raises :class:`FatalAnswerError` before any operation was sent.
+    """
+    wanted = list(dict.fromkeys(sns))
+    result = Precheck()
+    for start in range(0, len(wanted), GET_TICKETS_LIMIT):
+        chunk = wanted[start : start + GET_TICKETS_LIMIT]
+        answer = await _read_with_retries(partial(transport.read_tickets, chunk), retries)
+        result.reads += 1
+        if answer.verdict is Verdict.SUCCESS:
+            for item in _items(answer):
+                sn, status = item.get("sn"), item.get("current_status")
+                if sn and status:
+                    result.statuses[str(sn)] = str(status)
+            continue
+        if answer.verdict is Verdict.FATAL and answer.code in _AUTH_CODES:
+            raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}")
+        # get_tickets refused or broken: fall back to one read per ticket.
+        result.method = "get_ticket_status"
+        result.note = f"get_tickets unusable ({answer.message}); read tickets one by one"
+        await _read_one_by_one(transport, wanted[start:], result, concurrency, retries)
+        break
+    return result
+
+
+_AUTH_CODES = frozenset({1306000, 1306401, 1306402, 1306406, 1640001, None})
+
+
+def _items(answer: Answer) -> list[dict[str, object]]:
+    data = answer.data
+    if isinstance(data, dict):
+        items = data.get("items")
+    elif isinstance(data, list):
+        items = data
+    else:
+        items = None
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+async def _read_with_retries(call: Callable[[], Awaitable[Answer]], retries: int) -> Answer:
+    answer = await call()
+    for attempt in range(retries):
+        if answer.verdict not in (Verdict.RETRY, Verdict.AMBIGUOUS):
+            break
+        await asyncio.sleep(answer.retry_after_s or 0.5 * 2**attempt)
+        answer = await call()
+    return answer
+
+
+async def _read_one_by_one(
+    transport: Transport,
+    sns: list[str],
+    result: Precheck,
+    concurrency: int,
+    retries: int,
+) -> None:
+    feed = iter(sns)
+
+    async def worker() -> None:
+        for sn in feed:
+            answer = await _read_with_retries(partial(transport.read_ticket_status, sn), retries)
+            result.reads += 1
+            data = answer.data
+            if answer.verdict is Verdict.SUCCESS and isinstance(data, dict):
+                status = data.get("current_status")
+                if status:
+                    result.statuses[sn] = str(status)
+            elif answer.verdict is Verdict.FATAL:
+                raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}")
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+
+
+def simulate(
+    actions: np.ndarray,
+    sns: np.ndarray,
+    chains: Iterable[np.ndarray],
+    statuses: Mapping[str, str],
+) -> dict[int, tuple[Status, str]]:
+    """What ``plan`` reports per valid row: skipped (and why) or pending with an expectation.
+
+    Rows of one ticket are walked in file order, each assumed to succeed.
+    """
+    verdicts: dict[int, tuple[Status, str]] = {}
+    for chain in chains:
+        if len(chain) == 0:
+            continue
+        track = TicketTrack(statuses.get(str(sns[int(chain[0])])))
+        for index in chain.tolist():
+            action = Action(actions[index])
+            reason = skip_reason(action, track.status)
+            if reason:
+                verdicts[index] = (Status.SKIPPED, reason)
+                continue
+            verdicts[index] = (Status.PENDING, expectation(action, track.status))
+            if track.status not in FINAL_TICKET_STATUSES:
+                track.advance(action, Status.SUCCESS)
+    return verdicts
