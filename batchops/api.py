@@ -10,6 +10,7 @@ directly and read the returned :class:`batchops.model.RunSummary`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import time
@@ -25,12 +26,13 @@ from .client import ItsmClient
 from .config import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S, ClientSettings, Credentials, Gateway
 from .config import credentials_from as _credentials_from
 from .console import NullProgress, ProgressSink
-from .errors import ConfigError, FatalAnswerError
+from .errors import CheckpointError, ConfigError, FatalAnswerError
 from .executor import Executor, FailureBrake, SendPolicy, chains_by_sn
 from .loader import Batch, load_batch
 from .model import Outcome, OutcomeTable, Row, RunSummary, Status
 from .planner import Precheck, read_statuses, simulate
 from .report import default_report_path, write_report
+from .store import Binding, Checkpoint, default_checkpoint_path, row_key, summarise_changes
 
 EXIT_OK = 0
 EXIT_ROWS_FAILED = 1
@@ -76,12 +78,23 @@ Confirm = Callable[[PlanOverview], bool]
 
 
 class _Recorder:
-    """Where outcomes go: the outcome table and the progress display, secrets scrubbed."""
+    """Where outcomes go: the table, the checkpoint and the progress display, secrets scrubbed."""
 
-    def __init__(self, outcomes: OutcomeTable, progress: ProgressSink, secrets: tuple[str, ...]):
+    def __init__(
+        self,
+        outcomes: OutcomeTable,
+        progress: ProgressSink,
+        secrets: tuple[str, ...],
+        store: Checkpoint | None = None,
+    ) -> None:
         self.outcomes = outcomes
         self.progress = progress
         self._secrets = secrets
+        self._store = store
+
+    def flush(self) -> None:
+        if self._store is not None:
+            self._store.flush()
 
     def record(self, row: Row, outcome: Outcome) -> None:
         if self._secrets and any(s in outcome.message for s in self._secrets):
@@ -99,6 +112,8 @@ class _Recorder:
                 outcome.finished_at,
             )
         self.outcomes.set(row.index, outcome)
+        if self._store is not None:
+            self._store.record(row, outcome)
         self.progress.advance(outcome.status)
 
 
@@ -173,6 +188,10 @@ def run_batch(
     rate: float | None = None,
     max_failures: str | FailureBrake | None = None,
     readback_delay: float = 1.0,
+    checkpoint: str | os.PathLike[str] | None = None,
+    use_checkpoint: bool = True,
+    fresh: bool = False,
+    retry_failed: bool = False,
     ca_bundle: str | None = None,
     insecure: bool = False,
     sandbox: bool = False,
@@ -187,6 +206,11 @@ def run_batch(
     environment (``BK_APP_CODE``, ``BK_APP_SECRET``, ``BK_USERNAME``, ``BK_TOKEN``); the app
     secret is only ever read from there. ``confirm`` is called with a
     :class:`PlanOverview` before anything is sent; returning False sends nothing.
+
+    Every row's progress is kept in a checkpoint (default: beside the input), so running
+    the same call again after a crash continues where it stopped. With ``sandbox=True``
+    no checkpoint is kept unless ``checkpoint`` is given: the stand-in's tickets live
+    only as long as the run.
     """
     env = os.environ if env is None else env
     if concurrency < 1:
@@ -230,47 +254,76 @@ def run_batch(
             f"see the 'message' column of {path} and fix those rows"
         )
 
-    state = asyncio.run(
-        _run_async(
+    store: Checkpoint | None = None
+    work = _Work(to_send=batch.valid_indices(), in_doubt=[])
+    if use_checkpoint and (checkpoint is not None or not sandbox):
+        store_path = Path(checkpoint) if checkpoint else default_checkpoint_path(batch.source)
+        store, work = _open_checkpoint(
             batch,
             outcomes,
-            policy,
-            progress,
+            store_path,
+            fresh=fresh,
+            retry_failed=retry_failed,
             gateway=gateway,
-            target=None if credentials is None else _Target(resolved_url, credentials),
-            timeout=timeout,
-            precheck=precheck,
-            confirm=confirm,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-            handle_signals=handle_signals,
+            base_url=resolved_url or "(sandbox)",
         )
-    )
-    if state.declined:
-        counts = outcomes.counts()
-        return RunSummary(
-            counts=counts,
-            total_rows=len(batch),
-            sent_requests=state.requests,
-            elapsed_s=time.monotonic() - started,
-            report_path=None,
-            exit_code=EXIT_ROWS_FAILED,
-            stopped_reason="not confirmed; nothing was sent",
-            input_fingerprint=batch.fingerprint,
+    try:
+        state = asyncio.run(
+            _run_async(
+                batch,
+                outcomes,
+                policy,
+                progress,
+                work,
+                store,
+                gateway=gateway,
+                target=None if credentials is None else _Target(resolved_url, credentials),
+                timeout=timeout,
+                precheck=precheck,
+                confirm=confirm,
+                ca_bundle=ca_bundle,
+                insecure=insecure,
+                handle_signals=handle_signals,
+            )
         )
-    path = write_report(batch.frame, outcomes, report_path)
-    counts = outcomes.counts()
-    return RunSummary(
-        counts=counts,
-        total_rows=len(batch),
-        sent_requests=state.requests,
-        elapsed_s=time.monotonic() - started,
-        report_path=str(path),
-        exit_code=_exit_code(counts, state.stopped, state.fatal, state.interrupted),
-        stopped_reason=state.stopped,
-        input_fingerprint=batch.fingerprint,
-        counts_by_action=_counts_by_action(batch, outcomes),
-    )
+        elapsed = time.monotonic() - started
+        if state.declined:
+            summary = RunSummary(
+                counts=outcomes.counts(),
+                total_rows=len(batch),
+                sent_requests=state.requests,
+                elapsed_s=elapsed,
+                report_path=None,
+                exit_code=EXIT_ROWS_FAILED,
+                stopped_reason="not confirmed; nothing was sent",
+                input_fingerprint=batch.fingerprint,
+                checkpoint_path=str(store.path) if store else None,
+            )
+        else:
+            path = write_report(batch.frame, outcomes, report_path)
+            counts = outcomes.counts()
+            stopped = state.stopped
+            if stopped and store is not None and counts[Status.PENDING.value]:
+                stopped += "; run the same command again to continue"
+            summary = RunSummary(
+                counts=counts,
+                total_rows=len(batch),
+                sent_requests=state.requests,
+                elapsed_s=elapsed,
+                report_path=str(path),
+                exit_code=_exit_code(counts, state.stopped, state.fatal, state.interrupted),
+                stopped_reason=stopped,
+                input_fingerprint=batch.fingerprint,
+                checkpoint_path=str(store.path) if store else None,
+                counts_by_action=_counts_by_action(batch, outcomes),
+                note=work.note,
+            )
+        if store is not None:
+            store.end_run(summary.exit_code)
+        return summary
+    finally:
+        if store is not None:
+            store.close()
 
 
 def _brake(value: str | FailureBrake | None) -> FailureBrake:
@@ -287,6 +340,128 @@ def _brake(value: str | FailureBrake | None) -> FailureBrake:
 
 
 @dataclass
+class _Work:
+    """What this run still has to do."""
+
+    to_send: np.ndarray
+    in_doubt: list[tuple[int, str | None]]
+    note: str = ""
+
+
+def _row_keys(batch: Batch) -> list[str]:
+    return [
+        row_key(sn, action, operator, message)
+        for sn, action, operator, message in zip(
+            batch.sn.tolist(),
+            batch.action.tolist(),
+            batch.operator.tolist(),
+            batch.message.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _rows_fingerprint(keys: list[str]) -> str:
+    digest = hashlib.sha256()
+    for key in keys:
+        digest.update(key.encode())
+    return digest.hexdigest()
+
+
+def _open_checkpoint(
+    batch: Batch,
+    outcomes: OutcomeTable,
+    path: Path,
+    *,
+    fresh: bool,
+    retry_failed: bool,
+    gateway: str,
+    base_url: str,
+) -> tuple[Checkpoint, _Work]:
+    """Open the checkpoint and work out what is left; refuse one that belongs elsewhere."""
+    backup = Checkpoint.set_aside(path) if fresh else None
+    keys = _row_keys(batch)
+    binding = Binding(
+        rows_fingerprint=_rows_fingerprint(keys),
+        row_count=len(batch),
+        gateway=gateway,
+        base_url=base_url,
+        input_path=str(batch.source.resolve()),
+    )
+    store = Checkpoint.open(path)
+    try:
+        stored = store.binding()
+        if stored is None:
+            store.initialise(
+                binding,
+                (
+                    (i, keys[i], str(batch.sn[i]), str(batch.action[i]), "", outcomes.get(i))
+                    for i in range(len(batch))
+                ),
+            )
+            store.begin_run("first run")
+            note = f"checkpoint: {path}" + (f" (previous one kept as {backup})" if backup else "")
+            return store, _Work(batch.valid_indices(), [], note)
+        _check_binding(stored, binding, store, keys, path)
+        if stored.input_path != binding.input_path:
+            store.update_input_path(binding.input_path)
+        return store, _resume(store, outcomes, retry_failed, path)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _check_binding(
+    stored: Binding, binding: Binding, store: Checkpoint, keys: list[str], path: Path
+) -> None:
+    if stored.rows_fingerprint != binding.rows_fingerprint:
+        what = summarise_changes(store.row_keys(), keys)
+        raise CheckpointError(
+            f"the input changed since checkpoint {path} was made ({what}); to continue the "
+            "earlier run, restore that file; to start over with this one, add --fresh "
+            "(the old checkpoint is kept as a backup)"
+        )
+    if (stored.gateway, stored.base_url) != (binding.gateway, binding.base_url):
+        raise CheckpointError(
+            f"checkpoint {path} belongs to a run against {stored.base_url} ({stored.gateway}), "
+            f"not {binding.base_url} ({binding.gateway}); use the same --base-url/--gateway, "
+            "or --fresh to start over"
+        )
+
+
+def _resume(store: Checkpoint, outcomes: OutcomeTable, retry_failed: bool, path: Path) -> _Work:
+    queued: list[int] = []
+    in_doubt: list[tuple[int, str | None]] = []
+    again: list[int] = []
+    done = 0
+    for rec in store.rows():
+        if rec.state == "done":
+            if retry_failed and rec.outcome.status in (Status.FAILED, Status.UNKNOWN):
+                again.append(rec.index)
+                queued.append(rec.index)
+            else:
+                outcomes.set(rec.index, rec.outcome)
+                done += 1
+        elif rec.state == "sending":
+            in_doubt.append((rec.index, rec.before_status))
+        else:
+            queued.append(rec.index)
+    if again:
+        store.requeue(again)
+    store.begin_run("retry-failed" if retry_failed else "resume")
+    parts = [f"resumed from checkpoint {path}: {done} rows already done"]
+    if in_doubt:
+        parts.append(f"{len(in_doubt)} in doubt (read back before any resend)")
+    if again:
+        parts.append(f"{len(again)} failed/unknown rows sent again")
+    if not queued and not in_doubt:
+        parts.append(
+            "nothing left to send (--retry-failed resends failed rows, --fresh starts over)"
+        )
+    return _Work(np.array(sorted(queued), dtype=np.int64), in_doubt, "; ".join(parts))
+
+
+@dataclass
 class _RunState:
     requests: int = 0
     stopped: str = ""
@@ -300,6 +475,8 @@ async def _run_async(
     outcomes: OutcomeTable,
     policy: SendPolicy,
     progress: ProgressSink,
+    work: _Work,
+    store: Checkpoint | None,
     *,
     gateway: Gateway,
     target: _Target | None,
@@ -324,42 +501,47 @@ async def _run_async(
             insecure=insecure,
         )
         client = await stack.enter_async_context(ItsmClient(settings))
-        valid = batch.valid_indices()
-        checked: Precheck | None = None
-        if precheck and len(valid):
-            try:
-                checked = await read_statuses(
-                    client,
-                    (str(batch.sn[i]) for i in valid.tolist()),
-                    concurrency=policy.concurrency,
-                )
-            except FatalAnswerError as exc:
-                state.requests = client.requests_sent
-                state.stopped, state.fatal = str(exc), True
-                for index in valid.tolist():
-                    outcomes.set(index, Outcome(Status.PENDING, None, f"not sent: {exc}"))
-                return state
-        overview = _overview(batch, checked, target.base_url, gateway, target.credentials)
-        if confirm is not None and overview.to_send and not confirm(overview):
-            state.declined = True
-            return state
-
-        recorder = _Recorder(outcomes, progress, target.credentials.secrets)
+        recorder = _Recorder(outcomes, progress, target.credentials.secrets, store)
         executor = Executor(
             client,
             policy,
             on_outcome=recorder.record,
-            statuses=checked.statuses if checked else None,
+            before_send=store.mark_sending if store else _no_mark,
         )
         if handle_signals:
             _install_signal_handlers(executor)
-        progress.start(len(valid))
+            stack.callback(_remove_signal_handlers)
         try:
-            result = await executor.run(chains_by_sn(batch.sn, valid), batch.row)
+            if work.in_doubt:
+                progress.start(len(work.in_doubt))
+                to_send = await _settle_in_doubt(batch, work, executor, recorder)
+                progress.close()
+            else:
+                to_send = work.to_send
+            checked: Precheck | None = None
+            if precheck and len(to_send) and not executor.stopping:
+                checked = await read_statuses(
+                    client,
+                    (str(batch.sn[i]) for i in to_send.tolist()),
+                    concurrency=policy.concurrency,
+                )
+                executor.statuses = checked.statuses
+        except FatalAnswerError as exc:
+            state.requests = client.requests_sent
+            state.stopped, state.fatal = str(exc), True
+            for index in work.to_send.tolist():
+                if outcomes.status_of(index) is Status.PENDING:
+                    outcomes.set(index, Outcome(Status.PENDING, None, f"not sent: {exc}"))
+            return state
+        overview = _overview(batch, to_send, checked, target.base_url, gateway, target.credentials)
+        if confirm is not None and overview.to_send and not confirm(overview):
+            state.declined = True
+            return state
+        progress.start(len(to_send))
+        try:
+            result = await executor.run(chains_by_sn(batch.sn, to_send), batch.row)
         finally:
             progress.close()
-            if handle_signals:
-                _remove_signal_handlers()
         state.requests = client.requests_sent
         state.stopped = result.stopped_reason
         state.fatal = result.fatal is not None or result.stopped_reason.startswith("failure brake")
@@ -367,14 +549,44 @@ async def _run_async(
     return state
 
 
+async def _no_mark(row: Row, attempt: int, before: str | None) -> None:
+    return None
+
+
+async def _settle_in_doubt(
+    batch: Batch, work: _Work, executor: Executor, recorder: _Recorder
+) -> np.ndarray:
+    """Read back rows that were in flight when an earlier run died; return what to send."""
+    resend: list[int] = []
+
+    async def settle(index: int, before: str | None) -> None:
+        row = batch.row(index)
+        outcome = await executor.resolve_in_doubt(row, before)
+        if outcome is None:
+            resend.append(index)
+        else:
+            recorder.record(row, outcome)
+
+    feed = iter(work.in_doubt)
+
+    async def worker() -> None:
+        for index, before in feed:
+            await settle(index, before)
+
+    await asyncio.gather(*(worker() for _ in range(min(executor.policy.concurrency, 20))))
+    recorder.flush()
+    merged = np.union1d(work.to_send, np.array(resend, dtype=np.int64))
+    return merged.astype(np.int64)
+
+
 def _overview(
     batch: Batch,
+    valid: np.ndarray,
     checked: Precheck | None,
     target: str,
     gateway: str,
     credentials: Credentials,
 ) -> PlanOverview:
-    valid = batch.valid_indices()
     by_action: dict[str, int] = {}
     for action in batch.action[valid].tolist():
         by_action[str(action)] = by_action.get(str(action), 0) + 1
@@ -499,5 +711,64 @@ def plan_batch(
         report_path=str(path),
         exit_code=EXIT_ROWS_FAILED if counts[Status.INVALID.value] else EXIT_OK,
         input_fingerprint=batch.fingerprint,
+        counts_by_action=_counts_by_action(batch, outcomes),
+    )
+
+
+def report_from_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    input_path: str | os.PathLike[str] | None = None,
+    sheet: str | None = None,
+    encoding: str | None = None,
+) -> RunSummary:
+    """Write the report of a checkpoint's run as it stands, without touching the checkpoint.
+
+    Works while the run is going: rows being sent show as ``pending``. The input file is
+    needed for its columns; it must still hold the same rows.
+    """
+    started = time.monotonic()
+    store = Checkpoint.open_readonly(Path(checkpoint))
+    try:
+        binding = store.binding()
+        if binding is None:
+            raise CheckpointError(f"checkpoint {checkpoint} has no run recorded yet")
+        source = Path(input_path or binding.input_path)
+        if not source.exists():
+            raise CheckpointError(f"the run's input {source} is gone; pass it with --input PATH")
+        batch = load_batch(source, sheet=sheet, encoding=encoding)
+        if _rows_fingerprint(_row_keys(batch)) != binding.rows_fingerprint:
+            raise CheckpointError(
+                f"{source} no longer holds the rows of checkpoint {checkpoint}; pass the "
+                "original file with --input PATH"
+            )
+        outcomes = OutcomeTable(len(batch))
+        for rec in store.rows():
+            if rec.state == "sending":
+                outcome = Outcome(
+                    Status.PENDING,
+                    None,
+                    "being sent (if its run was killed: in doubt, the next run reads it back)",
+                    rec.outcome.attempts,
+                )
+            else:
+                outcome = rec.outcome
+            outcomes.set(rec.index, outcome)
+    finally:
+        store.close()
+    path = write_report(
+        batch.frame, outcomes, Path(output) if output else default_report_path(source)
+    )
+    counts = outcomes.counts()
+    return RunSummary(
+        counts=counts,
+        total_rows=len(batch),
+        sent_requests=0,
+        elapsed_s=time.monotonic() - started,
+        report_path=str(path),
+        exit_code=_exit_code(counts, "", False, False),
+        input_fingerprint=batch.fingerprint,
+        checkpoint_path=str(checkpoint),
         counts_by_action=_counts_by_action(batch, outcomes),
     )

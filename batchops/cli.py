@@ -206,6 +206,27 @@ def main() -> None:
     show_default=True,
     help="Seconds to wait before reading a ticket back after a lost answer.",
 )
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The checkpoint file (default: beside INPUT, tickets.csv → tickets.checkpoint.db). "
+    "Running the same command again continues where a run stopped.",
+)
+@click.option(
+    "--no-checkpoint",
+    is_flag=True,
+    help="Keep no checkpoint (a killed run cannot be resumed safely).",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Start over: set the existing checkpoint aside as a backup and send every row.",
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Resume, and also resend rows that ended failed or unknown (not invalid ones).",
+)
 @click.option("--strict", is_flag=True, help="Send nothing if any row is invalid.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; summary only on error.")
@@ -228,6 +249,10 @@ def run(
     rate: float | None,
     max_failures: str | None,
     readback_delay: float,
+    checkpoint: str | None,
+    no_checkpoint: bool,
+    fresh: bool,
+    retry_failed: bool,
     strict: bool,
     yes: bool,
     quiet: bool,
@@ -265,6 +290,10 @@ def run(
             rate=rate,
             max_failures=max_failures,
             readback_delay=readback_delay,
+            checkpoint=checkpoint,
+            use_checkpoint=not no_checkpoint,
+            fresh=fresh,
+            retry_failed=retry_failed,
             ca_bundle=ca_bundle,
             insecure=insecure,
             sandbox=sandbox,
@@ -322,6 +351,45 @@ def plan(
             sandbox=sandbox,
             ca_bundle=ca_bundle,
             insecure=insecure,
+        )
+    except BatchopsError as error:
+        _fail(error)
+        return
+    _finish(summary, False)
+
+
+@main.command()
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Where to write the report (default: the run's default report path).",
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The run's input file, if it moved since the run.",
+)
+@click.option("--sheet", help="XLSX: the sheet the run read.")
+@click.option("--encoding", help="CSV: the encoding the run used.")
+def report(
+    checkpoint_path: str,
+    output: str | None,
+    input_path: str | None,
+    sheet: str | None,
+    encoding: str | None,
+) -> None:
+    """Rebuild the full report from a checkpoint, also while its run is going (read-only).
+
+    \b
+    Example:
+      batchops report tickets.checkpoint.db -o progress.xlsx
+    """
+    try:
+        summary = api.report_from_checkpoint(
+            checkpoint_path, output=output, input_path=input_path, sheet=sheet, encoding=encoding
         )
     except BatchopsError as error:
         _fail(error)

@@ -151,7 +151,8 @@ def progress_for(stream: IO[str], *, quiet: bool = False) -> ProgressSink:
 def format_summary(summary: RunSummary) -> str:
     """The closing lines of a run: counts per status, elapsed, rate, report path."""
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
-    lines = [
+    lines = [f"{summary.note}"] if summary.note else []
+    lines += [
         f"{summary.total_rows} rows: {counts or 'nothing to do'}",
         f"elapsed {summary.elapsed_s:.1f} s, {summary.rows_per_second:.0f} rows/s, "
         f"{summary.sent_requests} requests",

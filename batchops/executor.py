@@ -198,10 +198,10 @@ class _FatalAnswer(Exception):
 
 
 OnOutcome = Callable[[Row, Outcome], None]
-BeforeSend = Callable[[Row, int], Awaitable[None]]
+BeforeSend = Callable[[Row, int, str | None], Awaitable[None]]
 
 
-async def _no_hook(row: Row, attempt: int) -> None:
+async def _no_hook(row: Row, attempt: int, before: str | None) -> None:
     return None
 
 
@@ -229,8 +229,8 @@ class Executor:
         self.policy = policy
         self._on_outcome = on_outcome
         self._before_send = before_send
-        # Ticket statuses from the pre-check; None when the pre-check was skipped.
-        self._statuses = statuses
+        #: Ticket statuses from the pre-check; None when the pre-check was skipped.
+        self.statuses = statuses
         self._stop_reason = ""
         self._fatal: Answer | None = None
         self._interrupted = False
@@ -284,9 +284,9 @@ class Executor:
             if self.stopping:
                 return
             row = row_of(int(index))
-            if self._statuses is not None:
+            if self.statuses is not None:
                 if track is None:
-                    track = TicketTrack(self._statuses.get(row.sn))
+                    track = TicketTrack(self.statuses.get(row.sn))
                 if track.uncertain and row.action is Action.SUSPEND:
                     # An earlier row of this ticket ended unknown: never SUSPEND blind.
                     track.status, _ = await self.read_status(row.sn)
@@ -411,7 +411,7 @@ class Executor:
         return step
 
     async def _attempt(self, row: Row, attempt: int, before: str | None) -> _Step:
-        await self._before_send(row, attempt)
+        await self._before_send(row, attempt, before)
         answer = await self.transport.operate(row)
         verdict = answer.verdict
         if verdict is Verdict.SUCCESS:
@@ -480,6 +480,39 @@ class Executor:
                 f"{answer.message}; read-back found the ticket {status}, which this "
                 f"{row.action.value} does not explain: check it in ITSM",
             ),
+        )
+
+    async def resolve_in_doubt(self, row: Row, before: str | None) -> Outcome | None:
+        """Settle a row that was being sent when an earlier run died: None means send it.
+
+        The ticket is read back, never blindly resent: end state reached → success;
+        ticket where it was → send again; anything else → unknown.
+        """
+        status, why = await self.read_status(row.sn)
+        if status is None:
+            return Outcome(
+                Status.UNKNOWN,
+                None,
+                f"was being sent when an earlier run stopped and could not be read back "
+                f"({why}); check the ticket in ITSM, then use --retry-failed",
+                finished_at=_now(),
+            )
+        judged = judge_readback(row.action, status, before)
+        if judged == "reached":
+            return Outcome(
+                Status.SUCCESS,
+                0,
+                f"success, confirmed by read-back after an interrupted run (ticket {status})",
+                finished_at=_now(),
+            )
+        if judged == "unchanged":
+            return None
+        return Outcome(
+            Status.UNKNOWN,
+            None,
+            f"was being sent when an earlier run stopped; read-back found the ticket "
+            f"{status}, which this {row.action.value} does not explain: check it in ITSM",
+            finished_at=_now(),
         )
 
     async def read_status(self, sn: str) -> tuple[str | None, str]:

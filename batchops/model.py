@@ -83,6 +83,7 @@ class RunSummary:
     input_fingerprint: str = ""
     checkpoint_path: str | None = None
     counts_by_action: dict[str, dict[str, int]] = field(default_factory=dict)
+    note: str = ""
 
     @property
     def rows_per_second(self) -> float:

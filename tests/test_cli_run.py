@@ -252,7 +252,7 @@ def test_secret_never_written_anywhere(itsm: SandboxThread, tmp_path: Path) -> N
     )
     good = run_cli(["run", str(src), "-o", str(tmp_path / "good.csv")], creds_env(itsm.url))
     bad = run_cli(
-        ["run", str(src), "-o", str(tmp_path / "bad.csv")],
+        ["run", str(src), "-o", str(tmp_path / "bad.csv"), "--fresh"],
         creds_env(itsm.url, secret=SECRET + "-wrong"),
     )
     assert good.exit_code == 1 and bad.exit_code == 3

@@ -1,0 +1,467 @@
+"""The checkpoint: one SQLite file that remembers every row's state across crashes.
+
+Each input row has a record: its identity (position plus a hash of sn, action,
+operator and message), its state and its outcome::
+
+    queued ──mark_sending()──▶ sending ──record()──▶ done (success/failed/skipped/unknown)
+                                  │
+                                  └─ still "sending" after a crash: in doubt, resolved by
+                                     reading the ticket back, never by a blind resend
+
+"sending" is committed *before* the request leaves. Commits are grouped: every worker
+that asks for a mark in the same event-loop turn waits for one shared commit, so the
+checkpoint costs a few commits per hundred rows, not two per row. WAL mode with
+``synchronous=NORMAL`` makes a commit survive the process being killed (not a power cut).
+
+The file is bound to the input's rows and to the target (gateway, base URL); it never
+holds a secret, and it is created readable by its owner only. A second process on the
+same file is refused at once through an advisory lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from .errors import CheckpointError
+from .model import Outcome, Row, Status
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (
+    idx INTEGER PRIMARY KEY,
+    row_key TEXT NOT NULL,
+    sn TEXT NOT NULL,
+    action TEXT NOT NULL,
+    state TEXT NOT NULL,              -- queued | sending | done
+    before_status TEXT,               -- ticket status expected before the send
+    status TEXT NOT NULL,             -- the report's status
+    code INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    http_status INTEGER,
+    request_id TEXT NOT NULL DEFAULT '',
+    elapsed_ms REAL,
+    finished_at TEXT NOT NULL DEFAULT '',
+    run_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS history (
+    idx INTEGER NOT NULL,
+    run_id INTEGER,
+    status TEXT NOT NULL,
+    code INTEGER,
+    message TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    finished_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    exit_code INTEGER,
+    note TEXT NOT NULL DEFAULT ''
+);
+"""
+
+#: How long finished outcomes may wait for a commit when no "sending" mark forces one.
+_OUTCOME_FLUSH_S = 0.1
+_OUTCOME_FLUSH_ROWS = 2000
+
+
+def row_key(sn: str, action: str, operator: str, message: str) -> str:
+    """A row's content identity: what would be sent, so an edited row is noticed."""
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update("\x1f".join((sn, action, operator, message)).encode())
+    return digest.hexdigest()
+
+
+def default_checkpoint_path(source: Path) -> Path:
+    """Beside the input: ``tickets.csv`` → ``tickets.checkpoint.db``."""
+    return source.with_name(f"{source.stem}.checkpoint.db")
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """What a checkpoint belongs to: the input's rows and the target."""
+
+    rows_fingerprint: str
+    row_count: int
+    gateway: str
+    base_url: str
+    input_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    index: int
+    key: str
+    sn: str
+    action: str
+    state: str
+    before_status: str | None
+    outcome: Outcome
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+class Checkpoint:
+    """An open, locked checkpoint file. Use :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock_fd = lock_fd
+        self.run_id: int | None = None
+        self._marks: list[tuple[int, int, str | None, int]] = []
+        self._finals: list[tuple[object, ...]] = []
+        self._history: list[tuple[object, ...]] = []
+        self._flush_waiters: list[asyncio.Future[None]] = []
+        self._flush_scheduled = False
+        self._last_flush = time.monotonic()
+        self.commits = 0
+
+    # ---------------------------------------------------------------- opening
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = True) -> Checkpoint:
+        """Open (creating if asked) and lock the checkpoint; refuse if another run holds it."""
+        path = Path(path)
+        existed = path.exists()
+        if not existed and not create:
+            raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+        try:
+            # Created owner-only before SQLite touches it; SQLite gives its -wal and -shm
+            # files the same permissions.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot open checkpoint {path}: {exc.strerror}; choose another place with "
+                "--checkpoint PATH"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CheckpointError(
+                f"checkpoint {path} is in use by another batchops run; wait for it to finish "
+                "(or stop it) — two runs on one checkpoint could operate a ticket twice"
+            ) from None
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(_SCHEMA)
+            version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            os.close(fd)
+            raise CheckpointError(
+                f"{path} is not a batchops checkpoint ({exc}); pass another --checkpoint "
+                "or --fresh to replace it"
+            ) from None
+        if version is not None and version[0] != SCHEMA_VERSION:
+            conn.close()
+            os.close(fd)
+            raise CheckpointError(
+                f"checkpoint {path} was written by another batchops version "
+                f"(schema {version[0]}); use --fresh to start over"
+            )
+        return cls(path, conn, fd)
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> Checkpoint:
+        """Open without locking and without writing (``batchops report`` during a run)."""
+        path = Path(path)
+        if not path.exists():
+            raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise CheckpointError(f"{path} is not a batchops checkpoint ({exc})") from None
+        return cls(path, conn, None)
+
+    @staticmethod
+    def set_aside(path: Path) -> Path | None:
+        """Move an old checkpoint out of the way (``--fresh``), keeping it as a backup."""
+        if not path.exists():
+            return None
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        backup = path.with_name(f"{path.name}.{stamp}.bak")
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = path.with_name(f"{path.name}.{stamp}-{n}.bak")
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointError(
+                f"checkpoint {path} is in use by another batchops run; --fresh cannot "
+                "replace it now"
+            ) from None
+        finally:
+            os.close(fd)
+        # Fold the WAL into the main file so the backup is one self-contained file.
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        os.replace(path, backup)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return backup
+
+    def close(self) -> None:
+        try:
+            self._flush_now()
+            self._conn.close()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    # ---------------------------------------------------------------- binding
+
+    def binding(self) -> Binding | None:
+        meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        if "rows_fingerprint" not in meta:
+            return None
+        return Binding(
+            rows_fingerprint=meta["rows_fingerprint"],
+            row_count=int(meta["row_count"]),
+            gateway=meta["gateway"],
+            base_url=meta["base_url"],
+            input_path=meta["input_path"],
+        )
+
+    def row_keys(self) -> list[str]:
+        return [k for (k,) in self._conn.execute("SELECT row_key FROM rows ORDER BY idx")]
+
+    def initialise(
+        self,
+        binding: Binding,
+        rows: Iterable[tuple[int, str, str, str, str, Outcome]],
+    ) -> None:
+        """Write the binding and one record per input row (state queued, or done if invalid)."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                [
+                    ("schema", SCHEMA_VERSION),
+                    ("rows_fingerprint", binding.rows_fingerprint),
+                    ("row_count", str(binding.row_count)),
+                    ("gateway", binding.gateway),
+                    ("base_url", binding.base_url),
+                    ("input_path", binding.input_path),
+                    ("created_at", _now()),
+                ],
+            )
+            conn.executemany(
+                "INSERT INTO rows(idx, row_key, sn, action, state, status, message) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        index,
+                        key,
+                        sn,
+                        action,
+                        "done" if outcome.status is not Status.PENDING else "queued",
+                        outcome.status.value,
+                        outcome.message,
+                    )
+                    for index, key, sn, action, _operator, outcome in rows
+                ),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.commits += 1
+
+    def update_input_path(self, path: str) -> None:
+        self._conn.execute("UPDATE meta SET value=? WHERE key='input_path'", (path,))
+
+    def begin_run(self, note: str = "") -> int:
+        cur = self._conn.execute("INSERT INTO runs(started_at, note) VALUES (?, ?)", (_now(), note))
+        self.run_id = int(cur.lastrowid or 0)
+        return self.run_id
+
+    def end_run(self, exit_code: int) -> None:
+        self._flush_now()
+        self._conn.execute(
+            "UPDATE runs SET ended_at=?, exit_code=? WHERE run_id=?",
+            (_now(), exit_code, self.run_id),
+        )
+
+    # ---------------------------------------------------------------- reading
+
+    def rows(self) -> Iterator[StoredRow]:
+        cursor = self._conn.execute(
+            "SELECT idx, row_key, sn, action, state, before_status, status, code, message, "
+            "attempts, http_status, request_id, elapsed_ms, finished_at FROM rows ORDER BY idx"
+        )
+        for rec in cursor:
+            yield StoredRow(
+                index=rec[0],
+                key=rec[1],
+                sn=rec[2],
+                action=rec[3],
+                state=rec[4],
+                before_status=rec[5],
+                outcome=Outcome(
+                    status=Status(rec[6]),
+                    code=rec[7],
+                    message=rec[8],
+                    attempts=rec[9],
+                    http_status=rec[10],
+                    request_id=rec[11],
+                    elapsed_ms=rec[12],
+                    finished_at=rec[13],
+                ),
+            )
+
+    def history(self, index: int) -> list[tuple[int | None, str, str]]:
+        """Earlier outcomes of one row (run, status, message), oldest first."""
+        return [
+            (r[0], r[1], r[2])
+            for r in self._conn.execute(
+                "SELECT run_id, status, message FROM history WHERE idx=? ORDER BY rowid",
+                (index,),
+            )
+        ]
+
+    def requeue(self, indices: Sequence[int]) -> None:
+        """Send these rows again (``--retry-failed``); their earlier outcome goes to history."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO history(idx, run_id, status, code, message, attempts, finished_at) "
+            "SELECT idx, run_id, status, code, message, attempts, finished_at FROM rows "
+            "WHERE idx=?",
+            ((i,) for i in indices),
+        )
+        conn.executemany(
+            "UPDATE rows SET state='queued', status='pending' WHERE idx=?",
+            ((i,) for i in indices),
+        )
+        conn.execute("COMMIT")
+        self.commits += 1
+
+    # ---------------------------------------------------------------- writing
+
+    async def mark_sending(self, row: Row, attempt: int, before: str | None) -> None:
+        """Durably note that ``row`` is about to be sent; returns once committed."""
+        self._marks.append((row.index, attempt, before, self.run_id or 0))
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append(waiter)
+        self._schedule_flush()
+        await waiter
+
+    def record(self, row: Row, outcome: Outcome) -> None:
+        """Note a row's outcome; committed with the next group (within 100 ms)."""
+        state = "queued" if outcome.status is Status.PENDING else "done"
+        self._finals.append(
+            (
+                state,
+                outcome.status.value,
+                outcome.code,
+                outcome.message,
+                outcome.attempts,
+                outcome.http_status,
+                outcome.request_id,
+                outcome.elapsed_ms,
+                outcome.finished_at,
+                self.run_id,
+                row.index,
+            )
+        )
+        if (
+            len(self._finals) >= _OUTCOME_FLUSH_ROWS
+            or time.monotonic() - self._last_flush > _OUTCOME_FLUSH_S
+        ):
+            self._schedule_flush()
+
+    def flush(self) -> None:
+        """Commit every outcome noted so far."""
+        self._flush_now()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_scheduled:
+            return
+        self._flush_scheduled = True
+        # call_soon: every worker that reaches a mark in this loop turn joins one commit.
+        asyncio.get_running_loop().call_soon(self._flush_from_loop)
+
+    def _flush_from_loop(self) -> None:
+        self._flush_scheduled = False
+        waiters, self._flush_waiters = self._flush_waiters, []
+        try:
+            self._flush_now()
+        except BaseException as exc:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(
+                        CheckpointError(f"cannot write checkpoint {self.path}: {exc}")
+                    )
+            return
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _flush_now(self) -> None:
+        marks, self._marks = self._marks, []
+        finals, self._finals = self._finals, []
+        if not marks and not finals:
+            return
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if finals:
+                conn.executemany(
+                    "UPDATE rows SET state=?, status=?, code=?, message=?, attempts=?, "
+                    "http_status=?, request_id=?, elapsed_ms=?, finished_at=?, run_id=? "
+                    "WHERE idx=?",
+                    finals,
+                )
+            if marks:
+                conn.executemany(
+                    "UPDATE rows SET state='sending', attempts=?, before_status=?, run_id=? "
+                    "WHERE idx=?",
+                    ((attempt, before, run, idx) for idx, attempt, before, run in marks),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.commits += 1
+        self._last_flush = time.monotonic()
+
+
+def summarise_changes(old_keys: Sequence[str], new_keys: Sequence[str]) -> str:
+    """Say in a few words how an input's rows differ from the checkpoint's."""
+    parts = []
+    if len(new_keys) != len(old_keys):
+        parts.append(f"{len(old_keys)} rows then, {len(new_keys)} now")
+    changed = [i for i, (a, b) in enumerate(zip(old_keys, new_keys, strict=False)) if a != b]
+    if changed:
+        first = ", ".join(str(i + 2) for i in changed[:5])
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        parts.append(f"{len(changed)} rows differ (rows {first}{more})")
+    return "; ".join(parts) or "the rows differ"
