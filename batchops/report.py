@@ -1,0 +1,435 @@
+"""Outcomes in, CSV/XLSX out: the results report a user opens after a run.
+
+This module owns the report file and nothing else: which columns it has and what they
+are called, how each cell is written so that opening the file never runs anything, what
+the XLSX looks like (bold frozen header, filter, widths, status colours, a Summary
+sheet), where the report goes by default, and writing it atomically so that a crash
+leaves either the old report or the new one, never half of one.
+
+The report is the input sheet, row for row and cell for cell, with the result columns
+(:data:`batchops.model.RESULT_COLUMNS`) appended. Safety rules:
+
+* XLSX: every input cell is written as a string, with xlsxwriter's conversions to
+  formulas, numbers and links switched off, so ``=1+1`` stays the text ``=1+1`` and
+  ``007`` keeps its zeros. Only ``code``, ``attempts``, ``http_status`` and
+  ``elapsed_ms`` are numbers. Excel keeps at most 32,767 characters in a cell; longer
+  text is cut there by xlsxwriter.
+* CSV: a program that opens a CSV guesses each cell's type, so every text cell
+  (headers included) that starts with ``=``, ``+``, ``-``, ``@``, tab or carriage return
+  gets a leading ``'``. The file is UTF-8 with a BOM so Excel reads Chinese correctly.
+
+A report that cannot be written raises :class:`batchops.errors.InputError` with a
+one-line message naming the path and what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import json
+import math
+import numbers
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import pandas as pd
+import xlsxwriter
+from xlsxwriter.exceptions import FileCreateError, FileSizeError
+
+from batchops.errors import InputError
+from batchops.model import RESULT_COLUMNS, OutcomeTable, Status
+
+ReportFormat = Literal["csv", "xlsx"]
+
+#: Result columns written as numbers (blank where the outcome has none).
+NUMERIC_RESULT_COLUMNS = frozenset({"code", "attempts", "http_status", "elapsed_ms"})
+
+#: First characters that make a spreadsheet treat a CSV cell as a formula (OWASP).
+CSV_FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+
+#: Data rows an XLSX sheet holds (1,048,576 rows minus the header) and its column limit.
+XLSX_MAX_ROWS = 1_048_575
+XLSX_MAX_COLUMNS = 16_384
+
+RESULTS_SHEET = "Results"
+SUMMARY_SHEET = "Summary"
+
+_XLSX_OPTIONS: dict[str, object] = {
+    "strings_to_formulas": False,
+    "strings_to_numbers": False,
+    "strings_to_urls": False,
+    # Rows are flushed to disk as soon as the next one starts, so memory stays flat.
+    "constant_memory": True,
+}
+
+# Background and font colours per status; pending rows stay plain.
+_STATUS_COLOURS: dict[Status, tuple[str, str]] = {
+    Status.SUCCESS: ("#C6EFCE", "#006100"),
+    Status.FAILED: ("#FFC7CE", "#9C0006"),
+    Status.UNKNOWN: ("#FFC7CE", "#9C0006"),
+    Status.INVALID: ("#FCD5B4", "#974706"),
+    Status.SKIPPED: ("#D9D9D9", "#404040"),
+}
+
+_WIDTH_SAMPLE_ROWS = 200
+_MIN_WIDTH = 6
+_MAX_WIDTH = 60
+
+_REPORT_STEM = re.compile(r"^(?P<base>.*)\.report(?:-(?P<generation>\d+))?$", re.IGNORECASE)
+_EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"})
+
+
+def result_column_names(input_columns: Sequence[str]) -> list[str]:
+    """Names of the result columns for an input with these columns, in RESULT_COLUMNS order.
+
+    A result column whose name an input column already has (case-insensitive, trimmed)
+    is called ``result_<name>``; should that be taken too, ``result_`` is prefixed again,
+    so every header of the report is distinct.
+    """
+    taken = {str(column).strip().casefold() for column in input_columns}
+    names: list[str] = []
+    for name in RESULT_COLUMNS:
+        while name.casefold() in taken:
+            name = f"result_{name}"
+        taken.add(name.casefold())
+        names.append(name)
+    return names
+
+
+def default_report_path(source: Path) -> Path:
+    """Where the report of ``source`` goes unless the user says otherwise.
+
+    Beside the input, in its format: ``tickets.csv`` gives ``tickets.report.csv`` and
+    ``x.xlsx`` (or ``.xls``) gives ``x.report.xlsx``. The input is never the report: a
+    report fed back in (``tickets.report.csv``) gives ``tickets.report-2.csv``, that one
+    ``tickets.report-3.csv``, and so on.
+    """
+    suffix = ".xlsx" if source.suffix.lower() in _EXCEL_SUFFIXES else ".csv"
+    match = _REPORT_STEM.match(source.stem)
+    if match:
+        base, generation = match["base"], int(match["generation"] or 1)
+    else:
+        base, generation = source.stem, 1
+    while True:
+        label = ".report" if generation == 1 else f".report-{generation}"
+        candidate = source.with_name(f"{base}{label}{suffix}")
+        # Case-insensitively, as Windows and macOS compare names.
+        if candidate.name.casefold() != source.name.casefold():
+            return candidate
+        generation += 1
+
+
+def write_report(
+    frame: pd.DataFrame,
+    outcomes: OutcomeTable,
+    path: Path,
+    *,
+    fmt: ReportFormat | None = None,
+    summary: Mapping[str, object] | None = None,
+) -> Path:
+    """Write the input rows and their outcomes to ``path`` atomically; return ``path``.
+
+    ``frame`` holds the input's own columns with every cell as text (``""`` when empty),
+    in input order; row ``i`` of it belongs to outcome ``i``. ``fmt`` defaults to the
+    suffix of ``path``. ``summary`` becomes a second sheet "Summary" of key/value rows in
+    an XLSX report; a CSV report has no room for it and leaves it out.
+    """
+    if len(outcomes) != len(frame):
+        raise ValueError(f"{len(frame)} input rows but {len(outcomes)} outcomes")
+    fmt = fmt or _format_of(path)
+    headers = [str(column) for column in frame.columns]
+    result_names = result_column_names(headers)
+    if fmt == "csv":
+        with _atomic_file(path) as temp:
+            _write_csv(temp, frame, headers, result_names, outcomes)
+    elif fmt == "xlsx":
+        _check_fits_sheet(path, len(frame), len(headers) + len(result_names))
+        with _atomic_file(path) as temp:
+            _write_xlsx(temp, frame, headers, result_names, outcomes, summary)
+    else:
+        raise ValueError(f"unknown report format {fmt!r}; expected 'csv' or 'xlsx'")
+    return path
+
+
+# --- CSV ------------------------------------------------------------------------------
+
+
+def _write_csv(
+    temp: Path,
+    frame: pd.DataFrame,
+    headers: list[str],
+    result_names: list[str],
+    outcomes: OutcomeTable,
+) -> None:
+    columns: dict[int, pd.Series[Any]] = {}
+    for position in range(len(headers)):
+        columns[position] = _guard_formulas(_as_text(frame.iloc[:, position]))
+    results = outcomes.columns()
+    for offset, name in enumerate(RESULT_COLUMNS):
+        values = results[name]
+        if name in NUMERIC_RESULT_COLUMNS:
+            dtype = "float64" if name == "elapsed_ms" else "Int64"
+            column: pd.Series[Any] = pd.Series(values, dtype=dtype)
+        else:
+            column = _guard_formulas(pd.Series(values, dtype="str"))
+        columns[len(headers) + offset] = column
+    table = pd.DataFrame(columns, copy=False)
+    table.columns = pd.Index(
+        [_guard_text(h) for h in headers] + result_names, dtype="object", tupleize_cols=False
+    )
+    with temp.open("w", encoding="utf-8-sig", newline="") as handle:
+        # CRLF as RFC 4180 says; it also makes the writer quote a cell holding a bare "\r",
+        # which a "\n" terminator would leave bare and so split the row in Excel.
+        table.to_csv(handle, index=False, na_rep="", lineterminator="\r\n")
+        _sync(handle)
+
+
+def _as_text(column: pd.Series[Any]) -> pd.Series[Any]:
+    """The column as strings on a fresh 0..n-1 index (the caller promises text already)."""
+    column = column.reset_index(drop=True)
+    if isinstance(column.dtype, pd.StringDtype):
+        return column.fillna("")
+    return column.fillna("").astype("str")
+
+
+def _guard_formulas(column: pd.Series[Any]) -> pd.Series[Any]:
+    """Prefix ``'`` to every cell a spreadsheet would read as a formula."""
+    dangerous = column.str.startswith(CSV_FORMULA_PREFIXES).fillna(False).astype(bool)
+    if not dangerous.any():
+        return column
+    column = column.copy()
+    column[dangerous] = "'" + column[dangerous]
+    return column
+
+
+def _guard_text(text: str) -> str:
+    return "'" + text if text.startswith(CSV_FORMULA_PREFIXES) else text
+
+
+# --- XLSX -----------------------------------------------------------------------------
+
+
+def _check_fits_sheet(path: Path, rows: int, columns: int) -> None:
+    if rows > XLSX_MAX_ROWS:
+        raise InputError(
+            f"cannot write the report {path}: {rows:,} rows do not fit in an Excel sheet "
+            f"(at most {XLSX_MAX_ROWS:,}); write a .csv report instead"
+        )
+    if columns > XLSX_MAX_COLUMNS:
+        raise InputError(
+            f"cannot write the report {path}: {columns:,} columns do not fit in an Excel "
+            f"sheet (at most {XLSX_MAX_COLUMNS:,}); write a .csv report instead"
+        )
+
+
+def _write_xlsx(
+    temp: Path,
+    frame: pd.DataFrame,
+    headers: list[str],
+    result_names: list[str],
+    outcomes: OutcomeTable,
+    summary: Mapping[str, object] | None,
+) -> None:
+    inputs = [_as_text(frame.iloc[:, position]).tolist() for position in range(len(headers))]
+    results = outcomes.columns()
+    # xlsxwriter refuses NaN and infinity (or writes them as formulas): leave them blank.
+    results["elapsed_ms"] = [
+        v if isinstance(v, float) and math.isfinite(v) else None for v in results["elapsed_ms"]
+    ]
+    width = len(headers) + len(result_names)
+
+    workbook = xlsxwriter.Workbook(str(temp), dict(_XLSX_OPTIONS))
+    try:
+        bold = workbook.add_format({"bold": True})
+        status_formats = {
+            status.value: workbook.add_format({"bg_color": bg, "font_color": fg})
+            for status, (bg, fg) in _STATUS_COLOURS.items()
+        }
+        sheet = workbook.add_worksheet(RESULTS_SHEET)
+        all_columns = [*inputs, *(results[name] for name in RESULT_COLUMNS)]
+        for col, (header, values) in enumerate(
+            zip(headers + result_names, all_columns, strict=True)
+        ):
+            sheet.set_column(col, col, _column_width(header, values))
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, len(frame), width - 1)
+        for col, header in enumerate(headers + result_names):
+            sheet.write_string(0, col, header, bold)
+        _write_xlsx_rows(sheet, inputs, results, status_formats)
+        if summary is not None:
+            _write_summary(workbook.add_worksheet(SUMMARY_SHEET), summary, bold)
+    except BaseException:
+        # Close quietly so xlsxwriter's own temp files go; the caller removes ours.
+        with suppress(Exception):
+            workbook.close()
+        raise
+    workbook.close()
+    with temp.open("r+b") as handle:
+        _sync(handle)
+
+
+def _write_xlsx_rows(
+    sheet: Any,
+    inputs: list[list[str]],
+    results: dict[str, list[object]],
+    status_formats: Mapping[str, object],
+) -> None:
+    """Write the data rows strictly in order (constant_memory flushes row by row)."""
+    write_string = sheet.write_string
+    write_number = sheet.write_number
+    first_result = len(inputs)
+    kinds = [
+        ("status" if name == "status" else "number" if name in NUMERIC_RESULT_COLUMNS else "text")
+        for name in RESULT_COLUMNS
+    ]
+    result_columns = [results[name] for name in RESULT_COLUMNS]
+    # An input without columns still has rows: one empty tuple of input cells each.
+    rows = zip(*inputs, strict=True) if inputs else itertools.repeat((), len(result_columns[0]))
+    for row, (cells, outcome) in enumerate(
+        zip(rows, zip(*result_columns, strict=True), strict=True), start=1
+    ):
+        for col, text in enumerate(cells):
+            if text:
+                write_string(row, col, text)
+        for col, (kind, value) in enumerate(zip(kinds, outcome, strict=True), start=first_result):
+            if value is None or value == "":
+                continue
+            if kind == "number":
+                write_number(row, col, value)
+            elif kind == "status":
+                write_string(row, col, value, status_formats.get(str(value)))
+            else:
+                write_string(row, col, str(value))
+
+
+def _write_summary(sheet: Any, summary: Mapping[str, object], bold: object) -> None:
+    sheet.set_column(0, 0, max([_MIN_WIDTH * 2, *(_display_width(str(k)) + 2 for k in summary)]))
+    sheet.set_column(1, 1, 40)
+    for row, (key, value) in enumerate(summary.items()):
+        sheet.write_string(row, 0, str(key), bold)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            sheet.write_boolean(row, 1, value)
+        elif isinstance(value, numbers.Real):
+            if math.isfinite(value):
+                sheet.write_number(row, 1, value)
+            elif value == value:  # infinity as text; NaN stays blank
+                sheet.write_string(row, 1, str(value))
+        elif isinstance(value, Mapping | list | tuple):
+            sheet.write_string(row, 1, json.dumps(value, ensure_ascii=False, default=str))
+        else:
+            sheet.write_string(row, 1, str(value))
+
+
+def _column_width(header: str, values: Sequence[object]) -> int:
+    sample = (str(v) for v in values[:_WIDTH_SAMPLE_ROWS] if v is not None)
+    widest = max([_display_width(header) + 3, *(_display_width(s) + 1 for s in sample)])
+    return max(_MIN_WIDTH, min(_MAX_WIDTH, widest))
+
+
+def _display_width(text: str) -> int:
+    """Columns ``text`` takes on screen: wide (e.g. Chinese) characters count double."""
+    first_line = text.split("\n", 1)[0]
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in first_line)
+
+
+# --- files ----------------------------------------------------------------------------
+
+
+def _format_of(path: Path) -> ReportFormat:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".xlsx":
+        return "xlsx"
+    raise InputError(
+        f"cannot tell the report format of {path}: name the report file *.csv or *.xlsx"
+    )
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temp file beside ``path``; after the block, move it onto ``path``.
+
+    The block writes (and syncs) the temp file. On any error the temp file is removed
+    and ``path`` is left as it was; file-system errors become :class:`InputError`.
+    """
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _unwritable(path, exc) from exc
+    os.close(fd)
+    temp = Path(name)
+    try:
+        yield temp
+        os.chmod(temp, _new_file_mode(path))
+        os.replace(temp, path)
+    except BaseException as exc:
+        with suppress(OSError):
+            temp.unlink()
+        if isinstance(exc, OSError | FileCreateError | FileSizeError):
+            raise _unwritable(path, exc) from exc
+        raise
+    _sync_directory(path.parent)
+
+
+def _unwritable(path: Path, exc: BaseException) -> InputError:
+    if isinstance(exc, FileSizeError):
+        return InputError(f"cannot write the report {path}: too big for XLSX; write a .csv")
+    if isinstance(exc, FileCreateError) and exc.args and isinstance(exc.args[0], OSError):
+        exc = exc.args[0]
+    code = exc.errno if isinstance(exc, OSError) else None
+    folder = path.parent
+    hints: dict[int | None, str] = {
+        errno.ENOENT: f"the folder {folder} does not exist; create it or choose another path",
+        errno.ENOTDIR: f"{folder} is not a folder; choose another report path",
+        errno.EACCES: (
+            f"permission denied; choose a folder you can write to, or close {path.name} "
+            "if another program has it open"
+        ),
+        errno.EISDIR: "that is a folder; give a file name ending in .csv or .xlsx",
+        errno.ENOSPC: "the disk is full; free some space or write the report elsewhere",
+        errno.EROFS: "the file system is read-only; choose another report path",
+    }
+    hints[errno.EPERM] = hints[errno.EACCES]
+    reason = hints.get(code) or f"{_one_line(exc)}; check the path and try again"
+    return InputError(f"cannot write the report {path}: {reason}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode a plain ``open(path, "w")`` would give (mkstemp makes files 0600)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _sync(handle: IO[Any]) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _sync_directory(folder: Path) -> None:
+    """Make the rename durable; not every platform can open a folder, which is fine."""
+    if os.name != "posix":
+        return
+    with suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
