@@ -235,6 +235,7 @@ def run_batch(
 
     batch = load_batch(Path(input_path), sheet=sheet, encoding=encoding)
     report_path = Path(output) if output else default_report_path(batch.source)
+    _check_report_path(report_path, batch.source)
     outcomes = OutcomeTable(len(batch))
     _mark_invalid(batch, outcomes)
     policy = SendPolicy(
@@ -324,6 +325,19 @@ def run_batch(
     finally:
         if store is not None:
             store.close()
+
+
+def _check_report_path(report_path: Path, source: Path) -> None:
+    """Refuse early a report path that would overwrite the input or cannot be written."""
+    if report_path.resolve() == source.resolve():
+        raise ConfigError(f"the report would overwrite the input {source}; choose another --output")
+    folder = report_path.resolve().parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"the report's folder {folder} does not exist; create it or change --output"
+        )
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"cannot write the report into {folder}; change --output")
 
 
 def _brake(value: str | FailureBrake | None) -> FailureBrake:
@@ -665,6 +679,7 @@ def plan_batch(
     credentials = _credentials_from(app_code, username, env) if reads and not sandbox else None
     batch = load_batch(Path(input_path), sheet=sheet, encoding=encoding)
     report_path = Path(output) if output else default_report_path(batch.source)
+    _check_report_path(report_path, batch.source)
     outcomes = OutcomeTable(len(batch))
     _mark_invalid(batch, outcomes)
     valid = batch.valid_indices()
