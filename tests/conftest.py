@@ -52,8 +52,12 @@ def creds_env(url: str, *, secret: str = SECRET, **extra: str) -> dict[str, str]
     return env
 
 
-def write_csv(path: Path, rows: Sequence[Sequence[str]], header: Sequence[str] = HEADER,
-              encoding: str = "utf-8") -> Path:
+def write_csv(
+    path: Path,
+    rows: Sequence[Sequence[str]],
+    header: Sequence[str] = HEADER,
+    encoding: str = "utf-8",
+) -> Path:
     """Write a CSV input file."""
     with path.open("w", encoding=encoding, newline="") as handle:
         writer = csv.writer(handle)
@@ -88,8 +92,9 @@ class CliRun:
     result: Result
 
 
-def run_cli(args: Sequence[str], env: dict[str, str] | None = None,
-            input_text: str | None = None) -> CliRun:
+def run_cli(
+    args: Sequence[str], env: dict[str, str] | None = None, input_text: str | None = None
+) -> CliRun:
     """Invoke the real CLI entry point in-process (stdin is not a terminal)."""
     runner = CliRunner()
     result = runner.invoke(main, list(args), env=env, input=input_text, catch_exceptions=False)

@@ -100,9 +100,7 @@ def test_invalid_rows_never_sent(itsm: SandboxThread, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030", "gbk"])
-def test_encodings_and_chinese_aliases(
-    itsm: SandboxThread, tmp_path: Path, encoding: str
-) -> None:
+def test_encodings_and_chinese_aliases(itsm: SandboxThread, tmp_path: Path, encoding: str) -> None:
     """Chinese headers and actions in every supported encoding run and report readably."""
     seed(itsm, running("单1"), running("单2"))
     src = write_csv(
@@ -133,7 +131,7 @@ def test_xlsx_round_trip_keeps_text_and_has_no_formulas(
     for r, row in enumerate(
         [
             ["ticket", "operator", "action", "message", "note"],
-            ["00123", "admin", "suspend", "wait", "=HYPERLINK(\"http://x\")"],
+            ["00123", "admin", "suspend", "wait", '=HYPERLINK("http://x")'],
             ["NO2", "admin", "terminate", "dup", "@SUM(A1)"],
         ]
     ):
@@ -173,11 +171,13 @@ def test_same_ticket_rows_go_in_order_one_at_a_time(tmp_path: Path) -> None:
     faults = Faults(latency_ms=15)
     from batchops.sandbox import SandboxConfig, SandboxState
 
-    state = SandboxState(SandboxConfig(app_code="batchops-sandbox", app_secret=SECRET,
-                                       faults=faults))
+    state = SandboxState(
+        SandboxConfig(app_code="batchops-sandbox", app_secret=SECRET, faults=faults)
+    )
     sns = [f"NO{i}" for i in range(6)]
-    state.seed_tickets(Ticket(sn=s, status="RUNNING", creator="admin", processors=["admin"])
-                       for s in sns)
+    state.seed_tickets(
+        Ticket(sn=s, status="RUNNING", creator="admin", processors=["admin"]) for s in sns
+    )
     rows = []
     for _round in range(3):
         for sn in sns:
@@ -185,8 +185,9 @@ def test_same_ticket_rows_go_in_order_one_at_a_time(tmp_path: Path) -> None:
             rows.append([sn, "admin", "UNSUSPEND", "u"])
     src = write_csv(tmp_path / "t.csv", rows)
     with SandboxThread(state) as server:
-        out = run_cli(["run", str(src), "--concurrency", "8", "--no-precheck"],
-                      creds_env(server.url))
+        out = run_cli(
+            ["run", str(src), "--concurrency", "8", "--no-precheck"], creds_env(server.url)
+        )
     assert out.exit_code == 0, out.stdout + out.stderr
     assert state.stats.concurrent_same_sn == 0
     assert state.stats.double_suspends == 0
@@ -211,9 +212,7 @@ def test_wrong_secret_stops_run_with_exit_3(itsm: SandboxThread, tmp_path: Path)
     assert "1306000" in out.stdout + out.stderr or "authentication" in out.stdout
 
 
-def test_wrong_secret_with_precheck_sends_no_operation(
-    itsm: SandboxThread, tmp_path: Path
-) -> None:
+def test_wrong_secret_with_precheck_sends_no_operation(itsm: SandboxThread, tmp_path: Path) -> None:
     """With the pre-check on, a wrong secret is caught before any operate_ticket."""
     seed(itsm, running("NO1"))
     src = write_csv(tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"]])
@@ -266,7 +265,9 @@ def test_secret_never_written_anywhere(itsm: SandboxThread, tmp_path: Path) -> N
 def test_strict_sends_nothing_when_a_row_is_invalid(itsm: SandboxThread, tmp_path: Path) -> None:
     """--strict: one invalid row means exit 2 and no request at all."""
     seed(itsm, running("NO1"))
-    src = write_csv(tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"], ["", "a", "SUSPEND", "y"]])
+    src = write_csv(
+        tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"], ["", "a", "SUSPEND", "y"]]
+    )
     out = run_cli(["run", str(src), "--strict"], creds_env(itsm.url))
     assert out.exit_code == 2
     assert out.stderr.startswith("Error: 1 invalid rows")
@@ -276,7 +277,9 @@ def test_strict_sends_nothing_when_a_row_is_invalid(itsm: SandboxThread, tmp_pat
 def test_plan_sends_no_operation(itsm: SandboxThread, tmp_path: Path) -> None:
     """plan marks sendable rows pending and never calls operate_ticket."""
     seed(itsm, running("NO1"))
-    src = write_csv(tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"], ["", "a", "SUSPEND", "y"]])
+    src = write_csv(
+        tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"], ["", "a", "SUSPEND", "y"]]
+    )
     out = run_cli(["plan", str(src)], creds_env(itsm.url))
     assert out.exit_code == 1
     assert [r["status"] for r in read_report(tmp_path / "t.report.csv")] == ["pending", "invalid"]
@@ -345,8 +348,7 @@ def test_missing_credentials_is_a_clear_error(tmp_path: Path) -> None:
     """No secret in the environment: exit 2 naming BK_APP_SECRET, nothing else read."""
     src = write_csv(tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"]])
     out = run_cli(
-        ["run", str(src), "--base-url", "http://127.0.0.1:9", "--app-code", "a",
-         "--username", "u"]
+        ["run", str(src), "--base-url", "http://127.0.0.1:9", "--app-code", "a", "--username", "u"]
     )
     assert out.exit_code == 2
     assert "BK_APP_SECRET" in out.stderr
