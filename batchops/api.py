@@ -14,7 +14,7 @@ import hashlib
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .client import ItsmClient
-from .config import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT_S, ClientSettings, Credentials, Gateway
+from .config import ClientSettings, Credentials, Gateway, Resolved, resolve
 from .config import credentials_from as _credentials_from
 from .console import NullProgress, ProgressSink
 from .errors import CheckpointError, ConfigError, FatalAnswerError
@@ -31,8 +31,9 @@ from .executor import Executor, FailureBrake, SendPolicy, chains_by_sn
 from .loader import Batch, load_batch
 from .model import Outcome, OutcomeTable, Row, RunSummary, Status
 from .planner import Precheck, read_statuses, simulate
-from .report import default_report_path, write_report
+from .report import default_report_path, write_failures, write_report
 from .store import Binding, Checkpoint, default_checkpoint_path, row_key, summarise_changes
+from .summary import summary_fields, summary_sheet, top_failures, write_summary_json
 
 EXIT_OK = 0
 EXIT_ROWS_FAILED = 1
@@ -86,11 +87,13 @@ class _Recorder:
         progress: ProgressSink,
         secrets: tuple[str, ...],
         store: Checkpoint | None = None,
+        emit: Events | None = None,
     ) -> None:
         self.outcomes = outcomes
         self.progress = progress
         self._secrets = secrets
         self._store = store
+        self._emit = emit
 
     def flush(self) -> None:
         if self._store is not None:
@@ -115,6 +118,17 @@ class _Recorder:
         if self._store is not None:
             self._store.record(row, outcome)
         self.progress.advance(outcome.status)
+        if self._emit is not None and outcome.status in (Status.FAILED, Status.UNKNOWN):
+            self._emit(
+                "row_" + outcome.status.value,
+                {
+                    "row": row.index + 2,
+                    "sn": row.sn,
+                    "action": row.action.value,
+                    "code": outcome.code,
+                    "message": outcome.message,
+                },
+            )
 
 
 def _mark_invalid(batch: Batch, outcomes: OutcomeTable) -> None:
@@ -174,38 +188,52 @@ def run_batch(
     input_path: str | os.PathLike[str],
     *,
     base_url: str | None = None,
-    gateway: Gateway = "esb",
+    gateway: Gateway | None = None,
     app_code: str | None = None,
     username: str | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    timeout: float = DEFAULT_TIMEOUT_S,
+    concurrency: int | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+    rate: float | None = None,
+    max_failures: str | FailureBrake | None = None,
+    readback_delay: float | None = None,
+    ca_bundle: str | None = None,
+    profile: str | None = None,
+    config: str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,
     sheet: str | None = None,
     encoding: str | None = None,
     strict: bool = False,
     precheck: bool = True,
-    retries: int = 3,
-    rate: float | None = None,
-    max_failures: str | FailureBrake | None = None,
-    readback_delay: float = 1.0,
     checkpoint: str | os.PathLike[str] | None = None,
     use_checkpoint: bool = True,
     fresh: bool = False,
     retry_failed: bool = False,
-    ca_bundle: str | None = None,
+    only: Collection[str] | None = None,
+    canary: int | None = None,
+    failures: str | os.PathLike[str] | None = None,
+    summary_json: str | os.PathLike[str] | None = None,
     insecure: bool = False,
     sandbox: bool = False,
     progress: ProgressSink | None = None,
     confirm: Confirm | None = None,
+    confirm_canary: ConfirmCanary | None = None,
+    events: Events | None = None,
     env: Mapping[str, str] | None = None,
     handle_signals: bool = False,
 ) -> RunSummary:
     """Validate ``input_path``, send every valid row, write the report, return a summary.
 
-    Keyword arguments mirror the CLI options. Credentials not given come from the
-    environment (``BK_APP_CODE``, ``BK_APP_SECRET``, ``BK_USERNAME``, ``BK_TOKEN``); the app
-    secret is only ever read from there. ``confirm`` is called with a
-    :class:`PlanOverview` before anything is sent; returning False sends nothing.
+    Keyword arguments mirror the CLI options; a setting left ``None`` comes from the
+    environment, then from the ``batchops.toml`` profile, then from the default. The app
+    secret is only ever read from the environment (``BK_APP_SECRET``, or the variable
+    the profile's ``secret_env`` names).
+
+    ``confirm`` is called with a :class:`PlanOverview` before anything is sent; returning
+    False sends nothing. With ``canary=N`` the first N rows go first; then
+    ``confirm_canary`` decides, or (without it) the run goes on only if every canary row
+    succeeded. ``only`` (e.g. ``{"failed", "unknown"}``) re-runs just those rows of an
+    earlier report given as input. ``events`` receives ``(name, fields)`` for log lines.
 
     Every row's progress is kept in a checkpoint (default: beside the input), so running
     the same call again after a crash continues where it stopped. With ``sandbox=True``
@@ -213,40 +241,67 @@ def run_batch(
     only as long as the run.
     """
     env = os.environ if env is None else env
-    if concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
-    if timeout <= 0:
-        raise ConfigError("--timeout must be more than 0 seconds")
-    if rate is not None and rate <= 0:
-        raise ConfigError("--rate must be more than 0 requests per second")
-    brake = _brake(max_failures)
+    emit = events or _no_events
+    settings = resolve(
+        {
+            "base_url": base_url,
+            "gateway": gateway,
+            "app_code": app_code,
+            "username": username,
+            "concurrency": concurrency,
+            "timeout": timeout,
+            "retries": retries,
+            "rate": rate,
+            "max_failures": max_failures if isinstance(max_failures, str) else None,
+            "readback_delay": readback_delay,
+            "ca_bundle": ca_bundle,
+        },
+        profile=profile,
+        config=config,
+        env=env,
+    )
+    policy, timeout_s = _policy(settings, max_failures)
+    gateway_used: Gateway = settings["gateway"]
     credentials: Credentials | None = None
     resolved_url = ""
     if not sandbox:
-        resolved_url = (base_url or env.get("BATCHOPS_BASE_URL", "")).strip()
+        resolved_url = str(settings["base_url"] or "").strip()
         if not resolved_url:
             raise ConfigError(
-                "no ITSM address: pass --base-url URL or set BATCHOPS_BASE_URL "
-                "(or try --sandbox to run against the embedded stand-in)"
+                "no ITSM address: pass --base-url URL, set BATCHOPS_BASE_URL or use a "
+                "--profile (or try --sandbox to run against the embedded stand-in)"
             )
         if not resolved_url.startswith(("http://", "https://")):
             raise ConfigError(f"--base-url must start with http:// or https://: {resolved_url!r}")
-        credentials = _credentials_from(app_code, username, env)
+        credentials = _credentials_from(
+            settings["app_code"],
+            settings["username"],
+            env,
+            secret_env=settings["secret_env"],
+            token_env=settings["token_env"],
+        )
+    if canary is not None and canary < 1:
+        raise ConfigError("--canary must be at least 1 row")
 
     batch = load_batch(Path(input_path), sheet=sheet, encoding=encoding)
     report_path = Path(output) if output else default_report_path(batch.source)
     _check_report_path(report_path, batch.source)
     outcomes = OutcomeTable(len(batch))
     _mark_invalid(batch, outcomes)
-    policy = SendPolicy(
-        concurrency=concurrency,
-        retries=max(0, retries),
-        rate=rate,
-        brake=brake,
-        readback_delay_s=max(0.0, readback_delay),
-    )
+    sendable = _select(batch, outcomes, only)
     progress = progress or NullProgress()
     started = time.monotonic()
+    emit(
+        "run_started",
+        {
+            "input": str(batch.source),
+            "rows": len(batch),
+            "to_send": int(sendable.sum()),
+            "invalid": batch.invalid_count(),
+            "target": resolved_url or "(sandbox)",
+            "gateway": gateway_used,
+        },
+    )
 
     if strict and batch.invalid_count():
         path = write_report(batch.frame, outcomes, report_path)
@@ -256,16 +311,17 @@ def run_batch(
         )
 
     store: Checkpoint | None = None
-    work = _Work(to_send=batch.valid_indices(), in_doubt=[])
+    work = _Work(to_send=np.flatnonzero(sendable).astype(np.int64), in_doubt=[])
     if use_checkpoint and (checkpoint is not None or not sandbox):
         store_path = Path(checkpoint) if checkpoint else default_checkpoint_path(batch.source)
         store, work = _open_checkpoint(
             batch,
             outcomes,
+            sendable,
             store_path,
             fresh=fresh,
             retry_failed=retry_failed,
-            gateway=gateway,
+            gateway=gateway_used,
             base_url=resolved_url or "(sandbox)",
         )
     try:
@@ -277,54 +333,174 @@ def run_batch(
                 progress,
                 work,
                 store,
-                gateway=gateway,
+                gateway=gateway_used,
                 target=None if credentials is None else _Target(resolved_url, credentials),
-                timeout=timeout,
+                timeout_s=timeout_s,
                 precheck=precheck,
+                canary=canary,
                 confirm=confirm,
-                ca_bundle=ca_bundle,
+                confirm_canary=confirm_canary,
+                ca_bundle=settings["ca_bundle"],
                 insecure=insecure,
                 handle_signals=handle_signals,
+                emit=emit,
             )
         )
-        elapsed = time.monotonic() - started
-        if state.declined:
-            summary = RunSummary(
-                counts=outcomes.counts(),
-                total_rows=len(batch),
-                sent_requests=state.requests,
-                elapsed_s=elapsed,
-                report_path=None,
-                exit_code=EXIT_ROWS_FAILED,
-                stopped_reason="not confirmed; nothing was sent",
-                input_fingerprint=batch.fingerprint,
-                checkpoint_path=str(store.path) if store else None,
-            )
-        else:
-            path = write_report(batch.frame, outcomes, report_path)
-            counts = outcomes.counts()
-            stopped = state.stopped
-            if stopped and store is not None and counts[Status.PENDING.value]:
-                stopped += "; run the same command again to continue"
-            summary = RunSummary(
-                counts=counts,
-                total_rows=len(batch),
-                sent_requests=state.requests,
-                elapsed_s=elapsed,
-                report_path=str(path),
-                exit_code=_exit_code(counts, state.stopped, state.fatal, state.interrupted),
-                stopped_reason=stopped,
-                input_fingerprint=batch.fingerprint,
-                checkpoint_path=str(store.path) if store else None,
-                counts_by_action=_counts_by_action(batch, outcomes),
-                note=work.note,
-            )
+        summary = _finish_run(
+            batch,
+            outcomes,
+            state,
+            started=started,
+            report_path=None if state.declined else report_path,
+            store=store,
+            note=work.note,
+            settings={
+                "input": str(batch.source),
+                "target": resolved_url or "(embedded sandbox)",
+                "gateway": gateway_used,
+                "app_code": credentials.app_code if credentials else "batchops-sandbox",
+                "profile": settings.profile or "",
+                "concurrency": policy.concurrency,
+                "rate": policy.rate or "unlimited",
+                "pre-check": "on" if precheck else "off",
+                "only": ",".join(sorted(only)) if only else "",
+                "canary": canary or "",
+            },
+            failures_path=Path(failures) if failures else None,
+        )
         if store is not None:
             store.end_run(summary.exit_code)
-        return summary
     finally:
         if store is not None:
             store.close()
+    if summary_json:
+        write_summary_json(summary, Path(summary_json))
+    emit("run_finished", summary_fields(summary))
+    return summary
+
+
+def _no_events(name: str, fields: Mapping[str, object]) -> None:
+    return None
+
+
+def _policy(settings: Resolved, brake: str | FailureBrake | None) -> tuple[SendPolicy, float]:
+    concurrency = int(settings["concurrency"])
+    timeout_s = float(settings["timeout"])
+    rate = settings["rate"]
+    if concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    if timeout_s <= 0:
+        raise ConfigError("--timeout must be more than 0 seconds")
+    if rate is not None and float(rate) <= 0:
+        raise ConfigError("--rate must be more than 0 requests per second")
+    policy = SendPolicy(
+        concurrency=concurrency,
+        retries=max(0, int(settings["retries"])),
+        rate=float(rate) if rate is not None else None,
+        brake=brake if isinstance(brake, FailureBrake) else _brake(settings["max_failures"]),
+        readback_delay_s=max(0.0, float(settings["readback_delay"])),
+    )
+    return policy, timeout_s
+
+
+def _select(batch: Batch, outcomes: OutcomeTable, only: Collection[str] | None) -> np.ndarray:
+    """Which rows this run may send: every valid row, or with ``only`` those an earlier
+    report gave one of the named statuses (the others keep that report's result)."""
+    valid: np.ndarray = np.asarray(batch.invalid == "", dtype=bool)
+    if not only:
+        return valid
+    wanted = {s.strip().lower() for s in only if s.strip()}
+    unknown = wanted - {s.value for s in Status}
+    if unknown:
+        raise ConfigError(
+            f"--only takes statuses ({', '.join(s.value for s in Status)}), not "
+            + ", ".join(sorted(unknown))
+        )
+    previous = batch.previous_results
+    if previous is None:
+        raise ConfigError(
+            f"--only needs a batchops report as input (with its status column); "
+            f"{batch.source} is a plain input file"
+        )
+    earlier = previous["status"].str.strip().str.lower().to_numpy(dtype=object)
+    chosen: np.ndarray = np.asarray(valid & np.isin(earlier, list(wanted)), dtype=bool)
+    for index in np.flatnonzero(valid & ~chosen).tolist():
+        outcomes.set(index, _previous_outcome(previous, index))
+    return chosen
+
+
+def _previous_outcome(previous: pd.DataFrame, index: int) -> Outcome:
+    row = previous.iloc[index]
+
+    def number(name: str) -> float | None:
+        text = str(row[name]).strip()
+        try:
+            return float(text) if text else None
+        except ValueError:
+            return None
+
+    status_text = str(row["status"]).strip().lower()
+    status = Status(status_text) if status_text in {s.value for s in Status} else Status.PENDING
+    code, attempts, http = number("code"), number("attempts"), number("http_status")
+    return Outcome(
+        status,
+        int(code) if code is not None else None,
+        str(row["message"]),
+        int(attempts or 0),
+        int(http) if http is not None else None,
+        str(row["request_id"]),
+        number("elapsed_ms"),
+        str(row["finished_at"]),
+    )
+
+
+def _finish_run(
+    batch: Batch,
+    outcomes: OutcomeTable,
+    state: _RunState,
+    *,
+    started: float,
+    report_path: Path | None,
+    store: Checkpoint | None,
+    note: str,
+    settings: dict[str, object],
+    failures_path: Path | None,
+) -> RunSummary:
+    """Write the report (and the failures file) and sum the run up."""
+    counts = outcomes.counts()
+    by_action = _counts_by_action(batch, outcomes)
+    stopped = state.stopped
+    if state.declined:
+        stopped = "not confirmed; nothing was sent"
+    elif stopped and store is not None and counts[Status.PENDING.value]:
+        stopped += "; run the same command again to continue"
+    exit_code = (
+        EXIT_ROWS_FAILED
+        if state.declined
+        else _exit_code(counts, state.stopped, state.fatal, state.interrupted)
+    )
+    elapsed = time.monotonic() - started
+    path: Path | None = None
+    if report_path is not None:
+        sheet = summary_sheet(
+            counts, by_action, top_failures(outcomes), settings, elapsed, stopped, exit_code
+        )
+        path = write_report(batch.frame, outcomes, report_path, summary=sheet)
+        if failures_path is not None:
+            write_failures(batch.frame, outcomes, failures_path)
+    return RunSummary(
+        counts=counts,
+        total_rows=len(batch),
+        sent_requests=state.requests,
+        elapsed_s=elapsed,
+        report_path=str(path) if path else None,
+        exit_code=exit_code,
+        stopped_reason=stopped,
+        input_fingerprint=batch.fingerprint,
+        checkpoint_path=str(store.path) if store else None,
+        counts_by_action=by_action,
+        note=note,
+    )
 
 
 def _check_report_path(report_path: Path, source: Path) -> None:
@@ -385,6 +561,7 @@ def _rows_fingerprint(keys: list[str]) -> str:
 def _open_checkpoint(
     batch: Batch,
     outcomes: OutcomeTable,
+    sendable: np.ndarray,
     path: Path,
     *,
     fresh: bool,
@@ -409,13 +586,20 @@ def _open_checkpoint(
             store.initialise(
                 binding,
                 (
-                    (i, keys[i], str(batch.sn[i]), str(batch.action[i]), "", outcomes.get(i))
+                    (
+                        i,
+                        keys[i],
+                        str(batch.sn[i]),
+                        str(batch.action[i]),
+                        bool(sendable[i]),
+                        outcomes.get(i),
+                    )
                     for i in range(len(batch))
                 ),
             )
             store.begin_run("first run")
             note = f"checkpoint: {path}" + (f" (previous one kept as {backup})" if backup else "")
-            return store, _Work(batch.valid_indices(), [], note)
+            return store, _Work(np.flatnonzero(sendable).astype(np.int64), [], note)
         _check_binding(stored, binding, store, keys, path)
         if stored.input_path != binding.input_path:
             store.update_input_path(binding.input_path)
@@ -484,6 +668,32 @@ class _RunState:
     declined: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class CanaryReport:
+    """The outcomes of the canary rows, shown before the rest is sent."""
+
+    outcomes: list[tuple[int, str, str, Outcome]]  # (index, sn, action, outcome)
+    remaining: int
+
+    @property
+    def all_good(self) -> bool:
+        return all(o.status in (Status.SUCCESS, Status.SKIPPED) for *_, o in self.outcomes)
+
+    def describe(self) -> str:
+        lines = [f"Canary: {len(self.outcomes)} rows sent first:"]
+        for index, sn, action, outcome in self.outcomes:
+            lines.append(
+                f"  row {index + 2}: {sn} {action} → {outcome.status.value}"
+                + (f" ({outcome.message})" if outcome.status is not Status.SUCCESS else "")
+            )
+        lines.append(f"{self.remaining} rows remain.")
+        return "\n".join(lines)
+
+
+ConfirmCanary = Callable[[CanaryReport], bool]
+Events = Callable[[str, Mapping[str, object]], None]
+
+
 async def _run_async(
     batch: Batch,
     outcomes: OutcomeTable,
@@ -494,12 +704,15 @@ async def _run_async(
     *,
     gateway: Gateway,
     target: _Target | None,
-    timeout: float,
+    timeout_s: float,
     precheck: bool,
+    canary: int | None,
     confirm: Confirm | None,
+    confirm_canary: ConfirmCanary | None,
     ca_bundle: str | None,
     insecure: bool,
     handle_signals: bool,
+    emit: Events,
 ) -> _RunState:
     state = _RunState()
     async with AsyncExitStack() as stack:
@@ -510,12 +723,12 @@ async def _run_async(
             gateway=gateway,
             credentials=target.credentials,
             concurrency=policy.concurrency,
-            timeout_s=timeout,
+            timeout_s=timeout_s,
             ca_bundle=ca_bundle,
             insecure=insecure,
         )
         client = await stack.enter_async_context(ItsmClient(settings))
-        recorder = _Recorder(outcomes, progress, target.credentials.secrets, store)
+        recorder = _Recorder(outcomes, progress, target.credentials.secrets, store, emit)
         executor = Executor(
             client,
             policy,
@@ -540,6 +753,7 @@ async def _run_async(
                     concurrency=policy.concurrency,
                 )
                 executor.statuses = checked.statuses
+                emit("precheck_done", {"tickets": len(checked.statuses), "via": checked.method})
         except FatalAnswerError as exc:
             state.requests = client.requests_sent
             state.stopped, state.fatal = str(exc), True
@@ -551,16 +765,67 @@ async def _run_async(
         if confirm is not None and overview.to_send and not confirm(overview):
             state.declined = True
             return state
+        batches = [to_send]
+        if canary is not None and canary < len(to_send):
+            batches = [to_send[:canary], to_send[canary:]]
+        result = None
         progress.start(len(to_send))
         try:
-            result = await executor.run(chains_by_sn(batch.sn, to_send), batch.row)
+            for number, part in enumerate(batches):
+                if number == 1:
+                    if not await _canary_passed(
+                        batch, part, batches[0], outcomes, confirm_canary, state
+                    ):
+                        break
+                    if checked is not None:
+                        # The canary moved some tickets on: read them again, never guess.
+                        again = await read_statuses(
+                            client, {str(batch.sn[i]) for i in batches[0].tolist()}
+                        )
+                        executor.statuses = {**(executor.statuses or {}), **again.statuses}
+                result = await executor.run(chains_by_sn(batch.sn, part), batch.row)
+                if executor.stopping:
+                    break
         finally:
             progress.close()
         state.requests = client.requests_sent
-        state.stopped = result.stopped_reason
-        state.fatal = result.fatal is not None or result.stopped_reason.startswith("failure brake")
-        state.interrupted = result.interrupted
+        if result is not None:
+            state.stopped = state.stopped or result.stopped_reason
+            state.fatal = result.fatal is not None or result.stopped_reason.startswith(
+                "failure brake"
+            )
+            state.interrupted = result.interrupted
     return state
+
+
+async def _canary_passed(
+    batch: Batch,
+    rest: np.ndarray,
+    first: np.ndarray,
+    outcomes: OutcomeTable,
+    confirm_canary: ConfirmCanary | None,
+    state: _RunState,
+) -> bool:
+    report = CanaryReport(
+        [(i, str(batch.sn[i]), str(batch.action[i]), outcomes.get(i)) for i in first.tolist()],
+        remaining=len(rest),
+    )
+    if confirm_canary is not None:
+        go_on = await asyncio.to_thread(confirm_canary, report)
+    else:
+        go_on = report.all_good
+    if not go_on:
+        bad = sum(
+            1 for *_, o in report.outcomes if o.status not in (Status.SUCCESS, Status.SKIPPED)
+        )
+        state.stopped = (
+            f"stopped after the canary ({bad} of {len(report.outcomes)} canary rows did not "
+            "succeed)"
+            if bad
+            else "stopped after the canary: not confirmed"
+        )
+        state.fatal = True
+    return go_on
 
 
 async def _no_mark(row: Row, attempt: int, before: str | None) -> None:
@@ -653,30 +918,59 @@ def plan_batch(
     input_path: str | os.PathLike[str],
     *,
     base_url: str | None = None,
-    gateway: Gateway = "esb",
+    gateway: Gateway | None = None,
     app_code: str | None = None,
     username: str | None = None,
+    timeout: float | None = None,
+    ca_bundle: str | None = None,
+    profile: str | None = None,
+    config: str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,
     sheet: str | None = None,
     encoding: str | None = None,
     precheck: bool = True,
-    timeout: float = DEFAULT_TIMEOUT_S,
     sandbox: bool = False,
-    ca_bundle: str | None = None,
     insecure: bool = False,
+    summary_json: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> RunSummary:
     """Validate (and, with an ITSM address, pre-check) without sending any operation.
 
     Rows that would be sent are ``pending``; rows the pre-check would skip are
     ``skipped`` with the reason; invalid rows are ``invalid``. The report is written
-    exactly as ``run`` would write it.
+    exactly as ``run`` would write it. Without an ITSM address (flag, environment or
+    profile) it only validates, and needs no credentials.
     """
     env = os.environ if env is None else env
     started = time.monotonic()
-    resolved_url = (base_url or env.get("BATCHOPS_BASE_URL", "")).strip()
+    settings = resolve(
+        {
+            "base_url": base_url,
+            "gateway": gateway,
+            "app_code": app_code,
+            "username": username,
+            "timeout": timeout,
+            "ca_bundle": ca_bundle,
+        },
+        profile=profile,
+        config=config,
+        env=env,
+    )
+    resolved_url = str(settings["base_url"] or "").strip()
+    gateway_used: Gateway = settings["gateway"]
+    timeout_s = float(settings["timeout"])
     reads = precheck and (sandbox or bool(resolved_url))
-    credentials = _credentials_from(app_code, username, env) if reads and not sandbox else None
+    credentials = (
+        _credentials_from(
+            settings["app_code"],
+            settings["username"],
+            env,
+            secret_env=settings["secret_env"],
+            token_env=settings["token_env"],
+        )
+        if reads and not sandbox
+        else None
+    )
     batch = load_batch(Path(input_path), sheet=sheet, encoding=encoding)
     report_path = Path(output) if output else default_report_path(batch.source)
     _check_report_path(report_path, batch.source)
@@ -693,17 +987,17 @@ def plan_batch(
                 target = (
                     _Target(resolved_url, credentials)
                     if credentials is not None
-                    else await _start_sandbox(stack, batch, gateway)
+                    else await _start_sandbox(stack, batch, gateway_used)
                 )
-                settings = ClientSettings(
+                client_settings = ClientSettings(
                     base_url=target.base_url,
-                    gateway=gateway,
+                    gateway=gateway_used,
                     credentials=target.credentials,
-                    timeout_s=timeout,
-                    ca_bundle=ca_bundle,
+                    timeout_s=timeout_s,
+                    ca_bundle=settings["ca_bundle"],
                     insecure=insecure,
                 )
-                client = await stack.enter_async_context(ItsmClient(settings))
+                client = await stack.enter_async_context(ItsmClient(client_settings))
                 checked = await read_statuses(client, (str(batch.sn[i]) for i in valid.tolist()))
                 return checked, client.requests_sent
 
@@ -718,7 +1012,7 @@ def plan_batch(
         outcomes.set(index, Outcome(status, None, message))
     path = write_report(batch.frame, outcomes, report_path)
     counts = outcomes.counts()
-    return RunSummary(
+    summary = RunSummary(
         counts=counts,
         total_rows=len(batch),
         sent_requests=requests,
@@ -727,7 +1021,11 @@ def plan_batch(
         exit_code=EXIT_ROWS_FAILED if counts[Status.INVALID.value] else EXIT_OK,
         input_fingerprint=batch.fingerprint,
         counts_by_action=_counts_by_action(batch, outcomes),
+        note=f"plan only, nothing sent; pre-check: {note}",
     )
+    if summary_json:
+        write_summary_json(summary, Path(summary_json))
+    return summary
 
 
 def report_from_checkpoint(

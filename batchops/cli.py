@@ -2,38 +2,49 @@
 
 Nothing here knows HTTP, files or SQLite. Every :class:`batchops.errors.BatchopsError`
 becomes one ``Error: …`` line on stderr and its class's exit code, never a traceback.
+Settings left unset on the command line are ``None`` here, so that the API can apply
+one precedence everywhere: flag > environment > profile > default.
 
 Exit codes (stable, for cron):
-  0  every row success or skipped
-  1  finished, some rows failed, invalid or unknown (or the run was not confirmed)
-  2  usage, configuration or input error: nothing was sent
-  3  stopped early by a fatal answer or the failure brake: rows not done are pending
-  130 interrupted (Ctrl-C, SIGTERM): rows not done are pending
+  0    every row success or skipped
+  1    finished, some rows failed, invalid or unknown (or the run was not confirmed)
+  2    usage, configuration, input or checkpoint error: nothing was sent
+  3    stopped early by a fatal answer, the failure brake or the canary: rows not done
+       are pending, and the same command resumes
+  130  interrupted (Ctrl-C, SIGTERM): rows not done are pending
 """
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
 
-from . import __version__, api
+from . import __version__
 from .config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
     ENV_APP_CODE,
     ENV_APP_SECRET,
     ENV_BASE_URL,
+    ENV_CONFIG,
+    ENV_PROFILE,
     ENV_TOKEN,
     ENV_USERNAME,
 )
-from .console import format_summary, progress_for
 from .errors import BatchopsError
-from .model import RunSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 all rows success/skipped; 1 some rows failed/invalid/unknown; "
+    "2 usage or input error, nothing sent; 3 stopped early (fatal answer, failure brake, "
+    "canary), resumable; 130 interrupted, resumable."
+)
 
 
 class BatchopsClickError(click.ClickException):
@@ -45,93 +56,99 @@ class BatchopsClickError(click.ClickException):
         self.exit_code = error.exit_code  # type: ignore[misc]
 
 
-def _input_options(func: F) -> F:
-    options = [
-        click.argument(
-            "input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=str)
-        ),
-        click.option(
-            "--output",
-            "-o",
-            type=click.Path(dir_okay=False, path_type=str),
-            help="Where to write the report. Default: beside INPUT, same format "
-            "(tickets.csv → tickets.report.csv).",
-        ),
-        click.option("--sheet", help="XLSX: the sheet to read (default: the first)."),
-        click.option(
-            "--encoding",
-            help="CSV: the text encoding (default: detect UTF-8, UTF-8 with BOM or GB18030).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
 
 
-def _target_options(func: F) -> F:
-    options = [
-        click.option(
-            "--base-url",
-            envvar=ENV_BASE_URL,
-            show_envvar=True,
-            help="ITSM address: the ESB host (https://paas.example.com) or, with "
-            "--gateway apigw, the API gateway stage (https://bkapi.example.com/api/bk-itsm/prod).",
-        ),
-        click.option(
-            "--gateway",
-            type=click.Choice(["esb", "apigw"]),
-            default="esb",
-            show_default=True,
-            help="esb: credentials in the JSON body (/api/c/compapi/v2/itsm/…); apigw: "
-            "credentials only in the X-Bkapi-Authorization header ({base}/v2/itsm/…).",
-        ),
-        click.option(
-            "--app-code",
-            envvar=ENV_APP_CODE,
-            show_envvar=True,
-            help=f"BlueKing app code. The app secret is read only from ${ENV_APP_SECRET}.",
-        ),
-        click.option(
-            "--username",
-            envvar=ENV_USERNAME,
-            show_envvar=True,
-            help=f"bk_username (apps on the ESB whitelist); otherwise set ${ENV_TOKEN}.",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
-            default=DEFAULT_TIMEOUT_S,
-            show_default=True,
-            help="Seconds to wait for one answer.",
-        ),
-        click.option(
-            "--precheck/--no-precheck",
-            default=True,
-            show_default=True,
-            help="Read every ticket's status first and skip rows whose ticket is already "
-            "where the action leads (SUSPEND on SUSPENDED is never sent).",
-        ),
-        click.option(
-            "--ca-bundle",
-            type=click.Path(exists=True, dir_okay=False),
-            help="PEM file of CA certificates to trust (private CA).",
-        ),
-        click.option(
-            "--insecure",
-            is_flag=True,
-            help="Do not verify TLS certificates (dangerous: anyone on the path can read "
-            "your app secret).",
-        ),
-        click.option(
-            "--sandbox",
-            is_flag=True,
-            help="Run against an embedded stand-in ITSM server seeded with INPUT's tickets "
-            "(no network, no credentials needed).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+_input_options = _options(
+    click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=str)),
+    click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, path_type=str),
+        help="Where to write the report. Default: beside INPUT, same format "
+        "(tickets.csv → tickets.report.csv).",
+    ),
+    click.option("--sheet", help="XLSX: the sheet to read (default: the first visible one)."),
+    click.option(
+        "--encoding",
+        help="CSV: the text encoding (default: detect UTF-8, UTF-8 with BOM or GB18030/GBK).",
+    ),
+)
+
+_target_options = _options(
+    click.option(
+        "--profile",
+        help=f"Use this profile of batchops.toml [env: {ENV_PROFILE}].",
+    ),
+    click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=str),
+        help="The profile file (default: ./batchops.toml, then ~/.config/batchops/batchops.toml) "
+        f"[env: {ENV_CONFIG}].",
+    ),
+    click.option(
+        "--base-url",
+        help="ITSM address: the ESB host (https://paas.example.com) or, with --gateway apigw, "
+        "the API gateway stage (https://bkapi.example.com/api/bk-itsm/prod) "
+        f"[env: {ENV_BASE_URL}].",
+    ),
+    click.option(
+        "--gateway",
+        type=click.Choice(["esb", "apigw"]),
+        help="esb (default): credentials in the JSON body (/api/c/compapi/v2/itsm/…); apigw: "
+        "credentials only in the X-Bkapi-Authorization header ({base}/v2/itsm/…).",
+    ),
+    click.option(
+        "--app-code",
+        help=f"BlueKing app code [env: {ENV_APP_CODE}]. The app secret is read only from the "
+        f"environment [env: {ENV_APP_SECRET}], never from a flag.",
+    ),
+    click.option(
+        "--username",
+        help=f"bk_username, for apps on the ESB whitelist [env: {ENV_USERNAME}]; otherwise set "
+        f"a bk_token [env: {ENV_TOKEN}].",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        help=f"Seconds to wait for one answer [default: {DEFAULT_TIMEOUT_S:g}].",
+    ),
+    click.option(
+        "--precheck/--no-precheck",
+        default=True,
+        show_default=True,
+        help="Read every ticket's status first and skip rows whose ticket is already where "
+        "the action leads (SUSPEND on SUSPENDED is never sent).",
+    ),
+    click.option(
+        "--ca-bundle",
+        type=click.Path(exists=True, dir_okay=False),
+        help="PEM file of CA certificates to trust (private CA).",
+    ),
+    click.option(
+        "--insecure",
+        is_flag=True,
+        help="Do not verify TLS certificates (dangerous: anyone on the path can read your "
+        "app secret).",
+    ),
+    click.option(
+        "--sandbox",
+        is_flag=True,
+        help="Run against an embedded stand-in ITSM server seeded with INPUT's tickets (no "
+        "network, no credentials needed).",
+    ),
+    click.option(
+        "--summary-json",
+        type=click.Path(dir_okay=False, path_type=str),
+        help="Also write the run's summary as JSON (counts, elapsed, paths, exit code).",
+    ),
+)
 
 
 def _fail(error: BatchopsError) -> None:
@@ -149,10 +166,16 @@ def _warn_insecure(insecure: bool) -> None:
         )
 
 
-def _finish(summary: RunSummary, quiet: bool) -> None:
-    if not quiet or summary.exit_code:
-        click.echo(format_summary(summary))
-    sys.exit(summary.exit_code)
+class JsonLog:
+    """``--log-json``: one JSON object per line on stderr, for log collectors."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream or sys.stderr
+
+    def __call__(self, event: str, fields: Mapping[str, object]) -> None:
+        record = {"ts": datetime.now().astimezone().isoformat(), "event": event, **fields}
+        self._stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._stream.flush()
 
 
 @click.group(
@@ -166,27 +189,28 @@ def main() -> None:
     Each row names a ticket (sn), an operator, an action and a message. batchops
     validates the file, sends one operate_ticket call per row concurrently, and writes
     the file back as a report with each row's status, code and message.
+
+    \b
+    Example:
+      batchops run samples/tickets.csv --sandbox
     """
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @_input_options
 @_target_options
 @click.option(
     "--concurrency",
     "-c",
     type=click.IntRange(min=1, max=1000),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    help="Requests in flight at once (rows of one ticket always go one at a time).",
+    help="Requests in flight at once; rows of one ticket always go one at a time "
+    f"[default: {DEFAULT_CONCURRENCY}].",
 )
 @click.option(
     "--retries",
     type=click.IntRange(min=0, max=20),
-    default=3,
-    show_default=True,
-    help="Resends of a row whose request was certainly not applied (429, 503, connect "
-    "error) or whose ticket was read back unchanged.",
+    help="Resends of a row whose request was certainly not applied (429, 503, connect error) "
+    "or whose ticket was read back unchanged [default: 3].",
 )
 @click.option(
     "--rate",
@@ -196,15 +220,13 @@ def main() -> None:
 @click.option(
     "--max-failures",
     metavar="N|P%|off",
-    help="Stop sending once more than N rows (or P% of answered rows) failed. "
-    "Default: stop after 50 failures in a row.",
+    help="Stop sending once more than N rows (or P% of answered rows) failed "
+    "[default: stop after 50 failures in a row].",
 )
 @click.option(
     "--readback-delay",
     type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    help="Seconds to wait before reading a ticket back after a lost answer.",
+    help="Seconds to wait before reading a ticket back after a lost answer [default: 1].",
 )
 @click.option(
     "--checkpoint",
@@ -212,11 +234,7 @@ def main() -> None:
     help="The checkpoint file (default: beside INPUT, tickets.csv → tickets.checkpoint.db). "
     "Running the same command again continues where a run stopped.",
 )
-@click.option(
-    "--no-checkpoint",
-    is_flag=True,
-    help="Keep no checkpoint (a killed run cannot be resumed safely).",
-)
+@click.option("--no-checkpoint", is_flag=True, help="Keep no checkpoint (no safe resume).")
 @click.option(
     "--fresh",
     is_flag=True,
@@ -227,135 +245,114 @@ def main() -> None:
     is_flag=True,
     help="Resume, and also resend rows that ended failed or unknown (not invalid ones).",
 )
+@click.option(
+    "--only",
+    metavar="STATUS[,STATUS]",
+    help="INPUT is an earlier report: send only its rows with these statuses "
+    "(e.g. failed,unknown); the others keep their result.",
+)
+@click.option(
+    "--canary",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Send N rows first and show them; on a terminal ask before the rest, elsewhere go "
+    "on only if all N succeeded.",
+)
+@click.option(
+    "--failures",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Also write just the rows needing attention (failed, unknown, invalid) to this "
+    "file; fix them and run it again.",
+)
 @click.option("--strict", is_flag=True, help="Send nothing if any row is invalid.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; summary only on error.")
+@click.option("--log-json", is_flag=True, help="Log events as JSON lines on stderr.")
 def run(
     input_path: str,
-    output: str | None,
-    sheet: str | None,
-    encoding: str | None,
-    base_url: str | None,
-    gateway: str,
-    app_code: str | None,
-    username: str | None,
-    timeout: float,
-    precheck: bool,
-    ca_bundle: str | None,
-    insecure: bool,
-    sandbox: bool,
-    concurrency: int,
-    retries: int,
-    rate: float | None,
-    max_failures: str | None,
-    readback_delay: float,
-    checkpoint: str | None,
-    no_checkpoint: bool,
-    fresh: bool,
-    retry_failed: bool,
-    strict: bool,
     yes: bool,
     quiet: bool,
+    log_json: bool,
+    insecure: bool,
+    only: str | None,
+    **options: Any,
 ) -> None:
     """Validate INPUT, send every valid row, write the report.
 
     \b
-    Example:
+    Examples:
       export BK_APP_CODE=my-app BK_APP_SECRET=... BK_USERNAME=admin
       batchops run tickets.xlsx --base-url https://paas.example.com -c 50
+      batchops run tickets.csv --profile prod --canary 10
+      batchops run tickets.report.xlsx --only failed,unknown   # fix the red rows, send again
     """
+    from . import api
+    from .console import format_summary, progress_for
+
     _warn_insecure(insecure)
-    confirm = None
-    if not yes and sys.stdin.isatty():
+    confirm = confirm_canary = None
+    on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
+    if not yes and on_terminal:
 
         def confirm(overview: api.PlanOverview) -> bool:
             click.echo(overview.describe(), err=True)
             return click.confirm("Send these operations?", default=False, err=True)
 
+        def confirm_canary(report: api.CanaryReport) -> bool:
+            click.echo(report.describe(), err=True)
+            return click.confirm("Send the rest?", default=False, err=True)
+
+    events = JsonLog() if log_json else None
+    progress = progress_for(sys.stderr, quiet=quiet or log_json)
+    checkpoint_off = options.pop("no_checkpoint")
     try:
         summary = api.run_batch(
             input_path,
-            base_url=base_url,
-            gateway=gateway,  # type: ignore[arg-type]
-            app_code=app_code,
-            username=username,
-            concurrency=concurrency,
-            timeout=timeout,
-            output=output,
-            sheet=sheet,
-            encoding=encoding,
-            strict=strict,
-            precheck=precheck,
-            retries=retries,
-            rate=rate,
-            max_failures=max_failures,
-            readback_delay=readback_delay,
-            checkpoint=checkpoint,
-            use_checkpoint=not no_checkpoint,
-            fresh=fresh,
-            retry_failed=retry_failed,
-            ca_bundle=ca_bundle,
+            **options,
+            use_checkpoint=not checkpoint_off,
+            only=[s for s in only.split(",") if s.strip()] if only else None,
             insecure=insecure,
-            sandbox=sandbox,
-            progress=progress_for(sys.stderr, quiet=quiet),
+            progress=progress,
             confirm=confirm,
+            confirm_canary=confirm_canary,
+            events=events,
             handle_signals=True,
         )
     except BatchopsError as error:
+        if events is not None:
+            events("run_failed", {"error": str(error), "exit_code": error.exit_code})
         _fail(error)
         return
-    _finish(summary, quiet)
+    if not (quiet or log_json) or summary.exit_code:
+        click.echo(format_summary(summary))
+    sys.exit(summary.exit_code)
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @_input_options
 @_target_options
-def plan(
-    input_path: str,
-    output: str | None,
-    sheet: str | None,
-    encoding: str | None,
-    base_url: str | None,
-    gateway: str,
-    app_code: str | None,
-    username: str | None,
-    timeout: float,
-    precheck: bool,
-    ca_bundle: str | None,
-    insecure: bool,
-    sandbox: bool,
-) -> None:
+def plan(input_path: str, insecure: bool, **options: Any) -> None:
     """Validate INPUT and write the report without sending any operation.
 
     Rows that would be sent are 'pending'. With an ITSM address (or --sandbox) the
     tickets are read first and rows that need no action are shown 'skipped'.
 
     \b
-    Example:
-      batchops plan tickets.csv                     # validation only
-      batchops plan tickets.csv --base-url https://paas.example.com
+    Examples:
+      batchops plan tickets.csv                     # validation only, no credentials
+      batchops plan tickets.csv --profile prod      # and read every ticket's status
     """
+    from . import api
+    from .console import format_summary
+
     _warn_insecure(insecure)
     try:
-        summary = api.plan_batch(
-            input_path,
-            base_url=base_url,
-            gateway=gateway,  # type: ignore[arg-type]
-            app_code=app_code,
-            username=username,
-            output=output,
-            sheet=sheet,
-            encoding=encoding,
-            precheck=precheck,
-            timeout=timeout,
-            sandbox=sandbox,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-        )
+        summary = api.plan_batch(input_path, insecure=insecure, **options)
     except BatchopsError as error:
         _fail(error)
         return
-    _finish(summary, False)
+    click.echo(format_summary(summary))
+    sys.exit(summary.exit_code)
 
 
 @main.command()
@@ -387,6 +384,9 @@ def report(
     Example:
       batchops report tickets.checkpoint.db -o progress.xlsx
     """
+    from . import api
+    from .console import format_summary
+
     try:
         summary = api.report_from_checkpoint(
             checkpoint_path, output=output, input_path=input_path, sheet=sheet, encoding=encoding
@@ -394,7 +394,38 @@ def report(
     except BatchopsError as error:
         _fail(error)
         return
-    _finish(summary, False)
+    click.echo(format_summary(summary))
+    sys.exit(summary.exit_code)
+
+
+@main.group()
+def config() -> None:
+    """Inspect settings: flags > environment > batchops.toml profile > defaults.
+
+    \b
+    Example:
+      batchops config show --profile prod
+    """
+
+
+@config.command("show")
+@click.option("--profile", help=f"The profile to show [env: {ENV_PROFILE}].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="The profile file.")
+def config_show(profile: str | None, config_path: str | None) -> None:
+    """Show every setting, its value and where it comes from (secrets masked).
+
+    \b
+    Example:
+      PROD_BK_APP_SECRET=... batchops config show --profile prod
+    """
+    from .config import describe, resolve
+
+    try:
+        resolved = resolve({}, profile=profile, config=config_path)
+    except BatchopsError as error:
+        _fail(error)
+        return
+    click.echo(describe(resolved))
 
 
 @main.command()
@@ -405,8 +436,8 @@ def report(
     "--seed",
     "seed_file",
     type=click.Path(exists=True, dir_okay=False),
-    help="Create the tickets named in this CSV/XLSX (the first operator of each ticket "
-    "is its creator and processor).",
+    help="Create the tickets named in this CSV/XLSX (the first operator of each ticket is "
+    "its creator and processor).",
 )
 @click.option(
     "--generate",

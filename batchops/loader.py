@@ -112,6 +112,8 @@ class Batch:
     invalid: StrArray
     previous_status: StrArray | None
     fingerprint: str
+    #: When the input is an earlier batchops report: its result columns, by canonical name.
+    previous_results: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.sn)
@@ -172,7 +174,12 @@ def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | No
         raw, sheet_used = _read_workbook(source, sheet)
 
     where = source if sheet_used is None else f"{source} (sheet '{sheet_used}')"
-    frame, headers, previous_status = _frame_from_raw(raw, where)
+    frame, headers, previous = _frame_from_raw(raw, where)
+    previous_status: StrArray | None = None
+    if previous is not None:
+        previous_status = previous["status"].str.strip().to_numpy(dtype=object)
+        if fmt == "csv":
+            frame = _unguard(frame)
     columns = _map_columns(headers, [str(c) for c in frame.columns], where)
     if len(frame) == 0:
         raise InputError(
@@ -193,7 +200,26 @@ def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | No
         invalid=invalid,
         previous_status=previous_status,
         fingerprint=_fingerprint(frame),
+        previous_results=previous,
     )
+
+
+_GUARDED = r"^'[=+\-@\t\r]"
+
+
+def _unguard(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo the quote a CSV report puts before cells that spreadsheets run as formulas.
+
+    Only for files recognised as batchops reports: there the quote is ours, and sending
+    ``'-- stop`` instead of ``-- stop`` to ITSM would change the user's text.
+    """
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        guarded = column.str.contains(_GUARDED, regex=True)
+        if guarded.any():
+            out[name] = column.where(~guarded, column.str.slice(1))
+    return out
 
 
 # --------------------------------------------------------------------------- reading
@@ -373,9 +399,9 @@ def _cell_text(value: object) -> str:
 
 def _frame_from_raw(
     raw: pd.DataFrame, where: Path | str
-) -> tuple[pd.DataFrame, list[str], StrArray | None]:
+) -> tuple[pd.DataFrame, list[str], pd.DataFrame | None]:
     """Turn header-row-first cells into the input frame, its headers as written, and the
-    previous run's statuses.
+    result columns of the earlier report it is (None for a plain input).
 
     Unnamed empty columns and all-blank rows are dropped; an unnamed column with data is
     called ``Unnamed: <n>`` and a repeated header gets a ``.1``, ``.2`` suffix in the
@@ -400,7 +426,6 @@ def _frame_from_raw(
         raise InputError(_empty_message(where))
 
     n_result = len(RESULT_COLUMNS)
-    previous_status: StrArray | None = None
     status_pos: int | None = None
     if len(names) > n_result and _is_result_tail(names[-n_result:]):
         status_pos = keep[-n_result]
@@ -413,9 +438,11 @@ def _frame_from_raw(
         frame = frame.loc[filled]
     frame = frame.reset_index(drop=True)
     if status_pos is not None:
-        status = body.iloc[:, status_pos].to_numpy(dtype=object)[filled]
-        previous_status = pd.Series(status, dtype=object).str.strip().to_numpy(dtype=object)
-    return frame, names, previous_status
+        previous = body.iloc[:, status_pos : status_pos + n_result].loc[filled]
+        previous = previous.reset_index(drop=True)
+        previous.columns = pd.Index(list(RESULT_COLUMNS), dtype=object)
+        return frame, names, previous
+    return frame, names, None
 
 
 def _is_result_tail(names: Sequence[str]) -> bool:

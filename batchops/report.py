@@ -309,23 +309,49 @@ def _write_xlsx_rows(
 
 
 def _write_summary(sheet: Any, summary: Mapping[str, object], bold: object) -> None:
-    sheet.set_column(0, 0, max([_MIN_WIDTH * 2, *(_display_width(str(k)) + 2 for k in summary)]))
+    """Key/value rows; a mapping or a list of pairs becomes a titled block of rows."""
+    keys = [str(k) for k in summary]
+    for value in summary.values():
+        if isinstance(value, Mapping):
+            keys += [f"  {k}" for k in value]
+    sheet.set_column(
+        0, 0, min(_MAX_WIDTH, max([_MIN_WIDTH * 2, *(_display_width(k) + 2 for k in keys)]))
+    )
     sheet.set_column(1, 1, 40)
-    for row, (key, value) in enumerate(summary.items()):
+    row = 0
+    for key, value in summary.items():
         sheet.write_string(row, 0, str(key), bold)
-        if value is None:
+        pairs: list[tuple[object, object]] | None = None
+        if isinstance(value, Mapping):
+            pairs = list(value.items())
+        elif isinstance(value, list) and all(isinstance(v, tuple) and len(v) == 2 for v in value):
+            pairs = list(value)
+        if pairs is None:
+            _write_summary_value(sheet, row, value)
+            row += 1
             continue
-        if isinstance(value, bool):
-            sheet.write_boolean(row, 1, value)
-        elif isinstance(value, numbers.Real):
-            if math.isfinite(value):
-                sheet.write_number(row, 1, value)
-            elif value == value:  # infinity as text; NaN stays blank
-                sheet.write_string(row, 1, str(value))
-        elif isinstance(value, Mapping | list | tuple):
-            sheet.write_string(row, 1, json.dumps(value, ensure_ascii=False, default=str))
-        else:
+        row += 1
+        for sub_key, sub_value in pairs:
+            sheet.write_string(row, 0, f"  {sub_key}")
+            _write_summary_value(sheet, row, sub_value)
+            row += 1
+        row += 1
+
+
+def _write_summary_value(sheet: Any, row: int, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool):
+        sheet.write_boolean(row, 1, value)
+    elif isinstance(value, numbers.Real):
+        if math.isfinite(value):
+            sheet.write_number(row, 1, value)
+        elif value == value:  # infinity as text; NaN stays blank
             sheet.write_string(row, 1, str(value))
+    elif isinstance(value, Mapping | list | tuple):
+        sheet.write_string(row, 1, json.dumps(value, ensure_ascii=False, default=str))
+    else:
+        sheet.write_string(row, 1, str(value))
 
 
 def _column_width(header: str, values: Sequence[object]) -> int:
@@ -433,3 +459,19 @@ def _sync_directory(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+ATTENTION = frozenset({Status.FAILED.value, Status.UNKNOWN.value, Status.INVALID.value})
+
+
+def write_failures(frame: pd.DataFrame, outcomes: OutcomeTable, path: Path) -> Path:
+    """Write only the rows that need a person's attention (failed, unknown, invalid).
+
+    It is a report of those rows — the input's columns, then the result columns — so it
+    reads back as input: fix the rows and run it again.
+    """
+    keep = [i for i, label in enumerate(outcomes.labels().tolist()) if label in ATTENTION]
+    subset = OutcomeTable(len(keep))
+    for position, index in enumerate(keep):
+        subset.set(position, outcomes.get(index))
+    return write_report(frame.iloc[keep].reset_index(drop=True), subset, path)

@@ -21,11 +21,14 @@ same file is refused at once through an advisory lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import hashlib
 import os
 import sqlite3
+import stat
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,7 +56,8 @@ CREATE TABLE IF NOT EXISTS rows (
     request_id TEXT NOT NULL DEFAULT '',
     elapsed_ms REAL,
     finished_at TEXT NOT NULL DEFAULT '',
-    run_id INTEGER
+    run_id INTEGER,
+    sent_at REAL                      -- wall clock (epoch s) of the last "sending" mark
 );
 CREATE TABLE IF NOT EXISTS history (
     idx INTEGER NOT NULL,
@@ -110,6 +114,8 @@ class StoredRow:
     state: str
     before_status: str | None
     outcome: Outcome
+    #: When the row was last marked "sending" (``time.time()``); None if never.
+    sent_at: float | None = None
 
 
 def _now() -> str:
@@ -124,11 +130,12 @@ class Checkpoint:
         self._conn = conn
         self._lock_fd = lock_fd
         self.run_id: int | None = None
-        self._marks: list[tuple[int, int, str | None, int]] = []
+        self._marks: list[tuple[int, int, str | None, int, float]] = []
         self._finals: list[tuple[object, ...]] = []
         self._history: list[tuple[object, ...]] = []
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._flush_scheduled = False
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._last_flush = time.monotonic()
         self.commits = 0
 
@@ -158,6 +165,8 @@ class Checkpoint:
                 f"checkpoint {path} is in use by another batchops run; wait for it to finish "
                 "(or stop it) — two runs on one checkpoint could operate a ticket twice"
             ) from None
+        _owner_only(fd, path)
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -165,7 +174,13 @@ class Checkpoint:
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
             version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            ours = version is None or version[0] == SCHEMA_VERSION
+            if ours and "sent_at" not in _columns(conn, "rows"):
+                # A checkpoint made before rows remembered when they were sent.
+                conn.execute("ALTER TABLE rows ADD COLUMN sent_at REAL")
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
             os.close(fd)
             raise CheckpointError(
                 f"{path} is not a batchops checkpoint ({exc}); pass another --checkpoint "
@@ -186,11 +201,17 @@ class Checkpoint:
         path = Path(path)
         if not path.exists():
             raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+        # The path is quoted: a '#' or '?' in a file name would otherwise end the path and
+        # drop "mode=ro" (SQLite would then open, even create, another file read-write).
+        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+        conn: sqlite3.Connection | None = None
         try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=5000")
             conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
             raise CheckpointError(f"{path} is not a batchops checkpoint ({exc})") from None
         return cls(path, conn, None)
 
@@ -215,15 +236,22 @@ class Checkpoint:
             ) from None
         finally:
             os.close(fd)
-        # Fold the WAL into the main file so the backup is one self-contained file.
+        # Fold the WAL into the main file so the backup is one self-contained file. A file
+        # that is not a database (or a damaged one) is set aside as it is: --fresh is what
+        # the "not a batchops checkpoint" error tells the user to do.
         conn = sqlite3.connect(path)
         try:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.DatabaseError:
+            pass
         finally:
             conn.close()
         os.replace(path, backup)
         for suffix in ("-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+            # Normally gone after the checkpoint above; if not, they travel with the backup
+            # (SQLite pairs "X.bak-wal" with "X.bak"), never mixed into a new checkpoint.
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{path}{suffix}", f"{backup}{suffix}")
         return backup
 
     def close(self) -> None:
@@ -255,9 +283,10 @@ class Checkpoint:
     def initialise(
         self,
         binding: Binding,
-        rows: Iterable[tuple[int, str, str, str, str, Outcome]],
+        rows: Iterable[tuple[int, str, str, str, bool, Outcome]],
     ) -> None:
-        """Write the binding and one record per input row (state queued, or done if invalid)."""
+        """Write the binding and one record per input row: (index, key, sn, action, to send,
+        outcome so far). Rows not to send (invalid, or left out by ``--only``) are done."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -282,11 +311,11 @@ class Checkpoint:
                         key,
                         sn,
                         action,
-                        "done" if outcome.status is not Status.PENDING else "queued",
+                        "queued" if to_send else "done",
                         outcome.status.value,
                         outcome.message,
                     )
-                    for index, key, sn, action, _operator, outcome in rows
+                    for index, key, sn, action, to_send, outcome in rows
                 ),
             )
             conn.execute("COMMIT")
@@ -313,9 +342,11 @@ class Checkpoint:
     # ---------------------------------------------------------------- reading
 
     def rows(self) -> Iterator[StoredRow]:
+        sent_at = "sent_at" if "sent_at" in _columns(self._conn, "rows") else "NULL"
         cursor = self._conn.execute(
             "SELECT idx, row_key, sn, action, state, before_status, status, code, message, "
-            "attempts, http_status, request_id, elapsed_ms, finished_at FROM rows ORDER BY idx"
+            f"attempts, http_status, request_id, elapsed_ms, finished_at, {sent_at} "
+            "FROM rows ORDER BY idx"
         )
         for rec in cursor:
             yield StoredRow(
@@ -335,6 +366,7 @@ class Checkpoint:
                     elapsed_ms=rec[12],
                     finished_at=rec[13],
                 ),
+                sent_at=rec[14],
             )
 
     def history(self, index: int) -> list[tuple[int | None, str, str]]:
@@ -351,31 +383,35 @@ class Checkpoint:
         """Send these rows again (``--retry-failed``); their earlier outcome goes to history."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(
-            "INSERT INTO history(idx, run_id, status, code, message, attempts, finished_at) "
-            "SELECT idx, run_id, status, code, message, attempts, finished_at FROM rows "
-            "WHERE idx=?",
-            ((i,) for i in indices),
-        )
-        conn.executemany(
-            "UPDATE rows SET state='queued', status='pending' WHERE idx=?",
-            ((i,) for i in indices),
-        )
-        conn.execute("COMMIT")
+        try:
+            conn.executemany(
+                "INSERT INTO history(idx, run_id, status, code, message, attempts, finished_at) "
+                "SELECT idx, run_id, status, code, message, attempts, finished_at FROM rows "
+                "WHERE idx=?",
+                ((i,) for i in indices),
+            )
+            conn.executemany(
+                "UPDATE rows SET state='queued', status='pending' WHERE idx=?",
+                ((i,) for i in indices),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         self.commits += 1
 
     # ---------------------------------------------------------------- writing
 
     async def mark_sending(self, row: Row, attempt: int, before: str | None) -> None:
         """Durably note that ``row`` is about to be sent; returns once committed."""
-        self._marks.append((row.index, attempt, before, self.run_id or 0))
+        self._marks.append((row.index, attempt, before, self.run_id or 0, time.time()))
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flush_waiters.append(waiter)
         self._schedule_flush()
         await waiter
 
     def record(self, row: Row, outcome: Outcome) -> None:
-        """Note a row's outcome; committed with the next group (within 100 ms)."""
+        """Note a row's outcome; committed with the next group, at the latest 100 ms later."""
         state = "queued" if outcome.status is Status.PENDING else "done"
         self._finals.append(
             (
@@ -392,11 +428,25 @@ class Checkpoint:
                 row.index,
             )
         )
-        if (
+        due = (
             len(self._finals) >= _OUTCOME_FLUSH_ROWS
             or time.monotonic() - self._last_flush > _OUTCOME_FLUSH_S
-        ):
+        )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            # A caller without an event loop: commit when due; flush() and close() do the rest.
+            if due:
+                self._flush_now()
+            return
+        if due:
             self._schedule_flush()
+        elif self._flush_timer is None:
+            # When no later mark or outcome comes along (the last rows of a run, or one slow
+            # request), commit anyway once the 100 ms are up, so a kill costs no more
+            # read-backs than that.
+            delay = max(0.0, self._last_flush + _OUTCOME_FLUSH_S - time.monotonic())
+            self._flush_timer = loop.call_later(delay, self._flush_on_timer)
 
     def flush(self) -> None:
         """Commit every outcome noted so far."""
@@ -408,6 +458,11 @@ class Checkpoint:
         self._flush_scheduled = True
         # call_soon: every worker that reaches a mark in this loop turn joins one commit.
         asyncio.get_running_loop().call_soon(self._flush_from_loop)
+
+    def _flush_on_timer(self) -> None:
+        self._flush_timer = None
+        if not self._flush_scheduled:
+            self._flush_from_loop()
 
     def _flush_from_loop(self) -> None:
         self._flush_scheduled = False
@@ -426,6 +481,9 @@ class Checkpoint:
                 waiter.set_result(None)
 
     def _flush_now(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         marks, self._marks = self._marks, []
         finals, self._finals = self._finals, []
         if not marks and not finals:
@@ -442,9 +500,12 @@ class Checkpoint:
                 )
             if marks:
                 conn.executemany(
-                    "UPDATE rows SET state='sending', attempts=?, before_status=?, run_id=? "
-                    "WHERE idx=?",
-                    ((attempt, before, run, idx) for idx, attempt, before, run in marks),
+                    "UPDATE rows SET state='sending', attempts=?, before_status=?, run_id=?, "
+                    "sent_at=? WHERE idx=?",
+                    (
+                        (attempt, before, run, sent_at, idx)
+                        for idx, attempt, before, run, sent_at in marks
+                    ),
                 )
             conn.execute("COMMIT")
         except BaseException:
@@ -452,6 +513,28 @@ class Checkpoint:
             raise
         self.commits += 1
         self._last_flush = time.monotonic()
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {str(rec[1]) for rec in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _owner_only(fd: int, path: Path) -> None:
+    """Take group and other permissions off a checkpoint made or copied with them.
+
+    SQLite gives the -wal and -shm files it creates the main file's permissions; ones
+    left over from before are tightened too. Files of another owner are left alone.
+    """
+    with contextlib.suppress(OSError):
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o077:
+            os.fchmod(fd, mode & 0o700)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            side = Path(f"{path}{suffix}")
+            mode = stat.S_IMODE(side.stat().st_mode)
+            if mode & 0o077:
+                side.chmod(mode & 0o700)
 
 
 def summarise_changes(old_keys: Sequence[str], new_keys: Sequence[str]) -> str:
