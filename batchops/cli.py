@@ -255,8 +255,8 @@ def main() -> None:
     "--canary",
     type=click.IntRange(min=1),
     metavar="N",
-    help="Send N rows first and show them; on a terminal ask before the rest, elsewhere go "
-    "on only if all N succeeded.",
+    help="Send N rows first and show them; on a terminal ask before the rest (even with "
+    "--yes), elsewhere go on only if all N succeeded.",
 )
 @click.option(
     "--failures",
@@ -292,11 +292,14 @@ def run(
     _warn_insecure(insecure)
     confirm = confirm_canary = None
     on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
-    if not yes and on_terminal:
+    if on_terminal and not yes:
 
         def confirm(overview: api.PlanOverview) -> bool:
             click.echo(overview.describe(), err=True)
             return click.confirm("Send these operations?", default=False, err=True)
+
+    if on_terminal:
+        # Asked even with --yes: whoever asks for a canary wants to look at it.
 
         def confirm_canary(report: api.CanaryReport) -> bool:
             click.echo(report.describe(), err=True)
