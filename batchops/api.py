@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -735,9 +736,6 @@ async def _run_async(
             on_outcome=recorder.record,
             before_send=store.mark_sending if store else _no_mark,
         )
-        if handle_signals:
-            _install_signal_handlers(executor)
-            stack.callback(_remove_signal_handlers)
         try:
             if work.in_doubt:
                 progress.start(len(work.in_doubt))
@@ -762,9 +760,14 @@ async def _run_async(
                     outcomes.set(index, Outcome(Status.PENDING, None, f"not sent: {exc}"))
             return state
         overview = _overview(batch, to_send, checked, target.base_url, gateway, target.credentials)
-        if confirm is not None and overview.to_send and not confirm(overview):
+        if confirm is not None and overview.to_send and not _ask(confirm, overview):
             state.declined = True
             return state
+        # From here on Ctrl-C means "stop taking rows, finish and record what is in flight".
+        # Until here nothing was sent, and Python's own KeyboardInterrupt is the right answer.
+        signals = _Signals(executor) if handle_signals else None
+        if signals is not None:
+            stack.callback(signals.remove)
         batches = [to_send]
         if canary is not None and canary < len(to_send):
             batches = [to_send[:canary], to_send[canary:]]
@@ -773,9 +776,10 @@ async def _run_async(
         try:
             for number, part in enumerate(batches):
                 if number == 1:
-                    if not await _canary_passed(
-                        batch, part, batches[0], outcomes, confirm_canary, state
-                    ):
+                    passed = await _canary_passed(
+                        batch, part, batches[0], outcomes, confirm_canary, state, signals
+                    )
+                    if not passed:
                         break
                     if checked is not None:
                         # The canary moved some tickets on: read them again, never guess.
@@ -805,13 +809,21 @@ async def _canary_passed(
     outcomes: OutcomeTable,
     confirm_canary: ConfirmCanary | None,
     state: _RunState,
+    signals: _Signals | None,
 ) -> bool:
     report = CanaryReport(
         [(i, str(batch.sn[i]), str(batch.action[i]), outcomes.get(i)) for i in first.tolist()],
         remaining=len(rest),
     )
     if confirm_canary is not None:
-        go_on = await asyncio.to_thread(confirm_canary, report)
+        # Nothing is in flight while the question is open: let Ctrl-C answer it.
+        if signals is not None:
+            signals.remove()
+        try:
+            go_on = _ask(confirm_canary, report)
+        finally:
+            if signals is not None:
+                signals.install()
     else:
         go_on = report.all_good
     if not go_on:
@@ -893,25 +905,54 @@ def _overview(
     )
 
 
-def _install_signal_handlers(executor: Executor) -> None:
-    loop = asyncio.get_running_loop()
-    hits = {"n": 0}
+T = TypeVar("T")
 
-    def on_signal(signame: str) -> None:
-        hits["n"] += 1
-        if hits["n"] > 1:
+
+def _ask(question: Callable[[T], bool], about: T) -> bool:
+    """Ask a blocking question with plain Ctrl-C semantics.
+
+    Inside ``asyncio.run`` a first Ctrl-C only schedules a cancellation, which cannot
+    reach code blocked on the terminal; Python's own handler makes it a KeyboardInterrupt
+    there, which the question treats as "no".
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return question(about)
+    except KeyboardInterrupt:
+        return False
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Signals:
+    """SIGINT/SIGTERM while sending: stop taking rows; a second signal leaves at once."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._hits = 0
+        self._installed = False
+        self.install()
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig.name)
+        self._installed = True
+
+    def remove(self) -> None:
+        if not self._installed:
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        self._installed = False
+
+    def _on_signal(self, signame: str) -> None:
+        self._hits += 1
+        if self._hits > 1:
             # Second interrupt: leave now. SQLite's journal keeps the checkpoint whole.
             os._exit(EXIT_INTERRUPTED)
-        executor.request_stop(f"interrupted by {signame}", interrupted=True)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig.name)
-
-
-def _remove_signal_handlers() -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(sig)
+        self._executor.request_stop(f"interrupted by {signame}", interrupted=True)
 
 
 def plan_batch(

@@ -166,6 +166,15 @@ def _warn_insecure(insecure: bool) -> None:
         )
 
 
+def _ask(question: str) -> bool:
+    """Yes/no on the terminal; Ctrl-C or end of input mean no."""
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort:
+        click.echo("", err=True)
+        return False
+
+
 class JsonLog:
     """``--log-json``: one JSON object per line on stderr, for log collectors."""
 
@@ -296,14 +305,14 @@ def run(
 
         def confirm(overview: api.PlanOverview) -> bool:
             click.echo(overview.describe(), err=True)
-            return click.confirm("Send these operations?", default=False, err=True)
+            return _ask("Send these operations?")
 
     if on_terminal:
         # Asked even with --yes: whoever asks for a canary wants to look at it.
 
         def confirm_canary(report: api.CanaryReport) -> bool:
             click.echo(report.describe(), err=True)
-            return click.confirm("Send the rest?", default=False, err=True)
+            return _ask("Send the rest?")
 
     events = JsonLog() if log_json else None
     progress = progress_for(sys.stderr, quiet=quiet or log_json)
@@ -326,6 +335,10 @@ def run(
             events("run_failed", {"error": str(error), "exit_code": error.exit_code})
         _fail(error)
         return
+    except KeyboardInterrupt:
+        # Only possible before sending starts (afterwards Ctrl-C stops the run cleanly).
+        click.echo("Interrupted before sending; nothing was sent.", err=True)
+        sys.exit(130)
     if not (quiet or log_json) or summary.exit_code:
         click.echo(format_summary(summary))
     sys.exit(summary.exit_code)

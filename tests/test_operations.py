@@ -158,6 +158,21 @@ def test_terminal_run_asks_and_yes_sends(itsm: SandboxThread, tmp_path: Path) ->
     assert itsm.state.tickets["NO1"].status == "SUSPENDED"
 
 
+def test_ctrl_c_at_the_question_sends_nothing(itsm: SandboxThread, tmp_path: Path) -> None:
+    """Ctrl-C at the confirmation means no: nothing sent, no traceback."""
+    seed(itsm, running("NO1"))
+    src = write_csv(tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"]])
+    child = _spawn(["run", str(src)], creds_env(itsm.url), tmp_path)
+    child.expect(r"Send these operations\?")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    output = child.before
+    child.close()
+    assert child.exitstatus == 1
+    assert "Traceback" not in output
+    assert itsm.state.stats.operations_total == 0
+
+
 def test_yes_skips_the_question_on_a_terminal(itsm: SandboxThread, tmp_path: Path) -> None:
     """--yes on a terminal sends without asking."""
     seed(itsm, running("NO1"))
@@ -236,6 +251,22 @@ def test_canary_on_a_terminal_asks_before_the_rest(itsm: SandboxThread, tmp_path
     child.close()
     assert child.exitstatus == 3
     assert itsm.state.stats.operations_total == 2
+
+
+def test_ctrl_c_at_the_canary_question_stops_and_reports(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """Ctrl-C at "Send the rest?" stops like a no: exit 3, report written, rest pending."""
+    seed(itsm, *(running(f"NO{i}") for i in range(4)))
+    src = write_csv(tmp_path / "t.csv", [[f"NO{i}", "admin", "SUSPEND", "x"] for i in range(4)])
+    child = _spawn(["run", str(src), "--canary", "1", "--yes"], creds_env(itsm.url), tmp_path)
+    child.expect(r"Send the rest\?")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 3
+    statuses = [r["status"] for r in read_report(tmp_path / "t.report.csv")]
+    assert statuses == ["success", "pending", "pending", "pending"]
 
 
 # --------------------------------------------------------------------------- scheduled runs
