@@ -219,7 +219,7 @@ def main() -> None:
     "--retries",
     type=click.IntRange(min=0, max=20),
     help="Resends of a row whose request was certainly not applied (429, 503, connect error) "
-    "or whose ticket was read back unchanged [default: 3].",
+    "or whose ticket was read back unchanged [default: 8].",
 )
 @click.option(
     "--rate",

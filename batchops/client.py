@@ -19,14 +19,19 @@ URL, a message or an exception.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import enum
 import json
+import math
 import re
 import ssl
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import aiohttp
@@ -108,12 +113,29 @@ def human_message(message: str) -> str:
     """The reason a person can act on: the inner text of DRF ``ErrorDetail`` wrappers.
 
     ``接口异常，请检查请求参数: [ErrorDetail(string='抱歉，单据已关闭，无法操作', code='invalid')]``
-    becomes ``抱歉，单据已关闭，无法操作``. Messages without a wrapper are returned trimmed.
+    becomes ``抱歉，单据已关闭，无法操作``. The inner text is a Python ``repr`` (quotes and
+    backslashes escaped), so it is decoded back to the text the server meant. Messages
+    without a wrapper, or whose wrappers hold only blanks, are returned trimmed.
     """
-    inner = [a or b for a, b in _ERROR_DETAIL.findall(message)]
-    if inner:
-        return "; ".join(dict.fromkeys(s.strip() for s in inner if s.strip()))
+    inner = [_unrepr(single, double) for single, double in _ERROR_DETAIL.findall(message)]
+    texts = [s.strip() for s in inner if s.strip()]
+    if texts:
+        return "; ".join(dict.fromkeys(texts))
     return message.strip()
+
+
+def _unrepr(single: str, double: str) -> str:
+    """The text of a Python string literal's body (as ``repr`` quoted it), decoded."""
+    quote, raw = ("'", single) if single else ('"', double)
+    if not raw:
+        return ""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # odd escapes in a hand-made message
+            value = ast.literal_eval(quote + raw + quote)
+    except (ValueError, SyntaxError):
+        return raw
+    return value if isinstance(value, str) else raw
 
 
 def _snippet(body: bytes) -> str:
@@ -128,15 +150,31 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         value = headers.get(name)
         if value is None:
             continue
-        try:
-            seconds = float(value)
-        except ValueError:
-            continue
-        # X-Bkapi-RateLimit-Reset may be an epoch timestamp rather than a delay.
-        if seconds > 1e9:
-            seconds -= time.time()
-        return max(0.0, min(seconds, 300.0))
+        seconds = _wait_seconds(value.strip())
+        if seconds is not None:
+            return max(0.0, min(seconds, 300.0))
     return None
+
+
+def _wait_seconds(value: str) -> float | None:
+    """Seconds to wait from a header value: a delay, an epoch timestamp or an HTTP date."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        # Retry-After may also be an HTTP date (RFC 9110 §10.2.3).
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return (when - datetime.now(timezone.utc)).total_seconds()
+    if math.isnan(seconds):
+        return None
+    # X-Bkapi-RateLimit-Reset may be an epoch timestamp rather than a delay.
+    if 1e9 < seconds < math.inf:
+        seconds -= time.time()
+    return seconds
 
 
 def _header_code(headers: Mapping[str, str]) -> int | None:
@@ -161,14 +199,18 @@ def classify_answer(
     request_id = headers.get("X-Bkapi-Request-Id", "") or headers.get("X-Request-Id", "")
     retry_after = _retry_after(headers)
     header_code = _header_code(headers)
+    parsed = True
     try:
         envelope = json.loads(body)
     except ValueError:
-        envelope = None
+        envelope, parsed = None, False
     if not isinstance(envelope, dict):
-        if header_code is not None:
+        # Only a JSON envelope can say "success": a header code of 0 on a page is no proof.
+        if header_code:
             return _by_code(header_code, "", http_status, request_id, None, retry_after)
-        return _non_json(http_status, body, content_type, request_id, retry_after)
+        return _non_json(
+            http_status, body, content_type, request_id, retry_after, cut_short=not parsed
+        )
 
     request_id = str(envelope.get("request_id") or request_id)
     raw_code = envelope.get("code")
@@ -287,16 +329,29 @@ def _non_json(
     content_type: str,
     request_id: str,
     retry_after: float | None,
+    *,
+    cut_short: bool = False,
 ) -> Answer:
     snippet = _snippet(body)
-    looks_html = "html" in content_type.lower() or body.lstrip()[:1] == b"<"
+    stripped = body.lstrip()
+    looks_html = "html" in content_type.lower() or stripped[:1] == b"<"
     if 200 <= http_status < 300:
-        what = "an HTML page" if looks_html else "a non-JSON answer"
-        hint = (
-            "ITSM is probably switched off by an administrator"
-            if looks_html
-            else "check --base-url and --gateway"
-        )
+        if cut_short and stripped[:1] in (b"{", b"["):
+            # JSON cut short: the request reached the server, so the action may have run.
+            return Answer(
+                Verdict.AMBIGUOUS,
+                None,
+                f"the answer was cut short (truncated JSON, HTTP {http_status}), the action "
+                f"may have run: {snippet!r}",
+                http_status,
+                request_id,
+            )
+        if not stripped:
+            what, hint = "an empty body", "check --base-url and --gateway"
+        elif looks_html:
+            what, hint = "an HTML page", "ITSM is probably switched off by an administrator"
+        else:
+            what, hint = "a non-JSON answer", "check --base-url and --gateway"
         return Answer(
             Verdict.FATAL,
             None,

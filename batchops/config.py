@@ -148,7 +148,7 @@ SETTINGS: dict[str, Setting] = {
     "concurrency": Setting(int, DEFAULT_CONCURRENCY),
     "rate": Setting(float, None),
     "timeout": Setting(float, DEFAULT_TIMEOUT_S),
-    "retries": Setting(int, 3),
+    "retries": Setting(int, 8),
     "max_failures": Setting(str, None),
     "readback_delay": Setting(float, 1.0),
     "ca_bundle": Setting(str, None),

@@ -24,6 +24,7 @@ owns the rules that make a bulk run safe against the real server:
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,6 @@ from datetime import datetime, timezone
 import numpy as np
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from .client import Answer, Transport, Verdict
 from .model import FINAL_TICKET_STATUSES, Action, Outcome, Row, Status
@@ -56,12 +56,15 @@ class FailureBrake:
     @classmethod
     def parse(cls, text: str) -> FailureBrake:
         text = text.strip()
-        if text.lower() in {"off", "none", "0%"} or text == "":
+        if text.lower() in {"off", "none"} or text == "":
             return cls(consecutive=None)
         if text.endswith("%"):
             ratio = float(text[:-1]) / 100.0
-            if not 0.0 < ratio <= 1.0:
+            if not 0.0 <= ratio <= 1.0:
                 raise ValueError("a percentage between 0% and 100%")
+            if ratio == 0.0:
+                # "No failure is acceptable": the first one stops, as with a count of 0.
+                return cls(count=0, consecutive=None)
             return cls(ratio=ratio, consecutive=None)
         count = int(text)
         if count < 0:
@@ -85,9 +88,9 @@ class FailureBrake:
 @dataclass(frozen=True, slots=True)
 class SendPolicy:
     concurrency: int = 20
-    retries: int = 3
+    retries: int = 8
     backoff_initial_s: float = 0.5
-    backoff_max_s: float = 30.0
+    backoff_max_s: float = 10.0
     readback_delay_s: float = 1.0
     rate: float | None = None
     brake: FailureBrake = field(default_factory=FailureBrake)
@@ -99,6 +102,20 @@ class ExecutionResult:
     stopped_reason: str = ""
     fatal: Answer | None = None
     interrupted: bool = False
+
+
+def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
+    """Seconds to wait after the ``attempt``-th try: exponential, up to 1 s of jitter, capped.
+
+    ``min(initial_s * 2 ** (attempt - 1) + uniform(0, 1), max_s)``, the strategy of
+    tenacity's ``wait_exponential_jitter``, computed here because that class's
+    arguments changed between tenacity releases (``initial`` warns since 9.1).
+    """
+    try:
+        exponential = initial_s * 2.0 ** max(0, attempt - 1)
+    except OverflowError:
+        exponential = max_s
+    return max(0.0, min(exponential + random.uniform(0.0, 1.0), max_s))
 
 
 def _now() -> str:
@@ -278,28 +295,47 @@ class Executor:
     async def _run_chain(
         self, chain: Sequence[int] | np.ndarray, row_of: Callable[[int], Row]
     ) -> None:
-        """Send one ticket's rows in file order, skipping those whose work is already done."""
+        """Send one ticket's rows in file order, skipping those whose work is already done.
+
+        The ticket's status is tracked through the chain from the pre-check (when there
+        was one) and from this run's own outcomes (always), so a SUSPEND is never sent
+        to a ticket this run knows to be SUSPENDED, with or without ``--no-precheck``.
+        """
         track: TicketTrack | None = None
         for index in chain:
             if self.stopping:
                 return
             row = row_of(int(index))
-            if self.statuses is not None:
-                if track is None:
-                    track = TicketTrack(self.statuses.get(row.sn))
-                if track.uncertain and row.action is Action.SUSPEND:
-                    # An earlier row of this ticket ended unknown: never SUSPEND blind.
-                    track.status, _ = await self.read_status(row.sn)
-                    track.uncertain = track.status is None
-                reason = skip_reason(row.action, track.status)
-                if reason:
-                    self._emit(row, Outcome(Status.SKIPPED, None, reason, 0, finished_at=_now()))
+            if track is None:
+                track = TicketTrack(self.statuses.get(row.sn) if self.statuses else None)
+            if track.uncertain and row.action is Action.SUSPEND:
+                # An earlier row of this ticket ended unknown: never SUSPEND blind.
+                status, why = await self.read_status(row.sn)
+                if status is None:
+                    self._emit(row, self._not_sent_blind(why))
+                    self._brake(Status.FAILED)
                     continue
-            outcome = await self._send_row(row, track.status if track else None)
+                track.status, track.uncertain = status, False
+            reason = skip_reason(row.action, track.status)
+            if reason:
+                self._emit(row, Outcome(Status.SKIPPED, None, reason, 0, finished_at=_now()))
+                continue
+            outcome = await self._send_row(row, track.status)
             if outcome is None:
                 return
-            if track is not None:
-                track.advance(row.action, outcome.status)
+            track.advance(row.action, outcome.status)
+
+    @staticmethod
+    def _not_sent_blind(why: str) -> Outcome:
+        return Outcome(
+            Status.FAILED,
+            None,
+            f"not sent: an earlier row left this ticket's state unknown and it could not be "
+            f"read back ({why}); a SUSPEND of a ticket that is already SUSPENDED leaves it "
+            "stuck, so check the ticket in ITSM, then use --retry-failed",
+            0,
+            finished_at=_now(),
+        )
 
     async def _send_row(self, row: Row, before: str | None) -> Outcome | None:
         if not self._gate.is_set():
@@ -377,9 +413,9 @@ class Executor:
             return await self._attempt(row, counter["n"], before)
 
         def wait(state: RetryCallState) -> float:
-            backoff = wait_exponential_jitter(
-                initial=self.policy.backoff_initial_s, max=self.policy.backoff_max_s
-            )(state)
+            backoff = backoff_delay(
+                state.attempt_number, self.policy.backoff_initial_s, self.policy.backoff_max_s
+            )
             step = state.outcome.result() if state.outcome else None
             hinted = step.answer.retry_after_s if isinstance(step, _Step) else None
             return max(backoff, hinted or 0.0)
@@ -518,7 +554,10 @@ class Executor:
     async def read_status(self, sn: str) -> tuple[str | None, str]:
         """The ticket's current status, or None and why it could not be read."""
         why = ""
-        for attempt in range(3):
+        tries = 3
+        for attempt in range(tries):
+            if attempt:
+                await asyncio.sleep(min(self.policy.backoff_max_s, 0.5 * 2 ** (attempt - 1)))
             answer = await self.transport.read_ticket_status(sn)
             status = _status_of(answer)
             if status is not None:
@@ -526,7 +565,6 @@ class Executor:
             why = answer.message or "no status in the answer"
             if answer.verdict not in (Verdict.RETRY, Verdict.AMBIGUOUS):
                 break
-            await asyncio.sleep(min(self.policy.backoff_max_s, 0.5 * 2**attempt))
         return None, why
 
 

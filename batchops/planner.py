@@ -13,9 +13,10 @@ The rules are pure functions (:func:`skip_reason`, :func:`advance`) shared by
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,22 @@ async def _read_one_by_one(
             elif answer.verdict is Verdict.FATAL:
                 raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}")
 
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    await _all_or_none(worker() for _ in range(max(1, concurrency)))
+
+
+async def _all_or_none(coros: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run ``coros`` together; when one fails, cancel the rest before re-raising.
+
+    ``asyncio.gather`` alone would leave the other readers sending requests after a
+    fatal answer (and after the client is closed).
+    """
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def simulate(

@@ -94,11 +94,13 @@ CODE_BUSINESS: Final = 3900004
 CODE_LEGACY_PARAM: Final = 3900005
 # ESB codes (HTTP 200)
 CODE_ESB_AUTH: Final = 1306000
+CODE_ESB_APP_NO_PERMISSION: Final = 1306403
 CODE_ESB_BACKEND_TIMEOUT: Final = 1306201
 CODE_ESB_NO_COMPONENT: Final = 1306404
 CODE_ESB_BAD_ARGUMENT: Final = 1306406
 # API gateway codes
 CODE_GW_AUTH: Final = 1640001
+CODE_GW_NO_PERMISSION: Final = 1640301
 CODE_GW_NOT_FOUND: Final = 1640401
 CODE_GW_RATE_LIMIT: Final = 1642902
 CODE_GW_BACKEND_TIMEOUT: Final = 1650401
@@ -217,6 +219,9 @@ class Faults:
     service_off: bool = False
     gateway_forbidden: bool = False
     faults_on_reads: bool = False
+    #: APIs the app has no permission for, refused the gateways' way (ESB: 1306403 with
+    #: HTTP 200; gateway: 1640301 with HTTP 403), e.g. ``frozenset({"get_tickets"})``.
+    refused_apis: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("error_5xx_rate", "rate_limit_rate", "lost_rate", "backend_timeout_rate"):
@@ -258,12 +263,20 @@ class Faults:
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ValueError(f"fault switch {key!r} must be a number")
                 value = float(value)
+            elif isinstance(current, frozenset):
+                if not isinstance(value, (list, tuple, set, frozenset)) or not all(
+                    isinstance(v, str) for v in value
+                ):
+                    raise ValueError(f"fault switch {key!r} must be a list of API names")
+                value = frozenset(value)
             clean[key] = value
         return dataclasses.replace(self, **clean)
 
     def to_json(self) -> dict[str, Any]:
         """The switches as a JSON-ready mapping."""
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["refused_apis"] = sorted(self.refused_apis)
+        return out
 
 
 @dataclass
@@ -711,6 +724,9 @@ class _Server:
                 state._record(sn, action, operator, code, applied)
 
         refusal = self._authenticate(request, call)
+        if refusal is None and call.api in faults.refused_apis:
+            state._fault("refused_api")
+            refusal = self._no_permission(call)
         if refusal is not None:
             record(_code_of(refusal), False)
             return refusal
@@ -771,6 +787,19 @@ class _Server:
     async def _latency(faults: Faults) -> None:
         if faults.latency_ms > 0:
             await asyncio.sleep(faults.latency_ms / 1000.0)
+
+    @staticmethod
+    def _no_permission(call: _Call) -> web.Response:
+        if call.gateway:
+            return _error(
+                CODE_GW_NO_PERMISSION,
+                f'App has no permission to the resource [api="{call.api}"]',
+                403,
+                gateway_error=True,
+            )
+        return _error(
+            CODE_ESB_APP_NO_PERMISSION, f"应用没有访问该组件的权限 (component {call.api})"
+        )
 
     def _rate_limited(self, call: _Call) -> web.Response:
         headers = {

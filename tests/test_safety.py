@@ -1,0 +1,764 @@
+"""Safety of a bulk run against a misbehaving server: faults in, every row accounted for.
+
+The end-to-end tests run the real CLI (in-process, via :func:`tests.conftest.run_cli`)
+over loopback HTTP against the stand-in ITSM with injected faults, and then read the
+stand-in's own counters and operation log: what the server saw is the proof, not what
+batchops says about itself. A few executor tests use an in-memory transport where only
+timing on the client side matters (backoff, the shared rate-limit pause, read-back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchops.client import Answer, Verdict
+from batchops.errors import FatalAnswerError
+from batchops.executor import Executor, FailureBrake, SendPolicy
+from batchops.model import Action, Outcome, Row, Status
+from batchops.planner import read_statuses
+from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread, Ticket
+
+from .conftest import APP_CODE, SECRET, CliRun, creds_env, read_report, run_cli, write_csv
+
+# Small timings everywhere: no read-back delay, short hangs.
+FAST = ["--readback-delay", "0", "--yes"]
+
+
+@pytest.fixture
+def stand_in() -> Iterator[Callable[..., SandboxThread]]:
+    """Start stand-in servers with given tickets and faults; all are stopped afterwards."""
+    with contextlib.ExitStack() as stack:
+
+        def start(tickets: Sequence[Ticket], **faults: Any) -> SandboxThread:
+            config = SandboxConfig(app_code=APP_CODE, app_secret=SECRET, faults=Faults(**faults))
+            state = SandboxState(config)
+            state.seed_tickets(tickets)
+            return stack.enter_context(SandboxThread(state))
+
+        yield start
+
+
+def ticket(sn: str, status: str = "RUNNING", previous: str | None = None) -> Ticket:
+    """A ticket created and processed by admin."""
+    return Ticket(
+        sn=sn, status=status, creator="admin", processors=["admin"], previous_status=previous
+    )
+
+
+def tickets(prefix: str, count: int, status: str = "RUNNING") -> list[Ticket]:
+    """``count`` tickets ``prefix0`` … processed by admin."""
+    return [ticket(f"{prefix}{i}", status) for i in range(count)]
+
+
+def rows_for(sns: Sequence[str], action: str = "SUSPEND") -> list[list[str]]:
+    """One row per sn, all with the same action."""
+    return [[sn, "admin", action, "batch"] for sn in sns]
+
+
+def cli(server: SandboxThread, src: Path, *args: str, **env: str) -> CliRun:
+    """The real CLI against ``server``."""
+    return run_cli(["run", str(src), *FAST, *args], creds_env(server.url, **env))
+
+
+def report_of(src: Path) -> list[dict[str, str]]:
+    """The CSV report written beside ``src``."""
+    return read_report(src.with_name(src.stem + ".report.csv"))
+
+
+def total_requests(server: SandboxThread) -> int:
+    """Every request the stand-in answered, reads and operations alike."""
+    return sum(server.state.stats.requests.values())
+
+
+def applied_suspends(server: SandboxThread) -> Counter[str]:
+    """How many SUSPENDs the server applied, per sn."""
+    return Counter(
+        op.sn for op in server.state.stats.operations if op.action == "SUSPEND" and op.applied
+    )
+
+
+# --------------------------------------------------------------------------- transient faults
+
+
+def test_503s_are_retried_until_every_row_succeeds(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    """25% HTTP 503: every row ends success, resends are counted in 'attempts'."""
+    sns = [f"R{i}" for i in range(40)]
+    server = stand_in(tickets("R", 40), error_5xx_rate=0.25, seed=1)
+    src = write_csv(tmp_path / "t.csv", rows_for(sns))
+    out = cli(server, src, "--concurrency", "4", "--retries", "8")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    report = report_of(src)
+    assert {r["status"] for r in report} == {"success"}
+    attempts = [int(r["attempts"]) for r in report]
+    assert max(attempts) > 1
+    stats = server.state.stats
+    assert stats.faults_injected["error_5xx"] > 0
+    # each attempt is one operate_ticket at the server, and only one of them applied
+    assert sum(attempts) == stats.operations_total
+    assert applied_suspends(server) == Counter(sns)
+    assert stats.double_suspends == 0
+
+
+@pytest.mark.parametrize("gateway", ["esb", "apigw"])
+def test_rate_limits_are_waited_out_by_the_whole_run(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path, gateway: str
+) -> None:
+    """20% rate limits (HTTP 200 + 1642902 on the ESB, 429 on the gateway): all success.
+
+    (That the stand-in answers each gateway's way is checked in test_client.py.)
+
+    After a rate-limit answer the whole run waits the reset time (1 s here), not only the
+    worker that got it: no operation reaches the server in the middle of that second.
+    """
+    sns = [f"L{i}" for i in range(12)]
+    latency_s = 0.04  # keeps the other workers busy while one waits out a rate limit
+    server = stand_in(tickets("L", 12), rate_limit_rate=0.2, seed=7, latency_ms=latency_s * 1000)
+    src = write_csv(tmp_path / "t.csv", rows_for(sns))
+    out = cli(server, src, "--gateway", gateway, "--concurrency", "3", "--retries", "8")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    report = report_of(src)
+    assert {r["status"] for r in report} == {"success"}
+    assert max(int(r["attempts"]) for r in report) > 1
+    ops = server.state.stats.operations
+    limited = [op.t for op in ops if op.code == 1642902]
+    assert limited
+    for t0 in limited:
+        # requests already on their way when the answer came are logged by t0 + latency
+        inside = [op for op in ops if t0 + latency_s + 0.2 < op.t < t0 + 0.9]
+        assert not inside, f"sent during the pause after a rate limit: {inside}"
+    assert applied_suspends(server) == Counter(sns)
+
+
+@pytest.mark.parametrize(("mode", "precheck"), [("hang", "--precheck"), ("drop", "--no-precheck")])
+def test_lost_answers_are_confirmed_by_read_back(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path, mode: str, precheck: str
+) -> None:
+    """20% of answers lost after the action ran: success by read-back, never a double suspend."""
+    sns = [f"H{i}" for i in range(24)]
+    server = stand_in(tickets("H", 24), lost_rate=0.2, lost_mode=mode, lost_hang_s=3.0, seed=11)
+    rows = rows_for(sns[:12])
+    for sn in sns[12:18]:  # suspend and resume: read-back must judge each in turn
+        rows += [[sn, "admin", "SUSPEND", "s"], [sn, "admin", "UNSUSPEND", "u"]]
+    rows += rows_for(sns[18:], "TERMINATE")
+    src = write_csv(tmp_path / "t.csv", rows)
+    started = time.monotonic()
+    out = cli(server, src, "--timeout", "1", "--concurrency", "6", precheck)
+    elapsed = time.monotonic() - started
+    assert out.exit_code == 0, out.stdout + out.stderr
+    report = report_of(src)
+    assert {r["status"] for r in report} == {"success"}
+    confirmed = [r for r in report if "confirmed by read-back" in r["message"]]
+    stats = server.state.stats
+    lost = stats.faults_injected.get("lost", 0)
+    assert lost > 0
+    assert len(confirmed) >= lost  # (more only if a loaded machine also timed out)
+    assert stats.double_suspends == 0
+    assert applied_suspends(server) == Counter(sns[:18])
+    assert all(server.state.tickets[sn].status == "SUSPENDED" for sn in sns[:12])
+    assert all(server.state.tickets[sn].status == "RUNNING" for sn in sns[12:18])
+    assert all(server.state.tickets[sn].status == "TERMINATED" for sn in sns[18:])
+    if mode == "hang":
+        assert elapsed < 3.0  # --timeout 1 cut every 3 s hang short
+
+
+@pytest.mark.parametrize("gateway", ["esb", "apigw"])
+def test_backend_timeouts_are_read_back_never_blindly_resent(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path, gateway: str
+) -> None:
+    """1306201 / 504 timeouts, applied or not: read back, then success or a resend.
+
+    Every timeout is followed by exactly one read of that ticket (reads are not faulted
+    here), and every SUSPEND is applied exactly once.
+    """
+    sns = [f"B{i}" for i in range(30)]
+    server = stand_in(tickets("B", 30), backend_timeout_rate=0.3, seed=5)
+    src = write_csv(tmp_path / "t.csv", rows_for(sns))
+    out = cli(server, src, "--gateway", gateway, "--concurrency", "5", "--retries", "8")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    report = report_of(src)
+    assert {r["status"] for r in report} == {"success"}
+    stats = server.state.stats
+    code = 1306201 if gateway == "esb" else 1650401
+    timeouts = [op for op in stats.operations if op.code == code]
+    applied = {op.sn for op in timeouts if op.applied}
+    not_applied = {op.sn for op in timeouts if not op.applied}
+    assert applied and not_applied
+    assert stats.requests["get_ticket_status"] == len(timeouts)
+    by_sn = {r["sn"]: r for r in report}
+    for sn in applied:
+        assert "confirmed by read-back" in by_sn[sn]["message"]
+    for sn in not_applied - applied:
+        assert int(by_sn[sn]["attempts"]) >= 2
+    assert applied_suspends(server) == Counter(sns)
+    assert stats.double_suspends == 0
+
+
+def test_timeout_with_unreadable_ticket_is_unknown_and_never_resent(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    """Backend timeouts and reads failing too: the row is unknown, SUSPEND sent only once."""
+    server = stand_in(tickets("U", 3), backend_timeout_rate=1.0, faults_on_reads=True)
+    src = write_csv(tmp_path / "t.csv", rows_for(["U0", "U1", "U2"]))
+    out = cli(server, src, "--no-precheck", "--concurrency", "3")
+    assert out.exit_code == 1, out.stdout + out.stderr
+    report = report_of(src)
+    assert [r["status"] for r in report] == ["unknown"] * 3
+    assert all("could not be read back" in r["message"] for r in report)
+    assert Counter(op.sn for op in server.state.stats.operations) == Counter(["U0", "U1", "U2"])
+
+
+# --------------------------------------------------------------------------- stop the run
+
+
+@pytest.mark.parametrize("gateway", ["esb", "apigw"])
+@pytest.mark.parametrize("precheck", ["--precheck", "--no-precheck"])
+def test_wrong_secret_stops_within_concurrency_plus_two_requests(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path, gateway: str, precheck: str
+) -> None:
+    """A wrong secret: exit 3 after at most --concurrency + 2 requests, reads included."""
+    sns = [f"W{i}" for i in range(80)]
+    server = stand_in(tickets("W", 80))
+    src = write_csv(tmp_path / "t.csv", rows_for(sns))
+    out = cli(server, src, "--gateway", gateway, "--concurrency", "10", precheck, secret="nope")
+    assert out.exit_code == 3, out.stdout + out.stderr
+    assert total_requests(server) <= 10 + 2
+    assert server.state.stats.applied_total == 0
+    assert {r["status"] for r in report_of(src)} == {"pending"}
+    assert "authentication" in out.stdout
+    assert "nope" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("precheck", ["--precheck", "--no-precheck"])
+def test_service_off_stops_with_exit_3(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path, precheck: str
+) -> None:
+    """ITSM switched off (an HTML page with HTTP 200): exit 3, few requests, cause named."""
+    server = stand_in(tickets("O", 40), service_off=True)
+    src = write_csv(tmp_path / "t.csv", rows_for([f"O{i}" for i in range(40)]))
+    out = cli(server, src, "--concurrency", "8", precheck)
+    assert out.exit_code == 3, out.stdout + out.stderr
+    assert total_requests(server) <= 8 + 2
+    assert "HTML" in out.stdout
+    assert {r["status"] for r in report_of(src)} == {"pending"}
+
+
+@pytest.mark.parametrize(
+    ("limit", "low", "high"),
+    [("5", 6, 8), ("10%", 3, 12), ("0", 1, 3), ("0%", 1, 3), (None, 50, 52)],
+    ids=["count", "percent", "zero", "zero-percent", "default"],
+)
+def test_failure_brake_stops_with_exit_3_and_leaves_rows_pending(
+    stand_in: Callable[..., SandboxThread],
+    tmp_path: Path,
+    limit: str | None,
+    low: int,
+    high: int,
+) -> None:
+    """--max-failures N, P% and the default brake (50 in a row): exit 3, the rest pending.
+
+    Every third row names a ticket the server does not know (or every row, for the
+    default brake, which counts failures in a row).
+    """
+    count = 90
+    known = tickets("K", count)
+    rows = []
+    for i in range(count):
+        unknown = limit is None or i % 3 == 0
+        rows.append([f"NOPE{i}" if unknown else f"K{i}", "admin", "SUSPEND", "x"])
+    server = stand_in(known)
+    src = write_csv(tmp_path / "t.csv", rows)
+    args = ["--concurrency", "3", "--no-precheck"]
+    if limit is not None:
+        args += ["--max-failures", limit]
+    out = cli(server, src, *args)
+    assert out.exit_code == 3, out.stdout + out.stderr
+    assert "failure brake" in out.stdout
+    statuses = Counter(r["status"] for r in report_of(src))
+    assert low <= statuses["failed"] <= high, statuses
+    assert statuses["pending"] > 0
+    assert statuses["failed"] + statuses["success"] + statuses["pending"] == count
+    assert server.state.stats.operations_total == statuses["failed"] + statuses["success"]
+
+
+def test_failure_brake_not_tripped_at_the_limit(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    """Exactly N failures with --max-failures N is allowed: exit 1, nothing left pending."""
+    rows = rows_for(["K0", "K1", "K2"]) + rows_for(["NOPE1", "NOPE2"])
+    server = stand_in(tickets("K", 3))
+    src = write_csv(tmp_path / "t.csv", rows)
+    out = cli(server, src, "--max-failures", "2", "--concurrency", "2")
+    assert out.exit_code == 1, out.stdout + out.stderr
+    assert Counter(r["status"] for r in report_of(src)) == {"success": 3, "failed": 2}
+
+
+# --------------------------------------------------------------------------- rate
+
+
+def test_rate_caps_every_one_second_window(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    """--rate 40 over 200 rows: no 1-second window (sliding or whole) holds more than 48 ops."""
+    sns = [f"Q{i}" for i in range(200)]
+    server = stand_in(tickets("Q", 200))
+    src = write_csv(tmp_path / "t.csv", rows_for(sns))
+    started = time.monotonic()
+    out = cli(server, src, "--rate", "40", "--concurrency", "20")
+    elapsed = time.monotonic() - started
+    assert out.exit_code == 0, out.stdout + out.stderr
+    stats = server.state.stats
+    times = sorted(op.t for op in stats.operations)
+    assert len(times) == 200
+    busiest = max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
+    assert busiest <= 48, busiest
+    assert max(stats.per_second.values()) <= 48, stats.per_second
+    assert elapsed >= 200 / 48  # the limiter really held the run back
+
+
+# --------------------------------------------------------------------------- pre-check
+
+
+def precheck_fixture() -> tuple[list[Ticket], list[list[str]], list[str]]:
+    """Tickets, rows and each row's expected status for the pre-check tests."""
+    seeded = [
+        ticket("SUS", "SUSPENDED", previous="RUNNING"),
+        ticket("REV", "REVOKED"),
+        ticket("TER", "TERMINATED"),
+        ticket("RUN"),
+        ticket("CHAIN"),
+    ]
+    rows = [
+        ["SUS", "admin", "SUSPEND", "again?"],  # already suspended: never sent
+        ["REV", "admin", "WITHDRAW", "again?"],  # already withdrawn
+        ["TER", "admin", "TERMINATE", "again?"],  # already terminated
+        ["RUN", "admin", "UNSUSPEND", "resume?"],  # not suspended: nothing to resume
+        ["SUS", "admin", "UNSUSPEND", "resume"],  # after the skip, this one is sent
+        ["CHAIN", "admin", "UNSUSPEND", "1"],  # RUNNING: skipped
+        ["CHAIN", "admin", "SUSPEND", "2"],  # sent → SUSPENDED
+        ["CHAIN", "admin", "UNSUSPEND", "3"],  # sent → RUNNING
+        ["CHAIN", "admin", "SUSPEND", "4"],  # sent → SUSPENDED
+        ["CHAIN", "admin", "TERMINATE", "5"],  # sent → TERMINATED
+        ["CHAIN", "admin", "WITHDRAW", "6"],  # sent, refused: the ticket is over
+        ["CHAIN", "admin", "TERMINATE", "7"],  # already TERMINATED: skipped
+    ]
+    expected = ["skipped"] * 4 + ["success", "skipped"] + ["success"] * 4 + ["failed", "skipped"]
+    return seeded, rows, expected
+
+
+def test_precheck_skips_rows_and_sends_nothing_for_them(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    """Skipped rows never reach the server; one ticket's rows are judged in file order."""
+    seeded, rows, expected = precheck_fixture()
+    server = stand_in(seeded)
+    src = write_csv(tmp_path / "t.csv", rows)
+    out = cli(server, src, "--concurrency", "4")
+    assert out.exit_code == 1, out.stdout + out.stderr  # the WITHDRAW of a closed ticket
+    report = report_of(src)
+    assert [r["status"] for r in report] == expected
+    for row in report:
+        if row["status"] == "skipped":
+            assert row["message"].startswith("skipped: "), row
+            assert row["attempts"] == "0"
+    assert "second SUSPEND" in report[0]["message"]
+    sent = Counter((op.sn, op.action) for op in server.state.stats.operations)
+    assert sent == Counter(
+        [
+            ("SUS", "UNSUSPEND"),
+            ("CHAIN", "SUSPEND"),
+            ("CHAIN", "UNSUSPEND"),
+            ("CHAIN", "SUSPEND"),
+            ("CHAIN", "TERMINATE"),
+            ("CHAIN", "WITHDRAW"),
+        ]
+    )
+    chain = [op.action for op in server.state.stats.ops_for("CHAIN")]
+    assert chain == ["SUSPEND", "UNSUSPEND", "SUSPEND", "TERMINATE", "WITHDRAW"]
+    assert server.state.stats.double_suspends == 0
+    assert server.state.stats.requests["get_tickets"] == 1
+
+
+def test_plan_shows_the_precheck_outcome_and_sends_nothing(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    """`batchops plan` reports skipped/pending per row from real reads, and operates nothing."""
+    seeded, rows, expected = precheck_fixture()
+    server = stand_in(seeded)
+    src = write_csv(tmp_path / "t.csv", rows)
+    out = run_cli(["plan", str(src)], creds_env(server.url))
+    assert out.exit_code == 0, out.stdout + out.stderr
+    report = report_of(src)
+    planned = ["skipped" if e == "skipped" else "pending" for e in expected]
+    assert [r["status"] for r in report] == planned
+    assert "ITSM will refuse it" in report[10]["message"]
+    assert "would send SUSPEND (ticket RUNNING)" in report[6]["message"]
+    assert server.state.stats.requests == {"get_tickets": 1}
+    before = {t.sn: (t.status, t.previous_status) for t in precheck_fixture()[0]}
+    after = {t.sn: (t.status, t.previous_status) for t in server.state.tickets.values()}
+    assert after == before
+
+
+@pytest.mark.parametrize("gateway", ["esb", "apigw"])
+def test_get_tickets_refused_falls_back_to_get_ticket_status(
+    stand_in: Callable[..., SandboxThread],
+    tmp_path: Path,
+    gateway: str,
+) -> None:
+    """get_tickets refused: the pre-check reads each ticket instead, and skips still work."""
+    seeded, rows, expected = precheck_fixture()
+    server = stand_in(seeded, refused_apis=frozenset({"get_tickets"}))
+    src = write_csv(tmp_path / "t.csv", rows)
+    planned = run_cli(["plan", str(src), "--gateway", gateway], creds_env(server.url))
+    assert planned.exit_code == 0, planned.stdout + planned.stderr
+    assert [r["status"] for r in report_of(src)][:4] == ["skipped"] * 4
+    assert "read with get_ticket_status" in planned.stdout + planned.stderr
+    assert server.state.stats.requests == {"get_tickets": 1, "get_ticket_status": len(seeded)}
+    server.call(server.state.reset_stats)
+
+    out = cli(server, src, "--gateway", gateway, "--concurrency", "4")
+    assert out.exit_code == 1, out.stdout + out.stderr
+    assert [r["status"] for r in report_of(src)] == expected
+    requests = server.state.stats.requests
+    assert requests["get_tickets"] == 1
+    # one read per ticket, plus the confirmation of each UNSUSPEND that answered success
+    assert requests["get_ticket_status"] == len(seeded) + 2
+    assert server.state.stats.double_suspends == 0
+
+
+# --------------------------------------------------------------------------- double suspend
+
+
+@pytest.mark.parametrize("precheck", ["--precheck", "--no-precheck"])
+def test_unsuspend_of_a_double_suspended_ticket_is_failed_with_the_reason(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path, precheck: str
+) -> None:
+    """A ticket suspended twice before: UNSUSPEND answers success, yet the row is failed."""
+    server = stand_in([ticket("DS", "SUSPENDED", previous="SUSPENDED"), ticket("OK", "SUSPENDED")])
+    src = write_csv(tmp_path / "t.csv", rows_for(["DS", "OK"], "UNSUSPEND"))
+    out = cli(server, src, precheck)
+    assert out.exit_code == 1, out.stdout + out.stderr
+    stuck, fine = report_of(src)
+    assert stuck["status"] == "failed"
+    assert "still SUSPENDED" in stuck["message"]
+    assert "suspended twice" in stuck["message"]
+    assert fine["status"] == "success"
+    assert "RUNNING" in fine["message"]
+    answered = {op.sn: (op.code, op.applied) for op in server.state.stats.operations}
+    assert answered == {"DS": (0, True), "OK": (0, True)}
+    assert server.state.tickets["DS"].status == "SUSPENDED"
+
+
+@pytest.mark.parametrize("precheck", ["--precheck", "--no-precheck"])
+def test_suspend_after_a_failed_unsuspend_is_not_sent_again(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path, precheck: str
+) -> None:
+    """SUSPEND, a refused UNSUSPEND, SUSPEND: the ticket is still suspended, so the last
+    row is skipped — also with --no-precheck, where only this run's own answers are known.
+    """
+    server = stand_in([ticket("X")])
+    rows = [
+        ["X", "admin", "SUSPEND", "wait"],
+        ["X", "bob", "UNSUSPEND", "bob may not"],  # 抱歉，bob无权操作该单据
+        ["X", "admin", "SUSPEND", "wait again"],
+    ]
+    src = write_csv(tmp_path / "t.csv", rows)
+    out = cli(server, src, precheck)
+    assert out.exit_code == 1, out.stdout + out.stderr
+    assert [r["status"] for r in report_of(src)] == ["success", "failed", "skipped"]
+    assert server.state.stats.double_suspends == 0
+    assert [op.action for op in server.state.stats.ops_for("X")] == ["SUSPEND", "UNSUSPEND"]
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+def test_insecure_prints_a_loud_warning(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    """--insecure warns on stderr before anything is sent; the run itself goes on."""
+    server = stand_in([ticket("T1")])
+    src = write_csv(tmp_path / "t.csv", rows_for(["T1"]))
+    out = cli(server, src, "--insecure")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert "WARNING" in out.stderr
+    assert "--insecure" in out.stderr
+    assert "NOT verified" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"this is not a certificate\n", b"", b"0\x82\x01\x0a\x02\x82\x01\x01\x00\xff"],
+    ids=["text", "empty", "binary"],
+)
+@pytest.mark.parametrize("command", ["run", "plan"])
+def test_ca_bundle_that_is_not_pem_is_a_one_line_error(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path, content: bytes, command: str
+) -> None:
+    """--ca-bundle with a file that is not PEM: exit 2, one 'Error:' line, nothing sent."""
+    server = stand_in([ticket("T1")])
+    src = write_csv(tmp_path / "t.csv", rows_for(["T1"]))
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(content)
+    extra = FAST if command == "run" else []
+    out = run_cli([command, str(src), *extra, "--ca-bundle", str(bundle)], creds_env(server.url))
+    assert out.exit_code == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("Error: ")
+    assert "--ca-bundle" in lines[0]
+    assert "PEM" in lines[0]
+    assert "Traceback" not in out.stdout + out.stderr
+    assert total_requests(server) == 0
+
+
+# --------------------------------------------------------------------------- executor, in memory
+
+
+class FakeTransport:
+    """An in-memory ITSM: scripted answers per row, a log of (time, call, sn)."""
+
+    def __init__(
+        self,
+        operate: Callable[[Row, int], Answer],
+        status: Callable[[str, int], str | None] = lambda sn, n: None,
+        delay_s: float = 0.0,
+    ) -> None:
+        self._operate = operate
+        self._status = status
+        self._delay = delay_s
+        self.log: list[tuple[float, str, str]] = []
+        self.answered: list[tuple[float, str, Answer]] = []
+        self._sends: Counter[str] = Counter()
+        self._reads: Counter[str] = Counter()
+
+    async def operate(self, row: Row) -> Answer:
+        self.log.append((time.monotonic(), "operate", row.sn))
+        self._sends[row.sn] += 1
+        await asyncio.sleep(self._delay)
+        answer = self._operate(row, self._sends[row.sn])
+        self.answered.append((time.monotonic(), row.sn, answer))
+        return answer
+
+    async def read_ticket_status(self, sn: str) -> Answer:
+        self.log.append((time.monotonic(), "read", sn))
+        self._reads[sn] += 1
+        status = self._status(sn, self._reads[sn])
+        if status is None:
+            return Answer(Verdict.RETRY, None, "server unavailable (HTTP 503)", 503)
+        return Answer(Verdict.SUCCESS, 0, "success", 200, data={"current_status": status})
+
+    async def read_tickets(self, sns: Any) -> Answer:
+        raise AssertionError("not used")
+
+    def calls(self, kind: str, sn: str | None = None) -> list[float]:
+        """When calls of one kind (for one sn) started."""
+        return [t for t, k, s in self.log if k == kind and (sn is None or s == sn)]
+
+
+OK = Answer(Verdict.SUCCESS, 0, "success", 200)
+LOST = Answer(Verdict.AMBIGUOUS, None, "no answer within 1 s (the action may have run)")
+
+
+def execute(
+    transport: FakeTransport,
+    rows: Sequence[Row],
+    policy: SendPolicy,
+    statuses: dict[str, str] | None = None,
+) -> dict[int, Outcome]:
+    """Run rows (one chain per sn, file order) through an Executor; outcomes by row index."""
+    outcomes: dict[int, Outcome] = {}
+    chains: dict[str, list[int]] = {}
+    for row in rows:
+        chains.setdefault(row.sn, []).append(row.index)
+
+    def record(row: Row, outcome: Outcome) -> None:
+        outcomes[row.index] = outcome
+
+    executor = Executor(transport, policy, on_outcome=record, statuses=statuses)
+    asyncio.run(executor.run(list(chains.values()), lambda i: rows[i]))
+    return outcomes
+
+
+def row(index: int, sn: str, action: Action = Action.SUSPEND) -> Row:
+    """A row processed by admin."""
+    return Row(index, sn, "admin", action, "batch")
+
+
+QUICK = SendPolicy(
+    concurrency=2, retries=3, backoff_initial_s=0.01, backoff_max_s=0.02, readback_delay_s=0.0
+)
+
+
+def test_backoff_honours_retry_after() -> None:
+    """A RETRY answer's Retry-After is waited in full, even when the backoff is shorter."""
+    hinted = Answer(Verdict.RETRY, None, "busy (HTTP 503)", 503, retry_after_s=0.4)
+
+    def answer(r: Row, n: int) -> Answer:
+        return hinted if n <= 2 else OK
+
+    fake = FakeTransport(answer)
+    outcomes = execute(fake, [row(0, "A")], QUICK)
+    assert (outcomes[0].status, outcomes[0].attempts) == (Status.SUCCESS, 3)
+    sends = fake.calls("operate")
+    gaps = [b - a for a, b in itertools.pairwise(sends)]
+    assert len(gaps) == 2
+    assert all(gap >= 0.39 for gap in gaps), gaps
+
+
+def test_backoff_without_retry_after_is_the_policy_backoff() -> None:
+    """With no hint, resends follow the (here tiny) exponential backoff, not a fixed second."""
+    bare = Answer(Verdict.RETRY, None, "busy (HTTP 503)", 503)
+    fake = FakeTransport(lambda r, n: bare if n <= 2 else OK)
+    outcomes = execute(fake, [row(0, "A")], QUICK)
+    assert outcomes[0].status is Status.SUCCESS
+    sends = fake.calls("operate")
+    assert sends[-1] - sends[0] < 0.3
+
+
+def test_rate_limit_pauses_every_worker() -> None:
+    """One rate-limited answer holds back the other workers' next requests too."""
+    limited = Answer(
+        Verdict.RETRY, 1642902, "rate limited", 429, rate_limited=True, retry_after_s=0.5
+    )
+
+    def answer(r: Row, n: int) -> Answer:
+        return limited if r.sn == "B" and n == 1 else OK
+
+    fake = FakeTransport(answer, delay_s=0.05)
+    rows = [row(i, sn) for i, sn in enumerate("ABCDEF")]
+    outcomes = execute(fake, rows, QUICK)
+    assert {o.status for o in outcomes.values()} == {Status.SUCCESS}
+    (t_limited,) = [t for t, sn, a in fake.answered if a is limited]
+    later = [t for t in fake.calls("operate") if t > t_limited]
+    assert later
+    assert all(t >= t_limited + 0.45 for t in later), [t - t_limited for t in later]
+
+
+def test_lost_suspend_with_unreadable_ticket_is_never_resent() -> None:
+    """SUSPEND answer lost and the ticket cannot be read: unknown, sent exactly once."""
+    fake = FakeTransport(lambda r, n: LOST)
+    outcomes = execute(fake, [row(0, "A")], QUICK, statuses={"A": "RUNNING"})
+    assert outcomes[0].status is Status.UNKNOWN
+    assert "could not be read back" in outcomes[0].message
+    assert len(fake.calls("operate")) == 1
+    assert len(fake.calls("read")) == 3
+
+
+@pytest.mark.parametrize(
+    ("read_back", "status", "sends"),
+    [
+        ("SUSPENDED", Status.SUCCESS, 1),
+        ("RUNNING", Status.SUCCESS, 2),
+        ("FINISHED", Status.UNKNOWN, 1),
+    ],
+    ids=["reached", "unchanged", "unclear"],
+)
+def test_lost_suspend_is_read_back_before_any_resend(
+    read_back: str, status: Status, sends: int
+) -> None:
+    """Lost SUSPEND: reached → success; unchanged → one resend, after a read; else unknown."""
+    fake = FakeTransport(
+        lambda r, n: LOST if n == 1 else OK,
+        status=lambda sn, n: read_back,
+    )
+    outcomes = execute(fake, [row(0, "A")], QUICK, statuses={"A": "RUNNING"})
+    assert outcomes[0].status is status
+    kinds = [kind for _, kind, _ in fake.log]
+    assert kinds[:2] == ["operate", "read"]
+    assert kinds.count("operate") == sends
+    if read_back == "SUSPENDED":
+        assert "confirmed by read-back" in outcomes[0].message
+
+
+def test_after_an_unknown_row_the_next_suspend_reads_first() -> None:
+    """A ticket left unknown is read again before a later SUSPEND row: SUSPENDED → skipped."""
+    rows = [row(0, "A"), row(1, "A", Action.UNSUSPEND), row(2, "A")]
+
+    def answer(r: Row, n: int) -> Answer:
+        if r.action is Action.SUSPEND:
+            return LOST
+        return Answer(Verdict.REJECTED, 3900004, "抱歉，该单据不在挂起中，无法操作")
+
+    # The first read-backs fail (unknown); later the ticket shows SUSPENDED after all.
+    fake = FakeTransport(answer, status=lambda sn, n: None if n <= 3 else "SUSPENDED")
+    outcomes = execute(fake, rows, QUICK, statuses={"A": "RUNNING"})
+    assert outcomes[0].status is Status.UNKNOWN
+    assert outcomes[2].status is Status.SKIPPED
+    assert "already SUSPENDED" in outcomes[2].message
+    assert len(fake.calls("operate")) == 2
+
+
+def test_zero_percent_brake_stops_at_the_first_failure() -> None:
+    """--max-failures 0% means no failure is acceptable, the same as 0 (not 'off')."""
+    assert FailureBrake.parse("0%").tripped(1, 1, 1)
+    assert FailureBrake.parse("0").tripped(1, 1, 1)
+    assert FailureBrake.parse("off").tripped(1000, 1000, 1000) is None
+
+
+class RefusingReads:
+    """get_tickets refused; get_ticket_status slow, and fatal for one sn."""
+
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
+    async def operate(self, row: Row) -> Answer:
+        raise AssertionError("the pre-check never operates")
+
+    async def read_tickets(self, sns: Any) -> Answer:
+        return Answer(Verdict.FATAL, 1306403, "ESB: the app has no permission for this component")
+
+    async def read_ticket_status(self, sn: str) -> Answer:
+        self.reads.append(sn)
+        if sn == "BAD":
+            return Answer(Verdict.FATAL, None, "the server answered an HTML page with HTTP 200")
+        await asyncio.sleep(0.02)
+        return Answer(Verdict.SUCCESS, 0, "success", 200, data={"current_status": "RUNNING"})
+
+
+def test_precheck_fallback_stops_every_reader_on_a_fatal_answer() -> None:
+    """In the one-by-one pre-check, a fatal answer stops all readers, not just the one."""
+    transport = RefusingReads()
+    sns = ["BAD"] + [f"N{i}" for i in range(200)]
+
+    async def go() -> int:
+        with pytest.raises(FatalAnswerError, match="HTML"):
+            await read_statuses(transport, sns, concurrency=4)
+        at_stop = len(transport.reads)
+        await asyncio.sleep(0.2)  # anything still running would go on reading
+        return at_stop
+
+    at_stop = asyncio.run(go())
+    assert len(transport.reads) == at_stop
+    assert at_stop <= 4 + 1
+
+
+def test_after_an_unknown_row_an_unreadable_ticket_gets_no_suspend() -> None:
+    """A ticket left unknown that still cannot be read: a later SUSPEND is not sent at all."""
+    rows = [row(0, "A"), row(1, "A", Action.UNSUSPEND), row(2, "A")]
+
+    def answer(r: Row, n: int) -> Answer:
+        if r.action is Action.SUSPEND:
+            return LOST
+        return Answer(Verdict.REJECTED, 3900004, "抱歉，该单据不在挂起中，无法操作")
+
+    fake = FakeTransport(answer)  # every read fails
+    outcomes = execute(fake, rows, QUICK)
+    assert [outcomes[i].status for i in range(3)] == [
+        Status.UNKNOWN,
+        Status.FAILED,
+        Status.FAILED,
+    ]
+    assert outcomes[2].message.startswith("not sent: ")
+    assert outcomes[2].attempts == 0
+    assert [r for _, kind, r in fake.log if kind == "operate"] == ["A", "A"]
