@@ -20,7 +20,6 @@ URL, a message or an exception.
 from __future__ import annotations
 
 import ast
-import asyncio
 import enum
 import json
 import math
@@ -30,7 +29,7 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -41,7 +40,7 @@ from .errors import ConfigError
 from .model import Row
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     SUCCESS = "success"
     REJECTED = "rejected"
     FATAL = "fatal"
@@ -167,8 +166,8 @@ def _wait_seconds(value: str) -> float | None:
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return (when - datetime.now(timezone.utc)).total_seconds()
+            when = when.replace(tzinfo=UTC)
+        return (when - datetime.now(UTC)).total_seconds()
     if math.isnan(seconds):
         return None
     # X-Bkapi-RateLimit-Reset may be an epoch timestamp rather than a delay.
@@ -490,7 +489,7 @@ class ItsmClient:
             answer = Answer(
                 Verdict.RETRY, None, f"cannot connect to {exc.host}:{exc.port} ({exc.strerror})"
             )
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             verdict = Verdict.AMBIGUOUS if sent_is_ambiguous else Verdict.RETRY
             answer = Answer(
                 verdict,

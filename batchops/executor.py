@@ -28,7 +28,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from aiolimiter import AsyncLimiter
@@ -119,7 +119,7 @@ def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
 def chains_by_sn(sns: np.ndarray, indices: np.ndarray) -> Iterator[np.ndarray]:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 MAX_MESSAGE_LENGTH = 255
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     """The four operations ``operate_ticket`` accepts (case-sensitive on the server)."""
 
     SUSPEND = "SUSPEND"
@@ -25,7 +25,7 @@ class Action(str, enum.Enum):
     TERMINATE = "TERMINATE"
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """The final (or not yet final) state of one input row, as shown in the report."""
 
     SUCCESS = "success"

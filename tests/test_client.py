@@ -14,7 +14,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
@@ -342,7 +342,7 @@ def test_retry_after_seconds() -> None:
 
 def test_retry_after_http_date() -> None:
     """Retry-After may be an HTTP date: the wait is the time until then."""
-    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    when = datetime.now(UTC) + timedelta(seconds=30)
     wait = rate_limited({"Retry-After": format_datetime(when, usegmt=True)}).retry_after_s
     assert wait is not None
     assert 25.0 <= wait <= 31.0
@@ -350,7 +350,7 @@ def test_retry_after_http_date() -> None:
 
 def test_retry_after_date_in_the_past_means_now() -> None:
     """A date already past means no wait, not a negative one."""
-    when = datetime.now(timezone.utc) - timedelta(hours=1)
+    when = datetime.now(UTC) - timedelta(hours=1)
     assert rate_limited({"Retry-After": format_datetime(when, usegmt=True)}).retry_after_s == 0.0
 
 
