@@ -10,6 +10,7 @@ directly and read the returned :class:`batchops.model.RunSummary`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import signal
@@ -33,7 +34,14 @@ from .loader import Batch, load_batch
 from .model import Outcome, OutcomeTable, Row, RunSummary, Status
 from .planner import Precheck, read_statuses, simulate
 from .report import default_report_path, write_failures, write_report
-from .store import Binding, Checkpoint, default_checkpoint_path, row_key, summarise_changes
+from .store import (
+    Binding,
+    Checkpoint,
+    StoredRow,
+    default_checkpoint_path,
+    row_key,
+    summarise_changes,
+)
 from .summary import summary_fields, summary_sheet, top_failures, write_summary_json
 
 EXIT_OK = 0
@@ -347,6 +355,10 @@ def run_batch(
                 emit=emit,
             )
         )
+        if store is not None:
+            # Outcomes first, report second: a kill while the report is written then
+            # costs no read-backs on the next run.
+            store.flush()
         summary = _finish_run(
             batch,
             outcomes,
@@ -535,8 +547,11 @@ class _Work:
     """What this run still has to do."""
 
     to_send: np.ndarray
-    in_doubt: list[tuple[int, str | None]]
+    #: Rows that were "sending" when an earlier run died: (index, status before, attempts).
+    in_doubt: list[tuple[int, str | None, int]]
     note: str = ""
+    #: Wall-clock time of the latest "sending" mark among the rows in doubt.
+    last_sent_at: float = 0.0
 
 
 def _row_keys(batch: Batch) -> list[str]:
@@ -630,34 +645,60 @@ def _check_binding(
 
 def _resume(store: Checkpoint, outcomes: OutcomeTable, retry_failed: bool, path: Path) -> _Work:
     queued: list[int] = []
-    in_doubt: list[tuple[int, str | None]] = []
-    again: list[int] = []
+    in_doubt: list[tuple[int, str | None, int]] = []
+    last_sent_at = 0.0
+    records = list(store.rows())
+    retry = _rows_to_retry(records) if retry_failed else set()
     done = 0
-    for rec in store.rows():
+    for rec in records:
         if rec.state == "done":
-            if retry_failed and rec.outcome.status in (Status.FAILED, Status.UNKNOWN):
-                again.append(rec.index)
+            if rec.index in retry:
                 queued.append(rec.index)
             else:
                 outcomes.set(rec.index, rec.outcome)
                 done += 1
         elif rec.state == "sending":
-            in_doubt.append((rec.index, rec.before_status))
+            in_doubt.append((rec.index, rec.before_status, rec.outcome.attempts))
+            last_sent_at = max(last_sent_at, rec.sent_at or 0.0)
         else:
             queued.append(rec.index)
-    if again:
-        store.requeue(again)
+    if retry:
+        store.requeue(sorted(retry))
     store.begin_run("retry-failed" if retry_failed else "resume")
     parts = [f"resumed from checkpoint {path}: {done} rows already done"]
     if in_doubt:
         parts.append(f"{len(in_doubt)} in doubt (read back before any resend)")
-    if again:
-        parts.append(f"{len(again)} failed/unknown rows sent again")
+    if retry:
+        after = sum(1 for r in records if r.index in retry and r.outcome.status is Status.SKIPPED)
+        parts.append(
+            f"{len(retry) - after} failed/unknown rows sent again"
+            + (f" (and {after} skipped rows of their tickets after them)" if after else "")
+        )
     if not queued and not in_doubt:
         parts.append(
             "nothing left to send (--retry-failed resends failed rows, --fresh starts over)"
         )
-    return _Work(np.array(sorted(queued), dtype=np.int64), in_doubt, "; ".join(parts))
+    return _Work(np.array(sorted(queued), dtype=np.int64), in_doubt, "; ".join(parts), last_sent_at)
+
+
+def _rows_to_retry(records: list[StoredRow]) -> set[int]:
+    """--retry-failed: each failed or unknown row, with the later rows of its ticket that
+    were skipped (judged on a status the failed row did not bring), so that the ticket's
+    rows still go in file order; none of a ticket whose later rows already succeeded."""
+    chains: dict[str, list[StoredRow]] = {}
+    for rec in records:
+        chains.setdefault(rec.sn, []).append(rec)
+    chosen: set[int] = set()
+    for chain in chains.values():
+        for pos, rec in enumerate(chain):
+            if rec.state != "done" or rec.outcome.status not in (Status.FAILED, Status.UNKNOWN):
+                continue
+            later = chain[pos + 1 :]
+            if any(r.outcome.status is Status.SUCCESS for r in later):
+                continue  # resending it now would run it after rows that came later
+            chosen.add(rec.index)
+            chosen.update(r.index for r in later if r.outcome.status is Status.SKIPPED)
+    return chosen
 
 
 @dataclass
@@ -739,7 +780,7 @@ async def _run_async(
         try:
             if work.in_doubt:
                 progress.start(len(work.in_doubt))
-                to_send = await _settle_in_doubt(batch, work, executor, recorder)
+                to_send = await _settle_in_doubt(batch, work, executor, recorder, timeout_s)
                 progress.close()
             else:
                 to_send = work.to_send
@@ -845,24 +886,30 @@ async def _no_mark(row: Row, attempt: int, before: str | None) -> None:
 
 
 async def _settle_in_doubt(
-    batch: Batch, work: _Work, executor: Executor, recorder: _Recorder
+    batch: Batch, work: _Work, executor: Executor, recorder: _Recorder, timeout_s: float
 ) -> np.ndarray:
     """Read back rows that were in flight when an earlier run died; return what to send."""
+    # The dead run's last requests may still be running on the server: treat them like an
+    # answer lost in this run and read back no sooner than --timeout plus --readback-delay
+    # after they left. An earlier read can find the ticket "unchanged" and resend it.
+    wait = work.last_sent_at + timeout_s + executor.policy.readback_delay_s - time.time()
+    if wait > 0:
+        await asyncio.sleep(wait)
     resend: list[int] = []
 
-    async def settle(index: int, before: str | None) -> None:
+    async def settle(index: int, before: str | None, attempts: int) -> None:
         row = batch.row(index)
         outcome = await executor.resolve_in_doubt(row, before)
         if outcome is None:
             resend.append(index)
         else:
-            recorder.record(row, outcome)
+            recorder.record(row, dataclasses.replace(outcome, attempts=attempts))
 
     feed = iter(work.in_doubt)
 
     async def worker() -> None:
-        for index, before in feed:
-            await settle(index, before)
+        for index, before, attempts in feed:
+            await settle(index, before, attempts)
 
     await asyncio.gather(*(worker() for _ in range(min(executor.policy.concurrency, 20))))
     recorder.flush()
