@@ -33,6 +33,7 @@ import os
 import re
 import tempfile
 import unicodedata
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -40,7 +41,9 @@ from typing import IO, Any, Literal
 
 import pandas as pd
 import xlsxwriter
+import xlsxwriter.format
 from xlsxwriter.exceptions import FileCreateError, FileSizeError
+from xlsxwriter.utility import xl_col_to_name
 
 from batchops.errors import InputError
 from batchops.model import RESULT_COLUMNS, OutcomeTable, Status
@@ -160,6 +163,10 @@ def write_report(
 # --- CSV ------------------------------------------------------------------------------
 
 
+#: Rows formatted at a time: a million-row report never has all its cells in memory twice.
+_CSV_CHUNK_ROWS = 100_000
+
+
 def _write_csv(
     temp: Path,
     frame: pd.DataFrame,
@@ -167,26 +174,31 @@ def _write_csv(
     result_names: list[str],
     outcomes: OutcomeTable,
 ) -> None:
-    columns: dict[int, pd.Series[Any]] = {}
-    for position in range(len(headers)):
-        columns[position] = _guard_formulas(_as_text(frame.iloc[:, position]))
     results = outcomes.columns()
-    for offset, name in enumerate(RESULT_COLUMNS):
-        values = results[name]
-        if name in NUMERIC_RESULT_COLUMNS:
-            dtype = "float64" if name == "elapsed_ms" else "Int64"
-            column: pd.Series[Any] = pd.Series(values, dtype=dtype)
-        else:
-            column = _guard_formulas(pd.Series(values, dtype="str"))
-        columns[len(headers) + offset] = column
-    table = pd.DataFrame(columns, copy=False)
-    table.columns = pd.Index(
+    names = pd.Index(
         [_guard_text(h) for h in headers] + result_names, dtype="object", tupleize_cols=False
     )
+    rows = len(frame)
     with temp.open("w", encoding="utf-8-sig", newline="") as handle:
-        # CRLF as RFC 4180 says; it also makes the writer quote a cell holding a bare "\r",
-        # which a "\n" terminator would leave bare and so split the row in Excel.
-        table.to_csv(handle, index=False, na_rep="", lineterminator="\r\n")
+        # One chunk at least, so that an input without rows still gets its header line.
+        for start in range(0, max(rows, 1), _CSV_CHUNK_ROWS):
+            stop = min(start + _CSV_CHUNK_ROWS, rows)
+            columns: dict[int, pd.Series[Any]] = {}
+            for position in range(len(headers)):
+                columns[position] = _guard_formulas(_as_text(frame.iloc[start:stop, position]))
+            for offset, name in enumerate(RESULT_COLUMNS):
+                values = results[name][start:stop]
+                if name in NUMERIC_RESULT_COLUMNS:
+                    dtype = "float64" if name == "elapsed_ms" else "Int64"
+                    column: pd.Series[Any] = pd.Series(values, dtype=dtype)
+                else:
+                    column = _guard_formulas(pd.Series(values, dtype="str"))
+                columns[len(headers) + offset] = column
+            table = pd.DataFrame(columns, copy=False)
+            table.columns = names
+            # CRLF as RFC 4180 says; it also makes the writer quote a cell holding a bare
+            # "\r", which a "\n" terminator would leave bare and so split the row in Excel.
+            table.to_csv(handle, index=False, header=start == 0, na_rep="", lineterminator="\r\n")
         _sync(handle)
 
 
@@ -242,8 +254,35 @@ def _write_xlsx(
     results["elapsed_ms"] = [
         v if isinstance(v, float) and math.isfinite(v) else None for v in results["elapsed_ms"]
     ]
-    width = len(headers) + len(result_names)
+    fast = callable(getattr(xlsxwriter.format.Format, "_get_xf_index", None))
+    if fast:
+        try:
+            _write_xlsx_book(temp, headers, result_names, inputs, results, summary, fast=True)
+            return
+        except _SpliceUnsupported:
+            pass  # an xlsxwriter whose output we do not recognise: write it the slow way
+    _write_xlsx_book(temp, headers, result_names, inputs, results, summary, fast=False)
 
+
+def _write_xlsx_book(
+    temp: Path,
+    headers: list[str],
+    result_names: list[str],
+    inputs: list[list[str]],
+    results: dict[str, list[Any]],
+    summary: Mapping[str, object] | None,
+    *,
+    fast: bool,
+) -> None:
+    """The workbook: xlsxwriter writes it all, or (``fast``) all but the Results cells.
+
+    In the fast way xlsxwriter writes the styles, widths, frozen header, filter and the
+    Summary sheet, with an empty Results sheet; :func:`_write_xlsx_rows` then puts the
+    cells in, encoded exactly as xlsxwriter encodes them (a few times faster).
+    """
+    rows = len(results["status"])
+    names = headers + result_names
+    width = len(names)
     workbook = xlsxwriter.Workbook(str(temp), dict(_XLSX_OPTIONS))
     try:
         bold = workbook.add_format({"bold": True})
@@ -253,15 +292,19 @@ def _write_xlsx(
         }
         sheet = workbook.add_worksheet(RESULTS_SHEET)
         all_columns = [*inputs, *(results[name] for name in RESULT_COLUMNS)]
-        for col, (header, values) in enumerate(
-            zip(headers + result_names, all_columns, strict=True)
-        ):
+        for col, (header, values) in enumerate(zip(names, all_columns, strict=True)):
             sheet.set_column(col, col, _column_width(header, values))
         sheet.freeze_panes(1, 0)
-        sheet.autofilter(0, 0, len(frame), width - 1)
-        for col, header in enumerate(headers + result_names):
-            sheet.write_string(0, col, header, bold)
-        _write_xlsx_rows(sheet, inputs, results, status_formats)
+        sheet.autofilter(0, 0, rows, width - 1)
+        styles: dict[str, str] = {}
+        if fast:
+            # Formats count as used (and get a style index) once a cell asks for them.
+            styles = {name: f' s="{fmt._get_xf_index()}"' for name, fmt in status_formats.items()}
+            header_style = f' s="{bold._get_xf_index()}"'
+        else:
+            for col, header in enumerate(names):
+                sheet.write_string(0, col, header, bold)
+            _write_xlsx_rows_one_by_one(sheet, inputs, results, status_formats)
         if summary is not None:
             _write_summary(workbook.add_worksheet(SUMMARY_SHEET), summary, bold)
     except BaseException:
@@ -270,17 +313,19 @@ def _write_xlsx(
             workbook.close()
         raise
     workbook.close()
+    if fast:
+        _write_xlsx_rows(temp, names, header_style, inputs, results, styles)
     with temp.open("r+b") as handle:
         _sync(handle)
 
 
-def _write_xlsx_rows(
+def _write_xlsx_rows_one_by_one(
     sheet: Any,
     inputs: list[list[str]],
     results: dict[str, list[object]],
     status_formats: Mapping[str, object],
 ) -> None:
-    """Write the data rows strictly in order (constant_memory flushes row by row)."""
+    """Write the data rows through xlsxwriter, strictly in order (constant_memory)."""
     write_string = sheet.write_string
     write_number = sheet.write_number
     first_result = len(inputs)
@@ -306,6 +351,167 @@ def _write_xlsx_rows(
                 write_string(row, col, value, status_formats.get(str(value)))
             else:
                 write_string(row, col, str(value))
+
+
+# --- XLSX cells, encoded directly -----------------------------------------------------------
+#
+# xlsxwriter spends ~5 µs per cell in Python; a report of 100,000 rows has over a million
+# cells. Here the Results sheet's cells are encoded a column at a time and streamed into
+# the workbook xlsxwriter wrote, byte for byte as xlsxwriter's constant_memory mode writes
+# them: inline strings, a literal ``_xHHHH_`` with its underscore escaped, control
+# characters as ``_xHHHH_``, ``&<>`` as entities, ``xml:space="preserve"`` for leading
+# or trailing blanks, text cut at 32,767 UTF-16 units, numbers as ``{:.16G}``. One
+# deliberate difference: xlsxwriter writes a text that starts with ``<r>`` and ends with
+# ``</r>`` as raw rich-text XML (so a cell "<r>x</r>" came out empty); here it is text.
+
+
+class _SpliceUnsupported(Exception):
+    """xlsxwriter's sheet XML is not what the direct cell writer expects."""
+
+
+_SHEET_XML = "xl/worksheets/sheet1.xml"
+_XLSX_STRMAX = 32_767
+_XLSX_CHUNK_ROWS = 20_000
+_OOXML_LITERAL = re.compile(r"(_x[0-9a-fA-F]{4}_)")
+_OOXML_CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
+_LEADING_BLANK = re.compile(r"^\s")
+_TRAILING_BLANK = re.compile(r"\s$")
+#: A text that none of these touch is written as it is.
+_NEEDS_ENCODING = re.compile(r"[&<>\x00-\x08\x0b-\x1f]|_x[0-9a-fA-F]{4}_|^\s|\s$")
+_PRESERVE = ' xml:space="preserve"'
+
+
+def _xlsx_text(text: str) -> tuple[str, bool]:
+    """A text cell's XML content and whether it keeps its blanks, as xlsxwriter has it."""
+    if len(text) > _XLSX_STRMAX // 2:
+        units = 0
+        for index, char in enumerate(text):
+            units += 2 if ord(char) > 0xFFFF else 1
+            if units > _XLSX_STRMAX:
+                text = text[:index]
+                break
+    text = _OOXML_LITERAL.sub(r"_x005F\1", text)
+    text = _OOXML_CONTROL.sub(lambda match: f"_x{ord(match.group(1)):04X}_", text)
+    preserve = bool(_LEADING_BLANK.search(text) or _TRAILING_BLANK.search(text))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text, preserve
+
+
+def _text_cells(
+    letter: str,
+    row_numbers: Sequence[str],
+    values: Sequence[Any],
+    styles: Mapping[str, str] | None = None,
+) -> list[str]:
+    """One column's text cells for these rows ("" where a cell is empty); ``styles`` gives
+    the style attribute per text (status colours)."""
+    needs_work = _NEEDS_ENCODING.search
+    limit = _XLSX_STRMAX // 2
+    cells: list[str] = []
+    append = cells.append
+    for number, value in zip(row_numbers, values, strict=True):
+        if value is None or value == "":
+            append("")
+            continue
+        text = str(value)
+        style = styles.get(text, "") if styles else ""
+        if len(text) <= limit and not needs_work(text):
+            append(f'<c r="{letter}{number}"{style} t="inlineStr"><is><t>{text}</t></is></c>')
+        else:
+            text, keep = _xlsx_text(text)
+            space = _PRESERVE if keep else ""
+            append(
+                f'<c r="{letter}{number}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+            )
+    return cells
+
+
+def _number_cells(letter: str, row_numbers: Sequence[str], values: Sequence[Any]) -> list[str]:
+    return [
+        "" if value is None else f'<c r="{letter}{number}"><v>{value:.16G}</v></c>'
+        for number, value in zip(row_numbers, values, strict=True)
+    ]
+
+
+def _sheet_rows_xml(
+    names: Sequence[str],
+    header_style: str,
+    inputs: list[list[str]],
+    results: dict[str, list[Any]],
+    styles: Mapping[str, str],
+) -> Iterator[str]:
+    """The ``<row>`` elements of the Results sheet, a chunk of rows at a time."""
+    letters = [xl_col_to_name(col) for col in range(len(names))]
+    header = []
+    for letter, name in zip(letters, names, strict=True):
+        text, keep = _xlsx_text(name)
+        space = _PRESERVE if keep else ""
+        header.append(
+            f'<c r="{letter}1"{header_style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+        )
+    yield f'<row r="1">{"".join(header)}</row>'
+    total = len(results["status"])
+    first_result = len(inputs)
+    for start in range(0, total, _XLSX_CHUNK_ROWS):
+        stop = min(start + _XLSX_CHUNK_ROWS, total)
+        numbers = [str(n) for n in range(start + 2, stop + 2)]
+        columns = [
+            _text_cells(letters[col], numbers, values[start:stop])
+            for col, values in enumerate(inputs)
+        ]
+        for offset, name in enumerate(RESULT_COLUMNS):
+            letter = letters[first_result + offset]
+            values = results[name][start:stop]
+            if name in NUMERIC_RESULT_COLUMNS:
+                columns.append(_number_cells(letter, numbers, values))
+            else:
+                columns.append(
+                    _text_cells(letter, numbers, values, styles if name == "status" else None)
+                )
+        rows = []
+        for number, cells in zip(numbers, zip(*columns, strict=True), strict=True):
+            body = "".join(cells)
+            if body:  # xlsxwriter writes no element for a row without cells
+                rows.append(f'<row r="{number}">{body}</row>')
+        yield "".join(rows)
+
+
+def _write_xlsx_rows(
+    temp: Path,
+    names: Sequence[str],
+    header_style: str,
+    inputs: list[list[str]],
+    results: dict[str, list[Any]],
+    styles: Mapping[str, str],
+) -> None:
+    """Put the Results cells into the workbook at ``temp`` (its sheet has no cells yet)."""
+    with zipfile.ZipFile(temp) as book:
+        infos = book.infolist()
+        members = {info.filename: book.read(info) for info in infos}
+    xml = members.get(_SHEET_XML, b"").decode("utf-8")
+    dimension = re.findall(r'<dimension ref="[^"]*"/>', xml)
+    if xml.count("<sheetData/>") != 1 or len(dimension) != 1:
+        raise _SpliceUnsupported(_SHEET_XML)
+    rows = len(results["status"])
+    last = xl_col_to_name(len(names) - 1) + str(rows + 1)
+    ref = "A1" if last == "A1" else f"A1:{last}"
+    head, tail = xml.split("<sheetData/>")
+    head = head.replace(dimension[0], f'<dimension ref="{ref}"/>')
+    # Zip64 only where a sheet this big needs it (a conservative bound on its size).
+    big = (rows + 1) * len(names) * 80 + sum(len(v) * 8 for column in inputs for v in column)
+    with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as book:
+        for info in infos:
+            if info.filename != _SHEET_XML:
+                book.writestr(info, members[info.filename])
+                continue
+            entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = info.external_attr
+            with book.open(entry, "w", force_zip64=big > 2**31) as sheet:
+                sheet.write(head.encode("utf-8") + b"<sheetData>")
+                for chunk in _sheet_rows_xml(names, header_style, inputs, results, styles):
+                    sheet.write(chunk.encode("utf-8"))
+                sheet.write(b"</sheetData>" + tail.encode("utf-8"))
 
 
 def _write_summary(sheet: Any, summary: Mapping[str, object], bold: object) -> None:

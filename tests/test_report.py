@@ -647,3 +647,72 @@ def test_infinite_elapsed_time_does_not_stop_the_report(tmp_path: Path) -> None:
     outcomes = make_outcomes([ok(elapsed_ms=float("inf"))])
     path = write_report(make_frame({"sn": ["A"]}), outcomes, tmp_path / "r.xlsx")
     assert sheet_rows(path)[1][1 + RESULT_COLUMNS.index("elapsed_ms")] is None
+
+
+# --- XLSX cells written directly (the fast path) ----------------------------------------
+
+AWKWARD = [
+    "plain",
+    "",
+    " leading",
+    "trailing ",
+    "a&b<c>d\"e'",
+    "line\nbreak",
+    "ends\n",
+    "\x00\x01control\x1f",
+    "_x0041_ looks escaped",
+    "批量终止工单",
+    "😀 emoji",
+    "=1+1",
+    "\u3000ideographic space",
+    "y" * 40_000,
+    "😀" * 20_000,
+]
+
+
+def _sheet_xml(path: Path) -> str:
+    with zipfile.ZipFile(path) as archive:
+        xml = archive.read("xl/worksheets/sheet1.xml").decode()
+    return re.sub(r' s="\d+"', ' s="?"', xml)  # style numbers depend on first use
+
+
+def test_fast_xlsx_cells_are_byte_for_byte_what_xlsxwriter_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directly encoded Results sheet equals xlsxwriter's own, cell for cell."""
+    frame = make_frame({"sn": AWKWARD, "note": list(reversed(AWKWARD))})
+    statuses = list(Status)
+    outcomes = make_outcomes(
+        [
+            None
+            if i % 7 == 6
+            else ok(
+                status=statuses[i % len(statuses)],
+                code=None if i % 3 == 0 else 3900001 + i,
+                message=AWKWARD[-i - 1],
+                attempts=i % 4,
+                http_status=None if i % 5 == 0 else 200,
+                request_id=AWKWARD[i],
+                elapsed_ms=None if i % 2 else 12.345 * i,
+            )
+            for i in range(len(AWKWARD))
+        ]
+    )
+    fast = write_report(frame, outcomes, tmp_path / "fast.xlsx", summary={"rows": 15})
+    slow_book = report._write_xlsx_book
+
+    def one_by_one(*args: Any, **kwargs: Any) -> None:
+        slow_book(*args, **{**kwargs, "fast": False})
+
+    monkeypatch.setattr(report, "_write_xlsx_book", one_by_one)
+    slow = write_report(frame, outcomes, tmp_path / "slow.xlsx", summary={"rows": 15})
+    assert _sheet_xml(fast) == _sheet_xml(slow)
+    assert sheet_rows(fast) == sheet_rows(slow)
+    assert sheet_rows(fast, "Summary") == sheet_rows(slow, "Summary") == [["rows", 15]]
+
+
+def test_xlsx_text_that_looks_like_rich_text_xml_stays_text(tmp_path: Path) -> None:
+    """xlsxwriter writes a cell "<r>…</r>" as raw XML (losing or injecting text); not here."""
+    texts = ["<r>x</r>", "<r><t>injected</t></r>"]
+    path = write_report(make_frame({"sn": texts}), make_outcomes([ok(), ok()]), tmp_path / "r.xlsx")
+    assert [row[0] for row in sheet_rows(path)[1:]] == texts
