@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import os
 import signal
 import time
@@ -34,14 +33,8 @@ from .loader import Batch, load_batch
 from .model import Outcome, OutcomeTable, Row, RunSummary, Status
 from .planner import Precheck, read_statuses, simulate
 from .report import default_report_path, write_failures, write_report
-from .store import (
-    Binding,
-    Checkpoint,
-    StoredRow,
-    default_checkpoint_path,
-    row_key,
-    summarise_changes,
-)
+from .resume import Work, open_checkpoint, row_keys, rows_fingerprint
+from .store import Checkpoint, default_checkpoint_path
 from .summary import summary_fields, summary_sheet, top_failures, write_summary_json
 
 EXIT_OK = 0
@@ -282,13 +275,7 @@ def run_batch(
             )
         if not resolved_url.startswith(("http://", "https://")):
             raise ConfigError(f"--base-url must start with http:// or https://: {resolved_url!r}")
-        credentials = _credentials_from(
-            settings["app_code"],
-            settings["username"],
-            env,
-            secret_env=settings["secret_env"],
-            token_env=settings["token_env"],
-        )
+        credentials = _credentials(settings, env)
     if canary is not None and canary < 1:
         raise ConfigError("--canary must be at least 1 row")
 
@@ -320,10 +307,10 @@ def run_batch(
         )
 
     store: Checkpoint | None = None
-    work = _Work(to_send=np.flatnonzero(sendable).astype(np.int64), in_doubt=[])
+    work = Work(to_send=np.flatnonzero(sendable).astype(np.int64), in_doubt=[])
     if use_checkpoint and (checkpoint is not None or not sandbox):
         store_path = Path(checkpoint) if checkpoint else default_checkpoint_path(batch.source)
-        store, work = _open_checkpoint(
+        store, work = open_checkpoint(
             batch,
             outcomes,
             sendable,
@@ -390,6 +377,16 @@ def run_batch(
         write_summary_json(summary, Path(summary_json))
     emit("run_finished", summary_fields(summary))
     return summary
+
+
+def _credentials(settings: Resolved, env: Mapping[str, str]) -> Credentials:
+    return _credentials_from(
+        settings["app_code"],
+        settings["username"],
+        env,
+        secret_env=settings["secret_env"],
+        token_env=settings["token_env"],
+    )
 
 
 def _no_events(name: str, fields: Mapping[str, object]) -> None:
@@ -543,165 +540,6 @@ def _brake(value: str | FailureBrake | None) -> FailureBrake:
 
 
 @dataclass
-class _Work:
-    """What this run still has to do."""
-
-    to_send: np.ndarray
-    #: Rows that were "sending" when an earlier run died: (index, status before, attempts).
-    in_doubt: list[tuple[int, str | None, int]]
-    note: str = ""
-    #: Wall-clock time of the latest "sending" mark among the rows in doubt.
-    last_sent_at: float = 0.0
-
-
-def _row_keys(batch: Batch) -> list[str]:
-    return [
-        row_key(sn, action, operator, message)
-        for sn, action, operator, message in zip(
-            batch.sn.tolist(),
-            batch.action.tolist(),
-            batch.operator.tolist(),
-            batch.message.tolist(),
-            strict=True,
-        )
-    ]
-
-
-def _rows_fingerprint(keys: list[str]) -> str:
-    digest = hashlib.sha256()
-    for key in keys:
-        digest.update(key.encode())
-    return digest.hexdigest()
-
-
-def _open_checkpoint(
-    batch: Batch,
-    outcomes: OutcomeTable,
-    sendable: np.ndarray,
-    path: Path,
-    *,
-    fresh: bool,
-    retry_failed: bool,
-    gateway: str,
-    base_url: str,
-) -> tuple[Checkpoint, _Work]:
-    """Open the checkpoint and work out what is left; refuse one that belongs elsewhere."""
-    backup = Checkpoint.set_aside(path) if fresh else None
-    keys = _row_keys(batch)
-    binding = Binding(
-        rows_fingerprint=_rows_fingerprint(keys),
-        row_count=len(batch),
-        gateway=gateway,
-        base_url=base_url,
-        input_path=str(batch.source.resolve()),
-    )
-    store = Checkpoint.open(path)
-    try:
-        stored = store.binding()
-        if stored is None:
-            store.initialise(
-                binding,
-                (
-                    (
-                        i,
-                        keys[i],
-                        str(batch.sn[i]),
-                        str(batch.action[i]),
-                        bool(sendable[i]),
-                        outcomes.get(i),
-                    )
-                    for i in range(len(batch))
-                ),
-            )
-            store.begin_run("first run")
-            note = f"checkpoint: {path}" + (f" (previous one kept as {backup})" if backup else "")
-            return store, _Work(np.flatnonzero(sendable).astype(np.int64), [], note)
-        _check_binding(stored, binding, store, keys, path)
-        if stored.input_path != binding.input_path:
-            store.update_input_path(binding.input_path)
-        return store, _resume(store, outcomes, retry_failed, path)
-    except BaseException:
-        store.close()
-        raise
-
-
-def _check_binding(
-    stored: Binding, binding: Binding, store: Checkpoint, keys: list[str], path: Path
-) -> None:
-    if stored.rows_fingerprint != binding.rows_fingerprint:
-        what = summarise_changes(store.row_keys(), keys)
-        raise CheckpointError(
-            f"the input changed since checkpoint {path} was made ({what}); to continue the "
-            "earlier run, restore that file; to start over with this one, add --fresh "
-            "(the old checkpoint is kept as a backup)"
-        )
-    if (stored.gateway, stored.base_url) != (binding.gateway, binding.base_url):
-        raise CheckpointError(
-            f"checkpoint {path} belongs to a run against {stored.base_url} ({stored.gateway}), "
-            f"not {binding.base_url} ({binding.gateway}); use the same --base-url/--gateway, "
-            "or --fresh to start over"
-        )
-
-
-def _resume(store: Checkpoint, outcomes: OutcomeTable, retry_failed: bool, path: Path) -> _Work:
-    queued: list[int] = []
-    in_doubt: list[tuple[int, str | None, int]] = []
-    last_sent_at = 0.0
-    records = list(store.rows())
-    retry = _rows_to_retry(records) if retry_failed else set()
-    done = 0
-    for rec in records:
-        if rec.state == "done":
-            if rec.index in retry:
-                queued.append(rec.index)
-            else:
-                outcomes.set(rec.index, rec.outcome)
-                done += 1
-        elif rec.state == "sending":
-            in_doubt.append((rec.index, rec.before_status, rec.outcome.attempts))
-            last_sent_at = max(last_sent_at, rec.sent_at or 0.0)
-        else:
-            queued.append(rec.index)
-    if retry:
-        store.requeue(sorted(retry))
-    store.begin_run("retry-failed" if retry_failed else "resume")
-    parts = [f"resumed from checkpoint {path}: {done} rows already done"]
-    if in_doubt:
-        parts.append(f"{len(in_doubt)} in doubt (read back before any resend)")
-    if retry:
-        after = sum(1 for r in records if r.index in retry and r.outcome.status is Status.SKIPPED)
-        parts.append(
-            f"{len(retry) - after} failed/unknown rows sent again"
-            + (f" (and {after} skipped rows of their tickets after them)" if after else "")
-        )
-    if not queued and not in_doubt:
-        parts.append(
-            "nothing left to send (--retry-failed resends failed rows, --fresh starts over)"
-        )
-    return _Work(np.array(sorted(queued), dtype=np.int64), in_doubt, "; ".join(parts), last_sent_at)
-
-
-def _rows_to_retry(records: list[StoredRow]) -> set[int]:
-    """--retry-failed: each failed or unknown row, with the later rows of its ticket that
-    were skipped (judged on a status the failed row did not bring), so that the ticket's
-    rows still go in file order; none of a ticket whose later rows already succeeded."""
-    chains: dict[str, list[StoredRow]] = {}
-    for rec in records:
-        chains.setdefault(rec.sn, []).append(rec)
-    chosen: set[int] = set()
-    for chain in chains.values():
-        for pos, rec in enumerate(chain):
-            if rec.state != "done" or rec.outcome.status not in (Status.FAILED, Status.UNKNOWN):
-                continue
-            later = chain[pos + 1 :]
-            if any(r.outcome.status is Status.SUCCESS for r in later):
-                continue  # resending it now would run it after rows that came later
-            chosen.add(rec.index)
-            chosen.update(r.index for r in later if r.outcome.status is Status.SKIPPED)
-    return chosen
-
-
-@dataclass
 class _RunState:
     requests: int = 0
     stopped: str = ""
@@ -741,7 +579,7 @@ async def _run_async(
     outcomes: OutcomeTable,
     policy: SendPolicy,
     progress: ProgressSink,
-    work: _Work,
+    work: Work,
     store: Checkpoint | None,
     *,
     gateway: Gateway,
@@ -886,7 +724,7 @@ async def _no_mark(row: Row, attempt: int, before: str | None) -> None:
 
 
 async def _settle_in_doubt(
-    batch: Batch, work: _Work, executor: Executor, recorder: _Recorder, timeout_s: float
+    batch: Batch, work: Work, executor: Executor, recorder: _Recorder, timeout_s: float
 ) -> np.ndarray:
     """Read back rows that were in flight when an earlier run died; return what to send."""
     # The dead run's last requests may still be running on the server: treat them like an
@@ -1048,17 +886,7 @@ def plan_batch(
     gateway_used: Gateway = settings["gateway"]
     timeout_s = float(settings["timeout"])
     reads = precheck and (sandbox or bool(resolved_url))
-    credentials = (
-        _credentials_from(
-            settings["app_code"],
-            settings["username"],
-            env,
-            secret_env=settings["secret_env"],
-            token_env=settings["token_env"],
-        )
-        if reads and not sandbox
-        else None
-    )
+    credentials = _credentials(settings, env) if reads and not sandbox else None
     batch = load_batch(Path(input_path), sheet=sheet, encoding=encoding)
     report_path = Path(output) if output else default_report_path(batch.source)
     _check_report_path(report_path, batch.source)
@@ -1139,7 +967,7 @@ def report_from_checkpoint(
         if not source.exists():
             raise CheckpointError(f"the run's input {source} is gone; pass it with --input PATH")
         batch = load_batch(source, sheet=sheet, encoding=encoding)
-        if _rows_fingerprint(_row_keys(batch)) != binding.rows_fingerprint:
+        if rows_fingerprint(row_keys(batch)) != binding.rows_fingerprint:
             raise CheckpointError(
                 f"{source} no longer holds the rows of checkpoint {checkpoint}; pass the "
                 "original file with --input PATH"

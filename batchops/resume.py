@@ -1,0 +1,186 @@
+"""What a run still has to do, given its checkpoint: bind it, refuse it, or resume from it.
+
+A first run writes one record per input row. A later run with the same rows and the
+same target continues: rows with an outcome keep it, rows never sent are sent, and rows
+that were being sent when the earlier run died are handed back as *in doubt*, to be
+read back before anything is resent. ``--retry-failed`` requeues failed rows together
+with the later rows of their ticket, so each ticket still follows the file's order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError
+from .loader import Batch
+from .model import OutcomeTable, Status
+from .store import (
+    Binding,
+    Checkpoint,
+    StoredRow,
+    row_key,
+    summarise_changes,
+)
+
+
+@dataclass
+class Work:
+    """What this run still has to do."""
+
+    to_send: np.ndarray
+    #: Rows that were "sending" when an earlier run died: (index, status before, attempts).
+    in_doubt: list[tuple[int, str | None, int]]
+    note: str = ""
+    #: Wall-clock time of the latest "sending" mark among the rows in doubt.
+    last_sent_at: float = 0.0
+
+
+def row_keys(batch: Batch) -> list[str]:
+    return [
+        row_key(sn, action, operator, message)
+        for sn, action, operator, message in zip(
+            batch.sn.tolist(),
+            batch.action.tolist(),
+            batch.operator.tolist(),
+            batch.message.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def rows_fingerprint(keys: list[str]) -> str:
+    digest = hashlib.sha256()
+    for key in keys:
+        digest.update(key.encode())
+    return digest.hexdigest()
+
+
+def open_checkpoint(
+    batch: Batch,
+    outcomes: OutcomeTable,
+    sendable: np.ndarray,
+    path: Path,
+    *,
+    fresh: bool,
+    retry_failed: bool,
+    gateway: str,
+    base_url: str,
+) -> tuple[Checkpoint, Work]:
+    """Open the checkpoint and work out what is left; refuse one that belongs elsewhere."""
+    backup = Checkpoint.set_aside(path) if fresh else None
+    keys = row_keys(batch)
+    binding = Binding(
+        rows_fingerprint=rows_fingerprint(keys),
+        row_count=len(batch),
+        gateway=gateway,
+        base_url=base_url,
+        input_path=str(batch.source.resolve()),
+    )
+    store = Checkpoint.open(path)
+    try:
+        stored = store.binding()
+        if stored is None:
+            store.initialise(
+                binding,
+                (
+                    (
+                        i,
+                        keys[i],
+                        str(batch.sn[i]),
+                        str(batch.action[i]),
+                        bool(sendable[i]),
+                        outcomes.get(i),
+                    )
+                    for i in range(len(batch))
+                ),
+            )
+            store.begin_run("first run")
+            note = f"checkpoint: {path}" + (f" (previous one kept as {backup})" if backup else "")
+            return store, Work(np.flatnonzero(sendable).astype(np.int64), [], note)
+        _check_binding(stored, binding, store, keys, path)
+        if stored.input_path != binding.input_path:
+            store.update_input_path(binding.input_path)
+        return store, _resume(store, outcomes, retry_failed, path)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _check_binding(
+    stored: Binding, binding: Binding, store: Checkpoint, keys: list[str], path: Path
+) -> None:
+    if stored.rows_fingerprint != binding.rows_fingerprint:
+        what = summarise_changes(store.row_keys(), keys)
+        raise CheckpointError(
+            f"the input changed since checkpoint {path} was made ({what}); to continue the "
+            "earlier run, restore that file; to start over with this one, add --fresh "
+            "(the old checkpoint is kept as a backup)"
+        )
+    if (stored.gateway, stored.base_url) != (binding.gateway, binding.base_url):
+        raise CheckpointError(
+            f"checkpoint {path} belongs to a run against {stored.base_url} ({stored.gateway}), "
+            f"not {binding.base_url} ({binding.gateway}); use the same --base-url/--gateway, "
+            "or --fresh to start over"
+        )
+
+
+def _resume(store: Checkpoint, outcomes: OutcomeTable, retry_failed: bool, path: Path) -> Work:
+    queued: list[int] = []
+    in_doubt: list[tuple[int, str | None, int]] = []
+    last_sent_at = 0.0
+    records = list(store.rows())
+    retry = _rows_to_retry(records) if retry_failed else set()
+    done = 0
+    for rec in records:
+        if rec.state == "done":
+            if rec.index in retry:
+                queued.append(rec.index)
+            else:
+                outcomes.set(rec.index, rec.outcome)
+                done += 1
+        elif rec.state == "sending":
+            in_doubt.append((rec.index, rec.before_status, rec.outcome.attempts))
+            last_sent_at = max(last_sent_at, rec.sent_at or 0.0)
+        else:
+            queued.append(rec.index)
+    if retry:
+        store.requeue(sorted(retry))
+    store.begin_run("retry-failed" if retry_failed else "resume")
+    parts = [f"resumed from checkpoint {path}: {done} rows already done"]
+    if in_doubt:
+        parts.append(f"{len(in_doubt)} in doubt (read back before any resend)")
+    if retry:
+        after = sum(1 for r in records if r.index in retry and r.outcome.status is Status.SKIPPED)
+        parts.append(
+            f"{len(retry) - after} failed/unknown rows sent again"
+            + (f" (and {after} skipped rows of their tickets after them)" if after else "")
+        )
+    if not queued and not in_doubt:
+        parts.append(
+            "nothing left to send (--retry-failed resends failed rows, --fresh starts over)"
+        )
+    return Work(np.array(sorted(queued), dtype=np.int64), in_doubt, "; ".join(parts), last_sent_at)
+
+
+def _rows_to_retry(records: list[StoredRow]) -> set[int]:
+    """--retry-failed: each failed or unknown row, with the later rows of its ticket that
+    were skipped (judged on a status the failed row did not bring), so that the ticket's
+    rows still go in file order; none of a ticket whose later rows already succeeded."""
+    chains: dict[str, list[StoredRow]] = {}
+    for rec in records:
+        chains.setdefault(rec.sn, []).append(rec)
+    chosen: set[int] = set()
+    for chain in chains.values():
+        for pos, rec in enumerate(chain):
+            if rec.state != "done" or rec.outcome.status not in (Status.FAILED, Status.UNKNOWN):
+                continue
+            later = chain[pos + 1 :]
+            if any(r.outcome.status is Status.SUCCESS for r in later):
+                continue  # resending it now would run it after rows that came later
+            chosen.add(rec.index)
+            chosen.update(r.index for r in later if r.outcome.status is Status.SKIPPED)
+    return chosen
