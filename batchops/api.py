@@ -771,7 +771,7 @@ def _overview(
     note = "skipped (--no-precheck)"
     if checked is not None:
         verdicts = simulate(batch.action, batch.sn, chains_by_sn(batch.sn, valid), checked.statuses)
-        skipped = sum(1 for status, _ in verdicts.values() if status is Status.SKIPPED)
+        skipped = sum(1 for _, status, _ in verdicts if status is Status.SKIPPED)
         by_status["skipped"] = skipped
         to_send -= skipped
         note = f"{len(checked.statuses)} tickets read with {checked.method}"
@@ -921,10 +921,10 @@ def plan_batch(
         statuses = checked.statuses
         note = f"{len(statuses)} tickets read with {checked.method}"
     verdicts = simulate(batch.action, batch.sn, chains_by_sn(batch.sn, valid), statuses or {})
-    for index in valid.tolist():
-        status, message = verdicts[index]
+    shown: dict[str, str] = {}
+    for index, status, message in verdicts:
         if statuses is None:
-            message = f"{message} (not pre-checked: {note})"
+            message = shown.setdefault(message, f"{message} (not pre-checked: {note})")
         outcomes.set(index, Outcome(status, None, message))
     path = write_report(batch.frame, outcomes, report_path)
     counts = outcomes.counts()

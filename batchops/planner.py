@@ -13,7 +13,8 @@ The rules are pure functions (:func:`skip_reason`, :func:`advance`) shared by
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -108,7 +109,10 @@ async def read_statuses(
     ``get_ticket_status`` per ticket. An answer that stops everything (authentication,
     service off) raises :class:`FatalAnswerError` before any operation was sent.
     """
-    wanted = list(dict.fromkeys(sns))
+    # Keys are the caller's own sn strings and statuses are interned: a million tickets
+    # then cost one dict, not a million decoded copies of each sn and of "RUNNING".
+    own = {sn: sn for sn in sns}
+    wanted = list(own)
     result = Precheck()
     for start in range(0, len(wanted), GET_TICKETS_LIMIT):
         chunk = wanted[start : start + GET_TICKETS_LIMIT]
@@ -118,7 +122,8 @@ async def read_statuses(
             for item in _items(answer):
                 sn, status = item.get("sn"), item.get("current_status")
                 if sn and status:
-                    result.statuses[str(sn)] = str(status)
+                    key = str(sn)
+                    result.statuses[own.get(key, key)] = sys.intern(str(status))
             continue
         if answer.verdict is Verdict.FATAL and answer.code in _AUTH_CODES:
             raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}")
@@ -198,12 +203,14 @@ def simulate(
     sns: np.ndarray,
     chains: Iterable[np.ndarray],
     statuses: Mapping[str, str],
-) -> dict[int, tuple[Status, str]]:
+) -> Iterator[tuple[int, Status, str]]:
     """What ``plan`` reports per valid row: skipped (and why) or pending with an expectation.
 
-    Rows of one ticket are walked in file order, each assumed to succeed.
+    Rows of one ticket are walked in file order, each assumed to succeed. Yields
+    ``(index, status, message)``; equal messages are one shared string, so a million
+    rows cost a handful of messages, not a million.
     """
-    verdicts: dict[int, tuple[Status, str]] = {}
+    messages: dict[str, str] = {}
     for chain in chains:
         if len(chain) == 0:
             continue
@@ -212,9 +219,9 @@ def simulate(
             action = Action(actions[index])
             reason = skip_reason(action, track.status)
             if reason:
-                verdicts[index] = (Status.SKIPPED, reason)
+                yield index, Status.SKIPPED, messages.setdefault(reason, reason)
                 continue
-            verdicts[index] = (Status.PENDING, expectation(action, track.status))
+            text = expectation(action, track.status)
+            yield index, Status.PENDING, messages.setdefault(text, text)
             if track.status not in FINAL_TICKET_STATUSES:
                 track.advance(action, Status.SUCCESS)
-    return verdicts
