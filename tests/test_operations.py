@@ -481,6 +481,16 @@ def test_every_command_and_option_in_the_readme_exists() -> None:
     helps = run_cli(["--help"]).stdout
     for command in ["run", "plan", "sandbox", "report", "config show"]:
         helps += run_cli([*command.split(), "--help"]).stdout
+    # The README also names the benchmark's options (python -m batchops.bench).
+    import subprocess
+
+    helps += subprocess.run(
+        [sys.executable, "-m", "batchops.bench", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     for command in commands:
         assert command.split()[0] in helps
     missing = sorted(o for o in options if o not in helps)
