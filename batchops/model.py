@@ -183,18 +183,23 @@ class OutcomeTable:
         tally = np.bincount(self._status, minlength=len(_STATUSES))
         return {s.value: int(tally[i]) for i, s in enumerate(_STATUSES)}
 
-    def columns(self) -> dict[str, list[Any]]:
-        """The result columns of the report, as plain Python lists (None where empty)."""
-        codes = self._code.tolist()
-        http = self._http.tolist()
-        elapsed = self._elapsed.tolist()
+    def columns(self, start: int = 0, stop: int | None = None) -> dict[str, list[Any]]:
+        """The result columns of the report, as plain Python lists (None where empty).
+
+        ``start``/``stop`` take a slice of the rows, so a big report can be written a
+        chunk at a time instead of holding every cell as a Python object at once.
+        """
+        rows = slice(start, stop)
+        codes = self._code[rows].tolist()
+        http = self._http[rows].tolist()
+        elapsed = self._elapsed[rows].tolist()
         return {
-            "status": [_STATUSES[i].value for i in self._status.tolist()],
+            "status": [_STATUSES[i].value for i in self._status[rows].tolist()],
             "code": [None if c == _NO_INT else c for c in codes],
-            "message": self._message.tolist(),
-            "attempts": self._attempts.tolist(),
+            "message": self._message[rows].tolist(),
+            "attempts": self._attempts[rows].tolist(),
             "http_status": [h or None for h in http],
-            "request_id": self._request_id.tolist(),
+            "request_id": self._request_id[rows].tolist(),
             "elapsed_ms": [None if e != e else round(e, 1) for e in elapsed],
-            "finished_at": self._finished.tolist(),
+            "finished_at": self._finished[rows].tolist(),
         }

@@ -174,7 +174,6 @@ def _write_csv(
     result_names: list[str],
     outcomes: OutcomeTable,
 ) -> None:
-    results = outcomes.columns()
     names = pd.Index(
         [_guard_text(h) for h in headers] + result_names, dtype="object", tupleize_cols=False
     )
@@ -183,11 +182,12 @@ def _write_csv(
         # One chunk at least, so that an input without rows still gets its header line.
         for start in range(0, max(rows, 1), _CSV_CHUNK_ROWS):
             stop = min(start + _CSV_CHUNK_ROWS, rows)
+            results = outcomes.columns(start, stop)
             columns: dict[int, pd.Series[Any]] = {}
             for position in range(len(headers)):
                 columns[position] = _guard_formulas(_as_text(frame.iloc[start:stop, position]))
             for offset, name in enumerate(RESULT_COLUMNS):
-                values = results[name][start:stop]
+                values = results[name]
                 if name in NUMERIC_RESULT_COLUMNS:
                     dtype = "float64" if name == "elapsed_ms" else "Int64"
                     column: pd.Series[Any] = pd.Series(values, dtype=dtype)
@@ -461,7 +461,7 @@ def _sheet_rows_xml(
         ]
         for offset, name in enumerate(RESULT_COLUMNS):
             letter = letters[first_result + offset]
-            values = results[name][start:stop]
+            values = results[name]
             if name in NUMERIC_RESULT_COLUMNS:
                 columns.append(_number_cells(letter, numbers, values))
             else:
