@@ -106,16 +106,7 @@ class _Recorder:
             message = outcome.message
             for secret in self._secrets:
                 message = message.replace(secret, "***")
-            outcome = Outcome(
-                outcome.status,
-                outcome.code,
-                message,
-                outcome.attempts,
-                outcome.http_status,
-                outcome.request_id,
-                outcome.elapsed_ms,
-                outcome.finished_at,
-            )
+            outcome = dataclasses.replace(outcome, message=message)
         self.outcomes.set(row.index, outcome)
         if self._store is not None:
             self._store.record(row, outcome)

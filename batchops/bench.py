@@ -462,6 +462,25 @@ def write_input_csv(path: Path, prefix: str, rows: int) -> Path:
     return path
 
 
+def batchops_run_argv(
+    source: Path, url: str, concurrency: int, flags: Sequence[str] = ()
+) -> list[str]:
+    """The real CLI, sending ``source`` to the stand-in at ``url`` without asking."""
+    return [
+        sys.executable,
+        "-m",
+        "batchops",
+        "run",
+        str(source),
+        "--base-url",
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--yes",
+        *flags,
+    ]
+
+
 def batchops_env() -> dict[str, str]:
     """The environment of a batchops child: the sandbox's credentials, nothing inherited."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
@@ -614,19 +633,7 @@ class Bench:
             argv.append(str(case.concurrency))
             env = None
         else:
-            argv = [
-                sys.executable,
-                "-m",
-                "batchops",
-                "run",
-                str(source),
-                "--base-url",
-                server.url,
-                "--concurrency",
-                str(case.concurrency),
-                "--yes",
-                *VARIANT_FLAGS[variant],
-            ]
+            argv = batchops_run_argv(source, server.url, case.concurrency, VARIANT_FLAGS[variant])
             env = batchops_env()
         applied_before = server.applied()
         cpu_before = server.cpu_seconds()
@@ -670,18 +677,7 @@ class Bench:
             server.fresh_tickets(prefix, rows)
             before = server.applied()
             cpu_before = server.cpu_seconds()
-            argv = [
-                sys.executable,
-                "-m",
-                "batchops",
-                "run",
-                str(source),
-                "--base-url",
-                server.url,
-                "--concurrency",
-                str(SCALE_CONCURRENCY),
-                "--yes",
-            ]
+            argv = batchops_run_argv(source, server.url, SCALE_CONCURRENCY)
             run = self._scale_child("run", argv, folder, rows, env=batchops_env())
             applied = server.applied() - before
             cpu_after = server.cpu_seconds()
