@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 from .model import RunSummary, Status
 
@@ -69,6 +70,8 @@ class BarProgress:
         self._next_draw = 0.0
 
     def start(self, total: int, done: int = 0) -> None:
+        from tqdm import tqdm  # a terminal's bar only: cron runs never import it
+
         self._bar = tqdm(
             total=total,
             initial=done,

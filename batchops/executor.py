@@ -8,7 +8,8 @@ owns the rules that make a bulk run safe against the real server:
   file order — so rows of one ticket never overlap (ITSM takes no lock) and memory does
   not grow with the number of rows;
 - the very first request goes out alone: if the credentials are wrong the run stops
-  after one request, not after ``concurrency`` of them;
+  after one request, not after ``concurrency`` of them (unless a read, such as the
+  pre-check, already proved them: then the first round trip is not spent alone);
 - answers that were certainly not applied (connect failure, 429, 503) are retried with
   exponential backoff and jitter (tenacity), honouring ``Retry-After``;
 - answers that may have been applied (timeouts, lost connections, 1306201, 502/504,
@@ -29,14 +30,17 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from .client import Answer, Transport, Verdict
 from .model import FINAL_TICKET_STATUSES, Action, Outcome, Row, Status
 from .planner import END_STATUS, TicketTrack, skip_reason
+
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
+    from tenacity import RetryCallState
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +174,12 @@ class ThrottledTransport:
         self.inner = inner
         # A small bucket: a burst of a whole second's worth at start would double the
         # first second's rate, which is exactly what a gateway limit punishes.
-        self._limiter = (
-            AsyncLimiter(max(1.0, rate / 20.0), max(1.0, rate / 20.0) / rate) if rate else None
-        )
+        self._limiter: AsyncLimiter | None = None
+        if rate:
+            from aiolimiter import AsyncLimiter  # only --rate needs it
+
+            bucket = max(1.0, rate / 20.0)
+            self._limiter = AsyncLimiter(bucket, bucket / rate)
         self._pause_until = 0.0
         self.rate_limited_answers = 0
 
@@ -265,6 +272,10 @@ class Executor:
         self._answered = 0
         self._failures = 0
         self._streak = 0
+
+    def credentials_accepted(self) -> None:
+        """The server took our credentials on a read: the first request need not go alone."""
+        self._gate.set()
 
     @property
     def stopping(self) -> bool:
@@ -423,6 +434,8 @@ class Executor:
         if self.policy.retries == 0:
             return self._exhausted(row, first)
         await asyncio.sleep(self._wait_after(1, first))
+        from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt
+
         counter = {"n": 1}
 
         async def once() -> _Step:

@@ -94,6 +94,8 @@ class Precheck:
     method: str = "get_tickets"
     reads: int = 0
     note: str = ""
+    #: The server answered at least one read with success: it took our credentials.
+    accepted: bool = False
 
 
 async def read_statuses(
@@ -119,6 +121,7 @@ async def read_statuses(
         answer = await _read_with_retries(partial(transport.read_tickets, chunk), retries)
         result.reads += 1
         if answer.verdict is Verdict.SUCCESS:
+            result.accepted = True
             for item in _items(answer):
                 sn, status = item.get("sn"), item.get("current_status")
                 if sn and status:
@@ -174,6 +177,7 @@ async def _read_one_by_one(
             result.reads += 1
             data = answer.data
             if answer.verdict is Verdict.SUCCESS and isinstance(data, dict):
+                result.accepted = True
                 status = data.get("current_status")
                 if status:
                     result.statuses[sn] = str(status)

@@ -31,6 +31,7 @@ import math
 import numbers
 import os
 import re
+import sys
 import tempfile
 import unicodedata
 import zipfile
@@ -40,10 +41,6 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import pandas as pd
-import xlsxwriter
-import xlsxwriter.format
-from xlsxwriter.exceptions import FileCreateError, FileSizeError
-from xlsxwriter.utility import xl_col_to_name
 
 from batchops.errors import InputError
 from batchops.model import RESULT_COLUMNS, OutcomeTable, Status
@@ -254,6 +251,8 @@ def _write_xlsx(
     results["elapsed_ms"] = [
         v if isinstance(v, float) and math.isfinite(v) else None for v in results["elapsed_ms"]
     ]
+    import xlsxwriter.format  # only XLSX reports pay for importing it
+
     fast = callable(getattr(xlsxwriter.format.Format, "_get_xf_index", None))
     if fast:
         try:
@@ -280,6 +279,8 @@ def _write_xlsx_book(
     Summary sheet, with an empty Results sheet; :func:`_write_xlsx_rows` then puts the
     cells in, encoded exactly as xlsxwriter encodes them (a few times faster).
     """
+    import xlsxwriter
+
     rows = len(results["status"])
     names = headers + result_names
     width = len(names)
@@ -441,6 +442,8 @@ def _sheet_rows_xml(
     styles: Mapping[str, str],
 ) -> Iterator[str]:
     """The ``<row>`` elements of the Results sheet, a chunk of rows at a time."""
+    from xlsxwriter.utility import xl_col_to_name
+
     letters = [xl_col_to_name(col) for col in range(len(names))]
     header = []
     for letter, name in zip(letters, names, strict=True):
@@ -492,6 +495,8 @@ def _write_xlsx_rows(
     dimension = re.findall(r'<dimension ref="[^"]*"/>', xml)
     if xml.count("<sheetData/>") != 1 or len(dimension) != 1:
         raise _SpliceUnsupported(_SHEET_XML)
+    from xlsxwriter.utility import xl_col_to_name
+
     rows = len(results["status"])
     last = xl_col_to_name(len(names) - 1) + str(rows + 1)
     ref = "A1" if last == "A1" else f"A1:{last}"
@@ -606,16 +611,25 @@ def _atomic_file(path: Path) -> Iterator[Path]:
     except BaseException as exc:
         with suppress(OSError):
             temp.unlink()
-        if isinstance(exc, OSError | FileCreateError | FileSizeError):
+        if isinstance(exc, (OSError, *_xlsxwriter_errors())):
             raise _unwritable(path, exc) from exc
         raise
     _sync_directory(path.parent)
 
 
+def _xlsxwriter_errors() -> tuple[type[Exception], type[Exception]] | tuple[()]:
+    """xlsxwriter's file errors (FileCreateError, FileSizeError), if it was imported at all."""
+    module = sys.modules.get("xlsxwriter.exceptions")
+    if module is None:
+        return ()
+    return (module.FileCreateError, module.FileSizeError)
+
+
 def _unwritable(path: Path, exc: BaseException) -> InputError:
-    if isinstance(exc, FileSizeError):
+    errors = _xlsxwriter_errors()
+    if errors and isinstance(exc, errors[1]):
         return InputError(f"cannot write the report {path}: too big for XLSX; write a .csv")
-    if isinstance(exc, FileCreateError) and exc.args and isinstance(exc.args[0], OSError):
+    if errors and isinstance(exc, errors[0]) and exc.args and isinstance(exc.args[0], OSError):
         exc = exc.args[0]
     code = exc.errno if isinstance(exc, OSError) else None
     folder = path.parent

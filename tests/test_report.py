@@ -16,6 +16,7 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+import xlsxwriter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from xlsxwriter.exceptions import FileCreateError
@@ -514,13 +515,13 @@ def test_xlsx_failure_on_close_is_an_input_error_and_keeps_the_old_report(
     frame = make_frame({"sn": ["A"]})
     write_report(frame, make_outcomes([ok()]), target)
     before = target.read_bytes()
-    real_close = report.xlsxwriter.Workbook.close
+    real_close = xlsxwriter.Workbook.close
 
     def full_disk_close(self: Any) -> None:
         real_close(self)
         raise FileCreateError(OSError(errno.ENOSPC, "No space left on device"))
 
-    monkeypatch.setattr(report.xlsxwriter.Workbook, "close", full_disk_close)
+    monkeypatch.setattr(xlsxwriter.Workbook, "close", full_disk_close)
     with pytest.raises(InputError, match="disk is full") as caught:
         write_report(frame, make_outcomes([None]), target)
     assert str(target) in str(caught.value)
@@ -612,13 +613,13 @@ def test_xlsx_workbook_switches_off_conversions_and_streams_rows(
     what keeps memory flat for a million rows.
     """
     seen: list[dict[str, object]] = []
-    real_init = report.xlsxwriter.Workbook.__init__
+    real_init = xlsxwriter.Workbook.__init__
 
     def spy_init(self: Any, filename: Any, options: dict[str, object] | None = None) -> None:
         seen.append(dict(options or {}))
         real_init(self, filename, options)
 
-    monkeypatch.setattr(report.xlsxwriter.Workbook, "__init__", spy_init)
+    monkeypatch.setattr(xlsxwriter.Workbook, "__init__", spy_init)
     write_report(make_frame({"sn": ["A"]}), make_outcomes([ok()]), tmp_path / "r.xlsx")
     assert seen and all(
         seen[0].get(key) is value

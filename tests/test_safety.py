@@ -239,6 +239,20 @@ def test_wrong_secret_stops_within_concurrency_plus_two_requests(
     assert "nope" not in out.stdout + out.stderr
 
 
+@pytest.mark.parametrize(("precheck", "first_wave"), [("--precheck", 8), ("--no-precheck", 7)])
+def test_first_operation_goes_alone_only_when_no_read_proved_the_credentials(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path, precheck: str, first_wave: int
+) -> None:
+    """Without a pre-check the first operation is a probe, sent alone; after a pre-check
+    the server has taken the credentials already, so all of --concurrency go at once."""
+    server = stand_in(tickets("F", 8), latency_ms=300)
+    src = write_csv(tmp_path / "t.csv", rows_for([f"F{i}" for i in range(8)]))
+    out = cli(server, src, "--concurrency", "8", precheck)
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert server.state.stats.applied_total == 8
+    assert server.state.stats.max_in_flight == first_wave
+
+
 @pytest.mark.parametrize("precheck", ["--precheck", "--no-precheck"])
 def test_service_off_stops_with_exit_3(
     stand_in: Callable[..., SandboxThread], tmp_path: Path, precheck: str
