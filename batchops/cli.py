@@ -16,11 +16,14 @@ Exit codes (stable, for cron):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -497,3 +500,31 @@ def sandbox(
         seed_rows=rows,
         generate=generated,
     )
+
+
+def entry() -> NoReturn:
+    """The ``batchops`` command: the CLI, then an exit without the interpreter's teardown.
+
+    When the command returns, every report, summary and checkpoint is written, closed and
+    in place; all that is left is freeing pandas' and numpy's modules object by object,
+    about 0.2 s on every run (more than many a run's sending). Tests call :func:`main`.
+    """
+    try:
+        main()
+        status: object = 0
+    except SystemExit as exc:
+        status = exc.code
+    if status is None:
+        code = 0
+    elif isinstance(status, int):
+        code = status
+    else:
+        # sys.exit("text") prints the text and exits 1; keep that.
+        with contextlib.suppress(OSError):
+            print(status, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

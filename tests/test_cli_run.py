@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import openpyxl
@@ -387,3 +391,45 @@ def test_summary_counts_and_report_path_in_stdout(itsm: SandboxThread, tmp_path:
     out = run_cli(["run", str(src)], creds_env(itsm.url))
     assert "1 rows: 1 success" in out.stdout
     assert str(tmp_path / "t.report.csv") in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["run", "{samples}", "--sandbox", "-o", "{out}", "--log-json"], 1),
+        (["run", "{missing}", "--sandbox"], 2),
+        (["--version"], 0),
+    ],
+)
+def test_the_installed_command_keeps_its_exit_code_and_every_line(
+    tmp_path: Path, args: list[str], code: int
+) -> None:
+    """``python -m batchops`` leaves without the interpreter's teardown: nothing it printed
+    into a pipe is lost on the way out, and the exit code is the command's own."""
+    root = Path(__file__).resolve().parent.parent
+    places = {
+        "samples": str(root / "samples" / "tickets.csv"),
+        "out": str(tmp_path / "r.csv"),
+        "missing": str(tmp_path / "missing.csv"),
+    }
+    # Block-buffered output, as a pipe gets it by default.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run(
+        [sys.executable, "-m", "batchops", *(a.format(**places) for a in args)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == code, done.stdout + done.stderr
+    if code == 1:
+        assert done.stdout.rstrip().endswith(f"report: {places['out']}")
+        events = [json.loads(line) for line in done.stderr.splitlines()]
+        assert events[-1]["event"] == "run_finished"
+        assert len(read_report(tmp_path / "r.csv")) == 9
+    elif code == 2:
+        assert done.stderr.startswith("Error: ") and "missing.csv" in done.stderr
+    else:
+        assert done.stdout.startswith("batchops, version ")
