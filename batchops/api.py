@@ -656,10 +656,14 @@ async def _run_async(
                 if outcomes.status_of(index) is Status.PENDING:
                     outcomes.set(index, Outcome(Status.PENDING, None, f"not sent: {exc}"))
             return state
-        overview = _overview(batch, to_send, checked, target.base_url, gateway, target.credentials)
-        if confirm is not None and overview.to_send and not _ask(confirm, overview):
-            state.declined = True
-            return state
+        if confirm is not None:
+            # The plan is walked row by row: only when someone is asked about it.
+            overview = _overview(
+                batch, to_send, checked, target.base_url, gateway, target.credentials
+            )
+            if overview.to_send and not _ask(confirm, overview):
+                state.declined = True
+                return state
         # From here on Ctrl-C means "stop taking rows, finish and record what is in flight".
         # Until here nothing was sent, and Python's own KeyboardInterrupt is the right answer.
         signals = _Signals(executor) if handle_signals else None

@@ -28,7 +28,7 @@ import ssl
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -101,7 +101,6 @@ class Answer:
     data: Any = None
     rate_limited: bool = False
     retry_after_s: float | None = None
-    elapsed_ms: float | None = None
 
 
 _ERROR_DETAIL = re.compile(r"""ErrorDetail\(string=(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")""")
@@ -472,7 +471,6 @@ class ItsmClient:
         sent_is_ambiguous: bool = False,
     ) -> Answer:
         data = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
-        started = time.perf_counter()
         self.requests_sent += 1
         try:
             async with self.session.request(
@@ -506,4 +504,4 @@ class ItsmClient:
                 f"connection lost ({exc.__class__.__name__})"
                 + (" (the action may have run)" if sent_is_ambiguous else ""),
             )
-        return replace(answer, elapsed_ms=(time.perf_counter() - started) * 1000.0)
+        return answer

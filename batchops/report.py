@@ -24,6 +24,7 @@ one-line message naming the path and what to do.
 
 from __future__ import annotations
 
+import csv
 import errno
 import itertools
 import json
@@ -52,6 +53,7 @@ NUMERIC_RESULT_COLUMNS = frozenset({"code", "attempts", "http_status", "elapsed_
 
 #: First characters that make a spreadsheet treat a CSV cell as a formula (OWASP).
 CSV_FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = tuple("\n" + prefix for prefix in CSV_FORMULA_PREFIXES)
 
 #: Data rows an XLSX sheet holds (1,048,576 rows minus the header) and its column limit.
 XLSX_MAX_ROWS = 1_048_575
@@ -171,32 +173,41 @@ def _write_csv(
     result_names: list[str],
     outcomes: OutcomeTable,
 ) -> None:
-    names = pd.Index(
-        [_guard_text(h) for h in headers] + result_names, dtype="object", tupleize_cols=False
-    )
     rows = len(frame)
     with temp.open("w", encoding="utf-8-sig", newline="") as handle:
-        # One chunk at least, so that an input without rows still gets its header line.
-        for start in range(0, max(rows, 1), _CSV_CHUNK_ROWS):
+        # CRLF as RFC 4180 says; it also makes the writer quote a cell holding a bare
+        # "\r", which a "\n" terminator would leave bare and so split the row in Excel.
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow([_guard_text(h) for h in headers] + result_names)
+        for start in range(0, rows, _CSV_CHUNK_ROWS):
             stop = min(start + _CSV_CHUNK_ROWS, rows)
             results = outcomes.columns(start, stop)
-            columns: dict[int, pd.Series[Any]] = {}
-            for position in range(len(headers)):
-                columns[position] = _guard_formulas(_as_text(frame.iloc[start:stop, position]))
-            for offset, name in enumerate(RESULT_COLUMNS):
+            columns = [
+                _guard_cells(_as_text(frame.iloc[start:stop, position]).tolist())
+                for position in range(len(headers))
+            ]
+            for name in RESULT_COLUMNS:
+                # Numbers go out as Python writes them (None as an empty cell).
                 values = results[name]
-                if name in NUMERIC_RESULT_COLUMNS:
-                    dtype = "float64" if name == "elapsed_ms" else "Int64"
-                    column: pd.Series[Any] = pd.Series(values, dtype=dtype)
-                else:
-                    column = _guard_formulas(pd.Series(values, dtype="str"))
-                columns[len(headers) + offset] = column
-            table = pd.DataFrame(columns, copy=False)
-            table.columns = names
-            # CRLF as RFC 4180 says; it also makes the writer quote a cell holding a bare
-            # "\r", which a "\n" terminator would leave bare and so split the row in Excel.
-            table.to_csv(handle, index=False, header=start == 0, na_rep="", lineterminator="\r\n")
+                columns.append(values if name in NUMERIC_RESULT_COLUMNS else _guard_cells(values))
+            writer.writerows(zip(*columns, strict=True))
         _sync(handle)
+
+
+def _guard_cells(values: list[Any]) -> list[Any]:
+    """Prefix ``'`` to every cell a spreadsheet would read as a formula."""
+    try:
+        # A few scans in C over the joined cells; a hit may come from a line inside a
+        # cell, and then the cells are looked at one by one.
+        joined = "\n" + "\n".join(values)
+        suspicious = any(start in joined for start in _FORMULA_STARTS)
+    except TypeError:  # a cell that is not text (None)
+        suspicious = True
+    if not suspicious:
+        return values
+    return [
+        "'" + v if isinstance(v, str) and v.startswith(CSV_FORMULA_PREFIXES) else v for v in values
+    ]
 
 
 def _as_text(column: pd.Series[Any]) -> pd.Series[Any]:
@@ -205,16 +216,6 @@ def _as_text(column: pd.Series[Any]) -> pd.Series[Any]:
     if isinstance(column.dtype, pd.StringDtype):
         return column.fillna("")
     return column.fillna("").astype("str")
-
-
-def _guard_formulas(column: pd.Series[Any]) -> pd.Series[Any]:
-    """Prefix ``'`` to every cell a spreadsheet would read as a formula."""
-    dangerous = column.str.startswith(CSV_FORMULA_PREFIXES).fillna(False).astype(bool)
-    if not dangerous.any():
-        return column
-    column = column.copy()
-    column[dangerous] = "'" + column[dangerous]
-    return column
 
 
 def _guard_text(text: str) -> str:

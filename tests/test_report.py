@@ -496,11 +496,23 @@ def test_csv_failure_mid_write_keeps_the_old_report(
     write_report(frame, make_outcomes([ok(), ok()]), target)
     before = target.read_bytes()
 
-    def broken_to_csv(self: pd.DataFrame, handle: io.TextIOBase, **kwargs: Any) -> None:
-        handle.write("sn,status\r\nA,")
-        raise RuntimeError("disk on fire")
+    real_writer = csv.writer
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", broken_to_csv)
+    class BrokenWriter:
+        """Writes the header and half a row, then fails."""
+
+        def __init__(self, handle: io.TextIOBase, **kwargs: Any) -> None:
+            self._inner = real_writer(handle, **kwargs)
+            self._handle = handle
+
+        def writerow(self, row: Sequence[str]) -> None:
+            self._inner.writerow(row)
+
+        def writerows(self, rows: Any) -> None:
+            self._handle.write("A,")
+            raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(report.csv, "writer", BrokenWriter)
     with pytest.raises(RuntimeError, match="disk on fire"):
         write_report(frame, make_outcomes([None, None]), target)
     assert target.read_bytes() == before
