@@ -154,7 +154,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         "--quick", action="store_true", help="tiny sizes, 1 repeat, every case (CI smoke run)"
     )
     parser.add_argument(
-        "--repeats", type=int, default=None, help="repeats per throughput case (default 3)"
+        "--repeats", type=int, default=None, help="repeats per throughput case (default 5)"
     )
     parser.add_argument(
         "--sections",
@@ -178,7 +178,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown or not sections:
         parser.error(f"--sections takes {', '.join(SECTIONS)}; got {args.sections!r}")
-    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
+    repeats = args.repeats if args.repeats is not None else (1 if args.quick else 5)
     if repeats < 1:
         parser.error("--repeats must be at least 1")
     cases = full_cases()
@@ -1023,8 +1023,9 @@ def _throughput_targets(case: Case, label: str, e2e: Spread, net: Spread) -> lis
         wanted = 0.75 if case.latency_ms == 0 else 0.9
     elif label == "checkpoint on ÷ off":
         wanted = 0.9
-    elif label == "progress on ÷ --quiet":
-        wanted = 0.98
+    # "progress on ÷ --quiet" has no target here: a cost of 2% is far inside the 10-15%
+    # by which two runs' wall times differ on this machine. The display's target is
+    # judged in-process (progress_micro), where the cost can be resolved.
     if wanted is None:
         return []
     return [
@@ -1079,6 +1080,7 @@ def run(config: BenchConfig, say: Callable[[str], None]) -> tuple[str, list[Targ
     workdir = config.workdir or Path(tempfile.mkdtemp(prefix="batchops-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     say(f"machine: {machine()}; load average {load_average()}; work folder {workdir}")
+    _compile_package()
     bench = Bench(config, workdir, say)
     started = time.perf_counter()
     try:
@@ -1105,6 +1107,18 @@ def run(config: BenchConfig, say: Callable[[str], None]) -> tuple[str, list[Targ
     if bench.results.problems:
         raise SystemExit(text + "\n\nthe benchmark found problems (see PROBLEMS)")
     return text, targets
+
+
+def _compile_package() -> None:
+    """Write batchops' bytecode, as ``pip install`` does for an installed package.
+
+    An editable checkout has none until a run writes it, and an environment with
+    PYTHONDONTWRITEBYTECODE set never writes it: every child would then compile the
+    package from source (80 ms), which no installed copy of the tool does.
+    """
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parent), quiet=1)
 
 
 def _as_json(config: BenchConfig, results: Results) -> dict[str, Any]:

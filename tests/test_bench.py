@@ -26,7 +26,7 @@ from batchops.sandbox import DEFAULT_APP_CODE, DEFAULT_APP_SECRET, SandboxState
 def test_defaults_are_the_issues_cases() -> None:
     config = parse_args([])
     assert not config.quick
-    assert config.repeats == 3
+    assert config.repeats == 5
     assert config.sections == ("throughput", "scale", "xlsx")
     assert [(c.concurrency, c.latency_ms, c.rows) for c in config.cases] == [
         (50, 20.0, 5_000),
@@ -124,8 +124,9 @@ def test_report_computes_ratios_and_judges_targets() -> None:
     assert all(t.value == pytest.approx(0.5) and not t.met for t in bare_ratios)
     checkpoint = [t for name, t in judged.items() if name.startswith("checkpoint on ÷ off")]
     assert checkpoint and all(t.value == pytest.approx(1.0) and t.met for t in checkpoint)
-    progress = [t for name, t in judged.items() if name.startswith("progress on ÷ --quiet")]
-    assert progress and all(t.value == pytest.approx(1.0) for t in progress)
+    # The display's cost is judged in-process only; its wall-time ratio is shown, unjudged.
+    assert not [name for name in judged if name.startswith("progress on ÷ --quiet")]
+    assert any("progress on ÷ --quiet" in line for line in text.splitlines())
     rss = {name: t.met for name, t in judged.items() if name.startswith("peak RSS")}
     assert sorted(rss.values()) == [False, True]
     assert judged["XLSX read: pandas/openpyxl ÷ batchops"].value == pytest.approx(6.0)
