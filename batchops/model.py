@@ -105,8 +105,11 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 
 _STATUSES: tuple[Status, ...] = tuple(Status)
+#: The statuses in the order of :meth:`OutcomeTable.status_codes`.
+STATUS_ORDER = _STATUSES
 _STATUS_INDEX = {s: i for i, s in enumerate(_STATUSES)}
 _NO_INT = -(2**62)
+_ID_WIDTH = 36
 
 
 class OutcomeTable:
@@ -122,6 +125,7 @@ class OutcomeTable:
         "_elapsed",
         "_finished",
         "_http",
+        "_long_ids",
         "_message",
         "_request_id",
         "_status",
@@ -136,7 +140,10 @@ class OutcomeTable:
         self._http = np.zeros(size, dtype=np.int16)
         self._elapsed = np.full(size, np.nan, dtype=np.float64)
         self._message = np.full(size, "", dtype=object)
-        self._request_id = np.full(size, "", dtype=object)
+        # Request ids are 32 hex digits (ESB) or a 36-character UUID (API gateway): fixed
+        # width bytes hold them in 36 bytes a row instead of an 85-byte string each.
+        self._request_id = np.zeros(size, dtype=f"S{_ID_WIDTH}")
+        self._long_ids: dict[int, str] = {}
         self._finished = np.full(size, "", dtype=object)
 
     def __len__(self) -> int:
@@ -149,7 +156,7 @@ class OutcomeTable:
         self._http[index] = outcome.http_status or 0
         self._elapsed[index] = float("nan") if outcome.elapsed_ms is None else outcome.elapsed_ms
         self._message[index] = outcome.message
-        self._request_id[index] = outcome.request_id
+        self._set_request_id(index, outcome.request_id)
         self._finished[index] = outcome.finished_at
 
     def get(self, index: int) -> Outcome:
@@ -162,10 +169,50 @@ class OutcomeTable:
             message=str(self._message[index]),
             attempts=int(self._attempts[index]),
             http_status=http or None,
-            request_id=str(self._request_id[index]),
+            request_id=self._request_id_of(index),
             elapsed_ms=None if elapsed != elapsed else elapsed,
             finished_at=str(self._finished[index]),
         )
+
+    def _set_request_id(self, index: int, request_id: str) -> None:
+        try:
+            packed = request_id.encode("ascii")
+        except UnicodeEncodeError:
+            packed = b"\xff" * (_ID_WIDTH + 1)  # never fits: kept as text below
+        # NUL bytes at the end would be dropped by the fixed-width array.
+        if len(packed) <= _ID_WIDTH and not packed.endswith(b"\0"):
+            self._request_id[index] = packed
+            self._long_ids.pop(index, None)
+        else:
+            self._request_id[index] = b""
+            self._long_ids[index] = request_id
+
+    def _request_id_of(self, index: int) -> str:
+        if index in self._long_ids:
+            return self._long_ids[index]
+        return bytes(self._request_id[index]).decode("ascii")
+
+    def _request_ids(self, start: int, stop: int | None) -> list[str]:
+        ids = [b.decode("ascii") for b in self._request_id[start:stop].tolist()]
+        if self._long_ids:
+            first = start
+            for index, text in self._long_ids.items():
+                if index >= first and (stop is None or index < stop):
+                    ids[index - first] = text
+        return ids
+
+    def rows_with(self, *statuses: Status) -> np.ndarray:
+        """Indices of the rows whose status is one of ``statuses``, in row order."""
+        import numpy as np
+
+        wanted = [_STATUS_INDEX[s] for s in statuses]
+        return np.flatnonzero(np.isin(self._status, wanted))
+
+    def status_codes(self) -> np.ndarray:
+        """Every row's status as an index into :data:`STATUS_ORDER` (read-only)."""
+        view = self._status.view()
+        view.flags.writeable = False
+        return view
 
     def status_of(self, index: int) -> Status:
         return _STATUSES[int(self._status[index])]
@@ -199,7 +246,7 @@ class OutcomeTable:
             "message": self._message[rows].tolist(),
             "attempts": self._attempts[rows].tolist(),
             "http_status": [h or None for h in http],
-            "request_id": self._request_id[rows].tolist(),
+            "request_id": self._request_ids(start, stop),
             "elapsed_ms": [None if e != e else round(e, 1) for e in elapsed],
             "finished_at": self._finished[rows].tolist(),
         }

@@ -163,7 +163,7 @@ def write_report(
 
 
 #: Rows formatted at a time: a million-row report never has all its cells in memory twice.
-_CSV_CHUNK_ROWS = 100_000
+_CSV_CHUNK_ROWS = 50_000
 
 
 def _write_csv(

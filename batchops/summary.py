@@ -23,19 +23,12 @@ TOP_FAILURES = 10
 
 def top_failures(outcomes: OutcomeTable, limit: int = TOP_FAILURES) -> list[tuple[str, int]]:
     """The most frequent reasons among failed and unknown rows, with their counts."""
-    labels = outcomes.labels()
-    columns = outcomes.columns()
-    messages = columns["message"]
-    codes = columns["code"]
     tally: Counter[str] = Counter()
-    for index in (
-        i
-        for i, label in enumerate(labels.tolist())
-        if label in (Status.FAILED.value, Status.UNKNOWN.value)
-    ):
-        code = codes[index]
-        reason = str(messages[index]) or "(no message)"
-        tally[f"[{code}] {reason}" if code is not None else reason] += 1
+    # Only the failed rows are looked at: a million successes cost nothing here.
+    for index in outcomes.rows_with(Status.FAILED, Status.UNKNOWN).tolist():
+        outcome = outcomes.get(index)
+        reason = outcome.message or "(no message)"
+        tally[f"[{outcome.code}] {reason}" if outcome.code is not None else reason] += 1
     return tally.most_common(limit)
 
 

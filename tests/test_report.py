@@ -729,3 +729,29 @@ def test_xlsx_text_that_looks_like_rich_text_xml_stays_text(tmp_path: Path) -> N
     texts = ["<r>x</r>", "<r><t>injected</t></r>"]
     path = write_report(make_frame({"sn": texts}), make_outcomes([ok(), ok()]), tmp_path / "r.xlsx")
     assert [row[0] for row in sheet_rows(path)[1:]] == texts
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ids=st.lists(
+        st.one_of(
+            st.text(max_size=50),
+            st.uuids().map(str),
+            st.uuids().map(lambda u: u.hex),
+            st.just("abc\x00"),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    start=st.integers(0, 12),
+)
+def test_outcome_table_gives_back_every_request_id(ids: list[str], start: int) -> None:
+    """Request ids are kept as fixed-width bytes where they fit; any text comes back as
+    it went in, row by row and a chunk at a time."""
+    table = OutcomeTable(len(ids))
+    for index, request_id in enumerate(ids):
+        table.set(index, Outcome(Status.SUCCESS, 0, "success", 1, 200, "old-id-" + "x" * 40))
+        table.set(index, Outcome(Status.SUCCESS, 0, "success", 1, 200, request_id))
+    assert [table.get(i).request_id for i in range(len(ids))] == ids
+    assert table.columns()["request_id"] == ids
+    assert table.columns(start, len(ids))["request_id"] == ids[start:]

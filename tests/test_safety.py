@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batchops.client import Answer, Verdict
 from batchops.errors import FatalAnswerError
 from batchops.executor import Executor, FailureBrake, SendPolicy
 from batchops.model import Action, Outcome, Row, Status
-from batchops.planner import read_statuses
+from batchops.planner import StatusTable, read_statuses
 from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread, Ticket
 
 from .conftest import APP_CODE, SECRET, CliRun, creds_env, read_report, run_cli, write_csv
@@ -776,3 +778,24 @@ def test_after_an_unknown_row_an_unreadable_ticket_gets_no_suspend() -> None:
     assert outcomes[2].message.startswith("not sent: ")
     assert outcomes[2].attempts == 0
     assert [r for _, kind, r in fake.log if kind == "operate"] == ["A", "A"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    statuses=st.dictionaries(
+        st.text(max_size=12),
+        st.sampled_from(["RUNNING", "SUSPENDED", "FINISHED", "TERMINATED", "REVOKED"]),
+        max_size=40,
+    ),
+    probes=st.lists(st.text(max_size=12), max_size=20),
+)
+def test_status_table_answers_as_the_dict_it_was_made_from(
+    statuses: dict[str, str], probes: list[str]
+) -> None:
+    """The pre-check's compact table finds every ticket the dict has, and no other."""
+    table = StatusTable(statuses)
+    assert len(table) == len(statuses)
+    assert dict(table) == statuses
+    for sn in [*statuses, *probes]:
+        assert table.get(sn) == statuses.get(sn)
+        assert (sn in table) == (sn in statuses)
