@@ -465,7 +465,7 @@ def _sheet_rows_xml(
         ]
         for offset, name in enumerate(RESULT_COLUMNS):
             letter = letters[first_result + offset]
-            values = results[name]
+            values = results[name][start:stop]
             if name in NUMERIC_RESULT_COLUMNS:
                 columns.append(_number_cells(letter, numbers, values))
             else:

@@ -755,3 +755,23 @@ def test_outcome_table_gives_back_every_request_id(ids: list[str], start: int) -
     assert [table.get(i).request_id for i in range(len(ids))] == ids
     assert table.columns()["request_id"] == ids
     assert table.columns(start, len(ids))["request_id"] == ids[start:]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_reports_longer_than_one_chunk_keep_every_row_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    """Reports are formatted a chunk of rows at a time: across chunk borders every row
+    keeps its own input cells and its own outcome."""
+    monkeypatch.setattr(report, "_CSV_CHUNK_ROWS", 3)
+    monkeypatch.setattr(report, "_XLSX_CHUNK_ROWS", 3)
+    rows = 10
+    frame = make_frame({"sn": [f"NO{i}" for i in range(rows)]})
+    outcomes = make_outcomes(
+        [ok(request_id=f"req-{i}", attempts=i + 1, elapsed_ms=float(i)) for i in range(rows)]
+    )
+    path = write_report(frame, outcomes, tmp_path / f"r{suffix}")
+    table = read_csv_rows(path) if suffix == ".csv" else sheet_rows(path)
+    at = [table[0].index(name) for name in ("sn", "request_id", "attempts")]
+    got = [[str(r[i]) for i in at] for r in table[1:]]
+    assert got == [[f"NO{i}", f"req-{i}", str(i + 1)] for i in range(rows)]
