@@ -7,7 +7,8 @@ runs it to prove the benchmark still works and times nothing). What one run does
 Throughput (``--sections throughput``). For each case (C requests in flight, D ms of
 server latency, N rows) the stand-in ITSM server runs in its own process
 (``python -m batchops.sandbox --latency-ms D --no-log``), and, in turns within each
-repeat (the order rotates from repeat to repeat):
+repeat (the order rotates from repeat to repeat and is reversed every other repeat, so no
+variant always runs right after the same one; each run starts after a 1-s pause):
 
 * ``bare``: a bare aiohttp loop in its own process — one session, a semaphore of C,
   ``TCPConnector(limit=C)`` — posting the same ``operate_ticket`` JSON for the same rows;
@@ -75,6 +76,8 @@ __all__ = [
 ]
 
 #: The stand-in server's demo credentials (``batchops.sandbox`` defaults).
+#: Pause before each throughput run (not in --quick).
+_SETTLE_S: Final = 1.0
 SANDBOX_APP_CODE: Final = "batchops-sandbox"
 SANDBOX_APP_SECRET: Final = "sandbox-secret"
 SANDBOX_USER: Final = "admin"
@@ -616,7 +619,14 @@ class Bench:
         for repeat in range(self.config.repeats):
             shift = repeat % len(case.variants)
             order = case.variants[shift:] + case.variants[:shift]
+            if repeat % 2:
+                # Rotation alone keeps every variant behind the same neighbour (batchops
+                # always ran right after the bare loop's burst); reversing every other
+                # repeat gives each variant each neighbour.
+                order = order[::-1]
             for variant in order:
+                # Let the previous run's sockets close and the server settle first.
+                time.sleep(0.0 if self.config.quick else _SETTLE_S)
                 sample = self._one_run(server, case, variant, folder)
                 samples[variant].append(sample)
                 self.say(
