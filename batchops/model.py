@@ -201,6 +201,10 @@ class OutcomeTable:
                     ids[index - first] = text
         return ids
 
+    def messages(self) -> list[str]:
+        """Every row's message, in row order."""
+        return list(self._message.tolist())
+
     def rows_with(self, *statuses: Status) -> np.ndarray:
         """Indices of the rows whose status is one of ``statuses``, in row order."""
         import numpy as np

@@ -84,18 +84,20 @@ def open_checkpoint(
     try:
         stored = store.binding()
         if stored is None:
+            # Plain columns zipped in C: a Python tuple per row built here cost more
+            # than SQLite's own inserts (20,000 rows: 0.2 s before the first send).
+            send = sendable.astype(bool)
             store.initialise(
                 binding,
-                (
-                    (
-                        i,
-                        keys[i],
-                        str(batch.sn[i]),
-                        str(batch.action[i]),
-                        bool(sendable[i]),
-                        outcomes.get(i),
-                    )
-                    for i in range(len(batch))
+                zip(
+                    range(len(batch)),
+                    keys,
+                    batch.sn.tolist(),
+                    batch.action.tolist(),
+                    np.where(send, "queued", "done").tolist(),
+                    outcomes.labels().tolist(),
+                    outcomes.messages(),
+                    strict=True,
                 ),
             )
             store.begin_run("first run")

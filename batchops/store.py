@@ -285,10 +285,11 @@ class Checkpoint:
     def initialise(
         self,
         binding: Binding,
-        rows: Iterable[tuple[int, str, str, str, bool, Outcome]],
+        rows: Iterable[tuple[int, str, str, str, str, str, str]],
     ) -> None:
-        """Write the binding and one record per input row: (index, key, sn, action, to send,
-        outcome so far). Rows not to send (invalid, or left out by ``--only``) are done."""
+        """Write the binding and one record per input row: (index, key, sn, action, state,
+        status, message). Rows not to send (invalid, or left out by ``--only``) come in
+        ``done`` with their outcome so far; the others ``queued`` and ``pending``."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -307,18 +308,7 @@ class Checkpoint:
             conn.executemany(
                 "INSERT INTO rows(idx, row_key, sn, action, state, status, message) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        index,
-                        key,
-                        sn,
-                        action,
-                        "queued" if to_send else "done",
-                        outcome.status.value,
-                        outcome.message,
-                    )
-                    for index, key, sn, action, to_send, outcome in rows
-                ),
+                rows,
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -408,6 +398,8 @@ class Checkpoint:
         """Durably note that ``row`` is about to be sent; returns once committed."""
         loop = asyncio.get_running_loop()
         self._marks.append((row.index, attempt, before, self.run_id or 0, time.time()))
+        # One future per worker, not one shared: cancelling a task cancels the future it
+        # awaits, and that must not cancel the other workers' marks.
         waiter: asyncio.Future[None] = loop.create_future()
         self._flush_waiters.append(waiter)
         self._kick(loop)
@@ -431,6 +423,8 @@ class Checkpoint:
                 row.index,
             )
         )
+        if self._commit_soon:
+            return  # a commit is on its way and takes this outcome along
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -529,16 +523,6 @@ class Checkpoint:
         self._last_flush = time.monotonic()
 
 
-def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for waiter in waiters:
-        if waiter.done():
-            continue
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(error)
-
-
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {str(rec[1]) for rec in conn.execute(f"PRAGMA table_info({table})")}
 
@@ -572,3 +556,13 @@ def summarise_changes(old_keys: Sequence[str], new_keys: Sequence[str]) -> str:
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         parts.append(f"{len(changed)} rows differ (rows {first}{more})")
     return "; ".join(parts) or "the rows differ"
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)

@@ -57,8 +57,9 @@ def _new_store(path: Path, n: int) -> Checkpoint:
                 row_key(f"NO{i}", "SUSPEND", "admin", "m"),
                 f"NO{i}",
                 "SUSPEND",
-                True,
-                Outcome(Status.PENDING),
+                "queued",
+                Status.PENDING.value,
+                "",
             )
             for i in range(n)
         ),
