@@ -194,16 +194,14 @@ class OutcomeTable:
 
     def _request_ids(self, start: int, stop: int | None) -> list[str]:
         ids = [b.decode("ascii") for b in self._request_id[start:stop].tolist()]
-        if self._long_ids:
-            first = start
-            for index, text in self._long_ids.items():
-                if index >= first and (stop is None or index < stop):
-                    ids[index - first] = text
+        for index, text in self._long_ids.items():
+            if index >= start and (stop is None or index < stop):
+                ids[index - start] = text
         return ids
 
-    def messages(self) -> list[str]:
-        """Every row's message, in row order."""
-        return list(self._message.tolist())
+    def messages(self, start: int = 0, stop: int | None = None) -> list[str]:
+        """The rows' messages, in row order (a slice of them with ``start``/``stop``)."""
+        return list(self._message[start:stop].tolist())
 
     def rows_with(self, *statuses: Status) -> np.ndarray:
         """Indices of the rows whose status is one of ``statuses``, in row order."""

@@ -10,6 +10,7 @@ with the later rows of their ticket, so each ticket still follows the file's ord
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,22 +85,7 @@ def open_checkpoint(
     try:
         stored = store.binding()
         if stored is None:
-            # Plain columns zipped in C: a Python tuple per row built here cost more
-            # than SQLite's own inserts (20,000 rows: 0.2 s before the first send).
-            send = sendable.astype(bool)
-            store.initialise(
-                binding,
-                zip(
-                    range(len(batch)),
-                    keys,
-                    batch.sn.tolist(),
-                    batch.action.tolist(),
-                    np.where(send, "queued", "done").tolist(),
-                    outcomes.labels().tolist(),
-                    outcomes.messages(),
-                    strict=True,
-                ),
-            )
+            store.initialise(binding, _initial_rows(batch, keys, sendable, outcomes))
             store.begin_run("first run")
             note = f"checkpoint: {path}" + (f" (previous one kept as {backup})" if backup else "")
             return store, Work(np.flatnonzero(sendable).astype(np.int64), [], note)
@@ -110,6 +96,35 @@ def open_checkpoint(
     except BaseException:
         store.close()
         raise
+
+
+#: Rows whose columns are taken at a time while the checkpoint is created.
+_INIT_CHUNK_ROWS = 50_000
+
+
+def _initial_rows(
+    batch: Batch, keys: list[str], sendable: np.ndarray, outcomes: OutcomeTable
+) -> Iterator[tuple[int, str, str, str, str, str, str]]:
+    """The checkpoint's first record of every row, from plain columns a chunk at a time.
+
+    Zipping column slices in C costs a fraction of building each row's tuple in Python
+    (20,000 rows: 0.2 s -> 0.075 s), and a chunk at a time keeps a million rows from
+    holding five more lists of a million entries at once.
+    """
+    labels = outcomes.labels()
+    state = np.where(sendable.astype(bool), "queued", "done")
+    for start in range(0, len(batch), _INIT_CHUNK_ROWS):
+        stop = min(start + _INIT_CHUNK_ROWS, len(batch))
+        yield from zip(
+            range(start, stop),
+            keys[start:stop],
+            batch.sn[start:stop].tolist(),
+            batch.action[start:stop].tolist(),
+            state[start:stop].tolist(),
+            labels[start:stop].tolist(),
+            outcomes.messages(start, stop),
+            strict=True,
+        )
 
 
 def _check_binding(
