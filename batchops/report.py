@@ -682,7 +682,7 @@ def _sync_directory(folder: Path) -> None:
             os.close(fd)
 
 
-ATTENTION = frozenset({Status.FAILED.value, Status.UNKNOWN.value, Status.INVALID.value})
+ATTENTION = (Status.FAILED, Status.UNKNOWN, Status.INVALID)
 
 
 def write_failures(frame: pd.DataFrame, outcomes: OutcomeTable, path: Path) -> Path:
@@ -691,7 +691,7 @@ def write_failures(frame: pd.DataFrame, outcomes: OutcomeTable, path: Path) -> P
     It is a report of those rows — the input's columns, then the result columns — so it
     reads back as input: fix the rows and run it again.
     """
-    keep = [i for i, label in enumerate(outcomes.labels().tolist()) if label in ATTENTION]
+    keep = outcomes.rows_with(*ATTENTION).tolist()
     subset = OutcomeTable(len(keep))
     for position, index in enumerate(keep):
         subset.set(position, outcomes.get(index))
