@@ -68,6 +68,16 @@ def _new_store(path: Path, n: int) -> Checkpoint:
     return store
 
 
+def _tamper(path: Path, statement: str) -> None:
+    """Change a closed checkpoint behind batchops' back, as another program could."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute(statement)
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def _states(path: Path) -> dict[int, str]:
     """Each row's state as another process would see it (a separate connection)."""
     conn = sqlite3.connect(path)
@@ -189,10 +199,7 @@ def test_other_schema_version_is_refused(tmp_path: Path) -> None:
     """A checkpoint written by another batchops version is refused, and left unchanged."""
     path = tmp_path / "c.db"
     _new_store(path, 1).close()
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE meta SET value='99' WHERE key='schema'")
-    conn.commit()
-    conn.close()
+    _tamper(path, "UPDATE meta SET value='99' WHERE key='schema'")
     with pytest.raises(CheckpointError, match=r"schema 99.*--fresh"):
         Checkpoint.open(path)
 
@@ -210,10 +217,7 @@ def test_checkpoint_without_sent_at_column_is_upgraded(tmp_path: Path) -> None:
     """A checkpoint from before rows kept their send time opens, reads and gains the column."""
     path = tmp_path / "c.db"
     _new_store(path, 2).close()
-    conn = sqlite3.connect(path)
-    conn.execute("ALTER TABLE rows DROP COLUMN sent_at")
-    conn.commit()
-    conn.close()
+    _tamper(path, "ALTER TABLE rows DROP COLUMN sent_at")
     reader = Checkpoint.open_readonly(path)
     try:
         assert [r.sent_at for r in reader.rows()] == [None, None]
