@@ -14,9 +14,10 @@ import contextlib
 import dataclasses
 import gc
 import os
+import shlex
 import signal
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 
-from .client import ItsmClient
+from .client import Answer, ItsmClient, Verdict
 from .config import ClientSettings, Credentials, Gateway, Resolved, resolve
 from .config import credentials_from as _credentials_from
 from .console import NullProgress, ProgressSink
@@ -33,17 +34,19 @@ from .errors import CheckpointError, ConfigError, FatalAnswerError
 from .executor import Executor, FailureBrake, SendPolicy, chains_by_sn
 from .loader import Batch, load_batch
 from .model import STATUS_ORDER, Outcome, OutcomeTable, Row, RunSummary, Status
-from .planner import Precheck, StatusTable, read_statuses, simulate
+from .planner import Precheck, StatusTable, _all_or_none, read_statuses, simulate
 from .report import default_report_path, write_failures, write_report
 from .resume import Work, open_checkpoint, row_keys, rows_fingerprint
+from .stops import EXIT_INTERRUPTED as STOP_INTERRUPTED
+from .stops import EXIT_STOPPED, RunControl, Stop, StopKind, Stopped
 from .store import Checkpoint, default_checkpoint_path
 from .summary import summary_fields, summary_sheet, top_failures, write_summary_json
 
 EXIT_OK = 0
 EXIT_ROWS_FAILED = 1
 EXIT_USAGE = 2
-EXIT_FATAL = 3
-EXIT_INTERRUPTED = 130
+EXIT_FATAL = EXIT_STOPPED
+EXIT_INTERRUPTED = STOP_INTERRUPTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +107,7 @@ class _Recorder:
             self._store.flush()
 
     def record(self, row: Row, outcome: Outcome) -> None:
-        if self._secrets and any(s in outcome.message for s in self._secrets):
-            message = outcome.message
-            for secret in self._secrets:
-                message = message.replace(secret, "***")
-            outcome = dataclasses.replace(outcome, message=message)
+        outcome = self._scrubbed(outcome)
         self.outcomes.set(row.index, outcome)
         if self._store is not None:
             self._store.record(row, outcome)
@@ -124,6 +123,33 @@ class _Recorder:
                     "message": outcome.message,
                 },
             )
+
+    def in_doubt(self, row: Row, outcome: Outcome) -> None:
+        """A row whose request may have landed, left unsettled by a stop.
+
+        With a checkpoint it stays "sending" there (the next run reads it back) and is
+        shown pending; without one nobody will read it back, so it is ``unknown``.
+        """
+        if self._store is None:
+            outcome = Outcome(
+                Status.UNKNOWN,
+                None,
+                "its answer was lost and the run stopped before the ticket could be read "
+                "back (no checkpoint was kept): check the ticket in ITSM",
+            )
+        self.outcomes.set(row.index, self._scrubbed(outcome))
+
+    def _scrubbed(self, outcome: Outcome) -> Outcome:
+        # The client already scrubs every answer; this is the last line before a file.
+        if self._secrets and any(
+            s in outcome.message or s in outcome.request_id for s in self._secrets
+        ):
+            message, request_id = outcome.message, outcome.request_id
+            for secret in self._secrets:
+                message = message.replace(secret, "***")
+                request_id = request_id.replace(secret, "***")
+            outcome = dataclasses.replace(outcome, message=message, request_id=request_id)
+        return outcome
 
 
 def _mark_invalid(batch: Batch, outcomes: OutcomeTable) -> None:
@@ -144,10 +170,15 @@ def _counts_by_action(batch: Batch, outcomes: OutcomeTable) -> dict[str, dict[st
     }
 
 
-def _exit_code(counts: Mapping[str, int], stopped: str, fatal: bool, interrupted: bool) -> int:
-    if interrupted:
-        return EXIT_INTERRUPTED
-    if fatal or stopped:
+def _exit_code(
+    counts: Mapping[str, int], stop: Stop | None, *, pending_is_unfinished: bool = True
+) -> int:
+    """The exit code follows the stop's kind, then what is left: never a message's wording."""
+    if stop is not None:
+        return stop.kind.exit_code
+    if pending_is_unfinished and counts.get(Status.PENDING.value, 0):
+        # Rows left undone without a stop (the way to ITSM kept failing for them): the
+        # same command sends them, so this is a resumable stop, not a finished run.
         return EXIT_FATAL
     bad = sum(counts.get(s.value, 0) for s in (Status.FAILED, Status.INVALID, Status.UNKNOWN))
     return EXIT_ROWS_FAILED if bad else EXIT_OK
@@ -190,6 +221,8 @@ def run_batch(
     rate: float | None = None,
     max_failures: str | FailureBrake | None = None,
     readback_delay: float | None = None,
+    server_timeout: float | None = None,
+    outage_wait: float | None = None,
     ca_bundle: str | None = None,
     profile: str | None = None,
     config: str | os.PathLike[str] | None = None,
@@ -214,6 +247,8 @@ def run_batch(
     events: Events | None = None,
     env: Mapping[str, str] | None = None,
     handle_signals: bool = False,
+    notice: Callable[[str], None] | None = None,
+    command: Sequence[str] | None = None,
 ) -> RunSummary:
     """Validate ``input_path``, send every valid row, write the report, return a summary.
 
@@ -226,7 +261,10 @@ def run_batch(
     False sends nothing. With ``canary=N`` the first N rows go first; then
     ``confirm_canary`` decides, or (without it) the run goes on only if every canary row
     succeeded. ``only`` (e.g. ``{"failed", "unknown"}``) re-runs just those rows of an
-    earlier report given as input. ``events`` receives ``(name, fields)`` for log lines.
+    earlier report given as input. ``events`` receives ``(name, fields)`` for log lines;
+    ``notice`` receives what a person should see while the run goes on (an outage, a long
+    rate-limit pause). ``command`` is the command line that started the run: the advice
+    in the summary names the exact command that finishes the work.
 
     Every row's progress is kept in a checkpoint (default: beside the input), so running
     the same call again after a crash continues where it stopped. With ``sandbox=True``
@@ -247,6 +285,8 @@ def run_batch(
             "rate": rate,
             "max_failures": max_failures if isinstance(max_failures, str) else None,
             "readback_delay": readback_delay,
+            "server_timeout": server_timeout,
+            "outage_wait": outage_wait,
             "ca_bundle": ca_bundle,
         },
         profile=profile,
@@ -254,6 +294,7 @@ def run_batch(
         env=env,
     )
     policy, timeout_s = _policy(settings, max_failures)
+    say = _notifier(notice, emit)
     gateway_used: Gateway = settings["gateway"]
     credentials: Credentials | None = None
     resolved_url = ""
@@ -332,12 +373,18 @@ def run_batch(
                     insecure=insecure,
                     handle_signals=handle_signals,
                     emit=emit,
+                    say=say,
                 )
             )
         if store is not None:
             # Outcomes first, report second: a kill while the report is written then
             # costs no read-backs on the next run.
             store.flush()
+        advice = _Advice(command, settings, env, checkpointed=store is not None)
+        if state.stop is not None and state.stop.kind is StopKind.FATAL and not state.stop.fix:
+            state.stop = dataclasses.replace(
+                state.stop, fix=_fatal_fix(state.fatal_answer, advice, sandbox=sandbox)
+            )
         summary = _finish_run(
             batch,
             outcomes,
@@ -346,6 +393,7 @@ def run_batch(
             report_path=None if state.declined else report_path,
             store=store,
             note=work.note,
+            advice=advice,
             settings={
                 "input": str(batch.source),
                 "target": resolved_url or "(embedded sandbox)",
@@ -385,6 +433,17 @@ def _no_events(name: str, fields: Mapping[str, object]) -> None:
     return None
 
 
+def _notifier(notice: Callable[[str], None] | None, emit: Events) -> Callable[[str], None]:
+    """What a person should see while the run goes on: to ``notice`` and as an event."""
+
+    def say(text: str) -> None:
+        if notice is not None:
+            notice(text)
+        emit("notice", {"message": text})
+
+    return say
+
+
 def _policy(settings: Resolved, brake: str | FailureBrake | None) -> tuple[SendPolicy, float]:
     concurrency = int(settings["concurrency"])
     timeout_s = float(settings["timeout"])
@@ -401,6 +460,8 @@ def _policy(settings: Resolved, brake: str | FailureBrake | None) -> tuple[SendP
         rate=float(rate) if rate is not None else None,
         brake=brake if isinstance(brake, FailureBrake) else _brake(settings["max_failures"]),
         readback_delay_s=max(0.0, float(settings["readback_delay"])),
+        server_timeout_s=max(0.0, float(settings["server_timeout"])),
+        outage_wait_s=max(0.0, float(settings["outage_wait"])),
     )
     return policy, timeout_s
 
@@ -465,28 +526,22 @@ def _finish_run(
     report_path: Path | None,
     store: Checkpoint | None,
     note: str,
+    advice: _Advice,
     settings: dict[str, object],
     failures_path: Path | None,
 ) -> RunSummary:
     """Write the report (and the failures file) and sum the run up."""
     counts = outcomes.counts()
     by_action = _counts_by_action(batch, outcomes)
-    stopped = state.stopped
-    if state.declined:
-        stopped = "not confirmed; nothing was sent"
-    elif stopped and store is not None and counts[Status.PENDING.value]:
-        stopped += "; run the same command again to continue"
-    exit_code = (
-        EXIT_ROWS_FAILED
-        if state.declined
-        else _exit_code(counts, state.stopped, state.fatal, state.interrupted)
-    )
+    failures = top_failures(outcomes)
+    stop = state.stop
+    stopped = "not confirmed; nothing was sent" if state.declined else stop.reason if stop else ""
+    exit_code = EXIT_ROWS_FAILED if state.declined else _exit_code(counts, stop)
+    next_step = "" if state.declined else advice.next_step(counts, stop, failures)
     elapsed = time.monotonic() - started
     path: Path | None = None
     if report_path is not None:
-        sheet = summary_sheet(
-            counts, by_action, top_failures(outcomes), settings, elapsed, stopped, exit_code
-        )
+        sheet = summary_sheet(counts, by_action, failures, settings, elapsed, stopped, exit_code)
         path = write_report(batch.frame, outcomes, report_path, summary=sheet)
         if failures_path is not None:
             write_failures(batch.frame, outcomes, failures_path)
@@ -502,7 +557,116 @@ def _finish_run(
         checkpoint_path=str(store.path) if store else None,
         counts_by_action=by_action,
         note=note,
+        advice=next_step,
+        top_failures=failures,
+        failures_path=str(failures_path) if failures_path is not None and path else None,
     )
+
+
+#: Answers that mean "these credentials are not accepted here" (server-behaviour.md §2).
+_CREDENTIAL_CODES = frozenset({1306000, 1306401, 1306402, 1306403, 1306406, 1640001, 1640301})
+
+
+def _fatal_fix(answer: Answer | None, advice: _Advice, *, sandbox: bool) -> str:
+    """What to fix after a fatal answer: for a refused credential, which one and from where."""
+    if answer is None or sandbox:
+        return ""
+    if answer.code in _CREDENTIAL_CODES or answer.http_status in (401, 403):
+        return f"the credentials or the app's permissions; used: {advice.credential_sources()}"
+    return ""
+
+
+class _Advice:
+    """What to do next, with the exact command that finishes the work.
+
+    "Run the same command again" is said only when it is true: with a checkpoint, the
+    same command (less ``--fresh``, which would start over) continues; rows that ITSM
+    refused need ``--retry-failed``; without a checkpoint the report itself is the way
+    back (``--only pending``).
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str] | None,
+        settings: Resolved,
+        env: Mapping[str, str],
+        *,
+        checkpointed: bool,
+    ) -> None:
+        self._command = list(command) if command else None
+        self._settings = settings
+        self._env = env
+        self._checkpointed = checkpointed
+
+    def _cmd(self, *extra: str) -> str:
+        if self._command is None:
+            return "the same command" + (f" with {' '.join(extra)}" if extra else "")
+        words = [w for w in self._command if w != "--fresh"]
+        words += [e for e in extra if e not in words]
+        return shlex.join(words)
+
+    def resume(self) -> str:
+        return self._cmd()
+
+    def retry_failed(self) -> str:
+        return self._cmd("--retry-failed")
+
+    def credential_sources(self) -> str:
+        """Which credentials were used and where each came from (never a secret's value)."""
+        settings = self._settings
+        sources = settings.sources
+        secret_env = str(settings["secret_env"])
+        token_env = str(settings["token_env"])
+        where_secret = f"the environment variable {secret_env}" + (
+            f" (named by {sources['secret_env']})" if sources["secret_env"] != "default" else ""
+        )
+        parts = [
+            f"app code {settings['app_code'] or self._env.get('BK_APP_CODE', '')!r} "
+            f"(from {sources['app_code']})",
+            f"app secret from {where_secret}",
+        ]
+        if self._env.get(token_env):
+            parts.append(f"bk_token from the environment variable {token_env}")
+        user = settings["username"] or self._env.get("BK_USERNAME", "")
+        if user:
+            parts.append(f"user {user!r} (from {sources['username']})")
+        return "; ".join(parts)
+
+    def next_step(
+        self, counts: Mapping[str, int], stop: Stop | None, failures: list[tuple[str, int]]
+    ) -> str:
+        pending = counts.get(Status.PENDING.value, 0)
+        failed = counts.get(Status.FAILED.value, 0)
+        unknown = counts.get(Status.UNKNOWN.value, 0)
+        lines: list[str] = []
+        if stop is not None and stop.fix:
+            lines.append(f"fix this first: {stop.fix}")
+        if pending:
+            if self._checkpointed:
+                lines.append(f"to continue ({pending} rows not done), run: {self.resume()}")
+            else:
+                lines.append(
+                    f"{pending} rows not done and no checkpoint was kept: send just those "
+                    "with: batchops run REPORT --only pending (REPORT: the report below)"
+                )
+        if failed or unknown:
+            reasons = "; ".join(f"{n} × {text}" for text, n in failures[:3])
+            what = ", ".join(
+                f"{n} {label}" for n, label in ((failed, "failed"), (unknown, "unknown")) if n
+            )
+            lines.append(f"{what}" + (f" (top reasons: {reasons})" if reasons else ""))
+            if unknown:
+                lines.append("check the unknown rows' tickets in ITSM before sending them again")
+            if self._checkpointed:
+                lines.append(f"once their cause is fixed, resend them with: {self.retry_failed()}")
+            else:
+                lines.append(
+                    "once their cause is fixed, resend them with: batchops run REPORT "
+                    "--only failed,unknown"
+                )
+        if not lines:
+            return "nothing left to do"
+        return "\n".join(lines)
 
 
 def _check_report_path(report_path: Path, source: Path) -> None:
@@ -534,9 +698,9 @@ def _brake(value: str | FailureBrake | None) -> FailureBrake:
 @dataclass
 class _RunState:
     requests: int = 0
-    stopped: str = ""
-    fatal: bool = False
-    interrupted: bool = False
+    stop: Stop | None = None
+    #: The answer behind a FATAL stop, to say which credential to fix.
+    fatal_answer: Answer | None = None
     declined: bool = False
 
 
@@ -605,6 +769,7 @@ async def _run_async(
     insecure: bool,
     handle_signals: bool,
     emit: Events,
+    say: Callable[[str], None],
 ) -> _RunState:
     state = _RunState()
     async with AsyncExitStack() as stack:
@@ -621,52 +786,90 @@ async def _run_async(
         )
         client = await stack.enter_async_context(ItsmClient(settings))
         recorder = _Recorder(outcomes, progress, target.credentials.secrets, store, emit)
+        control = RunControl()
         executor = Executor(
             client,
             policy,
             on_outcome=recorder.record,
+            on_in_doubt=recorder.in_doubt,
             before_send=store.mark_sending if store else _no_mark,
+            control=control,
+            notice=say,
         )
+        # From here on Ctrl-C and SIGTERM mean "stop: send nothing more, record what is
+        # known, write the report". Every wait below ends at once when they come.
+        signals = _Signals(control) if handle_signals else None
+        if signals is not None:
+            stack.callback(signals.remove)
         try:
+            stop = await check_reachable(client, control)
+            if stop is not None:
+                state.stop = stop
+                _mark_not_sent(outcomes, work.to_send, stop.reason)
+                return state
+            to_send = work.to_send
             if work.in_doubt:
                 progress.start(len(work.in_doubt))
-                to_send = await _settle_in_doubt(batch, work, executor, recorder, timeout_s)
-                progress.close()
-            else:
-                to_send = work.to_send
+                try:
+                    to_send = await _settle_in_doubt(batch, work, executor, recorder, policy)
+                finally:
+                    progress.close()
             checked: Precheck | None = None
-            if precheck and len(to_send) and not executor.stopping:
-                checked = await read_statuses(
-                    client,
-                    (str(batch.sn[i]) for i in to_send.tolist()),
-                    concurrency=policy.concurrency,
+            if precheck and len(to_send) and not control.stopping:
+                checked = await control.run(
+                    read_statuses(
+                        client,
+                        (str(batch.sn[i]) for i in to_send.tolist()),
+                        concurrency=policy.concurrency,
+                    )
                 )
                 executor.statuses = checked.statuses
                 if checked.accepted:
                     # Auth is the same for reads and operations; what the probe would
                     # still learn (a refused operate_ticket) costs nothing when refused.
                     executor.credentials_accepted()
-                emit("precheck_done", {"tickets": len(checked.statuses), "via": checked.method})
+                emit(
+                    "precheck_done",
+                    {
+                        "tickets": len(checked.statuses),
+                        "via": checked.method,
+                        "unreadable": len(checked.unreadable),
+                    },
+                )
+                blind = _unreadable_suspends(batch, to_send, checked)
+                if blind:
+                    state.stop = blind
+                    _mark_not_sent(outcomes, to_send, blind.reason)
+                    return state
         except FatalAnswerError as exc:
+            state.stop = Stop(StopKind.FATAL, str(exc))
+            state.fatal_answer = exc.answer if isinstance(exc.answer, Answer) else None
+            _mark_not_sent(outcomes, work.to_send, str(exc))
+            return state
+        except Stopped:
+            state.stop = control.stop
+            return state
+        finally:
             state.requests = client.requests_sent
-            state.stopped, state.fatal = str(exc), True
-            for index in work.to_send.tolist():
-                if outcomes.status_of(index) is Status.PENDING:
-                    outcomes.set(index, Outcome(Status.PENDING, None, f"not sent: {exc}"))
+        if control.stopping:
+            state.stop = control.stop
             return state
         if confirm is not None:
             # The plan is walked row by row: only when someone is asked about it.
             overview = _overview(
                 batch, to_send, checked, target.base_url, gateway, target.credentials
             )
-            if overview.to_send and not _ask(confirm, overview):
-                state.declined = True
-                return state
-        # From here on Ctrl-C means "stop taking rows, finish and record what is in flight".
-        # Until here nothing was sent, and Python's own KeyboardInterrupt is the right answer.
-        signals = _Signals(executor) if handle_signals else None
-        if signals is not None:
-            stack.callback(signals.remove)
+            if overview.to_send:
+                if signals is not None:
+                    signals.remove()  # a question on the terminal: Ctrl-C means "no"
+                try:
+                    accepted = _ask(confirm, overview)
+                finally:
+                    if signals is not None:
+                        signals.install()
+                if not accepted:
+                    state.declined = True
+                    return state
         batches = [to_send]
         if canary is not None and canary < len(to_send):
             batches = [to_send[:canary], to_send[canary:]]
@@ -676,7 +879,7 @@ async def _run_async(
             for number, part in enumerate(batches):
                 if number == 1:
                     passed = await _canary_passed(
-                        batch, part, batches[0], outcomes, confirm_canary, state, signals
+                        batch, part, batches[0], outcomes, confirm_canary, control, signals
                     )
                     if not passed:
                         break
@@ -691,16 +894,79 @@ async def _run_async(
                 result = await executor.run(chains_by_sn(batch.sn, part), batch.row)
                 if executor.stopping:
                     break
+        except FatalAnswerError as exc:
+            control.request_stop(Stop(StopKind.FATAL, str(exc)))
+            state.fatal_answer = exc.answer if isinstance(exc.answer, Answer) else None
         finally:
             progress.close()
         state.requests = client.requests_sent
-        if result is not None:
-            state.stopped = state.stopped or result.stopped_reason
-            state.fatal = result.fatal is not None or result.stopped_reason.startswith(
-                "failure brake"
-            )
-            state.interrupted = result.interrupted
+        state.stop = control.stop
+        if result is not None and result.fatal is not None:
+            state.fatal_answer = result.fatal
     return state
+
+
+async def check_reachable(client: ItsmClient, control: RunControl) -> Stop | None:
+    """Find out before anything else whether the target can be reached at all.
+
+    A refused port, an unknown host, a TLS or proxy failure, or a host that does not
+    answer within ``--timeout`` stop the run here, in seconds, with nothing sent and
+    nothing spent: every row stays pending for the same command once it is fixed. A
+    refused connection is tried three times within a second or two (a server restarting).
+    """
+    answer = await client.probe()
+    for pause in (0.5, 1.0):
+        if answer.verdict is Verdict.SUCCESS or "refused" not in answer.network:
+            break
+        await control.sleep(pause)
+        answer = await client.probe()
+    if answer.verdict is Verdict.SUCCESS:
+        return None
+    return Stop(
+        StopKind.UNREACHABLE,
+        f"cannot reach ITSM at {client.target}: {answer.network or answer.message}; "
+        "nothing was sent",
+        "check --base-url (scheme, host, port) and --gateway, the proxy settings "
+        "(HTTPS_PROXY / NO_PROXY) and the VPN",
+    )
+
+
+def _mark_not_sent(outcomes: OutcomeTable, indices: np.ndarray, why: str) -> None:
+    for index in indices.tolist():
+        if outcomes.status_of(index) is Status.PENDING:
+            outcomes.set(index, Outcome(Status.PENDING, None, f"not sent: {why}"))
+
+
+def _unreadable_suspends(batch: Batch, to_send: np.ndarray, checked: Precheck) -> Stop | None:
+    """Stop before sending when a ticket with a SUSPEND row could not be read.
+
+    A SUSPEND of a ticket that is already SUSPENDED is accepted by ITSM and leaves the
+    ticket stuck; without its status batchops cannot know, so it sends nothing blind.
+    Other actions cannot stick a ticket when applied twice, so they alone never stop it.
+    """
+    if not checked.unreadable:
+        return None
+    blind = sorted(
+        {
+            str(batch.sn[i])
+            for i in to_send.tolist()
+            if batch.action[i] == "SUSPEND" and str(batch.sn[i]) in checked.unreadable
+        }
+    )
+    if not blind:
+        return None
+    reasons: dict[str, int] = {}
+    for sn in blind:
+        why = checked.unreadable[sn]
+        reasons[why] = reasons.get(why, 0) + 1
+    top = "; ".join(f"{n} × {why}" for why, n in sorted(reasons.items(), key=lambda x: -x[1])[:3])
+    return Stop(
+        StopKind.PRECHECK,
+        f"the pre-check could not read the status of {len(blind)} tickets with SUSPEND rows "
+        f"({top}); a SUSPEND sent to a ticket that is already SUSPENDED leaves it stuck, so "
+        "nothing was sent",
+        "wait until ITSM answers status reads again",
+    )
 
 
 async def _canary_passed(
@@ -709,7 +975,7 @@ async def _canary_passed(
     first: np.ndarray,
     outcomes: OutcomeTable,
     confirm_canary: ConfirmCanary | None,
-    state: _RunState,
+    control: RunControl,
     signals: _Signals | None,
 ) -> bool:
     report = CanaryReport(
@@ -731,13 +997,16 @@ async def _canary_passed(
         bad = sum(
             1 for *_, o in report.outcomes if o.status not in (Status.SUCCESS, Status.SKIPPED)
         )
-        state.stopped = (
-            f"stopped after the canary ({bad} of {len(report.outcomes)} canary rows did not "
-            "succeed)"
-            if bad
-            else "stopped after the canary: not confirmed"
+        control.request_stop(
+            Stop(
+                StopKind.CANARY,
+                f"stopped after the canary ({bad} of {len(report.outcomes)} canary rows did "
+                "not succeed)"
+                if bad
+                else "stopped after the canary: not confirmed",
+                "look at the canary rows in the report",
+            )
         )
-        state.fatal = True
     return go_on
 
 
@@ -746,15 +1015,15 @@ async def _no_mark(row: Row, attempt: int, before: str | None) -> None:
 
 
 async def _settle_in_doubt(
-    batch: Batch, work: Work, executor: Executor, recorder: _Recorder, timeout_s: float
+    batch: Batch, work: Work, executor: Executor, recorder: _Recorder, policy: SendPolicy
 ) -> np.ndarray:
     """Read back rows that were in flight when an earlier run died; return what to send."""
-    # The dead run's last requests may still be running on the server: treat them like an
-    # answer lost in this run and read back no sooner than --timeout plus --readback-delay
-    # after they left. An earlier read can find the ticket "unchanged" and resend it.
-    wait = work.last_sent_at + timeout_s + executor.policy.readback_delay_s - time.time()
+    # The dead run's last requests may still be running on the server: read back no
+    # sooner than the gateway's backend time (--server-timeout) plus --readback-delay
+    # after they left, so that "unchanged" proves the action did not run.
+    wait = work.last_sent_at + policy.server_timeout_s + policy.readback_delay_s - time.time()
     if wait > 0:
-        await asyncio.sleep(wait)
+        await executor.control.sleep(wait)
     resend: list[int] = []
 
     async def settle(index: int, before: str | None, attempts: int) -> None:
@@ -771,8 +1040,10 @@ async def _settle_in_doubt(
         for index, before, attempts in feed:
             await settle(index, before, attempts)
 
-    await asyncio.gather(*(worker() for _ in range(min(executor.policy.concurrency, 20))))
-    recorder.flush()
+    try:
+        await _all_or_none(worker() for _ in range(min(policy.concurrency, 20)))
+    finally:
+        recorder.flush()
     merged = np.union1d(work.to_send, np.array(resend, dtype=np.int64))
     return merged.astype(np.int64)
 
@@ -832,10 +1103,15 @@ def _ask(question: Callable[[T], bool], about: T) -> bool:
 
 
 class _Signals:
-    """SIGINT/SIGTERM while sending: stop taking rows; a second signal leaves at once."""
+    """SIGINT/SIGTERM while a run is on: stop sending at once; a second signal leaves now.
 
-    def __init__(self, executor: Executor) -> None:
-        self._executor = executor
+    The first signal throws the run's stop switch: no request leaves after it, every wait
+    (backoff, read-back, outage, rate limit) ends, rows not done stay pending and rows in
+    doubt stay in doubt for the next run, and the report is written.
+    """
+
+    def __init__(self, control: RunControl) -> None:
+        self._control = control
         self._hits = 0
         self._installed = False
         self.install()
@@ -859,7 +1135,7 @@ class _Signals:
         if self._hits > 1:
             # Second interrupt: leave now. SQLite's journal keeps the checkpoint whole.
             os._exit(EXIT_INTERRUPTED)
-        self._executor.request_stop(f"interrupted by {signame}", interrupted=True)
+        self._control.request_stop(Stop(StopKind.INTERRUPTED, f"interrupted by {signame}"))
 
 
 def plan_batch(
@@ -1018,7 +1294,8 @@ def report_from_checkpoint(
         sent_requests=0,
         elapsed_s=time.monotonic() - started,
         report_path=str(path),
-        exit_code=_exit_code(counts, "", False, False),
+        # A report of a run still going: pending rows are its business, not a stop.
+        exit_code=_exit_code(counts, None, pending_is_unfinished=False),
         input_fingerprint=batch.fingerprint,
         checkpoint_path=str(checkpoint),
         counts_by_action=_counts_by_action(batch, outcomes),

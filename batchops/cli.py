@@ -190,7 +190,16 @@ class JsonLog:
         self._stream.flush()
 
 
+class _Commands(click.Group):
+    """The command group; it keeps the words it was given, for advice that repeats them."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["batchops.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+
 @click.group(
+    cls=_Commands,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog="Start with: batchops run samples/tickets.csv --sandbox",
 )
@@ -239,6 +248,19 @@ def main() -> None:
     "--readback-delay",
     type=click.FloatRange(min=0),
     help="Seconds to wait before reading a ticket back after a lost answer [default: 1].",
+)
+@click.option(
+    "--server-timeout",
+    type=click.FloatRange(min=0),
+    help="Seconds the gateway gives ITSM to answer (ESB: 30): a request whose answer was lost "
+    "is resent only when this long after it left the ticket still shows it did not run "
+    "[default: 30].",
+)
+@click.option(
+    "--outage-wait",
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for an unreachable ITSM (or a long rate-limit pause) before "
+    "stopping, resumable [default: 60].",
 )
 @click.option(
     "--checkpoint",
@@ -320,6 +342,11 @@ def run(
     events = JsonLog() if log_json else None
     progress = progress_for(sys.stderr, quiet=quiet or log_json)
     checkpoint_off = options.pop("no_checkpoint")
+
+    def notice(text: str) -> None:
+        if not log_json:  # JSON logs carry it as a "notice" event
+            progress.write(f"batchops: {text}")
+
     try:
         summary = api.run_batch(
             input_path,
@@ -332,6 +359,8 @@ def run(
             confirm_canary=confirm_canary,
             events=events,
             handle_signals=True,
+            notice=notice,
+            command=["batchops", *click.get_current_context().meta.get("batchops.argv", [])],
         )
     except BatchopsError as error:
         if events is not None:
@@ -344,6 +373,9 @@ def run(
         sys.exit(130)
     if not (quiet or log_json) or summary.exit_code:
         click.echo(format_summary(summary))
+    if summary.advice and summary.exit_code and events is None:
+        # (JSON logs carry it in the run_finished event, as "next".)
+        click.echo(summary.advice, err=True)
     sys.exit(summary.exit_code)
 
 

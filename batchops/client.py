@@ -20,12 +20,16 @@ URL, a message or an exception.
 from __future__ import annotations
 
 import ast
+import contextlib
+import dataclasses
 import enum
+import errno
 import json
 import math
 import re
 import ssl
 import time
+import urllib.parse
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -85,6 +89,9 @@ def _rules() -> dict[int, CodeRule]:
     return table
 
 
+#: Gateway codes that say ITSM itself could not be reached or failed behind the gateway.
+_BACKEND_TROUBLE = frozenset({1306201, 1650000, 1650001, 1650002, 1650200, 1650201, 1650401})
+
 #: server-behaviour.md §2 as data: body (or ``X-Bkapi-Error-Code``) code → what to do.
 CODE_TABLE: Mapping[int, CodeRule] = _rules()
 
@@ -101,7 +108,25 @@ class Answer:
     data: Any = None
     rate_limited: bool = False
     retry_after_s: float | None = None
+    #: Why no server answered at all ("connection refused", "DNS lookup failed", "timeout",
+    #: ...), or "" when a server (ITSM, a gateway or a proxy) did answer. An outage is
+    #: told apart from one ticket's trouble by this, never by the message's wording.
+    network: str = ""
+    #: The answer was an HTTP 5xx from something in front of ITSM or from ITSM itself.
+    server_error: bool = False
+    #: False when no connection could be made at all (refused, DNS, TLS, proxy): never one
+    #: ticket's problem, and the request certainly never left.
+    connected: bool = True
 
+    @property
+    def environmental(self) -> bool:
+        """Nothing here is about the ticket: the way to ITSM, or ITSM as a whole, failed."""
+        return bool(self.network) or self.server_error
+
+
+#: Server messages are kept to this many characters in reports and the checkpoint: an
+#: answer is shown to a person, and a hostile server must not fill the disk through it.
+MAX_SERVER_MESSAGE = 2000
 
 _ERROR_DETAIL = re.compile(r"""ErrorDetail\(string=(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")""")
 _SNIPPET_LEN = 120
@@ -200,7 +225,9 @@ def classify_answer(
     parsed = True
     try:
         envelope = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: JSON nested deeper than the parser goes. It is still an answer
+        # from the server, so it is judged like a body cut short, never a crash.
         envelope, parsed = None, False
     if not isinstance(envelope, dict):
         # Only a JSON envelope can say "success": a header code of 0 on a page is no proof.
@@ -258,6 +285,9 @@ def _by_code(
         data,
         rate_limited=rule.rate_limited,
         retry_after_s=retry_after,
+        # The gateway could not get an answer from ITSM: the same for every ticket while
+        # ITSM is down, so it counts towards an outage (and is read back, never resent blind).
+        server_error=code in _BACKEND_TROUBLE,
     )
 
 
@@ -286,6 +316,7 @@ def _by_status(
             f"gateway error HTTP {http_status}, the action may have run{detail}",
             http_status,
             request_id,
+            server_error=True,
         )
     if http_status in (500, 503):
         # A bare 500/503 carries no sign that ITSM saw the request (proxies answer these).
@@ -296,10 +327,15 @@ def _by_status(
             http_status,
             request_id,
             retry_after_s=retry_after,
+            server_error=True,
         )
     if http_status >= 500:
         return Answer(
-            Verdict.AMBIGUOUS, code, f"server error HTTP {http_status}{detail}", http_status
+            Verdict.AMBIGUOUS,
+            code,
+            f"server error HTTP {http_status}{detail}",
+            http_status,
+            server_error=True,
         )
     if http_status in (401, 403):
         return Answer(
@@ -385,8 +421,14 @@ class ItsmClient:
     """One aiohttp session to one ITSM deployment. Use as ``async with``.
 
     ``operate`` sends one row; the ``read_*`` calls read tickets back (pre-check and
-    confirmation of lost answers). None of them raises for a bad answer: every outcome,
+    confirmation of lost answers); ``probe`` finds out whether the target can be reached
+    at all, carrying no credentials. None of them raises for a bad answer: every outcome,
     network failures included, comes back as an :class:`Answer`.
+
+    Credentials go only where the user pointed: redirects are never followed (a 3xx is a
+    stop that names the new location), and every answer is scrubbed of the secrets before
+    anything else sees it, so a server that echoes the request cannot make batchops write
+    them down.
     """
 
     def __init__(self, settings: ClientSettings) -> None:
@@ -395,6 +437,7 @@ class ItsmClient:
         self._auth_header = json.dumps(settings.credentials.auth_fields(), ensure_ascii=False)
         self._body_auth = settings.credentials.auth_fields() if settings.gateway == "esb" else {}
         self._operate_url = api_url(settings.base_url, settings.gateway, "operate_ticket")
+        self._scrub = Scrubber(settings.credentials.secrets)
         self.requests_sent = 0
 
     async def __aenter__(self) -> ItsmClient:
@@ -410,15 +453,13 @@ class ItsmClient:
                     " (give a readable PEM file)"
                 ) from None
         connector = aiohttp.TCPConnector(
-            limit=self.settings.concurrency + 4, ssl=ssl_arg, ttl_dns_cache=300
+            limit=connection_limit(self.settings.concurrency), ssl=ssl_arg, ttl_dns_cache=300
         )
         timeout = aiohttp.ClientTimeout(
             total=self.settings.timeout_s,
             sock_connect=min(self.settings.connect_timeout_s, self.settings.timeout_s),
         )
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.settings.gateway == "apigw":
-            headers["X-Bkapi-Authorization"] = self._auth_header
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=timeout, headers=headers, raise_for_status=False
         )
@@ -435,9 +476,16 @@ class ItsmClient:
             raise RuntimeError("ItsmClient used outside 'async with'")
         return self._session
 
-    def _read_headers(self) -> dict[str, str]:
-        # Reads carry credentials in the header on both gateways: never in a query string,
-        # where proxies and access logs would keep them.
+    @property
+    def target(self) -> str:
+        """The address as a person would check it: scheme, host and port."""
+        parts = urllib.parse.urlsplit(self.settings.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def _auth_headers(self) -> dict[str, str]:
+        # Reads carry credentials in the header on both gateways (never in a query string,
+        # where proxies and access logs would keep them); on the API gateway operations do
+        # too. Per request, not on the session, so the probe carries none.
         return {"X-Bkapi-Authorization": self._auth_header}
 
     async def operate(self, row: Row) -> Answer:
@@ -448,17 +496,40 @@ class ItsmClient:
             "action_type": row.action.value,
             "action_message": row.message,
         }
-        return await self._call("POST", self._operate_url, payload, sent_is_ambiguous=True)
+        headers = self._auth_headers() if self.settings.gateway == "apigw" else None
+        return await self._call(
+            "POST", self._operate_url, payload, headers=headers, sent_is_ambiguous=True
+        )
 
     async def read_ticket_status(self, sn: str) -> Answer:
         url = api_url(self.settings.base_url, self.settings.gateway, "get_ticket_status")
-        return await self._call("GET", url, None, params={"sn": sn}, headers=self._read_headers())
+        return await self._call("GET", url, None, params={"sn": sn}, headers=self._auth_headers())
 
     async def read_tickets(self, sns: Iterable[str]) -> Answer:
         url = api_url(self.settings.base_url, self.settings.gateway, "get_tickets")
         wanted = list(sns)
         payload = {"sns": wanted, "page": 1, "page_size": max(1, len(wanted))}
-        return await self._call("POST", url, payload, headers=self._read_headers())
+        return await self._call("POST", url, payload, headers=self._auth_headers())
+
+    async def probe(self) -> Answer:
+        """Can the target be reached at all? A bare GET of the base URL, no credentials.
+
+        Any HTTP answer, whatever its status, proves that the host, the port, TLS and the
+        proxy work; the answer's verdict is then ``SUCCESS``. Without one, the answer says
+        why (``network``) and is ``RETRY``. A redirect is not followed.
+        """
+        self.requests_sent += 1
+        try:
+            async with self.session.get(
+                self.settings.base_url, allow_redirects=False, headers={"Accept": "*/*"}
+            ) as response:
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            cause = network_cause(exc, self.settings.timeout_s)
+            connected = not isinstance(exc, aiohttp.ClientConnectorError | TimeoutError)
+            return Answer(Verdict.RETRY, None, cause, network=cause, connected=connected)
+        # Whatever answered (even with a 5xx) proves host, port, TLS and proxy work.
+        return Answer(Verdict.SUCCESS, None, f"reachable (HTTP {status})", status)
 
     async def _call(
         self,
@@ -474,9 +545,11 @@ class ItsmClient:
         self.requests_sent += 1
         try:
             async with self.session.request(
-                method, url, data=data, params=params, headers=headers
+                method, url, data=data, params=params, headers=headers, allow_redirects=False
             ) as response:
-                body = await response.read()
+                if 300 <= response.status < 400:
+                    return self._redirected(response.status, response.headers.get("Location"))
+                body = self._scrub.body(await response.read())
                 answer = classify_answer(
                     response.status,
                     body,
@@ -484,24 +557,157 @@ class ItsmClient:
                     content_type=response.headers.get("Content-Type", ""),
                 )
         except aiohttp.ClientConnectorError as exc:
-            answer = Answer(
-                Verdict.RETRY, None, f"cannot connect to {exc.host}:{exc.port} ({exc.strerror})"
-            )
-        except TimeoutError:
+            # Not connected: the request never left, so it is never ambiguous.
+            cause = network_cause(exc, self.settings.timeout_s)
+            answer = Answer(Verdict.RETRY, None, cause, network=cause, connected=False)
+        except TimeoutError as exc:
             verdict = Verdict.AMBIGUOUS if sent_is_ambiguous else Verdict.RETRY
+            cause = network_cause(exc, self.settings.timeout_s)
             answer = Answer(
                 verdict,
                 None,
-                f"no answer within {self.settings.timeout_s:g} s"
-                + (" (the action may have run)" if sent_is_ambiguous else ""),
+                cause + (" (the action may have run)" if sent_is_ambiguous else ""),
+                network=cause,
             )
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
             # The connection broke after it was made: the request may have reached ITSM.
+            # (ValueError: aiohttp rejecting a malformed answer, e.g. a broken header.)
             verdict = Verdict.AMBIGUOUS if sent_is_ambiguous else Verdict.RETRY
+            cause = network_cause(exc, self.settings.timeout_s)
             answer = Answer(
                 verdict,
                 None,
-                f"connection lost ({exc.__class__.__name__})"
-                + (" (the action may have run)" if sent_is_ambiguous else ""),
+                cause + (" (the action may have run)" if sent_is_ambiguous else ""),
+                network=cause,
             )
-        return answer
+        return self._scrub.answer(answer)
+
+    def _redirected(self, status: int, location: str | None) -> Answer:
+        where = self._scrub.text(location or "(no Location header)")
+        hint = suggested_base_url(location, self.settings.gateway) if location else None
+        advice = (
+            f"if that is the right server, set --base-url to {hint}"
+            if hint
+            else "check --base-url and --gateway"
+        )
+        return Answer(
+            Verdict.FATAL,
+            None,
+            f"the server redirected the request (HTTP {status}) to {where}; batchops never "
+            f"follows a redirect with credentials: {advice}",
+            status,
+        )
+
+
+def suggested_base_url(location: str, gateway: str) -> str | None:
+    """The ``--base-url`` that would reach a redirect's target directly, if it can be told."""
+    parts = urllib.parse.urlsplit(location)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    path = parts.path
+    marker = API_PATHS.get(gateway, "")
+    at = path.find(marker) if marker else -1
+    prefix = path[:at] if at >= 0 else ""
+    return f"{parts.scheme}://{parts.netloc}{prefix}".rstrip("/")
+
+
+def network_cause(exc: BaseException, timeout_s: float) -> str:
+    """Why no answer came, in words a person can act on (never a secret: no URL query)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"DNS lookup failed for {exc.host}"
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return f"proxy error ({exc.__class__.__name__})"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"TLS certificate of {exc.host} not trusted (use --ca-bundle for a private CA)"
+    if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
+        return "TLS handshake failed (https against an http port? a private CA?)"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        errno_ = exc.os_error.errno if exc.os_error else None
+        if errno_ == errno.EMFILE:
+            return "too many open files (lower --concurrency or raise 'ulimit -n')"
+        what = "connection refused" if errno_ == errno.ECONNREFUSED else (exc.strerror or "")
+        return f"cannot connect to {exc.host}:{exc.port} ({what or exc.__class__.__name__})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+        return "connection lost (server disconnected)"
+    return f"connection lost ({exc.__class__.__name__})"
+
+
+def connection_limit(concurrency: int) -> int:
+    """Connections the pool may open: the concurrency, within what the process may open.
+
+    Each connection is a file descriptor. Asking for more than ``ulimit -n`` allows made
+    every connect fail with EMFILE; the soft limit is raised towards the hard one where
+    the system allows, and the pool is kept below what is left (a few dozen descriptors
+    stay free for the checkpoint, the report and the interpreter).
+    """
+    wanted = concurrency + 4
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to respect
+        return wanted
+    reserve = 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted + reserve:
+        goal = wanted + reserve if hard == resource.RLIM_INFINITY else min(hard, wanted + reserve)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (goal, hard))
+            soft = goal
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - reserve))
+
+
+class Scrubber:
+    """Removes the secrets from whatever a server sent back, before anything keeps it.
+
+    A server (or a proxy) that echoes the request would otherwise carry the app secret
+    into messages, request ids, stop reasons, reports and the checkpoint. The secret is
+    looked for as sent (raw and JSON-escaped) and URL-encoded.
+    """
+
+    MASK = "***"
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            if not secret:
+                continue
+            forms.update(
+                {
+                    secret,
+                    json.dumps(secret)[1:-1],
+                    json.dumps(secret, ensure_ascii=False)[1:-1],
+                    urllib.parse.quote(secret, safe=""),
+                    urllib.parse.quote_plus(secret),
+                }
+            )
+        # Longest first, so a form that contains another is replaced whole.
+        self._texts = sorted(forms, key=len, reverse=True)
+        self._bytes = [f.encode() for f in self._texts]
+
+    def body(self, raw: bytes) -> bytes:
+        for form in self._bytes:
+            if form in raw:
+                raw = raw.replace(form, self.MASK.encode())
+        return raw
+
+    def text(self, value: str) -> str:
+        for form in self._texts:
+            if form in value:
+                value = value.replace(form, self.MASK)
+        if len(value) > MAX_SERVER_MESSAGE:
+            value = value[:MAX_SERVER_MESSAGE] + "… (cut)"
+        return value
+
+    def answer(self, answer: Answer) -> Answer:
+        message = self.text(answer.message)
+        request_id = self.text(answer.request_id)[:_MAX_REQUEST_ID]
+        if message == answer.message and request_id == answer.request_id:
+            return answer
+        return dataclasses.replace(answer, message=message, request_id=request_id)
+
+
+#: A request id is an identifier, not a message: anything longer is not one.
+_MAX_REQUEST_ID = 200

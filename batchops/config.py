@@ -44,8 +44,15 @@ ENV_PROFILE = "BATCHOPS_PROFILE"
 ENV_CONFIG = "BATCHOPS_CONFIG"
 CONFIG_NAME = "batchops.toml"
 
-#: Official BlueKing clients wait 20 s; the ESB itself gives the backend 30 s.
-DEFAULT_TIMEOUT_S = 20.0
+#: How long the gateway gives ITSM to answer (the ESB's backend timeout): after this, a
+#: request that left can no longer land, so only then does "unchanged" prove anything.
+DEFAULT_SERVER_TIMEOUT_S = 30.0
+#: Official BlueKing clients wait 20 s, but the ESB gives the backend 30 s: waiting a little
+#: longer than the gateway lets its own timeout answer (1306201 / 1650401) arrive first,
+#: which says more than silence does.
+DEFAULT_TIMEOUT_S = DEFAULT_SERVER_TIMEOUT_S + 5.0
+#: How long a run waits for an unreachable ITSM to come back before it stops, resumable.
+DEFAULT_OUTAGE_WAIT_S = 60.0
 DEFAULT_CONCURRENCY = 20
 
 
@@ -151,6 +158,8 @@ SETTINGS: dict[str, Setting] = {
     "retries": Setting(int, 8),
     "max_failures": Setting(str, None),
     "readback_delay": Setting(float, 1.0),
+    "server_timeout": Setting(float, DEFAULT_SERVER_TIMEOUT_S),
+    "outage_wait": Setting(float, DEFAULT_OUTAGE_WAIT_S),
     "ca_bundle": Setting(str, None),
 }
 

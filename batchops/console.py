@@ -28,12 +28,29 @@ class ProgressSink(Protocol):
 
     def close(self) -> None: ...
 
+    def write(self, text: str) -> None: ...
+
+
+def say(text: str, stream: IO[str] | None = None) -> None:
+    """A line for a person, on stderr (never lost to a broken pipe or a narrow code page)."""
+    stream = stream or sys.stderr
+    try:
+        print(text, file=stream, flush=True)
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        print(text.encode(encoding, "replace").decode(encoding), file=stream, flush=True)
+    except (OSError, ValueError):
+        pass
+
 
 class NullProgress:
-    """Shows nothing (``--quiet``, the Python API by default)."""
+    """Shows no progress (``--quiet``, the Python API by default); notices still go out."""
 
     def start(self, total: int, done: int = 0) -> None:
         return None
+
+    def write(self, text: str) -> None:
+        say(text)
 
     def advance(self, status: Status) -> None:
         return None
@@ -82,6 +99,13 @@ class BarProgress:
             leave=True,
         )
 
+    def write(self, text: str) -> None:
+        """A line above the bar, which is redrawn below it."""
+        if self._bar is not None:
+            self._bar.write(text, file=self._stream)
+        else:
+            say(text, self._stream)
+
     def advance(self, status: Status) -> None:
         self._counts.add(status)
         self._pending += 1
@@ -113,6 +137,9 @@ class LineProgress:
         self._done = 0
         self._started = 0.0
         self._next = 0.0
+
+    def write(self, text: str) -> None:
+        say(text, self._stream)
 
     def start(self, total: int, done: int = 0) -> None:
         self._total, self._done = total, done

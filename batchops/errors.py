@@ -37,3 +37,8 @@ class FatalAnswerError(BatchopsError):
     """An answer that makes every further request pointless (auth, permission, service off)."""
 
     exit_code = 3
+
+    def __init__(self, message: str, answer: object = None) -> None:
+        super().__init__(message)
+        #: The server's answer (a :class:`batchops.client.Answer`), to tell what to fix.
+        self.answer = answer

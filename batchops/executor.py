@@ -36,11 +36,12 @@ import numpy as np
 
 from .client import Answer, Transport, Verdict
 from .model import FINAL_TICKET_STATUSES, Action, Outcome, Row, Status
+from .outage import OutageGuard
 from .planner import END_STATUS, TicketTrack, skip_reason
+from .stops import RunControl, Stop, StopKind, Stopped
 
 if TYPE_CHECKING:
     from aiolimiter import AsyncLimiter
-    from tenacity import RetryCallState
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,10 @@ class SendPolicy:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 10.0
     readback_delay_s: float = 1.0
+    #: How long after it left a request can still land (the gateway's backend timeout).
+    server_timeout_s: float = 30.0
+    #: How long to wait out an outage, or a rate-limit pause, before stopping the run.
+    outage_wait_s: float = 60.0
     rate: float | None = None
     brake: FailureBrake = field(default_factory=FailureBrake)
     confirm_unsuspend: bool = True
@@ -103,9 +108,8 @@ class SendPolicy:
 
 @dataclass(slots=True)
 class ExecutionResult:
-    stopped_reason: str = ""
+    stop: Stop | None = None
     fatal: Answer | None = None
-    interrupted: bool = False
 
 
 def backoff_delay(attempt: int, initial_s: float, max_s: float) -> float:
@@ -163,15 +167,31 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 class ThrottledTransport:
-    """Wraps a transport with the run-wide request rate and the shared rate-limit pause.
+    """Every request of a run passes here: stop switch, outage gate, rate, rate-limit pause.
 
-    Every request, operation or read, takes a token from one limiter, so ``--rate`` caps
+    No request leaves once the run is stopping, none while an outage holds the gate, and
+    every request, operation or read, takes a token from one limiter, so ``--rate`` caps
     the whole run. When any answer says the gateway is rate-limiting, every worker waits
-    out the pause, not only the one that got the answer.
+    out the pause, not only the one that got the answer; a pause longer than
+    ``--outage-wait`` stops the run instead (resumable), so a hostile ``Retry-After``
+    cannot hang it.
     """
 
-    def __init__(self, inner: Transport, rate: float | None) -> None:
+    def __init__(
+        self,
+        inner: Transport,
+        rate: float | None,
+        control: RunControl,
+        guard: OutageGuard | None = None,
+        *,
+        longest_pause_s: float = 60.0,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
         self.inner = inner
+        self._control = control
+        self._guard = guard
+        self._longest_pause_s = longest_pause_s
+        self._notice = notice or (lambda text: None)
         # A small bucket: a burst of a whole second's worth at start would double the
         # first second's rate, which is exactly what a gateway limit punishes.
         self._limiter: AsyncLimiter | None = None
@@ -181,33 +201,60 @@ class ThrottledTransport:
             bucket = max(1.0, rate / 20.0)
             self._limiter = AsyncLimiter(bucket, bucket / rate)
         self._pause_until = 0.0
-        self.rate_limited_answers = 0
 
     async def _gate(self) -> None:
+        if self._guard is not None:
+            await self._guard.admit()
         delay = self._pause_until - time.monotonic()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._control.sleep(delay)
         if self._limiter is not None:
             await self._limiter.acquire()
+        # Whatever was waited for, a stop requested meanwhile wins: nothing leaves after it.
+        self._control.check()
 
-    def _observe(self, answer: Answer) -> Answer:
+    def _observe(self, sn: str, answer: Answer) -> Answer:
         if answer.rate_limited:
-            self.rate_limited_answers += 1
             pause = answer.retry_after_s if answer.retry_after_s is not None else 1.0
+            self.check_wait(pause, "the gateway's rate limit")
+            if pause >= 5 and time.monotonic() + pause > self._pause_until + 1:
+                self._notice(
+                    f"rate limited: every request waits {pause:.0f} s, as the gateway asked"
+                )
             self._pause_until = max(self._pause_until, time.monotonic() + pause)
+        if self._guard is not None:
+            self._guard.observe(sn, answer)
         return answer
 
+    def check_wait(self, seconds: float, why: str) -> None:
+        """Stop the run (resumable) rather than wait longer than ``--outage-wait``."""
+        if seconds > self._longest_pause_s:
+            self._control.request_stop(
+                Stop(
+                    StopKind.OUTAGE,
+                    f"{why} asked to wait {seconds:.0f} s before the next request, longer "
+                    f"than --outage-wait {self._longest_pause_s:g} s",
+                    "wait, or raise --outage-wait",
+                )
+            )
+            self._control.check()
+
     async def operate(self, row: Row) -> Answer:
+        return (await self.operate_timed(row))[0]
+
+    async def operate_timed(self, row: Row) -> tuple[Answer, float]:
+        """The answer, and when (``time.monotonic()``) the request left, after every wait."""
         await self._gate()
-        return self._observe(await self.inner.operate(row))
+        left_at = time.monotonic()
+        return self._observe(row.sn, await self.inner.operate(row)), left_at
 
     async def read_ticket_status(self, sn: str) -> Answer:
         await self._gate()
-        return self._observe(await self.inner.read_ticket_status(sn))
+        return self._observe(sn, await self.inner.read_ticket_status(sn))
 
     async def read_tickets(self, sns: Iterable[str]) -> Answer:
         await self._gate()
-        return self._observe(await self.inner.read_tickets(sns))
+        return await self.inner.read_tickets(sns)
 
 
 @dataclass(slots=True)
@@ -247,7 +294,12 @@ def _status_of(answer: Answer) -> str | None:
 
 
 class Executor:
-    """Sends rows through a transport under a :class:`SendPolicy`."""
+    """Sends rows through a transport under a :class:`SendPolicy`.
+
+    ``on_outcome`` receives every row's final outcome; ``on_in_doubt`` the rows whose
+    request may have reached ITSM when the run stopped before it could be read back (the
+    checkpoint keeps those "sending", so the next run reads them back).
+    """
 
     def __init__(
         self,
@@ -255,23 +307,39 @@ class Executor:
         policy: SendPolicy,
         *,
         on_outcome: OnOutcome,
+        on_in_doubt: OnOutcome | None = None,
         before_send: BeforeSend = _no_hook,
         statuses: Mapping[str, str] | None = None,
+        control: RunControl | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
-        self.transport = ThrottledTransport(transport, policy.rate)
+        self.control = control or RunControl()
+        self.outage = OutageGuard(self._probe, self.control, policy.outage_wait_s, notice=notice)
+        self.transport = ThrottledTransport(
+            transport,
+            policy.rate,
+            self.control,
+            self.outage,
+            longest_pause_s=policy.outage_wait_s,
+            notice=notice,
+        )
+        self._direct = transport
         self.policy = policy
         self._on_outcome = on_outcome
+        self._on_in_doubt = on_in_doubt or on_outcome
         self._before_send = before_send
         #: Ticket statuses from the pre-check; None when the pre-check was skipped.
         self.statuses = statuses
-        self._stop_reason = ""
         self._fatal: Answer | None = None
-        self._interrupted = False
         self._gate = asyncio.Event()
         self._probing = False
         self._answered = 0
         self._failures = 0
         self._streak = 0
+
+    async def _probe(self, sn: str) -> Answer:
+        # The outage prober reads past the closed gate (it is what opens it).
+        return await self._direct.read_ticket_status(sn)
 
     def credentials_accepted(self) -> None:
         """The server took our credentials on a read: the first request need not go alone."""
@@ -279,13 +347,11 @@ class Executor:
 
     @property
     def stopping(self) -> bool:
-        return bool(self._stop_reason)
+        return self.control.stopping
 
-    def request_stop(self, reason: str, *, interrupted: bool = False) -> None:
-        """Take no new rows; requests in flight finish and are recorded."""
-        if not self._stop_reason:
-            self._stop_reason = reason
-        self._interrupted = self._interrupted or interrupted
+    def request_stop(self, stop: Stop) -> None:
+        """Take no new rows and send nothing more; rows not finished stay pending."""
+        self.control.request_stop(stop)
         self._gate.set()
 
     async def run(
@@ -302,7 +368,8 @@ class Executor:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-        return ExecutionResult(self._stop_reason, self._fatal, self._interrupted)
+            await self.outage.close()
+        return ExecutionResult(self.control.stop, self._fatal)
 
     async def _worker(
         self, feed: Iterator[Sequence[int] | np.ndarray], row_of: Callable[[int], Row]
@@ -330,7 +397,10 @@ class Executor:
                 track = TicketTrack(self.statuses.get(row.sn) if self.statuses else None)
             if track.uncertain and row.action is Action.SUSPEND:
                 # An earlier row of this ticket ended unknown: never SUSPEND blind.
-                status, why = await self.read_status(row.sn)
+                try:
+                    status, why = await self.read_status(row.sn)
+                except Stopped:
+                    return
                 if status is None:
                     self._emit(row, self._not_sent_blind(why))
                     self._brake(Status.FAILED)
@@ -344,6 +414,8 @@ class Executor:
             if outcome is None:
                 return
             track.advance(row.action, outcome.status)
+            if outcome.status is Status.PENDING:
+                return  # not done: later rows of this ticket must wait for it
 
     @staticmethod
     def _not_sent_blind(why: str) -> Outcome:
@@ -360,7 +432,10 @@ class Executor:
     async def _send_row(self, row: Row, before: str | None) -> Outcome | None:
         if not self._gate.is_set():
             if self._probing:
-                await self._gate.wait()
+                try:
+                    await self.control.wait_for(self._gate)
+                except Stopped:
+                    return None
                 if self.stopping:
                     return None
             else:
@@ -377,7 +452,7 @@ class Executor:
             step = await self._attempts(row, before)
         except _FatalAnswer as fatal:
             self._fatal = fatal.answer
-            self.request_stop(f"stopped by a fatal answer: {fatal.answer.message}")
+            self.request_stop(Stop(StopKind.FATAL, fatal.answer.message))
             self._emit(
                 row,
                 Outcome(
@@ -392,6 +467,21 @@ class Executor:
                 ),
             )
             return None
+        except Stopped as stopped:
+            if stopped.in_doubt:
+                self._on_in_doubt(
+                    row,
+                    Outcome(
+                        Status.PENDING,
+                        None,
+                        "in doubt: its answer was lost and the run stopped before the ticket "
+                        "could be read back; the next run reads it back before anything is "
+                        "resent",
+                    ),
+                )
+            else:
+                self._emit(row, Outcome(Status.PENDING, None, "not sent: the run stopped first"))
+            return None
         outcome = step.outcome
         assert outcome is not None
         elapsed = (time.perf_counter() - started) * 1000.0
@@ -403,7 +493,7 @@ class Executor:
             step.answer.http_status,
             step.answer.request_id,
             round(elapsed, 1),
-            _now(),
+            _now() if outcome.status is not Status.PENDING else "",
         )
         self._emit(row, outcome)
         self._brake(outcome.status)
@@ -423,44 +513,36 @@ class Executor:
         self._answered += 1
         reason = self.policy.brake.tripped(self._answered, self._failures, self._streak)
         if reason:
-            self.request_stop(f"failure brake: {reason}")
+            self.request_stop(
+                Stop(
+                    StopKind.BRAKE,
+                    f"failure brake: {reason}",
+                    "look at the failed rows' reasons before sending more",
+                )
+            )
 
     async def _attempts(self, row: Row, before: str | None) -> _Step:
-        # Nearly every row ends with its first attempt: only a row that needs another
-        # pays for the retry controller (building it per row was 10% of a fast run).
-        first = await self._attempt(row, 1, before)
-        if not first.again:
-            return first
-        if self.policy.retries == 0:
-            return self._exhausted(row, first)
-        await asyncio.sleep(self._wait_after(1, first))
-        from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt
+        """Attempts until an outcome; retries are spent only on this row's own trouble.
 
-        counter = {"n": 1}
-
-        async def once() -> _Step:
-            counter["n"] += 1
-            return await self._attempt(row, counter["n"], before)
-
-        def wait(state: RetryCallState) -> float:
-            step = state.outcome.result() if state.outcome else None
-            assert isinstance(step, _Step)
-            return self._wait_after(step.attempts, step)
-
-        def give_up(state: RetryCallState) -> _Step:
-            step = state.outcome.result() if state.outcome else None
-            assert isinstance(step, _Step)
-            return self._exhausted(row, step)
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.policy.retries),
-            wait=wait,
-            retry=retry_if_result(lambda step: isinstance(step, _Step) and step.again),
-            retry_error_callback=give_up,
-            sleep=asyncio.sleep,
-        )
-        result: _Step = await retrying(once)
-        return result
+        An attempt that failed because ITSM as a whole is unreachable costs the row
+        nothing: the next attempt waits at the outage gate, and a run-wide outage never
+        turns into ``retries`` attempts times every row.
+        """
+        spent = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            step = await self._attempt(row, attempt, before)
+            if not step.again:
+                return step
+            if self.outage.paused and step.answer.environmental:
+                continue
+            spent += 1
+            if spent > self.policy.retries:
+                return self._exhausted(row, step)
+            wait = self._wait_after(spent, step)
+            self.transport.check_wait(wait, "the server")
+            await self.control.sleep(wait)
 
     def _wait_after(self, attempts: int, step: _Step) -> float:
         """Backoff before the next attempt, never shorter than the server asked for."""
@@ -469,18 +551,29 @@ class Executor:
 
     def _exhausted(self, row: Row, step: _Step) -> _Step:
         tries = f"{step.attempts} attempt{'s' if step.attempts != 1 else ''}"
-        if step.answer.verdict is Verdict.AMBIGUOUS:
+        answer = step.answer
+        if answer.environmental or answer.rate_limited:
+            # ITSM never refused this row: the way to it failed. Not done, never "failed".
+            step.outcome = Outcome(
+                Status.PENDING,
+                answer.code,
+                f"not applied after {tries} ({answer.message}); the next run sends it again",
+            )
+        elif answer.verdict is Verdict.AMBIGUOUS:
             # Only reached when every read-back found the ticket unchanged.
-            status, text = Status.UNKNOWN, f"gave up after {tries}: {step.answer.message}"
+            step.outcome = Outcome(
+                Status.UNKNOWN, answer.code, f"gave up after {tries}: {answer.message}"
+            )
         else:
-            status = Status.FAILED
-            text = f"not applied, gave up after {tries}: {step.answer.message}"
-        step.outcome = Outcome(status, step.answer.code, text)
+            step.outcome = Outcome(
+                Status.FAILED, answer.code, f"not applied, gave up after {tries}: {answer.message}"
+            )
         return step
 
     async def _attempt(self, row: Row, attempt: int, before: str | None) -> _Step:
+        self.control.check()
         await self._before_send(row, attempt, before)
-        answer = await self.transport.operate(row)
+        answer, left_at = await self.transport.operate_timed(row)
         verdict = answer.verdict
         if verdict is Verdict.SUCCESS:
             return _Step(answer, attempt, await self._confirm_success(row, answer))
@@ -490,12 +583,18 @@ class Executor:
             raise _FatalAnswer(answer, attempt)
         if verdict is Verdict.RETRY:
             return _Step(answer, attempt)
-        return await self._resolve_ambiguous(row, answer, attempt, before)
+        try:
+            return await self._resolve_ambiguous(row, answer, attempt, before, left_at)
+        except Stopped:
+            raise Stopped(in_doubt=True) from None
 
     async def _confirm_success(self, row: Row, answer: Answer) -> Outcome:
         if row.action is not Action.UNSUSPEND or not self.policy.confirm_unsuspend:
             return Outcome(Status.SUCCESS, answer.code, "success")
-        status, why = await self.read_status(row.sn)
+        try:
+            status, why = await self.read_status(row.sn)
+        except Stopped:
+            status, why = None, "the run stopped first"
         if status == "SUSPENDED":
             return Outcome(
                 Status.FAILED,
@@ -509,52 +608,67 @@ class Executor:
         return Outcome(Status.SUCCESS, answer.code, f"success (ticket now {status})")
 
     async def _resolve_ambiguous(
-        self, row: Row, answer: Answer, attempt: int, before: str | None
+        self, row: Row, answer: Answer, attempt: int, before: str | None, left_at: float
     ) -> _Step:
-        if self.policy.readback_delay_s > 0:
-            # Let a request that is still running on the server finish before reading.
-            await asyncio.sleep(self.policy.readback_delay_s)
-        status, why = await self.read_status(row.sn)
-        if status is None:
-            return _Step(
-                answer,
-                attempt,
-                Outcome(
-                    Status.UNKNOWN,
-                    answer.code,
-                    f"{answer.message}; the ticket could not be read back ({why}): check it "
-                    "in ITSM before running this row again",
-                ),
-            )
-        judged = judge_readback(row.action, status, before)
-        if judged == "reached":
-            return _Step(
-                answer,
-                attempt,
-                Outcome(
-                    Status.SUCCESS,
-                    0,
-                    f"success, confirmed by read-back (ticket {status}) after: {answer.message}",
-                ),
-            )
-        if judged == "unchanged":
-            return _Step(answer, attempt)
-        return _Step(
-            answer,
-            attempt,
-            Outcome(
-                Status.UNKNOWN,
-                answer.code,
-                f"{answer.message}; read-back found the ticket {status}, which this "
-                f"{row.action.value} does not explain: check it in ITSM",
-            ),
-        )
+        """Read the ticket back until its end state shows or the request can no longer land.
+
+        "Unchanged" proves nothing while the request may still be running on the server:
+        a backend slower than ``--timeout`` applies it later. Only after the gateway's
+        backend time (``--server-timeout``) since it left, plus ``--readback-delay``, does
+        an unchanged ticket mean the action did not run, and only then is it resent.
+        """
+        deadline = left_at + self.policy.server_timeout_s + self.policy.readback_delay_s
+        pause = self.policy.readback_delay_s
+        while True:
+            if pause > 0:
+                # Let a request that is still running on the server finish before reading.
+                await self.control.sleep(pause)
+            status, why = await self.read_status(row.sn)
+            if status is None:
+                return _Step(
+                    answer,
+                    attempt,
+                    Outcome(
+                        Status.UNKNOWN,
+                        answer.code,
+                        f"{answer.message}; the ticket could not be read back ({why}): check "
+                        "it in ITSM before running this row again",
+                    ),
+                )
+            judged = judge_readback(row.action, status, before)
+            if judged == "reached":
+                return _Step(
+                    answer,
+                    attempt,
+                    Outcome(
+                        Status.SUCCESS,
+                        0,
+                        f"success, confirmed by read-back (ticket {status}) after: "
+                        f"{answer.message}",
+                    ),
+                )
+            if judged != "unchanged":
+                return _Step(
+                    answer,
+                    attempt,
+                    Outcome(
+                        Status.UNKNOWN,
+                        answer.code,
+                        f"{answer.message}; read-back found the ticket {status}, which this "
+                        f"{row.action.value} does not explain: check it in ITSM",
+                    ),
+                )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return _Step(answer, attempt)  # it can no longer land: safe to send again
+            pause = min(left, max(0.2, min(2.0, pause * 2 or 0.5)))
 
     async def resolve_in_doubt(self, row: Row, before: str | None) -> Outcome | None:
         """Settle a row that was being sent when an earlier run died: None means send it.
 
         The ticket is read back, never blindly resent: end state reached → success;
-        ticket where it was → send again; anything else → unknown.
+        ticket where it was → send again; anything else → unknown. The caller waits until
+        the dead run's last request can no longer land before asking.
         """
         status, why = await self.read_status(row.sn)
         if status is None:
@@ -584,12 +698,15 @@ class Executor:
         )
 
     async def read_status(self, sn: str) -> tuple[str | None, str]:
-        """The ticket's current status, or None and why it could not be read."""
+        """The ticket's current status, or None and why it could not be read.
+
+        Reads wait at the outage gate like every request, so a read during an outage is
+        made once ITSM is back (or the run stops: :class:`Stopped`), and failures caused
+        by the outage do not use up the three tries.
+        """
         why = ""
-        tries = 3
-        for attempt in range(tries):
-            if attempt:
-                await asyncio.sleep(min(self.policy.backoff_max_s, 0.5 * 2 ** (attempt - 1)))
+        tries = 0
+        while tries < 3:
             answer = await self.transport.read_ticket_status(sn)
             status = _status_of(answer)
             if status is not None:
@@ -597,6 +714,11 @@ class Executor:
             why = answer.message or "no status in the answer"
             if answer.verdict not in (Verdict.RETRY, Verdict.AMBIGUOUS):
                 break
+            if self.outage.paused and answer.environmental:
+                continue
+            tries += 1
+            if tries < 3:
+                await self.control.sleep(min(self.policy.backoff_max_s, 0.5 * 2 ** (tries - 1)))
         return None, why
 
 

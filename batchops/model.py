@@ -84,6 +84,11 @@ class RunSummary:
     checkpoint_path: str | None = None
     counts_by_action: dict[str, dict[str, int]] = field(default_factory=dict)
     note: str = ""
+    #: What to do next, with the command that finishes the work (for a person: stderr).
+    advice: str = ""
+    #: The most frequent failure reasons, with how many rows each.
+    top_failures: list[tuple[str, int]] = field(default_factory=list)
+    failures_path: str | None = None
 
     @property
     def rows_per_second(self) -> float:

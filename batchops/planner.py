@@ -128,6 +128,9 @@ class Precheck:
     note: str = ""
     #: The server answered at least one read with success: it took our credentials.
     accepted: bool = False
+    #: Tickets whose status could not be read (timeouts, 5xx, refused connections), with
+    #: why. Unlike unknown tickets, which are simply absent, these may well exist.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 async def read_statuses(
@@ -162,7 +165,7 @@ async def read_statuses(
                     found[own.get(key, key)] = sys.intern(str(status))
             continue
         if answer.verdict is Verdict.FATAL and answer.code in _AUTH_CODES:
-            raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}")
+            raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}", answer)
         # get_tickets refused or broken: fall back to one read per ticket.
         result.method = "get_ticket_status"
         result.note = f"get_tickets unusable ({answer.message}); read tickets one by one"
@@ -216,8 +219,14 @@ async def _read_one_by_one(
                 status = data.get("current_status")
                 if status:
                     found[sn] = sys.intern(str(status))
+                else:
+                    result.unreadable[sn] = "no status in the answer"
             elif answer.verdict is Verdict.FATAL:
-                raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}")
+                raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}", answer)
+            elif answer.verdict is not Verdict.REJECTED:
+                # Not "no such ticket" (3900022 is REJECTED, and such a ticket cannot be
+                # stuck): the ticket may exist, in any state. Never treat it as absent.
+                result.unreadable[sn] = answer.message
 
     await _all_or_none(worker() for _ in range(max(1, concurrency)))
 

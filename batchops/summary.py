@@ -47,6 +47,9 @@ def summary_fields(summary: RunSummary) -> dict[str, Any]:
         "input_fingerprint": summary.input_fingerprint,
         "stopped_reason": summary.stopped_reason,
         "note": summary.note,
+        "top_failures": [{"reason": text, "rows": n} for text, n in summary.top_failures],
+        "failures_file": summary.failures_path,
+        "next": summary.advice,
     }
 
 

@@ -186,7 +186,14 @@ def test_backend_timeouts_are_read_back_never_blindly_resent(
     sns = [f"B{i}" for i in range(30)]
     server = stand_in(tickets("B", 30), backend_timeout_rate=0.3, seed=5)
     src = write_csv(tmp_path / "t.csv", rows_for(sns))
-    out = cli(server, src, "--gateway", gateway, "--concurrency", "5", "--retries", "8")
+    # The stand-in answers its timeouts at once and never applies late, so the deadline
+    # after which "unchanged" proves anything is just the read-back delay here.
+    out = cli(
+        server,
+        src,
+        *("--gateway", gateway, "--concurrency", "5", "--retries", "8"),
+        *("--server-timeout", "0"),
+    )
     assert out.exit_code == 0, out.stdout + out.stderr
     report = report_of(src)
     assert {r["status"] for r in report} == {"success"}
@@ -196,7 +203,9 @@ def test_backend_timeouts_are_read_back_never_blindly_resent(
     applied = {op.sn for op in timeouts if op.applied}
     not_applied = {op.sn for op in timeouts if not op.applied}
     assert applied and not_applied
-    assert stats.requests["get_ticket_status"] == len(timeouts)
+    # At least one read per timeout (a run of timeouts across tickets may also look like
+    # an outage, whose probe reads once more).
+    assert stats.requests["get_ticket_status"] >= len(timeouts)
     by_sn = {r["sn"]: r for r in report}
     for sn in applied:
         assert "confirmed by read-back" in by_sn[sn]["message"]
@@ -209,14 +218,17 @@ def test_backend_timeouts_are_read_back_never_blindly_resent(
 def test_timeout_with_unreadable_ticket_is_unknown_and_never_resent(
     stand_in: Callable[..., SandboxThread], tmp_path: Path
 ) -> None:
-    """Backend timeouts and reads failing too: the row is unknown, SUSPEND sent only once."""
+    """Backend timeouts on every call, reads too: an outage. SUSPEND sent only once per
+    ticket, no row failed, and the run stops (exit 3) once --outage-wait is over."""
     server = stand_in(tickets("U", 3), backend_timeout_rate=1.0, faults_on_reads=True)
     src = write_csv(tmp_path / "t.csv", rows_for(["U0", "U1", "U2"]))
-    out = cli(server, src, "--no-precheck", "--concurrency", "3")
-    assert out.exit_code == 1, out.stdout + out.stderr
+    out = cli(server, src, "--no-precheck", "--concurrency", "3", "--outage-wait", "2")
+    assert out.exit_code == 3, out.stdout + out.stderr
+    assert "ITSM unreachable since" in out.stderr
     report = report_of(src)
-    assert [r["status"] for r in report] == ["unknown"] * 3
-    assert all("could not be read back" in r["message"] for r in report)
+    assert {r["status"] for r in report} <= {"unknown", "pending"}
+    for r in report:
+        assert "could not be read back" in r["message"] or "in doubt" in r["message"]
     assert Counter(op.sn for op in server.state.stats.operations) == Counter(["U0", "U1", "U2"])
 
 
