@@ -1212,6 +1212,9 @@ def plan_batch(
                     insecure=insecure,
                 )
                 client = await stack.enter_async_context(ItsmClient(client_settings))
+                stop = await check_reachable(client, RunControl())
+                if stop is not None:
+                    raise FatalAnswerError(f"{stop.reason}; {stop.fix}")
                 checked = await read_statuses(client, (str(batch.sn[i]) for i in valid.tolist()))
                 return checked, client.requests_sent
 

@@ -522,25 +522,22 @@ class Executor:
             )
 
     async def _attempts(self, row: Row, before: str | None) -> _Step:
-        """Attempts until an outcome; retries are spent only on this row's own trouble.
+        """Attempts until an outcome, with backoff; an outage is waited out at the gate.
 
-        An attempt that failed because ITSM as a whole is unreachable costs the row
-        nothing: the next attempt waits at the outage gate, and a run-wide outage never
-        turns into ``retries`` attempts times every row.
+        While ITSM is unreachable no attempt leaves (every request waits at the outage
+        gate), so an outage costs each row in flight one attempt, not ``retries`` of them.
         """
-        spent = 0
         attempt = 0
         while True:
             attempt += 1
             step = await self._attempt(row, attempt, before)
             if not step.again:
                 return step
-            if self.outage.paused and step.answer.environmental:
-                continue
-            spent += 1
-            if spent > self.policy.retries:
+            if attempt > self.policy.retries:
                 return self._exhausted(row, step)
-            wait = self._wait_after(spent, step)
+            if self.outage.paused and step.answer.environmental:
+                continue  # the gate holds the next attempt until ITSM answers again
+            wait = self._wait_after(attempt, step)
             self.transport.check_wait(wait, "the server")
             await self.control.sleep(wait)
 
@@ -701,8 +698,7 @@ class Executor:
         """The ticket's current status, or None and why it could not be read.
 
         Reads wait at the outage gate like every request, so a read during an outage is
-        made once ITSM is back (or the run stops: :class:`Stopped`), and failures caused
-        by the outage do not use up the three tries.
+        made once ITSM is back (or the run stops: :class:`Stopped`).
         """
         why = ""
         tries = 0
@@ -714,9 +710,9 @@ class Executor:
             why = answer.message or "no status in the answer"
             if answer.verdict not in (Verdict.RETRY, Verdict.AMBIGUOUS):
                 break
-            if self.outage.paused and answer.environmental:
-                continue
             tries += 1
+            if self.outage.paused and answer.environmental:
+                continue  # the gate holds the next read until ITSM answers again
             if tries < 3:
                 await self.control.sleep(min(self.policy.backoff_max_s, 0.5 * 2 ** (tries - 1)))
         return None, why

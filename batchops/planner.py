@@ -208,14 +208,21 @@ async def _read_one_by_one(
     retries: int,
 ) -> None:
     feed = iter(sns)
+    # Tickets in a row that could not be read for a reason that is not theirs (no answer,
+    # 5xx): past this many, with none read between, the rest would fail alike, so they are
+    # marked unreadable at once instead of costing retries each.
+    give_up_after = max(20, concurrency)
+    failing = 0
 
     async def worker() -> None:
+        nonlocal failing
         for sn in feed:
             answer = await _read_with_retries(partial(transport.read_ticket_status, sn), retries)
             result.reads += 1
             data = answer.data
             if answer.verdict is Verdict.SUCCESS and isinstance(data, dict):
                 result.accepted = True
+                failing = 0
                 status = data.get("current_status")
                 if status:
                     found[sn] = sys.intern(str(status))
@@ -227,6 +234,12 @@ async def _read_one_by_one(
                 # Not "no such ticket" (3900022 is REJECTED, and such a ticket cannot be
                 # stuck): the ticket may exist, in any state. Never treat it as absent.
                 result.unreadable[sn] = answer.message
+                failing += 1
+                if failing >= give_up_after:
+                    for rest in feed:
+                        result.unreadable[rest] = answer.message
+            else:
+                failing = 0
 
     await _all_or_none(worker() for _ in range(max(1, concurrency)))
 

@@ -44,7 +44,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NamedTuple, TypeVar
 
@@ -210,6 +210,9 @@ class Faults:
 
     seed: int = 0
     latency_ms: float = 0.0
+    #: Extra time operate_ticket alone spends between validating and writing (a slow
+    #: backend): the write happens even if the caller gave up waiting meanwhile.
+    operate_latency_ms: float = 0.0
     error_5xx_rate: float = 0.0
     rate_limit_rate: float = 0.0
     lost_rate: float = 0.0
@@ -228,8 +231,10 @@ class Faults:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Faults.{name} must be between 0 and 1, got {value!r}")
-        if self.latency_ms < 0 or not math.isfinite(self.latency_ms):
-            raise ValueError(f"Faults.latency_ms must be >= 0, got {self.latency_ms!r}")
+        for name in ("latency_ms", "operate_latency_ms"):
+            value = getattr(self, name)
+            if value < 0 or not math.isfinite(value):
+                raise ValueError(f"Faults.{name} must be >= 0, got {value!r}")
         if self.lost_hang_s < 0 or not math.isfinite(self.lost_hang_s):
             raise ValueError(f"Faults.lost_hang_s must be >= 0, got {self.lost_hang_s!r}")
         if self.lost_mode not in ("hang", "drop"):
@@ -758,6 +763,8 @@ class _Server:
             ticket = state.tickets.get(sn)
             verdict = self._validate(ticket, action, operator, call.params)
             await self._latency(faults)
+            if faults.operate_latency_ms > 0:
+                await asyncio.sleep(faults.operate_latency_ms / 1000.0)
             # a timed-out backend may or may not have written: a seeded coin decides
             coin = draw[4] if draw is not None else 0.0
             applied = verdict.code == CODE_OK and not (timed_out and coin >= 0.5)
@@ -1163,6 +1170,7 @@ class SandboxThread:
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._run, name="batchops-sandbox", daemon=True)
 
     def __enter__(self) -> SandboxThread:
@@ -1183,6 +1191,43 @@ class SandboxThread:
             loop.call_soon_threadsafe(stop.set)
         if self._thread.is_alive():
             self._thread.join()
+
+    def go_down(self) -> None:
+        """An outage: stop listening (connections are refused) and drop open connections.
+
+        Requests being handled are cut off with their connection; the server's work on
+        them goes on or not as the handler is (the state is not rolled back).
+        """
+        self._on_loop(self._go_down())
+
+    def come_back(self) -> None:
+        """End an outage: listen again on the same address and port."""
+        self._on_loop(self._come_back())
+
+    async def _go_down(self) -> None:
+        runner = self._runner
+        assert runner is not None
+        for site in list(runner.sites):
+            await site.stop()
+        server = runner.server
+        if server is not None:
+            for handler in list(server.connections):
+                transport = handler.transport
+                if transport is not None:
+                    transport.abort()
+
+    async def _come_back(self) -> None:
+        runner = self._runner
+        assert runner is not None
+        host, _, port = self.url.removeprefix("http://").rpartition(":")
+        site = web.TCPSite(runner, host.strip("[]"), int(port))
+        await site.start()
+
+    def _on_loop(self, work: Coroutine[Any, Any, None]) -> None:
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the sandbox is not running")
+        asyncio.run_coroutine_threadsafe(work, loop).result()
 
     def call(self, func: Callable[[], _T]) -> _T:
         """Run ``func`` on the server's loop thread (safe state changes mid-run)."""
@@ -1207,6 +1252,7 @@ class SandboxThread:
 
     async def _main(self) -> None:
         runner, self.url = await start_sandbox(self.state, self._host, self._port)
+        self._runner = runner
         try:
             self._loop = asyncio.get_running_loop()
             self._stop = asyncio.Event()

@@ -6,17 +6,23 @@ nothing is mocked on that path.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 from click.testing import CliRunner, Result
 
 from batchops.cli import main
-from batchops.sandbox import SandboxConfig, SandboxState, SandboxThread, Ticket
+from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread, Ticket
 
 APP_CODE = "batchops-sandbox"
 #: A secret distinctive enough that finding it anywhere proves a leak.
@@ -99,3 +105,120 @@ def run_cli(
     runner = CliRunner()
     result = runner.invoke(main, list(args), env=env, input=input_text, catch_exceptions=False)
     return CliRun(result.exit_code, result.stdout, result.stderr, result)
+
+
+# Small timings everywhere: no read-back delay, short hangs.
+FAST = ["--readback-delay", "0", "--yes"]
+
+
+@pytest.fixture
+def stand_in() -> Iterator[Callable[..., SandboxThread]]:
+    """Start stand-in servers with given tickets and faults; all are stopped afterwards."""
+    with contextlib.ExitStack() as stack:
+
+        def start(tickets: Sequence[Ticket], **faults: Any) -> SandboxThread:
+            config = SandboxConfig(app_code=APP_CODE, app_secret=SECRET, faults=Faults(**faults))
+            state = SandboxState(config)
+            state.seed_tickets(tickets)
+            return stack.enter_context(SandboxThread(state))
+
+        yield start
+
+
+def ticket(sn: str, status: str = "RUNNING", previous: str | None = None) -> Ticket:
+    """A ticket created and processed by admin."""
+    return Ticket(
+        sn=sn, status=status, creator="admin", processors=["admin"], previous_status=previous
+    )
+
+
+def tickets(prefix: str, count: int, status: str = "RUNNING") -> list[Ticket]:
+    """``count`` tickets ``prefix0`` … processed by admin."""
+    return [ticket(f"{prefix}{i}", status) for i in range(count)]
+
+
+def rows_for(sns: Sequence[str], action: str = "SUSPEND") -> list[list[str]]:
+    """One row per sn, all with the same action."""
+    return [[sn, "admin", action, "batch"] for sn in sns]
+
+
+def cli(server: SandboxThread, src: Path, *args: str, **env: str) -> CliRun:
+    """The real CLI against ``server``."""
+    return run_cli(["run", str(src), *FAST, *args], creds_env(server.url, **env))
+
+
+def report_of(src: Path) -> list[dict[str, str]]:
+    """The CSV report written beside ``src``."""
+    return read_report(src.with_name(src.stem + ".report.csv"))
+
+
+def total_requests(server: SandboxThread) -> int:
+    """Every request the stand-in answered, reads and operations alike."""
+    return sum(server.state.stats.requests.values())
+
+
+def applied_suspends(server: SandboxThread) -> Counter[str]:
+    """How many SUSPENDs the server applied, per sn."""
+    return Counter(
+        op.sn for op in server.state.stats.operations if op.action == "SUSPEND" and op.applied
+    )
+
+
+class LoopbackServer:
+    """A hand-written HTTP server on 127.0.0.1 in a thread, for answers no stand-in gives.
+
+    ``handler`` receives every request; ``requests`` records (method, path, headers,
+    body) of each, so a test can prove what reached this host and what did not.
+    """
+
+    def __init__(self, handler: Callable[[web.Request, bytes], Any]) -> None:
+        self._handler = handler
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append((request.method, request.path_qs, dict(request.headers), body))
+        answer = self._handler(request, body)
+        if asyncio.iscoroutine(answer):
+            answer = await answer
+        assert isinstance(answer, web.StreamResponse)
+        return answer
+
+    async def _main(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+    def __enter__(self) -> LoopbackServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+def envelope(
+    code: int = 0, message: str = "success", data: Any = None, **extra: Any
+) -> web.Response:
+    """An ITSM JSON answer."""
+    payload = {"result": code == 0, "code": code, "message": message, "data": data, **extra}
+    return web.json_response(payload)

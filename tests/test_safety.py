@@ -10,11 +10,10 @@ timing on the client side matters (backoff, the shared rate-limit pause, read-ba
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,66 +26,21 @@ from batchops.errors import FatalAnswerError
 from batchops.executor import Executor, FailureBrake, SendPolicy
 from batchops.model import Action, Outcome, Row, Status
 from batchops.planner import StatusTable, read_statuses
-from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread, Ticket
+from batchops.sandbox import SandboxThread, Ticket
 
-from .conftest import APP_CODE, SECRET, CliRun, creds_env, read_report, run_cli, write_csv
-
-# Small timings everywhere: no read-back delay, short hangs.
-FAST = ["--readback-delay", "0", "--yes"]
-
-
-@pytest.fixture
-def stand_in() -> Iterator[Callable[..., SandboxThread]]:
-    """Start stand-in servers with given tickets and faults; all are stopped afterwards."""
-    with contextlib.ExitStack() as stack:
-
-        def start(tickets: Sequence[Ticket], **faults: Any) -> SandboxThread:
-            config = SandboxConfig(app_code=APP_CODE, app_secret=SECRET, faults=Faults(**faults))
-            state = SandboxState(config)
-            state.seed_tickets(tickets)
-            return stack.enter_context(SandboxThread(state))
-
-        yield start
-
-
-def ticket(sn: str, status: str = "RUNNING", previous: str | None = None) -> Ticket:
-    """A ticket created and processed by admin."""
-    return Ticket(
-        sn=sn, status=status, creator="admin", processors=["admin"], previous_status=previous
-    )
-
-
-def tickets(prefix: str, count: int, status: str = "RUNNING") -> list[Ticket]:
-    """``count`` tickets ``prefix0`` … processed by admin."""
-    return [ticket(f"{prefix}{i}", status) for i in range(count)]
-
-
-def rows_for(sns: Sequence[str], action: str = "SUSPEND") -> list[list[str]]:
-    """One row per sn, all with the same action."""
-    return [[sn, "admin", action, "batch"] for sn in sns]
-
-
-def cli(server: SandboxThread, src: Path, *args: str, **env: str) -> CliRun:
-    """The real CLI against ``server``."""
-    return run_cli(["run", str(src), *FAST, *args], creds_env(server.url, **env))
-
-
-def report_of(src: Path) -> list[dict[str, str]]:
-    """The CSV report written beside ``src``."""
-    return read_report(src.with_name(src.stem + ".report.csv"))
-
-
-def total_requests(server: SandboxThread) -> int:
-    """Every request the stand-in answered, reads and operations alike."""
-    return sum(server.state.stats.requests.values())
-
-
-def applied_suspends(server: SandboxThread) -> Counter[str]:
-    """How many SUSPENDs the server applied, per sn."""
-    return Counter(
-        op.sn for op in server.state.stats.operations if op.action == "SUSPEND" and op.applied
-    )
-
+from .conftest import (
+    FAST,
+    applied_suspends,
+    cli,
+    creds_env,
+    report_of,
+    rows_for,
+    run_cli,
+    ticket,
+    tickets,
+    total_requests,
+    write_csv,
+)
 
 # --------------------------------------------------------------------------- transient faults
 
