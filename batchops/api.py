@@ -946,6 +946,14 @@ def _unreadable_suspends(batch: Batch, to_send: np.ndarray, checked: Precheck) -
     """
     if not checked.unreadable:
         return None
+    if not checked.statuses:
+        why = next(iter(checked.unreadable.values()))
+        return Stop(
+            StopKind.PRECHECK,
+            f"the pre-check could not read any of {len(checked.unreadable)} tickets ({why}); "
+            "nothing was sent",
+            "wait until ITSM answers status reads again, or check --base-url and --gateway",
+        )
     blind = sorted(
         {
             str(batch.sn[i])

@@ -191,4 +191,6 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"stopped: {summary.stopped_reason}")
     if summary.report_path:
         lines.append(f"report: {summary.report_path}")
+    if summary.failures_path:
+        lines.append(f"failures: {summary.failures_path}")
     return "\n".join(lines)

@@ -238,6 +238,31 @@ def test_canary_failure_stops_before_the_rest(itsm: SandboxThread, tmp_path: Pat
     assert itsm.state.stats.operations_total == 6
 
 
+def test_canary_gate_holds_when_the_failed_canary_is_retried(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """After a failed canary, the advice's --retry-failed command keeps --canary: the
+    failed row goes first again, fails again, and the rest is still not sent."""
+    seed(itsm, *(running(f"NR{i}") for i in range(6)))
+    rows = [[f"NR{i}", "admin", "SUSPEND", "x"] for i in range(6)]
+    rows[0][1] = "intruder"  # not a processor: ITSM refuses it
+    src = write_csv(tmp_path / "t.csv", rows)
+    args = ["run", str(src), "--canary", "2"]
+    out = run_cli(args, creds_env(itsm.url))
+    assert out.exit_code == 3, out.stdout + out.stderr
+    retry = f"batchops {' '.join(args)} --retry-failed"
+    assert retry in out.stderr
+    assert itsm.state.stats.operations_total == 2
+
+    again = run_cli([*args, "--retry-failed"], creds_env(itsm.url))
+
+    assert again.exit_code == 3, again.stdout + again.stderr
+    statuses = [r["status"] for r in read_report(tmp_path / "t.report.csv")]
+    assert statuses == ["failed", "success", "success"] + ["pending"] * 3
+    # Only the canary went: the failed row once more, and one new row.
+    assert [op.sn for op in itsm.state.stats.operations] == ["NR0", "NR1", "NR0", "NR2"]
+
+
 def test_canary_on_a_terminal_asks_before_the_rest(itsm: SandboxThread, tmp_path: Path) -> None:
     """On a terminal, --canary shows the canary's outcomes and asks; no stops there."""
     seed(itsm, *(running(f"NO{i}") for i in range(5)))

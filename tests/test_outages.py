@@ -265,3 +265,31 @@ def test_http_500_on_every_request_is_an_outage_not_row_failures(tmp_path: Path)
     assert "failed" not in statuses
     assert statuses <= {"pending", "unknown"}
     assert "ITSM unreachable since" in out.stdout + out.stderr
+
+
+# --------------------------------------------------------------------------- advice
+
+
+def test_a_wrong_secret_says_which_credential_from_where_before_any_rerun(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """The gateway refuses the app secret: exit 3, and stderr says to fix the credentials
+    first and where each came from (the variable a profile named, the profile file), not
+    merely "run the same command again"."""
+    itsm.state.seed_tickets(tickets("WS", 2))
+    config = tmp_path / "ops.toml"
+    config.write_text(
+        '[profiles.prod]\napp_code = "batchops-sandbox"\nsecret_env = "PROD_BK_SECRET"\n',
+        encoding="utf-8",
+    )
+    src = write_csv(tmp_path / "t.csv", rows_for(["WS0", "WS1"]))
+    env = creds_env(itsm.url, PROD_BK_SECRET="not-the-secret")
+    del env["BK_APP_SECRET"], env["BK_APP_CODE"]
+    out = run_cli(["run", str(src), "--yes", "--config", str(config), "--profile", "prod"], env)
+    assert out.exit_code == 3, out.stdout + out.stderr
+    assert itsm.state.stats.operations_total == 0
+    fix = out.stderr.split("fix this first: ", 1)[1]
+    assert "the environment variable PROD_BK_SECRET" in fix
+    assert f"profile prod ({config})" in fix
+    assert "not-the-secret" not in out.stdout + out.stderr
+    assert out.stderr.index("fix this first") < out.stderr.index("to continue")

@@ -385,7 +385,8 @@ def test_plan_shows_the_precheck_outcome_and_sends_nothing(
     assert [r["status"] for r in report] == planned
     assert "ITSM will refuse it" in report[10]["message"]
     assert "would send SUSPEND (ticket RUNNING)" in report[6]["message"]
-    assert server.state.stats.requests == {"get_tickets": 1}
+    # One probe of the base URL (no API, so "unknown" to the stand-in), one status read.
+    assert server.state.stats.requests == {"unknown": 1, "get_tickets": 1}
     before = {t.sn: (t.status, t.previous_status) for t in precheck_fixture()[0]}
     after = {t.sn: (t.status, t.previous_status) for t in server.state.tickets.values()}
     assert after == before
@@ -405,7 +406,11 @@ def test_get_tickets_refused_falls_back_to_get_ticket_status(
     assert planned.exit_code == 0, planned.stdout + planned.stderr
     assert [r["status"] for r in report_of(src)][:4] == ["skipped"] * 4
     assert "read with get_ticket_status" in planned.stdout + planned.stderr
-    assert server.state.stats.requests == {"get_tickets": 1, "get_ticket_status": len(seeded)}
+    assert server.state.stats.requests == {
+        "unknown": 1,  # the reachability probe of the base URL
+        "get_tickets": 1,
+        "get_ticket_status": len(seeded),
+    }
     server.call(server.state.reset_stats)
 
     out = cli(server, src, "--gateway", gateway, "--concurrency", "4")

@@ -97,12 +97,40 @@ def test_unreadable_statuses_send_no_suspend(
     )
     server = stand_in(tickets("UR", 30, "SUSPENDED"), **faults)
     src = write_csv(tmp_path / "t.csv", rows_for(sns))
+    # (A mix, where some tickets are read and only SUSPEND tickets are not, is the next test.)
     out = cli(server, src, "--timeout", "1", "-c", "10")
     assert out.exit_code == 3, out.stdout + out.stderr
     assert server.state.stats.operations_total == 0
-    assert "could not read the status of 30 tickets with SUSPEND rows" in out.stdout + out.stderr
+    assert "could not read any of 30 tickets" in out.stdout + out.stderr
     assert {r["status"] for r in report_of(src)} == {"pending"}
     assert server.state.stats.double_suspends == 0
+
+
+def test_unreadable_suspend_tickets_stop_even_when_others_were_read(tmp_path: Path) -> None:
+    """Status reads fail for two tickets only (the rest read fine): their SUSPEND rows are
+    never sent blind; the run stops before sending anything, naming how many and why."""
+
+    def handler(request: web.Request, body: bytes) -> web.Response:
+        if "get_tickets" in request.path:
+            return web.Response(status=503, text="busy")
+        if "get_ticket_status" in request.path:
+            sn = request.query["sn"]
+            if sn in ("MX1", "MX2"):
+                return web.Response(status=503, text="busy")
+            return envelope(data={"current_status": "RUNNING"})
+        if "/itsm/" not in request.path:
+            return web.Response(status=404)
+        return envelope()
+
+    rows = rows_for(["MX0", "MX1", "MX2", "MX3"])
+    src = write_csv(tmp_path / "t.csv", rows)
+    with LoopbackServer(handler) as server:
+        out = run_cli(["run", str(src), "--yes"], creds_env(server.url))
+        operations = [r for r in server.requests if "operate_ticket" in r[1]]
+    assert out.exit_code == 3, out.stdout + out.stderr
+    assert operations == []
+    assert "could not read the status of 2 tickets with SUSPEND rows" in out.stdout + out.stderr
+    assert {r["status"] for r in report_of(src)} == {"pending"}
 
 
 # --------------------------------------------------------------------------- redirects
