@@ -526,7 +526,9 @@ class ItsmClient:
                 status = response.status
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             cause = network_cause(exc, self.settings.timeout_s)
-            connected = not isinstance(exc, aiohttp.ClientConnectorError | TimeoutError)
+            connected = not isinstance(
+                exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+            )
             return Answer(Verdict.RETRY, None, cause, network=cause, connected=connected)
         # Whatever answered (even with a 5xx) proves host, port, TLS and proxy work.
         return Answer(Verdict.SUCCESS, None, f"reachable (HTTP {status})", status)
@@ -556,7 +558,7 @@ class ItsmClient:
                     response.headers,
                     content_type=response.headers.get("Content-Type", ""),
                 )
-        except aiohttp.ClientConnectorError as exc:
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # Not connected: the request never left, so it is never ambiguous.
             cause = network_cause(exc, self.settings.timeout_s)
             answer = Answer(Verdict.RETRY, None, cause, network=cause, connected=False)
@@ -613,6 +615,8 @@ def suggested_base_url(location: str, gateway: str) -> str | None:
 
 def network_cause(exc: BaseException, timeout_s: float) -> str:
     """Why no answer came, in words a person can act on (never a secret: no URL query)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "no connection could be made in time (a silent host, a firewall, a VPN down?)"
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout_s:g} s"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):

@@ -415,7 +415,23 @@ class Executor:
                 return
             track.advance(row.action, outcome.status)
             if outcome.status is Status.PENDING:
-                return  # not done: later rows of this ticket must wait for it
+                # Not done: the ticket's later rows must wait for it, in file order.
+                self._hold_rest(chain, index, row_of)
+                return
+
+    def _hold_rest(
+        self, chain: Sequence[int] | np.ndarray, index: int, row_of: Callable[[int], Row]
+    ) -> None:
+        later = [int(i) for i in chain if int(i) > int(index)]
+        if later:
+            wait = Outcome(
+                Status.PENDING,
+                None,
+                f"not sent: row {int(index) + 2} of the same ticket is not done yet, and a "
+                "ticket's rows go in file order",
+            )
+            for i in later:
+                self._emit(row_of(i), wait)
 
     @staticmethod
     def _not_sent_blind(why: str) -> Outcome:
@@ -537,9 +553,9 @@ class Executor:
                 return self._exhausted(row, step)
             if self.outage.paused and step.answer.environmental:
                 continue  # the gate holds the next attempt until ITSM answers again
-            wait = self._wait_after(attempt, step)
-            self.transport.check_wait(wait, "the server")
-            await self.control.sleep(wait)
+            # Only a wait the server asks for can be unreasonable; our backoff never is.
+            self.transport.check_wait(step.answer.retry_after_s or 0.0, "the server")
+            await self.control.sleep(self._wait_after(attempt, step))
 
     def _wait_after(self, attempts: int, step: _Step) -> float:
         """Backoff before the next attempt, never shorter than the server asked for."""
