@@ -84,7 +84,7 @@ _input_options = _options(
     ),
 )
 
-_target_options = _options(
+_connection_options = _options(
     click.option(
         "--profile",
         help=f"Use this profile of batchops.toml [env: {ENV_PROFILE}].",
@@ -123,13 +123,6 @@ _target_options = _options(
         help=f"Seconds to wait for one answer [default: {DEFAULT_TIMEOUT_S:g}].",
     ),
     click.option(
-        "--precheck/--no-precheck",
-        default=True,
-        show_default=True,
-        help="Read every ticket's status first and skip rows whose ticket is already where "
-        "the action leads (SUSPEND on SUSPENDED is never sent).",
-    ),
-    click.option(
         "--ca-bundle",
         type=click.Path(exists=True, dir_okay=False),
         help="PEM file of CA certificates to trust (private CA).",
@@ -139,6 +132,17 @@ _target_options = _options(
         is_flag=True,
         help="Do not verify TLS certificates (dangerous: anyone on the path can read your "
         "app secret).",
+    ),
+)
+
+_target_options = _options(
+    _connection_options,
+    click.option(
+        "--precheck/--no-precheck",
+        default=True,
+        show_default=True,
+        help="Read every ticket's status first and skip rows whose ticket is already where "
+        "the action leads (SUSPEND on SUSPENDED is never sent).",
     ),
     click.option(
         "--sandbox",
@@ -151,6 +155,19 @@ _target_options = _options(
         type=click.Path(dir_okay=False, path_type=str),
         help="Also write the run's summary as JSON (counts, elapsed, paths, exit code).",
     ),
+)
+
+_retries_option = click.option(
+    "--retries",
+    type=click.IntRange(min=0, max=20),
+    help="Resends of a row whose request was certainly not applied (429, 503, connect error) "
+    "or whose ticket was read back unchanged [default: 8].",
+)
+
+_rate_option = click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="At most this many requests per second, reads included (gateway quota).",
 )
 
 
@@ -218,17 +235,8 @@ def main() -> None:
     help="Requests in flight at once; rows of one ticket always go one at a time "
     f"[default: {DEFAULT_CONCURRENCY}].",
 )
-@click.option(
-    "--retries",
-    type=click.IntRange(min=0, max=20),
-    help="Resends of a row whose request was certainly not applied (429, 503, connect error) "
-    "or whose ticket was read back unchanged [default: 8].",
-)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    help="At most this many requests per second, reads included (gateway quota).",
-)
+@_retries_option
+@_rate_option
 @click.option(
     "--max-failures",
     metavar="N|P%|off",
@@ -372,6 +380,120 @@ def plan(input_path: str, insecure: bool, **options: Any) -> None:
         return
     click.echo(format_summary(summary))
     sys.exit(summary.exit_code)
+
+
+@main.command("select")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The sheet to write: *.csv or *.xlsx.",
+)
+@click.option("--status", metavar="STATUS[,STATUS]", help="Current status: RUNNING,SUSPENDED.")
+@click.option("--service-id", metavar="ID[,ID]", help="Service ids: 12,13.")
+@click.option("--biz-id", metavar="ID[,ID]", help="Business (bk_biz_id) ids.")
+@click.option("--creator", help="Who created the ticket.")
+@click.option("--created-after", metavar="DATE", help="Created at or after DATE.")
+@click.option("--created-before", metavar="DATE", help="Created at or before DATE.")
+@click.option("--ended-after", metavar="DATE", help="Ended at or after DATE.")
+@click.option("--ended-before", metavar="DATE", help="Ended at or before DATE.")
+@click.option("--tag", help="Ticket tag.")
+@click.option("--project", help="Project key.")
+@click.option(
+    "--sn-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="Only these tickets: a text file with one sn a line, or a CSV with an sn column.",
+)
+@click.option("--all", "all_tickets", is_flag=True, help="Allow a select without any filter.")
+@click.option(
+    "--action",
+    help="Fill action_type with this (SUSPEND, UNSUSPEND, WITHDRAW, TERMINATE); blank if unset.",
+)
+@click.option("--operator", help="Fill operator with this user; blank if unset.")
+@click.option("--message", help="Fill action_message with this reason.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Ask before writing more rows than this (without a terminal: refuse, exit 2).",
+)
+@_connection_options
+@_retries_option
+@_rate_option
+def select_command(
+    output: str,
+    status: str | None,
+    service_id: str | None,
+    biz_id: str | None,
+    creator: str | None,
+    created_after: str | None,
+    created_before: str | None,
+    ended_after: str | None,
+    ended_before: str | None,
+    tag: str | None,
+    project: str | None,
+    sn_file: str | None,
+    insecure: bool,
+    **options: Any,
+) -> None:
+    """Write an input sheet of the tickets ITSM lists for these filters (read-only).
+
+    The sheet has sn, operator, action_type and action_message first (filled from
+    --action, --operator and --message), then title, service_id, current_status,
+    creator, create_at and ticket_url for whoever reviews it; run takes it as it is.
+    Filters combine (all must hold); a date alone covers its whole day.
+
+    \b
+    Examples:
+      batchops select --service-id 12 --status RUNNING --created-before 2024-06-01 \\
+        --action SUSPEND --operator admin --message "holiday freeze" -o freeze.xlsx
+      batchops select --creator zhangsan --created-after 2024-07-01 \\
+        --created-before 2024-09-30 -o zhangsan-q3.csv
+    """
+    from . import select as selection
+
+    _warn_insecure(insecure)
+    on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
+
+    def confirm(count: int, limit: int) -> bool:
+        return _ask(f"{count} tickets match, more than --limit {limit}. Write all {count} rows?")
+
+    try:
+        query = selection.TicketQuery(
+            sns=selection.read_sn_file(sn_file) if sn_file else (),
+            creator=(creator or "").strip(),
+            created_after=_when(selection, created_after, "--created-after", end_of_day=False),
+            created_before=_when(selection, created_before, "--created-before", end_of_day=True),
+            ended_after=_when(selection, ended_after, "--ended-after", end_of_day=False),
+            ended_before=_when(selection, ended_before, "--ended-before", end_of_day=True),
+            service_ids=selection.parse_ids(service_id, option="--service-id")
+            if service_id is not None
+            else (),
+            biz_ids=selection.parse_ids(biz_id, option="--biz-id") if biz_id is not None else (),
+            statuses=selection.parse_statuses(status) if status is not None else (),
+            tag=(tag or "").strip(),
+            project=(project or "").strip(),
+        )
+        summary = selection.select_tickets(
+            query,
+            output=output,
+            insecure=insecure,
+            confirm=confirm if on_terminal else None,
+            **options,
+        )
+    except BatchopsError as error:
+        _fail(error)
+        return
+    click.echo(summary.describe())
+    sys.exit(summary.exit_code)
+
+
+def _when(selection: Any, text: str | None, option: str, *, end_of_day: bool) -> str:
+    if text is None:
+        return ""
+    return str(selection.parse_time(text, option=option, end_of_day=end_of_day))
 
 
 @main.command()

@@ -460,6 +460,12 @@ class ItsmClient:
         payload = {"sns": wanted, "page": 1, "page_size": max(1, len(wanted))}
         return await self._call("POST", url, payload, headers=self._read_headers())
 
+    async def list_tickets(self, filters: Mapping[str, Any], page: int, page_size: int) -> Answer:
+        """One page of ``get_tickets`` with these filters (``batchops select``)."""
+        url = api_url(self.settings.base_url, self.settings.gateway, "get_tickets")
+        payload = {**filters, "page": page, "page_size": page_size}
+        return await self._call("POST", url, payload, headers=self._read_headers())
+
     async def _call(
         self,
         method: str,

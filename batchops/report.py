@@ -38,6 +38,7 @@ import unicodedata
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -696,3 +697,75 @@ def write_failures(frame: pd.DataFrame, outcomes: OutcomeTable, path: Path) -> P
     for position, index in enumerate(keep):
         subset.set(position, outcomes.get(index))
     return write_report(frame.iloc[keep].reset_index(drop=True), subset, path)
+
+
+# --- plain sheets ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A sheet of text cells without result columns (what ``select`` and ``undo`` write)."""
+
+    name: str
+    header: Sequence[str]
+    rows: Sequence[Sequence[str]]
+
+
+def write_tables(path: Path, tables: Sequence[Table], *, fmt: ReportFormat | None = None) -> Path:
+    """Write text-only sheets to ``path`` atomically, under the report's safety rules.
+
+    XLSX: one worksheet per table, every cell a string (never a formula, number or link),
+    bold frozen header with a filter. CSV holds one table only (UTF-8 with BOM, cells that
+    look like formulas quoted); a caller with more writes them to files of their own.
+    """
+    fmt = fmt or _format_of(path)
+    if fmt == "csv":
+        if len(tables) != 1:
+            raise ValueError(f"a CSV file holds one table, not {len(tables)}")
+        with _atomic_file(path) as temp:
+            _write_csv_table(temp, tables[0])
+    else:
+        for table in tables:
+            _check_fits_sheet(path, len(table.rows), len(table.header))
+        with _atomic_file(path) as temp:
+            _write_xlsx_tables(temp, tables)
+    return path
+
+
+def _write_csv_table(temp: Path, table: Table) -> None:
+    with temp.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(_guard_cells(list(table.header)))
+        writer.writerows(_guard_cells(list(row)) for row in table.rows)
+        _sync(handle)
+
+
+def _write_xlsx_tables(temp: Path, tables: Sequence[Table]) -> None:
+    import xlsxwriter
+
+    workbook = xlsxwriter.Workbook(str(temp), dict(_XLSX_OPTIONS))
+    try:
+        bold = workbook.add_format({"bold": True})
+        for table in tables:
+            sheet = workbook.add_worksheet(table.name)
+            width = len(table.header)
+            for col, header in enumerate(table.header):
+                sample = [row[col] for row in table.rows[:_WIDTH_SAMPLE_ROWS]]
+                sheet.set_column(col, col, _column_width(header, sample))
+            sheet.freeze_panes(1, 0)
+            if width:
+                sheet.autofilter(0, 0, len(table.rows), width - 1)
+            for col, header in enumerate(table.header):
+                sheet.write_string(0, col, header, bold)
+            write_string = sheet.write_string
+            for number, row in enumerate(table.rows, start=1):
+                for col, text in enumerate(row):
+                    if text:
+                        write_string(number, col, text)
+    except BaseException:
+        with suppress(Exception):
+            workbook.close()
+        raise
+    workbook.close()
+    with temp.open("r+b") as handle:
+        _sync(handle)
