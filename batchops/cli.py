@@ -539,6 +539,42 @@ def report(
     sys.exit(summary.exit_code)
 
 
+@main.command()
+@click.argument("report_path", metavar="REPORT", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Where to write the undo sheet (default: beside REPORT, same format: "
+    "t.report.xlsx → t.report.undo.xlsx).",
+)
+@click.option("--sheet", help="XLSX: the report's sheet (default: the first visible one).")
+@click.option("--encoding", help="CSV: the report's encoding (default: detect).")
+def undo(report_path: str, output: str | None, sheet: str | None, encoding: str | None) -> None:
+    """Write the sheet that reverses a finished run, from its REPORT (nothing is sent).
+
+    Every success SUSPEND becomes an UNSUSPEND and every success UNSUSPEND a SUSPEND,
+    each ticket's rows in reverse order. Rows that cannot be reversed (WITHDRAW,
+    TERMINATE, unknown outcomes) are listed with the reason in a second sheet (CSV: a
+    .irreversible.csv beside it). Check the sheet with plan, then send it with run.
+
+    \b
+    Example:
+      batchops undo freeze.report.xlsx          # writes freeze.report.undo.xlsx
+      batchops plan freeze.report.undo.xlsx --profile prod
+      batchops run freeze.report.undo.xlsx --profile prod
+    """
+    from .undo import undo_report
+
+    try:
+        summary = undo_report(report_path, output=output, sheet=sheet, encoding=encoding)
+    except BatchopsError as error:
+        _fail(error)
+        return
+    click.echo(summary.describe())
+    sys.exit(summary.exit_code)
+
+
 @main.group()
 def config() -> None:
     """Inspect settings: flags > environment > batchops.toml profile > defaults.
