@@ -291,7 +291,7 @@ def run_batch(
     )
 
     if strict and batch.invalid_count():
-        path = write_report(batch.frame, outcomes, report_path)
+        path = write_report(batch.frame, outcomes, report_path, sheet_name=batch.sheet)
         raise ConfigError(
             f"{batch.invalid_count()} invalid rows and --strict is on, so nothing was sent; "
             f"see the 'message' column of {path} and fix those rows"
@@ -485,9 +485,17 @@ def _finish_run(
     path: Path | None = None
     if report_path is not None:
         sheet = summary_sheet(
-            counts, by_action, top_failures(outcomes), settings, elapsed, stopped, exit_code
+            counts,
+            by_action,
+            top_failures(outcomes, batch.sn),
+            settings,
+            elapsed,
+            stopped,
+            exit_code,
         )
-        path = write_report(batch.frame, outcomes, report_path, summary=sheet)
+        path = write_report(
+            batch.frame, outcomes, report_path, summary=sheet, sheet_name=batch.sheet
+        )
         if failures_path is not None:
             write_failures(batch.frame, outcomes, failures_path)
     return RunSummary(
@@ -948,7 +956,7 @@ def plan_batch(
         if statuses is None:
             message = shown.setdefault(message, f"{message} (not pre-checked: {note})")
         outcomes.set(index, Outcome(status, None, message))
-    path = write_report(batch.frame, outcomes, report_path)
+    path = write_report(batch.frame, outcomes, report_path, sheet_name=batch.sheet)
     counts = outcomes.counts()
     summary = RunSummary(
         counts=counts,
@@ -1009,7 +1017,10 @@ def report_from_checkpoint(
     finally:
         store.close()
     path = write_report(
-        batch.frame, outcomes, Path(output) if output else default_report_path(source)
+        batch.frame,
+        outcomes,
+        Path(output) if output else default_report_path(source),
+        sheet_name=batch.sheet,
     )
     counts = outcomes.counts()
     return RunSummary(

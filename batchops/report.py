@@ -38,7 +38,8 @@ import unicodedata
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -71,14 +72,20 @@ _XLSX_OPTIONS: dict[str, object] = {
     "constant_memory": True,
 }
 
-# Background and font colours per status; pending rows stay plain.
+# Background and font colours per status (Excel's own good/bad/neutral styles first).
 _STATUS_COLOURS: dict[Status, tuple[str, str]] = {
     Status.SUCCESS: ("#C6EFCE", "#006100"),
     Status.FAILED: ("#FFC7CE", "#9C0006"),
-    Status.UNKNOWN: ("#FFC7CE", "#9C0006"),
+    Status.UNKNOWN: ("#FFEB9C", "#9C5700"),
     Status.INVALID: ("#FCD5B4", "#974706"),
     Status.SKIPPED: ("#D9D9D9", "#404040"),
+    Status.PENDING: ("#DDEBF7", "#1F4E78"),
 }
+
+#: How date cells show (finished_at, the Summary's start and end): the local time.
+DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+_DATE_WIDTH = 20
 
 _WIDTH_SAMPLE_ROWS = 200
 _MIN_WIDTH = 6
@@ -128,20 +135,39 @@ def default_report_path(source: Path) -> Path:
         generation += 1
 
 
+@dataclass(frozen=True, slots=True)
+class SummarySheet:
+    """The Summary sheet of a run's XLSX report.
+
+    ``facts`` are key/value rows (a ``datetime`` becomes a date cell); ``by_action`` is
+    the table of rows per action and status, drawn as a stacked column chart beside it;
+    ``failures`` are the top failure reasons as (reason, rows, one example sn);
+    ``settings`` the run's settings, never a secret.
+    """
+
+    facts: Sequence[tuple[str, object]]
+    by_action: Mapping[str, Mapping[str, int]]
+    failures: Sequence[tuple[str, int, str]] = ()
+    settings: Mapping[str, object] = field(default_factory=dict)
+
+
 def write_report(
     frame: pd.DataFrame,
     outcomes: OutcomeTable,
     path: Path,
     *,
     fmt: ReportFormat | None = None,
-    summary: Mapping[str, object] | None = None,
+    summary: SummarySheet | Mapping[str, object] | None = None,
+    sheet_name: str | None = None,
 ) -> Path:
     """Write the input rows and their outcomes to ``path`` atomically; return ``path``.
 
     ``frame`` holds the input's own columns with every cell as text (``""`` when empty),
     in input order; row ``i`` of it belongs to outcome ``i``. ``fmt`` defaults to the
-    suffix of ``path``. ``summary`` becomes a second sheet "Summary" of key/value rows in
-    an XLSX report; a CSV report has no room for it and leaves it out.
+    suffix of ``path``. ``summary`` becomes a second sheet "Summary" in an XLSX report (a
+    :class:`SummarySheet`, or plain key/value rows); a CSV report has no room for it and
+    leaves it out. ``sheet_name`` names the XLSX results sheet (the input's sheet, so the
+    same ``--sheet`` reads the report back), "Results" by default.
     """
     if len(outcomes) != len(frame):
         raise ValueError(f"{len(frame)} input rows but {len(outcomes)} outcomes")
@@ -154,7 +180,7 @@ def write_report(
     elif fmt == "xlsx":
         _check_fits_sheet(path, len(frame), len(headers) + len(result_names))
         with _atomic_file(path) as temp:
-            _write_xlsx(temp, frame, headers, result_names, outcomes, summary)
+            _write_xlsx(temp, frame, headers, result_names, outcomes, summary, sheet_name)
     else:
         raise ValueError(f"unknown report format {fmt!r}; expected 'csv' or 'xlsx'")
     return path
@@ -245,7 +271,8 @@ def _write_xlsx(
     headers: list[str],
     result_names: list[str],
     outcomes: OutcomeTable,
-    summary: Mapping[str, object] | None,
+    summary: SummarySheet | Mapping[str, object] | None,
+    sheet_name: str | None,
 ) -> None:
     inputs = [_as_text(frame.iloc[:, position]).tolist() for position in range(len(headers))]
     results = outcomes.columns()
@@ -255,26 +282,71 @@ def _write_xlsx(
     ]
     import xlsxwriter.format  # only XLSX reports pay for importing it
 
+    book = _Book(headers, result_names, inputs, results, summary, _results_sheet_name(sheet_name))
     fast = callable(getattr(xlsxwriter.format.Format, "_get_xf_index", None))
     if fast:
         try:
-            _write_xlsx_book(temp, headers, result_names, inputs, results, summary, fast=True)
+            _write_xlsx_book(temp, book, fast=True)
             return
         except _SpliceUnsupported:
             pass  # an xlsxwriter whose output we do not recognise: write it the slow way
-    _write_xlsx_book(temp, headers, result_names, inputs, results, summary, fast=False)
+    _write_xlsx_book(temp, book, fast=False)
 
 
-def _write_xlsx_book(
-    temp: Path,
-    headers: list[str],
-    result_names: list[str],
-    inputs: list[list[str]],
-    results: dict[str, list[Any]],
-    summary: Mapping[str, object] | None,
-    *,
-    fast: bool,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Book:
+    """What goes into an XLSX report, before any of it is written."""
+
+    headers: list[str]
+    result_names: list[str]
+    inputs: list[list[str]]
+    results: dict[str, list[Any]]
+    summary: SummarySheet | Mapping[str, object] | None
+    sheet_name: str
+
+
+def _results_sheet_name(name: str | None) -> str:
+    """The input's sheet name where Excel takes it as a sheet name, else "Results"."""
+    if not name or len(name) > 31 or any(c in name for c in "[]:*?/\\"):
+        return RESULTS_SHEET
+    if name.startswith("'") or name.endswith("'") or name.casefold() == "history":
+        return RESULTS_SHEET
+    return name
+
+
+def excel_times(values: Sequence[Any]) -> list[Any]:
+    """``finished_at`` texts as Excel date numbers (local time as written, offset dropped);
+    a text that is not an ISO time stays text, a blank stays None.
+
+    Rows that finish in the same second share one text, so each distinct text is
+    converted once.
+    """
+    known: dict[str, float | str] = {}
+    out: list[Any] = []
+    for value in values:
+        if not value:
+            out.append(None)
+            continue
+        serial = known.get(value)
+        if serial is None:
+            try:
+                when = datetime.fromisoformat(value).replace(tzinfo=None)
+                serial = (when - _EXCEL_EPOCH).total_seconds() / 86400.0
+            except (TypeError, ValueError):
+                serial = str(value)
+            known[value] = serial
+        out.append(serial)
+    return out
+
+
+def _needs_wrap(text: str, width: int) -> bool:
+    """Whether a message is too long for its column (wide characters count double)."""
+    if "\n" in text:
+        return True
+    return len(text) > width if text.isascii() else 2 * len(text) > width
+
+
+def _write_xlsx_book(temp: Path, book: _Book, *, fast: bool) -> None:
     """The workbook: xlsxwriter writes it all, or (``fast``) all but the Results cells.
 
     In the fast way xlsxwriter writes the styles, widths, frozen header, filter and the
@@ -283,8 +355,9 @@ def _write_xlsx_book(
     """
     import xlsxwriter
 
+    results = book.results
     rows = len(results["status"])
-    names = headers + result_names
+    names = book.headers + book.result_names
     width = len(names)
     workbook = xlsxwriter.Workbook(str(temp), dict(_XLSX_OPTIONS))
     try:
@@ -293,49 +366,91 @@ def _write_xlsx_book(
             status.value: workbook.add_format({"bg_color": bg, "font_color": fg})
             for status, (bg, fg) in _STATUS_COLOURS.items()
         }
-        sheet = workbook.add_worksheet(RESULTS_SHEET)
-        all_columns = [*inputs, *(results[name] for name in RESULT_COLUMNS)]
-        for col, (header, values) in enumerate(zip(names, all_columns, strict=True)):
-            sheet.set_column(col, col, _column_width(header, values))
+        sheet = workbook.add_worksheet(book.sheet_name)
+        all_columns = [*book.inputs, *(results[name] for name in RESULT_COLUMNS)]
+        widths = [
+            _DATE_WIDTH if col == width - 1 else _column_width(header, values)
+            for col, (header, values) in enumerate(zip(names, all_columns, strict=True))
+        ]
+        for col, column_width in enumerate(widths):
+            sheet.set_column(col, col, column_width)
         sheet.freeze_panes(1, 0)
         sheet.autofilter(0, 0, rows, width - 1)
-        styles: dict[str, str] = {}
+        looks = _Looks(
+            status=status_formats,
+            date=workbook.add_format({"num_format": DATE_FORMAT}),
+            wrap=workbook.add_format({"text_wrap": True, "valign": "top"}),
+            message_width=widths[len(book.inputs) + RESULT_COLUMNS.index("message")],
+        )
+        results = {**results, "finished_at": excel_times(results["finished_at"])}
+        header_style, styles = "", None
         if fast:
             # Formats count as used (and get a style index) once a cell asks for them.
-            styles = {name: f' s="{fmt._get_xf_index()}"' for name, fmt in status_formats.items()}
             header_style = f' s="{bold._get_xf_index()}"'
+            styles = looks.styles()
         else:
             for col, header in enumerate(names):
                 sheet.write_string(0, col, header, bold)
-            _write_xlsx_rows_one_by_one(sheet, inputs, results, status_formats)
-        if summary is not None:
-            _write_summary(workbook.add_worksheet(SUMMARY_SHEET), summary, bold)
+            _write_xlsx_rows_one_by_one(sheet, book.inputs, results, looks)
+        if book.summary is not None:
+            summary_name = SUMMARY_SHEET
+            if book.sheet_name.casefold() == SUMMARY_SHEET.casefold():
+                summary_name = f"{SUMMARY_SHEET} (batchops)"
+            summary_sheet = workbook.add_worksheet(summary_name)
+            if isinstance(book.summary, SummarySheet):
+                _write_run_summary(workbook, summary_sheet, book.summary, bold, looks)
+            else:
+                _write_summary(summary_sheet, book.summary, bold)
     except BaseException:
         # Close quietly so xlsxwriter's own temp files go; the caller removes ours.
         with suppress(Exception):
             workbook.close()
         raise
     workbook.close()
-    if fast:
-        _write_xlsx_rows(temp, names, header_style, inputs, results, styles)
+    if styles is not None:
+        _write_xlsx_rows(temp, names, header_style, book.inputs, results, styles)
     with temp.open("r+b") as handle:
         _sync(handle)
+
+
+@dataclass(frozen=True, slots=True)
+class _Looks:
+    """The Results cells' formats: status colours, date cells, wrapped long messages."""
+
+    status: Mapping[str, Any]
+    date: Any
+    wrap: Any
+    message_width: int
+
+    def styles(self) -> _Styles:
+        """The same formats as the ``s="…"`` attributes of directly written cells."""
+        return _Styles(
+            {name: f' s="{fmt._get_xf_index()}"' for name, fmt in self.status.items()},
+            f' s="{self.date._get_xf_index()}"',
+            f' s="{self.wrap._get_xf_index()}"',
+            self.message_width,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Styles:
+    status: Mapping[str, str]
+    date: str
+    wrap: str
+    message_width: int
 
 
 def _write_xlsx_rows_one_by_one(
     sheet: Any,
     inputs: list[list[str]],
     results: dict[str, list[object]],
-    status_formats: Mapping[str, object],
+    looks: _Looks,
 ) -> None:
     """Write the data rows through xlsxwriter, strictly in order (constant_memory)."""
     write_string = sheet.write_string
     write_number = sheet.write_number
     first_result = len(inputs)
-    kinds = [
-        ("status" if name == "status" else "number" if name in NUMERIC_RESULT_COLUMNS else "text")
-        for name in RESULT_COLUMNS
-    ]
+    kinds = [_kind(name) for name in RESULT_COLUMNS]
     result_columns = [results[name] for name in RESULT_COLUMNS]
     # An input without columns still has rows: one empty tuple of input cells each.
     rows = zip(*inputs, strict=True) if inputs else itertools.repeat((), len(result_columns[0]))
@@ -351,9 +466,20 @@ def _write_xlsx_rows_one_by_one(
             if kind == "number":
                 write_number(row, col, value)
             elif kind == "status":
-                write_string(row, col, value, status_formats.get(str(value)))
+                write_string(row, col, value, looks.status.get(str(value)))
+            elif kind == "time" and isinstance(value, float):
+                write_number(row, col, value, looks.date)
+            elif kind == "message" and _needs_wrap(str(value), looks.message_width):
+                write_string(row, col, str(value), looks.wrap)
             else:
                 write_string(row, col, str(value))
+
+
+def _kind(name: str) -> str:
+    """How a result column's cells are written."""
+    if name in NUMERIC_RESULT_COLUMNS:
+        return "number"
+    return {"status": "status", "finished_at": "time", "message": "message"}.get(name, "text")
 
 
 # --- XLSX cells, encoded directly -----------------------------------------------------------
@@ -405,9 +531,11 @@ def _text_cells(
     row_numbers: Sequence[str],
     values: Sequence[Any],
     styles: Mapping[str, str] | None = None,
+    wrap: tuple[str, int] | None = None,
 ) -> list[str]:
     """One column's text cells for these rows ("" where a cell is empty); ``styles`` gives
-    the style attribute per text (status colours)."""
+    the style attribute per text (status colours), ``wrap`` the style and column width
+    for texts too long for their column."""
     needs_work = _NEEDS_ENCODING.search
     limit = _XLSX_STRMAX // 2
     cells: list[str] = []
@@ -418,6 +546,8 @@ def _text_cells(
             continue
         text = str(value)
         style = styles.get(text, "") if styles else ""
+        if wrap is not None and _needs_wrap(text, wrap[1]):
+            style = wrap[0]
         if len(text) <= limit and not needs_work(text):
             append(f'<c r="{letter}{number}"{style} t="inlineStr"><is><t>{text}</t></is></c>')
         else:
@@ -429,11 +559,28 @@ def _text_cells(
     return cells
 
 
-def _number_cells(letter: str, row_numbers: Sequence[str], values: Sequence[Any]) -> list[str]:
+def _number_cells(
+    letter: str, row_numbers: Sequence[str], values: Sequence[Any], style: str = ""
+) -> list[str]:
     return [
-        "" if value is None else f'<c r="{letter}{number}"><v>{value:.16G}</v></c>'
+        "" if value is None else f'<c r="{letter}{number}"{style}><v>{value:.16G}</v></c>'
         for number, value in zip(row_numbers, values, strict=True)
     ]
+
+
+def _time_cells(
+    letter: str, row_numbers: Sequence[str], values: Sequence[Any], style: str
+) -> list[str]:
+    """Date numbers with the date style; a text that was no time stays a text cell."""
+    if all(value is None or isinstance(value, float) for value in values):
+        return _number_cells(letter, row_numbers, values, style)
+    cells = []
+    for number, value in zip(row_numbers, values, strict=True):
+        if isinstance(value, float):
+            cells.append(f'<c r="{letter}{number}"{style}><v>{value:.16G}</v></c>')
+        else:
+            cells.extend(_text_cells(letter, [number], [value]))
+    return cells
 
 
 def _sheet_rows_xml(
@@ -441,7 +588,7 @@ def _sheet_rows_xml(
     header_style: str,
     inputs: list[list[str]],
     results: dict[str, list[Any]],
-    styles: Mapping[str, str],
+    styles: _Styles,
 ) -> Iterator[str]:
     """The ``<row>`` elements of the Results sheet, a chunk of rows at a time."""
     from xlsxwriter.utility import xl_col_to_name
@@ -467,12 +614,18 @@ def _sheet_rows_xml(
         for offset, name in enumerate(RESULT_COLUMNS):
             letter = letters[first_result + offset]
             values = results[name][start:stop]
-            if name in NUMERIC_RESULT_COLUMNS:
+            kind = _kind(name)
+            if kind == "number":
                 columns.append(_number_cells(letter, numbers, values))
+            elif kind == "time":
+                columns.append(_time_cells(letter, numbers, values, styles.date))
+            elif kind == "status":
+                columns.append(_text_cells(letter, numbers, values, styles.status))
+            elif kind == "message":
+                wrap = (styles.wrap, styles.message_width)
+                columns.append(_text_cells(letter, numbers, values, wrap=wrap))
             else:
-                columns.append(
-                    _text_cells(letter, numbers, values, styles if name == "status" else None)
-                )
+                columns.append(_text_cells(letter, numbers, values))
         rows = []
         for number, cells in zip(numbers, zip(*columns, strict=True), strict=True):
             body = "".join(cells)
@@ -487,7 +640,7 @@ def _write_xlsx_rows(
     header_style: str,
     inputs: list[list[str]],
     results: dict[str, list[Any]],
-    styles: Mapping[str, str],
+    styles: _Styles,
 ) -> None:
     """Put the Results cells into the workbook at ``temp`` (its sheet has no cells yet)."""
     with zipfile.ZipFile(temp) as book:
@@ -551,10 +704,100 @@ def _write_summary(sheet: Any, summary: Mapping[str, object], bold: object) -> N
         row += 1
 
 
-def _write_summary_value(sheet: Any, row: int, value: object) -> None:
+def _write_run_summary(
+    workbook: Any, sheet: Any, summary: SummarySheet, bold: object, looks: _Looks
+) -> None:
+    """Facts, the action × status table with its chart, failure reasons, settings."""
+    statuses = [
+        s.value for s in Status if any(per.get(s.value) for per in summary.by_action.values())
+    ]
+    actions = sorted(summary.by_action)
+    keys = [k for k, _ in summary.facts] + actions + [f"  {k}" for k in summary.settings]
+    keys += [reason for reason, _, _ in summary.failures]
+    sheet.set_column(
+        0, 0, min(_MAX_WIDTH, max([_MIN_WIDTH * 2, *(_display_width(k) + 2 for k in keys)]))
+    )
+    sheet.set_column(1, 1, _DATE_WIDTH + 2)
+    sheet.set_column(2, max(2, len(statuses) + 1), 11)
+    row = 0
+    for key, value in summary.facts:
+        sheet.write_string(row, 0, key, bold)
+        _write_summary_value(sheet, row, value, looks.date)
+        row += 1
+    row += 1
+    sheet.write_string(row, 0, "rows per action and status", bold)
+    row += 1
+    header_row = row
+    sheet.write_string(row, 0, "action", bold)
+    for col, status in enumerate([*statuses, "total"], start=1):
+        sheet.write_string(row, col, status, looks.status.get(status, bold))
+    totals = dict.fromkeys(statuses, 0)
+    for action in actions:
+        row += 1
+        per = summary.by_action[action]
+        sheet.write_string(row, 0, action)
+        for col, status in enumerate(statuses, start=1):
+            sheet.write_number(row, col, per.get(status, 0))
+            totals[status] += per.get(status, 0)
+        sheet.write_number(row, len(statuses) + 1, sum(per.get(s, 0) for s in statuses))
+    row += 1
+    sheet.write_string(row, 0, "total", bold)
+    for col, status in enumerate(statuses, start=1):
+        sheet.write_number(row, col, totals[status], bold)
+    sheet.write_number(row, len(statuses) + 1, sum(totals.values()), bold)
+    if actions and statuses:
+        _insert_chart(workbook, sheet, header_row, len(actions), statuses, len(statuses) + 3)
+    row += 2
+    sheet.write_string(row, 0, "top failure reasons", bold)
+    row += 1
+    for col, title in enumerate(("reason", "rows", "example sn")):
+        sheet.write_string(row, col, title, bold)
+    for reason, count, example in summary.failures or [("none", 0, "")]:
+        row += 1
+        sheet.write_string(row, 0, reason, looks.wrap)
+        sheet.write_number(row, 1, count)
+        if example:
+            sheet.write_string(row, 2, example)
+    row += 2
+    sheet.write_string(row, 0, "settings", bold)
+    for key, value in summary.settings.items():
+        row += 1
+        sheet.write_string(row, 0, f"  {key}")
+        _write_summary_value(sheet, row, value, looks.date)
+
+
+def _insert_chart(
+    workbook: Any, sheet: Any, header_row: int, actions: int, statuses: list[str], column: int
+) -> None:
+    """A native stacked column chart of the action × status table, beside the facts."""
+    chart = workbook.add_chart({"type": "column", "subtype": "stacked"})
+    name = sheet.get_name()
+    first, last = header_row + 1, header_row + actions
+    colours = {s.value: c for s, c in _STATUS_COLOURS.items()}
+    for col, status in enumerate(statuses, start=1):
+        background, line = colours[status]
+        chart.add_series(
+            {
+                "name": [name, header_row, col],
+                "categories": [name, first, 0, last, 0],
+                "values": [name, first, col, last, col],
+                "fill": {"color": background},
+                "border": {"color": line},
+            }
+        )
+    chart.set_title({"name": "Rows per action and status"})
+    chart.set_y_axis({"name": "rows", "major_gridlines": {"visible": True}})
+    chart.set_legend({"position": "bottom"})
+    sheet.insert_chart(0, column, chart)
+
+
+def _write_summary_value(sheet: Any, row: int, value: object, date_format: object = None) -> None:
     if value is None:
         return
-    if isinstance(value, bool):
+    if isinstance(value, datetime):
+        serial = (value.replace(tzinfo=None) - _EXCEL_EPOCH).total_seconds() / 86400.0
+        sheet.write_number(row, 1, serial, date_format)
+    elif isinstance(value, bool):
         sheet.write_boolean(row, 1, value)
     elif isinstance(value, numbers.Real):
         if math.isfinite(value):
