@@ -361,7 +361,7 @@ def run_batch(
             failures_path=Path(failures) if failures else None,
         )
         if store is not None:
-            store.end_run(summary.exit_code)
+            store.end_run(summary.exit_code, summary.stopped_reason)
     finally:
         if store is not None:
             store.close()

@@ -575,6 +575,32 @@ def undo(report_path: str, output: str | None, sheet: str | None, encoding: str 
     sys.exit(summary.exit_code)
 
 
+@main.command()
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+def status(checkpoint_path: str, as_json: bool) -> None:
+    """How a run stands, from its checkpoint: rows per status, rows per second over the
+    last minute, ETA, whether a process still runs it, why it stopped (read-only; safe
+    while the run writes).
+
+    \b
+    Examples:
+      batchops status tickets.checkpoint.db
+      batchops status tickets.checkpoint.db --json | jq .counts
+    """
+    from .status import read_status
+
+    try:
+        result = read_status(checkpoint_path)
+    except BatchopsError as error:
+        _fail(error)
+        return
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(result.describe())
+
+
 @main.group()
 def config() -> None:
     """Inspect settings: flags > environment > batchops.toml profile > defaults.
