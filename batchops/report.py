@@ -36,7 +36,7 @@ import sys
 import tempfile
 import unicodedata
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -591,17 +591,8 @@ def _sheet_rows_xml(
     styles: _Styles,
 ) -> Iterator[str]:
     """The ``<row>`` elements of the Results sheet, a chunk of rows at a time."""
-    from xlsxwriter.utility import xl_col_to_name
-
-    letters = [xl_col_to_name(col) for col in range(len(names))]
-    header = []
-    for letter, name in zip(letters, names, strict=True):
-        text, keep = _xlsx_text(name)
-        space = _PRESERVE if keep else ""
-        header.append(
-            f'<c r="{letter}1"{header_style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
-        )
-    yield f'<row r="1">{"".join(header)}</row>'
+    letters = _letters(len(names))
+    yield _header_row_xml(letters, names, header_style)
     total = len(results["status"])
     first_result = len(inputs)
     for start in range(0, total, _XLSX_CHUNK_ROWS):
@@ -626,12 +617,32 @@ def _sheet_rows_xml(
                 columns.append(_text_cells(letter, numbers, values, wrap=wrap))
             else:
                 columns.append(_text_cells(letter, numbers, values))
-        rows = []
-        for number, cells in zip(numbers, zip(*columns, strict=True), strict=True):
-            body = "".join(cells)
-            if body:  # xlsxwriter writes no element for a row without cells
-                rows.append(f'<row r="{number}">{body}</row>')
-        yield "".join(rows)
+        yield _rows_xml(numbers, columns)
+
+
+def _letters(width: int) -> list[str]:
+    from xlsxwriter.utility import xl_col_to_name
+
+    return [xl_col_to_name(col) for col in range(width)]
+
+
+def _header_row_xml(letters: Sequence[str], names: Sequence[str], style: str) -> str:
+    header = []
+    for letter, name in zip(letters, names, strict=True):
+        text, keep = _xlsx_text(name)
+        space = _PRESERVE if keep else ""
+        header.append(f'<c r="{letter}1"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>')
+    return f'<row r="1">{"".join(header)}</row>'
+
+
+def _rows_xml(numbers: Sequence[str], columns: Sequence[Sequence[str]]) -> str:
+    """``<row>`` elements from the cells of each column (xlsxwriter skips empty rows)."""
+    rows = []
+    for number, cells in zip(numbers, zip(*columns, strict=True), strict=True):
+        body = "".join(cells)
+        if body:
+            rows.append(f'<row r="{number}">{body}</row>')
+    return "".join(rows)
 
 
 def _write_xlsx_rows(
@@ -643,33 +654,42 @@ def _write_xlsx_rows(
     styles: _Styles,
 ) -> None:
     """Put the Results cells into the workbook at ``temp`` (its sheet has no cells yet)."""
+    rows = len(results["status"])
+    # Zip64 only where a sheet this big needs it (a conservative bound on its size).
+    big = (rows + 1) * len(names) * 80 + sum(len(v) * 8 for column in inputs for v in column)
+    chunks = _sheet_rows_xml(names, header_style, inputs, results, styles)
+    _splice_sheets(temp, {_SHEET_XML: (rows + 1, len(names), chunks, big > 2**31)})
+
+
+def _splice_sheets(temp: Path, sheets: Mapping[str, tuple[int, int, Iterable[str], bool]]) -> None:
+    """Stream rows into sheets of the workbook at ``temp`` that xlsxwriter wrote without
+    cells: sheet XML member → (rows, columns, ``<row>`` XML chunks, needs Zip64)."""
     with zipfile.ZipFile(temp) as book:
         infos = book.infolist()
         members = {info.filename: book.read(info) for info in infos}
-    xml = members.get(_SHEET_XML, b"").decode("utf-8")
-    dimension = re.findall(r'<dimension ref="[^"]*"/>', xml)
-    if xml.count("<sheetData/>") != 1 or len(dimension) != 1:
-        raise _SpliceUnsupported(_SHEET_XML)
-    from xlsxwriter.utility import xl_col_to_name
-
-    rows = len(results["status"])
-    last = xl_col_to_name(len(names) - 1) + str(rows + 1)
-    ref = "A1" if last == "A1" else f"A1:{last}"
-    head, tail = xml.split("<sheetData/>")
-    head = head.replace(dimension[0], f'<dimension ref="{ref}"/>')
-    # Zip64 only where a sheet this big needs it (a conservative bound on its size).
-    big = (rows + 1) * len(names) * 80 + sum(len(v) * 8 for column in inputs for v in column)
+    parts: dict[str, tuple[str, str]] = {}
+    for member, (rows, width, _, _) in sheets.items():
+        xml = members.get(member, b"").decode("utf-8")
+        dimension = re.findall(r'<dimension ref="[^"]*"/>', xml)
+        if xml.count("<sheetData/>") != 1 or len(dimension) != 1:
+            raise _SpliceUnsupported(member)
+        last = _letters(max(width, 1))[-1] + str(max(rows, 1))
+        ref = "A1" if last == "A1" else f"A1:{last}"
+        head, tail = xml.split("<sheetData/>")
+        parts[member] = (head.replace(dimension[0], f'<dimension ref="{ref}"/>'), tail)
     with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as book:
         for info in infos:
-            if info.filename != _SHEET_XML:
+            if info.filename not in sheets:
                 book.writestr(info, members[info.filename])
                 continue
+            head, tail = parts[info.filename]
+            _, _, chunks, big = sheets[info.filename]
             entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
             entry.compress_type = zipfile.ZIP_DEFLATED
             entry.external_attr = info.external_attr
-            with book.open(entry, "w", force_zip64=big > 2**31) as sheet:
+            with book.open(entry, "w", force_zip64=big) as sheet:
                 sheet.write(head.encode("utf-8") + b"<sheetData>")
-                for chunk in _sheet_rows_xml(names, header_style, inputs, results, styles):
+                for chunk in chunks:
                     sheet.write(chunk.encode("utf-8"))
                 sheet.write(b"</sheetData>" + tail.encode("utf-8"))
 
@@ -984,9 +1004,23 @@ def _write_csv_table(temp: Path, table: Table) -> None:
 
 
 def _write_xlsx_tables(temp: Path, tables: Sequence[Table]) -> None:
+    import xlsxwriter.format
+
+    if callable(getattr(xlsxwriter.format.Format, "_get_xf_index", None)):
+        try:
+            _write_xlsx_tables_book(temp, tables, fast=True)
+            return
+        except _SpliceUnsupported:
+            pass
+    _write_xlsx_tables_book(temp, tables, fast=False)
+
+
+def _write_xlsx_tables_book(temp: Path, tables: Sequence[Table], *, fast: bool) -> None:
+    """Like :func:`_write_xlsx_book`: xlsxwriter writes all, or all but the cells."""
     import xlsxwriter
 
     workbook = xlsxwriter.Workbook(str(temp), dict(_XLSX_OPTIONS))
+    header_style = ""
     try:
         bold = workbook.add_format({"bold": True})
         for table in tables:
@@ -998,6 +1032,8 @@ def _write_xlsx_tables(temp: Path, tables: Sequence[Table]) -> None:
             sheet.freeze_panes(1, 0)
             if width:
                 sheet.autofilter(0, 0, len(table.rows), width - 1)
+            if fast:
+                continue
             for col, header in enumerate(table.header):
                 sheet.write_string(0, col, header, bold)
             write_string = sheet.write_string
@@ -1005,10 +1041,38 @@ def _write_xlsx_tables(temp: Path, tables: Sequence[Table]) -> None:
                 for col, text in enumerate(row):
                     if text:
                         write_string(number, col, text)
+        if fast:
+            header_style = f' s="{bold._get_xf_index()}"'
     except BaseException:
         with suppress(Exception):
             workbook.close()
         raise
     workbook.close()
+    if fast:
+        _splice_sheets(
+            temp,
+            {
+                f"xl/worksheets/sheet{number}.xml": (
+                    len(table.rows) + 1,
+                    len(table.header),
+                    _table_rows_xml(table, header_style),
+                    sum(len(c) * 8 + 40 for row in table.rows for c in row) > 2**31,
+                )
+                for number, table in enumerate(tables, start=1)
+            },
+        )
     with temp.open("r+b") as handle:
         _sync(handle)
+
+
+def _table_rows_xml(table: Table, header_style: str) -> Iterator[str]:
+    letters = _letters(len(table.header))
+    yield _header_row_xml(letters, table.header, header_style)
+    for start in range(0, len(table.rows), _XLSX_CHUNK_ROWS):
+        chunk = table.rows[start : start + _XLSX_CHUNK_ROWS]
+        numbers = [str(n) for n in range(start + 2, start + 2 + len(chunk))]
+        columns = [
+            _text_cells(letter, numbers, [row[col] for row in chunk])
+            for col, letter in enumerate(letters)
+        ]
+        yield _rows_xml(numbers, columns)

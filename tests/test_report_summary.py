@@ -158,3 +158,30 @@ def test_summary_sheet_is_the_same_on_the_slow_path(
 )
 def test_durations_read_as_people_say_them(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_plain_tables_fast_and_slow_are_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """select's and undo's sheets: cells written directly equal xlsxwriter's own, on every
+    sheet, awkward texts included; every cell is text."""
+    from batchops import report
+    from batchops.report import Table, write_tables
+
+    from .test_report import AWKWARD, _sheet_xml
+
+    rows = [[text, str(i), "", "=1+1"] for i, text in enumerate(AWKWARD)]
+    tables = [Table("One", ["a", "b", "c", "d"], rows), Table("Two", ["x"], [["y"], ["z"]])]
+    fast = write_tables(tmp_path / "fast.xlsx", tables)
+    slow_book = report._write_xlsx_tables_book
+    monkeypatch.setattr(
+        report, "_write_xlsx_tables_book", lambda temp, t, fast: slow_book(temp, t, fast=False)
+    )
+    slow = write_tables(tmp_path / "slow.xlsx", tables)
+    assert _sheet_xml(fast) == _sheet_xml(slow)
+    for name in ("One", "Two"):
+        got = [list(r) for r in openpyxl.load_workbook(fast)[name].iter_rows(values_only=True)]
+        want = [list(r) for r in openpyxl.load_workbook(slow)[name].iter_rows(values_only=True)]
+        assert got == want
+    book = openpyxl.load_workbook(fast)
+    assert all(c.data_type == "s" for row in book["One"].iter_rows() for c in row if c.value)
