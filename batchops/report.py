@@ -538,6 +538,8 @@ def _text_cells(
     for texts too long for their column."""
     needs_work = _NEEDS_ENCODING.search
     limit = _XLSX_STRMAX // 2
+    # Texts shorter than half the column fit whatever their characters: no closer look.
+    short = wrap[1] // 2 if wrap is not None else limit
     cells: list[str] = []
     append = cells.append
     for number, value in zip(row_numbers, values, strict=True):
@@ -546,7 +548,7 @@ def _text_cells(
             continue
         text = str(value)
         style = styles.get(text, "") if styles else ""
-        if wrap is not None and _needs_wrap(text, wrap[1]):
+        if wrap is not None and (len(text) > short or "\n" in text) and _needs_wrap(text, wrap[1]):
             style = wrap[0]
         if len(text) <= limit and not needs_work(text):
             append(f'<c r="{letter}{number}"{style} t="inlineStr"><is><t>{text}</t></is></c>')
@@ -571,13 +573,20 @@ def _number_cells(
 def _time_cells(
     letter: str, row_numbers: Sequence[str], values: Sequence[Any], style: str
 ) -> list[str]:
-    """Date numbers with the date style; a text that was no time stays a text cell."""
-    if all(value is None or isinstance(value, float) for value in values):
-        return _number_cells(letter, row_numbers, values, style)
+    """Date numbers with the date style; a text that was no time stays a text cell.
+
+    Rows finishing in the same second share a number: each is formatted once.
+    """
+    shown: dict[float, str] = {}
     cells = []
     for number, value in zip(row_numbers, values, strict=True):
-        if isinstance(value, float):
-            cells.append(f'<c r="{letter}{number}"{style}><v>{value:.16G}</v></c>')
+        if value is None:
+            cells.append("")
+        elif isinstance(value, float):
+            text = shown.get(value)
+            if text is None:
+                text = shown[value] = f"{style}><v>{value:.16G}</v></c>"
+            cells.append(f'<c r="{letter}{number}"{text}')
         else:
             cells.extend(_text_cells(letter, [number], [value]))
     return cells
