@@ -422,22 +422,7 @@ def plan(input_path: str, insecure: bool, **options: Any) -> None:
 @_connection_options
 @_retries_option
 @_rate_option
-def select_command(
-    output: str,
-    status: str | None,
-    service_id: str | None,
-    biz_id: str | None,
-    creator: str | None,
-    created_after: str | None,
-    created_before: str | None,
-    ended_after: str | None,
-    ended_before: str | None,
-    tag: str | None,
-    project: str | None,
-    sn_file: str | None,
-    insecure: bool,
-    **options: Any,
-) -> None:
+def select_command(output: str, insecure: bool, **options: Any) -> None:
     """Write an input sheet of the tickets ITSM lists for these filters (read-only).
 
     The sheet has sn, operator, action_type and action_message first (filled from
@@ -456,28 +441,14 @@ def select_command(
 
     _warn_insecure(insecure)
     on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
+    filters = {name: options.pop(name) for name in _SELECT_FILTERS}
 
     def confirm(count: int, limit: int) -> bool:
         return _ask(f"{count} tickets match, more than --limit {limit}. Write all {count} rows?")
 
     try:
-        query = selection.TicketQuery(
-            sns=selection.read_sn_file(sn_file) if sn_file else (),
-            creator=(creator or "").strip(),
-            created_after=_when(selection, created_after, "--created-after", end_of_day=False),
-            created_before=_when(selection, created_before, "--created-before", end_of_day=True),
-            ended_after=_when(selection, ended_after, "--ended-after", end_of_day=False),
-            ended_before=_when(selection, ended_before, "--ended-before", end_of_day=True),
-            service_ids=selection.parse_ids(service_id, option="--service-id")
-            if service_id is not None
-            else (),
-            biz_ids=selection.parse_ids(biz_id, option="--biz-id") if biz_id is not None else (),
-            statuses=selection.parse_statuses(status) if status is not None else (),
-            tag=(tag or "").strip(),
-            project=(project or "").strip(),
-        )
         summary = selection.select_tickets(
-            query,
+            selection.TicketQuery.from_options(**filters),
             output=output,
             insecure=insecure,
             confirm=confirm if on_terminal else None,
@@ -490,10 +461,19 @@ def select_command(
     sys.exit(summary.exit_code)
 
 
-def _when(selection: Any, text: str | None, option: str, *, end_of_day: bool) -> str:
-    if text is None:
-        return ""
-    return str(selection.parse_time(text, option=option, end_of_day=end_of_day))
+_SELECT_FILTERS = (
+    "status",
+    "service_id",
+    "biz_id",
+    "creator",
+    "created_after",
+    "created_before",
+    "ended_after",
+    "ended_before",
+    "tag",
+    "project",
+    "sn_file",
+)
 
 
 @main.command()

@@ -145,6 +145,43 @@ class TicketQuery:
     tag: str = ""
     project: str = ""
 
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        status: str | None = None,
+        service_id: str | None = None,
+        biz_id: str | None = None,
+        creator: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        ended_after: str | None = None,
+        ended_before: str | None = None,
+        tag: str | None = None,
+        project: str | None = None,
+        sn_file: str | os.PathLike[str] | None = None,
+    ) -> TicketQuery:
+        """The query the command line's filter options (raw text, None when unset) ask."""
+
+        def when(text: str | None, option: str, end_of_day: bool) -> str:
+            return "" if text is None else parse_time(text, option=option, end_of_day=end_of_day)
+
+        return cls(
+            sns=read_sn_file(sn_file) if sn_file else (),
+            creator=(creator or "").strip(),
+            created_after=when(created_after, "--created-after", False),
+            created_before=when(created_before, "--created-before", True),
+            ended_after=when(ended_after, "--ended-after", False),
+            ended_before=when(ended_before, "--ended-before", True),
+            service_ids=(
+                parse_ids(service_id, option="--service-id") if service_id is not None else ()
+            ),
+            biz_ids=parse_ids(biz_id, option="--biz-id") if biz_id is not None else (),
+            statuses=parse_statuses(status) if status is not None else (),
+            tag=(tag or "").strip(),
+            project=(project or "").strip(),
+        )
+
     def filters(self) -> dict[str, Any]:
         """The non-empty filters as get_tickets takes them (``__in`` ones as lists)."""
         body: dict[str, Any] = {

@@ -150,14 +150,14 @@ def read_status(checkpoint: str | os.PathLike[str], *, now: datetime | None = No
         if binding is None:
             raise CheckpointError(f"checkpoint {path} has no run recorded yet")
         held, pid = lock_holder(path)
-        progress = store.progress(_time_text(now - timedelta(seconds=WINDOW_S)))
-        last = progress.runs[-1] if progress.runs else None
+        runs = store.runs()
+        last = runs[-1] if runs else None
+        # A run that is over is measured over its own last minute, not this one.
         window_end = now
         if not held and last is not None:
-            # A run that is over: its last minute, not the minute before this command.
-            window_end = _parse(last.ended_at) or _parse(progress.latest_finished_at) or now
-            if window_end < now - timedelta(seconds=WINDOW_S):
-                progress = store.progress(_time_text(window_end - timedelta(seconds=WINDOW_S)))
+            window_end = min(now, _parse(last.ended_at) or now)
+        since = _time_text(window_end - timedelta(seconds=WINDOW_S))
+        progress = store.progress(since, None if held else _time_text(window_end))
     finally:
         store.close()
     counts = {s.value: progress.counts.get(s.value, 0) for s in Status}
@@ -181,7 +181,7 @@ def read_status(checkpoint: str | os.PathLike[str], *, now: datetime | None = No
         rows_per_second=round(rate, 1),
         eta_s=round(eta, 1) if eta is not None else None,
         run=asdict(last) if last else {},
-        runs=len(progress.runs),
+        runs=len(runs),
         note=note,
     )
 

@@ -139,8 +139,6 @@ class Progress:
     counts: dict[str, int]
     sending: int
     finished_recently: int
-    latest_finished_at: str | None
-    runs: list[RunRecord]
 
 
 def _now() -> str:
@@ -389,31 +387,34 @@ class Checkpoint:
                 sent_at=rec[14],
             )
 
-    def progress(self, since: str) -> Progress:
-        """Rows per status, rows in flight, and rows that finished at or after ``since`` (the
-        checkpoint's own time text), in one read transaction: a consistent snapshot."""
+    def runs(self) -> list[RunRecord]:
+        """Every run of this checkpoint, oldest first."""
+        stopped = "stopped" if "stopped" in _columns(self._conn, "runs") else "''"
+        return [
+            RunRecord(*rec)
+            for rec in self._conn.execute(
+                f"SELECT run_id, started_at, ended_at, exit_code, note, {stopped} "
+                "FROM runs ORDER BY run_id"
+            )
+        ]
+
+    def progress(self, since: str, until: str | None = None) -> Progress:
+        """Rows per status, rows in flight, and rows that finished at or after ``since``
+        (and at or before ``until``; the checkpoint's own time text), in one read
+        transaction: a consistent snapshot."""
         conn = self._conn
         conn.execute("BEGIN")
         try:
             counts = dict(conn.execute("SELECT status, COUNT(*) FROM rows GROUP BY status"))
             (sending,) = conn.execute("SELECT COUNT(*) FROM rows WHERE state='sending'").fetchone()
             (recent,) = conn.execute(
-                "SELECT COUNT(*) FROM rows WHERE state='done' AND finished_at >= ?", (since,)
+                "SELECT COUNT(*) FROM rows WHERE state='done' AND finished_at >= ? "
+                "AND finished_at <= ?",
+                (since, until or "~"),  # "~" sorts after every time text
             ).fetchone()
-            (latest,) = conn.execute("SELECT MAX(finished_at) FROM rows").fetchone()
-            stopped = "stopped" if "stopped" in _columns(conn, "runs") else "''"
-            runs = [
-                RunRecord(*rec)
-                for rec in conn.execute(
-                    f"SELECT run_id, started_at, ended_at, exit_code, note, {stopped} "
-                    "FROM runs ORDER BY run_id"
-                )
-            ]
         finally:
             conn.execute("COMMIT")
-        return Progress(
-            {str(k): int(v) for k, v in counts.items()}, int(sending), int(recent), latest, runs
-        )
+        return Progress({str(k): int(v) for k, v in counts.items()}, int(sending), int(recent))
 
     def history(self, index: int) -> list[tuple[int | None, str, str]]:
         """Earlier outcomes of one row (run, status, message), oldest first."""
