@@ -332,7 +332,7 @@ def run_batch(
     )
 
     if strict and batch.invalid_count():
-        path = write_report(batch.frame, outcomes, report_path)
+        path = write_report(batch.frame, outcomes, report_path, sheet_name=batch.sheet)
         raise ConfigError(
             f"{batch.invalid_count()} invalid rows and --strict is on, so nothing was sent; "
             f"see the 'message' column of {path} and fix those rows"
@@ -409,7 +409,7 @@ def run_batch(
             failures_path=Path(failures) if failures else None,
         )
         if store is not None:
-            store.end_run(summary.exit_code)
+            store.end_run(summary.exit_code, summary.stopped_reason)
     finally:
         if store is not None:
             store.close()
@@ -533,7 +533,7 @@ def _finish_run(
     """Write the report (and the failures file) and sum the run up."""
     counts = outcomes.counts()
     by_action = _counts_by_action(batch, outcomes)
-    failures = top_failures(outcomes)
+    failures = top_failures(outcomes, batch.sn)
     stop = state.stop
     stopped = "not confirmed; nothing was sent" if state.declined else stop.reason if stop else ""
     exit_code = EXIT_ROWS_FAILED if state.declined else _exit_code(counts, stop)
@@ -542,7 +542,9 @@ def _finish_run(
     path: Path | None = None
     if report_path is not None:
         sheet = summary_sheet(counts, by_action, failures, settings, elapsed, stopped, exit_code)
-        path = write_report(batch.frame, outcomes, report_path, summary=sheet)
+        path = write_report(
+            batch.frame, outcomes, report_path, summary=sheet, sheet_name=batch.sheet
+        )
         if failures_path is not None:
             write_failures(batch.frame, outcomes, failures_path)
     return RunSummary(
@@ -633,7 +635,7 @@ class _Advice:
         return "; ".join(parts)
 
     def next_step(
-        self, counts: Mapping[str, int], stop: Stop | None, failures: list[tuple[str, int]]
+        self, counts: Mapping[str, int], stop: Stop | None, failures: list[tuple[str, int, str]]
     ) -> str:
         pending = counts.get(Status.PENDING.value, 0)
         failed = counts.get(Status.FAILED.value, 0)
@@ -650,7 +652,7 @@ class _Advice:
                     "with: batchops run REPORT --only pending (REPORT: the report below)"
                 )
         if failed or unknown:
-            reasons = "; ".join(f"{n} × {text}" for text, n in failures[:3])
+            reasons = "; ".join(f"{n} × {text}" for text, n, _ in failures[:3])
             what = ", ".join(
                 f"{n} {label}" for n, label in ((failed, "failed"), (unknown, "unknown")) if n
             )
@@ -1235,7 +1237,7 @@ def plan_batch(
         if statuses is None:
             message = shown.setdefault(message, f"{message} (not pre-checked: {note})")
         outcomes.set(index, Outcome(status, None, message))
-    path = write_report(batch.frame, outcomes, report_path)
+    path = write_report(batch.frame, outcomes, report_path, sheet_name=batch.sheet)
     counts = outcomes.counts()
     summary = RunSummary(
         counts=counts,
@@ -1296,7 +1298,10 @@ def report_from_checkpoint(
     finally:
         store.close()
     path = write_report(
-        batch.frame, outcomes, Path(output) if output else default_report_path(source)
+        batch.frame,
+        outcomes,
+        Path(output) if output else default_report_path(source),
+        sheet_name=batch.sheet,
     )
     counts = outcomes.counts()
     return RunSummary(

@@ -84,7 +84,7 @@ _input_options = _options(
     ),
 )
 
-_target_options = _options(
+_connection_options = _options(
     click.option(
         "--profile",
         help=f"Use this profile of batchops.toml [env: {ENV_PROFILE}].",
@@ -123,13 +123,6 @@ _target_options = _options(
         help=f"Seconds to wait for one answer [default: {DEFAULT_TIMEOUT_S:g}].",
     ),
     click.option(
-        "--precheck/--no-precheck",
-        default=True,
-        show_default=True,
-        help="Read every ticket's status first and skip rows whose ticket is already where "
-        "the action leads (SUSPEND on SUSPENDED is never sent).",
-    ),
-    click.option(
         "--ca-bundle",
         type=click.Path(exists=True, dir_okay=False),
         help="PEM file of CA certificates to trust (private CA).",
@@ -139,6 +132,17 @@ _target_options = _options(
         is_flag=True,
         help="Do not verify TLS certificates (dangerous: anyone on the path can read your "
         "app secret).",
+    ),
+)
+
+_target_options = _options(
+    _connection_options,
+    click.option(
+        "--precheck/--no-precheck",
+        default=True,
+        show_default=True,
+        help="Read every ticket's status first and skip rows whose ticket is already where "
+        "the action leads (SUSPEND on SUSPENDED is never sent).",
     ),
     click.option(
         "--sandbox",
@@ -151,6 +155,19 @@ _target_options = _options(
         type=click.Path(dir_okay=False, path_type=str),
         help="Also write the run's summary as JSON (counts, elapsed, paths, exit code).",
     ),
+)
+
+_retries_option = click.option(
+    "--retries",
+    type=click.IntRange(min=0, max=20),
+    help="Resends of a row whose request was certainly not applied (429, 503, connect error) "
+    "or whose ticket was read back unchanged [default: 8].",
+)
+
+_rate_option = click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="At most this many requests per second, reads included (gateway quota).",
 )
 
 
@@ -227,17 +244,8 @@ def main() -> None:
     help="Requests in flight at once; rows of one ticket always go one at a time "
     f"[default: {DEFAULT_CONCURRENCY}].",
 )
-@click.option(
-    "--retries",
-    type=click.IntRange(min=0, max=20),
-    help="Resends of a row whose request was certainly not applied (429, 503, connect error) "
-    "or whose ticket was read back unchanged [default: 8].",
-)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    help="At most this many requests per second, reads included (gateway quota).",
-)
+@_retries_option
+@_rate_option
 @click.option(
     "--max-failures",
     metavar="N|P%|off",
@@ -406,6 +414,100 @@ def plan(input_path: str, insecure: bool, **options: Any) -> None:
     sys.exit(summary.exit_code)
 
 
+@main.command("select")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The sheet to write: *.csv or *.xlsx.",
+)
+@click.option("--status", metavar="STATUS[,STATUS]", help="Current status: RUNNING,SUSPENDED.")
+@click.option("--service-id", metavar="ID[,ID]", help="Service ids: 12,13.")
+@click.option("--biz-id", metavar="ID[,ID]", help="Business (bk_biz_id) ids.")
+@click.option("--creator", help="Who created the ticket.")
+@click.option("--created-after", metavar="DATE", help="Created at or after DATE.")
+@click.option("--created-before", metavar="DATE", help="Created at or before DATE.")
+@click.option("--ended-after", metavar="DATE", help="Ended at or after DATE.")
+@click.option("--ended-before", metavar="DATE", help="Ended at or before DATE.")
+@click.option("--tag", help="Ticket tag.")
+@click.option("--project", help="Project key.")
+@click.option(
+    "--sn-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="Only these tickets: a text file with one sn a line, or a CSV with an sn column.",
+)
+@click.option("--all", "all_tickets", is_flag=True, help="Allow a select without any filter.")
+@click.option(
+    "--action",
+    help="Fill action_type with this (SUSPEND, UNSUSPEND, WITHDRAW, TERMINATE); blank if unset.",
+)
+@click.option("--operator", help="Fill operator with this user; blank if unset.")
+@click.option("--message", help="Fill action_message with this reason.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Ask before writing more rows than this (without a terminal: refuse, exit 2).",
+)
+@_connection_options
+@_retries_option
+@_rate_option
+def select_command(output: str, insecure: bool, **options: Any) -> None:
+    """Write an input sheet of the tickets ITSM lists for these filters (read-only).
+
+    The sheet has sn, operator, action_type and action_message first (filled from
+    --action, --operator and --message), then title, service_id, current_status,
+    creator, create_at and ticket_url for whoever reviews it; run takes it as it is.
+    Filters combine (all must hold); a date alone covers its whole day.
+
+    \b
+    Examples:
+      batchops select --service-id 12 --status RUNNING --created-before 2024-06-01 \\
+        --action SUSPEND --operator admin --message "holiday freeze" -o freeze.xlsx
+      batchops select --creator zhangsan --created-after 2024-07-01 \\
+        --created-before 2024-09-30 -o zhangsan-q3.csv
+    """
+    from . import select as selection
+
+    _warn_insecure(insecure)
+    on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
+    filters = {name: options.pop(name) for name in _SELECT_FILTERS}
+
+    def confirm(count: int, limit: int) -> bool:
+        return _ask(f"{count} tickets match, more than --limit {limit}. Write all {count} rows?")
+
+    try:
+        summary = selection.select_tickets(
+            selection.TicketQuery.from_options(**filters),
+            output=output,
+            insecure=insecure,
+            confirm=confirm if on_terminal else None,
+            **options,
+        )
+    except BatchopsError as error:
+        _fail(error)
+        return
+    click.echo(summary.describe())
+    sys.exit(summary.exit_code)
+
+
+_SELECT_FILTERS = (
+    "status",
+    "service_id",
+    "biz_id",
+    "creator",
+    "created_after",
+    "created_before",
+    "ended_after",
+    "ended_before",
+    "tag",
+    "project",
+    "sn_file",
+)
+
+
 @main.command()
 @click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
 @click.option(
@@ -447,6 +549,68 @@ def report(
         return
     click.echo(format_summary(summary))
     sys.exit(summary.exit_code)
+
+
+@main.command()
+@click.argument("report_path", metavar="REPORT", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Where to write the undo sheet (default: beside REPORT, same format: "
+    "t.report.xlsx → t.report.undo.xlsx).",
+)
+@click.option("--sheet", help="XLSX: the report's sheet (default: the first visible one).")
+@click.option("--encoding", help="CSV: the report's encoding (default: detect).")
+def undo(report_path: str, output: str | None, sheet: str | None, encoding: str | None) -> None:
+    """Write the sheet that reverses a finished run, from its REPORT (nothing is sent).
+
+    Every success SUSPEND becomes an UNSUSPEND and every success UNSUSPEND a SUSPEND,
+    each ticket's rows in reverse order. Rows that cannot be reversed (WITHDRAW,
+    TERMINATE, unknown outcomes) are listed with the reason in a second sheet (CSV: a
+    .irreversible.csv beside it). Check the sheet with plan, then send it with run.
+
+    \b
+    Example:
+      batchops undo freeze.report.xlsx          # writes freeze.report.undo.xlsx
+      batchops plan freeze.report.undo.xlsx --profile prod
+      batchops run freeze.report.undo.xlsx --profile prod
+    """
+    from .undo import undo_report
+
+    try:
+        summary = undo_report(report_path, output=output, sheet=sheet, encoding=encoding)
+    except BatchopsError as error:
+        _fail(error)
+        return
+    click.echo(summary.describe())
+    sys.exit(summary.exit_code)
+
+
+@main.command()
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+def status(checkpoint_path: str, as_json: bool) -> None:
+    """How a run stands, from its checkpoint: rows per status, rows per second over the
+    last minute, ETA, whether a process still runs it, why it stopped (read-only; safe
+    while the run writes).
+
+    \b
+    Examples:
+      batchops status tickets.checkpoint.db
+      batchops status tickets.checkpoint.db --json | jq .counts
+    """
+    from .status import read_status
+
+    try:
+        result = read_status(checkpoint_path)
+    except BatchopsError as error:
+        _fail(error)
+        return
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(result.describe())
 
 
 @main.group()

@@ -533,6 +533,12 @@ class ItsmClient:
         # Whatever answered (even with a 5xx) proves host, port, TLS and proxy work.
         return Answer(Verdict.SUCCESS, None, f"reachable (HTTP {status})", status)
 
+    async def list_tickets(self, filters: Mapping[str, Any], page: int, page_size: int) -> Answer:
+        """One page of ``get_tickets`` with these filters (``batchops select``)."""
+        url = api_url(self.settings.base_url, self.settings.gateway, "get_tickets")
+        payload = {**filters, "page": page, "page_size": page_size}
+        return await self._call("POST", url, payload, headers=self._auth_headers())
+
     async def _call(
         self,
         method: str,

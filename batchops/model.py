@@ -86,8 +86,8 @@ class RunSummary:
     note: str = ""
     #: What to do next, with the command that finishes the work (for a person: stderr).
     advice: str = ""
-    #: The most frequent failure reasons, with how many rows each.
-    top_failures: list[tuple[str, int]] = field(default_factory=list)
+    #: The most frequent failure reasons: (reason, how many rows, an example sn).
+    top_failures: list[tuple[str, int, str]] = field(default_factory=list)
     failures_path: str | None = None
 
     @property

@@ -36,8 +36,10 @@ import sys
 import tempfile
 import unicodedata
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -70,14 +72,20 @@ _XLSX_OPTIONS: dict[str, object] = {
     "constant_memory": True,
 }
 
-# Background and font colours per status; pending rows stay plain.
+# Background and font colours per status (Excel's own good/bad/neutral styles first).
 _STATUS_COLOURS: dict[Status, tuple[str, str]] = {
     Status.SUCCESS: ("#C6EFCE", "#006100"),
     Status.FAILED: ("#FFC7CE", "#9C0006"),
-    Status.UNKNOWN: ("#FFC7CE", "#9C0006"),
+    Status.UNKNOWN: ("#FFEB9C", "#9C5700"),
     Status.INVALID: ("#FCD5B4", "#974706"),
     Status.SKIPPED: ("#D9D9D9", "#404040"),
+    Status.PENDING: ("#DDEBF7", "#1F4E78"),
 }
+
+#: How date cells show (finished_at, the Summary's start and end): the local time.
+DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+_DATE_WIDTH = 20
 
 _WIDTH_SAMPLE_ROWS = 200
 _MIN_WIDTH = 6
@@ -127,20 +135,39 @@ def default_report_path(source: Path) -> Path:
         generation += 1
 
 
+@dataclass(frozen=True, slots=True)
+class SummarySheet:
+    """The Summary sheet of a run's XLSX report.
+
+    ``facts`` are key/value rows (a ``datetime`` becomes a date cell); ``by_action`` is
+    the table of rows per action and status, drawn as a stacked column chart beside it;
+    ``failures`` are the top failure reasons as (reason, rows, one example sn);
+    ``settings`` the run's settings, never a secret.
+    """
+
+    facts: Sequence[tuple[str, object]]
+    by_action: Mapping[str, Mapping[str, int]]
+    failures: Sequence[tuple[str, int, str]] = ()
+    settings: Mapping[str, object] = field(default_factory=dict)
+
+
 def write_report(
     frame: pd.DataFrame,
     outcomes: OutcomeTable,
     path: Path,
     *,
     fmt: ReportFormat | None = None,
-    summary: Mapping[str, object] | None = None,
+    summary: SummarySheet | Mapping[str, object] | None = None,
+    sheet_name: str | None = None,
 ) -> Path:
     """Write the input rows and their outcomes to ``path`` atomically; return ``path``.
 
     ``frame`` holds the input's own columns with every cell as text (``""`` when empty),
     in input order; row ``i`` of it belongs to outcome ``i``. ``fmt`` defaults to the
-    suffix of ``path``. ``summary`` becomes a second sheet "Summary" of key/value rows in
-    an XLSX report; a CSV report has no room for it and leaves it out.
+    suffix of ``path``. ``summary`` becomes a second sheet "Summary" in an XLSX report (a
+    :class:`SummarySheet`, or plain key/value rows); a CSV report has no room for it and
+    leaves it out. ``sheet_name`` names the XLSX results sheet (the input's sheet, so the
+    same ``--sheet`` reads the report back), "Results" by default.
     """
     if len(outcomes) != len(frame):
         raise ValueError(f"{len(frame)} input rows but {len(outcomes)} outcomes")
@@ -153,7 +180,7 @@ def write_report(
     elif fmt == "xlsx":
         _check_fits_sheet(path, len(frame), len(headers) + len(result_names))
         with _atomic_file(path) as temp:
-            _write_xlsx(temp, frame, headers, result_names, outcomes, summary)
+            _write_xlsx(temp, frame, headers, result_names, outcomes, summary, sheet_name)
     else:
         raise ValueError(f"unknown report format {fmt!r}; expected 'csv' or 'xlsx'")
     return path
@@ -244,7 +271,8 @@ def _write_xlsx(
     headers: list[str],
     result_names: list[str],
     outcomes: OutcomeTable,
-    summary: Mapping[str, object] | None,
+    summary: SummarySheet | Mapping[str, object] | None,
+    sheet_name: str | None,
 ) -> None:
     inputs = [_as_text(frame.iloc[:, position]).tolist() for position in range(len(headers))]
     results = outcomes.columns()
@@ -254,26 +282,71 @@ def _write_xlsx(
     ]
     import xlsxwriter.format  # only XLSX reports pay for importing it
 
+    book = _Book(headers, result_names, inputs, results, summary, _results_sheet_name(sheet_name))
     fast = callable(getattr(xlsxwriter.format.Format, "_get_xf_index", None))
     if fast:
         try:
-            _write_xlsx_book(temp, headers, result_names, inputs, results, summary, fast=True)
+            _write_xlsx_book(temp, book, fast=True)
             return
         except _SpliceUnsupported:
             pass  # an xlsxwriter whose output we do not recognise: write it the slow way
-    _write_xlsx_book(temp, headers, result_names, inputs, results, summary, fast=False)
+    _write_xlsx_book(temp, book, fast=False)
 
 
-def _write_xlsx_book(
-    temp: Path,
-    headers: list[str],
-    result_names: list[str],
-    inputs: list[list[str]],
-    results: dict[str, list[Any]],
-    summary: Mapping[str, object] | None,
-    *,
-    fast: bool,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class _Book:
+    """What goes into an XLSX report, before any of it is written."""
+
+    headers: list[str]
+    result_names: list[str]
+    inputs: list[list[str]]
+    results: dict[str, list[Any]]
+    summary: SummarySheet | Mapping[str, object] | None
+    sheet_name: str
+
+
+def _results_sheet_name(name: str | None) -> str:
+    """The input's sheet name where Excel takes it as a sheet name, else "Results"."""
+    if not name or len(name) > 31 or any(c in name for c in "[]:*?/\\"):
+        return RESULTS_SHEET
+    if name.startswith("'") or name.endswith("'") or name.casefold() == "history":
+        return RESULTS_SHEET
+    return name
+
+
+def excel_times(values: Sequence[Any]) -> list[Any]:
+    """``finished_at`` texts as Excel date numbers (local time as written, offset dropped);
+    a text that is not an ISO time stays text, a blank stays None.
+
+    Rows that finish in the same second share one text, so each distinct text is
+    converted once.
+    """
+    known: dict[str, float | str] = {}
+    out: list[Any] = []
+    for value in values:
+        if not value:
+            out.append(None)
+            continue
+        serial = known.get(value)
+        if serial is None:
+            try:
+                when = datetime.fromisoformat(value).replace(tzinfo=None)
+                serial = (when - _EXCEL_EPOCH).total_seconds() / 86400.0
+            except (TypeError, ValueError):
+                serial = str(value)
+            known[value] = serial
+        out.append(serial)
+    return out
+
+
+def _needs_wrap(text: str, width: int) -> bool:
+    """Whether a message is too long for its column (wide characters count double)."""
+    if "\n" in text:
+        return True
+    return len(text) > width if text.isascii() else 2 * len(text) > width
+
+
+def _write_xlsx_book(temp: Path, book: _Book, *, fast: bool) -> None:
     """The workbook: xlsxwriter writes it all, or (``fast``) all but the Results cells.
 
     In the fast way xlsxwriter writes the styles, widths, frozen header, filter and the
@@ -282,8 +355,9 @@ def _write_xlsx_book(
     """
     import xlsxwriter
 
+    results = book.results
     rows = len(results["status"])
-    names = headers + result_names
+    names = book.headers + book.result_names
     width = len(names)
     workbook = xlsxwriter.Workbook(str(temp), dict(_XLSX_OPTIONS))
     try:
@@ -292,49 +366,91 @@ def _write_xlsx_book(
             status.value: workbook.add_format({"bg_color": bg, "font_color": fg})
             for status, (bg, fg) in _STATUS_COLOURS.items()
         }
-        sheet = workbook.add_worksheet(RESULTS_SHEET)
-        all_columns = [*inputs, *(results[name] for name in RESULT_COLUMNS)]
-        for col, (header, values) in enumerate(zip(names, all_columns, strict=True)):
-            sheet.set_column(col, col, _column_width(header, values))
+        sheet = workbook.add_worksheet(book.sheet_name)
+        all_columns = [*book.inputs, *(results[name] for name in RESULT_COLUMNS)]
+        widths = [
+            _DATE_WIDTH if col == width - 1 else _column_width(header, values)
+            for col, (header, values) in enumerate(zip(names, all_columns, strict=True))
+        ]
+        for col, column_width in enumerate(widths):
+            sheet.set_column(col, col, column_width)
         sheet.freeze_panes(1, 0)
         sheet.autofilter(0, 0, rows, width - 1)
-        styles: dict[str, str] = {}
+        looks = _Looks(
+            status=status_formats,
+            date=workbook.add_format({"num_format": DATE_FORMAT}),
+            wrap=workbook.add_format({"text_wrap": True, "valign": "top"}),
+            message_width=widths[len(book.inputs) + RESULT_COLUMNS.index("message")],
+        )
+        results = {**results, "finished_at": excel_times(results["finished_at"])}
+        header_style, styles = "", None
         if fast:
             # Formats count as used (and get a style index) once a cell asks for them.
-            styles = {name: f' s="{fmt._get_xf_index()}"' for name, fmt in status_formats.items()}
             header_style = f' s="{bold._get_xf_index()}"'
+            styles = looks.styles()
         else:
             for col, header in enumerate(names):
                 sheet.write_string(0, col, header, bold)
-            _write_xlsx_rows_one_by_one(sheet, inputs, results, status_formats)
-        if summary is not None:
-            _write_summary(workbook.add_worksheet(SUMMARY_SHEET), summary, bold)
+            _write_xlsx_rows_one_by_one(sheet, book.inputs, results, looks)
+        if book.summary is not None:
+            summary_name = SUMMARY_SHEET
+            if book.sheet_name.casefold() == SUMMARY_SHEET.casefold():
+                summary_name = f"{SUMMARY_SHEET} (batchops)"
+            summary_sheet = workbook.add_worksheet(summary_name)
+            if isinstance(book.summary, SummarySheet):
+                _write_run_summary(workbook, summary_sheet, book.summary, bold, looks)
+            else:
+                _write_summary(summary_sheet, book.summary, bold)
     except BaseException:
         # Close quietly so xlsxwriter's own temp files go; the caller removes ours.
         with suppress(Exception):
             workbook.close()
         raise
     workbook.close()
-    if fast:
-        _write_xlsx_rows(temp, names, header_style, inputs, results, styles)
+    if styles is not None:
+        _write_xlsx_rows(temp, names, header_style, book.inputs, results, styles)
     with temp.open("r+b") as handle:
         _sync(handle)
+
+
+@dataclass(frozen=True, slots=True)
+class _Looks:
+    """The Results cells' formats: status colours, date cells, wrapped long messages."""
+
+    status: Mapping[str, Any]
+    date: Any
+    wrap: Any
+    message_width: int
+
+    def styles(self) -> _Styles:
+        """The same formats as the ``s="…"`` attributes of directly written cells."""
+        return _Styles(
+            {name: f' s="{fmt._get_xf_index()}"' for name, fmt in self.status.items()},
+            f' s="{self.date._get_xf_index()}"',
+            f' s="{self.wrap._get_xf_index()}"',
+            self.message_width,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Styles:
+    status: Mapping[str, str]
+    date: str
+    wrap: str
+    message_width: int
 
 
 def _write_xlsx_rows_one_by_one(
     sheet: Any,
     inputs: list[list[str]],
     results: dict[str, list[object]],
-    status_formats: Mapping[str, object],
+    looks: _Looks,
 ) -> None:
     """Write the data rows through xlsxwriter, strictly in order (constant_memory)."""
     write_string = sheet.write_string
     write_number = sheet.write_number
     first_result = len(inputs)
-    kinds = [
-        ("status" if name == "status" else "number" if name in NUMERIC_RESULT_COLUMNS else "text")
-        for name in RESULT_COLUMNS
-    ]
+    kinds = [_kind(name) for name in RESULT_COLUMNS]
     result_columns = [results[name] for name in RESULT_COLUMNS]
     # An input without columns still has rows: one empty tuple of input cells each.
     rows = zip(*inputs, strict=True) if inputs else itertools.repeat((), len(result_columns[0]))
@@ -350,9 +466,20 @@ def _write_xlsx_rows_one_by_one(
             if kind == "number":
                 write_number(row, col, value)
             elif kind == "status":
-                write_string(row, col, value, status_formats.get(str(value)))
+                write_string(row, col, value, looks.status.get(str(value)))
+            elif kind == "time" and isinstance(value, float):
+                write_number(row, col, value, looks.date)
+            elif kind == "message" and _needs_wrap(str(value), looks.message_width):
+                write_string(row, col, str(value), looks.wrap)
             else:
                 write_string(row, col, str(value))
+
+
+def _kind(name: str) -> str:
+    """How a result column's cells are written."""
+    if name in NUMERIC_RESULT_COLUMNS:
+        return "number"
+    return {"status": "status", "finished_at": "time", "message": "message"}.get(name, "text")
 
 
 # --- XLSX cells, encoded directly -----------------------------------------------------------
@@ -404,11 +531,15 @@ def _text_cells(
     row_numbers: Sequence[str],
     values: Sequence[Any],
     styles: Mapping[str, str] | None = None,
+    wrap: tuple[str, int] | None = None,
 ) -> list[str]:
     """One column's text cells for these rows ("" where a cell is empty); ``styles`` gives
-    the style attribute per text (status colours)."""
+    the style attribute per text (status colours), ``wrap`` the style and column width
+    for texts too long for their column."""
     needs_work = _NEEDS_ENCODING.search
     limit = _XLSX_STRMAX // 2
+    # Texts shorter than half the column fit whatever their characters: no closer look.
+    short = wrap[1] // 2 if wrap is not None else limit
     cells: list[str] = []
     append = cells.append
     for number, value in zip(row_numbers, values, strict=True):
@@ -417,6 +548,8 @@ def _text_cells(
             continue
         text = str(value)
         style = styles.get(text, "") if styles else ""
+        if wrap is not None and (len(text) > short or "\n" in text) and _needs_wrap(text, wrap[1]):
+            style = wrap[0]
         if len(text) <= limit and not needs_work(text):
             append(f'<c r="{letter}{number}"{style} t="inlineStr"><is><t>{text}</t></is></c>')
         else:
@@ -428,11 +561,35 @@ def _text_cells(
     return cells
 
 
-def _number_cells(letter: str, row_numbers: Sequence[str], values: Sequence[Any]) -> list[str]:
+def _number_cells(
+    letter: str, row_numbers: Sequence[str], values: Sequence[Any], style: str = ""
+) -> list[str]:
     return [
-        "" if value is None else f'<c r="{letter}{number}"><v>{value:.16G}</v></c>'
+        "" if value is None else f'<c r="{letter}{number}"{style}><v>{value:.16G}</v></c>'
         for number, value in zip(row_numbers, values, strict=True)
     ]
+
+
+def _time_cells(
+    letter: str, row_numbers: Sequence[str], values: Sequence[Any], style: str
+) -> list[str]:
+    """Date numbers with the date style; a text that was no time stays a text cell.
+
+    Rows finishing in the same second share a number: each is formatted once.
+    """
+    shown: dict[float, str] = {}
+    cells = []
+    for number, value in zip(row_numbers, values, strict=True):
+        if value is None:
+            cells.append("")
+        elif isinstance(value, float):
+            text = shown.get(value)
+            if text is None:
+                text = shown[value] = f"{style}><v>{value:.16G}</v></c>"
+            cells.append(f'<c r="{letter}{number}"{text}')
+        else:
+            cells.extend(_text_cells(letter, [number], [value]))
+    return cells
 
 
 def _sheet_rows_xml(
@@ -440,20 +597,11 @@ def _sheet_rows_xml(
     header_style: str,
     inputs: list[list[str]],
     results: dict[str, list[Any]],
-    styles: Mapping[str, str],
+    styles: _Styles,
 ) -> Iterator[str]:
     """The ``<row>`` elements of the Results sheet, a chunk of rows at a time."""
-    from xlsxwriter.utility import xl_col_to_name
-
-    letters = [xl_col_to_name(col) for col in range(len(names))]
-    header = []
-    for letter, name in zip(letters, names, strict=True):
-        text, keep = _xlsx_text(name)
-        space = _PRESERVE if keep else ""
-        header.append(
-            f'<c r="{letter}1"{header_style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
-        )
-    yield f'<row r="1">{"".join(header)}</row>'
+    letters = _letters(len(names))
+    yield _header_row_xml(letters, names, header_style)
     total = len(results["status"])
     first_result = len(inputs)
     for start in range(0, total, _XLSX_CHUNK_ROWS):
@@ -466,18 +614,44 @@ def _sheet_rows_xml(
         for offset, name in enumerate(RESULT_COLUMNS):
             letter = letters[first_result + offset]
             values = results[name][start:stop]
-            if name in NUMERIC_RESULT_COLUMNS:
+            kind = _kind(name)
+            if kind == "number":
                 columns.append(_number_cells(letter, numbers, values))
+            elif kind == "time":
+                columns.append(_time_cells(letter, numbers, values, styles.date))
+            elif kind == "status":
+                columns.append(_text_cells(letter, numbers, values, styles.status))
+            elif kind == "message":
+                wrap = (styles.wrap, styles.message_width)
+                columns.append(_text_cells(letter, numbers, values, wrap=wrap))
             else:
-                columns.append(
-                    _text_cells(letter, numbers, values, styles if name == "status" else None)
-                )
-        rows = []
-        for number, cells in zip(numbers, zip(*columns, strict=True), strict=True):
-            body = "".join(cells)
-            if body:  # xlsxwriter writes no element for a row without cells
-                rows.append(f'<row r="{number}">{body}</row>')
-        yield "".join(rows)
+                columns.append(_text_cells(letter, numbers, values))
+        yield _rows_xml(numbers, columns)
+
+
+def _letters(width: int) -> list[str]:
+    from xlsxwriter.utility import xl_col_to_name
+
+    return [xl_col_to_name(col) for col in range(width)]
+
+
+def _header_row_xml(letters: Sequence[str], names: Sequence[str], style: str) -> str:
+    header = []
+    for letter, name in zip(letters, names, strict=True):
+        text, keep = _xlsx_text(name)
+        space = _PRESERVE if keep else ""
+        header.append(f'<c r="{letter}1"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>')
+    return f'<row r="1">{"".join(header)}</row>'
+
+
+def _rows_xml(numbers: Sequence[str], columns: Sequence[Sequence[str]]) -> str:
+    """``<row>`` elements from the cells of each column (xlsxwriter skips empty rows)."""
+    rows = []
+    for number, cells in zip(numbers, zip(*columns, strict=True), strict=True):
+        body = "".join(cells)
+        if body:
+            rows.append(f'<row r="{number}">{body}</row>')
+    return "".join(rows)
 
 
 def _write_xlsx_rows(
@@ -486,36 +660,45 @@ def _write_xlsx_rows(
     header_style: str,
     inputs: list[list[str]],
     results: dict[str, list[Any]],
-    styles: Mapping[str, str],
+    styles: _Styles,
 ) -> None:
     """Put the Results cells into the workbook at ``temp`` (its sheet has no cells yet)."""
+    rows = len(results["status"])
+    # Zip64 only where a sheet this big needs it (a conservative bound on its size).
+    big = (rows + 1) * len(names) * 80 + sum(len(v) * 8 for column in inputs for v in column)
+    chunks = _sheet_rows_xml(names, header_style, inputs, results, styles)
+    _splice_sheets(temp, {_SHEET_XML: (rows + 1, len(names), chunks, big > 2**31)})
+
+
+def _splice_sheets(temp: Path, sheets: Mapping[str, tuple[int, int, Iterable[str], bool]]) -> None:
+    """Stream rows into sheets of the workbook at ``temp`` that xlsxwriter wrote without
+    cells: sheet XML member → (rows, columns, ``<row>`` XML chunks, needs Zip64)."""
     with zipfile.ZipFile(temp) as book:
         infos = book.infolist()
         members = {info.filename: book.read(info) for info in infos}
-    xml = members.get(_SHEET_XML, b"").decode("utf-8")
-    dimension = re.findall(r'<dimension ref="[^"]*"/>', xml)
-    if xml.count("<sheetData/>") != 1 or len(dimension) != 1:
-        raise _SpliceUnsupported(_SHEET_XML)
-    from xlsxwriter.utility import xl_col_to_name
-
-    rows = len(results["status"])
-    last = xl_col_to_name(len(names) - 1) + str(rows + 1)
-    ref = "A1" if last == "A1" else f"A1:{last}"
-    head, tail = xml.split("<sheetData/>")
-    head = head.replace(dimension[0], f'<dimension ref="{ref}"/>')
-    # Zip64 only where a sheet this big needs it (a conservative bound on its size).
-    big = (rows + 1) * len(names) * 80 + sum(len(v) * 8 for column in inputs for v in column)
+    parts: dict[str, tuple[str, str]] = {}
+    for member, (rows, width, _, _) in sheets.items():
+        xml = members.get(member, b"").decode("utf-8")
+        dimension = re.findall(r'<dimension ref="[^"]*"/>', xml)
+        if xml.count("<sheetData/>") != 1 or len(dimension) != 1:
+            raise _SpliceUnsupported(member)
+        last = _letters(max(width, 1))[-1] + str(max(rows, 1))
+        ref = "A1" if last == "A1" else f"A1:{last}"
+        head, tail = xml.split("<sheetData/>")
+        parts[member] = (head.replace(dimension[0], f'<dimension ref="{ref}"/>'), tail)
     with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as book:
         for info in infos:
-            if info.filename != _SHEET_XML:
+            if info.filename not in sheets:
                 book.writestr(info, members[info.filename])
                 continue
+            head, tail = parts[info.filename]
+            _, _, chunks, big = sheets[info.filename]
             entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
             entry.compress_type = zipfile.ZIP_DEFLATED
             entry.external_attr = info.external_attr
-            with book.open(entry, "w", force_zip64=big > 2**31) as sheet:
+            with book.open(entry, "w", force_zip64=big) as sheet:
                 sheet.write(head.encode("utf-8") + b"<sheetData>")
-                for chunk in _sheet_rows_xml(names, header_style, inputs, results, styles):
+                for chunk in chunks:
                     sheet.write(chunk.encode("utf-8"))
                 sheet.write(b"</sheetData>" + tail.encode("utf-8"))
 
@@ -550,10 +733,100 @@ def _write_summary(sheet: Any, summary: Mapping[str, object], bold: object) -> N
         row += 1
 
 
-def _write_summary_value(sheet: Any, row: int, value: object) -> None:
+def _write_run_summary(
+    workbook: Any, sheet: Any, summary: SummarySheet, bold: object, looks: _Looks
+) -> None:
+    """Facts, the action × status table with its chart, failure reasons, settings."""
+    statuses = [
+        s.value for s in Status if any(per.get(s.value) for per in summary.by_action.values())
+    ]
+    actions = sorted(summary.by_action)
+    keys = [k for k, _ in summary.facts] + actions + [f"  {k}" for k in summary.settings]
+    keys += [reason for reason, _, _ in summary.failures]
+    sheet.set_column(
+        0, 0, min(_MAX_WIDTH, max([_MIN_WIDTH * 2, *(_display_width(k) + 2 for k in keys)]))
+    )
+    sheet.set_column(1, 1, _DATE_WIDTH + 2)
+    sheet.set_column(2, max(2, len(statuses) + 1), 11)
+    row = 0
+    for key, value in summary.facts:
+        sheet.write_string(row, 0, key, bold)
+        _write_summary_value(sheet, row, value, looks.date)
+        row += 1
+    row += 1
+    sheet.write_string(row, 0, "rows per action and status", bold)
+    row += 1
+    header_row = row
+    sheet.write_string(row, 0, "action", bold)
+    for col, status in enumerate([*statuses, "total"], start=1):
+        sheet.write_string(row, col, status, looks.status.get(status, bold))
+    totals = dict.fromkeys(statuses, 0)
+    for action in actions:
+        row += 1
+        per = summary.by_action[action]
+        sheet.write_string(row, 0, action)
+        for col, status in enumerate(statuses, start=1):
+            sheet.write_number(row, col, per.get(status, 0))
+            totals[status] += per.get(status, 0)
+        sheet.write_number(row, len(statuses) + 1, sum(per.get(s, 0) for s in statuses))
+    row += 1
+    sheet.write_string(row, 0, "total", bold)
+    for col, status in enumerate(statuses, start=1):
+        sheet.write_number(row, col, totals[status], bold)
+    sheet.write_number(row, len(statuses) + 1, sum(totals.values()), bold)
+    if actions and statuses:
+        _insert_chart(workbook, sheet, header_row, len(actions), statuses, len(statuses) + 3)
+    row += 2
+    sheet.write_string(row, 0, "top failure reasons", bold)
+    row += 1
+    for col, title in enumerate(("reason", "rows", "example sn")):
+        sheet.write_string(row, col, title, bold)
+    for reason, count, example in summary.failures or [("none", 0, "")]:
+        row += 1
+        sheet.write_string(row, 0, reason, looks.wrap)
+        sheet.write_number(row, 1, count)
+        if example:
+            sheet.write_string(row, 2, example)
+    row += 2
+    sheet.write_string(row, 0, "settings", bold)
+    for key, value in summary.settings.items():
+        row += 1
+        sheet.write_string(row, 0, f"  {key}")
+        _write_summary_value(sheet, row, value, looks.date)
+
+
+def _insert_chart(
+    workbook: Any, sheet: Any, header_row: int, actions: int, statuses: list[str], column: int
+) -> None:
+    """A native stacked column chart of the action × status table, beside the facts."""
+    chart = workbook.add_chart({"type": "column", "subtype": "stacked"})
+    name = sheet.get_name()
+    first, last = header_row + 1, header_row + actions
+    colours = {s.value: c for s, c in _STATUS_COLOURS.items()}
+    for col, status in enumerate(statuses, start=1):
+        background, line = colours[status]
+        chart.add_series(
+            {
+                "name": [name, header_row, col],
+                "categories": [name, first, 0, last, 0],
+                "values": [name, first, col, last, col],
+                "fill": {"color": background},
+                "border": {"color": line},
+            }
+        )
+    chart.set_title({"name": "Rows per action and status"})
+    chart.set_y_axis({"name": "rows", "major_gridlines": {"visible": True}})
+    chart.set_legend({"position": "bottom"})
+    sheet.insert_chart(0, column, chart)
+
+
+def _write_summary_value(sheet: Any, row: int, value: object, date_format: object = None) -> None:
     if value is None:
         return
-    if isinstance(value, bool):
+    if isinstance(value, datetime):
+        serial = (value.replace(tzinfo=None) - _EXCEL_EPOCH).total_seconds() / 86400.0
+        sheet.write_number(row, 1, serial, date_format)
+    elif isinstance(value, bool):
         sheet.write_boolean(row, 1, value)
     elif isinstance(value, numbers.Real):
         if math.isfinite(value):
@@ -696,3 +969,119 @@ def write_failures(frame: pd.DataFrame, outcomes: OutcomeTable, path: Path) -> P
     for position, index in enumerate(keep):
         subset.set(position, outcomes.get(index))
     return write_report(frame.iloc[keep].reset_index(drop=True), subset, path)
+
+
+# --- plain sheets ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A sheet of text cells without result columns (what ``select`` and ``undo`` write)."""
+
+    name: str
+    header: Sequence[str]
+    rows: Sequence[Sequence[str]]
+
+
+def write_tables(path: Path, tables: Sequence[Table], *, fmt: ReportFormat | None = None) -> Path:
+    """Write text-only sheets to ``path`` atomically, under the report's safety rules.
+
+    XLSX: one worksheet per table, every cell a string (never a formula, number or link),
+    bold frozen header with a filter. CSV holds one table only (UTF-8 with BOM, cells that
+    look like formulas quoted); a caller with more writes them to files of their own.
+    """
+    fmt = fmt or _format_of(path)
+    if fmt == "csv":
+        if len(tables) != 1:
+            raise ValueError(f"a CSV file holds one table, not {len(tables)}")
+        with _atomic_file(path) as temp:
+            _write_csv_table(temp, tables[0])
+    else:
+        for table in tables:
+            _check_fits_sheet(path, len(table.rows), len(table.header))
+        with _atomic_file(path) as temp:
+            _write_xlsx_tables(temp, tables)
+    return path
+
+
+def _write_csv_table(temp: Path, table: Table) -> None:
+    with temp.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow(_guard_cells(list(table.header)))
+        writer.writerows(_guard_cells(list(row)) for row in table.rows)
+        _sync(handle)
+
+
+def _write_xlsx_tables(temp: Path, tables: Sequence[Table]) -> None:
+    import xlsxwriter.format
+
+    if callable(getattr(xlsxwriter.format.Format, "_get_xf_index", None)):
+        try:
+            _write_xlsx_tables_book(temp, tables, fast=True)
+            return
+        except _SpliceUnsupported:
+            pass
+    _write_xlsx_tables_book(temp, tables, fast=False)
+
+
+def _write_xlsx_tables_book(temp: Path, tables: Sequence[Table], *, fast: bool) -> None:
+    """Like :func:`_write_xlsx_book`: xlsxwriter writes all, or all but the cells."""
+    import xlsxwriter
+
+    workbook = xlsxwriter.Workbook(str(temp), dict(_XLSX_OPTIONS))
+    header_style = ""
+    try:
+        bold = workbook.add_format({"bold": True})
+        for table in tables:
+            sheet = workbook.add_worksheet(table.name)
+            width = len(table.header)
+            for col, header in enumerate(table.header):
+                sample = [row[col] for row in table.rows[:_WIDTH_SAMPLE_ROWS]]
+                sheet.set_column(col, col, _column_width(header, sample))
+            sheet.freeze_panes(1, 0)
+            if width:
+                sheet.autofilter(0, 0, len(table.rows), width - 1)
+            if fast:
+                continue
+            for col, header in enumerate(table.header):
+                sheet.write_string(0, col, header, bold)
+            write_string = sheet.write_string
+            for number, row in enumerate(table.rows, start=1):
+                for col, text in enumerate(row):
+                    if text:
+                        write_string(number, col, text)
+        if fast:
+            header_style = f' s="{bold._get_xf_index()}"'
+    except BaseException:
+        with suppress(Exception):
+            workbook.close()
+        raise
+    workbook.close()
+    if fast:
+        _splice_sheets(
+            temp,
+            {
+                f"xl/worksheets/sheet{number}.xml": (
+                    len(table.rows) + 1,
+                    len(table.header),
+                    _table_rows_xml(table, header_style),
+                    sum(len(c) * 8 + 40 for row in table.rows for c in row) > 2**31,
+                )
+                for number, table in enumerate(tables, start=1)
+            },
+        )
+    with temp.open("r+b") as handle:
+        _sync(handle)
+
+
+def _table_rows_xml(table: Table, header_style: str) -> Iterator[str]:
+    letters = _letters(len(table.header))
+    yield _header_row_xml(letters, table.header, header_style)
+    for start in range(0, len(table.rows), _XLSX_CHUNK_ROWS):
+        chunk = table.rows[start : start + _XLSX_CHUNK_ROWS]
+        numbers = [str(n) for n in range(start + 2, start + 2 + len(chunk))]
+        columns = [
+            _text_cells(letter, numbers, [row[col] for row in chunk])
+            for col, letter in enumerate(letters)
+        ]
+        yield _rows_xml(numbers, columns)

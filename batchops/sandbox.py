@@ -15,7 +15,7 @@ Routes (every API under all three prefixes; unknown APIs answer like the gateway
     /api/bk-itsm/prod/v2/itsm/<api>/      API gateway, full stage path
 
     <api>: operate_ticket (POST), get_ticket_status (GET ?sn=), get_ticket_info (GET ?sn=),
-           get_tickets (POST {"sns": [...], "page": 1, "page_size": ...})
+           get_tickets (POST {"sns": [...], "page": 1, "page_size": ..., filters...})
 
     GET  /_sandbox/stats [?log=0]   counters and the operation log; DELETE resets them
     GET  /_sandbox/tickets [?sn=]   ticket states
@@ -46,6 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, Literal, NamedTuple, TypeVar
 
 from aiohttp import web
@@ -134,9 +135,23 @@ _dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":")
 # --------------------------------------------------------------------------- records
 
 
+#: How the server writes times (``create_at``, ``end_at``), and how filters take them.
+TIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+
+
+def _now_text() -> str:
+    return datetime.now().strftime(TIME_FORMAT)
+
+
 @dataclass(slots=True)
 class Ticket:
-    """One ticket as the server stores it (mutable: the sandbox changes it in place)."""
+    """One ticket as the server stores it (mutable: the sandbox changes it in place).
+
+    ``create_at`` and ``end_at`` are the server's local time as ``YYYY-MM-DD HH:MM:SS``;
+    a ticket seeded without ``create_at`` gets the time it was seeded, and ``end_at`` is
+    set when WITHDRAW or TERMINATE ends it. Drafts and deleted tickets exist but are
+    never listed by ``get_tickets``.
+    """
 
     sn: str
     status: str
@@ -145,6 +160,15 @@ class Ticket:
     previous_status: str | None = None
     is_child: bool = False
     withdraw_allowed: bool = True
+    title: str = ""
+    service_id: int = 1
+    bk_biz_id: int = -1
+    create_at: str = ""
+    end_at: str | None = None
+    tag: str = ""
+    project_key: str = "0"
+    is_draft: bool = False
+    is_deleted: bool = False
 
     @property
     def is_final(self) -> bool:
@@ -161,6 +185,15 @@ class Ticket:
             "previous_status": self.previous_status,
             "is_child": self.is_child,
             "withdraw_allowed": self.withdraw_allowed,
+            "title": self.title,
+            "service_id": self.service_id,
+            "bk_biz_id": self.bk_biz_id,
+            "create_at": self.create_at,
+            "end_at": self.end_at,
+            "tag": self.tag,
+            "project_key": self.project_key,
+            "is_draft": self.is_draft,
+            "is_deleted": self.is_deleted,
         }
 
     @classmethod
@@ -187,6 +220,18 @@ class Ticket:
         previous = raw.get("previous_status")
         if previous is not None and not isinstance(previous, str):
             raise ValueError(f"ticket {sn}: 'previous_status' must be a string or null")
+        texts = {name: raw.get(name, default) for name, default in _TEXT_FIELDS.items()}
+        for name, value in texts.items():
+            if not isinstance(value, str):
+                raise ValueError(f"ticket {sn}: {name!r} must be a string")
+        numbers = {name: raw.get(name, default) for name, default in _INT_FIELDS.items()}
+        for name, value in numbers.items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"ticket {sn}: {name!r} must be an integer")
+        end_at = raw.get("end_at")
+        for name, when in (("create_at", texts["create_at"]), ("end_at", end_at or "")):
+            if when and not _is_time_text(when):
+                raise ValueError(f"ticket {sn}: {name!r} must be 'YYYY-MM-DD HH:MM:SS'")
         return cls(
             sn=sn,
             status=status,
@@ -195,7 +240,25 @@ class Ticket:
             previous_status=previous,
             is_child=bool(raw.get("is_child", False)),
             withdraw_allowed=bool(raw.get("withdraw_allowed", True)),
+            end_at=end_at,
+            is_draft=bool(raw.get("is_draft", False)),
+            is_deleted=bool(raw.get("is_deleted", False)),
+            **texts,
+            **numbers,
         )
+
+
+_TEXT_FIELDS: Final = {"title": "", "create_at": "", "tag": "", "project_key": "0"}
+_INT_FIELDS: Final = {"service_id": 1, "bk_biz_id": -1}
+
+
+def _is_time_text(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.strptime(value, TIME_FORMAT).strftime(TIME_FORMAT) == value
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -397,7 +460,10 @@ class SandboxState:
             self.tickets.clear()
             self._seq.clear()
         count = 0
+        now = _now_text()
         for ticket in tickets:
+            if not ticket.create_at:
+                ticket.create_at = now
             if ticket.sn not in self._seq:
                 self._seq[ticket.sn] = self._next_seq
                 self._next_seq += 1
@@ -547,6 +613,8 @@ class _Call:
     api: str
     gateway: bool  # True on the API-gateway path, False on the ESB path
     params: dict[str, Any]
+    #: scheme://host the caller used, for the ticket links get_tickets answers
+    site: str = ""
 
 
 _APIS: Final[dict[str, str]] = {
@@ -597,7 +665,8 @@ class _Server:
                 state._leave_sn(sn)
 
         try:
-            return await self._serve(request, _Call(api, gateway, params), sn or "", release_sn)
+            call = _Call(api, gateway, params, f"{request.scheme}://{request.host}")
+            return await self._serve(request, call, sn or "", release_sn)
         finally:
             state.stats.in_flight -= 1
             release_sn()
@@ -903,14 +972,16 @@ class _Server:
             ticket.status = verdict.seen_previous or "RUNNING"
         elif action == "WITHDRAW":
             ticket.status = "REVOKED"
+            ticket.end_at = _now_text()
         else:
             ticket.status = "TERMINATED"
+            ticket.end_at = _now_text()
 
     # -- reads ---------------------------------------------------------------------
 
     def _read(self, call: _Call) -> web.Response:
         if call.api == "get_tickets":
-            return self._get_tickets(call.params)
+            return self._get_tickets(call.params, call.site)
         ticket = self.state.tickets.get(_as_text(call.params.get("sn")))
         if ticket is None:
             return _error(CODE_NOT_FOUND, MSG_NOT_FOUND)
@@ -918,36 +989,40 @@ class _Server:
             return _ok(_status_data(ticket))
         return _ok(_info_data(ticket, self.state.order_key(ticket.sn)))
 
-    def _get_tickets(self, params: Mapping[str, Any]) -> web.Response:
+    def _get_tickets(self, params: Mapping[str, Any], site: str) -> web.Response:
+        """The ticket list (server-behaviour.md §5): filters, newest first, paged."""
         state = self.state
         page = _as_int(params.get("page"), 1)
         page_size = min(_as_int(params.get("page_size"), DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
         page = max(page, 1)
         page_size = max(page_size, 1)
+        try:
+            keep = _TicketFilter.from_params(params).keeps
+        except ValueError as exc:
+            # (inferred) the ORM refuses a time it cannot parse; the view answers an error.
+            return _error(CODE_BUSINESS, f"接口异常，请检查请求参数: {exc}")
         sns = params.get("sns")
         if isinstance(sns, list) and sns:
             wanted = {sn for sn in sns if isinstance(sn, str)}
-            found = [state.tickets[sn] for sn in wanted if sn in state.tickets]
+            candidates: Iterable[Ticket] = (
+                state.tickets[sn] for sn in wanted if sn in state.tickets
+            )
         else:
-            # no filter (inferred): the server lists every ticket
-            found = list(state.tickets.values())
-        found.sort(key=lambda t: state.order_key(t.sn), reverse=True)  # newest first
+            # An empty or missing sns is no filter at all: every ticket is a candidate.
+            candidates = state.tickets.values()
+        found = [t for t in candidates if keep(t)]
+        found.sort(key=lambda t: state.order_key(t.sn), reverse=True)  # newest first (-id)
         start = (page - 1) * page_size
         items = [
-            {
-                "id": state.order_key(t.sn),
-                "sn": t.sn,
-                "title": f"sandbox ticket {t.sn}",
-                "current_status": t.status,
-                "creator": t.creator,
-            }
-            for t in found[start : start + page_size]
+            _list_item(t, state.order_key(t.sn), site) for t in found[start : start + page_size]
         ]
         return _ok(
             {
                 "page": page,
                 "total_page": max(1, -(-len(found) // page_size)),
                 "count": len(found),
+                "next": None,
+                "previous": None,
                 "items": items,
             }
         )
@@ -1057,6 +1132,112 @@ def _timeout_code(call: _Call) -> int:
     return CODE_GW_BACKEND_TIMEOUT if call.gateway else CODE_ESB_BACKEND_TIMEOUT
 
 
+def _in_values(raw: Any) -> frozenset[str] | None:
+    """An ``__in`` filter's values as text, or None when the filter is empty (not applied).
+
+    The ORM iterates whatever it is given: a list gives its items, but a string gives its
+    characters, so ``"RUNNING,SUSPENDED"`` looks for statuses "R", "U", … and finds none.
+    """
+    if raw is None or raw == "" or raw == []:
+        return None
+    if isinstance(raw, str | list | tuple):
+        return frozenset(str(v) for v in raw)
+    return frozenset({str(raw)})
+
+
+def _time_bound(raw: Any, name: str) -> str | None:
+    """A time filter as ``YYYY-MM-DD HH:MM:SS`` text (stored times compare as text)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return datetime.fromisoformat(str(raw)).strftime(TIME_FORMAT)
+    except ValueError:
+        raise ValueError(f"{name} '{raw}' is not a time (YYYY-MM-DD HH:MM:SS)") from None
+
+
+@dataclass(frozen=True)
+class _TicketFilter:
+    """get_tickets' filters, each applied only when it was given non-empty."""
+
+    equal: tuple[tuple[str, str], ...] = ()
+    within: tuple[tuple[str, frozenset[str]], ...] = ()
+    not_before: tuple[tuple[str, str], ...] = ()
+    not_after: tuple[tuple[str, str], ...] = ()
+    todo_of: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> _TicketFilter:
+        equal = tuple(
+            (name, str(params[name]))
+            for name in ("creator", "tag", "project_key")
+            if params.get(name) not in (None, "")
+        )
+        within = []
+        for name, attribute in (
+            ("service_id__in", "service_id"),
+            ("bk_biz_id__in", "bk_biz_id"),
+            ("current_status__in", "status"),
+        ):
+            values = _in_values(params.get(name))
+            if values is not None:
+                within.append((attribute, values))
+        bounds: dict[str, list[tuple[str, str]]] = {"gte": [], "lte": []}
+        for attribute in ("create_at", "end_at"):
+            for op in ("gte", "lte"):
+                bound = _time_bound(params.get(f"{attribute}__{op}"), f"{attribute}__{op}")
+                if bound is not None:
+                    bounds[op].append((attribute, bound))
+        username = params.get("username")
+        return cls(
+            equal,
+            tuple(within),
+            tuple(bounds["gte"]),
+            tuple(bounds["lte"]),
+            None if username in (None, "") else str(username),
+        )
+
+    def keeps(self, ticket: Ticket) -> bool:
+        if ticket.is_draft or ticket.is_deleted:
+            return False
+        if any(getattr(ticket, a) != v for a, v in self.equal):
+            return False
+        if any(str(getattr(ticket, a)) not in v for a, v in self.within):
+            return False
+        # A ticket without the time (one not ended) never matches, as NULL in SQL.
+        if any(not getattr(ticket, a) or getattr(ticket, a) < b for a, b in self.not_before):
+            return False
+        if any(not getattr(ticket, a) or getattr(ticket, a) > b for a, b in self.not_after):
+            return False
+        return self.todo_of is None or (
+            ticket.status == "RUNNING" and self.todo_of in ticket.processors
+        )
+
+
+def _list_item(ticket: Ticket, ticket_id: int, site: str) -> dict[str, Any]:
+    """One ticket as get_tickets lists it (no processors)."""
+    return {
+        "id": ticket_id,
+        "sn": ticket.sn,
+        "title": ticket.title or f"sandbox ticket {ticket.sn}",
+        "catalog_id": 1,
+        "service_id": ticket.service_id,
+        "service_type": "request",
+        "flow_id": 1,
+        "current_status": ticket.status,
+        "comment_id": "",
+        "is_commented": False,
+        "updated_by": ticket.creator,
+        "update_at": ticket.end_at or ticket.create_at,
+        "end_at": ticket.end_at,
+        "creator": ticket.creator,
+        "create_at": ticket.create_at,
+        "bk_biz_id": ticket.bk_biz_id,
+        "tag": ticket.tag,
+        "project_key": ticket.project_key,
+        "ticket_url": f"{site}/#/ticket/detail?id={ticket_id}",
+    }
+
+
 def _status_data(ticket: Ticket) -> dict[str, Any]:
     final = ticket.is_final
     operations: list[dict[str, str]] = []
@@ -1093,7 +1274,7 @@ def _info_data(ticket: Ticket, ticket_id: int) -> dict[str, Any]:
     return {
         "id": ticket_id,
         "sn": ticket.sn,
-        "title": f"sandbox ticket {ticket.sn}",
+        "title": ticket.title or f"sandbox ticket {ticket.sn}",
         "current_status": ticket.status,
         "creator": ticket.creator,
         "is_child": ticket.is_child,

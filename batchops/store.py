@@ -74,7 +74,8 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at TEXT NOT NULL,
     ended_at TEXT,
     exit_code INTEGER,
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    stopped TEXT NOT NULL DEFAULT ''  -- why the run stopped early ('' when it finished)
 );
 """
 
@@ -117,6 +118,27 @@ class StoredRow:
     outcome: Outcome
     #: When the row was last marked "sending" (``time.time()``); None if never.
     sent_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run of a checkpoint, as the ``runs`` table keeps it."""
+
+    run_id: int
+    started_at: str
+    ended_at: str | None
+    exit_code: int | None
+    note: str
+    stopped: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A snapshot of a checkpoint (:meth:`Checkpoint.progress`)."""
+
+    counts: dict[str, int]
+    sending: int
+    finished_recently: int
 
 
 def _now() -> str:
@@ -180,6 +202,9 @@ class Checkpoint:
             if ours and "sent_at" not in _columns(conn, "rows"):
                 # A checkpoint made before rows remembered when they were sent.
                 conn.execute("ALTER TABLE rows ADD COLUMN sent_at REAL")
+            if ours and "stopped" not in _columns(conn, "runs"):
+                # A checkpoint made before runs remembered why they stopped.
+                conn.execute("ALTER TABLE runs ADD COLUMN stopped TEXT NOT NULL DEFAULT ''")
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
@@ -324,11 +349,12 @@ class Checkpoint:
         self.run_id = int(cur.lastrowid or 0)
         return self.run_id
 
-    def end_run(self, exit_code: int) -> None:
+    def end_run(self, exit_code: int, stopped: str = "") -> None:
+        """Close this run's record: when, its exit code, and why it stopped early if it did."""
         self._flush_now()
         self._conn.execute(
-            "UPDATE runs SET ended_at=?, exit_code=? WHERE run_id=?",
-            (_now(), exit_code, self.run_id),
+            "UPDATE runs SET ended_at=?, exit_code=?, stopped=? WHERE run_id=?",
+            (_now(), exit_code, stopped, self.run_id),
         )
 
     # ---------------------------------------------------------------- reading
@@ -360,6 +386,35 @@ class Checkpoint:
                 ),
                 sent_at=rec[14],
             )
+
+    def runs(self) -> list[RunRecord]:
+        """Every run of this checkpoint, oldest first."""
+        stopped = "stopped" if "stopped" in _columns(self._conn, "runs") else "''"
+        return [
+            RunRecord(*rec)
+            for rec in self._conn.execute(
+                f"SELECT run_id, started_at, ended_at, exit_code, note, {stopped} "
+                "FROM runs ORDER BY run_id"
+            )
+        ]
+
+    def progress(self, since: str, until: str | None = None) -> Progress:
+        """Rows per status, rows in flight, and rows that finished at or after ``since``
+        (and at or before ``until``; the checkpoint's own time text), in one read
+        transaction: a consistent snapshot."""
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            counts = dict(conn.execute("SELECT status, COUNT(*) FROM rows GROUP BY status"))
+            (sending,) = conn.execute("SELECT COUNT(*) FROM rows WHERE state='sending'").fetchone()
+            (recent,) = conn.execute(
+                "SELECT COUNT(*) FROM rows WHERE state='done' AND finished_at >= ? "
+                "AND finished_at <= ?",
+                (since, until or "~"),  # "~" sorts after every time text
+            ).fetchone()
+        finally:
+            conn.execute("COMMIT")
+        return Progress({str(k): int(v) for k, v in counts.items()}, int(sending), int(recent))
 
     def history(self, index: int) -> list[tuple[int | None, str, str]]:
         """Earlier outcomes of one row (run, status, message), oldest first."""

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import openpyxl
@@ -352,6 +353,7 @@ def _xlsx_input(path: Path, rows: list[list[str]]) -> Path:
     book = openpyxl.Workbook()
     sheet = book.active
     assert sheet is not None
+    sheet.title = "Tickets"
     sheet.append(["sn", "operator", "action_type", "action_message", "owner team"])
     for row in rows:
         sheet.append(row)
@@ -360,7 +362,9 @@ def _xlsx_input(path: Path, rows: list[list[str]]) -> Path:
 
 
 def test_summary_sheet_contents(itsm: SandboxThread, tmp_path: Path) -> None:
-    """The XLSX report has a Summary sheet: counts, per action, top reasons, settings."""
+    """The XLSX report keeps the input's sheet name for its results and has a Summary
+    sheet: times, rows per action and status with a chart, top reasons with an example
+    sn, settings; no secret anywhere."""
     seed(itsm, running("NO1"), running("NO2", processor="zhang"))
     src = _xlsx_input(
         tmp_path / "t.xlsx",
@@ -372,14 +376,22 @@ def test_summary_sheet_contents(itsm: SandboxThread, tmp_path: Path) -> None:
     )
     run_cli(["run", str(src), "--max-failures", "off"], creds_env(itsm.url))
     book = openpyxl.load_workbook(tmp_path / "t.report.xlsx")
-    assert book.sheetnames == ["Results", "Summary"]
-    rows = {r[0]: r[1] for r in book["Summary"].iter_rows(values_only=True) if r[0]}
-    assert rows["  success"] == 1 and rows["  failed"] == 1 and rows["  invalid"] == 1
-    assert rows["  SUSPEND"] == "1 success, 1 invalid"
-    assert rows["  [3900004] 抱歉，admin无权操作该单据"] == 1
-    assert rows["  target"] == itsm.url
-    assert rows["  app_code"] == APP_CODE
-    results = book["Results"]
+    assert book.sheetnames == ["Tickets", "Summary"]
+    summary = book["Summary"]
+    cells = [list(r) for r in summary.iter_rows(values_only=True)]
+    facts = {r[0]: r[1] for r in cells if r[0]}
+    assert facts["rows"] == 3 and facts["exit code"] == 1
+    assert isinstance(facts["started"], datetime) and isinstance(facts["ended"], datetime)
+    assert facts["started"] <= facts["ended"]
+    assert facts["target"] == itsm.url and facts["profile"] == "(none)"
+    header = next(r for r in cells if r[0] == "action")
+    table = {r[0]: dict(zip(header[1:], r[1:], strict=False)) for r in cells if r[0] == "SUSPEND"}
+    assert table["SUSPEND"]["success"] == 1 and table["SUSPEND"]["invalid"] == 1
+    reason = next(r for r in cells if r[0] == "[3900004] 抱歉，admin无权操作该单据")
+    assert reason[1:3] == [1, "NO2"]
+    assert facts["  app_code"] == APP_CODE
+    assert len(summary._charts) == 1
+    results = book["Tickets"]
     assert results.freeze_panes == "A2"
     assert results.auto_filter.ref
     for sheet in book.worksheets:
@@ -403,7 +415,7 @@ def test_fix_the_red_rows_and_send_the_report_back(itsm: SandboxThread, tmp_path
     assert first.exit_code == 1
     report = tmp_path / "t.report.xlsx"
     book = openpyxl.load_workbook(report)
-    sheet = book["Results"]
+    sheet = book["Tickets"]
     header = [c.value for c in sheet[1]]
     assert sheet.cell(3, header.index("status") + 1).value == "failed"
     sheet.cell(3, header.index("operator") + 1).value = "zhang"  # the fix
@@ -414,7 +426,7 @@ def test_fix_the_red_rows_and_send_the_report_back(itsm: SandboxThread, tmp_path
     assert second.exit_code == 0, second.stdout + second.stderr
     assert itsm.state.stats.operations_total == sent_before + 1
     assert itsm.state.tickets["NO2"].status == "TERMINATED"
-    again = openpyxl.load_workbook(tmp_path / "t.report-2.xlsx")["Results"]
+    again = openpyxl.load_workbook(tmp_path / "t.report-2.xlsx")["Tickets"]
     header = [c.value for c in again[1]]
     assert header.count("status") == 1 and header[-8:][0] == "status"
     statuses = [r[header.index("status")] for r in again.iter_rows(min_row=2, values_only=True)]
@@ -494,7 +506,9 @@ def test_python_api_raises_batchops_errors(tmp_path: Path) -> None:
 
 def _readme_words() -> tuple[set[str], set[str]]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    commands = set(re.findall(r"batchops (run|plan|sandbox|report|config show)\b", text))
+    commands = set(
+        re.findall(r"batchops (run|plan|sandbox|report|config show|select|undo|status)\b", text)
+    )
     options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", text))
     return commands, options
 
@@ -502,9 +516,9 @@ def _readme_words() -> tuple[set[str], set[str]]:
 def test_every_command_and_option_in_the_readme_exists() -> None:
     """Each command and option the README names appears in some --help."""
     commands, options = _readme_words()
-    assert {"run", "plan", "sandbox", "report"} <= commands
+    assert {"run", "plan", "sandbox", "report", "select", "undo", "status"} <= commands
     helps = run_cli(["--help"]).stdout
-    for command in ["run", "plan", "sandbox", "report", "config show"]:
+    for command in ["run", "plan", "sandbox", "report", "config show", "select", "undo", "status"]:
         helps += run_cli([*command.split(), "--help"]).stdout
     # The README also names the benchmark's options (python -m batchops.bench).
     import subprocess
@@ -524,7 +538,8 @@ def test_every_command_and_option_in_the_readme_exists() -> None:
 
 def test_every_command_help_has_an_example() -> None:
     """Every command's --help teaches by example; --version answers."""
-    for command in ["run", "plan", "sandbox", "report", "config show", "config"]:
+    commands = ["run", "plan", "sandbox", "report", "config show", "config"]
+    for command in [*commands, "select", "undo", "status"]:
         out = run_cli([*command.split(), "--help"])
         assert out.exit_code == 0
         assert "Example" in out.stdout, command

@@ -250,7 +250,7 @@ def test_xlsx_column_widths_follow_content(tmp_path: Path) -> None:
 
 
 def test_xlsx_status_cells_are_coloured_by_status(tmp_path: Path) -> None:
-    """success green, failed/unknown red, invalid orange, skipped grey, pending plain."""
+    """success green, failed red, unknown yellow, invalid orange, skipped grey, pending blue."""
     statuses = [Status.SUCCESS, Status.FAILED, Status.UNKNOWN, Status.INVALID, Status.SKIPPED]
     frame = make_frame({"sn": [s.value for s in statuses] + ["pending"]})
     outcomes = make_outcomes([Outcome(s) for s in statuses] + [None])
@@ -265,10 +265,11 @@ def test_xlsx_status_cells_are_coloured_by_status(tmp_path: Path) -> None:
         fills[cell.value] = cell.fill.fgColor.rgb if cell.fill.fill_type == "solid" else None
     book.close()
     assert fills["success"] == "FFC6EFCE"
-    assert fills["failed"] == fills["unknown"] == "FFFFC7CE"
+    assert fills["failed"] == "FFFFC7CE"
+    assert fills["unknown"] == "FFFFEB9C"
     assert fills["invalid"] == "FFFCD5B4"
     assert fills["skipped"] == "FFD9D9D9"
-    assert fills["pending"] is None
+    assert fills["pending"] == "FFDDEBF7"
 
 
 def test_xlsx_summary_sheet_holds_key_value_rows(tmp_path: Path) -> None:
