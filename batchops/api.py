@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .client import Answer, ItsmClient, Verdict
-from .config import ClientSettings, Credentials, Gateway, Resolved, resolve
+from .config import ClientSettings, Credentials, Gateway, Resolved, resolve, target_source
 from .config import credentials_from as _credentials_from
 from .console import NullProgress, ProgressSink
 from .errors import CheckpointError, ConfigError, FatalAnswerError
@@ -47,6 +47,9 @@ EXIT_ROWS_FAILED = 1
 EXIT_USAGE = 2
 EXIT_FATAL = EXIT_STOPPED
 EXIT_INTERRUPTED = STOP_INTERRUPTED
+#: Operations were sent, but the report (or --failures / --summary-json) could not be
+#: written; the results are safe in the checkpoint (``batchops report`` rebuilds them).
+EXIT_REPORT_UNWRITTEN = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ class PlanOverview:
     invalid: int = 0
     precheck_note: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    #: Which flag, variable, or file and profile chose ``target``.
+    target_source: str = ""
 
     def describe(self) -> str:
         actions = ", ".join(f"{n} {a}" for a, n in sorted(self.by_action.items())) or "none"
@@ -71,6 +76,8 @@ class PlanOverview:
         lines = [
             f"About to send {self.to_send} of {self.total_rows} rows to {self.target} "
             f"({self.gateway}, app {self.app_code}).",
+            f"  target: {self.target}"
+            + (f" (from {self.target_source})" if self.target_source else ""),
             f"  actions: {actions}",
             f"  operators ({len(self.operators)}): {ops or '-'}",
         ]
@@ -79,6 +86,7 @@ class PlanOverview:
             lines.append(f"  rows: {counts}")
         if self.precheck_note:
             lines.append(f"  pre-check: {self.precheck_note}")
+        lines.extend(f"  {key}: {value}" for key, value in self.extra.items())
         return "\n".join(lines)
 
 
@@ -295,6 +303,8 @@ def run_batch(
     )
     policy, timeout_s = _policy(settings, max_failures)
     say = _notifier(notice, emit)
+    for warning in settings.warnings:
+        say(warning)
     gateway_used: Gateway = settings["gateway"]
     credentials: Credentials | None = None
     resolved_url = ""
@@ -338,6 +348,7 @@ def run_batch(
             f"see the 'message' column of {path} and fix those rows"
         )
 
+    overview_extra: dict[str, str] = {}
     store: Checkpoint | None = None
     work = Work(to_send=np.flatnonzero(sendable).astype(np.int64), in_doubt=[])
     if use_checkpoint and (checkpoint is not None or not sandbox):
@@ -374,6 +385,8 @@ def run_batch(
                     handle_signals=handle_signals,
                     emit=emit,
                     say=say,
+                    target_source=target_source(settings),
+                    overview_extra=overview_extra,
                 )
             )
         if store is not None:
@@ -772,6 +785,8 @@ async def _run_async(
     handle_signals: bool,
     emit: Events,
     say: Callable[[str], None],
+    target_source: str = "",
+    overview_extra: Mapping[str, str] | None = None,
 ) -> _RunState:
     state = _RunState()
     async with AsyncExitStack() as stack:
@@ -860,6 +875,9 @@ async def _run_async(
             # The plan is walked row by row: only when someone is asked about it.
             overview = _overview(
                 batch, to_send, checked, target.base_url, gateway, target.credentials
+            )
+            overview = dataclasses.replace(
+                overview, target_source=target_source, extra=dict(overview_extra or {})
             )
             if overview.to_send:
                 if signals is not None:
@@ -1167,6 +1185,7 @@ def plan_batch(
     insecure: bool = False,
     summary_json: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Validate (and, with an ITSM address, pre-check) without sending any operation.
 
@@ -1190,6 +1209,9 @@ def plan_batch(
         config=config,
         env=env,
     )
+    for warning in settings.warnings:
+        if notice is not None:
+            notice(warning)
     resolved_url = str(settings["base_url"] or "").strip()
     gateway_used: Gateway = settings["gateway"]
     timeout_s = float(settings["timeout"])
@@ -1248,7 +1270,14 @@ def plan_batch(
         exit_code=EXIT_ROWS_FAILED if counts[Status.INVALID.value] else EXIT_OK,
         input_fingerprint=batch.fingerprint,
         counts_by_action=_counts_by_action(batch, outcomes),
-        note=f"plan only, nothing sent; pre-check: {note}",
+        note=f"plan only, nothing sent; pre-check: {note}; target: "
+        + (
+            "the embedded sandbox"
+            if sandbox
+            else f"{resolved_url} (from {target_source(settings)})"
+            if resolved_url
+            else "none"
+        ),
     )
     if summary_json:
         write_summary_json(summary, Path(summary_json))

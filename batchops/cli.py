@@ -38,6 +38,7 @@ from .config import (
     ENV_PROFILE,
     ENV_TOKEN,
     ENV_USERNAME,
+    RANGES,
 )
 from .errors import BatchopsError
 
@@ -119,8 +120,9 @@ _connection_options = _options(
     ),
     click.option(
         "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        help=f"Seconds to wait for one answer [default: {DEFAULT_TIMEOUT_S:g}].",
+        type=click.FLOAT,
+        help=f"Seconds to wait for one answer, {RANGES['timeout'].rule()} "
+        f"[default: {DEFAULT_TIMEOUT_S:g}].",
     ),
     click.option(
         "--ca-bundle",
@@ -157,16 +159,18 @@ _target_options = _options(
     ),
 )
 
+# Numbers are checked in config.RANGES, whatever their source (flag, profile, keyword),
+# so that a profile's value is refused exactly as the flag's is.
 _retries_option = click.option(
     "--retries",
-    type=click.IntRange(min=0, max=20),
+    type=click.INT,
     help="Resends of a row whose request was certainly not applied (429, 503, connect error) "
-    "or whose ticket was read back unchanged [default: 8].",
+    f"or whose ticket was read back unchanged ({RANGES['retries'].rule()}) [default: 8].",
 )
 
 _rate_option = click.option(
     "--rate",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FLOAT,
     help="At most this many requests per second, reads included (gateway quota).",
 )
 
@@ -184,6 +188,11 @@ def _warn_insecure(insecure: bool) -> None:
             bold=True,
             err=True,
         )
+
+
+def _notice(text: str) -> None:
+    """Anything meant for a person rather than a program goes to stderr (13.4)."""
+    click.echo(text, err=True)
 
 
 def _ask(question: str) -> bool:
@@ -240,9 +249,9 @@ def main() -> None:
 @click.option(
     "--concurrency",
     "-c",
-    type=click.IntRange(min=1, max=1000),
+    type=click.INT,
     help="Requests in flight at once; rows of one ticket always go one at a time "
-    f"[default: {DEFAULT_CONCURRENCY}].",
+    f"({RANGES['concurrency'].rule()}) [default: {DEFAULT_CONCURRENCY}].",
 )
 @_retries_option
 @_rate_option
@@ -254,19 +263,19 @@ def main() -> None:
 )
 @click.option(
     "--readback-delay",
-    type=click.FloatRange(min=0),
+    type=click.FLOAT,
     help="Seconds to wait before reading a ticket back after a lost answer [default: 1].",
 )
 @click.option(
     "--server-timeout",
-    type=click.FloatRange(min=0),
+    type=click.FLOAT,
     help="Seconds the gateway gives ITSM to answer (ESB: 30): a request whose answer was lost "
     "is resent only when this long after it left the ticket still shows it did not run "
     "[default: 30].",
 )
 @click.option(
     "--outage-wait",
-    type=click.FloatRange(min=0),
+    type=click.FLOAT,
     help="Seconds to wait for an unreachable ITSM (or a long rate-limit pause) before "
     "stopping, resumable [default: 60].",
 )
@@ -406,7 +415,7 @@ def plan(input_path: str, insecure: bool, **options: Any) -> None:
 
     _warn_insecure(insecure)
     try:
-        summary = api.plan_batch(input_path, insecure=insecure, **options)
+        summary = api.plan_batch(input_path, insecure=insecure, notice=_notice, **options)
     except BatchopsError as error:
         _fail(error)
         return
@@ -640,7 +649,32 @@ def config_show(profile: str | None, config_path: str | None) -> None:
     except BatchopsError as error:
         _fail(error)
         return
+    for warning in resolved.warnings:
+        _notice(warning)
     click.echo(describe(resolved))
+
+
+@config.command("trust")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=str))
+def config_trust(path: str) -> None:
+    """Let batchops read PATH, a batchops.toml in a working folder, as it is now.
+
+    A batchops.toml found in the working folder is ignored until you trust it: one handed
+    over with a spreadsheet could send your app secret to any host. The file's sha256 is
+    recorded in ~/.config/batchops/trusted.txt; once the file changes, trust it again.
+
+    \b
+    Example:
+      batchops config trust ./batchops.toml
+    """
+    from .config import trust_config
+
+    try:
+        record = trust_config(path)
+    except BatchopsError as error:
+        _fail(error)
+        return
+    click.echo(f"trusted {os.path.abspath(path)} as it is now (recorded in {record})")
 
 
 @main.command()

@@ -3,8 +3,18 @@
 Precedence, for every setting: flag (or Python keyword) > environment > profile >
 default. :func:`resolve` does the merge once and remembers where each value came from,
 so ``batchops config show`` can say it. Environment variables are named here and read
-nowhere else. The app secret and the user token are held in :class:`Credentials`,
-whose ``repr`` masks them; a profile never holds a secret, only the *name* of the
+nowhere else. Every numeric setting is checked against one table of ranges
+(:data:`RANGES`), whichever source it came from: a profile's ``concurrency = 5000`` is
+refused exactly like ``--concurrency 5000``, and ``inf`` or ``nan`` never get through.
+
+A ``batchops.toml`` in the working directory is read only once the user has trusted it
+(``batchops config trust PATH``, recorded with the file's sha256 in the user's own config
+folder, like ``direnv allow``): a folder handed over by someone else could otherwise point
+``base_url`` at their host and ``secret_env`` at any variable. An untrusted or changed
+file is ignored with a warning naming it.
+
+The app secret and the user token are held in :class:`Credentials`, whose ``repr`` masks
+them; a profile never holds a secret, only the *name* of the
 environment variable that does (``secret_env``).
 
 A profile file looks like::
@@ -24,6 +34,8 @@ A profile file looks like::
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -43,6 +55,8 @@ ENV_TOKEN = "BK_TOKEN"
 ENV_PROFILE = "BATCHOPS_PROFILE"
 ENV_CONFIG = "BATCHOPS_CONFIG"
 CONFIG_NAME = "batchops.toml"
+#: Beside the user's own batchops.toml: the working-directory files they trusted.
+TRUST_NAME = "trusted.txt"
 
 #: How long the gateway gives ITSM to answer (the ESB's backend timeout): after this, a
 #: request that left can no longer land, so only then does "unchanged" prove anything.
@@ -163,6 +177,65 @@ SETTINGS: dict[str, Setting] = {
     "ca_bundle": Setting(str, None),
 }
 
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """The values a numeric setting may take; the CLI's flags use the same bounds."""
+
+    low: float
+    high: float | None = None
+    low_open: bool = False
+    unit: str = ""
+    whole: bool = False
+
+    def rule(self) -> str:
+        low = f"more than {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        high = f" and at most {self.high:g}" if self.high is not None else ""
+        kind = "a whole number" if self.whole else "a finite number"
+        return f"{kind} {low}{high}{self.unit}"
+
+    def admits(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if value < self.low or (self.low_open and value == self.low):
+            return False
+        return self.high is None or value <= self.high
+
+
+#: One table of bounds for every source (flag, environment, profile, Python keyword).
+RANGES: dict[str, Range] = {
+    "concurrency": Range(1, 1000, whole=True),
+    "retries": Range(0, 20, whole=True),
+    "timeout": Range(0, None, low_open=True, unit=" (seconds)"),
+    "rate": Range(0, None, low_open=True, unit=" (requests per second)"),
+    "readback_delay": Range(0, None, unit=" (seconds)"),
+    "server_timeout": Range(0, None, unit=" (seconds)"),
+    "outage_wait": Range(0, None, unit=" (seconds)"),
+}
+
+
+def check_setting(key: str, value: Any, source: str) -> Any:
+    """``value`` if it is in range for ``key``; otherwise a ConfigError naming the source.
+
+    Numbers are compared as numbers, so ``inf``, ``nan`` and text that is not a number
+    are refused here, at the start of a run, and never reach the sender.
+    """
+    bounds = RANGES.get(key)
+    if bounds is None or value is None:
+        return value
+    flag = "--" + key.replace("_", "-")
+    where = flag if source == "flag" else f"{key} ({source})"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not bounds.admits(number):
+        raise ConfigError(f"{where} must be {bounds.rule()}, not {value!r}; fix it and run again")
+    if bounds.whole and not number.is_integer():
+        raise ConfigError(f"{where} must be a whole number, not {value!r}; fix it and run again")
+    return value
+
+
 _SECRET_KEYS = frozenset({"secret", "app_secret", "bk_app_secret", "token", "bk_token", "password"})
 
 
@@ -174,24 +247,102 @@ class Resolved:
     sources: dict[str, str]
     profile: str | None = None
     config_path: Path | None = None
+    #: Things the user should hear about (an ignored, untrusted batchops.toml).
+    warnings: tuple[str, ...] = ()
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
 
 
-def find_config(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
-    """The profile file: ``--config``, ``$BATCHOPS_CONFIG``, ./batchops.toml, or the user's."""
+def user_config_dir(env: Mapping[str, str]) -> Path:
+    """``$XDG_CONFIG_HOME/batchops``, else ``~/.config/batchops``."""
+    xdg = env.get("XDG_CONFIG_HOME")
+    home = Path(xdg) if xdg else Path(env.get("HOME", str(Path.home()))) / ".config"
+    return home / "batchops"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _trust_file(env: Mapping[str, str]) -> Path:
+    return user_config_dir(env) / TRUST_NAME
+
+
+def _trusted(env: Mapping[str, str]) -> dict[str, str]:
+    """Trusted files: resolved path -> the sha256 they had when trusted."""
+    try:
+        lines = _trust_file(env).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    out: dict[str, str] = {}
+    for line in lines:
+        digest, _, path = line.partition(" ")
+        if len(digest) == 64 and path:
+            out[path] = digest
+    return out
+
+
+def trust_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Path:
+    """Record ``path`` (as it is now) as trusted; return where the record was written."""
+    env = os.environ if env is None else env
+    target = Path(path).expanduser().resolve()
+    if not target.is_file():
+        raise ConfigError(f"{target} is not a file; pass the batchops.toml to trust")
+    try:
+        # A file that does not parse is not worth trusting; say so now.
+        tomllib.loads(target.read_text(encoding="utf-8"))
+        digest = _digest(target)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {target}: {exc}") from None
+    entries = _trusted(env)
+    entries[str(target)] = digest
+    record = _trust_file(env)
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{record.name}.tmp")
+        tmp.write_text("".join(f"{d} {p}\n" for p, d in sorted(entries.items())), "utf-8")
+        os.replace(tmp, record)
+    except OSError as exc:
+        raise ConfigError(f"cannot record the trust in {record}: {exc.strerror or exc}") from None
+    return record
+
+
+def is_trusted(path: Path, env: Mapping[str, str]) -> bool:
+    """True when ``path`` was trusted and has not changed since."""
+    target = path.resolve()
+    if target.parent == user_config_dir(env).resolve():
+        return True  # the user's own folder: theirs by definition
+    digest = _trusted(env).get(str(target))
+    try:
+        return digest is not None and digest == _digest(target)
+    except OSError:
+        return False
+
+
+def find_config(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> tuple[Path | None, list[str]]:
+    """The profile file and any warnings: ``--config``, ``$BATCHOPS_CONFIG``,
+    ./batchops.toml when trusted, or the user's own."""
     given = explicit or env.get(ENV_CONFIG)
     if given:
         path = Path(given).expanduser()
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; check --config")
-        return path
-    candidates = [Path.cwd() / CONFIG_NAME]
-    xdg = env.get("XDG_CONFIG_HOME")
-    home = Path(xdg) if xdg else Path(env.get("HOME", str(Path.home()))) / ".config"
-    candidates.append(home / "batchops" / CONFIG_NAME)
-    return next((p for p in candidates if p.is_file()), None)
+        return path, []
+    warnings: list[str] = []
+    local = Path.cwd() / CONFIG_NAME
+    if local.is_file():
+        if is_trusted(local, env):
+            return local, warnings
+        warnings.append(
+            f"Warning: ignoring {local.resolve()}: a {CONFIG_NAME} in the working folder is "
+            "read only once you trust it (it could send your secret elsewhere); check it, "
+            f"then run: batchops config trust {local.resolve()}"
+        )
+    own = user_config_dir(env) / CONFIG_NAME
+    return (own if own.is_file() else None), warnings
 
 
 def load_profile(path: Path | None, name: str | None) -> tuple[str | None, dict[str, Any]]:
@@ -199,8 +350,9 @@ def load_profile(path: Path | None, name: str | None) -> tuple[str | None, dict[
     if path is None:
         if name:
             raise ConfigError(
-                f"--profile {name}: no {CONFIG_NAME} found in this folder or "
-                "~/.config/batchops/; create one or pass --config PATH"
+                f"--profile {name}: no {CONFIG_NAME} found in ~/.config/batchops/ (or a "
+                "trusted one in this folder); create one, trust this folder's with "
+                "'batchops config trust batchops.toml', or pass --config PATH"
             )
         return None, {}
     try:
@@ -242,7 +394,7 @@ def _checked_profile(path: Path, name: str, raw: dict[str, Any]) -> dict[str, An
                 f"{path}: profile '{name}' key '{key}' must be a {setting.kind.__name__}, "
                 f"not {value!r}"
             )
-        clean[key] = value
+        clean[key] = check_setting(key, value, f"profile {name} in {path}")
     if clean.get("gateway", "esb") not in ("esb", "apigw"):
         raise ConfigError(f"{path}: profile '{name}' gateway must be 'esb' or 'apigw'")
     return clean
@@ -257,7 +409,7 @@ def resolve(
 ) -> Resolved:
     """Merge settings: ``explicit`` (flags, non-None) > environment > profile > default."""
     env = os.environ if env is None else env
-    path = find_config(config, env)
+    path, warnings = find_config(config, env)
     name, chosen = load_profile(path, profile or env.get(ENV_PROFILE) or None)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -270,7 +422,16 @@ def resolve(
             values[key], sources[key] = chosen[key], f"profile {name} ({path})"
         else:
             values[key], sources[key] = setting.default, "default"
-    return Resolved(values, sources, name, path)
+        values[key] = check_setting(key, values[key], sources[key])
+    return Resolved(values, sources, name, path, tuple(warnings))
+
+
+def target_source(resolved: Resolved) -> str:
+    """Which file and profile (or flag, or variable) chose the ITSM address."""
+    source = resolved.sources.get("base_url", "default")
+    if source == "flag":
+        return "--base-url"
+    return source
 
 
 def describe(resolved: Resolved, env: Mapping[str, str] | None = None) -> str:

@@ -103,10 +103,11 @@ def test_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None:
 def test_profile_found_in_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """batchops.toml in the working directory is found without --config."""
+    """A trusted batchops.toml in the working directory is found without --config."""
     write_profiles(tmp_path / "batchops.toml", "http://127.0.0.1:5")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert run_cli(["config", "trust", "batchops.toml"]).exit_code == 0
     out = run_cli(["config", "show"])
     assert out.exit_code == 0
     assert "profile: prod" in out.stdout
