@@ -37,6 +37,7 @@ from .model import STATUS_ORDER, Outcome, OutcomeTable, Row, RunSummary, Status
 from .planner import Precheck, StatusTable, _all_or_none, read_statuses, simulate
 from .report import default_report_path, write_failures, write_report
 from .resume import Work, open_checkpoint, row_keys, rows_fingerprint
+from .runlock import RunLock
 from .stops import EXIT_INTERRUPTED as STOP_INTERRUPTED
 from .stops import EXIT_STOPPED, RunControl, Stop, StopKind, Stopped
 from .store import Checkpoint, default_checkpoint_path
@@ -351,18 +352,25 @@ def run_batch(
     overview_extra: dict[str, str] = {}
     store: Checkpoint | None = None
     work = Work(to_send=np.flatnonzero(sendable).astype(np.int64), in_doubt=[])
-    if use_checkpoint and (checkpoint is not None or not sandbox):
-        store_path = Path(checkpoint) if checkpoint else default_checkpoint_path(batch.source)
-        store, work = open_checkpoint(
-            batch,
-            outcomes,
-            sendable,
-            store_path,
-            fresh=fresh,
-            retry_failed=retry_failed,
-            gateway=gateway_used,
-            base_url=resolved_url or "(sandbox)",
-        )
+    # One run per sheet and target, whatever the checkpoint; the stand-in is per run.
+    lock = None if sandbox else RunLock(batch.source, gateway_used, resolved_url, env).acquire()
+    try:
+        if use_checkpoint and (checkpoint is not None or not sandbox):
+            store_path = Path(checkpoint) if checkpoint else default_checkpoint_path(batch.source)
+            store, work = open_checkpoint(
+                batch,
+                outcomes,
+                sendable,
+                store_path,
+                fresh=fresh,
+                retry_failed=retry_failed,
+                gateway=gateway_used,
+                base_url=resolved_url or "(sandbox)",
+            )
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     try:
         with _fewer_young_collections():
             state = asyncio.run(
@@ -424,8 +432,12 @@ def run_batch(
         if store is not None:
             store.end_run(summary.exit_code, summary.stopped_reason)
     finally:
-        if store is not None:
-            store.close()
+        try:
+            if store is not None:
+                store.close()
+        finally:
+            if lock is not None:
+                lock.release()
     if summary_json:
         write_summary_json(summary, Path(summary_json))
     emit("run_finished", summary_fields(summary))

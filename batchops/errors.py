@@ -9,6 +9,7 @@ each class to an exit code; no message ever contains a secret.
     ├── InputError        the input file cannot be used (exit 2, nothing sent)
     ├── ConfigError       options or credentials are missing or contradictory (exit 2)
     ├── CheckpointError   the checkpoint is locked, foreign or unreadable (exit 2)
+    ├── RunInProgressError  another run of the same sheet and target is going (exit 2)
     └── FatalAnswerError  the server answered something that stops every row (exit 3)
 """
 
@@ -31,6 +32,10 @@ class ConfigError(BatchopsError):
 
 class CheckpointError(BatchopsError):
     """The checkpoint cannot be used for this run."""
+
+
+class RunInProgressError(BatchopsError):
+    """Another batchops process is running the same sheet against the same target."""
 
 
 class FatalAnswerError(BatchopsError):
