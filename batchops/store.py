@@ -196,6 +196,8 @@ class Checkpoint:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA wal_autocheckpoint=10000")
             conn.execute("PRAGMA busy_timeout=5000")
+            # Before the schema script, which would quietly re-create a dropped table.
+            _check_tables(conn, path)
             conn.executescript(_SCHEMA)
             version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             ours = version is None or version[0] == SCHEMA_VERSION
@@ -213,6 +215,11 @@ class Checkpoint:
                 f"{path} is not a batchops checkpoint ({exc}); pass another --checkpoint "
                 "or --fresh to replace it"
             ) from None
+        except CheckpointError:
+            if conn is not None:
+                conn.close()
+            os.close(fd)
+            raise
         if version is not None and version[0] != SCHEMA_VERSION:
             conn.close()
             os.close(fd)
@@ -220,6 +227,12 @@ class Checkpoint:
                 f"checkpoint {path} was written by another batchops version "
                 f"(schema {version[0]}); use --fresh to start over"
             )
+        try:
+            _check_rows(conn, path)
+        except CheckpointError:
+            conn.close()
+            os.close(fd)
+            raise
         return cls(path, conn, fd)
 
     @classmethod
@@ -235,11 +248,17 @@ class Checkpoint:
         try:
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=5000")
+            _check_tables(conn, path)
             conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            _check_rows(conn, path)
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
             raise CheckpointError(f"{path} is not a batchops checkpoint ({exc})") from None
+        except CheckpointError:
+            if conn is not None:
+                conn.close()
+            raise
         return cls(path, conn, None)
 
     @staticmethod
@@ -576,6 +595,49 @@ class Checkpoint:
             raise
         self.commits += 1
         self._last_flush = time.monotonic()
+
+
+_TABLES = frozenset({"meta", "rows", "history", "runs"})
+
+
+def _incomplete(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is incomplete ({what}); it was damaged or edited, so it cannot "
+        "say which rows were sent. Pass another --checkpoint, or --fresh to set it aside "
+        "and start over (the pre-check then decides what is sent)"
+    )
+
+
+def _check_tables(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a checkpoint that has some of batchops' tables but not all of them.
+
+    A file with no table at all is a new checkpoint (created, then the run died before
+    writing it); one missing ``meta`` or ``rows`` would otherwise be re-created empty and
+    read as "nothing sent yet".
+    """
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if tables and not tables >= _TABLES:
+        missing = ", ".join(sorted(_TABLES - tables))
+        raise _incomplete(path, f"no {missing} table")
+
+
+def _check_rows(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a checkpoint whose rows do not match what its meta table says it holds."""
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    (stored,) = conn.execute("SELECT COUNT(*) FROM rows").fetchone()
+    if "rows_fingerprint" not in meta:
+        if stored:
+            raise _incomplete(path, f"{stored} rows but no record of its input")
+        return
+    try:
+        expected = int(meta.get("row_count", ""))
+    except ValueError:
+        raise _incomplete(path, "no row count") from None
+    missing = [k for k in ("gateway", "base_url", "input_path") if k not in meta]
+    if missing:
+        raise _incomplete(path, "no " + ", ".join(missing))
+    if stored != expected:
+        raise _incomplete(path, f"{stored} of its {expected} rows")
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:

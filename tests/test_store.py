@@ -204,6 +204,55 @@ def test_other_schema_version_is_refused(tmp_path: Path) -> None:
         Checkpoint.open(path)
 
 
+@pytest.mark.parametrize(
+    ("statement", "what"),
+    [
+        ("DROP TABLE meta", "no meta table"),
+        ("DROP TABLE rows", "no rows table"),
+        ("DELETE FROM rows", "0 of its 3 rows"),
+        ("DELETE FROM rows WHERE idx = 1", "2 of its 3 rows"),
+        ("DELETE FROM meta", "3 rows but no record of its input"),
+        ("DELETE FROM meta WHERE key = 'base_url'", "no base_url"),
+    ],
+)
+def test_incomplete_checkpoint_is_refused_like_a_corrupt_one(
+    tmp_path: Path, statement: str, what: str
+) -> None:
+    """A checkpoint with a table dropped or emptied is refused (never read as "nothing sent
+    yet"), by the writer and by ``batchops report``; the file is left as it was."""
+    path = tmp_path / "c.db"
+    _new_store(path, 3).close()
+    _tamper(path, statement)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=rf"incomplete \({what}\).*--fresh"):
+        Checkpoint.open(path)
+    with pytest.raises(CheckpointError, match=rf"incomplete \({what}\)"):
+        Checkpoint.open_readonly(path)
+    assert path.read_bytes() == before
+
+
+def test_incomplete_checkpoint_through_the_cli(itsm: SandboxThread, tmp_path: Path) -> None:
+    """run on a checkpoint whose meta table is gone: one Error line, exit 2, nothing sent;
+    --fresh sets it aside and the run goes on."""
+    seed(itsm, running("NO1"), running("NO2"))
+    src = write_csv(
+        tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"], ["NO2", "admin", "SUSPEND", "y"]]
+    )
+    env = creds_env(itsm.url)
+    first = run_cli(["run", str(src)], env)
+    assert first.exit_code == 0, first.stderr
+    _tamper(tmp_path / "t.checkpoint.db", "DROP TABLE meta")
+    itsm.call(itsm.state.reset_stats)
+    out = run_cli(["run", str(src)], env)
+    assert out.exit_code == 2
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith("Error: checkpoint ") and "incomplete (no meta table)" in line
+    assert sum(itsm.state.stats.requests.values()) == 0
+    fresh = run_cli(["run", str(src), "--fresh"], env)
+    assert fresh.exit_code == 0, fresh.stderr
+    assert itsm.state.stats.operations_total == 0  # the pre-check saw both suspended
+
+
 def test_missing_checkpoint_without_create(tmp_path: Path) -> None:
     """open(create=False) and open_readonly on a missing file say so and create nothing."""
     with pytest.raises(CheckpointError, match="does not exist"):
