@@ -30,12 +30,13 @@ from .client import Answer, ItsmClient, Verdict
 from .config import ClientSettings, Credentials, Gateway, Resolved, resolve, target_source
 from .config import credentials_from as _credentials_from
 from .console import NullProgress, ProgressSink
-from .errors import CheckpointError, ConfigError, FatalAnswerError
+from .errors import BatchopsError, CheckpointError, ConfigError, FatalAnswerError
 from .executor import Executor, FailureBrake, SendPolicy, chains_by_sn
 from .loader import Batch, load_batch
 from .model import STATUS_ORDER, Outcome, OutcomeTable, Row, RunSummary, Status
+from .outputs import Outputs, check_outputs, unwritten_after_sending
 from .planner import Precheck, StatusTable, _all_or_none, read_statuses, simulate
-from .report import default_report_path, write_failures, write_report
+from .report import default_plan_path, default_report_path, write_failures, write_report
 from .resume import Work, open_checkpoint, row_keys, rows_fingerprint
 from .runlock import RunLock
 from .stops import EXIT_INTERRUPTED as STOP_INTERRUPTED
@@ -324,7 +325,16 @@ def run_batch(
 
     batch = load_batch(Path(input_path), sheet=sheet, encoding=encoding)
     report_path = Path(output) if output else default_report_path(batch.source)
-    _check_report_path(report_path, batch.source)
+    store_path: Path | None = None
+    if use_checkpoint and (checkpoint is not None or not sandbox):
+        store_path = Path(checkpoint) if checkpoint else default_checkpoint_path(batch.source)
+    outputs = Outputs(
+        report_path,
+        Path(failures) if failures else None,
+        Path(summary_json) if summary_json else None,
+        store_path,
+    )
+    check_outputs(batch.source, outputs)
     outcomes = OutcomeTable(len(batch))
     _mark_invalid(batch, outcomes)
     sendable = _select(batch, outcomes, only)
@@ -355,8 +365,7 @@ def run_batch(
     # One run per sheet and target, whatever the checkpoint; the stand-in is per run.
     lock = None if sandbox else RunLock(batch.source, gateway_used, resolved_url, env).acquire()
     try:
-        if use_checkpoint and (checkpoint is not None or not sandbox):
-            store_path = Path(checkpoint) if checkpoint else default_checkpoint_path(batch.source)
+        if store_path is not None:
             store, work = open_checkpoint(
                 batch,
                 outcomes,
@@ -439,7 +448,18 @@ def run_batch(
             if lock is not None:
                 lock.release()
     if summary_json:
-        write_summary_json(summary, Path(summary_json))
+        try:
+            write_summary_json(summary, Path(summary_json))
+        except BatchopsError as exc:
+            if not outcomes.any_attempted():
+                raise
+            summary = dataclasses.replace(
+                summary,
+                exit_code=EXIT_REPORT_UNWRITTEN,
+                report_error=unwritten_after_sending(
+                    str(exc), store.path if store else None, report_path
+                ),
+            )
     emit("run_finished", summary_fields(summary))
     return summary
 
@@ -565,13 +585,22 @@ def _finish_run(
     next_step = "" if state.declined else advice.next_step(counts, stop, failures)
     elapsed = time.monotonic() - started
     path: Path | None = None
+    report_error = ""
     if report_path is not None:
         sheet = summary_sheet(counts, by_action, failures, settings, elapsed, stopped, exit_code)
-        path = write_report(
-            batch.frame, outcomes, report_path, summary=sheet, sheet_name=batch.sheet
-        )
-        if failures_path is not None:
-            write_failures(batch.frame, outcomes, failures_path)
+        try:
+            path = write_report(
+                batch.frame, outcomes, report_path, summary=sheet, sheet_name=batch.sheet
+            )
+            if failures_path is not None:
+                write_failures(batch.frame, outcomes, failures_path)
+        except BatchopsError as exc:
+            if not outcomes.any_attempted():
+                raise  # nothing was sent: exit 2 says so truthfully
+            report_error = unwritten_after_sending(
+                str(exc), store.path if store else None, report_path
+            )
+            exit_code = EXIT_REPORT_UNWRITTEN
     return RunSummary(
         counts=counts,
         total_rows=len(batch),
@@ -587,6 +616,7 @@ def _finish_run(
         advice=next_step,
         top_failures=failures,
         failures_path=str(failures_path) if failures_path is not None and path else None,
+        report_error=report_error,
     )
 
 
@@ -694,19 +724,6 @@ class _Advice:
         if not lines:
             return "nothing left to do"
         return "\n".join(lines)
-
-
-def _check_report_path(report_path: Path, source: Path) -> None:
-    """Refuse early a report path that would overwrite the input or cannot be written."""
-    if report_path.resolve() == source.resolve():
-        raise ConfigError(f"the report would overwrite the input {source}; choose another --output")
-    folder = report_path.resolve().parent
-    if not folder.is_dir():
-        raise ConfigError(
-            f"the report's folder {folder} does not exist; create it or change --output"
-        )
-    if not os.access(folder, os.W_OK):
-        raise ConfigError(f"cannot write the report into {folder}; change --output")
 
 
 def _brake(value: str | FailureBrake | None) -> FailureBrake:
@@ -1230,8 +1247,11 @@ def plan_batch(
     reads = precheck and (sandbox or bool(resolved_url))
     credentials = _credentials(settings, env) if reads and not sandbox else None
     batch = load_batch(Path(input_path), sheet=sheet, encoding=encoding)
-    report_path = Path(output) if output else default_report_path(batch.source)
-    _check_report_path(report_path, batch.source)
+    report_path = Path(output) if output else default_plan_path(batch.source)
+    check_outputs(
+        batch.source,
+        Outputs(report_path, summary_json=Path(summary_json) if summary_json else None),
+    )
     outcomes = OutcomeTable(len(batch))
     _mark_invalid(batch, outcomes)
     valid = batch.valid_indices()

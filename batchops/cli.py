@@ -9,8 +9,11 @@ Exit codes (stable, for cron):
   0    every row success or skipped
   1    finished, some rows failed, invalid or unknown (or the run was not confirmed)
   2    usage, configuration, input or checkpoint error: nothing was sent
-  3    stopped early by a fatal answer, the failure brake or the canary: rows not done
-       are pending, and the same command resumes
+  3    stopped early by a fatal answer, the failure brake, the canary or a checkpoint
+       that can no longer be written: rows not done are pending, and the same command
+       resumes
+  4    operations were sent, but the report (or --failures / --summary-json) could not
+       be written: the results are safe in the checkpoint; 'batchops report' rebuilds it
   130  interrupted (Ctrl-C, SIGTERM): rows not done are pending
 """
 
@@ -47,7 +50,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_CODES_HELP = (
     "Exit codes: 0 all rows success/skipped; 1 some rows failed/invalid/unknown; "
     "2 usage or input error, nothing sent; 3 stopped early (fatal answer, failure brake, "
-    "canary), resumable; 130 interrupted, resumable."
+    "canary, checkpoint unwritable), resumable; 4 sent, but the report could not be written "
+    "(results safe in the checkpoint: batchops report CHECKPOINT -o OTHER); 130 interrupted, "
+    "resumable."
 )
 
 
@@ -338,7 +343,7 @@ def run(
       batchops run tickets.report.xlsx --only failed,unknown   # fix the red rows, send again
     """
     from . import api
-    from .console import format_summary, progress_for
+    from .console import format_problems, format_summary, progress_for
 
     _warn_insecure(insecure)
     confirm = confirm_canary = None
@@ -388,6 +393,8 @@ def run(
         # Only possible before sending starts (afterwards Ctrl-C stops the run cleanly).
         click.echo("Interrupted before sending; nothing was sent.", err=True)
         sys.exit(130)
+    for line in format_problems(summary):
+        _notice(line)
     if not (quiet or log_json) or summary.exit_code:
         click.echo(format_summary(summary))
     if summary.advice and summary.exit_code and events is None:
@@ -411,7 +418,7 @@ def plan(input_path: str, insecure: bool, **options: Any) -> None:
       batchops plan tickets.csv --profile prod      # and read every ticket's status
     """
     from . import api
-    from .console import format_summary
+    from .console import format_problems, format_summary
 
     _warn_insecure(insecure)
     try:
@@ -419,6 +426,8 @@ def plan(input_path: str, insecure: bool, **options: Any) -> None:
     except BatchopsError as error:
         _fail(error)
         return
+    for line in format_problems(summary):
+        _notice(line)
     click.echo(format_summary(summary))
     sys.exit(summary.exit_code)
 

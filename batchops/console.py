@@ -178,8 +178,22 @@ def progress_for(stream: IO[str], *, quiet: bool = False) -> ProgressSink:
     return LineProgress(stream)
 
 
+def format_problems(summary: RunSummary) -> list[str]:
+    """What a person must hear about a run, for stderr: why it stopped, what was not written.
+
+    Kept apart from :func:`format_summary` (stdout): cron mails and log collectors watch
+    stderr, and ``--quiet`` silences only the summary.
+    """
+    lines = []
+    if summary.stopped_reason:
+        lines.append(f"stopped: {summary.stopped_reason}")
+    if summary.report_error:
+        lines.append(f"Error: {summary.report_error}")
+    return lines
+
+
 def format_summary(summary: RunSummary) -> str:
-    """The closing lines of a run: counts per status, elapsed, rate, report path."""
+    """The closing lines of a run, for stdout: counts per status, elapsed, rate, report path."""
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
     lines = [f"{summary.note}"] if summary.note else []
     lines += [
@@ -187,8 +201,6 @@ def format_summary(summary: RunSummary) -> str:
         f"elapsed {summary.elapsed_s:.1f} s, {summary.rows_per_second:.0f} rows/s, "
         f"{summary.sent_requests} requests",
     ]
-    if summary.stopped_reason:
-        lines.append(f"stopped: {summary.stopped_reason}")
     if summary.report_path:
         lines.append(f"report: {summary.report_path}")
     if summary.failures_path:

@@ -89,6 +89,9 @@ class RunSummary:
     #: The most frequent failure reasons: (reason, how many rows, an example sn).
     top_failures: list[tuple[str, int, str]] = field(default_factory=list)
     failures_path: str | None = None
+    #: Set when operations were sent but an output could not be written (exit 4): what
+    #: failed, where the results are, and the command that rebuilds the report.
+    report_error: str = ""
 
     @property
     def rows_per_second(self) -> float:
@@ -214,6 +217,10 @@ class OutcomeTable:
 
         wanted = [_STATUS_INDEX[s] for s in statuses]
         return np.flatnonzero(np.isin(self._status, wanted))
+
+    def any_attempted(self) -> bool:
+        """Whether any row records a send (then "nothing was sent" would be untrue)."""
+        return bool((self._attempts > 0).any())
 
     def status_codes(self) -> np.ndarray:
         """Every row's status as an index into :data:`STATUS_ORDER` (read-only)."""

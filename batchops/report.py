@@ -135,6 +135,19 @@ def default_report_path(source: Path) -> Path:
         generation += 1
 
 
+def default_plan_path(source: Path) -> Path:
+    """Where ``batchops plan`` writes unless told: ``tickets.plan.csv`` / ``x.plan.xlsx``.
+
+    Never the run's report: a plan written over ``tickets.report.csv`` would replace a
+    run's real outcomes with "pending" (and under ``--sandbox`` nothing could rebuild it).
+    """
+    suffix = ".xlsx" if source.suffix.lower() in _EXCEL_SUFFIXES else ".csv"
+    candidate = source.with_name(f"{source.stem}.plan{suffix}")
+    if candidate.name.casefold() == source.name.casefold():
+        candidate = source.with_name(f"{source.stem}.plan-2{suffix}")
+    return candidate
+
+
 @dataclass(frozen=True, slots=True)
 class SummarySheet:
     """The Summary sheet of a run's XLSX report.

@@ -9,6 +9,7 @@ is ever among them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -77,13 +78,23 @@ def write_summary_json(summary: RunSummary, path: Path) -> Path:
     folder = path.resolve().parent
     try:
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temp, path)
     except OSError as exc:
         raise InputError(
             f"cannot write the summary {path}: {exc.strerror}; change --summary-json"
         ) from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temp, path)
+    except BaseException as exc:
+        # Never leave the temp file behind, whatever stopped the write.
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise InputError(
+                f"cannot write the summary {path}: {exc.strerror or exc}; change --summary-json"
+            ) from None
+        raise
     return path
 
 

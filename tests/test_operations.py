@@ -229,7 +229,7 @@ def test_canary_failure_stops_before_the_rest(itsm: SandboxThread, tmp_path: Pat
     src = write_csv(tmp_path / "t.csv", rows)
     out = run_cli(["run", str(src), "--canary", "2"], creds_env(itsm.url))
     assert out.exit_code == 3
-    assert "canary" in out.stdout
+    assert "canary" in out.stderr
     statuses = [r["status"] for r in read_report(tmp_path / "t.report.csv")]
     assert statuses == ["success", "failed"] + ["pending"] * 4
     assert itsm.state.stats.operations_total == 2

@@ -33,6 +33,7 @@ from .conftest import (
     applied_suspends,
     cli,
     creds_env,
+    read_report,
     report_of,
     rows_for,
     run_cli,
@@ -380,7 +381,7 @@ def test_plan_shows_the_precheck_outcome_and_sends_nothing(
     src = write_csv(tmp_path / "t.csv", rows)
     out = run_cli(["plan", str(src)], creds_env(server.url))
     assert out.exit_code == 0, out.stdout + out.stderr
-    report = report_of(src)
+    report = read_report(src.with_name(src.stem + ".plan.csv"))
     planned = ["skipped" if e == "skipped" else "pending" for e in expected]
     assert [r["status"] for r in report] == planned
     assert "ITSM will refuse it" in report[10]["message"]

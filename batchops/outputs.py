@@ -1,0 +1,99 @@
+"""Every file a run will write, checked before the first operation leaves.
+
+Once an operation is sent it cannot be taken back, so a report path that cannot be
+written must be found before sending, not after: ``report.txt``, a folder that does not
+exist, a folder given as a file, or one output landing on the input or on another
+output. :func:`check_outputs` raises a :class:`~batchops.errors.ConfigError` (exit 2,
+nothing sent) for each of those. What can still go wrong later (a full disk, a file
+locked by Excel) is the caller's to report truthfully: see ``EXIT_REPORT_UNWRITTEN``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+#: What the report writer can produce; the failures file is a report too.
+REPORT_SUFFIXES = (".csv", ".xlsx")
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """The paths one run writes; None for the ones it does not."""
+
+    report: Path
+    failures: Path | None = None
+    summary_json: Path | None = None
+    checkpoint: Path | None = None
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (also through links, or in different spellings)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_file(label: str, path: Path, suffixes: tuple[str, ...] | None) -> None:
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ConfigError(
+            f"{label} {path}: batchops writes {' or '.join(suffixes)} files; "
+            f"name it *{' or *'.join(suffixes)}"
+        )
+    if path.is_dir():
+        raise ConfigError(f"{label} {path} is a folder; give a file name inside it")
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{label} {path}: the folder {folder} does not exist; create it or choose another path"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{label} {path}: cannot write into {folder}; choose another folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{label} {path} cannot be overwritten (read-only); choose another path")
+
+
+def check_outputs(source: Path, outputs: Outputs) -> None:
+    """Refuse, before anything is sent, every output that could not be written or that
+    would overwrite the input or another output."""
+    named: list[tuple[str, Path, tuple[str, ...] | None]] = [
+        ("the report (--output)", outputs.report, REPORT_SUFFIXES)
+    ]
+    if outputs.failures is not None:
+        named.append(("--failures", outputs.failures, REPORT_SUFFIXES))
+    if outputs.summary_json is not None:
+        named.append(("--summary-json", outputs.summary_json, None))
+    if outputs.checkpoint is not None:
+        named.append(("the checkpoint", outputs.checkpoint, None))
+    taken: list[tuple[str, Path]] = [("the input", source)]
+    for label, path, suffixes in named:
+        for other_label, other in taken:
+            if _same(path, other):
+                raise ConfigError(
+                    f"{label} {path} would overwrite {other_label} ({other}); choose another path"
+                )
+        _check_file(label, path, suffixes)
+        taken.append((label, path))
+
+
+def unwritten_after_sending(reason: str, checkpoint: Path | None, report: Path) -> str:
+    """What to say when an output failed after operations were sent: never "nothing was
+    sent"; where the results are, and the command that rebuilds the report."""
+    if checkpoint is None:
+        return (
+            f"{reason}. Operations WERE sent, and no checkpoint was kept, so the counts "
+            "above are the only record of this run; check the tickets in ITSM"
+        )
+    other = report.with_name(f"{report.stem}.rebuilt{report.suffix or '.csv'}")
+    return (
+        f"{reason}. Operations WERE sent; their results are safe in the checkpoint "
+        f"{checkpoint}. Rebuild the report where it can be written with: batchops report "
+        f"{shlex.quote(str(checkpoint))} -o {shlex.quote(str(other))} (or another -o path)"
+    )
