@@ -410,6 +410,14 @@ def run_batch(
             # Outcomes first, report second: a kill while the report is written then
             # costs no read-backs on the next run.
             store.flush()
+            if store.broken:
+                # Possibly only noticed by this last flush: the run is resumable, not done.
+                if state.stop is None:
+                    state.stop = _checkpoint_stop(store.broken)
+                elif store.broken not in state.stop.reason:
+                    state.stop = dataclasses.replace(
+                        state.stop, reason=f"{state.stop.reason}; also {store.broken}"
+                    )
         advice = _Advice(command, settings, env, checkpointed=store is not None)
         if state.stop is not None and state.stop.kind is StopKind.FATAL and not state.stop.fix:
             state.stop = dataclasses.replace(
@@ -597,10 +605,15 @@ def _finish_run(
         except BatchopsError as exc:
             if not outcomes.any_attempted():
                 raise  # nothing was sent: exit 2 says so truthfully
-            report_error = unwritten_after_sending(
-                str(exc), store.path if store else None, report_path
-            )
-            exit_code = EXIT_REPORT_UNWRITTEN
+            if store is not None and store.broken:
+                # Not "safe in the checkpoint": it could not be written either. Exit 3
+                # stands: the same command reads back what was in flight and goes on.
+                report_error = f"{exc}; the checkpoint could not be written either (above)"
+            else:
+                report_error = unwritten_after_sending(
+                    str(exc), store.path if store else None, report_path
+                )
+                exit_code = EXIT_REPORT_UNWRITTEN
     return RunSummary(
         counts=counts,
         total_rows=len(batch),
@@ -617,6 +630,17 @@ def _finish_run(
         top_failures=failures,
         failures_path=str(failures_path) if failures_path is not None and path else None,
         report_error=report_error,
+    )
+
+
+def _checkpoint_stop(reason: str) -> Stop:
+    """The stop for a checkpoint that can no longer be written: what ran out is in
+    ``reason``; the fix is to make room, after which the same command goes on."""
+    return Stop(
+        StopKind.CHECKPOINT,
+        f"{reason}; stopped at once",
+        fix="make room for the checkpoint (free disk space, raise the quota or 'ulimit -f'); "
+        "rows that were in flight are then read back first, none is sent twice",
     )
 
 
@@ -847,6 +871,9 @@ async def _run_async(
         signals = _Signals(control) if handle_signals else None
         if signals is not None:
             stack.callback(signals.remove)
+        if store is not None:
+            # A checkpoint that can no longer be written stops the run at once (13.13).
+            store.on_broken = lambda reason: executor.request_stop(_checkpoint_stop(reason))
         try:
             stop = await check_reachable(client, control)
             if stop is not None:

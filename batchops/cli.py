@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -346,6 +347,10 @@ def run(
     from .console import format_problems, format_summary, progress_for
 
     _warn_insecure(insecure)
+    if hasattr(signal, "SIGXFSZ"):
+        # Past a file-size limit ('ulimit -f') the kernel would kill the run outright;
+        # ignored, the write fails instead and the run stops saying so (resumable).
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     confirm = confirm_canary = None
     on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
     if on_terminal and not yes:

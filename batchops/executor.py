@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .client import Answer, Transport, Verdict
+from .errors import CheckpointError
 from .model import FINAL_TICKET_STATUSES, Action, Outcome, Row, Status
 from .outage import OutageGuard
 from .planner import END_STATUS, TicketTrack, skip_reason
@@ -466,6 +467,12 @@ class Executor:
         started = time.perf_counter()
         try:
             step = await self._attempts(row, before)
+        except CheckpointError as exc:
+            # The "sending" mark could not be committed, so the request did not leave:
+            # stop at once (the checkpoint can no longer vouch for what was sent).
+            self.request_stop(Stop(StopKind.CHECKPOINT, str(exc)))
+            self._emit(row, Outcome(Status.PENDING, None, f"stopped before sending: {exc}"))
+            return None
         except _FatalAnswer as fatal:
             self._fatal = fatal.answer
             self.request_stop(Stop(StopKind.FATAL, fatal.answer.message))

@@ -38,6 +38,8 @@ class StopKind(enum.Enum):
     OUTAGE = "outage"
     #: The pre-check could not read tickets that have SUSPEND rows.
     PRECHECK = "precheck"
+    #: The checkpoint can no longer be written (disk full, quota, file-size limit).
+    CHECKPOINT = "checkpoint"
     #: SIGINT / SIGTERM.
     INTERRUPTED = "interrupted"
 

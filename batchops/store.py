@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
+import shutil
 import sqlite3
 import stat
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -161,6 +163,11 @@ class Checkpoint:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._last_flush = time.monotonic()
         self.commits = 0
+        #: Why the file can no longer be written (disk full, file-size limit), once a
+        #: commit failed; from then on nothing more is written and no row may be sent.
+        self.broken = ""
+        #: Called once with :attr:`broken`'s text when the first commit fails.
+        self.on_broken: Callable[[str], None] | None = None
 
     # ---------------------------------------------------------------- opening
 
@@ -302,8 +309,10 @@ class Checkpoint:
 
     def close(self) -> None:
         try:
-            self._flush_now()
-            self._conn.close()
+            with contextlib.suppress(CheckpointError):
+                self._flush_now()  # a failure is kept in self.broken for the caller
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
         finally:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
@@ -334,6 +343,14 @@ class Checkpoint:
         """Write the binding and one record per input row: (index, key, sn, action, state,
         status, message). Rows not to send (invalid, or left out by ``--only``) come in
         ``done`` with their outcome so far; the others ``queued`` and ``pending``."""
+        with self._before_sending():
+            self._initialise(binding, rows)
+
+    def _initialise(
+        self,
+        binding: Binding,
+        rows: Iterable[tuple[int, str, str, str, str, str, str]],
+    ) -> None:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -356,25 +373,44 @@ class Checkpoint:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self.commits += 1
 
     def update_input_path(self, path: str) -> None:
         self._conn.execute("UPDATE meta SET value=? WHERE key='input_path'", (path,))
 
+    @contextlib.contextmanager
+    def _before_sending(self) -> Iterator[None]:
+        """Writes made before any row is sent: a failure there is a plain exit 2."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            raise CheckpointError(
+                f"cannot write checkpoint {self.path}: {_what_ran_out(self.path, exc)}; "
+                "nothing was sent"
+            ) from None
+
     def begin_run(self, note: str = "") -> int:
-        cur = self._conn.execute("INSERT INTO runs(started_at, note) VALUES (?, ?)", (_now(), note))
+        with self._before_sending():
+            cur = self._conn.execute(
+                "INSERT INTO runs(started_at, note) VALUES (?, ?)", (_now(), note)
+            )
         self.run_id = int(cur.lastrowid or 0)
         return self.run_id
 
     def end_run(self, exit_code: int, stopped: str = "") -> None:
         """Close this run's record: when, its exit code, and why it stopped early if it did."""
-        self._flush_now()
-        self._conn.execute(
-            "UPDATE runs SET ended_at=?, exit_code=?, stopped=? WHERE run_id=?",
-            (_now(), exit_code, stopped, self.run_id),
-        )
+        self.flush()
+        if self.broken:
+            return
+        # Every row is recorded by now; failing to note the run's end must not turn a
+        # finished run into an error after sending.
+        with contextlib.suppress(sqlite3.Error, OSError):
+            self._conn.execute(
+                "UPDATE runs SET ended_at=?, exit_code=?, stopped=? WHERE run_id=?",
+                (_now(), exit_code, stopped, self.run_id),
+            )
 
     # ---------------------------------------------------------------- reading
 
@@ -447,6 +483,10 @@ class Checkpoint:
 
     def requeue(self, indices: Sequence[int]) -> None:
         """Send these rows again (``--retry-failed``); their earlier outcome goes to history."""
+        with self._before_sending():
+            self._requeue(indices)
+
+    def _requeue(self, indices: Sequence[int]) -> None:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -462,7 +502,7 @@ class Checkpoint:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self.commits += 1
 
@@ -470,6 +510,8 @@ class Checkpoint:
 
     async def mark_sending(self, row: Row, attempt: int, before: str | None) -> None:
         """Durably note that ``row`` is about to be sent; returns once committed."""
+        if self.broken:
+            raise CheckpointError(self.broken)
         loop = asyncio.get_running_loop()
         self._marks.append((row.index, attempt, before, self.run_id or 0, time.time()))
         # One future per worker, not one shared: cancelling a task cancels the future it
@@ -481,6 +523,8 @@ class Checkpoint:
 
     def record(self, row: Row, outcome: Outcome) -> None:
         """Note a row's outcome; committed with the next group, at the latest 100 ms later."""
+        if self.broken:
+            return  # the row stays as last committed; the next run reads it back
         state = "queued" if outcome.status is Status.PENDING else "done"
         self._finals.append(
             (
@@ -509,8 +553,13 @@ class Checkpoint:
         self._next_step(loop)
 
     def flush(self) -> None:
-        """Commit every mark and outcome noted so far."""
-        self._flush_now()
+        """Commit every mark and outcome noted so far.
+
+        Once sending has begun, a failure must not raise past here: it stops the run
+        through :attr:`on_broken`, and the caller reads :attr:`broken`.
+        """
+        with contextlib.suppress(CheckpointError):
+            self._flush_now()
 
     def _finals_due(self) -> bool:
         return (
@@ -558,8 +607,18 @@ class Checkpoint:
         marks, self._marks = self._marks, []
         finals, self._finals = self._finals, []
         waiters, self._flush_waiters = self._flush_waiters, []
+        if self.broken:
+            _settle(waiters, CheckpointError(self.broken))
+            return
         try:
             self._write(marks, finals)
+        except (sqlite3.Error, OSError) as exc:
+            self.broken = _unwritable(self.path, exc)
+            error = CheckpointError(self.broken)
+            _settle(waiters, error)
+            if self.on_broken is not None:
+                self.on_broken(self.broken)
+            raise error from None
         except BaseException as exc:
             _settle(waiters, self._error(exc))
             raise
@@ -591,10 +650,61 @@ class Checkpoint:
                 )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self.commits += 1
         self._last_flush = time.monotonic()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction, keeping the first error.
+
+    On a full disk SQLite may already have rolled back by itself; a ROLLBACK then fails
+    with "no transaction is active" and would hide what really went wrong.
+    """
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _unwritable(path: Path, exc: BaseException) -> str:
+    """One line: the checkpoint cannot be written, what ran out, and where."""
+    return f"checkpoint {path} can no longer be written: {_what_ran_out(path, exc)}"
+
+
+def _what_ran_out(path: Path, exc: BaseException) -> str:
+    sizes = []
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-journal")):
+        with contextlib.suppress(OSError):
+            sizes.append((name.stat().st_size, name))
+    limit = _file_size_limit()
+    if limit is not None and sizes:
+        size, name = max(sizes)
+        if size + (1 << 16) >= limit:
+            return (
+                f"the file-size limit ({limit} bytes, 'ulimit -f') was reached by {name}; "
+                "raise the limit or choose another --checkpoint"
+            )
+    folder = path.resolve().parent
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(folder).free
+        if free < (1 << 20):
+            return f"the disk holding {folder} is full ({free} bytes free)"
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or (
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    ):
+        return f"the disk or the disk quota holding {folder} is full"
+    return f"{exc} (disk full, quota or a file-size limit?)"
+
+
+def _file_size_limit() -> int | None:
+    """The process's file-size limit ('ulimit -f') in bytes; None when there is none."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if limit == resource.RLIM_INFINITY else int(limit)
 
 
 _TABLES = frozenset({"meta", "rows", "history", "runs"})

@@ -1116,3 +1116,65 @@ def test_random_kills_and_answers_never_operate_a_row_twice(
             assert order == sorted(order), (sn, order)
         assert state.stats.double_suspends == 0
         assert state.stats.concurrent_same_sn == 0
+
+
+# --------------------------------------------------------------------------- no room left
+
+
+def _limited(limit_bytes: int) -> Callable[[], None]:
+    """preexec_fn: a file-size limit ('ulimit -f') in the child, SIGXFSZ ignored (as a
+    shell with 'trap "" XFSZ' would), so writes past it fail instead of killing it."""
+
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return apply
+
+
+def test_checkpoint_out_of_room_stops_truthfully_and_the_same_command_finishes(
+    tmp_path: Path,
+) -> None:
+    """A file-size limit the checkpoint outgrows mid-run: the run stops at once with one
+    line naming the limit and the file, exit 3 (not 2: operations were sent), a report of
+    what is known; the same command without the limit reads the in-flight rows back and
+    finishes, every ticket operated exactly once."""
+    rows = 1500
+    state = _state(latency_ms=5)
+    sns = [f"FS{i:05d}" for i in range(rows)]
+    _tickets(state, sns)
+    src = write_csv(tmp_path / "t.csv", _rows(sns))
+    args = ["run", str(src), "-c", "4", "--timeout", "2", "--readback-delay", "0.1"]
+    args += ["--server-timeout", "1"]  # the re-run reads back without a long wait
+    with SandboxThread(state) as server:
+        env = _child_env(tmp_path, server.url)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "batchops", *args],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_limited(400_000),
+        )
+        _CHILDREN.append(proc)
+        stopped = _finish(proc, timeout=120)
+        sent_first = state.stats.operations_total
+        assert stopped.code == 3, stopped.text
+        assert 0 < sent_first < rows, "the limit must be hit mid-run for this test to mean much"
+        assert "Traceback" not in stopped.text
+        (line,) = [x for x in stopped.stderr.splitlines() if "can no longer be written" in x]
+        assert "file-size limit (400000 bytes" in line and "t.checkpoint.db" in line
+        report = read_report(tmp_path / "t.report.csv")
+        counts = Counter(r["status"] for r in report)
+        assert set(counts) <= {"success", "pending"}, counts
+        assert counts["success"] >= 1
+
+        _drain(state)
+        again = _run(args, env, tmp_path)
+        assert again.code == 0, again.text
+        _assert_once_each(read_report(tmp_path / "t.report.csv"), state)
+        assert state.stats.operations_total == rows
