@@ -162,6 +162,15 @@ class _Recorder:
         return outcome
 
 
+def _add_notes(batch: Batch, outcomes: OutcomeTable) -> None:
+    """Say in the report's message what batchops changed in a row before sending it."""
+    for index, note in batch.notes.items():
+        outcome = outcomes.get(index)
+        if note not in outcome.message:
+            message = f"{outcome.message} ({note})" if outcome.message else note
+            outcomes.set(index, dataclasses.replace(outcome, message=message))
+
+
 def _mark_invalid(batch: Batch, outcomes: OutcomeTable) -> None:
     for index in np.flatnonzero(batch.invalid != "").tolist():
         outcomes.set(index, Outcome(Status.INVALID, None, str(batch.invalid[index])))
@@ -596,6 +605,7 @@ def _finish_run(
     report_error = ""
     if report_path is not None:
         sheet = summary_sheet(counts, by_action, failures, settings, elapsed, stopped, exit_code)
+        _add_notes(batch, outcomes)
         try:
             path = write_report(
                 batch.frame, outcomes, report_path, summary=sheet, sheet_name=batch.sheet
@@ -1318,6 +1328,7 @@ def plan_batch(
         if statuses is None:
             message = shown.setdefault(message, f"{message} (not pre-checked: {note})")
         outcomes.set(index, Outcome(status, None, message))
+    _add_notes(batch, outcomes)
     path = write_report(batch.frame, outcomes, report_path, sheet_name=batch.sheet)
     counts = outcomes.counts()
     summary = RunSummary(
@@ -1385,6 +1396,7 @@ def report_from_checkpoint(
             outcomes.set(rec.index, outcome)
     finally:
         store.close()
+    _add_notes(batch, outcomes)
     path = write_report(
         batch.frame,
         outcomes,

@@ -434,3 +434,33 @@ def test_the_installed_command_keeps_its_exit_code_and_every_line(
         assert done.stderr.startswith("Error: ") and "missing.csv" in done.stderr
     else:
         assert done.stdout.startswith("batchops, version ")
+
+
+def test_sns_with_hidden_characters_are_invalid_or_trimmed(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """End to end: sns with a zero-width space, a line break, a NUL or a tab inside are
+    invalid and never reach the server; one padded with zero-width and no-break spaces is
+    sent bare, and the report says it was trimmed."""
+    seed(itsm, running("HC1"), running("HC2"))
+    src = write_csv(
+        tmp_path / "t.csv",
+        [
+            ["H\u200bC1", "admin", "SUSPEND", "x"],
+            ["HC\n1", "admin", "SUSPEND", "x"],
+            ["HC\x001", "admin", "SUSPEND", "x"],
+            ["HC\t1", "admin", "SUSPEND", "x"],
+            ["\u200bHC2\u00a0", "admin", "SUSPEND", "x"],
+        ],
+    )
+    out = run_cli(["run", str(src)], creds_env(itsm.url))
+    assert out.exit_code == 1, out.stderr
+    report = read_report(tmp_path / "t.report.csv")
+    assert [r["status"] for r in report] == ["invalid"] * 4 + ["success"]
+    assert "zero width space (U+200B)" in report[0]["message"]
+    assert "a line break" in report[1]["message"]
+    assert "a NUL character" in report[2]["message"]
+    assert "a tab" in report[3]["message"]
+    assert "sn trimmed of invisible characters at its ends (U+00A0, U+200B)" in report[4]["message"]
+    assert [op.sn for op in itsm.state.stats.operations] == ["HC2"]
+    assert itsm.state.tickets["HC1"].status == "RUNNING"

@@ -531,11 +531,72 @@ def test_any_text_reads_back_identically_in_each_encoding(
     )
 )
 def test_any_sn_round_trips(tmp_path: Path, sn: str) -> None:
-    """Property: any sn text is echoed unchanged in the frame and sent stripped."""
+    """Property: any sn text is echoed unchanged in the frame; it is sent trimmed of blanks
+    and invisible characters at its ends, or not at all when one is left inside."""
     assume(not sn.startswith("\ufeff"))
     batch = load_one(tmp_path, [[sn, "op", "UNSUSPEND", "m"]])
     assert batch.frame["sn"].tolist() == [sn]
-    assert batch.sn.tolist() == [sn.strip()]
+    core = sn
+    while core != core.strip().strip(INVISIBLE):
+        core = core.strip().strip(INVISIBLE)
+    if not core:
+        assert "blank" in batch.invalid[0]
+    elif any(_unfit(c) for c in core):
+        assert "holds" in batch.invalid[0]
+    else:
+        assert batch.sn.tolist() == [core]
+
+
+#: What a copy from a web page or a chat leaves around (and inside) an sn.
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00a0\u202f\u2007\u3000\u180e"
+UNFIT_INSIDE = "\t\n\r\x00\x0b\x1f\x7f \u200b\u00a0\u2028\ufeff\u3000\u200e"
+
+
+def _unfit(char: str) -> bool:
+    import unicodedata
+
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co")
+
+
+SN_CORE = st.text(alphabet=string.ascii_uppercase + string.digits + "-_", min_size=2, max_size=16)
+
+
+@PROPERTY
+@given(core=SN_CORE, bad=st.sampled_from(UNFIT_INSIDE), where=st.integers(min_value=1))
+def test_sn_with_a_hidden_character_inside_is_invalid(
+    tmp_path: Path, core: str, bad: str, where: int
+) -> None:
+    """Property: a control character, line break, tab, NUL, blank or zero-width/no-break
+    space inside an sn makes the row invalid (never sent), saying which character."""
+    at = 1 + where % (len(core) - 1)
+    sn = core[:at] + bad + core[at:]
+    batch = load_one(tmp_path, [[sn, "op", "SUSPEND", "m"], ["OK1", "op", "SUSPEND", "m"]])
+    reason = str(batch.invalid[0])
+    assert reason.startswith("sn ") and "holds" in reason
+    assert f"U+{ord(bad):04X}" in reason or bad in "\t\n\r\x00 "
+    assert batch.invalid[1] == ""
+    assert batch.valid_indices().tolist() == [1]
+
+
+@PROPERTY
+@given(
+    core=SN_CORE,
+    left=st.text(alphabet=INVISIBLE + " ", max_size=3),
+    right=st.text(alphabet=INVISIBLE + " ", max_size=3),
+)
+def test_sn_padded_with_invisible_characters_is_trimmed_and_noted(
+    tmp_path: Path, core: str, left: str, right: str
+) -> None:
+    """Property: zero-width and no-break spaces at the ends are trimmed; the row is sent
+    with the bare sn, and the row carries a note naming what was removed."""
+    batch = load_one(tmp_path, [[left + core + right, "op", "SUSPEND", "m"]])
+    assert batch.invalid[0] == ""
+    assert batch.sn.tolist() == [core]
+    hidden = {c for c in left + right if c in INVISIBLE}
+    if hidden:
+        assert all(f"U+{ord(c):04X}" in batch.notes[0] for c in hidden)
+    else:
+        assert batch.notes == {}
 
 
 # --------------------------------------------------------------------------- xlsx
