@@ -389,6 +389,13 @@ def run_batch(
         if lock is not None:
             lock.release()
         raise
+    if work.fresh is not None:
+        # Shown in the confirmation when there is one to show it in; otherwise on stderr.
+        fresh_text = work.fresh.describe(precheck)
+        if confirm is not None:
+            overview_extra["fresh start"] = fresh_text.removeprefix("--fresh: ")
+        else:
+            say(fresh_text)
     try:
         with _fewer_young_collections():
             state = asyncio.run(

@@ -38,6 +38,31 @@ class Work:
     note: str = ""
     #: Wall-clock time of the latest "sending" mark among the rows in doubt.
     last_sent_at: float = 0.0
+    #: With ``--fresh``: what the checkpoint set aside said (None when there was none).
+    fresh: FreshStart | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FreshStart:
+    """What ``--fresh`` set aside: the backup, and how many rows it recorded as applied."""
+
+    backup: Path
+    applied: int | None
+
+    def describe(self, precheck: bool) -> str:
+        count = "an unknown number of" if self.applied is None else str(self.applied)
+        said = (
+            f"--fresh: the old checkpoint (kept as {self.backup}) recorded {count} rows as applied"
+        )
+        if precheck:
+            return (
+                f"{said}; the pre-check reads every ticket's live state and decides what is "
+                "sent again (rows already where their action leads are skipped)"
+            )
+        return (
+            f"{said}; with --no-precheck nothing checks the tickets first, so those rows are "
+            "sent again (a second SUSPEND leaves a ticket stuck)"
+        )
 
 
 def row_keys(batch: Batch) -> list[str]:
@@ -72,6 +97,7 @@ def open_checkpoint(
     base_url: str,
 ) -> tuple[Checkpoint, Work]:
     """Open the checkpoint and work out what is left; refuse one that belongs elsewhere."""
+    applied = Checkpoint.count_applied(path) if fresh else None
     backup = Checkpoint.set_aside(path) if fresh else None
     keys = row_keys(batch)
     binding = Binding(
@@ -88,7 +114,10 @@ def open_checkpoint(
             store.initialise(binding, _initial_rows(batch, keys, sendable, outcomes))
             store.begin_run("first run")
             note = f"checkpoint: {path}" + (f" (previous one kept as {backup})" if backup else "")
-            return store, Work(np.flatnonzero(sendable).astype(np.int64), [], note)
+            work = Work(np.flatnonzero(sendable).astype(np.int64), [], note)
+            if backup is not None:
+                work.fresh = FreshStart(backup, applied)
+            return store, work
         _check_binding(stored, binding, store, keys, path)
         if stored.input_path != binding.input_path:
             store.update_input_path(binding.input_path)

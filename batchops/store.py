@@ -268,6 +268,25 @@ class Checkpoint:
             raise
         return cls(path, conn, None)
 
+    @classmethod
+    def count_applied(cls, path: Path) -> int | None:
+        """Rows an existing checkpoint records as applied (``success``); None if unreadable."""
+        if not path.exists():
+            return None
+        try:
+            reader = cls.open_readonly(path)
+        except CheckpointError:
+            return None
+        try:
+            (count,) = reader._conn.execute(
+                "SELECT COUNT(*) FROM rows WHERE status=?", (Status.SUCCESS.value,)
+            ).fetchone()
+            return int(count)
+        except sqlite3.Error:
+            return None
+        finally:
+            reader.close()
+
     @staticmethod
     def set_aside(path: Path) -> Path | None:
         """Move an old checkpoint out of the way (``--fresh``), keeping it as a backup."""

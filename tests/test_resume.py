@@ -469,6 +469,40 @@ def test_resume_right_after_kill_waits_for_a_request_still_on_the_server(
 # --------------------------------------------------------------------------- refusals
 
 
+def test_fresh_says_how_many_rows_were_applied_and_that_the_precheck_decides(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """--fresh without a terminal says on stderr how many rows the old checkpoint had
+    recorded as applied and that the pre-check decides what is sent again; in the
+    confirmation (API) it is a line of the overview."""
+    from batchops import api
+
+    sns = ["FR1", "FR2", "FR3"]
+    seed(itsm, *(running(sn) for sn in sns))
+    src = write_csv(tmp_path / "t.csv", [[sn, "admin", "SUSPEND", "x"] for sn in sns])
+    env = creds_env(itsm.url)
+    assert run_cli(["run", str(src)], env).exit_code == 0
+    fresh = run_cli(["run", str(src), "--fresh"], env)
+    assert fresh.exit_code == 0, fresh.stderr
+    assert "recorded 3 rows as applied" in fresh.stderr
+    assert "the pre-check reads every ticket's live state" in fresh.stderr
+    assert "recorded 3 rows" not in fresh.stdout
+    assert itsm.state.stats.operations_total == 3  # the pre-check skipped all three
+
+    shown: list[str] = []
+
+    def confirm(overview: api.PlanOverview) -> bool:
+        shown.append(overview.describe())
+        return False
+
+    seed(itsm, *(running(sn) for sn in sns[:1]))  # one ticket open again: something to ask
+    api.run_batch(src, fresh=True, confirm=confirm, env=env)
+    (text,) = shown
+    assert "fresh start: the old checkpoint" in text and "recorded 0 rows as applied" in text
+    nocheck = run_cli(["run", str(src), "--fresh", "--no-precheck", "--yes"], env)
+    assert "with --no-precheck nothing checks the tickets first" in nocheck.stderr
+
+
 def test_changed_input_is_refused_then_fresh_starts_over(
     itsm: SandboxThread, tmp_path: Path
 ) -> None:
