@@ -277,6 +277,8 @@ def _read_csv(source: Path, encoding: str | None) -> tuple[pd.DataFrame, str]:
             ) from None
         except ValueError as exc:  # anything else the parser rejects
             raise InputError(_parser_message(source, exc)) from None
+        if encoding is None and enc == "gb18030":
+            _check_plausible_chinese(source)
         if len(raw.columns) and len(raw):
             first = raw.iloc[0, 0]
             if isinstance(first, str) and first.startswith("\ufeff"):
@@ -291,6 +293,45 @@ def _read_csv(source: Path, encoding: str | None) -> tuple[pd.DataFrame, str]:
     raise InputError(
         f"{source} is not UTF-8 or GB18030 text; re-save it as 'CSV UTF-8' or pass --encoding"
     )
+
+
+#: How much of a file the GB18030 plausibility check reads, and how many of its
+#: non-ASCII characters it weighs.
+_PLAUSIBILITY_BYTES: Final = 1 << 20
+_PLAUSIBILITY_CHARS: Final = 5000
+
+
+def _check_plausible_chinese(source: Path) -> None:
+    """Refuse a guessed GB18030 decoding that is most likely garbage.
+
+    GB18030 decodes nearly any bytes, so a Latin-1 (Windows-1252) file "decodes" too:
+    ``José`` becomes ``Jos`` plus a rare CJK character, and that text would be sent. Real
+    Chinese text is overwhelmingly in GB2312's common set; Latin-1 read as GB18030 is
+    overwhelmingly outside it. When most non-ASCII characters are outside, ask for
+    ``--encoding`` rather than guess.
+    """
+    try:
+        with source.open("rb") as handle:
+            head = handle.read(_PLAUSIBILITY_BYTES)
+    except OSError:
+        return
+    text = head.decode("gb18030", errors="ignore")
+    wide = [c for c in text if ord(c) > 0x7F][:_PLAUSIBILITY_CHARS]
+    if not wide:
+        return
+    rare = 0
+    for char in wide:
+        try:
+            char.encode("gb2312")
+        except UnicodeEncodeError:
+            rare += 1
+    if rare * 2 > len(wide):
+        sample = "".join(wide[:6])
+        raise InputError(
+            f"{source} is not UTF-8, and read as GB18030 it gives unlikely text ({sample}…); "
+            "it may be Latin-1/Windows-1252: pass --encoding cp1252 (or the right one), or "
+            "--encoding gb18030 if the text really is Chinese"
+        )
 
 
 def _encoding_candidates(sample: bytes) -> list[str]:

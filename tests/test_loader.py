@@ -453,6 +453,35 @@ def test_late_gb18030_bytes_fall_back_to_full_reread(tmp_path: Path) -> None:
     assert batch.operator[-1] == "张三" and batch.action[-1] == "SUSPEND"
 
 
+def test_latin1_file_is_refused_with_advice_to_pass_encoding(tmp_path: Path) -> None:
+    """A Latin-1 file that GB18030 happens to decode (every accented letter followed by a
+    letter) is not quietly read as garbled Chinese: one line asking for --encoding; with
+    --encoding cp1252 it reads right."""
+    rows = [
+        ["NO1", "Müller", "SUSPEND", "réunion reportée demain"],
+        ["NO2", "Françoise", "TERMINATE", "déménagement"],
+        ["NO3", "Zoëlle", "WITHDRAW", "dossier clôturée"],
+    ]
+    path = write_csv(tmp_path / "latin.csv", rows, encoding="cp1252")
+    assert path.read_bytes().decode("gb18030")  # the trap: it decodes
+    input_error(lambda: load_batch(path), "unlikely text", "--encoding cp1252")
+    batch = load_batch(path, encoding="cp1252")
+    assert batch.operator.tolist() == ["Müller", "Françoise", "Zoëlle"]
+    assert batch.message.tolist()[0] == "réunion reportée demain"
+
+
+def test_chinese_gbk_file_with_a_rare_name_is_still_read(tmp_path: Path) -> None:
+    """Real GBK text (mostly common characters, a rare one in a name) is not refused."""
+    rows = [
+        ["NO1", "王喆", "挂起", "系统维护，暂停处理"],
+        ["NO2", "张三", "终止", "重复提交的单据"],
+    ]
+    path = write_csv(tmp_path / "gbk.csv", rows, header=CHINESE_HEADER, encoding="gbk")
+    batch = load_batch(path)
+    assert batch.encoding == "gb18030"
+    assert batch.operator.tolist() == ["王喆", "张三"]
+
+
 def test_utf8_character_cut_by_the_sample_is_still_utf8(tmp_path: Path) -> None:
     """A long UTF-8 file whose 64 KiB sample ends inside a character is still UTF-8."""
     for pad in range(3):  # shift the text until byte 65536 falls inside a character
@@ -518,7 +547,11 @@ def test_any_text_reads_back_identically_in_each_encoding(
             pass
         else:  # those bytes are also UTF-8, which is preferred: the file is ambiguous
             assume(all(c.isascii() for row in rows for c in row))
-    batch = load_batch(path)
+        # Guessed, random characters are "unlikely Chinese" and may be refused; named,
+        # the encoding is taken as given.
+        batch = load_batch(path, encoding="gb18030")
+    else:
+        batch = load_batch(path)
     assert batch.frame.values.tolist() == rows
 
 
