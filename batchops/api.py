@@ -346,6 +346,15 @@ def run_batch(
     check_outputs(batch.source, outputs)
     outcomes = OutcomeTable(len(batch))
     _mark_invalid(batch, outcomes)
+    if not only and batch.previous_results is not None:
+        # An earlier report fed back as it is: re-sending its successes would replay
+        # them (and a second SUSPEND sticks a ticket). Only what is not done goes.
+        only = _NOT_DONE
+        say(
+            f"{batch.source} is a batchops report: only its rows that are not done "
+            f"({', '.join(_NOT_DONE)}) are sent; success and skipped rows keep their "
+            "result. Use --only STATUS,... to choose other rows"
+        )
     sendable = _select(batch, outcomes, only)
     progress = progress or NullProgress()
     started = time.monotonic()
@@ -533,6 +542,10 @@ def _policy(settings: Resolved, brake: str | FailureBrake | None) -> tuple[SendP
         outage_wait_s=max(0.0, float(settings["outage_wait"])),
     )
     return policy, timeout_s
+
+
+#: The rows of an earlier report that a run sends when no --only is given.
+_NOT_DONE = ("pending", "failed", "unknown", "invalid")
 
 
 def _select(batch: Batch, outcomes: OutcomeTable, only: Collection[str] | None) -> np.ndarray:

@@ -436,6 +436,36 @@ def test_fix_the_red_rows_and_send_the_report_back(itsm: SandboxThread, tmp_path
     assert codes == [0, 0, 0]
 
 
+def test_report_fed_back_without_only_sends_only_rows_not_done(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """A report run again as it is (no --only) does not replay its successes: only the
+    rows not done are sent (here the failed one, fixed), and stderr says so. With the
+    pre-check off too, so the pre-check is not what saves the successful rows."""
+    seed(itsm, running("RB1"), running("RB2", processor="zhang"), running("RB3"))
+    src = write_csv(
+        tmp_path / "t.csv",
+        [
+            ["RB1", "admin", "TERMINATE", "x"],
+            ["RB2", "admin", "TERMINATE", "y"],
+            ["RB3", "admin", "TERMINATE", "z"],
+        ],
+    )
+    first = run_cli(["run", str(src), "--max-failures", "off"], creds_env(itsm.url))
+    assert first.exit_code == 1
+    report = tmp_path / "t.report.csv"
+    text = report.read_text(encoding="utf-8-sig").replace("RB2,admin", "RB2,zhang")
+    report.write_text(text, encoding="utf-8-sig")
+    itsm.call(itsm.state.reset_stats)
+
+    second = run_cli(["run", str(report), "--no-precheck"], creds_env(itsm.url))
+    assert second.exit_code == 0, second.stdout + second.stderr
+    assert [op.sn for op in itsm.state.stats.operations] == ["RB2"]
+    assert "is a batchops report: only its rows that are not done" in second.stderr
+    statuses = [r["status"] for r in read_report(tmp_path / "t.report-2.csv")]
+    assert statuses == ["success", "success", "success"]
+
+
 def test_only_needs_a_report(tmp_path: Path) -> None:
     """--only on a plain input file is a clear usage error."""
     src = write_csv(tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"]])
