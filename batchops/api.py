@@ -105,8 +105,10 @@ class _Recorder:
         secrets: tuple[str, ...],
         store: Checkpoint | None = None,
         emit: Events | None = None,
+        row_number: Callable[[int], int] | None = None,
     ) -> None:
         self.outcomes = outcomes
+        self._row_number = row_number or (lambda index: index + 2)
         self.progress = progress
         self._secrets = secrets
         self._store = store
@@ -126,7 +128,7 @@ class _Recorder:
             self._emit(
                 "row_" + outcome.status.value,
                 {
-                    "row": row.index + 2,
+                    "row": self._row_number(row.index),
                     "sn": row.sn,
                     "action": row.action.value,
                     "code": outcome.code,
@@ -806,7 +808,7 @@ class _RunState:
 class CanaryReport:
     """The outcomes of the canary rows, shown before the rest is sent."""
 
-    outcomes: list[tuple[int, str, str, Outcome]]  # (index, sn, action, outcome)
+    outcomes: list[tuple[int, str, str, Outcome]]  # (sheet row number, sn, action, outcome)
     remaining: int
 
     @property
@@ -815,9 +817,9 @@ class CanaryReport:
 
     def describe(self) -> str:
         lines = [f"Canary: {len(self.outcomes)} rows sent first:"]
-        for index, sn, action, outcome in self.outcomes:
+        for number, sn, action, outcome in self.outcomes:
             lines.append(
-                f"  row {index + 2}: {sn} {action} → {outcome.status.value}"
+                f"  row {number}: {sn} {action} → {outcome.status.value}"
                 + (f" ({outcome.message})" if outcome.status is not Status.SUCCESS else "")
             )
         lines.append(f"{self.remaining} rows remain.")
@@ -885,7 +887,9 @@ async def _run_async(
             insecure=insecure,
         )
         client = await stack.enter_async_context(ItsmClient(settings))
-        recorder = _Recorder(outcomes, progress, target.credentials.secrets, store, emit)
+        recorder = _Recorder(
+            outcomes, progress, target.credentials.secrets, store, emit, batch.row_number
+        )
         control = RunControl()
         executor = Executor(
             client,
@@ -1093,7 +1097,10 @@ async def _canary_passed(
     signals: _Signals | None,
 ) -> bool:
     report = CanaryReport(
-        [(i, str(batch.sn[i]), str(batch.action[i]), outcomes.get(i)) for i in first.tolist()],
+        [
+            (batch.row_number(i), str(batch.sn[i]), str(batch.action[i]), outcomes.get(i))
+            for i in first.tolist()
+        ],
         remaining=len(rest),
     )
     if confirm_canary is not None:

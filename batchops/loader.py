@@ -13,8 +13,9 @@ It owns everything between a path and a :class:`Batch`:
 It does no network I/O and knows nothing of the server beyond the rules of
 ``operate_ticket`` a row must satisfy. Every file-level problem raises
 :class:`~batchops.errors.InputError`; a bad row is never an exception, only a reason in
-:attr:`Batch.invalid`. Rows are named to users as spreadsheet rows: data row ``i`` is
-row ``i + 2`` (the header is row 1).
+:attr:`Batch.invalid`. Rows are named to users as the rows of the sheet they see:
+:meth:`Batch.row_number` counts the blank rows and lines that loading drops, so row 7 in a
+message is row 7 in Excel.
 """
 
 from __future__ import annotations
@@ -118,15 +119,21 @@ class Batch:
     #: Rows whose cells were changed before sending, and how (for the report's message):
     #: an sn trimmed of invisible characters copied from a web page.
     notes: dict[int, str] = field(default_factory=dict)
+    #: Each data row's number in the sheet as the user sees it (blank rows counted).
+    lines: npt.NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return len(self.sn)
+
+    def row_number(self, index: int) -> int:
+        """Data row ``index`` as the sheet's row number (header row 1, blank rows counted)."""
+        return int(self.lines[index]) if self.lines is not None else index + 2
 
     def row(self, index: int) -> Row:
         """The row to send for data row ``index``; ValueError when that row is invalid."""
         reason = str(self.invalid[index])
         if reason:
-            raise ValueError(f"row {index + 2} is invalid: {reason}")
+            raise ValueError(f"row {self.row_number(index)} is invalid: {reason}")
         return Row(
             index=index,
             sn=str(self.sn[index]),
@@ -167,7 +174,7 @@ def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | No
         if sheet is not None:
             raise InputError(f"{source} is a CSV file, which has no sheets; drop the sheet option")
         fmt, sheet_used = "csv", None
-        raw, encoding_used = _read_csv(source, encoding)
+        raw, encoding_used, header_row = _read_csv(source, encoding)
     else:
         if encoding is not None:
             raise InputError(
@@ -175,10 +182,10 @@ def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | No
                 "drop the encoding option"
             )
         fmt, encoding_used = "xlsx", None
-        raw, sheet_used = _read_workbook(source, sheet)
+        raw, sheet_used, header_row = _read_workbook(source, sheet)
 
     where = source if sheet_used is None else f"{source} (sheet '{sheet_used}')"
-    frame, headers, previous = _frame_from_raw(raw, where)
+    frame, headers, previous, lines = _frame_from_raw(raw, where, header_row)
     previous_status: StrArray | None = None
     if previous is not None:
         previous_status = previous["status"].str.strip().to_numpy(dtype=object)
@@ -189,7 +196,7 @@ def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | No
         raise InputError(
             f"{where} has a header but no data rows; add at least one row to operate on"
         )
-    sn, operator, action, message, invalid, notes = _validate(frame, columns)
+    sn, operator, action, message, invalid, notes = _validate(frame, columns, lines)
     return Batch(
         source=source,
         fmt=fmt,
@@ -206,6 +213,7 @@ def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | No
         fingerprint=_fingerprint(frame),
         previous_results=previous,
         notes=notes,
+        lines=lines,
     )
 
 
@@ -230,8 +238,23 @@ def _unguard(frame: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_csv(source: Path, encoding: str | None) -> tuple[pd.DataFrame, str]:
-    """All cells of a CSV file as text, header row included, and the encoding used."""
+def _leading_blank_lines(sample: bytes) -> int:
+    """Empty lines before the header: skipped when reading, counted in row numbers."""
+    pos = len(codecs.BOM_UTF8) if sample.startswith(codecs.BOM_UTF8) else 0
+    count = 0
+    while True:
+        if sample.startswith(b"\r\n", pos):
+            pos += 2
+        elif sample.startswith(b"\n", pos):
+            pos += 1
+        else:
+            return count
+        count += 1
+
+
+def _read_csv(source: Path, encoding: str | None) -> tuple[pd.DataFrame, str, int]:
+    """All cells of a CSV file as text, header row included, the encoding used, and the
+    header's row number (blank lines before it counted)."""
     try:
         with source.open("rb") as handle:
             sample = handle.read(_SAMPLE_BYTES)
@@ -244,6 +267,7 @@ def _read_csv(source: Path, encoding: str | None) -> tuple[pd.DataFrame, str]:
             f"{source} is an Excel workbook (zip data), not CSV text; rename it to .xlsx"
         )
 
+    leading = _leading_blank_lines(sample)
     if encoding is not None:
         try:
             codecs.lookup(encoding)
@@ -264,6 +288,10 @@ def _read_csv(source: Path, encoding: str | None) -> tuple[pd.DataFrame, str]:
                 keep_default_na=False,
                 na_filter=False,
                 encoding=enc,
+                # Blank lines are kept (as blank rows, dropped later) so that row numbers
+                # in messages match what a spreadsheet shows.
+                skip_blank_lines=False,
+                skiprows=leading or None,
             )
         except UnicodeDecodeError:
             continue  # the sample decoded but a later byte did not: re-read with the next
@@ -283,7 +311,7 @@ def _read_csv(source: Path, encoding: str | None) -> tuple[pd.DataFrame, str]:
             first = raw.iloc[0, 0]
             if isinstance(first, str) and first.startswith("\ufeff"):
                 raw.iloc[0, 0] = first.lstrip("\ufeff")
-        return raw, enc
+        return raw, enc, leading + 1
 
     if encoding is not None:
         raise InputError(
@@ -368,8 +396,9 @@ def _empty_message(source: Path | str) -> str:
     )
 
 
-def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str]:
-    """All cells of one worksheet as text, header row included, and the sheet's name."""
+def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str, int]:
+    """All cells of one worksheet as text, header row included, the sheet's name, and the
+    header's row number (empty rows above the table counted)."""
     import python_calamine as calamine
 
     try:
@@ -382,7 +411,9 @@ def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str]:
             elif sheet not in names:
                 shown = ", ".join(f"'{n}'" for n in names) or "none"
                 raise InputError(f"{source} has no sheet named '{sheet}'; its sheets are: {shown}")
-            rows = book.get_sheet_by_name(sheet).to_python(skip_empty_area=True)
+            chosen = book.get_sheet_by_name(sheet)
+            rows = chosen.to_python(skip_empty_area=True)
+            start = chosen.start
     except InputError:
         raise
     except calamine.PasswordError:
@@ -401,7 +432,8 @@ def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str]:
     data: dict[int, list[str]] = {}
     for j in range(width):
         data[j] = [_cell_text(r[j]) if j < len(r) else "" for r in rows]
-    return pd.DataFrame(data, dtype=str), sheet
+    header_row = int(start[0]) + 1 if start else 1
+    return pd.DataFrame(data, dtype=str), sheet, header_row
 
 
 def _first_visible_sheet(book: object, names: list[str]) -> str | None:
@@ -444,8 +476,8 @@ def _cell_text(value: object) -> str:
 
 
 def _frame_from_raw(
-    raw: pd.DataFrame, where: Path | str
-) -> tuple[pd.DataFrame, list[str], pd.DataFrame | None]:
+    raw: pd.DataFrame, where: Path | str, header_row: int = 1
+) -> tuple[pd.DataFrame, list[str], pd.DataFrame | None, npt.NDArray[np.int64]]:
     """Turn header-row-first cells into the input frame, its headers as written, and the
     result columns of the earlier report it is (None for a plain input).
 
@@ -480,6 +512,7 @@ def _frame_from_raw(
     frame = body.iloc[:, keep]
     frame.columns = pd.Index(_unique(names), dtype=object)
     filled = _filled_rows(frame)
+    lines = (np.flatnonzero(filled) + header_row + 1).astype(np.int64)
     if not filled.all():
         frame = frame.loc[filled]
     frame = frame.reset_index(drop=True)
@@ -487,8 +520,8 @@ def _frame_from_raw(
         previous = body.iloc[:, status_pos : status_pos + n_result].loc[filled]
         previous = previous.reset_index(drop=True)
         previous.columns = pd.Index(list(RESULT_COLUMNS), dtype=object)
-        return frame, names, previous
-    return frame, names, None
+        return frame, names, previous, lines
+    return frame, names, None, lines
 
 
 def _is_result_tail(names: Sequence[str]) -> bool:
@@ -682,7 +715,7 @@ def _clean_sns(raw: pd.Series, sn: StrArray) -> tuple[dict[int, str], dict[int, 
 
 
 def _validate(
-    frame: pd.DataFrame, columns: dict[str, str]
+    frame: pd.DataFrame, columns: dict[str, str], lines: npt.NDArray[np.int64]
 ) -> tuple[StrArray, StrArray, StrArray, StrArray, StrArray, dict[int, str]]:
     """Stripped sn/operator, canonical action, message to send, the invalid reasons and
     the notes of rows whose sn was trimmed."""
@@ -784,7 +817,7 @@ def _validate(
         )
         flag(mangled, reasons)
 
-    _flag_repeats(sn, action, open_, invalid)
+    _flag_repeats(sn, action, open_, invalid, lines)
 
     for act in _DEFAULTED:
         message[(action == act.value) & blank_message] = default_message(act)
@@ -792,7 +825,11 @@ def _validate(
 
 
 def _flag_repeats(
-    sn: StrArray, action: StrArray, open_: npt.NDArray[np.bool_], invalid: StrArray
+    sn: StrArray,
+    action: StrArray,
+    open_: npt.NDArray[np.bool_],
+    invalid: StrArray,
+    lines: npt.NDArray[np.int64],
 ) -> None:
     """Flag rows whose action equals the previous otherwise-valid row's for the same sn.
 
@@ -816,7 +853,7 @@ def _flag_repeats(
     positions = np.arange(rows.size)
     run_start = np.maximum.accumulate(np.where(repeat, 0, positions))
     hit = rows[order[repeat]]
-    first_row = (rows[order[run_start[repeat]]] + 2).astype(str).astype(object)
+    first_row = lines[rows[order[run_start[repeat]]]].astype(str).astype(object)
     repeated = acts[repeat]
     note = np.where(
         repeated == Action.SUSPEND.value,

@@ -118,7 +118,7 @@ def open_checkpoint(
             if backup is not None:
                 work.fresh = FreshStart(backup, applied)
             return store, work
-        _check_binding(stored, binding, store, keys, path)
+        _check_binding(stored, binding, store, keys, path, batch)
         if stored.input_path != binding.input_path:
             store.update_input_path(binding.input_path)
         return store, _resume(store, outcomes, retry_failed, path)
@@ -157,10 +157,15 @@ def _initial_rows(
 
 
 def _check_binding(
-    stored: Binding, binding: Binding, store: Checkpoint, keys: list[str], path: Path
+    stored: Binding,
+    binding: Binding,
+    store: Checkpoint,
+    keys: list[str],
+    path: Path,
+    batch: Batch,
 ) -> None:
     if stored.rows_fingerprint != binding.rows_fingerprint:
-        what = summarise_changes(store.row_keys(), keys)
+        what = summarise_changes(store.row_keys(), keys, batch.row_number)
         raise CheckpointError(
             f"the input changed since checkpoint {path} was made ({what}); to continue the "
             "earlier run, restore that file; to start over with this one, add --fresh "

@@ -791,14 +791,19 @@ def _owner_only(fd: int, path: Path) -> None:
                 side.chmod(mode & 0o700)
 
 
-def summarise_changes(old_keys: Sequence[str], new_keys: Sequence[str]) -> str:
-    """Say in a few words how an input's rows differ from the checkpoint's."""
+def summarise_changes(
+    old_keys: Sequence[str],
+    new_keys: Sequence[str],
+    row_number: Callable[[int], int] = lambda index: index + 2,
+) -> str:
+    """Say in a few words how an input's rows differ from the checkpoint's (rows named
+    by ``row_number``, the sheet's row of a data row)."""
     parts = []
     if len(new_keys) != len(old_keys):
         parts.append(f"{len(old_keys)} rows then, {len(new_keys)} now")
     changed = [i for i, (a, b) in enumerate(zip(old_keys, new_keys, strict=False)) if a != b]
     if changed:
-        first = ", ".join(str(i + 2) for i in changed[:5])
+        first = ", ".join(str(row_number(i)) for i in changed[:5])
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         parts.append(f"{len(changed)} rows differ (rows {first}{more})")
     return "; ".join(parts) or "the rows differ"

@@ -1095,3 +1095,44 @@ def test_two_hundred_thousand_rows(tmp_path: Path) -> None:
     assert batch.invalid_count() == 1
     assert batch.invalid[-1].startswith(f"repeats SUSPEND of row {n} for the same sn")
     assert batch.valid_indices().size == n - 1
+
+
+# --------------------------------------------------------------------------- row numbers
+
+
+def test_row_numbers_count_blank_lines_like_a_spreadsheet(tmp_path: Path) -> None:
+    """Blank lines before the header and between rows are dropped from the batch but
+    counted in row numbers, so 'row 7' in a message is row 7 in Excel."""
+    path = tmp_path / "blank.csv"
+    path.write_text(
+        "\n"  # row 1
+        "sn,operator,action_type,action_message\n"  # row 2: the header
+        "A1,op,SUSPEND,x\n"  # row 3
+        "\n"  # row 4
+        "\n"  # row 5
+        'B1,op,SUSPEND,"two\nlines"\n'  # row 6 (one row, two lines)
+        ",,,\n"  # row 7: blank cells
+        "A1,op,SUSPEND,again\n",  # row 8: repeats row 3
+        encoding="utf-8",
+    )
+    batch = load_batch(path)
+    assert batch.sn.tolist() == ["A1", "B1", "A1"]
+    assert [batch.row_number(i) for i in range(len(batch))] == [3, 6, 8]
+    assert "repeats SUSPEND of row 3" in batch.invalid[2]
+    with pytest.raises(ValueError, match="row 8 is invalid"):
+        batch.row(2)
+
+
+def test_row_numbers_in_a_workbook_count_empty_rows_above_and_between(tmp_path: Path) -> None:
+    """A table that starts on row 3 of its sheet, with an empty row inside: the rows are
+    numbered as Excel numbers them."""
+    path = tmp_path / "offset.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Sheet1")
+    sheet.write_row(2, 1, HEADER)  # B3
+    sheet.write_row(3, 1, ["A1", "op", "SUSPEND", "x"])  # row 4
+    sheet.write_row(5, 1, ["A1", "op", "SUSPEND", "y"])  # row 6, after an empty row 5
+    book.close()
+    batch = load_batch(path)
+    assert [batch.row_number(i) for i in range(len(batch))] == [4, 6]
+    assert "repeats SUSPEND of row 4" in batch.invalid[1]

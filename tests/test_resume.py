@@ -469,6 +469,23 @@ def test_resume_right_after_kill_waits_for_a_request_still_on_the_server(
 # --------------------------------------------------------------------------- refusals
 
 
+def test_changed_input_names_sheet_rows(itsm: SandboxThread, tmp_path: Path) -> None:
+    """The 'input changed' refusal names rows as the sheet numbers them (blank lines
+    counted), not by position among the data rows."""
+    seed(itsm, running("RN1"), running("RN2"))
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "sn,operator,action_type,action_message\n\nRN1,admin,SUSPEND,x\n\nRN2,admin,SUSPEND,y\n",
+        encoding="utf-8",
+    )
+    env = creds_env(itsm.url)
+    assert run_cli(["run", str(path)], env).exit_code == 0
+    path.write_text(path.read_text(encoding="utf-8").replace(",y", ",edited"), encoding="utf-8")
+    out = run_cli(["run", str(path)], env)
+    assert out.exit_code == 2
+    assert "1 rows differ (rows 5)" in out.stderr
+
+
 def test_fresh_says_how_many_rows_were_applied_and_that_the_precheck_decides(
     itsm: SandboxThread, tmp_path: Path
 ) -> None:
