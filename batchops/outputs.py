@@ -6,14 +6,23 @@ exist, a folder given as a file, or one output landing on the input or on anothe
 output. :func:`check_outputs` raises a :class:`~batchops.errors.ConfigError` (exit 2,
 nothing sent) for each of those. What can still go wrong later (a full disk, a file
 locked by Excel) is the caller's to report truthfully: see ``EXIT_REPORT_UNWRITTEN``.
+
+Outputs are written to a temp file and renamed into place; :func:`temp_removed_on_signal`
+makes sure a Ctrl-C or SIGTERM during that write does not leave the temp file behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from .errors import ConfigError
 
@@ -97,3 +106,41 @@ def unwritten_after_sending(reason: str, checkpoint: Path | None, report: Path) 
         f"{checkpoint}. Rebuild the report where it can be written with: batchops report "
         f"{shlex.quote(str(checkpoint))} -o {shlex.quote(str(other))} (or another -o path)"
     )
+
+
+#: Exit status when a signal ends the process while an output is written (as cli's 130).
+_INTERRUPTED = 130
+
+
+@contextlib.contextmanager
+def temp_removed_on_signal(temp: Path, final: Path) -> Iterator[None]:
+    """While ``temp`` is written (to become ``final``): SIGINT or SIGTERM remove it and end
+    the process with 130, saying so on stderr.
+
+    By default SIGTERM ends Python without running any cleanup, and a Ctrl-C here would
+    travel up as "interrupted before sending". The checkpoint is committed before any
+    report is written and the OS drops the run lock, so leaving at once is safe; only
+    the temp file needs removing. Outside the main thread (where signal handlers cannot
+    be set) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def leave(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(
+                f"interrupted by {signal.Signals(signum).name} while writing {final}; it was "
+                "not written (a checkpoint, if kept, still holds every result)\n"
+            )
+            sys.stderr.flush()
+        os._exit(_INTERRUPTED)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

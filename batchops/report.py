@@ -47,6 +47,7 @@ import pandas as pd
 
 from batchops.errors import InputError
 from batchops.model import RESULT_COLUMNS, OutcomeTable, Status
+from batchops.outputs import temp_removed_on_signal
 
 ReportFormat = Literal["csv", "xlsx"]
 
@@ -892,9 +893,10 @@ def _atomic_file(path: Path) -> Iterator[Path]:
     os.close(fd)
     temp = Path(name)
     try:
-        yield temp
-        os.chmod(temp, _new_file_mode(path))
-        os.replace(temp, path)
+        with temp_removed_on_signal(temp, path):
+            yield temp
+            os.chmod(temp, _new_file_mode(path))
+            os.replace(temp, path)
     except BaseException as exc:
         with suppress(OSError):
             temp.unlink()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .model import OutcomeTable, RunSummary, Status
+from .outputs import temp_removed_on_signal
 from .report import SummarySheet
 
 if TYPE_CHECKING:
@@ -83,9 +84,10 @@ def write_summary_json(summary: RunSummary, path: Path) -> Path:
             f"cannot write the summary {path}: {exc.strerror}; change --summary-json"
         ) from None
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temp, path)
+        with temp_removed_on_signal(Path(temp), path):
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+            os.replace(temp, path)
     except BaseException as exc:
         # Never leave the temp file behind, whatever stopped the write.
         with contextlib.suppress(OSError):

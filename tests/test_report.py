@@ -7,6 +7,10 @@ import errno
 import io
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +29,8 @@ from batchops import report
 from batchops.errors import InputError
 from batchops.model import RESULT_COLUMNS, Outcome, OutcomeTable, Status
 from batchops.report import default_report_path, result_column_names, write_report
+
+from .conftest import write_csv
 
 DANGEROUS = ["=1+1", "@SUM(A1)", "+cmd", "-2+3", "\tTAB", "\rCR", '=HYPERLINK("http://x","y")']
 
@@ -776,3 +782,37 @@ def test_reports_longer_than_one_chunk_keep_every_row_in_place(
     at = [table[0].index(name) for name in ("sn", "request_id", "attempts")]
     got = [[str(r[i]) for i in at] for r in table[1:]]
     assert got == [[f"NO{i}", f"req-{i}", str(i + 1)] for i in range(rows)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_while_writing_leaves_no_temp_file(tmp_path: Path, sig: signal.Signals) -> None:
+    """SIGTERM or Ctrl-C while the report's temp file is being written: the temp file is
+    removed, the report is not half-written, exit 130 with a line on stderr."""
+    rows = [[f"SIG{i:06d}", "admin", "SUSPEND", "x" * 40] for i in range(60_000)]
+    src = write_csv(tmp_path / "big.csv", rows)
+    out = tmp_path / "big.plan.xlsx"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchops", "plan", str(src), "-o", str(out)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".big.plan.xlsx.*.tmp")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the report was never written"
+            time.sleep(0.002)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert f"interrupted by {sig.name} while writing {out}" in err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
