@@ -1424,12 +1424,10 @@ def report_from_checkpoint(
     finally:
         store.close()
     _add_notes(batch, outcomes)
-    path = write_report(
-        batch.frame,
-        outcomes,
-        Path(output) if output else default_report_path(source),
-        sheet_name=batch.sheet,
-    )
+    target = Path(output) if output else default_report_path(source)
+    # The checkpoint is read here, not written, but a report over it would lose it too.
+    check_outputs(source, Outputs(target, checkpoint=Path(checkpoint)))
+    path = write_report(batch.frame, outcomes, target, sheet_name=batch.sheet)
     counts = outcomes.counts()
     return RunSummary(
         counts=counts,

@@ -207,3 +207,19 @@ def test_declined_confirmation_notice_on_stderr(itsm: SandboxThread, tmp_path: P
 
     assert "not confirmed" in "\n".join(format_problems(summary))
     assert "not confirmed" not in format_summary(summary)
+
+
+def test_report_command_refuses_to_overwrite_the_input_or_the_checkpoint(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """batchops report -o pointing at the input or at the checkpoint is refused (exit 2),
+    and both files are left as they were."""
+    src = _sheet(itsm, tmp_path, 2)
+    assert run_cli(["run", str(src)], creds_env(itsm.url)).exit_code == 0
+    checkpoint = tmp_path / "t.checkpoint.db"
+    for target, needle in ((src, "would overwrite the input"), (checkpoint, "name it *.csv")):
+        before = target.read_bytes()
+        out = run_cli(["report", str(checkpoint), "-o", str(target)])
+        assert out.exit_code == 2
+        assert needle in out.stderr
+        assert target.read_bytes() == before
