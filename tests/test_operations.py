@@ -538,7 +538,10 @@ def test_python_api_raises_batchops_errors(tmp_path: Path) -> None:
 def _readme_words() -> tuple[set[str], set[str]]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = set(
-        re.findall(r"batchops (run|plan|sandbox|report|config show|select|undo|status)\b", text)
+        re.findall(
+            r"batchops (run|plan|sandbox|report|config show|config trust|select|undo|status)\b",
+            text,
+        )
     )
     options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", text))
     return commands, options
@@ -547,9 +550,28 @@ def _readme_words() -> tuple[set[str], set[str]]:
 def test_every_command_and_option_in_the_readme_exists() -> None:
     """Each command and option the README names appears in some --help."""
     commands, options = _readme_words()
-    assert {"run", "plan", "sandbox", "report", "select", "undo", "status"} <= commands
+    assert {
+        "run",
+        "plan",
+        "sandbox",
+        "report",
+        "select",
+        "undo",
+        "status",
+        "config trust",
+    } <= commands
     helps = run_cli(["--help"]).stdout
-    for command in ["run", "plan", "sandbox", "report", "config show", "select", "undo", "status"]:
+    for command in [
+        "run",
+        "plan",
+        "sandbox",
+        "report",
+        "config show",
+        "config trust",
+        "select",
+        "undo",
+        "status",
+    ]:
         helps += run_cli([*command.split(), "--help"]).stdout
     # The README also names the benchmark's options (python -m batchops.bench).
     import subprocess
@@ -569,7 +591,7 @@ def test_every_command_and_option_in_the_readme_exists() -> None:
 
 def test_every_command_help_has_an_example() -> None:
     """Every command's --help teaches by example; --version answers."""
-    commands = ["run", "plan", "sandbox", "report", "config show", "config"]
+    commands = ["run", "plan", "sandbox", "report", "config show", "config trust", "config"]
     for command in [*commands, "select", "undo", "status"]:
         out = run_cli([*command.split(), "--help"])
         assert out.exit_code == 0
