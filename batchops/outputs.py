@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shlex
 import signal
 import sys
@@ -112,35 +113,63 @@ def unwritten_after_sending(reason: str, checkpoint: Path | None, report: Path) 
 _INTERRUPTED = 130
 
 
-@contextlib.contextmanager
-def temp_removed_on_signal(temp: Path, final: Path) -> Iterator[None]:
-    """While ``temp`` is written (to become ``final``): SIGINT or SIGTERM remove it and end
-    the process with 130, saying so on stderr.
+@dataclass(slots=True)
+class TempFile:
+    """The temp file an output is being written to, and whether it was moved into place."""
 
-    By default SIGTERM ends Python without running any cleanup, and a Ctrl-C here would
-    travel up as "interrupted before sending". The checkpoint is committed before any
-    report is written and the OS drops the run lock, so leaving at once is safe; only
-    the temp file needs removing. Outside the main thread (where signal handlers cannot
-    be set) nothing changes.
+    path: Path | None = None
+    renamed: bool = False
+
+    def create(self, final: Path, suffix: str = ".tmp") -> int:
+        """Create a new owner-only temp file beside ``final``; return its descriptor.
+
+        The name is chosen and noted *before* the file exists: a signal handler may run
+        at any moment after the file appears, and must know what to remove (blocking the
+        signals meanwhile is not enough: another thread of the process can take them).
+        """
+        for _ in range(100):
+            self.path = final.parent / f".{final.name}.{secrets.token_hex(4)}{suffix}"
+            try:
+                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"no free temp file name beside {final}")
+
+
+@contextlib.contextmanager
+def temp_removed_on_signal(final: Path) -> Iterator[TempFile]:
+    """While an output's temp file is written (to become ``final``): SIGINT or SIGTERM
+    remove the temp file and end the process with 130, saying so on stderr.
+
+    Create the temp file with :meth:`TempFile.create` of the object it yields, so there
+    is no moment when the file exists unguarded. By
+    default SIGTERM ends Python without any cleanup, and a Ctrl-C here would travel up as
+    "interrupted before sending". The checkpoint is committed before any report is
+    written and the OS drops the run lock, so leaving at once is safe; only the temp file
+    needs removing. Outside the main thread (where signal handlers cannot be set)
+    nothing changes.
     """
+    temp = TempFile()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield temp
         return
 
     def leave(signum: int, frame: FrameType | None) -> None:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+        if temp.path is not None and not temp.renamed:
+            with contextlib.suppress(OSError):
+                os.unlink(temp.path)
+        done = "it was written" if temp.renamed else "it was not written"
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(
-                f"interrupted by {signal.Signals(signum).name} while writing {final}; it was "
-                "not written (a checkpoint, if kept, still holds every result)\n"
+                f"interrupted by {signal.Signals(signum).name} while writing {final}; {done} "
+                "(a checkpoint, if kept, still holds every result)\n"
             )
             sys.stderr.flush()
         os._exit(_INTERRUPTED)
 
     previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield temp
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -33,7 +33,6 @@ import numbers
 import os
 import re
 import sys
-import tempfile
 import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -886,23 +885,25 @@ def _atomic_file(path: Path) -> Iterator[Path]:
     The block writes (and syncs) the temp file. On any error the temp file is removed
     and ``path`` is left as it was; file-system errors become :class:`InputError`.
     """
-    try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise _unwritable(path, exc) from exc
-    os.close(fd)
-    temp = Path(name)
-    try:
-        with temp_removed_on_signal(temp, path):
+    with temp_removed_on_signal(path) as guard:
+        try:
+            fd = guard.create(path)
+        except OSError as exc:
+            raise _unwritable(path, exc) from exc
+        os.close(fd)
+        temp = guard.path
+        assert temp is not None
+        try:
             yield temp
             os.chmod(temp, _new_file_mode(path))
             os.replace(temp, path)
-    except BaseException as exc:
-        with suppress(OSError):
-            temp.unlink()
-        if isinstance(exc, (OSError, *_xlsxwriter_errors())):
-            raise _unwritable(path, exc) from exc
-        raise
+            guard.renamed = True
+        except BaseException as exc:
+            with suppress(OSError):
+                temp.unlink()
+            if isinstance(exc, (OSError, *_xlsxwriter_errors())):
+                raise _unwritable(path, exc) from exc
+            raise
     _sync_directory(path.parent)
 
 

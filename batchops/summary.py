@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -77,26 +76,28 @@ def write_summary_json(summary: RunSummary, path: Path) -> Path:
     """Write ``--summary-json`` atomically, so a scheduler never reads half a file."""
     text = json.dumps(summary_fields(summary), ensure_ascii=False, indent=2) + "\n"
     folder = path.resolve().parent
-    try:
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    except OSError as exc:
-        raise InputError(
-            f"cannot write the summary {path}: {exc.strerror}; change --summary-json"
-        ) from None
-    try:
-        with temp_removed_on_signal(Path(temp), path):
+    with temp_removed_on_signal(path) as guard:
+        try:
+            handle = guard.create(folder / path.name)
+            temp = str(guard.path)
+        except OSError as exc:
+            raise InputError(
+                f"cannot write the summary {path}: {exc.strerror}; change --summary-json"
+            ) from None
+        try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 out.write(text)
             os.replace(temp, path)
-    except BaseException as exc:
-        # Never leave the temp file behind, whatever stopped the write.
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise InputError(
-                f"cannot write the summary {path}: {exc.strerror or exc}; change --summary-json"
-            ) from None
-        raise
+            guard.renamed = True
+        except BaseException as exc:
+            # Never leave the temp file behind, whatever stopped the write.
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            if isinstance(exc, OSError):
+                raise InputError(
+                    f"cannot write the summary {path}: {exc.strerror or exc}; change --summary-json"
+                ) from None
+            raise
     return path
 
 
