@@ -100,7 +100,7 @@ def test_running_the_undo_sheet_restores_the_statuses(itsm: SandboxThread, tmp_p
     assert plan.exit_code == 0, plan.stdout + plan.stderr
     planned = {
         (r["sn"], r["undoes_row"]): r["status"]
-        for r in read_report(tmp_path / "freeze.report.undo.report.csv")
+        for r in read_report(tmp_path / "freeze.report.undo.plan.csv")  # plan: its own file
     }
     assert planned[("S2", "3")] == "skipped"
     assert planned[("S1", "2")] == "pending"
