@@ -899,6 +899,7 @@ async def _run_async(
             before_send=store.mark_sending if store else _no_mark,
             control=control,
             notice=say,
+            row_number=batch.row_number,
         )
         # From here on Ctrl-C and SIGTERM mean "stop: send nothing more, record what is
         # known, write the report". Every wait below ends at once when they come.

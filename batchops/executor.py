@@ -313,8 +313,11 @@ class Executor:
         statuses: Mapping[str, str] | None = None,
         control: RunControl | None = None,
         notice: Callable[[str], None] | None = None,
+        row_number: Callable[[int], int] | None = None,
     ) -> None:
         self.control = control or RunControl()
+        #: A data row's number in the user's sheet (blank rows counted), for messages.
+        self._row_number = row_number or (lambda index: index + 2)
         self.outage = OutageGuard(self._probe, self.control, policy.outage_wait_s, notice=notice)
         self.transport = ThrottledTransport(
             transport,
@@ -428,8 +431,8 @@ class Executor:
             wait = Outcome(
                 Status.PENDING,
                 None,
-                f"not sent: row {int(index) + 2} of the same ticket is not done yet, and a "
-                "ticket's rows go in file order",
+                f"not sent: row {self._row_number(int(index))} of the same ticket is not done "
+                "yet, and a ticket's rows go in file order",
             )
             for i in later:
                 self._emit(row_of(i), wait)

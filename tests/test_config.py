@@ -248,3 +248,15 @@ def test_bad_profile_numbers_refused_like_the_flag(
     flag = run_cli(["run", str(sheet), "--" + key.replace("_", "-"), value], creds_env(itsm.url))
     assert flag.exit_code == 2
     assert line.split(" must be ")[1] == flag.stderr.strip().split(" must be ")[1]
+
+
+def test_planted_config_warning_survives_quiet(
+    planted: tuple[Path, Path, list[tuple[str, str, bytes, str]]],
+) -> None:
+    """--quiet silences progress and the summary, never the warning about an ignored file."""
+    config, sheet, requests = planted
+    out = run_cli(["run", str(sheet), "--quiet", "--sandbox"])
+    assert out.exit_code == 0, out.stderr
+    assert requests == []
+    assert f"ignoring {config.resolve()}" in out.stderr
+    assert out.stdout == ""
