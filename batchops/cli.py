@@ -201,6 +201,11 @@ def _notice(text: str) -> None:
     click.echo(text, err=True)
 
 
+def _warning(text: str) -> None:
+    """A warning outside a run, said as a run's notices are ("batchops: ...")."""
+    _notice(f"batchops: {text}")
+
+
 def _ask(question: str) -> bool:
     """Yes/no on the terminal; Ctrl-C or end of input mean no."""
     try:
@@ -427,7 +432,7 @@ def plan(input_path: str, insecure: bool, **options: Any) -> None:
 
     _warn_insecure(insecure)
     try:
-        summary = api.plan_batch(input_path, insecure=insecure, notice=_notice, **options)
+        summary = api.plan_batch(input_path, insecure=insecure, notice=_warning, **options)
     except BatchopsError as error:
         _fail(error)
         return
@@ -664,7 +669,7 @@ def config_show(profile: str | None, config_path: str | None) -> None:
         _fail(error)
         return
     for warning in resolved.warnings:
-        _notice(warning)
+        _warning(warning)
     click.echo(describe(resolved))
 
 

@@ -337,7 +337,7 @@ def find_config(
         if is_trusted(local, env):
             return local, warnings
         warnings.append(
-            f"Warning: ignoring {local.resolve()}: a {CONFIG_NAME} in the working folder is "
+            f"ignoring {local.resolve()}: a {CONFIG_NAME} in the working folder is "
             "read only once you trust it (it could send your secret elsewhere); check it, "
             f"then run: batchops config trust {local.resolve()}"
         )
