@@ -78,8 +78,7 @@ class PlanOverview:
         lines = [
             f"About to send {self.to_send} of {self.total_rows} rows to {self.target} "
             f"({self.gateway}, app {self.app_code}).",
-            f"  target: {self.target}"
-            + (f" (from {self.target_source})" if self.target_source else ""),
+            f"  target chosen by: {self.target_source or 'the caller'}",
             f"  actions: {actions}",
             f"  operators ({len(self.operators)}): {ops or '-'}",
         ]
@@ -429,7 +428,7 @@ def run_batch(
                     handle_signals=handle_signals,
                     emit=emit,
                     say=say,
-                    target_source=target_source(settings),
+                    target_source="--sandbox" if sandbox else target_source(settings),
                     overview_extra=overview_extra,
                 )
             )

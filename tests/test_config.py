@@ -186,7 +186,8 @@ def test_confirmation_names_the_target_and_its_source(itsm: SandboxThread, tmp_p
     del env["BATCHOPS_BASE_URL"]
     api.run_batch(sheet, config=config, profile="prod", env=env, confirm=confirm)
     (text,) = shown
-    assert f"target: {itsm.url} (from profile prod ({config}))" in text
+    assert f"rows to {itsm.url} (esb" in text
+    assert f"target chosen by: profile prod ({config})" in text
 
 
 # --------------------------------------------------------------------------- ranges
