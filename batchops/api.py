@@ -372,6 +372,7 @@ def run_batch(
     )
 
     if strict and batch.invalid_count():
+        _add_notes(batch, outcomes)
         path = write_report(batch.frame, outcomes, report_path, sheet_name=batch.sheet)
         raise ConfigError(
             f"{batch.invalid_count()} invalid rows and --strict is on, so nothing was sent; "
