@@ -29,7 +29,7 @@ A profile file looks like::
     secret_env = "PROD_BK_APP_SECRET"
     concurrency = 50
     rate = 100
-    timeout = 20
+    timeout = 35
 """
 
 from __future__ import annotations
