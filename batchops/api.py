@@ -27,13 +27,22 @@ import numpy as np
 import pandas as pd
 
 from .client import Answer, ItsmClient, Verdict
-from .config import ClientSettings, Credentials, Gateway, Resolved, resolve, target_source
+from .config import (
+    ClientSettings,
+    Credentials,
+    Gateway,
+    Resolved,
+    masked_url,
+    resolve,
+    target_source,
+)
 from .config import credentials_from as _credentials_from
 from .console import NullProgress, ProgressSink
 from .errors import BatchopsError, CheckpointError, ConfigError, FatalAnswerError
 from .executor import Executor, FailureBrake, SendPolicy, chains_by_sn
 from .loader import Batch, load_batch
 from .model import STATUS_ORDER, Outcome, OutcomeTable, Row, RunSummary, Status
+from .notify import Notifier
 from .outputs import Outputs, check_outputs, unwritten_after_sending
 from .planner import Precheck, StatusTable, _all_or_none, read_statuses, simulate
 from .report import default_plan_path, default_report_path, write_failures, write_report
@@ -43,6 +52,7 @@ from .stops import EXIT_INTERRUPTED as STOP_INTERRUPTED
 from .stops import EXIT_STOPPED, RunControl, Stop, StopKind, Stopped
 from .store import Checkpoint, default_checkpoint_path
 from .summary import summary_fields, summary_sheet, top_failures, write_summary_json
+from .trace import Tracer
 
 EXIT_OK = 0
 EXIT_ROWS_FAILED = 1
@@ -269,6 +279,10 @@ def run_batch(
     handle_signals: bool = False,
     notice: Callable[[str], None] | None = None,
     command: Sequence[str] | None = None,
+    proxy: str | None = None,
+    notify: Sequence[str] | None = None,
+    notify_on: str | None = None,
+    verbose: int = 0,
 ) -> RunSummary:
     """Validate ``input_path``, send every valid row, write the report, return a summary.
 
@@ -290,6 +304,12 @@ def run_batch(
     the same call again after a crash continues where it stopped. With ``sandbox=True``
     no checkpoint is kept unless ``checkpoint`` is given: the stand-in's tickets live
     only as long as the run.
+
+    ``proxy`` wins over HTTPS_PROXY/HTTP_PROXY/NO_PROXY (honoured otherwise). ``notify``
+    (Apprise URLs) is told how the run ended, when ``notify_on`` says so (``problems``:
+    exit code not 0, the default; ``always``), also when it stops on an error.
+    ``verbose`` 1 writes a line per request and answer to stderr (an ``http`` event with
+    ``events``), 2 adds the bodies; credentials masked.
     """
     env = os.environ if env is None else env
     emit = events or _no_events
@@ -308,11 +328,91 @@ def run_batch(
             "server_timeout": server_timeout,
             "outage_wait": outage_wait,
             "ca_bundle": ca_bundle,
+            "proxy": proxy,
+            "notify": list(notify) if notify else None,
+            "notify_on": notify_on,
         },
         profile=profile,
         config=config,
         env=env,
     )
+    notifier = Notifier.from_settings(
+        settings["notify"],
+        settings["notify_on"],
+        (env.get(settings["secret_env"], ""), env.get(settings["token_env"], "")),
+    )
+    try:
+        summary = _run(
+            input_path,
+            settings,
+            env,
+            emit,
+            tracer=_tracer(verbose, events),
+            max_failures=max_failures,
+            output=output,
+            sheet=sheet,
+            encoding=encoding,
+            strict=strict,
+            precheck=precheck,
+            checkpoint=checkpoint,
+            use_checkpoint=use_checkpoint,
+            fresh=fresh,
+            retry_failed=retry_failed,
+            only=only,
+            canary=canary,
+            failures=failures,
+            summary_json=summary_json,
+            insecure=insecure,
+            sandbox=sandbox,
+            progress=progress,
+            confirm=confirm,
+            confirm_canary=confirm_canary,
+            handle_signals=handle_signals,
+            notice=notice,
+            command=command,
+        )
+    except BatchopsError as error:
+        notifier.run_failed(error, str(input_path))
+        raise
+    notifier.run_finished(summary, str(input_path))
+    return summary
+
+
+def _tracer(verbose: int, events: Events | None) -> Tracer | None:
+    return Tracer(verbose, events=events) if verbose > 0 else None
+
+
+def _run(
+    input_path: str | os.PathLike[str],
+    settings: Resolved,
+    env: Mapping[str, str],
+    emit: Events,
+    *,
+    tracer: Tracer | None,
+    max_failures: str | FailureBrake | None,
+    output: str | os.PathLike[str] | None,
+    sheet: str | None,
+    encoding: str | None,
+    strict: bool,
+    precheck: bool,
+    checkpoint: str | os.PathLike[str] | None,
+    use_checkpoint: bool,
+    fresh: bool,
+    retry_failed: bool,
+    only: Collection[str] | None,
+    canary: int | None,
+    failures: str | os.PathLike[str] | None,
+    summary_json: str | os.PathLike[str] | None,
+    insecure: bool,
+    sandbox: bool,
+    progress: ProgressSink | None,
+    confirm: Confirm | None,
+    confirm_canary: ConfirmCanary | None,
+    handle_signals: bool,
+    notice: Callable[[str], None] | None,
+    command: Sequence[str] | None,
+) -> RunSummary:
+    """The run itself, on resolved settings: load, checkpoint, send, report."""
     policy, timeout_s = _policy(settings, max_failures)
     say = _notifier(notice, emit)
     for warning in settings.warnings:
@@ -431,6 +531,8 @@ def run_batch(
                     say=say,
                     target_source="--sandbox" if sandbox else target_source(settings),
                     overview_extra=overview_extra,
+                    proxy=_proxy(settings),
+                    tracer=tracer,
                 )
             )
         if store is not None:
@@ -497,6 +599,20 @@ def run_batch(
             )
     emit("run_finished", summary_fields(summary))
     return summary
+
+
+def _proxy(settings: Resolved) -> str | None:
+    """The explicit proxy (flag or profile), checked; None leaves it to the environment."""
+    value = settings["proxy"]
+    if value is None or not str(value).strip():
+        return None
+    value = str(value).strip()
+    if value.lower() != "none" and not value.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"--proxy must be an http:// or https:// URL (or 'none' to connect directly), "
+            f"not {masked_url(value)!r}"
+        )
+    return value
 
 
 def _credentials(settings: Resolved, env: Mapping[str, str]) -> Credentials:
@@ -872,9 +988,12 @@ async def _run_async(
     say: Callable[[str], None],
     target_source: str = "",
     overview_extra: Mapping[str, str] | None = None,
+    proxy: str | None = None,
+    tracer: Tracer | None = None,
 ) -> _RunState:
     state = _RunState()
     async with AsyncExitStack() as stack:
+        local = target is None
         if target is None:
             target = await _start_sandbox(stack, batch, gateway)
         settings = ClientSettings(
@@ -885,8 +1004,13 @@ async def _run_async(
             timeout_s=timeout_s,
             ca_bundle=ca_bundle,
             insecure=insecure,
+            # The embedded stand-in is on this machine: never through a proxy.
+            proxy=None if local else proxy,
+            trust_env=not local,
         )
-        client = await stack.enter_async_context(ItsmClient(settings))
+        if tracer is not None:
+            tracer.add_secrets(target.credentials.secrets)
+        client = await stack.enter_async_context(ItsmClient(settings, tracer=tracer))
         recorder = _Recorder(
             outcomes, progress, target.credentials.secrets, store, emit, batch.row_number
         )
@@ -1230,26 +1354,54 @@ class _Signals:
     The first signal throws the run's stop switch: no request leaves after it, every wait
     (backoff, read-back, outage, rate limit) ends, rows not done stay pending and rows in
     doubt stay in doubt for the next run, and the report is written.
+
+    The event loop's own handlers where it has them (POSIX); elsewhere (Windows, where
+    ``add_signal_handler`` raises NotImplementedError) plain ``signal.signal`` handlers
+    that hand the signal to the loop, plus SIGBREAK (Ctrl-Break) where it exists.
     """
 
     def __init__(self, control: RunControl) -> None:
         self._control = control
         self._hits = 0
         self._installed = False
+        self._previous: dict[signal.Signals, object] = {}
         self.install()
+
+    @staticmethod
+    def _signals() -> list[signal.Signals]:
+        names = ("SIGINT", "SIGTERM", "SIGBREAK")
+        return [getattr(signal, name) for name in names if hasattr(signal, name)]
 
     def install(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_signal, sig.name)
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._on_signal, sig.name)
+        except NotImplementedError:
+            for sig in self._signals():
+                self._previous[sig] = signal.signal(sig, self._plain_handler(loop))
         self._installed = True
+
+    def _plain_handler(self, loop: asyncio.AbstractEventLoop) -> Callable[[int, object], None]:
+        def handler(signum: int, frame: object) -> None:
+            name = signal.Signals(signum).name
+            if self._hits:
+                self._on_signal(name)  # leaves at once, whatever the loop is doing
+            loop.call_soon_threadsafe(self._on_signal, name)
+
+        return handler
 
     def remove(self) -> None:
         if not self._installed:
             return
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        if self._previous:
+            for sig, previous in self._previous.items():
+                signal.signal(sig, previous)  # type: ignore[arg-type]
+            self._previous.clear()
+        else:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
         self._installed = False
 
     def _on_signal(self, signame: str) -> None:
@@ -1280,6 +1432,9 @@ def plan_batch(
     summary_json: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     notice: Callable[[str], None] | None = None,
+    proxy: str | None = None,
+    verbose: int = 0,
+    events: Events | None = None,
 ) -> RunSummary:
     """Validate (and, with an ITSM address, pre-check) without sending any operation.
 
@@ -1298,6 +1453,7 @@ def plan_batch(
             "username": username,
             "timeout": timeout,
             "ca_bundle": ca_bundle,
+            "proxy": proxy,
         },
         profile=profile,
         config=config,
@@ -1311,6 +1467,8 @@ def plan_batch(
     timeout_s = float(settings["timeout"])
     reads = precheck and (sandbox or bool(resolved_url))
     credentials = _credentials(settings, env) if reads and not sandbox else None
+    explicit_proxy = _proxy(settings)
+    tracer = _tracer(verbose, events)
     batch = load_batch(Path(input_path), sheet=sheet, encoding=encoding)
     report_path = Path(output) if output else default_plan_path(batch.source)
     check_outputs(
@@ -1339,8 +1497,12 @@ def plan_batch(
                     timeout_s=timeout_s,
                     ca_bundle=settings["ca_bundle"],
                     insecure=insecure,
+                    proxy=None if sandbox else explicit_proxy,
+                    trust_env=not sandbox,
                 )
-                client = await stack.enter_async_context(ItsmClient(client_settings))
+                if tracer is not None:
+                    tracer.add_secrets(target.credentials.secrets)
+                client = await stack.enter_async_context(ItsmClient(client_settings, tracer=tracer))
                 stop = await check_reachable(client, RunControl())
                 if stop is not None:
                     raise FatalAnswerError(f"{stop.reason}; {stop.fix}")

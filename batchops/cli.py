@@ -163,6 +163,20 @@ _target_options = _options(
         type=click.Path(dir_okay=False, path_type=str),
         help="Also write the run's summary as JSON (counts, elapsed, paths, exit code).",
     ),
+    click.option(
+        "--proxy",
+        metavar="URL|none",
+        help="Send every request through this HTTP proxy (http://[user:pass@]host:port), over "
+        "HTTPS_PROXY/HTTP_PROXY/NO_PROXY, which are honoured otherwise; 'none' connects "
+        "directly.",
+    ),
+    click.option(
+        "--verbose",
+        "-v",
+        count=True,
+        help="One stderr line per request and answer (time, API, sn, action, HTTP status, "
+        "code, ms, attempt); -vv adds headers and bodies. Credentials are masked.",
+    ),
 )
 
 # Numbers are checked in config.RANGES, whatever their source (flag, profile, keyword),
@@ -330,6 +344,18 @@ def main() -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display; summary only on error.")
 @click.option("--log-json", is_flag=True, help="Log events as JSON lines on stderr.")
+@click.option(
+    "--notify",
+    metavar="URL",
+    multiple=True,
+    help="Send the run's summary here when it ends (repeatable): any Apprise URL, e.g. "
+    "wecombot://KEY, dingtalk://TOKEN, feishu://TOKEN, slack://…, mailto://…, json://host/path.",
+)
+@click.option(
+    "--notify-on",
+    type=click.Choice(["problems", "always"]),
+    help="problems: only when the exit code is not 0 [default]; always: after every run.",
+)
 def run(
     input_path: str,
     yes: bool,
@@ -337,6 +363,7 @@ def run(
     log_json: bool,
     insecure: bool,
     only: str | None,
+    notify: tuple[str, ...],
     **options: Any,
 ) -> None:
     """Validate INPUT, send every valid row, write the report.
@@ -372,7 +399,7 @@ def run(
             return _ask("Send the rest?")
 
     events = JsonLog() if log_json else None
-    progress = progress_for(sys.stderr, quiet=quiet or log_json)
+    progress = progress_for(sys.stderr, quiet=quiet or log_json, lines=bool(options["verbose"]))
     checkpoint_off = options.pop("no_checkpoint")
 
     def notice(text: str) -> None:
@@ -383,6 +410,7 @@ def run(
         summary = api.run_batch(
             input_path,
             **options,
+            notify=notify or None,
             use_checkpoint=not checkpoint_off,
             only=[s for s in only.split(",") if s.strip()] if only else None,
             insecure=insecure,
@@ -416,7 +444,8 @@ def run(
 @main.command(epilog=EXIT_CODES_HELP)
 @_input_options
 @_target_options
-def plan(input_path: str, insecure: bool, **options: Any) -> None:
+@click.option("--log-json", is_flag=True, help="With --verbose: requests as JSON lines.")
+def plan(input_path: str, insecure: bool, log_json: bool, **options: Any) -> None:
     """Validate INPUT and write the report without sending any operation.
 
     Rows that would be sent are 'pending'. With an ITSM address (or --sandbox) the
@@ -432,7 +461,13 @@ def plan(input_path: str, insecure: bool, **options: Any) -> None:
 
     _warn_insecure(insecure)
     try:
-        summary = api.plan_batch(input_path, insecure=insecure, notice=_warning, **options)
+        summary = api.plan_batch(
+            input_path,
+            insecure=insecure,
+            notice=_warning,
+            events=JsonLog() if log_json else None,
+            **options,
+        )
     except BatchopsError as error:
         _fail(error)
         return
@@ -751,6 +786,16 @@ def sandbox(
     )
 
 
+def tolerant_streams() -> None:
+    """Never crash on a console that cannot show a character (a GBK code page and an
+    emoji in a path or a server message): such characters are written escaped."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "") == "strict":
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
 def entry() -> NoReturn:
     """The ``batchops`` command: the CLI, then an exit without the interpreter's teardown.
 
@@ -758,6 +803,7 @@ def entry() -> NoReturn:
     in place; all that is left is freeing pandas' and numpy's modules object by object,
     about 0.2 s on every run (more than many a run's sending). Tests call :func:`main`.
     """
+    tolerant_streams()
     try:
         main()
         status: object = 0

@@ -39,9 +39,14 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from . import __version__
 from .config import ClientSettings
 from .errors import ConfigError
 from .model import Row
+from .trace import Tracer
+
+#: How batchops names itself to the gateway, so an admin can tell its traffic apart.
+USER_AGENT = f"batchops/{__version__}"
 
 
 class Verdict(enum.StrEnum):
@@ -431,8 +436,9 @@ class ItsmClient:
     them down.
     """
 
-    def __init__(self, settings: ClientSettings) -> None:
+    def __init__(self, settings: ClientSettings, *, tracer: Tracer | None = None) -> None:
         self.settings = settings
+        self._tracer = tracer
         self._session: aiohttp.ClientSession | None = None
         self._auth_header = json.dumps(settings.credentials.auth_fields(), ensure_ascii=False)
         self._body_auth = settings.credentials.auth_fields() if settings.gateway == "esb" else {}
@@ -459,9 +465,24 @@ class ItsmClient:
             total=self.settings.timeout_s,
             sock_connect=min(self.settings.connect_timeout_s, self.settings.timeout_s),
         )
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        # An explicit proxy wins over HTTPS_PROXY/HTTP_PROXY/NO_PROXY, which are honoured
+        # otherwise, as the official SDK (requests) does; "none" connects directly.
+        proxy = self.settings.proxy or None
+        direct = proxy is not None and proxy.lower() == "none"
+        trace = self._tracer.aiohttp_config() if self._tracer is not None else None
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, headers=headers, raise_for_status=False
+            connector=connector,
+            timeout=timeout,
+            headers=headers,
+            raise_for_status=False,
+            proxy=None if direct else proxy,
+            trust_env=self.settings.trust_env and not direct,
+            trace_configs=[trace] if trace is not None else None,
         )
         return self
 
@@ -540,6 +561,14 @@ class ItsmClient:
         return await self._call("POST", url, payload, headers=self._auth_headers())
 
     async def _call(
+        self, method: str, url: str, payload: dict[str, Any] | None, **options: Any
+    ) -> Answer:
+        if self._tracer is None:
+            return await self._exchange(method, url, payload, **options)
+        answer: Answer = await self._tracer.traced(self._exchange, method, url, payload, **options)
+        return answer
+
+    async def _exchange(
         self,
         method: str,
         url: str,

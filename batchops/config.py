@@ -147,6 +147,10 @@ class ClientSettings:
     connect_timeout_s: float = 10.0
     ca_bundle: str | None = None
     insecure: bool = False
+    #: An explicit proxy URL (wins over the environment); "none" connects directly.
+    proxy: str | None = None
+    #: Honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY (off for the embedded stand-in).
+    trust_env: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +179,11 @@ SETTINGS: dict[str, Setting] = {
     "server_timeout": Setting(float, DEFAULT_SERVER_TIMEOUT_S),
     "outage_wait": Setting(float, DEFAULT_OUTAGE_WAIT_S),
     "ca_bundle": Setting(str, None),
+    # A proxy URL for every request, over HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "none": direct.
+    "proxy": Setting(str, None),
+    # Apprise URLs told when a run ends, and when: "problems" (exit code not 0) or "always".
+    "notify": Setting(list, None),
+    "notify_on": Setting(str, "problems"),
 }
 
 
@@ -234,6 +243,9 @@ def check_setting(key: str, value: Any, source: str) -> Any:
     if bounds.whole and not number.is_integer():
         raise ConfigError(f"{where} must be a whole number, not {value!r}; fix it and run again")
     return value
+
+
+NOTIFY_ON = ("problems", "always")
 
 
 _SECRET_KEYS = frozenset({"secret", "app_secret", "bk_app_secret", "token", "bk_token", "password"})
@@ -389,15 +401,49 @@ def _checked_profile(path: Path, name: str, raw: dict[str, Any]) -> dict[str, An
             value = float(value)
         if setting.kind is str and isinstance(value, int) and key == "max_failures":
             value = str(value)
+        if setting.kind is list and isinstance(value, str):
+            value = [value]
         if not isinstance(value, setting.kind) or isinstance(value, bool):
             raise ConfigError(
                 f"{path}: profile '{name}' key '{key}' must be a {setting.kind.__name__}, "
-                f"not {value!r}"
+                f"not {_shown(key, value)}"
             )
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{path}: profile '{name}' key '{key}' must be a list of strings")
         clean[key] = check_setting(key, value, f"profile {name} in {path}")
     if clean.get("gateway", "esb") not in ("esb", "apigw"):
         raise ConfigError(f"{path}: profile '{name}' gateway must be 'esb' or 'apigw'")
+    if clean.get("notify_on", "problems") not in NOTIFY_ON:
+        raise ConfigError(f"{path}: profile '{name}' notify_on must be 'problems' or 'always'")
     return clean
+
+
+def masked_url(url: str) -> str:
+    """A URL as it may be shown: a password in it masked (``http://u:***@proxy:3128``)."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    userinfo, at, host = rest.rpartition("@")
+    if not at or "/" in userinfo:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{head}://{user}{':***' if colon else ''}@{host}"
+
+
+def notify_label(url: str) -> str:
+    """A notification URL as it may be shown: its scheme only, since the rest (a webhook
+    key, a bot token, a mail password) is what lets anyone post there."""
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://…" if sep else "(not a URL)"
+
+
+def _shown(key: str, value: Any) -> str:
+    if key == "notify":
+        urls = value if isinstance(value, list) else [value]
+        return ", ".join(notify_label(str(u)) for u in urls)
+    if key == "proxy" and isinstance(value, str):
+        return masked_url(value)
+    return repr(value)
 
 
 def resolve(
@@ -447,6 +493,8 @@ def describe(resolved: Resolved, env: Mapping[str, str] | None = None) -> str:
     for key in SETTINGS:
         value = resolved.values[key]
         shown = "(not set)" if value is None else str(value)
+        if value is not None and key in ("notify", "proxy"):
+            shown = _shown(key, value)
         lines.append(f"  {key:<{width}} {shown:<40} [{resolved.sources[key]}]")
     secret_env = resolved.values["secret_env"]
     token_env = resolved.values["token_env"]

@@ -169,11 +169,12 @@ class LineProgress:
         return None
 
 
-def progress_for(stream: IO[str], *, quiet: bool = False) -> ProgressSink:
-    """The right progress display for where the output goes."""
+def progress_for(stream: IO[str], *, quiet: bool = False, lines: bool = False) -> ProgressSink:
+    """The right progress display for where the output goes (``lines``: never a bar, as
+    ``--verbose`` writes lines of its own that a bar would overwrite)."""
     if quiet:
         return NullProgress()
-    if stream.isatty():
+    if stream.isatty() and not lines:
         return BarProgress(stream)
     return LineProgress(stream)
 

@@ -16,7 +16,11 @@ and a mark waits one loop turn, not a fixed window. WAL mode with
 
 The file is bound to the input's rows and to the target (gateway, base URL); it never
 holds a secret, and it is created readable by its owner only. A second process on the
-same file is refused at once through an advisory lock.
+same file is refused at once through a lock on a sidecar file (``x.checkpoint.db.lock``,
+taken with ``filelock``: ``flock`` on POSIX, ``msvcrt.locking`` on Windows). The lock
+is never taken on the database itself, whose own locks belong to SQLite; the sidecar is
+left in place when the run ends, because deleting a lock file lets two runs lock two
+different files of the same name.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import hashlib
 import os
 import shutil
@@ -36,6 +39,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+import filelock
 
 from .errors import CheckpointError
 from .model import Outcome, Row, Status
@@ -150,10 +155,12 @@ def _now() -> str:
 class Checkpoint:
     """An open, locked checkpoint file. Use :meth:`open`; close with :meth:`close`."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None) -> None:
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, lock: filelock.BaseFileLock | None
+    ) -> None:
         self.path = path
         self._conn = conn
-        self._lock_fd = lock_fd
+        self._lock = lock
         self.run_id: int | None = None
         self._marks: list[tuple[int, int, str | None, int, float]] = []
         self._finals: list[tuple[object, ...]] = []
@@ -178,24 +185,25 @@ class Checkpoint:
         existed = path.exists()
         if not existed and not create:
             raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+        lock = _take_lock(
+            path,
+            "wait for it to finish (or stop it) — two runs on one checkpoint could operate "
+            "a ticket twice",
+        )
         try:
             # Created owner-only before SQLite touches it; SQLite gives its -wal and -shm
             # files the same permissions.
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
+            lock.release()
             raise CheckpointError(
                 f"cannot open checkpoint {path}: {exc.strerror}; choose another place with "
                 "--checkpoint PATH"
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            _owner_only(fd, path)
+        finally:
             os.close(fd)
-            raise CheckpointError(
-                f"checkpoint {path} is in use by another batchops run; wait for it to finish "
-                "(or stop it) — two runs on one checkpoint could operate a ticket twice"
-            ) from None
-        _owner_only(fd, path)
         conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -217,7 +225,7 @@ class Checkpoint:
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
-            os.close(fd)
+            lock.release()
             raise CheckpointError(
                 f"{path} is not a batchops checkpoint ({exc}); pass another --checkpoint "
                 "or --fresh to replace it"
@@ -225,11 +233,11 @@ class Checkpoint:
         except CheckpointError:
             if conn is not None:
                 conn.close()
-            os.close(fd)
+            lock.release()
             raise
         if version is not None and version[0] != SCHEMA_VERSION:
             conn.close()
-            os.close(fd)
+            lock.release()
             raise CheckpointError(
                 f"checkpoint {path} was written by another batchops version "
                 f"(schema {version[0]}); use --fresh to start over"
@@ -238,9 +246,9 @@ class Checkpoint:
             _check_rows(conn, path)
         except CheckpointError:
             conn.close()
-            os.close(fd)
+            lock.release()
             raise
-        return cls(path, conn, fd)
+        return cls(path, conn, lock)
 
     @classmethod
     def open_readonly(cls, path: Path) -> Checkpoint:
@@ -298,32 +306,27 @@ class Checkpoint:
         while backup.exists():
             n += 1
             backup = path.with_name(f"{path.name}.{stamp}-{n}.bak")
-        fd = os.open(path, os.O_RDWR)
+        # Held until the old file is out of the way, so no run opens it meanwhile.
+        lock = _take_lock(path, "--fresh cannot replace it now")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CheckpointError(
-                f"checkpoint {path} is in use by another batchops run; --fresh cannot "
-                "replace it now"
-            ) from None
+            # Fold the WAL into the main file so the backup is one self-contained file. A
+            # file that is not a database (or a damaged one) is set aside as it is: --fresh
+            # is what the "not a batchops checkpoint" error tells the user to do.
+            conn = sqlite3.connect(path)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError:
+                pass
+            finally:
+                conn.close()
+            os.replace(path, backup)
+            for suffix in ("-wal", "-shm"):
+                # Normally gone after the checkpoint above; if not, they travel with the
+                # backup (SQLite pairs "X.bak-wal" with "X.bak"), never mixed into a new one.
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{path}{suffix}", f"{backup}{suffix}")
         finally:
-            os.close(fd)
-        # Fold the WAL into the main file so the backup is one self-contained file. A file
-        # that is not a database (or a damaged one) is set aside as it is: --fresh is what
-        # the "not a batchops checkpoint" error tells the user to do.
-        conn = sqlite3.connect(path)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.DatabaseError:
-            pass
-        finally:
-            conn.close()
-        os.replace(path, backup)
-        for suffix in ("-wal", "-shm"):
-            # Normally gone after the checkpoint above; if not, they travel with the backup
-            # (SQLite pairs "X.bak-wal" with "X.bak"), never mixed into a new checkpoint.
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(f"{path}{suffix}", f"{backup}{suffix}")
+            lock.release()
         return backup
 
     def close(self) -> None:
@@ -333,9 +336,9 @@ class Checkpoint:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
         finally:
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     # ---------------------------------------------------------------- binding
 
@@ -773,12 +776,32 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {str(rec[1]) for rec in conn.execute(f"PRAGMA table_info({table})")}
 
 
+def _take_lock(path: Path, advice: str) -> filelock.BaseFileLock:
+    """Lock the checkpoint's sidecar lock file at once, or say that another run holds it."""
+    lock = filelock.FileLock(f"{path}.lock", mode=0o600)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise CheckpointError(
+            f"checkpoint {path} is in use by another batchops run; {advice}"
+        ) from None
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot lock checkpoint {path}: {exc.strerror or exc}; choose another place "
+            "with --checkpoint PATH"
+        ) from None
+    return lock
+
+
 def _owner_only(fd: int, path: Path) -> None:
     """Take group and other permissions off a checkpoint made or copied with them.
 
     SQLite gives the -wal and -shm files it creates the main file's permissions; ones
     left over from before are tightened too. Files of another owner are left alone.
+    On Windows, permissions are ACLs that a mode cannot express: nothing to do there.
     """
+    if os.name != "posix":
+        return
     with contextlib.suppress(OSError):
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
         if mode & 0o077:
