@@ -1154,6 +1154,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["bare"]:
         return bare_main(args[1:])
     config = parse_args(args)
+    import importlib.util
+
+    if importlib.util.find_spec("openpyxl") is None:
+        # Only the benchmark reads XLSX with pandas; batchops itself never needs openpyxl.
+        print(
+            "Error: the benchmark compares against pandas.read_excel, which needs openpyxl: "
+            "pip install -e '.[bench]'",
+            file=sys.stderr,
+        )
+        return 2
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)

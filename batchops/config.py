@@ -422,12 +422,14 @@ def masked_url(url: str) -> str:
     """A URL as it may be shown: a password in it masked (``http://u:***@proxy:3128``)."""
     head, sep, rest = url.partition("://")
     if not sep:
-        return url
-    userinfo, at, host = rest.rpartition("@")
-    if not at or "/" in userinfo:
+        head, rest = "", url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
         return url
     user, colon, _ = userinfo.partition(":")
-    return f"{head}://{user}{':***' if colon else ''}@{host}"
+    prefix = f"{head}://" if sep else ""
+    return f"{prefix}{user}{':***' if colon else ''}@{host}{slash}{path}"
 
 
 def notify_label(url: str) -> str:

@@ -20,12 +20,13 @@ found at the terminal, not at 03:00. URLs are never shown whole: they hold webho
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import sys
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,18 @@ EXIT_MEANING = {
 
 
 def _apprise() -> Any:
-    # Apprise imports modules that warn on import (imghdr on Python 3.11/3.12); those are
-    # its business, not a problem of the run.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with _quiet():
         import apprise
     return apprise
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Apprise loads its plugins lazily, and some warn on import (imghdr on Python 3.11 and
+    3.12): its business, not a problem of the run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +85,9 @@ class Notifier:
         if chosen:
             apprise = _apprise()
             for url in chosen:
-                if not apprise.Apprise().add(url):
+                with _quiet():
+                    understood = apprise.Apprise().add(url)
+                if not understood:
                     raise ConfigError(
                         f"--notify {notify_label(url)}: not a notification URL Apprise "
                         "understands; see https://github.com/caronc/apprise/wiki for the "
@@ -191,15 +200,18 @@ def deliver(
         for number, url in enumerate(urls):
             collect = _Collect()
             hub = apprise.Apprise()
-            hub.add(url)
             logger = logging.getLogger("apprise")
             logger.addHandler(collect)
             try:
-                sent = hub.notify(
-                    body=body,
-                    title=title,
-                    notify_type=apprise.NotifyType.FAILURE if failed else apprise.NotifyType.INFO,
-                )
+                with _quiet():
+                    hub.add(url)
+                    sent = hub.notify(
+                        body=body,
+                        title=title,
+                        notify_type=(
+                            apprise.NotifyType.FAILURE if failed else apprise.NotifyType.INFO
+                        ),
+                    )
             except Exception as exc:  # a plugin's own bug must not end the run
                 collect.messages.append(f"{exc.__class__.__name__}: {exc}")
                 sent = False

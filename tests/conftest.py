@@ -32,17 +32,21 @@ HEADER = ["sn", "operator", "action_type", "action_message"]
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No test sees the developer's own credentials, ITSM address, profiles or run locks.
+    """No test sees the developer's own credentials, ITSM address, profiles, run locks or
+    proxy (loopback traffic must not leave for a proxy the developer's shell names).
 
     The user's config and state folders (trusted files, run locks) are a fresh folder per
     test, outside the test's own ``tmp_path``; child processes inherit them.
     """
     for name in list(os.environ):
-        if name.startswith(("BK_", "BATCHOPS_")):
+        if name.startswith(("BK_", "BATCHOPS_")) or name.lower() in _PROXY_VARIABLES:
             monkeypatch.delenv(name, raising=False)
     home = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+
+
+_PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ws_proxy", "wss_proxy"}
 
 
 @pytest.fixture
