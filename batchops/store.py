@@ -776,9 +776,14 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {str(rec[1]) for rec in conn.execute(f"PRAGMA table_info({table})")}
 
 
+def lock_path(checkpoint: Path) -> Path:
+    """The sidecar file whose lock says a run holds ``checkpoint``."""
+    return checkpoint.with_name(f"{checkpoint.name}.lock")
+
+
 def _take_lock(path: Path, advice: str) -> filelock.BaseFileLock:
     """Lock the checkpoint's sidecar lock file at once, or say that another run holds it."""
-    lock = filelock.FileLock(f"{path}.lock", mode=0o600)
+    lock = filelock.FileLock(lock_path(path), mode=0o600)
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:

@@ -330,3 +330,29 @@ def test_https_proxy_tunnels_https_itsm_with_connect(
     assert seen and {s.method for s in seen} == {"CONNECT"}
     assert {s.target for s in seen} == {f"127.0.0.1:{front.tls_port}"}
     assert _requests(itsm) == 4
+
+
+def test_config_show_masks_proxy_password_and_notify_keys(tmp_path: Path) -> None:
+    """`config show` names the proxy and notification settings with their source, but shows
+    no proxy password and no notification URL beyond its scheme; a bad notify_on is
+    refused with the file and key named."""
+    profile = tmp_path / "batchops.toml"
+    profile.write_text(
+        "[profiles.lab]\n"
+        'proxy = "http://ops:pr0xyPASS@proxy.example.com:3128"\n'
+        'notify = ["wecombot://BOTKEY123456", "mailto://u:MAILpass1@example.com"]\n'
+        'notify_on = "always"\n',
+        encoding="utf-8",
+    )
+    out = run_cli(["config", "show", "--config", str(profile), "--profile", "lab"])
+    assert out.exit_code == 0, out.stderr
+    assert "http://ops:***@proxy.example.com:3128" in out.stdout
+    assert "wecombot://…, mailto://…" in out.stdout
+    assert "always" in out.stdout
+    for secret in ("pr0xyPASS", "BOTKEY123456", "MAILpass1"):
+        assert secret not in out.stdout + out.stderr
+
+    profile.write_text('[profiles.lab]\nnotify_on = "sometimes"\n', encoding="utf-8")
+    out = run_cli(["config", "show", "--config", str(profile), "--profile", "lab"])
+    assert out.exit_code == 2
+    assert "notify_on must be 'problems' or 'always'" in out.stderr
