@@ -139,3 +139,13 @@ def test_masking_rules() -> None:
         "bk_app_secret": MASK,
     }
     assert headers["Authorization"] == MASK and headers["Accept"] == "application/json"
+
+
+def test_plan_verbose_traces_its_reads(itsm: SandboxThread, tmp_path: Path) -> None:
+    """`plan -v` traces the pre-check reads it makes (and sends no operation)."""
+    src = _rows(itsm, tmp_path, "PV")
+    out = run_cli(["plan", str(src), "-v"], creds_env(itsm.url))
+    assert out.exit_code == 0, out.stdout + out.stderr
+    lines = _trace_lines(out.stderr)
+    assert lines and all(" get_tickets " in line for line in lines)
+    assert SECRET not in out.stdout + out.stderr
