@@ -33,6 +33,7 @@ from .config import (
     Gateway,
     Resolved,
     masked_url,
+    notify_label,
     resolve,
     target_source,
 )
@@ -805,6 +806,21 @@ def _fatal_fix(answer: Answer | None, advice: _Advice, *, sandbox: bool) -> str:
     return ""
 
 
+def _masked_argv(words: list[str]) -> list[str]:
+    """A command line as it may be shown: a notification URL (it holds the webhook key)
+    shows only its scheme, a proxy URL no password."""
+    shown: list[str] = []
+    masks = {"--notify": notify_label, "--proxy": masked_url}
+    for word in words:
+        option, equals, value = word.partition("=")
+        if shown and shown[-1] in masks:
+            word = masks[shown[-1]](word)
+        elif equals and option in masks:
+            word = f"{option}={masks[option](value)}"
+        shown.append(word)
+    return shown
+
+
 class _Advice:
     """What to do next, with the exact command that finishes the work.
 
@@ -830,7 +846,7 @@ class _Advice:
     def _cmd(self, *extra: str) -> str:
         if self._command is None:
             return "the same command" + (f" with {' '.join(extra)}" if extra else "")
-        words = [w for w in self._command if w != "--fresh"]
+        words = _masked_argv([w for w in self._command if w != "--fresh"])
         words += [e for e in extra if e not in words]
         return shlex.join(words)
 

@@ -142,7 +142,7 @@ def summary_message(summary: RunSummary, input_path: str) -> tuple[str, str]:
         lines.append(f"stopped: {summary.stopped_reason}")
     if summary.top_failures:
         lines.append("top failure reasons:")
-        lines += [f"  {n} × {reason}" for reason, n in summary.top_failures[:5]]
+        lines += [f"  {n} × {reason} (e.g. {sn})" for reason, n, sn in summary.top_failures[:5]]
     lines.append(f"report: {_full(summary.report_path) or '(none written)'}")
     if summary.checkpoint_path:
         lines.append(f"checkpoint: {_full(summary.checkpoint_path)}")

@@ -4,22 +4,24 @@
 per status, how fast over the last minute, when it will be done, whether a process is
 still at it, and why the last run stopped. It only reads: the checkpoint is opened
 read-only and unlocked (SQLite's WAL lets a reader in while the run commits), and
-whether a process holds the run's lock is read from ``/proc/locks`` rather than by
-taking the lock, which would refuse a run starting at that instant.
+whether a process holds the run's lock (on the checkpoint's ``.lock`` file) is read from
+``/proc/locks`` rather than by taking the lock, which would refuse a run starting at
+that instant.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import filelock
+
 from .errors import CheckpointError
 from .model import Status
-from .store import Checkpoint, RunRecord
+from .store import Checkpoint, RunRecord, lock_path
 
 #: Rows per second are measured over this many seconds.
 WINDOW_S = 60
@@ -107,14 +109,17 @@ def lock_holder(path: Path) -> tuple[bool, int | None]:
     """Whether a process holds the checkpoint's run lock, and its pid when the system says.
 
     Linux lists every lock in ``/proc/locks``; reading it disturbs nobody. Elsewhere the
-    lock is tried for a shared hold and let go at once (a run starting in that instant
-    would be refused and could simply be started again).
+    lock is tried and let go at once (a run starting in that instant would be refused
+    and could simply be started again).
     """
-    info = os.stat(path)
+    lock_file = lock_path(path)
+    if not lock_file.exists():
+        return False, None
     try:
         text = Path("/proc/locks").read_text()
     except OSError:
-        return _try_lock(path), None
+        return _try_lock(lock_file), None
+    info = os.stat(lock_file)
     device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
     for line in text.splitlines():
         fields = line.split()
@@ -127,17 +132,16 @@ def lock_holder(path: Path) -> tuple[bool, int | None]:
     return False, None
 
 
-def _try_lock(path: Path) -> bool:
-    fd = os.open(path, os.O_RDONLY)
+def _try_lock(lock_file: Path) -> bool:
+    lock = filelock.FileLock(lock_file)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
         return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:
         return False
-    finally:
-        os.close(fd)
+    lock.release()
+    return False
 
 
 def read_status(checkpoint: str | os.PathLike[str], *, now: datetime | None = None) -> RunStatus:
