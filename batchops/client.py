@@ -30,6 +30,7 @@ import re
 import ssl
 import time
 import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -422,6 +423,32 @@ def api_url(base_url: str, gateway: str, api: str) -> str:
     return f"{base_url.rstrip('/')}{API_PATHS[gateway]}{api}/"
 
 
+def proxy_for(settings: ClientSettings) -> str | None:
+    """The proxy for every request of a session (credentials, if any, in its URL).
+
+    An explicit proxy (``--proxy``, the profile) wins; ``none`` connects directly;
+    otherwise HTTPS_PROXY / HTTP_PROXY / NO_PROXY decide, as the official SDK (requests)
+    lets them (``urllib.request.getproxies``: the environment, and the system settings on
+    Windows and macOS). A session talks to one host, so this is decided once, not per
+    request: aiohttp's ``trust_env`` would also read ``~/.netrc`` in a worker thread for
+    every request, which costs time and reorders requests that leave together.
+    """
+    chosen = (settings.proxy or "").strip()
+    if chosen.lower() == "none":
+        return None
+    if not chosen and settings.trust_env:
+        target = urllib.parse.urlsplit(settings.base_url)
+        proxies = urllib.request.getproxies()
+        host = target.hostname or ""
+        if target.scheme in proxies and not urllib.request.proxy_bypass(host):
+            chosen = proxies[target.scheme]
+    if not chosen:
+        return None
+    if "://" not in chosen:
+        chosen = f"http://{chosen}"  # HTTP_PROXY=host:3128, as requests accepts it
+    return chosen
+
+
 class ItsmClient:
     """One aiohttp session to one ITSM deployment. Use as ``async with``.
 
@@ -470,18 +497,14 @@ class ItsmClient:
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         }
-        # An explicit proxy wins over HTTPS_PROXY/HTTP_PROXY/NO_PROXY, which are honoured
-        # otherwise, as the official SDK (requests) does; "none" connects directly.
-        proxy = self.settings.proxy or None
-        direct = proxy is not None and proxy.lower() == "none"
+        proxy = proxy_for(self.settings)
         trace = self._tracer.aiohttp_config() if self._tracer is not None else None
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
             headers=headers,
             raise_for_status=False,
-            proxy=None if direct else proxy,
-            trust_env=self.settings.trust_env and not direct,
+            proxy=proxy,
             trace_configs=[trace] if trace is not None else None,
         )
         return self
@@ -539,6 +562,14 @@ class ItsmClient:
         proxy work; the answer's verdict is then ``SUCCESS``. Without one, the answer says
         why (``network``) and is ``RETRY``. A redirect is not followed.
         """
+        if self._tracer is not None:
+            traced: Answer = await self._tracer.traced(
+                self._probe, "GET", self.settings.base_url, None
+            )
+            return traced
+        return await self._probe()
+
+    async def _probe(self, *_: object) -> Answer:
         self.requests_sent += 1
         try:
             async with self.session.get(

@@ -232,7 +232,10 @@ class Tracer:
         elapsed_ms: float,
         wire: _Wire,
     ) -> None:
-        api = urllib.parse.urlsplit(url).path.rstrip("/").rpartition("/")[2]
+        path = urllib.parse.urlsplit(url).path.rstrip("/")
+        # Every ITSM API ends its path with its name; the bare base URL is the probe that
+        # checks the target can be reached at all.
+        api = path.rpartition("/")[2] if "/itsm/" in f"{path}/" else "probe"
         body = payload or {}
         sn = str(body.get("sn") or (params or {}).get("sn") or "")
         if not sn and isinstance(body.get("sns"), list):

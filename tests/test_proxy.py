@@ -10,6 +10,7 @@ CONNECT path that a real ITSM behind HTTPS_PROXY takes is walked for real.
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import socket
 import ssl
@@ -126,7 +127,7 @@ class ForwardingProxy:
         length = int(headers.get("Content-Length", "0"))
         body = await reader.readexactly(length) if length else b""
         up_reader, up_writer = await asyncio.open_connection(url.hostname, url.port)
-        path = url.path + (f"?{url.query}" if url.query else "")
+        path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         forwarded = {
             k: v
             for k, v in headers.items()
@@ -209,8 +210,10 @@ def test_http_proxy_from_the_environment_carries_every_request(
     )
     assert out.exit_code == 0, out.stdout + out.stderr
     assert [r["status"] for r in read_report(tmp_path / "PX.report.csv")] == ["success"] * 3
-    assert len(proxy.seen) == _requests(itsm) == 4  # one get_tickets, three operations
-    assert all(s.target.startswith(itsm.url + "/api/c/compapi/v2/itsm/") for s in proxy.seen)
+    # A reachability probe, one get_tickets, three operations.
+    assert len(proxy.seen) == _requests(itsm) == 5
+    assert proxy.seen[0].target in (itsm.url, itsm.url + "/")  # the probe
+    assert all(s.target.startswith(itsm.url + "/api/c/compapi/v2/itsm/") for s in proxy.seen[1:])
     assert {s.headers.get("User-Agent") for s in proxy.seen} == {f"batchops/{__version__}"}
 
 
@@ -223,7 +226,7 @@ def test_no_proxy_is_respected(itsm: SandboxThread, proxy: ForwardingProxy, tmp_
     )
     assert out.exit_code == 0, out.stdout + out.stderr
     assert proxy.seen == []
-    assert _requests(itsm) == 4
+    assert _requests(itsm) == 5
 
 
 def test_proxy_flag_and_profile_win_over_the_environment(
@@ -237,7 +240,7 @@ def test_proxy_flag_and_profile_win_over_the_environment(
     src = _sheet(itsm, tmp_path, "PF")
     out = run_cli(["run", str(src), "--no-checkpoint", "--proxy", proxy.url], env)
     assert out.exit_code == 0, out.stdout + out.stderr
-    assert len(proxy.seen) == 4
+    assert len(proxy.seen) == 5
 
     profile = tmp_path / "batchops.toml"
     profile.write_text(f'[profiles.lab]\nproxy = "{proxy.url}"\n', encoding="utf-8")
@@ -246,7 +249,7 @@ def test_proxy_flag_and_profile_win_over_the_environment(
         ["run", str(src), "--no-checkpoint", "--config", str(profile), "--profile", "lab"], env
     )
     assert out.exit_code == 0, out.stdout + out.stderr
-    assert len(proxy.seen) == 8
+    assert len(proxy.seen) == 10
 
     src = _sheet(itsm, tmp_path, "PN")
     out = run_cli(
@@ -254,7 +257,7 @@ def test_proxy_flag_and_profile_win_over_the_environment(
         creds_env(itsm.url, HTTP_PROXY=dead, NO_PROXY=""),
     )
     assert out.exit_code == 0, out.stdout + out.stderr
-    assert len(proxy.seen) == 8
+    assert len(proxy.seen) == 10
 
 
 def test_proxy_that_is_not_a_url_is_a_usage_error(tmp_path: Path) -> None:
@@ -329,7 +332,7 @@ def test_https_proxy_tunnels_https_itsm_with_connect(
     assert out.exit_code == 0, out.stdout + out.stderr
     assert seen and {s.method for s in seen} == {"CONNECT"}
     assert {s.target for s in seen} == {f"127.0.0.1:{front.tls_port}"}
-    assert _requests(itsm) == 4
+    assert _requests(itsm) == 5
 
 
 def test_config_show_masks_proxy_password_and_notify_keys(tmp_path: Path) -> None:
@@ -356,3 +359,19 @@ def test_config_show_masks_proxy_password_and_notify_keys(tmp_path: Path) -> Non
     out = run_cli(["config", "show", "--config", str(profile), "--profile", "lab"])
     assert out.exit_code == 2
     assert "notify_on must be 'problems' or 'always'" in out.stderr
+
+
+def test_proxy_credentials_in_the_url_are_sent_to_the_proxy_and_never_shown(
+    itsm: SandboxThread, proxy: ForwardingProxy, tmp_path: Path
+) -> None:
+    """--proxy http://user:pass@host: the proxy gets Basic credentials; -vv masks them."""
+    src = _sheet(itsm, tmp_path, "PA")
+    proxy_url = proxy.url.replace("http://", "http://ops:pr0xy%20PASS@")
+    out = run_cli(
+        ["run", str(src), "--no-checkpoint", "--proxy", proxy_url, "-vv"], creds_env(itsm.url)
+    )
+    assert out.exit_code == 0, out.stdout + out.stderr
+    expected = "Basic " + base64.b64encode(b"ops:pr0xy PASS").decode()
+    assert {s.headers.get("Proxy-Authorization") for s in proxy.seen} == {expected}
+    assert "pr0xy" not in out.stdout + out.stderr
+    assert expected.split()[1] not in out.stdout + out.stderr
