@@ -56,7 +56,7 @@ def test_second_run_of_the_same_sheet_is_refused(
     operated exactly once."""
     sns = [f"LK{i:03d}" for i in range(ROWS)]
     seed(itsm, *(running(sn) for sn in sns))
-    itsm.call(lambda: itsm.state.set_faults(Faults(latency_ms=250)))
+    itsm.call(lambda: itsm.state.set_faults(Faults(latency_ms=1000)))
     sheet = write_csv(tmp_path / "t.csv", [[sn, "admin", "SUSPEND", "x"] for sn in sns])
     env = _env(itsm.url)
     first = _start(["run", str(sheet), "-c", "2", "--checkpoint", "first.db"], env, tmp_path)
