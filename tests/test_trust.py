@@ -98,7 +98,7 @@ def test_unreadable_statuses_send_no_suspend(
     server = stand_in(tickets("UR", 30, "SUSPENDED"), **faults)
     src = write_csv(tmp_path / "t.csv", rows_for(sns))
     # (A mix, where some tickets are read and only SUSPEND tickets are not, is the next test.)
-    out = cli(server, src, "--timeout", "1", "-c", "10")
+    out = cli(server, src, "--timeout", "1", "-c", "30")
     assert out.exit_code == 3, out.stdout + out.stderr
     assert server.state.stats.operations_total == 0
     assert "could not read any of 30 tickets" in out.stdout + out.stderr
