@@ -34,8 +34,7 @@ import os
 import re
 import sys
 import unicodedata
-import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -293,17 +292,8 @@ def _write_xlsx(
     results["elapsed_ms"] = [
         v if isinstance(v, float) and math.isfinite(v) else None for v in results["elapsed_ms"]
     ]
-    import xlsxwriter.format  # only XLSX reports pay for importing it
-
     book = _Book(headers, result_names, inputs, results, summary, _results_sheet_name(sheet_name))
-    fast = callable(getattr(xlsxwriter.format.Format, "_get_xf_index", None))
-    if fast:
-        try:
-            _write_xlsx_book(temp, book, fast=True)
-            return
-        except _SpliceUnsupported:
-            pass  # an xlsxwriter whose output we do not recognise: write it the slow way
-    _write_xlsx_book(temp, book, fast=False)
+    _write_xlsx_book(temp, book)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,13 +349,8 @@ def _needs_wrap(text: str, width: int) -> bool:
     return len(text) > width if text.isascii() else 2 * len(text) > width
 
 
-def _write_xlsx_book(temp: Path, book: _Book, *, fast: bool) -> None:
-    """The workbook: xlsxwriter writes it all, or (``fast``) all but the Results cells.
-
-    In the fast way xlsxwriter writes the styles, widths, frozen header, filter and the
-    Summary sheet, with an empty Results sheet; :func:`_write_xlsx_rows` then puts the
-    cells in, encoded exactly as xlsxwriter encodes them (a few times faster).
-    """
+def _write_xlsx_book(temp: Path, book: _Book) -> None:
+    """The workbook, through xlsxwriter's public API: Results sheet, then Summary."""
     import xlsxwriter
 
     results = book.results
@@ -396,15 +381,9 @@ def _write_xlsx_book(temp: Path, book: _Book, *, fast: bool) -> None:
             message_width=widths[len(book.inputs) + RESULT_COLUMNS.index("message")],
         )
         results = {**results, "finished_at": excel_times(results["finished_at"])}
-        header_style, styles = "", None
-        if fast:
-            # Formats count as used (and get a style index) once a cell asks for them.
-            header_style = f' s="{bold._get_xf_index()}"'
-            styles = looks.styles()
-        else:
-            for col, header in enumerate(names):
-                sheet.write_string(0, col, header, bold)
-            _write_xlsx_rows_one_by_one(sheet, book.inputs, results, looks)
+        for col, header in enumerate(names):
+            _write_text(sheet, 0, col, header, bold)
+        _write_xlsx_rows(sheet, book.inputs, results, looks)
         if book.summary is not None:
             summary_name = SUMMARY_SHEET
             if book.sheet_name.casefold() == SUMMARY_SHEET.casefold():
@@ -420,8 +399,6 @@ def _write_xlsx_book(temp: Path, book: _Book, *, fast: bool) -> None:
             workbook.close()
         raise
     workbook.close()
-    if styles is not None:
-        _write_xlsx_rows(temp, names, header_style, book.inputs, results, styles)
     with temp.open("r+b") as handle:
         _sync(handle)
 
@@ -435,31 +412,18 @@ class _Looks:
     wrap: Any
     message_width: int
 
-    def styles(self) -> _Styles:
-        """The same formats as the ``s="…"`` attributes of directly written cells."""
-        return _Styles(
-            {name: f' s="{fmt._get_xf_index()}"' for name, fmt in self.status.items()},
-            f' s="{self.date._get_xf_index()}"',
-            f' s="{self.wrap._get_xf_index()}"',
-            self.message_width,
-        )
 
-
-@dataclass(frozen=True, slots=True)
-class _Styles:
-    status: Mapping[str, str]
-    date: str
-    wrap: str
-    message_width: int
-
-
-def _write_xlsx_rows_one_by_one(
+def _write_xlsx_rows(
     sheet: Any,
     inputs: list[list[str]],
     results: dict[str, list[object]],
     looks: _Looks,
 ) -> None:
-    """Write the data rows through xlsxwriter, strictly in order (constant_memory)."""
+    """Write the data rows through xlsxwriter, strictly in order (constant_memory).
+
+    xlsxwriter spends a few µs per cell (a 100,000-row report takes seconds); the loop
+    binds the writers once and skips empty cells, and that is all the speed it asks for.
+    """
     write_string = sheet.write_string
     write_number = sheet.write_number
     first_result = len(inputs)
@@ -472,20 +436,23 @@ def _write_xlsx_rows_one_by_one(
     ):
         for col, text in enumerate(cells):
             if text:
-                write_string(row, col, text)
+                if text.startswith("<r>"):
+                    _write_text(sheet, row, col, text)
+                else:
+                    write_string(row, col, text)
         for col, (kind, value) in enumerate(zip(kinds, outcome, strict=True), start=first_result):
             if value is None or value == "":
                 continue
             if kind == "number":
                 write_number(row, col, value)
             elif kind == "status":
-                write_string(row, col, value, looks.status.get(str(value)))
+                _write_text(sheet, row, col, str(value), looks.status.get(str(value)))
             elif kind == "time" and isinstance(value, float):
                 write_number(row, col, value, looks.date)
             elif kind == "message" and _needs_wrap(str(value), looks.message_width):
-                write_string(row, col, str(value), looks.wrap)
+                _write_text(sheet, row, col, str(value), looks.wrap)
             else:
-                write_string(row, col, str(value))
+                _write_text(sheet, row, col, str(value))
 
 
 def _kind(name: str) -> str:
@@ -495,225 +462,42 @@ def _kind(name: str) -> str:
     return {"status": "status", "finished_at": "time", "message": "message"}.get(name, "text")
 
 
-# --- XLSX cells, encoded directly -----------------------------------------------------------
-#
-# xlsxwriter spends ~5 µs per cell in Python; a report of 100,000 rows has over a million
-# cells. Here the Results sheet's cells are encoded a column at a time and streamed into
-# the workbook xlsxwriter wrote, byte for byte as xlsxwriter's constant_memory mode writes
-# them: inline strings, a literal ``_xHHHH_`` with its underscore escaped, control
-# characters as ``_xHHHH_``, ``&<>`` as entities, ``xml:space="preserve"`` for leading
-# or trailing blanks, text cut at 32,767 UTF-16 units, numbers as ``{:.16G}``. One
-# deliberate difference: xlsxwriter writes a text that starts with ``<r>`` and ends with
-# ``</r>`` as raw rich-text XML (so a cell "<r>x</r>" came out empty); here it is text.
-
-
-class _SpliceUnsupported(Exception):
-    """xlsxwriter's sheet XML is not what the direct cell writer expects."""
-
-
-_SHEET_XML = "xl/worksheets/sheet1.xml"
+#: Excel keeps at most this many UTF-16 units in a cell.
 _XLSX_STRMAX = 32_767
-_XLSX_CHUNK_ROWS = 20_000
-_OOXML_LITERAL = re.compile(r"(_x[0-9a-fA-F]{4}_)")
-_OOXML_CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
-_LEADING_BLANK = re.compile(r"^\s")
-_TRAILING_BLANK = re.compile(r"\s$")
-#: A text that none of these touch is written as it is.
-_NEEDS_ENCODING = re.compile(r"[&<>\x00-\x08\x0b-\x1f]|_x[0-9a-fA-F]{4}_|^\s|\s$")
-_PRESERVE = ' xml:space="preserve"'
 
 
-def _xlsx_text(text: str) -> tuple[str, bool]:
-    """A text cell's XML content and whether it keeps its blanks, as xlsxwriter has it."""
-    if len(text) > _XLSX_STRMAX // 2:
-        units = 0
-        for index, char in enumerate(text):
-            units += 2 if ord(char) > 0xFFFF else 1
-            if units > _XLSX_STRMAX:
-                text = text[:index]
-                break
-    text = _OOXML_LITERAL.sub(r"_x005F\1", text)
-    text = _OOXML_CONTROL.sub(lambda match: f"_x{ord(match.group(1)):04X}_", text)
-    preserve = bool(_LEADING_BLANK.search(text) or _TRAILING_BLANK.search(text))
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text, preserve
+def _write_text(sheet: Any, row: int, col: int, text: str, cell_format: object = None) -> None:
+    """One text cell, kept as text whatever it looks like.
 
-
-def _text_cells(
-    letter: str,
-    row_numbers: Sequence[str],
-    values: Sequence[Any],
-    styles: Mapping[str, str] | None = None,
-    wrap: tuple[str, int] | None = None,
-) -> list[str]:
-    """One column's text cells for these rows ("" where a cell is empty); ``styles`` gives
-    the style attribute per text (status colours), ``wrap`` the style and column width
-    for texts too long for their column."""
-    needs_work = _NEEDS_ENCODING.search
-    limit = _XLSX_STRMAX // 2
-    # Texts shorter than half the column fit whatever their characters: no closer look.
-    short = wrap[1] // 2 if wrap is not None else limit
-    cells: list[str] = []
-    append = cells.append
-    for number, value in zip(row_numbers, values, strict=True):
-        if value is None or value == "":
-            append("")
-            continue
-        text = str(value)
-        style = styles.get(text, "") if styles else ""
-        if wrap is not None and (len(text) > short or "\n" in text) and _needs_wrap(text, wrap[1]):
-            style = wrap[0]
-        if len(text) <= limit and not needs_work(text):
-            append(f'<c r="{letter}{number}"{style} t="inlineStr"><is><t>{text}</t></is></c>')
-        else:
-            text, keep = _xlsx_text(text)
-            space = _PRESERVE if keep else ""
-            append(
-                f'<c r="{letter}{number}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
-            )
-    return cells
-
-
-def _number_cells(
-    letter: str, row_numbers: Sequence[str], values: Sequence[Any], style: str = ""
-) -> list[str]:
-    return [
-        "" if value is None else f'<c r="{letter}{number}"{style}><v>{value:.16G}</v></c>'
-        for number, value in zip(row_numbers, values, strict=True)
-    ]
-
-
-def _time_cells(
-    letter: str, row_numbers: Sequence[str], values: Sequence[Any], style: str
-) -> list[str]:
-    """Date numbers with the date style; a text that was no time stays a text cell.
-
-    Rows finishing in the same second share a number: each is formatted once.
+    xlsxwriter's constant_memory mode writes a string that starts with ``<r>`` and ends
+    with ``</r>`` into the sheet as raw rich-text XML, so a cell ``<r>x</r>`` would come
+    out empty (or inject markup). Such a text goes in as a rich string of plain
+    fragments, which xlsxwriter escapes like any other text.
     """
-    shown: dict[float, str] = {}
-    cells = []
-    for number, value in zip(row_numbers, values, strict=True):
-        if value is None:
-            cells.append("")
-        elif isinstance(value, float):
-            text = shown.get(value)
-            if text is None:
-                text = shown[value] = f"{style}><v>{value:.16G}</v></c>"
-            cells.append(f'<c r="{letter}{number}"{text}')
-        else:
-            cells.extend(_text_cells(letter, [number], [value]))
-    return cells
+    if not (text.startswith("<r>") and text.endswith("</r>")):
+        sheet.write_string(row, col, text, cell_format)
+        return
+    text = _cut_to_cell(text)  # write_rich_string refuses, rather than cuts, longer text
+    if not text.endswith("</r>"):
+        sheet.write_string(row, col, text, cell_format)
+        return
+    fragments = [text[0], text[1:-1], text[-1]]
+    if cell_format is None:
+        sheet.write_rich_string(row, col, *fragments)
+    else:
+        sheet.write_rich_string(row, col, *fragments, cell_format)
 
 
-def _sheet_rows_xml(
-    names: Sequence[str],
-    header_style: str,
-    inputs: list[list[str]],
-    results: dict[str, list[Any]],
-    styles: _Styles,
-) -> Iterator[str]:
-    """The ``<row>`` elements of the Results sheet, a chunk of rows at a time."""
-    letters = _letters(len(names))
-    yield _header_row_xml(letters, names, header_style)
-    total = len(results["status"])
-    first_result = len(inputs)
-    for start in range(0, total, _XLSX_CHUNK_ROWS):
-        stop = min(start + _XLSX_CHUNK_ROWS, total)
-        numbers = [str(n) for n in range(start + 2, stop + 2)]
-        columns = [
-            _text_cells(letters[col], numbers, values[start:stop])
-            for col, values in enumerate(inputs)
-        ]
-        for offset, name in enumerate(RESULT_COLUMNS):
-            letter = letters[first_result + offset]
-            values = results[name][start:stop]
-            kind = _kind(name)
-            if kind == "number":
-                columns.append(_number_cells(letter, numbers, values))
-            elif kind == "time":
-                columns.append(_time_cells(letter, numbers, values, styles.date))
-            elif kind == "status":
-                columns.append(_text_cells(letter, numbers, values, styles.status))
-            elif kind == "message":
-                wrap = (styles.wrap, styles.message_width)
-                columns.append(_text_cells(letter, numbers, values, wrap=wrap))
-            else:
-                columns.append(_text_cells(letter, numbers, values))
-        yield _rows_xml(numbers, columns)
-
-
-def _letters(width: int) -> list[str]:
-    from xlsxwriter.utility import xl_col_to_name
-
-    return [xl_col_to_name(col) for col in range(width)]
-
-
-def _header_row_xml(letters: Sequence[str], names: Sequence[str], style: str) -> str:
-    header = []
-    for letter, name in zip(letters, names, strict=True):
-        text, keep = _xlsx_text(name)
-        space = _PRESERVE if keep else ""
-        header.append(f'<c r="{letter}1"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>')
-    return f'<row r="1">{"".join(header)}</row>'
-
-
-def _rows_xml(numbers: Sequence[str], columns: Sequence[Sequence[str]]) -> str:
-    """``<row>`` elements from the cells of each column (xlsxwriter skips empty rows)."""
-    rows = []
-    for number, cells in zip(numbers, zip(*columns, strict=True), strict=True):
-        body = "".join(cells)
-        if body:
-            rows.append(f'<row r="{number}">{body}</row>')
-    return "".join(rows)
-
-
-def _write_xlsx_rows(
-    temp: Path,
-    names: Sequence[str],
-    header_style: str,
-    inputs: list[list[str]],
-    results: dict[str, list[Any]],
-    styles: _Styles,
-) -> None:
-    """Put the Results cells into the workbook at ``temp`` (its sheet has no cells yet)."""
-    rows = len(results["status"])
-    # Zip64 only where a sheet this big needs it (a conservative bound on its size).
-    big = (rows + 1) * len(names) * 80 + sum(len(v) * 8 for column in inputs for v in column)
-    chunks = _sheet_rows_xml(names, header_style, inputs, results, styles)
-    _splice_sheets(temp, {_SHEET_XML: (rows + 1, len(names), chunks, big > 2**31)})
-
-
-def _splice_sheets(temp: Path, sheets: Mapping[str, tuple[int, int, Iterable[str], bool]]) -> None:
-    """Stream rows into sheets of the workbook at ``temp`` that xlsxwriter wrote without
-    cells: sheet XML member → (rows, columns, ``<row>`` XML chunks, needs Zip64)."""
-    with zipfile.ZipFile(temp) as book:
-        infos = book.infolist()
-        members = {info.filename: book.read(info) for info in infos}
-    parts: dict[str, tuple[str, str]] = {}
-    for member, (rows, width, _, _) in sheets.items():
-        xml = members.get(member, b"").decode("utf-8")
-        dimension = re.findall(r'<dimension ref="[^"]*"/>', xml)
-        if xml.count("<sheetData/>") != 1 or len(dimension) != 1:
-            raise _SpliceUnsupported(member)
-        last = _letters(max(width, 1))[-1] + str(max(rows, 1))
-        ref = "A1" if last == "A1" else f"A1:{last}"
-        head, tail = xml.split("<sheetData/>")
-        parts[member] = (head.replace(dimension[0], f'<dimension ref="{ref}"/>'), tail)
-    with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as book:
-        for info in infos:
-            if info.filename not in sheets:
-                book.writestr(info, members[info.filename])
-                continue
-            head, tail = parts[info.filename]
-            _, _, chunks, big = sheets[info.filename]
-            entry = zipfile.ZipInfo(info.filename, date_time=info.date_time)
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.external_attr = info.external_attr
-            with book.open(entry, "w", force_zip64=big) as sheet:
-                sheet.write(head.encode("utf-8") + b"<sheetData>")
-                for chunk in chunks:
-                    sheet.write(chunk.encode("utf-8"))
-                sheet.write(b"</sheetData>" + tail.encode("utf-8"))
+def _cut_to_cell(text: str) -> str:
+    """``text`` cut at Excel's cell limit, counted in UTF-16 units as xlsxwriter does."""
+    if len(text) <= _XLSX_STRMAX // 2:
+        return text
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > _XLSX_STRMAX:
+            return text[:index]
+    return text
 
 
 def _write_summary(sheet: Any, summary: Mapping[str, object], bold: object) -> None:
@@ -1029,23 +813,10 @@ def _write_csv_table(temp: Path, table: Table) -> None:
 
 
 def _write_xlsx_tables(temp: Path, tables: Sequence[Table]) -> None:
-    import xlsxwriter.format
-
-    if callable(getattr(xlsxwriter.format.Format, "_get_xf_index", None)):
-        try:
-            _write_xlsx_tables_book(temp, tables, fast=True)
-            return
-        except _SpliceUnsupported:
-            pass
-    _write_xlsx_tables_book(temp, tables, fast=False)
-
-
-def _write_xlsx_tables_book(temp: Path, tables: Sequence[Table], *, fast: bool) -> None:
-    """Like :func:`_write_xlsx_book`: xlsxwriter writes all, or all but the cells."""
+    """One sheet per table through xlsxwriter: bold frozen header, filter, text cells."""
     import xlsxwriter
 
     workbook = xlsxwriter.Workbook(str(temp), dict(_XLSX_OPTIONS))
-    header_style = ""
     try:
         bold = workbook.add_format({"bold": True})
         for table in tables:
@@ -1057,47 +828,20 @@ def _write_xlsx_tables_book(temp: Path, tables: Sequence[Table], *, fast: bool) 
             sheet.freeze_panes(1, 0)
             if width:
                 sheet.autofilter(0, 0, len(table.rows), width - 1)
-            if fast:
-                continue
             for col, header in enumerate(table.header):
-                sheet.write_string(0, col, header, bold)
+                _write_text(sheet, 0, col, header, bold)
             write_string = sheet.write_string
             for number, row in enumerate(table.rows, start=1):
                 for col, text in enumerate(row):
                     if text:
-                        write_string(number, col, text)
-        if fast:
-            header_style = f' s="{bold._get_xf_index()}"'
+                        if text.startswith("<r>"):
+                            _write_text(sheet, number, col, text)
+                        else:
+                            write_string(number, col, text)
     except BaseException:
         with suppress(Exception):
             workbook.close()
         raise
     workbook.close()
-    if fast:
-        _splice_sheets(
-            temp,
-            {
-                f"xl/worksheets/sheet{number}.xml": (
-                    len(table.rows) + 1,
-                    len(table.header),
-                    _table_rows_xml(table, header_style),
-                    sum(len(c) * 8 + 40 for row in table.rows for c in row) > 2**31,
-                )
-                for number, table in enumerate(tables, start=1)
-            },
-        )
     with temp.open("r+b") as handle:
         _sync(handle)
-
-
-def _table_rows_xml(table: Table, header_style: str) -> Iterator[str]:
-    letters = _letters(len(table.header))
-    yield _header_row_xml(letters, table.header, header_style)
-    for start in range(0, len(table.rows), _XLSX_CHUNK_ROWS):
-        chunk = table.rows[start : start + _XLSX_CHUNK_ROWS]
-        numbers = [str(n) for n in range(start + 2, start + 2 + len(chunk))]
-        columns = [
-            _text_cells(letter, numbers, [row[col] for row in chunk])
-            for col, letter in enumerate(letters)
-        ]
-        yield _rows_xml(numbers, columns)
