@@ -16,79 +16,42 @@ and a mark waits one loop turn, not a fixed window. WAL mode with
 
 The file is bound to the input's rows and to the target (gateway, base URL); it never
 holds a secret, and it is created readable by its owner only. A second process on the
-same file is refused at once through a lock on a sidecar file (``x.checkpoint.db.lock``,
-taken with ``filelock``: ``flock`` on POSIX, ``msvcrt.locking`` on Windows). The lock
-is never taken on the database itself, whose own locks belong to SQLite; the sidecar is
-left in place when the run ends, because deleting a lock file lets two runs lock two
-different files of the same name.
+same file is refused at once through a lock on a sidecar file (``x.checkpoint.db.lock``).
+
+This module is the checkpoint's face to the rest of batchops (:class:`Checkpoint`, its
+records, the row identity); the file itself (lock, schema, migration, transactions) is
+:mod:`batchops.checkpoint_file`'s, and when marks and outcomes are committed is
+:mod:`batchops.group_commit`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import errno
 import hashlib
-import os
-import shutil
 import sqlite3
-import stat
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import filelock
-
+from .checkpoint_file import SCHEMA_VERSION, CheckpointFile, columns, lock_path, what_ran_out
 from .errors import CheckpointError
+from .group_commit import GroupCommit
 from .model import Outcome, Row, Status
 
-SCHEMA_VERSION = "1"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rows (
-    idx INTEGER PRIMARY KEY,
-    row_key TEXT NOT NULL,
-    sn TEXT NOT NULL,
-    action TEXT NOT NULL,
-    state TEXT NOT NULL,              -- queued | sending | done
-    before_status TEXT,               -- ticket status expected before the send
-    status TEXT NOT NULL,             -- the report's status
-    code INTEGER,
-    message TEXT NOT NULL DEFAULT '',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    http_status INTEGER,
-    request_id TEXT NOT NULL DEFAULT '',
-    elapsed_ms REAL,
-    finished_at TEXT NOT NULL DEFAULT '',
-    run_id INTEGER,
-    sent_at REAL                      -- wall clock (epoch s) of the last "sending" mark
-);
-CREATE TABLE IF NOT EXISTS history (
-    idx INTEGER NOT NULL,
-    run_id INTEGER,
-    status TEXT NOT NULL,
-    code INTEGER,
-    message TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    finished_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    started_at TEXT NOT NULL,
-    ended_at TEXT,
-    exit_code INTEGER,
-    note TEXT NOT NULL DEFAULT '',
-    stopped TEXT NOT NULL DEFAULT ''  -- why the run stopped early ('' when it finished)
-);
-"""
-
-#: How long finished outcomes may wait for a commit when no "sending" mark forces one.
-_OUTCOME_FLUSH_S = 0.1
-_OUTCOME_FLUSH_ROWS = 2000
+__all__ = [
+    "SCHEMA_VERSION",
+    "Binding",
+    "Checkpoint",
+    "Progress",
+    "RunRecord",
+    "StoredRow",
+    "default_checkpoint_path",
+    "lock_path",
+    "row_key",
+    "summarise_changes",
+]
 
 
 def row_key(sn: str, action: str, operator: str, message: str) -> str:
@@ -155,126 +118,46 @@ def _now() -> str:
 class Checkpoint:
     """An open, locked checkpoint file. Use :meth:`open`; close with :meth:`close`."""
 
-    def __init__(
-        self, path: Path, conn: sqlite3.Connection, lock: filelock.BaseFileLock | None
-    ) -> None:
-        self.path = path
-        self._conn = conn
-        self._lock = lock
+    def __init__(self, file: CheckpointFile) -> None:
+        self.file = file
+        self.path = file.path
         self.run_id: int | None = None
-        self._marks: list[tuple[int, int, str | None, int, float]] = []
-        self._finals: list[tuple[object, ...]] = []
-        self._history: list[tuple[object, ...]] = []
-        self._flush_waiters: list[asyncio.Future[None]] = []
-        self._commit_soon = False
-        self._flush_timer: asyncio.TimerHandle | None = None
-        self._last_flush = time.monotonic()
-        self.commits = 0
-        #: Why the file can no longer be written (disk full, file-size limit), once a
-        #: commit failed; from then on nothing more is written and no row may be sent.
-        self.broken = ""
-        #: Called once with :attr:`broken`'s text when the first commit fails.
-        self.on_broken: Callable[[str], None] | None = None
+        self._group = GroupCommit(file)
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        return self.file.conn
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed so far."""
+        return self.file.commits
+
+    @property
+    def broken(self) -> str:
+        """Why the file can no longer be written, once a commit failed ("" until then)."""
+        return self._group.broken
+
+    @property
+    def on_broken(self) -> Callable[[str], None] | None:
+        """Called once with :attr:`broken`'s text when the first commit fails."""
+        return self._group.on_broken
+
+    @on_broken.setter
+    def on_broken(self, callback: Callable[[str], None] | None) -> None:
+        self._group.on_broken = callback
 
     # ---------------------------------------------------------------- opening
 
     @classmethod
     def open(cls, path: Path, *, create: bool = True) -> Checkpoint:
         """Open (creating if asked) and lock the checkpoint; refuse if another run holds it."""
-        path = Path(path)
-        existed = path.exists()
-        if not existed and not create:
-            raise CheckpointError(f"checkpoint {path} does not exist; check the path")
-        lock = _take_lock(
-            path,
-            "wait for it to finish (or stop it) — two runs on one checkpoint could operate "
-            "a ticket twice",
-        )
-        try:
-            # Created owner-only before SQLite touches it; SQLite gives its -wal and -shm
-            # files the same permissions.
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            lock.release()
-            raise CheckpointError(
-                f"cannot open checkpoint {path}: {exc.strerror}; choose another place with "
-                "--checkpoint PATH"
-            ) from None
-        try:
-            _owner_only(fd, path)
-        finally:
-            os.close(fd)
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA wal_autocheckpoint=10000")
-            conn.execute("PRAGMA busy_timeout=5000")
-            # Before the schema script, which would quietly re-create a dropped table.
-            _check_tables(conn, path)
-            conn.executescript(_SCHEMA)
-            version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            ours = version is None or version[0] == SCHEMA_VERSION
-            if ours and "sent_at" not in _columns(conn, "rows"):
-                # A checkpoint made before rows remembered when they were sent.
-                conn.execute("ALTER TABLE rows ADD COLUMN sent_at REAL")
-            if ours and "stopped" not in _columns(conn, "runs"):
-                # A checkpoint made before runs remembered why they stopped.
-                conn.execute("ALTER TABLE runs ADD COLUMN stopped TEXT NOT NULL DEFAULT ''")
-        except sqlite3.DatabaseError as exc:
-            if conn is not None:
-                conn.close()
-            lock.release()
-            raise CheckpointError(
-                f"{path} is not a batchops checkpoint ({exc}); pass another --checkpoint "
-                "or --fresh to replace it"
-            ) from None
-        except CheckpointError:
-            if conn is not None:
-                conn.close()
-            lock.release()
-            raise
-        if version is not None and version[0] != SCHEMA_VERSION:
-            conn.close()
-            lock.release()
-            raise CheckpointError(
-                f"checkpoint {path} was written by another batchops version "
-                f"(schema {version[0]}); use --fresh to start over"
-            )
-        try:
-            _check_rows(conn, path)
-        except CheckpointError:
-            conn.close()
-            lock.release()
-            raise
-        return cls(path, conn, lock)
+        return cls(CheckpointFile.open(path, create=create))
 
     @classmethod
     def open_readonly(cls, path: Path) -> Checkpoint:
         """Open without locking and without writing (``batchops report`` during a run)."""
-        path = Path(path)
-        if not path.exists():
-            raise CheckpointError(f"checkpoint {path} does not exist; check the path")
-        # The path is quoted: a '#' or '?' in a file name would otherwise end the path and
-        # drop "mode=ro" (SQLite would then open, even create, another file read-write).
-        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout=5000")
-            _check_tables(conn, path)
-            conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            _check_rows(conn, path)
-        except sqlite3.DatabaseError as exc:
-            if conn is not None:
-                conn.close()
-            raise CheckpointError(f"{path} is not a batchops checkpoint ({exc})") from None
-        except CheckpointError:
-            if conn is not None:
-                conn.close()
-            raise
-        return cls(path, conn, None)
+        return cls(CheckpointFile.open_readonly(path))
 
     @classmethod
     def count_applied(cls, path: Path) -> int | None:
@@ -298,47 +181,14 @@ class Checkpoint:
     @staticmethod
     def set_aside(path: Path) -> Path | None:
         """Move an old checkpoint out of the way (``--fresh``), keeping it as a backup."""
-        if not path.exists():
-            return None
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        backup = path.with_name(f"{path.name}.{stamp}.bak")
-        n = 1
-        while backup.exists():
-            n += 1
-            backup = path.with_name(f"{path.name}.{stamp}-{n}.bak")
-        # Held until the old file is out of the way, so no run opens it meanwhile.
-        lock = _take_lock(path, "--fresh cannot replace it now")
-        try:
-            # Fold the WAL into the main file so the backup is one self-contained file. A
-            # file that is not a database (or a damaged one) is set aside as it is: --fresh
-            # is what the "not a batchops checkpoint" error tells the user to do.
-            conn = sqlite3.connect(path)
-            try:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.DatabaseError:
-                pass
-            finally:
-                conn.close()
-            os.replace(path, backup)
-            for suffix in ("-wal", "-shm"):
-                # Normally gone after the checkpoint above; if not, they travel with the
-                # backup (SQLite pairs "X.bak-wal" with "X.bak"), never mixed into a new one.
-                with contextlib.suppress(FileNotFoundError):
-                    os.replace(f"{path}{suffix}", f"{backup}{suffix}")
-        finally:
-            lock.release()
-        return backup
+        return CheckpointFile.set_aside(path)
 
     def close(self) -> None:
         try:
             with contextlib.suppress(CheckpointError):
-                self._flush_now()  # a failure is kept in self.broken for the caller
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
+                self._group.commit_now()  # a failure is kept in self.broken for the caller
         finally:
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
+            self.file.close()
 
     # ---------------------------------------------------------------- binding
 
@@ -373,9 +223,7 @@ class Checkpoint:
         binding: Binding,
         rows: Iterable[tuple[int, str, str, str, str, str, str]],
     ) -> None:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.file.transaction() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                 [
@@ -393,11 +241,6 @@ class Checkpoint:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-        self.commits += 1
 
     def update_input_path(self, path: str) -> None:
         self._conn.execute("UPDATE meta SET value=? WHERE key='input_path'", (path,))
@@ -409,7 +252,7 @@ class Checkpoint:
             yield
         except (sqlite3.Error, OSError) as exc:
             raise CheckpointError(
-                f"cannot write checkpoint {self.path}: {_what_ran_out(self.path, exc)}; "
+                f"cannot write checkpoint {self.path}: {what_ran_out(self.path, exc)}; "
                 "nothing was sent"
             ) from None
 
@@ -437,7 +280,7 @@ class Checkpoint:
     # ---------------------------------------------------------------- reading
 
     def rows(self) -> Iterator[StoredRow]:
-        sent_at = "sent_at" if "sent_at" in _columns(self._conn, "rows") else "NULL"
+        sent_at = "sent_at" if "sent_at" in columns(self._conn, "rows") else "NULL"
         cursor = self._conn.execute(
             "SELECT idx, row_key, sn, action, state, before_status, status, code, message, "
             f"attempts, http_status, request_id, elapsed_ms, finished_at, {sent_at} "
@@ -466,7 +309,7 @@ class Checkpoint:
 
     def runs(self) -> list[RunRecord]:
         """Every run of this checkpoint, oldest first."""
-        stopped = "stopped" if "stopped" in _columns(self._conn, "runs") else "''"
+        stopped = "stopped" if "stopped" in columns(self._conn, "runs") else "''"
         return [
             RunRecord(*rec)
             for rec in self._conn.execute(
@@ -479,9 +322,7 @@ class Checkpoint:
         """Rows per status, rows in flight, and rows that finished at or after ``since``
         (and at or before ``until``; the checkpoint's own time text), in one read
         transaction: a consistent snapshot."""
-        conn = self._conn
-        conn.execute("BEGIN")
-        try:
+        with self.file.transaction(write=False) as conn:
             counts = dict(conn.execute("SELECT status, COUNT(*) FROM rows GROUP BY status"))
             (sending,) = conn.execute("SELECT COUNT(*) FROM rows WHERE state='sending'").fetchone()
             (recent,) = conn.execute(
@@ -489,8 +330,6 @@ class Checkpoint:
                 "AND finished_at <= ?",
                 (since, until or "~"),  # "~" sorts after every time text
             ).fetchone()
-        finally:
-            conn.execute("COMMIT")
         return Progress({str(k): int(v) for k, v in counts.items()}, int(sending), int(recent))
 
     def history(self, index: int) -> list[tuple[int | None, str, str]]:
@@ -509,9 +348,7 @@ class Checkpoint:
             self._requeue(indices)
 
     def _requeue(self, indices: Sequence[int]) -> None:
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.file.transaction() as conn:
             conn.executemany(
                 "INSERT INTO history(idx, run_id, status, code, message, attempts, finished_at) "
                 "SELECT idx, run_id, status, code, message, attempts, finished_at FROM rows "
@@ -522,33 +359,19 @@ class Checkpoint:
                 "UPDATE rows SET state='queued', status='pending' WHERE idx=?",
                 ((i,) for i in indices),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-        self.commits += 1
 
     # ---------------------------------------------------------------- writing
 
     async def mark_sending(self, row: Row, attempt: int, before: str | None) -> None:
         """Durably note that ``row`` is about to be sent; returns once committed."""
-        if self.broken:
-            raise CheckpointError(self.broken)
-        loop = asyncio.get_running_loop()
-        self._marks.append((row.index, attempt, before, self.run_id or 0, time.time()))
-        # One future per worker, not one shared: cancelling a task cancels the future it
-        # awaits, and that must not cancel the other workers' marks.
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._flush_waiters.append(waiter)
-        self._kick(loop)
-        await waiter
+        await self._group.mark((row.index, attempt, before, self.run_id or 0, time.time()))
 
     def record(self, row: Row, outcome: Outcome) -> None:
         """Note a row's outcome; committed with the next group, at the latest 100 ms later."""
         if self.broken:
             return  # the row stays as last committed; the next run reads it back
         state = "queued" if outcome.status is Status.PENDING else "done"
-        self._finals.append(
+        self._group.note(
             (
                 state,
                 outcome.status.value,
@@ -563,16 +386,6 @@ class Checkpoint:
                 row.index,
             )
         )
-        if self._commit_soon:
-            return  # a commit is on its way and takes this outcome along
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            # A caller without an event loop: commit when due; flush() and close() do the rest.
-            if self._finals_due():
-                self._flush_now()
-            return
-        self._next_step(loop)
 
     def flush(self) -> None:
         """Commit every mark and outcome noted so far.
@@ -581,242 +394,7 @@ class Checkpoint:
         through :attr:`on_broken`, and the caller reads :attr:`broken`.
         """
         with contextlib.suppress(CheckpointError):
-            self._flush_now()
-
-    def _finals_due(self) -> bool:
-        return (
-            len(self._finals) >= _OUTCOME_FLUSH_ROWS
-            or time.monotonic() - self._last_flush > _OUTCOME_FLUSH_S
-        )
-
-    def _next_step(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start a commit if marks wait or outcomes are due; else make sure one comes."""
-        if self._marks or (self._finals and self._finals_due()):
-            self._kick(loop)
-        elif self._finals and self._flush_timer is None:
-            # When no later mark or outcome comes along (the last rows of a run, or one slow
-            # request), commit anyway once the 100 ms are up, so a kill costs no more
-            # read-backs than that.
-            delay = max(0.0, self._last_flush + _OUTCOME_FLUSH_S - time.monotonic())
-            self._flush_timer = loop.call_later(delay, self._on_timer, loop)
-
-    def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Group commit: the commit runs a loop turn later, so every worker marking in
-        # this turn joins it. A fixed window (1 ms) gathered more marks per commit but
-        # added that millisecond to every request: 20% of the send time at D=20 ms.
-        if not self._commit_soon:
-            self._commit_soon = True
-            loop.call_soon(self._commit_group)
-
-    def _on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._flush_timer = None
-        self._kick(loop)
-
-    def _commit_group(self) -> None:
-        self._commit_soon = False
-        # A failure reaches every worker waiting for this commit through its waiter.
-        with contextlib.suppress(Exception):
-            self._flush_now()
-
-    def _error(self, exc: BaseException) -> CheckpointError:
-        return CheckpointError(f"cannot write checkpoint {self.path}: {exc}")
-
-    def _flush_now(self) -> None:
-        """Commit everything noted so far, here and now; settle the marks' waiters."""
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-        marks, self._marks = self._marks, []
-        finals, self._finals = self._finals, []
-        waiters, self._flush_waiters = self._flush_waiters, []
-        if self.broken:
-            _settle(waiters, CheckpointError(self.broken))
-            return
-        try:
-            self._write(marks, finals)
-        except (sqlite3.Error, OSError) as exc:
-            self.broken = _unwritable(self.path, exc)
-            error = CheckpointError(self.broken)
-            _settle(waiters, error)
-            if self.on_broken is not None:
-                self.on_broken(self.broken)
-            raise error from None
-        except BaseException as exc:
-            _settle(waiters, self._error(exc))
-            raise
-        _settle(waiters, None)
-
-    def _write(
-        self, marks: list[tuple[int, int, str | None, int, float]], finals: list[tuple[object, ...]]
-    ) -> None:
-        if not marks and not finals:
-            return
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if finals:
-                conn.executemany(
-                    "UPDATE rows SET state=?, status=?, code=?, message=?, attempts=?, "
-                    "http_status=?, request_id=?, elapsed_ms=?, finished_at=?, run_id=? "
-                    "WHERE idx=?",
-                    finals,
-                )
-            if marks:
-                conn.executemany(
-                    "UPDATE rows SET state='sending', attempts=?, before_status=?, run_id=?, "
-                    "sent_at=? WHERE idx=?",
-                    (
-                        (attempt, before, run, sent_at, idx)
-                        for idx, attempt, before, run, sent_at in marks
-                    ),
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
-        self.commits += 1
-        self._last_flush = time.monotonic()
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    """Roll back what is left of a failed transaction, keeping the first error.
-
-    On a full disk SQLite may already have rolled back by itself; a ROLLBACK then fails
-    with "no transaction is active" and would hide what really went wrong.
-    """
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-
-
-def _unwritable(path: Path, exc: BaseException) -> str:
-    """One line: the checkpoint cannot be written, what ran out, and where."""
-    return f"checkpoint {path} can no longer be written: {_what_ran_out(path, exc)}"
-
-
-def _what_ran_out(path: Path, exc: BaseException) -> str:
-    sizes = []
-    for name in (path, Path(f"{path}-wal"), Path(f"{path}-journal")):
-        with contextlib.suppress(OSError):
-            sizes.append((name.stat().st_size, name))
-    limit = _file_size_limit()
-    if limit is not None and sizes:
-        size, name = max(sizes)
-        if size + (1 << 16) >= limit:
-            return (
-                f"the file-size limit ({limit} bytes, 'ulimit -f') was reached by {name}; "
-                "raise the limit or choose another --checkpoint"
-            )
-    folder = path.resolve().parent
-    with contextlib.suppress(OSError):
-        free = shutil.disk_usage(folder).free
-        if free < (1 << 20):
-            return f"the disk holding {folder} is full ({free} bytes free)"
-    if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or (
-        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    ):
-        return f"the disk or the disk quota holding {folder} is full"
-    return f"{exc} (disk full, quota or a file-size limit?)"
-
-
-def _file_size_limit() -> int | None:
-    """The process's file-size limit ('ulimit -f') in bytes; None when there is none."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return None
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    return None if limit == resource.RLIM_INFINITY else int(limit)
-
-
-_TABLES = frozenset({"meta", "rows", "history", "runs"})
-
-
-def _incomplete(path: Path, what: str) -> CheckpointError:
-    return CheckpointError(
-        f"checkpoint {path} is incomplete ({what}); it was damaged or edited, so it cannot "
-        "say which rows were sent. Pass another --checkpoint, or --fresh to set it aside "
-        "and start over (the pre-check then decides what is sent)"
-    )
-
-
-def _check_tables(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a checkpoint that has some of batchops' tables but not all of them.
-
-    A file with no table at all is a new checkpoint (created, then the run died before
-    writing it); one missing ``meta`` or ``rows`` would otherwise be re-created empty and
-    read as "nothing sent yet".
-    """
-    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if tables and not tables >= _TABLES:
-        missing = ", ".join(sorted(_TABLES - tables))
-        raise _incomplete(path, f"no {missing} table")
-
-
-def _check_rows(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a checkpoint whose rows do not match what its meta table says it holds."""
-    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    (stored,) = conn.execute("SELECT COUNT(*) FROM rows").fetchone()
-    if "rows_fingerprint" not in meta:
-        if stored:
-            raise _incomplete(path, f"{stored} rows but no record of its input")
-        return
-    try:
-        expected = int(meta.get("row_count", ""))
-    except ValueError:
-        raise _incomplete(path, "no row count") from None
-    missing = [k for k in ("gateway", "base_url", "input_path") if k not in meta]
-    if missing:
-        raise _incomplete(path, "no " + ", ".join(missing))
-    if stored != expected:
-        raise _incomplete(path, f"{stored} of its {expected} rows")
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {str(rec[1]) for rec in conn.execute(f"PRAGMA table_info({table})")}
-
-
-def lock_path(checkpoint: Path) -> Path:
-    """The sidecar file whose lock says a run holds ``checkpoint``."""
-    return checkpoint.with_name(f"{checkpoint.name}.lock")
-
-
-def _take_lock(path: Path, advice: str) -> filelock.BaseFileLock:
-    """Lock the checkpoint's sidecar lock file at once, or say that another run holds it."""
-    lock = filelock.FileLock(lock_path(path), mode=0o600)
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        raise CheckpointError(
-            f"checkpoint {path} is in use by another batchops run; {advice}"
-        ) from None
-    except OSError as exc:
-        raise CheckpointError(
-            f"cannot lock checkpoint {path}: {exc.strerror or exc}; choose another place "
-            "with --checkpoint PATH"
-        ) from None
-    return lock
-
-
-def _owner_only(fd: int, path: Path) -> None:
-    """Take group and other permissions off a checkpoint made or copied with them.
-
-    SQLite gives the -wal and -shm files it creates the main file's permissions; ones
-    left over from before are tightened too. Files of another owner are left alone.
-    On Windows, permissions are ACLs that a mode cannot express: nothing to do there.
-    """
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        mode = stat.S_IMODE(os.fstat(fd).st_mode)
-        if mode & 0o077:
-            os.fchmod(fd, mode & 0o700)
-    for suffix in ("-wal", "-shm"):
-        with contextlib.suppress(OSError):
-            side = Path(f"{path}{suffix}")
-            mode = stat.S_IMODE(side.stat().st_mode)
-            if mode & 0o077:
-                side.chmod(mode & 0o700)
+            self._group.commit_now()
 
 
 def summarise_changes(
@@ -835,13 +413,3 @@ def summarise_changes(
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         parts.append(f"{len(changed)} rows differ (rows {first}{more})")
     return "; ".join(parts) or "the rows differ"
-
-
-def _settle(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for waiter in waiters:
-        if waiter.done():
-            continue
-        if error is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(error)

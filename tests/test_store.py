@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from batchops.errors import CheckpointError
+from batchops.group_commit import OUTCOME_FLUSH_S
 from batchops.model import Action, Outcome, Row, Status
 from batchops.sandbox import SandboxThread
 from batchops.store import (
-    _OUTCOME_FLUSH_S,
     Binding,
     Checkpoint,
     default_checkpoint_path,
@@ -301,6 +301,35 @@ def test_many_marks_in_one_loop_turn_are_one_commit(store: Checkpoint) -> None:
     assert sum(1 for s in states.values() if s == "sending") == 150
 
 
+@pytest.mark.parametrize(
+    "error", [sqlite3.OperationalError("database or disk is full"), RuntimeError("a bug")]
+)
+def test_a_failed_group_commit_is_never_swallowed(
+    store: Checkpoint, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """Whatever makes a group commit fail reaches the waiting worker and on_broken (which
+    stops the run), stays in ``broken`` for the caller, and refuses every later mark."""
+    heard: list[str] = []
+    store.on_broken = heard.append
+
+    def fail(*args: object) -> None:
+        raise error
+
+    monkeypatch.setattr(store._group, "_write", fail)
+
+    async def mark() -> None:
+        with pytest.raises(CheckpointError) as first:
+            await store.mark_sending(_row(1), 1, "RUNNING")
+        assert str(first.value) == store.broken
+        with pytest.raises(CheckpointError):
+            await store.mark_sending(_row(2), 1, "RUNNING")
+
+    asyncio.run(mark())
+    assert heard == [store.broken] and store.broken
+    store.flush()  # after sending began a failure does not raise; broken says it
+    assert _states(store.path)[1] == "queued"
+
+
 def test_mark_is_durable_before_mark_sending_returns(store: Checkpoint) -> None:
     """When mark_sending returns, another connection already sees the row "sending"."""
     seen: list[str] = []
@@ -325,7 +354,7 @@ def test_outcomes_are_committed_within_100ms_without_further_activity(
     async def scenario() -> dict[int, str]:
         await store.mark_sending(_row(1), 1, "RUNNING")
         store.record(_row(1), Outcome(Status.SUCCESS, 0, "success", 1))
-        await asyncio.sleep(_OUTCOME_FLUSH_S * 3)
+        await asyncio.sleep(OUTCOME_FLUSH_S * 3)
         return _states(store.path)
 
     states = asyncio.run(scenario())
