@@ -1,4 +1,4 @@
-"""Tests of batchops.bench: its options, its arithmetic and its tables (no timing)."""
+"""Tests of the benchmark (benchmarks/bench.py): options, arithmetic, tables (no timing)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from batchops import bench
-from batchops.bench import (
+from batchops.loader import load_batch
+from batchops.sandbox import DEFAULT_APP_CODE, DEFAULT_APP_SECRET, SandboxState
+from benchmarks import bench
+from benchmarks.bench import (
     BARE,
     BATCHOPS,
     NO_CHECKPOINT,
@@ -19,8 +21,6 @@ from batchops.bench import (
     ratio_spread,
     render_table,
 )
-from batchops.loader import load_batch
-from batchops.sandbox import DEFAULT_APP_CODE, DEFAULT_APP_SECRET, SandboxState
 
 
 def test_defaults_are_the_issues_cases() -> None:

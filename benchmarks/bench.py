@@ -1,7 +1,7 @@
 """The batchops benchmark: is batchops as fast as a bare aiohttp loop, and small on big files?
 
-Run ``python -m batchops.bench`` (about ten minutes on 2 cores) or ``python -m
-batchops.bench --quick`` (tiny sizes, one repeat, every case; well under a minute — CI
+Run ``python -m benchmarks`` from the project's folder (about ten minutes on 2 cores) or
+``python -m benchmarks --quick`` (tiny sizes, one repeat, every case; well under a minute — CI
 runs it to prove the benchmark still works and times nothing). What one run does:
 
 Throughput (``--sections throughput``). For each case (C requests in flight, D ms of
@@ -150,7 +150,7 @@ class BenchConfig:
 def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     """The benchmark's options; ``--quick`` shrinks every size and runs one repeat."""
     parser = argparse.ArgumentParser(
-        prog="python -m batchops.bench",
+        prog="python -m benchmarks",
         description="batchops against a bare aiohttp loop, and on big CSV/XLSX files.",
     )
     parser.add_argument(
@@ -493,6 +493,18 @@ def batchops_env() -> dict[str, str]:
     return env
 
 
+#: The folder that holds the ``benchmarks`` package: it is not installed (the wheel
+#: carries batchops only), so a child that imports it finds it through PYTHONPATH.
+_PROJECT = Path(__file__).resolve().parent.parent
+
+
+def bench_env() -> dict[str, str]:
+    """The environment of a child that imports the bench itself (the bare loop)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 # --------------------------------------------------------------------------- the bare loop
 
 
@@ -537,7 +549,7 @@ async def bare_loop(url: str, rows: Sequence[Sequence[str]], concurrency: int) -
 
 
 def bare_main(argv: Sequence[str]) -> int:
-    """``python -m batchops.bench bare URL CSV C``: the baseline, as its own process."""
+    """``python -m benchmarks bare URL CSV C``: the baseline, as its own process."""
     url, csv_path, concurrency = argv[0], Path(argv[1]), int(argv[2])
     with csv_path.open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
@@ -580,7 +592,7 @@ class Bench:
     def measure_startup(self) -> None:
         """Interpreter start-up plus imports, subtracted for the "net" rates."""
         probes = {
-            BARE: "import batchops.bench, aiohttp",
+            BARE: "import benchmarks.bench, aiohttp",
             # What ``python -m batchops run`` imports before it reads the file (the CLI
             # module itself imports the API lazily). The command leaves through
             # os._exit, without the interpreter's teardown, and so does the probe.
@@ -590,7 +602,9 @@ class Bench:
         # The first round only warms the caches (and writes bytecode): it is not counted.
         for round_ in range(2 if self.config.quick else 4):
             for name, code in probes.items():
-                wall, _, _, status = run_child([sys.executable, "-c", code], cwd=self.workdir)
+                wall, _, _, status = run_child(
+                    [sys.executable, "-c", code], cwd=self.workdir, env=bench_env()
+                )
                 if status != 0:
                     raise RuntimeError(f"python -c {code!r} failed")
                 if round_:
@@ -640,9 +654,9 @@ class Bench:
         server.fresh_tickets(prefix, case.rows)
         source = write_input_csv(folder / f"{prefix}.csv", prefix, case.rows)
         if variant == BARE:
-            argv = [sys.executable, "-m", "batchops.bench", "bare", server.url, str(source)]
+            argv = [sys.executable, "-m", "benchmarks", "bare", server.url, str(source)]
             argv.append(str(case.concurrency))
-            env = None
+            env = bench_env()
         else:
             argv = batchops_run_argv(source, server.url, case.concurrency, VARIANT_FLAGS[variant])
             env = batchops_env()
@@ -1120,7 +1134,7 @@ def run(config: BenchConfig, say: Callable[[str], None]) -> tuple[str, list[Targ
 
 
 def _compile_package() -> None:
-    """Write batchops' bytecode, as ``pip install`` does for an installed package.
+    """Write batchops' (and the bench's) bytecode, as ``pip install`` does for a package.
 
     An editable checkout has none until a run writes it, and an environment with
     PYTHONDONTWRITEBYTECODE set never writes it: every child would then compile the
@@ -1128,7 +1142,10 @@ def _compile_package() -> None:
     """
     import compileall
 
-    compileall.compile_dir(str(Path(__file__).resolve().parent), quiet=1)
+    import batchops
+
+    for package in (Path(batchops.__file__).resolve().parent, Path(__file__).resolve().parent):
+        compileall.compile_dir(str(package), quiet=1)
 
 
 def _as_json(config: BenchConfig, results: Results) -> dict[str, Any]:
@@ -1171,7 +1188,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     text, _ = run(config, say)
     print(text)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

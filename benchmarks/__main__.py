@@ -1,0 +1,7 @@
+"""``python -m benchmarks``: the bench of :mod:`benchmarks.bench`."""
+
+import sys
+
+from benchmarks.bench import main
+
+sys.exit(main())
