@@ -793,7 +793,7 @@ def _checkpoint_stop(reason: str) -> Stop:
     )
 
 
-#: Answers that mean "these credentials are not accepted here" (server-behaviour.md §2).
+#: Answers that mean "these credentials are not accepted here" (docs/itsm.md §2).
 _CREDENTIAL_CODES = frozenset({1306000, 1306401, 1306402, 1306403, 1306406, 1640001, 1640301})
 
 

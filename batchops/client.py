@@ -13,7 +13,7 @@ turned into an :class:`Answer` whose :class:`Verdict` tells the executor what to
                 lost answer, backend timeout): read the ticket back before any resend.
 
 The table is :data:`CODE_TABLE`; the classification is :func:`classify_answer`, a pure
-function so every row of server-behaviour.md §2 has a test. No secret is ever put in an
+function so every row of docs/itsm.md §2 has a test. No secret is ever put in an
 URL, a message or an exception.
 """
 
@@ -98,7 +98,7 @@ def _rules() -> dict[int, CodeRule]:
 #: Gateway codes that say ITSM itself could not be reached or failed behind the gateway.
 _BACKEND_TROUBLE = frozenset({1306201, 1650000, 1650001, 1650002, 1650200, 1650201, 1650401})
 
-#: server-behaviour.md §2 as data: body (or ``X-Bkapi-Error-Code``) code → what to do.
+#: docs/itsm.md §2 as data: body (or ``X-Bkapi-Error-Code``) code → what to do.
 CODE_TABLE: Mapping[int, CodeRule] = _rules()
 
 

@@ -3,7 +3,7 @@
 Reading the status of every ticket first (``get_tickets``, up to 10,000 tickets a call)
 lets batchops skip rows whose ticket is already where the action leads. The one that
 matters most is SUSPEND on a SUSPENDED ticket: the server accepts it and the ticket can
-then never be resumed (server-behaviour.md §4), so batchops never sends it.
+then never be resumed (docs/itsm.md §4 and §6), so batchops never sends it.
 
 The rules are pure functions (:func:`skip_reason`, :func:`advance`) shared by
 ``batchops plan`` (which simulates every row assuming success) and by the executor

@@ -3,9 +3,9 @@
 This module owns the *server* side of batchops' world: ticket state, the rules
 ``operate_ticket`` applies (in the server's order, with its bugs), the two gateways'
 credential checks and error envelopes, fault injection, and the counters that tests and
-benchmarks read back. It follows the team's notes on the real server
-(``shared/itsm/server-behaviour.md``), never the client code: it imports nothing from the
-rest of :mod:`batchops`, so it cannot share the client's mistakes.
+benchmarks read back. It follows the project's notes on the real server (``docs/itsm.md``,
+read from the server's source), never the client code: it imports nothing from the rest
+of :mod:`batchops`, so it cannot share the client's mistakes.
 
 Routes (every API under all three prefixes; unknown APIs answer like the gateway would)::
 
@@ -927,7 +927,7 @@ class _Server:
     def _validate(
         self, ticket: Ticket | None, action: str, operator: str, params: Mapping[str, Any]
     ) -> _Verdict:
-        """The server's checks, in the server's order (server-behaviour.md §3)."""
+        """The server's checks, in the server's order (docs/itsm.md §3)."""
         if ticket is None:
             return _Verdict(CODE_NOT_FOUND, MSG_NOT_FOUND)
         if action not in ACTIONS:
@@ -990,7 +990,7 @@ class _Server:
         return _ok(_info_data(ticket, self.state.order_key(ticket.sn)))
 
     def _get_tickets(self, params: Mapping[str, Any], site: str) -> web.Response:
-        """The ticket list (server-behaviour.md §5): filters, newest first, paged."""
+        """The ticket list (docs/itsm.md §5): filters, newest first, paged."""
         state = self.state
         page = _as_int(params.get("page"), 1)
         page_size = min(_as_int(params.get("page_size"), DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)

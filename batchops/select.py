@@ -2,7 +2,7 @@
 
 A cleanup starts with a question ("every ticket of service 12 still RUNNING and older
 than 90 days"). :func:`select_tickets` asks ITSM that question with ``get_tickets``'
-filters (server-behaviour.md §5), reads every page, and writes a sheet ``run`` takes
+filters (docs/itsm.md §5), reads every page, and writes a sheet ``run`` takes
 as it is: the four input columns (sn, operator, action_type, action_message) filled
 from the options, then context for the person who reviews it (title, service, current
 status, creator, created at, ticket link), which ``run`` echoes as extra columns.

@@ -1,8 +1,8 @@
-"""The client's reading of answers: every code of server-behaviour.md §2, odd bodies, headers.
+"""The client's reading of answers: every code of docs/itsm.md §2, odd bodies, headers.
 
 The first half is pure: :func:`batchops.client.classify_answer` fed with the bytes, the
 HTTP status and the headers that the gateways really send (the expectations below are
-written from server-behaviour.md, not copied from ``CODE_TABLE``). The second half drives
+written from docs/itsm.md, not copied from ``CODE_TABLE``). The second half drives
 :class:`batchops.client.ItsmClient` over loopback HTTP against the stand-in server, so
 the same answers arrive through aiohttp exactly as they would from a real gateway.
 """
@@ -43,7 +43,7 @@ FAT = Verdict.FATAL
 RET = Verdict.RETRY
 AMB = Verdict.AMBIGUOUS
 
-#: server-behaviour.md §2, row by row: code → (HTTP status the gateway uses, verdict,
+#: docs/itsm.md §2, row by row: code → (HTTP status the gateway uses, verdict,
 #: whether it is a rate limit). ITSM and ESB codes come with HTTP 200.
 SECTION_2: dict[int, tuple[int, Verdict, bool]] = {
     0: (200, S, False),
@@ -92,7 +92,7 @@ def wrapped(inner: str) -> str:
 
 
 def test_code_table_holds_every_code_of_section_2() -> None:
-    """CODE_TABLE has a row for every code in server-behaviour.md §2, with its verdict."""
+    """CODE_TABLE has a row for every code in docs/itsm.md §2, with its verdict."""
     missing = sorted(set(SECTION_2) - set(CODE_TABLE))
     assert not missing, f"codes of §2 without a rule: {missing}"
     wrong = {

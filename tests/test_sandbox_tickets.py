@@ -1,4 +1,4 @@
-"""The stand-in's get_tickets filters, as server-behaviour.md §5 describes them, over HTTP."""
+"""The stand-in's get_tickets filters, as docs/itsm.md §5 describes them, over HTTP."""
 
 from __future__ import annotations
 
