@@ -27,7 +27,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import click
 
@@ -731,10 +731,18 @@ def config_trust(path: str) -> None:
     click.echo(f"trusted {os.path.abspath(path)} as it is now (recorded in {record})")
 
 
-@main.command()
+_RATE = click.FloatRange(0.0, 1.0)
+
+
+@main.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Delay every answer.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="0 picks a free port.",
+)
 @click.option(
     "--seed",
     "seed_file",
@@ -745,15 +753,69 @@ def config_trust(path: str) -> None:
 @click.option(
     "--generate",
     metavar="PREFIX:COUNT",
-    help="Create COUNT RUNNING tickets PREFIX0000001… whose processor is admin.",
+    multiple=True,
+    help="Create COUNT RUNNING tickets PREFIX0000001… whose processor is admin (repeatable).",
+)
+@click.option("--app-code", default="batchops-sandbox", show_default=True, help="The app code.")
+@click.option("--not-whitelisted", is_flag=True, help="Require a bk_token, not bk_username.")
+@click.option("--legacy-codes", is_flag=True, help="Answer 3900005 like servers before 2022.")
+@click.option("--no-log", is_flag=True, help="Keep the counters, not the operation log.")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Delay every answer.")
+@click.option(
+    "--error-5xx-rate", type=_RATE, default=0.0, help="Share of operations answered HTTP 5xx."
+)
+@click.option(
+    "--rate-limit-rate", type=_RATE, default=0.0, help="Share of operations rate-limited."
+)
+@click.option(
+    "--backend-timeout-rate",
+    type=_RATE,
+    default=0.0,
+    help="Share of operations answered 'backend timed out' (applied or not, by a coin).",
+)
+@click.option(
+    "--lost-rate", type=_RATE, default=0.0, help="Share of operations whose answer is lost."
+)
+@click.option(
+    "--lost-mode",
+    type=click.Choice(["hang", "drop"]),
+    default="hang",
+    show_default=True,
+    help="A lost answer hangs (for --lost-hang-s) or drops the connection.",
+)
+@click.option(
+    "--lost-hang-s",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="How long a lost answer hangs.",
+)
+@click.option(
+    "--fault-seed", type=int, default=0, show_default=True, help="Seed of the faults' dice."
 )
 def sandbox(
-    host: str, port: int, latency_ms: float, seed_file: str | None, generate: str | None
+    host: str,
+    port: int,
+    seed_file: str | None,
+    generate: tuple[str, ...],
+    app_code: str,
+    not_whitelisted: bool,
+    legacy_codes: bool,
+    no_log: bool,
+    latency_ms: float,
+    error_5xx_rate: float,
+    rate_limit_rate: float,
+    backend_timeout_rate: float,
+    lost_rate: float,
+    lost_mode: Literal["hang", "drop"],
+    lost_hang_s: float,
+    fault_seed: int,
 ) -> None:
     """Serve a stand-in of the ITSM API (ESB and gateway paths) until Ctrl-C.
 
     It answers like the real server, traps included (errors with HTTP 200, the
-    double-suspend bug). App code batchops-sandbox, secret sandbox-secret.
+    double-suspend bug). App code batchops-sandbox, secret sandbox-secret. The rates
+    and --latency-ms inject faults; 'python -m batchops.sandbox' is this command.
 
     \b
     Example:
@@ -772,18 +834,29 @@ def sandbox(
     except BatchopsError as error:
         _fail(error)
     generated: list[tuple[str, int]] = []
-    if generate:
-        prefix, _, count = generate.rpartition(":")
+    for spec in generate:
+        prefix, _, count = spec.rpartition(":")
         if not prefix or not count.isdigit():
             raise click.BadParameter("use PREFIX:COUNT, e.g. BENCH:20000", param_hint="--generate")
         generated.append((prefix, int(count)))
-    stand_in.serve(
-        host=host,
-        port=port,
-        config=stand_in.SandboxConfig(faults=stand_in.Faults(latency_ms=latency_ms)),
-        seed_rows=rows,
-        generate=generated,
+    faults = stand_in.Faults(
+        seed=fault_seed,
+        latency_ms=latency_ms,
+        error_5xx_rate=error_5xx_rate,
+        rate_limit_rate=rate_limit_rate,
+        backend_timeout_rate=backend_timeout_rate,
+        lost_rate=lost_rate,
+        lost_mode=lost_mode,
+        lost_hang_s=lost_hang_s,
     )
+    config = stand_in.SandboxConfig(
+        app_code=app_code,
+        whitelisted=not not_whitelisted,
+        legacy_codes=legacy_codes,
+        record_log=not no_log,
+        faults=faults,
+    )
+    stand_in.serve(host=host, port=port, config=config, seed_rows=rows, generate=generated)
 
 
 def tolerant_streams() -> None:

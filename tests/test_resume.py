@@ -411,7 +411,7 @@ def held_requests(monkeypatch: pytest.MonkeyPatch) -> Callable[[SandboxThread], 
     """Requests that start while the stand-in's latency is :data:`HOLD_MS` wait, after the
     server validated them and before it writes, until ``release(server)`` is called: a
     backend still working on a request whose client is long gone."""
-    from batchops import sandbox as stand_in
+    from batchops.sandbox import server as stand_in
 
     gate: dict[str, asyncio.Event] = {}
     slow = stand_in._Server._latency
