@@ -14,7 +14,7 @@ import xlsxwriter
 
 from batchops.sandbox import Faults, SandboxThread, Ticket
 
-from .conftest import (
+from .helpers import (
     SECRET,
     creds_env,
     read_report,

@@ -16,7 +16,7 @@ import pytest
 
 from batchops.sandbox import SandboxThread
 
-from .conftest import APP_CODE, creds_env, run_cli, running, seed, write_csv
+from .helpers import APP_CODE, creds_env, run_cli, running, seed, write_csv
 
 #: What the planted file's secret_env points at: a variable the user never meant for ITSM.
 FOREIGN_SECRET = "AKIA-foreign-secret-value-0d6b9"

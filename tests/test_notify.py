@@ -20,7 +20,7 @@ import pytest
 from batchops.notify import DELIVERY_TIMEOUT_S, Notifier
 from batchops.sandbox import SandboxThread
 
-from .conftest import SECRET, creds_env, run_cli, running, seed, write_csv
+from .helpers import SECRET, creds_env, run_cli, running, seed, write_csv
 
 
 class Receiver:

@@ -17,7 +17,7 @@ import batchops
 from batchops.model import Status
 from batchops.sandbox import SandboxThread
 
-from .conftest import (
+from .helpers import (
     APP_CODE,
     SECRET,
     creds_env,

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from batchops.sandbox import SandboxThread
 
-from .conftest import (
+from .helpers import (
     LoopbackServer,
     applied_suspends,
     cli,

@@ -16,7 +16,7 @@ import pytest
 
 from batchops.sandbox import Faults, SandboxThread
 
-from .conftest import creds_env, read_report, run_cli, running, seed, write_csv
+from .helpers import creds_env, read_report, run_cli, running, seed, write_csv
 
 
 def _requests(server: SandboxThread) -> int:

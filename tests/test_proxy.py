@@ -26,7 +26,7 @@ import pytest
 from batchops import __version__
 from batchops.sandbox import SandboxThread
 
-from .conftest import creds_env, read_report, run_cli, running, seed, write_csv
+from .helpers import creds_env, read_report, run_cli, running, seed, write_csv
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

@@ -30,7 +30,7 @@ from batchops.errors import InputError
 from batchops.model import RESULT_COLUMNS, Outcome, OutcomeTable, Status
 from batchops.report import default_report_path, result_column_names, write_report
 
-from .conftest import write_csv
+from .helpers import write_csv
 
 DANGEROUS = ["=1+1", "@SUM(A1)", "+cmd", "-2+3", "\tTAB", "\rCR", '=HYPERLINK("http://x","y")']
 

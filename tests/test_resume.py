@@ -40,7 +40,7 @@ from batchops.errors import CheckpointError
 from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread, Ticket
 from batchops.store import Checkpoint, StoredRow
 
-from .conftest import APP_CODE, SECRET, creds_env, read_report, run_cli, running, seed, write_csv
+from .helpers import APP_CODE, SECRET, creds_env, read_report, run_cli, running, seed, write_csv
 
 ACTIONS = ("SUSPEND", "TERMINATE", "WITHDRAW")
 READ_BACK = "confirmed by read-back"

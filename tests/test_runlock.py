@@ -12,7 +12,7 @@ import pytest
 
 from batchops.sandbox import Faults, SandboxThread
 
-from .conftest import creds_env, running, seed, write_csv
+from .helpers import creds_env, running, seed, write_csv
 
 ROWS = 12
 

@@ -1,6 +1,6 @@
 """Safety of a bulk run against a misbehaving server: faults in, every row accounted for.
 
-The end-to-end tests run the real CLI (in-process, via :func:`tests.conftest.run_cli`)
+The end-to-end tests run the real CLI (in-process, via :func:`tests.helpers.run_cli`)
 over loopback HTTP against the stand-in ITSM with injected faults, and then read the
 stand-in's own counters and operation log: what the server saw is the proof, not what
 batchops says about itself. A few executor tests use an in-memory transport where only
@@ -28,7 +28,7 @@ from batchops.model import Action, Outcome, Row, Status
 from batchops.planner import StatusTable, read_statuses
 from batchops.sandbox import SandboxThread, Ticket
 
-from .conftest import (
+from .helpers import (
     FAST,
     applied_suspends,
     cli,

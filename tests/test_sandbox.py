@@ -35,7 +35,7 @@ from batchops.sandbox import (
     start_sandbox,
 )
 
-from .conftest import run_cli
+from .helpers import run_cli
 
 ESB = "/api/c/compapi/v2/itsm/"
 GW = "/api/bk-itsm/prod/v2/itsm/"

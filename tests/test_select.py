@@ -22,7 +22,7 @@ import pytest
 from batchops.sandbox import SandboxConfig, SandboxState, SandboxThread, Ticket
 from batchops.select import CONTEXT_COLUMNS, INPUT_COLUMNS, TicketQuery, select_tickets
 
-from .conftest import APP_CODE, SECRET, creds_env, read_report, run_cli, running, seed
+from .helpers import APP_CODE, SECRET, creds_env, read_report, run_cli, running, seed
 
 TICKETS = 30_000
 STATUSES = (

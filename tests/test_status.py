@@ -14,7 +14,7 @@ from typing import Any
 
 from batchops.sandbox import Faults, SandboxThread
 
-from .conftest import creds_env, run_cli, running, seed, write_csv
+from .helpers import creds_env, run_cli, running, seed, write_csv
 
 ROWS = 300
 

@@ -31,7 +31,7 @@ from batchops.store import (
     summarise_changes,
 )
 
-from .conftest import SECRET, creds_env, read_report, run_cli, running, seed, write_csv
+from .helpers import SECRET, creds_env, read_report, run_cli, running, seed, write_csv
 
 BINDING = Binding(
     rows_fingerprint="f" * 64,

@@ -11,7 +11,7 @@ import pytest
 from batchops.sandbox import Faults, SandboxThread
 from batchops.trace import MASK, mask_headers, mask_text, mask_url
 
-from .conftest import SECRET, creds_env, run_cli, running, seed, write_csv
+from .helpers import SECRET, creds_env, run_cli, running, seed, write_csv
 
 TOKEN = "bk-token-VALUE-that-must-never-leak-93d2"
 

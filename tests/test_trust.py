@@ -22,7 +22,7 @@ from aiohttp import web
 
 from batchops.sandbox import SandboxThread
 
-from .conftest import (
+from .helpers import (
     SECRET,
     LoopbackServer,
     applied_suspends,
@@ -223,7 +223,7 @@ def test_sigterm_during_backoff_stops_within_seconds(tmp_path: Path) -> None:
     row is pending (not sent twice, not failed), ready for the same command."""
     from batchops.sandbox import Faults, SandboxConfig, SandboxState
 
-    from .conftest import APP_CODE
+    from .helpers import APP_CODE
 
     state = SandboxState(
         SandboxConfig(app_code=APP_CODE, app_secret=SECRET, faults=Faults(error_5xx_rate=1.0))

@@ -8,7 +8,7 @@ import openpyxl
 
 from batchops.sandbox import SandboxThread, Ticket
 
-from .conftest import creds_env, read_report, run_cli, running, seed, write_csv
+from .helpers import creds_env, read_report, run_cli, running, seed, write_csv
 
 ROWS = [
     ["S1", "admin", "SUSPEND", "holiday freeze"],  # 2  success

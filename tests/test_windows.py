@@ -25,7 +25,7 @@ import xlsxwriter
 
 from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread
 
-from .conftest import APP_CODE, SECRET, creds_env, read_report, running, write_csv
+from .helpers import APP_CODE, SECRET, creds_env, read_report, running, write_csv
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

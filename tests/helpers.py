@@ -1,0 +1,190 @@
+"""Helpers shared by the tests: data, the CLI in-process, a loopback HTTP server.
+
+Fixtures are in ``conftest.py``; test modules import these by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from click.testing import CliRunner, Result
+
+from batchops.cli import main
+from batchops.sandbox import SandboxThread, Ticket
+
+APP_CODE = "batchops-sandbox"
+#: A secret distinctive enough that finding it anywhere proves a leak.
+SECRET = "s3cr3t-Value-that-must-never-leak-7f1c"
+HEADER = ["sn", "operator", "action_type", "action_message"]
+
+
+def creds_env(url: str, *, secret: str = SECRET, **extra: str) -> dict[str, str]:
+    """The environment a real user would set for a run against ``url``."""
+    env = {
+        "BATCHOPS_BASE_URL": url,
+        "BK_APP_CODE": APP_CODE,
+        "BK_APP_SECRET": secret,
+        "BK_USERNAME": "admin",
+    }
+    env.update(extra)
+    return env
+
+
+def write_csv(
+    path: Path,
+    rows: Sequence[Sequence[str]],
+    header: Sequence[str] = HEADER,
+    encoding: str = "utf-8",
+) -> Path:
+    """Write a CSV input file."""
+    with path.open("w", encoding=encoding, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def read_report(path: Path) -> list[dict[str, str]]:
+    """A CSV report as dicts (UTF-8 with BOM, as batchops writes it)."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def seed(server: SandboxThread, *tickets: Ticket) -> None:
+    """Create tickets on the running stand-in."""
+    server.call(lambda: server.state.seed_tickets(tickets))
+
+
+def running(sn: str, processor: str = "admin", status: str = "RUNNING") -> Ticket:
+    """A ticket created and processed by ``processor``."""
+    return Ticket(sn=sn, status=status, creator=processor, processors=[processor])
+
+
+@dataclass
+class CliRun:
+    """What one CLI invocation did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    result: Result
+
+
+def run_cli(
+    args: Sequence[str], env: dict[str, str] | None = None, input_text: str | None = None
+) -> CliRun:
+    """Invoke the real CLI entry point in-process (stdin is not a terminal)."""
+    runner = CliRunner()
+    result = runner.invoke(main, list(args), env=env, input=input_text, catch_exceptions=False)
+    return CliRun(result.exit_code, result.stdout, result.stderr, result)
+
+
+# Small timings everywhere: no read-back delay, short hangs.
+FAST = ["--readback-delay", "0", "--yes"]
+
+
+def ticket(sn: str, status: str = "RUNNING", previous: str | None = None) -> Ticket:
+    """A ticket created and processed by admin."""
+    return Ticket(
+        sn=sn, status=status, creator="admin", processors=["admin"], previous_status=previous
+    )
+
+
+def tickets(prefix: str, count: int, status: str = "RUNNING") -> list[Ticket]:
+    """``count`` tickets ``prefix0`` … processed by admin."""
+    return [ticket(f"{prefix}{i}", status) for i in range(count)]
+
+
+def rows_for(sns: Sequence[str], action: str = "SUSPEND") -> list[list[str]]:
+    """One row per sn, all with the same action."""
+    return [[sn, "admin", action, "batch"] for sn in sns]
+
+
+def cli(server: SandboxThread, src: Path, *args: str, **env: str) -> CliRun:
+    """The real CLI against ``server``."""
+    return run_cli(["run", str(src), *FAST, *args], creds_env(server.url, **env))
+
+
+def report_of(src: Path) -> list[dict[str, str]]:
+    """The CSV report written beside ``src``."""
+    return read_report(src.with_name(src.stem + ".report.csv"))
+
+
+def total_requests(server: SandboxThread) -> int:
+    """Every request the stand-in answered, reads and operations alike."""
+    return sum(server.state.stats.requests.values())
+
+
+def applied_suspends(server: SandboxThread) -> Counter[str]:
+    """How many SUSPENDs the server applied, per sn."""
+    return Counter(
+        op.sn for op in server.state.stats.operations if op.action == "SUSPEND" and op.applied
+    )
+
+
+class LoopbackServer:
+    """A hand-written HTTP server on 127.0.0.1 in a thread, for answers no stand-in gives.
+
+    ``handler`` receives every request; ``requests`` records (method, path, headers,
+    body) of each, so a test can prove what reached this host and what did not.
+    """
+
+    def __init__(self, handler: Callable[[web.Request, bytes], Any]) -> None:
+        self._handler = handler
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append((request.method, request.path_qs, dict(request.headers), body))
+        answer = self._handler(request, body)
+        if asyncio.iscoroutine(answer):
+            answer = await answer
+        assert isinstance(answer, web.StreamResponse)
+        return answer
+
+    async def _main(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+    def __enter__(self) -> LoopbackServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+def envelope(
+    code: int = 0, message: str = "success", data: Any = None, **extra: Any
+) -> web.Response:
+    """An ITSM JSON answer."""
+    payload = {"result": code == 0, "code": code, "message": message, "data": data, **extra}
+    return web.json_response(payload)
