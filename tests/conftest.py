@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread, Ticket
 
+from .children import _CHILDREN
 from .helpers import APP_CODE, SECRET
 
 
@@ -57,3 +59,14 @@ def stand_in() -> Iterator[Callable[..., SandboxThread]]:
             return stack.enter_context(SandboxThread(state))
 
         yield start
+
+
+@pytest.fixture
+def no_child_left_behind() -> Iterator[None]:
+    """A test that fails half-way must not leave its CLI process running (or stopped)."""
+    yield
+    while _CHILDREN:
+        proc = _CHILDREN.pop()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.communicate()
