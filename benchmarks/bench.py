@@ -1024,15 +1024,9 @@ def report(config: BenchConfig, results: Results) -> tuple[str, list[Target]]:
                 f"{read_speedup:.1f}×",
             )
         )
-        targets.append(
-            Target(
-                "XLSX report write: batchops ÷ pandas to_excel",
-                write_share,
-                0.5,
-                False,
-                f"{write_share:.2f}",
-            )
-        )
+        # The report-write target (≤ 0.5 of to_excel) was withdrawn with issue 10: the report
+        # is written through xlsxwriter's public API only, and writing it is under 1% of a
+        # run against a real ITSM. The time is still shown above, side by side, unjudged.
     if targets:
         parts.append("Targets:")
         parts.append(render_table(["target", "measured", "wanted", ""], [t.row() for t in targets]))
