@@ -25,220 +25,36 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any, Literal, NoReturn, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import click
 
 from . import __version__
+from .cli_options import (
+    EXIT_CODES_HELP,
+    JsonLog,
+    ask,
+    connection_options,
+    fail,
+    input_options,
+    rate_option,
+    retries_option,
+    run_options,
+    target_options,
+    tell,
+    warn,
+    warn_insecure,
+)
 from .config import (
-    DEFAULT_CONCURRENCY,
-    DEFAULT_TIMEOUT_S,
-    ENV_APP_CODE,
-    ENV_APP_SECRET,
-    ENV_BASE_URL,
-    ENV_CONFIG,
     ENV_PROFILE,
-    ENV_TOKEN,
-    ENV_USERNAME,
-    RANGES,
+    Gateway,
 )
 from .errors import BatchopsError
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_CODES_HELP = (
-    "Exit codes: 0 all rows success/skipped; 1 some rows failed/invalid/unknown; "
-    "2 usage or input error, nothing sent; 3 stopped early (fatal answer, failure brake, "
-    "canary, checkpoint unwritable), resumable; 4 sent, but the report could not be written "
-    "(results safe in the checkpoint: batchops report CHECKPOINT -o OTHER); 130 interrupted, "
-    "resumable."
-)
-
-
-class BatchopsClickError(click.ClickException):
-    """A BatchopsError shown the click way (``Error: …``) with the error's own exit code."""
-
-    def __init__(self, error: BatchopsError) -> None:
-        super().__init__(str(error))
-        # click types exit_code as a class variable; each error class has its own code.
-        self.exit_code = error.exit_code  # type: ignore[misc]
-
-
-def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
-    def apply(func: F) -> F:
-        for option in reversed(options):
-            func = option(func)
-        return func
-
-    return apply
-
-
-_input_options = _options(
-    click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=str)),
-    click.option(
-        "--output",
-        "-o",
-        type=click.Path(dir_okay=False, path_type=str),
-        help="Where to write the report. Default: beside INPUT, same format "
-        "(tickets.csv → tickets.report.csv).",
-    ),
-    click.option("--sheet", help="XLSX: the sheet to read (default: the first visible one)."),
-    click.option(
-        "--encoding",
-        help="CSV: the text encoding (default: detect UTF-8, UTF-8 with BOM or GB18030/GBK).",
-    ),
-)
-
-_connection_options = _options(
-    click.option(
-        "--profile",
-        help=f"Use this profile of batchops.toml [env: {ENV_PROFILE}].",
-    ),
-    click.option(
-        "--config",
-        type=click.Path(dir_okay=False, path_type=str),
-        help="The profile file (default: ./batchops.toml, then ~/.config/batchops/batchops.toml) "
-        f"[env: {ENV_CONFIG}].",
-    ),
-    click.option(
-        "--base-url",
-        help="ITSM address: the ESB host (https://paas.example.com) or, with --gateway apigw, "
-        "the API gateway stage (https://bkapi.example.com/api/bk-itsm/prod) "
-        f"[env: {ENV_BASE_URL}].",
-    ),
-    click.option(
-        "--gateway",
-        type=click.Choice(["esb", "apigw"]),
-        help="esb (default): credentials in the JSON body (/api/c/compapi/v2/itsm/…); apigw: "
-        "credentials only in the X-Bkapi-Authorization header ({base}/v2/itsm/…).",
-    ),
-    click.option(
-        "--app-code",
-        help=f"BlueKing app code [env: {ENV_APP_CODE}]. The app secret is read only from the "
-        f"environment [env: {ENV_APP_SECRET}], never from a flag.",
-    ),
-    click.option(
-        "--username",
-        help=f"bk_username, for apps on the ESB whitelist [env: {ENV_USERNAME}]; otherwise set "
-        f"a bk_token [env: {ENV_TOKEN}].",
-    ),
-    click.option(
-        "--timeout",
-        type=click.FLOAT,
-        help=f"Seconds to wait for one answer, {RANGES['timeout'].rule()} "
-        f"[default: {DEFAULT_TIMEOUT_S:g}].",
-    ),
-    click.option(
-        "--ca-bundle",
-        type=click.Path(exists=True, dir_okay=False),
-        help="PEM file of CA certificates to trust (private CA).",
-    ),
-    click.option(
-        "--insecure",
-        is_flag=True,
-        help="Do not verify TLS certificates (dangerous: anyone on the path can read your "
-        "app secret).",
-    ),
-)
-
-_target_options = _options(
-    _connection_options,
-    click.option(
-        "--precheck/--no-precheck",
-        default=True,
-        show_default=True,
-        help="Read every ticket's status first and skip rows whose ticket is already where "
-        "the action leads (SUSPEND on SUSPENDED is never sent).",
-    ),
-    click.option(
-        "--sandbox",
-        is_flag=True,
-        help="Run against an embedded stand-in ITSM server seeded with INPUT's tickets (no "
-        "network, no credentials needed).",
-    ),
-    click.option(
-        "--summary-json",
-        type=click.Path(dir_okay=False, path_type=str),
-        help="Also write the run's summary as JSON (counts, elapsed, paths, exit code).",
-    ),
-    click.option(
-        "--proxy",
-        metavar="URL|none",
-        help="Send every request through this HTTP proxy (http://[user:pass@]host:port), over "
-        "HTTPS_PROXY/HTTP_PROXY/NO_PROXY, which are honoured otherwise; 'none' connects "
-        "directly.",
-    ),
-    click.option(
-        "--verbose",
-        "-v",
-        count=True,
-        help="One stderr line per request and answer (time, API, sn, action, HTTP status, "
-        "code, ms, attempt); -vv adds headers and bodies. Credentials are masked.",
-    ),
-)
-
-# Numbers are checked in config.RANGES, whatever their source (flag, profile, keyword),
-# so that a profile's value is refused exactly as the flag's is.
-_retries_option = click.option(
-    "--retries",
-    type=click.INT,
-    help="Resends of a row whose request was certainly not applied (429, 503, connect error) "
-    f"or whose ticket was read back unchanged ({RANGES['retries'].rule()}) [default: 8].",
-)
-
-_rate_option = click.option(
-    "--rate",
-    type=click.FLOAT,
-    help="At most this many requests per second, reads included (gateway quota).",
-)
-
-
-def _fail(error: BatchopsError) -> None:
-    raise BatchopsClickError(error) from None
-
-
-def _warn_insecure(insecure: bool) -> None:
-    if insecure:
-        click.secho(
-            "WARNING: --insecure: TLS certificates are NOT verified; the app secret can be "
-            "read by anyone between you and the gateway.",
-            fg="red",
-            bold=True,
-            err=True,
-        )
-
-
-def _notice(text: str) -> None:
-    """Anything meant for a person rather than a program goes to stderr (13.4)."""
-    click.echo(text, err=True)
-
-
-def _warning(text: str) -> None:
-    """A warning outside a run, said as a run's notices are ("batchops: ...")."""
-    _notice(f"batchops: {text}")
-
-
-def _ask(question: str) -> bool:
-    """Yes/no on the terminal; Ctrl-C or end of input mean no."""
-    try:
-        return click.confirm(question, default=False, err=True)
-    except click.Abort:
-        click.echo("", err=True)
-        return False
-
-
-class JsonLog:
-    """``--log-json``: one JSON object per line on stderr, for log collectors."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self._stream = stream or sys.stderr
-
-    def __call__(self, event: str, fields: Mapping[str, object]) -> None:
-        record = {"ts": datetime.now().astimezone().isoformat(), "event": event, **fields}
-        self._stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        self._stream.flush()
+if TYPE_CHECKING:
+    from .model import RunSummary
+    from .prompts import CanaryReport, PlanOverview
 
 
 class _Commands(click.Group):
@@ -269,102 +85,48 @@ def main() -> None:
 
 
 @main.command(epilog=EXIT_CODES_HELP)
-@_input_options
-@_target_options
-@click.option(
-    "--concurrency",
-    "-c",
-    type=click.INT,
-    help="Requests in flight at once; rows of one ticket always go one at a time "
-    f"({RANGES['concurrency'].rule()}) [default: {DEFAULT_CONCURRENCY}].",
-)
-@_retries_option
-@_rate_option
-@click.option(
-    "--max-failures",
-    metavar="N|P%|off",
-    help="Stop sending once more than N rows (or P% of answered rows) failed "
-    "[default: stop after 50 failures in a row].",
-)
-@click.option(
-    "--readback-delay",
-    type=click.FLOAT,
-    help="Seconds to wait before reading a ticket back after a lost answer [default: 1].",
-)
-@click.option(
-    "--server-timeout",
-    type=click.FLOAT,
-    help="Seconds the gateway gives ITSM to answer (ESB: 30): a request whose answer was lost "
-    "is resent only when this long after it left the ticket still shows it did not run "
-    "[default: 30].",
-)
-@click.option(
-    "--outage-wait",
-    type=click.FLOAT,
-    help="Seconds to wait for an unreachable ITSM (or a long rate-limit pause) before "
-    "stopping, resumable [default: 60].",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Path(dir_okay=False, path_type=str),
-    help="The checkpoint file (default: beside INPUT, tickets.csv → tickets.checkpoint.db). "
-    "Running the same command again continues where a run stopped.",
-)
-@click.option("--no-checkpoint", is_flag=True, help="Keep no checkpoint (no safe resume).")
-@click.option(
-    "--fresh",
-    is_flag=True,
-    help="Start over: set the existing checkpoint aside as a backup and send every row.",
-)
-@click.option(
-    "--retry-failed",
-    is_flag=True,
-    help="Resume, and also resend rows that ended failed or unknown (not invalid ones).",
-)
-@click.option(
-    "--only",
-    metavar="STATUS[,STATUS]",
-    help="INPUT is an earlier report: send only its rows with these statuses "
-    "(e.g. failed,unknown); the others keep their result.",
-)
-@click.option(
-    "--canary",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Send N rows first and show them; on a terminal ask before the rest (even with "
-    "--yes), elsewhere go on only if all N succeeded.",
-)
-@click.option(
-    "--failures",
-    type=click.Path(dir_okay=False, path_type=str),
-    help="Also write just the rows needing attention (failed, unknown, invalid) to this "
-    "file; fix them and run it again.",
-)
-@click.option("--strict", is_flag=True, help="Send nothing if any row is invalid.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress display; summary only on error.")
-@click.option("--log-json", is_flag=True, help="Log events as JSON lines on stderr.")
-@click.option(
-    "--notify",
-    metavar="URL",
-    multiple=True,
-    help="Send the run's summary here when it ends (repeatable): any Apprise URL, e.g. "
-    "wecombot://KEY, dingtalk://TOKEN, feishu://TOKEN, slack://…, mailto://…, json://host/path.",
-)
-@click.option(
-    "--notify-on",
-    type=click.Choice(["problems", "always"]),
-    help="problems: only when the exit code is not 0 [default]; always: after every run.",
-)
-def run(
+@input_options
+@target_options
+@run_options
+def run(  # the run's options, by name: click passes each one it parsed
     input_path: str,
+    output: str | None,
+    sheet: str | None,
+    encoding: str | None,
+    profile: str | None,
+    config: str | None,
+    base_url: str | None,
+    gateway: Gateway | None,
+    app_code: str | None,
+    username: str | None,
+    timeout: float | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    precheck: bool,
+    sandbox: bool,
+    summary_json: str | None,
+    concurrency: int | None,
+    retries: int | None,
+    rate: float | None,
+    max_failures: str | None,
+    readback_delay: float | None,
+    server_timeout: float | None,
+    outage_wait: float | None,
+    checkpoint: str | None,
+    no_checkpoint: bool,
+    fresh: bool,
+    retry_failed: bool,
+    only: str | None,
+    canary: int | None,
+    failures: str | None,
+    strict: bool,
     yes: bool,
     quiet: bool,
     log_json: bool,
-    insecure: bool,
-    only: str | None,
+    proxy: str | None,
+    verbose: int,
     notify: tuple[str, ...],
-    **options: Any,
+    notify_on: str | None,
 ) -> None:
     """Validate INPUT, send every valid row, write the report.
 
@@ -376,76 +138,146 @@ def run(
       batchops run tickets.report.xlsx --only failed,unknown   # fix the red rows, send again
     """
     from . import api
-    from .console import format_problems, format_summary, progress_for
 
-    _warn_insecure(insecure)
+    warn_insecure(insecure)
     if hasattr(signal, "SIGXFSZ"):
         # Past a file-size limit ('ulimit -f') the kernel would kill the run outright;
         # ignored, the write fails instead and the run stops saying so (resumable).
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    confirm = confirm_canary = None
-    on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
-    if on_terminal and not yes:
-
-        def confirm(overview: api.PlanOverview) -> bool:
-            click.echo(overview.describe(), err=True)
-            return _ask("Send these operations?")
-
-    if on_terminal:
-        # Asked even with --yes: whoever asks for a canary wants to look at it.
-
-        def confirm_canary(report: api.CanaryReport) -> bool:
-            click.echo(report.describe(), err=True)
-            return _ask("Send the rest?")
-
-    events = JsonLog() if log_json else None
-    progress = progress_for(sys.stderr, quiet=quiet or log_json, lines=bool(options["verbose"]))
-    checkpoint_off = options.pop("no_checkpoint")
-
-    def notice(text: str) -> None:
-        if not log_json:  # JSON logs carry it as a "notice" event
-            progress.write(f"batchops: {text}")
-
+    terminal = _RunTerminal(yes=yes, quiet=quiet, log_json=log_json, verbose=verbose)
     try:
         summary = api.run_batch(
             input_path,
-            **options,
-            notify=notify or None,
-            use_checkpoint=not checkpoint_off,
+            base_url=base_url,
+            gateway=gateway,
+            app_code=app_code,
+            username=username,
+            concurrency=concurrency,
+            timeout=timeout,
+            retries=retries,
+            rate=rate,
+            max_failures=max_failures,
+            readback_delay=readback_delay,
+            server_timeout=server_timeout,
+            outage_wait=outage_wait,
+            ca_bundle=ca_bundle,
+            profile=profile,
+            config=config,
+            output=output,
+            sheet=sheet,
+            encoding=encoding,
+            strict=strict,
+            precheck=precheck,
+            checkpoint=checkpoint,
+            use_checkpoint=not no_checkpoint,
+            fresh=fresh,
+            retry_failed=retry_failed,
             only=[s for s in only.split(",") if s.strip()] if only else None,
+            canary=canary,
+            failures=failures,
+            summary_json=summary_json,
             insecure=insecure,
-            progress=progress,
-            confirm=confirm,
-            confirm_canary=confirm_canary,
-            events=events,
+            sandbox=sandbox,
+            progress=terminal.progress,
+            confirm=terminal.confirm,
+            confirm_canary=terminal.confirm_canary,
+            events=terminal.events,
             handle_signals=True,
-            notice=notice,
+            notice=terminal.notice,
             command=["batchops", *click.get_current_context().meta.get("batchops.argv", [])],
+            proxy=proxy,
+            notify=notify or None,
+            notify_on=notify_on,
+            verbose=verbose,
         )
     except BatchopsError as error:
-        if events is not None:
-            events("run_failed", {"error": str(error), "exit_code": error.exit_code})
-        _fail(error)
+        if terminal.events is not None:
+            terminal.events("run_failed", {"error": str(error), "exit_code": error.exit_code})
+        fail(error)
         return
     except KeyboardInterrupt:
         # Only possible before sending starts (afterwards Ctrl-C stops the run cleanly).
         click.echo("Interrupted before sending; nothing was sent.", err=True)
         sys.exit(130)
-    for line in format_problems(summary):
-        _notice(line)
-    if not (quiet or log_json) or summary.exit_code:
-        click.echo(format_summary(summary))
-    if summary.advice and summary.exit_code and events is None:
-        # (JSON logs carry it in the run_finished event, as "next".)
-        click.echo(summary.advice, err=True)
+    terminal.show(summary)
     sys.exit(summary.exit_code)
 
 
+class _RunTerminal:
+    """What ``run`` shows and asks on the terminal (or logs as JSON, with --log-json)."""
+
+    def __init__(self, *, yes: bool, quiet: bool, log_json: bool, verbose: int) -> None:
+        from .console import progress_for
+
+        self._quiet = quiet or log_json
+        self._log_json = log_json
+        on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
+        self._ask_first = on_terminal and not yes
+        # Asked even with --yes: whoever asks for a canary wants to look at it.
+        self._ask_canary = on_terminal
+        self.events = JsonLog() if log_json else None
+        # --verbose writes lines of its own, which a bar would overwrite.
+        self.progress = progress_for(sys.stderr, quiet=self._quiet, lines=bool(verbose))
+
+    @property
+    def confirm(self) -> Callable[[PlanOverview], bool] | None:
+        return self._confirm if self._ask_first else None
+
+    @property
+    def confirm_canary(self) -> Callable[[CanaryReport], bool] | None:
+        return self._confirm_canary if self._ask_canary else None
+
+    @staticmethod
+    def _confirm(overview: PlanOverview) -> bool:
+        click.echo(overview.describe(), err=True)
+        return ask("Send these operations?")
+
+    @staticmethod
+    def _confirm_canary(report: CanaryReport) -> bool:
+        click.echo(report.describe(), err=True)
+        return ask("Send the rest?")
+
+    def notice(self, text: str) -> None:
+        if not self._log_json:  # JSON logs carry it as a "notice" event
+            self.progress.write(f"batchops: {text}")
+
+    def show(self, summary: RunSummary) -> None:
+        from .console import format_problems, format_summary
+
+        for line in format_problems(summary):
+            tell(line)
+        if not self._quiet or summary.exit_code:
+            click.echo(format_summary(summary))
+        if summary.advice and summary.exit_code and self.events is None:
+            # (JSON logs carry it in the run_finished event, as "next".)
+            click.echo(summary.advice, err=True)
+
+
 @main.command(epilog=EXIT_CODES_HELP)
-@_input_options
-@_target_options
+@input_options
+@target_options
 @click.option("--log-json", is_flag=True, help="With --verbose: requests as JSON lines.")
-def plan(input_path: str, insecure: bool, log_json: bool, **options: Any) -> None:
+def plan(  # the plan's options, by name
+    input_path: str,
+    output: str | None,
+    sheet: str | None,
+    encoding: str | None,
+    profile: str | None,
+    config: str | None,
+    base_url: str | None,
+    gateway: Gateway | None,
+    app_code: str | None,
+    username: str | None,
+    timeout: float | None,
+    ca_bundle: str | None,
+    insecure: bool,
+    precheck: bool,
+    sandbox: bool,
+    summary_json: str | None,
+    proxy: str | None,
+    verbose: int,
+    log_json: bool,
+) -> None:
     """Validate INPUT and write the report without sending any operation.
 
     Rows that would be sent are 'pending'. With an ITSM address (or --sandbox) the
@@ -459,20 +291,35 @@ def plan(input_path: str, insecure: bool, log_json: bool, **options: Any) -> Non
     from . import api
     from .console import format_problems, format_summary
 
-    _warn_insecure(insecure)
+    warn_insecure(insecure)
     try:
         summary = api.plan_batch(
             input_path,
+            base_url=base_url,
+            gateway=gateway,
+            app_code=app_code,
+            username=username,
+            timeout=timeout,
+            ca_bundle=ca_bundle,
+            profile=profile,
+            config=config,
+            output=output,
+            sheet=sheet,
+            encoding=encoding,
+            precheck=precheck,
+            sandbox=sandbox,
             insecure=insecure,
-            notice=_warning,
+            summary_json=summary_json,
+            notice=warn,
+            proxy=proxy,
+            verbose=verbose,
             events=JsonLog() if log_json else None,
-            **options,
         )
     except BatchopsError as error:
-        _fail(error)
+        fail(error)
         return
     for line in format_problems(summary):
-        _notice(line)
+        tell(line)
     click.echo(format_summary(summary))
     sys.exit(summary.exit_code)
 
@@ -514,9 +361,9 @@ def plan(input_path: str, insecure: bool, log_json: bool, **options: Any) -> Non
     show_default=True,
     help="Ask before writing more rows than this (without a terminal: refuse, exit 2).",
 )
-@_connection_options
-@_retries_option
-@_rate_option
+@connection_options
+@retries_option
+@rate_option
 def select_command(output: str, insecure: bool, **options: Any) -> None:
     """Write an input sheet of the tickets ITSM lists for these filters (read-only).
 
@@ -534,12 +381,12 @@ def select_command(output: str, insecure: bool, **options: Any) -> None:
     """
     from . import select as selection
 
-    _warn_insecure(insecure)
+    warn_insecure(insecure)
     on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
     filters = {name: options.pop(name) for name in _SELECT_FILTERS}
 
     def confirm(count: int, limit: int) -> bool:
-        return _ask(f"{count} tickets match, more than --limit {limit}. Write all {count} rows?")
+        return ask(f"{count} tickets match, more than --limit {limit}. Write all {count} rows?")
 
     try:
         summary = selection.select_tickets(
@@ -550,7 +397,7 @@ def select_command(output: str, insecure: bool, **options: Any) -> None:
             **options,
         )
     except BatchopsError as error:
-        _fail(error)
+        fail(error)
         return
     click.echo(summary.describe())
     sys.exit(summary.exit_code)
@@ -608,7 +455,7 @@ def report(
             checkpoint_path, output=output, input_path=input_path, sheet=sheet, encoding=encoding
         )
     except BatchopsError as error:
-        _fail(error)
+        fail(error)
         return
     click.echo(format_summary(summary))
     sys.exit(summary.exit_code)
@@ -644,7 +491,7 @@ def undo(report_path: str, output: str | None, sheet: str | None, encoding: str 
     try:
         summary = undo_report(report_path, output=output, sheet=sheet, encoding=encoding)
     except BatchopsError as error:
-        _fail(error)
+        fail(error)
         return
     click.echo(summary.describe())
     sys.exit(summary.exit_code)
@@ -668,7 +515,7 @@ def status(checkpoint_path: str, as_json: bool) -> None:
     try:
         result = read_status(checkpoint_path)
     except BatchopsError as error:
-        _fail(error)
+        fail(error)
         return
     if as_json:
         click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
@@ -701,10 +548,10 @@ def config_show(profile: str | None, config_path: str | None) -> None:
     try:
         resolved = resolve({}, profile=profile, config=config_path)
     except BatchopsError as error:
-        _fail(error)
+        fail(error)
         return
-    for warning in resolved.warnings:
-        _warning(warning)
+    for text in resolved.warnings:
+        warn(text)
     click.echo(describe(resolved))
 
 
@@ -726,7 +573,7 @@ def config_trust(path: str) -> None:
     try:
         record = trust_config(path)
     except BatchopsError as error:
-        _fail(error)
+        fail(error)
         return
     click.echo(f"trusted {os.path.abspath(path)} as it is now (recorded in {record})")
 
@@ -832,7 +679,7 @@ def sandbox(
             batch = load_batch(seed_file)
             rows = [(str(batch.sn[i]), str(batch.operator[i])) for i in range(len(batch))]
     except BatchopsError as error:
-        _fail(error)
+        fail(error)
     generated: list[tuple[str, int]] = []
     for spec in generate:
         prefix, _, count = spec.rpartition(":")
@@ -874,7 +721,9 @@ def entry() -> NoReturn:
 
     When the command returns, every report, summary and checkpoint is written, closed and
     in place; all that is left is freeing pandas' and numpy's modules object by object,
-    about 0.2 s on every run (more than many a run's sending). Tests call :func:`main`.
+    about 0.2 s on every run (more than many a run's sending; measured again in
+    BENCHMARKS.md, "Kept after measuring"). Tests call :func:`main`. The price: ``atexit``
+    handlers do not run, so nothing in batchops may rely on one.
     """
     tolerant_streams()
     try:

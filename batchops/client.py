@@ -22,7 +22,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
-import enum
 import errno
 import json
 import math
@@ -36,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
@@ -45,17 +44,10 @@ from .config import ClientSettings
 from .errors import ConfigError
 from .model import Row
 from .trace import Tracer
+from .transport import Answer, Verdict
 
 #: How batchops names itself to the gateway, so an admin can tell its traffic apart.
 USER_AGENT = f"batchops/{__version__}"
-
-
-class Verdict(enum.StrEnum):
-    SUCCESS = "success"
-    REJECTED = "rejected"
-    FATAL = "fatal"
-    RETRY = "retry"
-    AMBIGUOUS = "ambiguous"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,34 +92,6 @@ _BACKEND_TROUBLE = frozenset({1306201, 1650000, 1650001, 1650002, 1650200, 16502
 
 #: docs/itsm.md §2 as data: body (or ``X-Bkapi-Error-Code``) code → what to do.
 CODE_TABLE: Mapping[int, CodeRule] = _rules()
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One classified answer of the server (or of the network, when there was none)."""
-
-    verdict: Verdict
-    code: int | None
-    message: str
-    http_status: int | None = None
-    request_id: str = ""
-    data: Any = None
-    rate_limited: bool = False
-    retry_after_s: float | None = None
-    #: Why no server answered at all ("connection refused", "DNS lookup failed", "timeout",
-    #: ...), or "" when a server (ITSM, a gateway or a proxy) did answer. An outage is
-    #: told apart from one ticket's trouble by this, never by the message's wording.
-    network: str = ""
-    #: The answer was an HTTP 5xx from something in front of ITSM or from ITSM itself.
-    server_error: bool = False
-    #: False when no connection could be made at all (refused, DNS, TLS, proxy): never one
-    #: ticket's problem, and the request certainly never left.
-    connected: bool = True
-
-    @property
-    def environmental(self) -> bool:
-        """Nothing here is about the ticket: the way to ITSM, or ITSM as a whole, failed."""
-        return bool(self.network) or self.server_error
 
 
 #: Server messages are kept to this many characters in reports and the checkpoint: an
@@ -400,16 +364,6 @@ def _non_json(
             request_id,
         )
     return _by_status(http_status, snippet, None, request_id, retry_after)
-
-
-class Transport(Protocol):
-    """What the executor and the pre-check need from a client. Never raises for a bad answer."""
-
-    async def operate(self, row: Row) -> Answer: ...
-
-    async def read_ticket_status(self, sn: str) -> Answer: ...
-
-    async def read_tickets(self, sns: Iterable[str]) -> Answer: ...
 
 
 API_PATHS = {

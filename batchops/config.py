@@ -68,6 +68,10 @@ DEFAULT_TIMEOUT_S = DEFAULT_SERVER_TIMEOUT_S + 5.0
 #: How long a run waits for an unreachable ITSM to come back before it stops, resumable.
 DEFAULT_OUTAGE_WAIT_S = 60.0
 DEFAULT_CONCURRENCY = 20
+#: Resends of a row whose request was certainly not applied, or read back unchanged.
+DEFAULT_RETRIES = 8
+#: Seconds to let a request still running on the server finish before reading back.
+DEFAULT_READBACK_DELAY_S = 1.0
 
 
 def mask(secret: str | None) -> str:
@@ -173,9 +177,9 @@ SETTINGS: dict[str, Setting] = {
     "concurrency": Setting(int, DEFAULT_CONCURRENCY),
     "rate": Setting(float, None),
     "timeout": Setting(float, DEFAULT_TIMEOUT_S),
-    "retries": Setting(int, 8),
+    "retries": Setting(int, DEFAULT_RETRIES),
     "max_failures": Setting(str, None),
-    "readback_delay": Setting(float, 1.0),
+    "readback_delay": Setting(float, DEFAULT_READBACK_DELAY_S),
     "server_timeout": Setting(float, DEFAULT_SERVER_TIMEOUT_S),
     "outage_wait": Setting(float, DEFAULT_OUTAGE_WAIT_S),
     "ca_bundle": Setting(str, None),

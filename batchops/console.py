@@ -11,52 +11,19 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tqdm import tqdm
 
 from .model import RunSummary, Status
 
+# Re-exported: the protocol lives in progress.py, beside the sinks' callers.
+from .progress import NullProgress as NullProgress
+from .progress import ProgressSink as ProgressSink
+from .progress import say as say
+
 log = logging.getLogger("batchops")
-
-
-class ProgressSink(Protocol):
-    def start(self, total: int, done: int = 0) -> None: ...
-
-    def advance(self, status: Status) -> None: ...
-
-    def close(self) -> None: ...
-
-    def write(self, text: str) -> None: ...
-
-
-def say(text: str, stream: IO[str] | None = None) -> None:
-    """A line for a person, on stderr (never lost to a broken pipe or a narrow code page)."""
-    stream = stream or sys.stderr
-    try:
-        print(text, file=stream, flush=True)
-    except UnicodeEncodeError:
-        encoding = getattr(stream, "encoding", None) or "ascii"
-        print(text.encode(encoding, "replace").decode(encoding), file=stream, flush=True)
-    except (OSError, ValueError):
-        pass
-
-
-class NullProgress:
-    """Shows no progress (``--quiet``, the Python API by default); notices still go out."""
-
-    def start(self, total: int, done: int = 0) -> None:
-        return None
-
-    def write(self, text: str) -> None:
-        say(text)
-
-    def advance(self, status: Status) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 class _Counts:

@@ -36,6 +36,17 @@ class Status(enum.StrEnum):
     PENDING = "pending"
 
 
+class RowState(enum.StrEnum):
+    """Where a row is in the checkpoint (its ``state`` column)."""
+
+    #: Not sent yet (or handed back by --retry-failed).
+    QUEUED = "queued"
+    #: Committed before its request leaves; still so after a crash: in doubt, read back.
+    SENDING = "sending"
+    #: Its outcome is recorded.
+    DONE = "done"
+
+
 #: Ticket statuses after which no action is possible any more.
 FINAL_TICKET_STATUSES = frozenset({"FINISHED", "TERMINATED", "REVOKED"})
 

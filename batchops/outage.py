@@ -16,8 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from .client import Answer
 from .stops import RunControl, Stop, StopKind, Stopped
+from .transport import Answer
 
 #: Environmental failures from this many different tickets, with no real answer between
 #: them, make an outage (a single ticket's repeated 5xx does not).

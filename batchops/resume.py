@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import CheckpointError
 from .loader import Batch
-from .model import OutcomeTable, Status
+from .model import OutcomeTable, RowState, Status
 from .store import (
     Binding,
     Checkpoint,
@@ -28,13 +28,23 @@ from .store import (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class InDoubtRow:
+    """A row that was "sending" when an earlier run died: read it back before any resend."""
+
+    index: int
+    #: The ticket's status before the request left, when it was known.
+    before: str | None
+    attempts: int
+
+
 @dataclass
 class Work:
     """What this run still has to do."""
 
     to_send: np.ndarray
-    #: Rows that were "sending" when an earlier run died: (index, status before, attempts).
-    in_doubt: list[tuple[int, str | None, int]]
+    #: Rows that were "sending" when an earlier run died.
+    in_doubt: list[InDoubtRow]
     note: str = ""
     #: Wall-clock time of the latest "sending" mark among the rows in doubt.
     last_sent_at: float = 0.0
@@ -181,20 +191,20 @@ def _check_binding(
 
 def _resume(store: Checkpoint, outcomes: OutcomeTable, retry_failed: bool, path: Path) -> Work:
     queued: list[int] = []
-    in_doubt: list[tuple[int, str | None, int]] = []
+    in_doubt: list[InDoubtRow] = []
     last_sent_at = 0.0
     records = list(store.rows())
     retry = _rows_to_retry(records) if retry_failed else set()
     done = 0
     for rec in records:
-        if rec.state == "done":
+        if rec.state is RowState.DONE:
             if rec.index in retry:
                 queued.append(rec.index)
             else:
                 outcomes.set(rec.index, rec.outcome)
                 done += 1
-        elif rec.state == "sending":
-            in_doubt.append((rec.index, rec.before_status, rec.outcome.attempts))
+        elif rec.state is RowState.SENDING:
+            in_doubt.append(InDoubtRow(rec.index, rec.before_status, rec.outcome.attempts))
             last_sent_at = max(last_sent_at, rec.sent_at or 0.0)
         else:
             queued.append(rec.index)
@@ -227,7 +237,10 @@ def _rows_to_retry(records: list[StoredRow]) -> set[int]:
     chosen: set[int] = set()
     for chain in chains.values():
         for pos, rec in enumerate(chain):
-            if rec.state != "done" or rec.outcome.status not in (Status.FAILED, Status.UNKNOWN):
+            if rec.state is not RowState.DONE or rec.outcome.status not in (
+                Status.FAILED,
+                Status.UNKNOWN,
+            ):
                 continue
             later = chain[pos + 1 :]
             if any(r.outcome.status is Status.SUCCESS for r in later):

@@ -31,14 +31,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .client import Answer, ItsmClient, Verdict
+from .aio import Backoff
+from .client import ItsmClient
 from .config import ClientSettings, Credentials, Gateway, Resolved, credentials_from, resolve
 from .errors import ConfigError, FatalAnswerError, InputError
-from .executor import backoff_delay
 from .loader import ACTION_ALIASES, FIELD_ALIASES
 from .model import MAX_MESSAGE_LENGTH, Action
-from .planner import GET_TICKETS_LIMIT
+from .precheck import GET_TICKETS_LIMIT
 from .report import Table, write_tables
+from .transport import Answer, Verdict
 
 #: The sheet's columns: what ``run`` reads, then what the reviewer looks at.
 INPUT_COLUMNS = ("sn", "operator", "action_type", "action_message")
@@ -49,6 +50,9 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 #: Ask before writing more rows than the limit: (rows that match, the limit) -> go on?
 ConfirmCount = Callable[[int, int], bool]
+
+#: Between tries of one page: the run's backoff, jitter included.
+_BACKOFF = Backoff(0.5, 10.0, jitter_s=1.0)
 
 
 def parse_time(text: str, *, option: str, end_of_day: bool) -> str:
@@ -325,7 +329,7 @@ class _Reader:
             await asyncio.sleep(
                 answer.retry_after_s
                 if answer.retry_after_s is not None
-                else backoff_delay(attempt, 0.5, 10.0)
+                else _BACKOFF.delay(attempt)
             )
 
 

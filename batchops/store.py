@@ -38,7 +38,7 @@ from pathlib import Path
 from .checkpoint_file import SCHEMA_VERSION, CheckpointFile, columns, lock_path, what_ran_out
 from .errors import CheckpointError
 from .group_commit import GroupCommit
-from .model import Outcome, Row, Status
+from .model import Outcome, Row, RowState, Status
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -83,7 +83,7 @@ class StoredRow:
     key: str
     sn: str
     action: str
-    state: str
+    state: RowState
     before_status: str | None
     outcome: Outcome
     #: When the row was last marked "sending" (``time.time()``); None if never.
@@ -292,7 +292,7 @@ class Checkpoint:
                 key=rec[1],
                 sn=rec[2],
                 action=rec[3],
-                state=rec[4],
+                state=RowState(rec[4]),
                 before_status=rec[5],
                 outcome=Outcome(
                     status=Status(rec[6]),

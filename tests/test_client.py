@@ -26,9 +26,7 @@ from multidict import CIMultiDict
 
 from batchops.client import (
     CODE_TABLE,
-    Answer,
     ItsmClient,
-    Verdict,
     api_url,
     classify_answer,
     human_message,
@@ -36,6 +34,7 @@ from batchops.client import (
 from batchops.config import ClientSettings, Credentials, Gateway
 from batchops.model import Action, Row
 from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread, Ticket
+from batchops.transport import Answer, Verdict
 
 S = Verdict.SUCCESS
 REJ = Verdict.REJECTED

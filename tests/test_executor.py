@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchops.client import Answer, Verdict
 from batchops.errors import FatalAnswerError
 from batchops.executor import Executor, FailureBrake, SendPolicy
 from batchops.model import Action, Outcome, Row, Status
-from batchops.planner import StatusTable, read_statuses
+from batchops.precheck import StatusTable, read_statuses
+from batchops.transport import Answer, Verdict
 
 # --------------------------------------------------------------------------- executor, in memory
 

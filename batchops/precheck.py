@@ -1,13 +1,10 @@
-"""Pre-check: what each row would do to its ticket, judged from the ticket's current status.
+"""Pre-check: the current status of every ticket, read before anything is sent.
 
 Reading the status of every ticket first (``get_tickets``, up to 10,000 tickets a call)
 lets batchops skip rows whose ticket is already where the action leads. The one that
 matters most is SUSPEND on a SUSPENDED ticket: the server accepts it and the ticket can
-then never be resumed (docs/itsm.md §4 and §6), so batchops never sends it.
-
-The rules are pure functions (:func:`skip_reason`, :func:`advance`) shared by
-``batchops plan`` (which simulates every row assuming success) and by the executor
-(which walks each ticket's rows with the outcomes it really got).
+then never be resumed (docs/itsm.md §4 and §6), so batchops never sends it. The rules
+that judge a row from these statuses are in :mod:`batchops.tickets`.
 """
 
 from __future__ import annotations
@@ -16,76 +13,16 @@ import asyncio
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
-import numpy as np
-
-from .client import Answer, Transport, Verdict
+from .aio import Backoff, all_or_none, retrying
 from .errors import FatalAnswerError
-from .model import FINAL_TICKET_STATUSES, Action, Status
+from .transport import Answer, Transport, Verdict
 
 #: get_tickets takes at most this many sns per call.
 GET_TICKETS_LIMIT = 10_000
-
-END_STATUS = {
-    Action.SUSPEND: "SUSPENDED",
-    Action.WITHDRAW: "REVOKED",
-    Action.TERMINATE: "TERMINATED",
-}
-
-
-def skip_reason(action: Action, status: str | None) -> str | None:
-    """Why a row need not be sent, given its ticket's status; None when it must be sent."""
-    if status is None:
-        return None
-    if action is Action.SUSPEND and status == "SUSPENDED":
-        return (
-            "skipped: ticket is already SUSPENDED (a second SUSPEND would leave it stuck "
-            "because of an ITSM bug)"
-        )
-    if action is Action.WITHDRAW and status == "REVOKED":
-        return "skipped: ticket is already withdrawn (REVOKED)"
-    if action is Action.TERMINATE and status == "TERMINATED":
-        return "skipped: ticket is already TERMINATED"
-    if action is Action.UNSUSPEND and status != "SUSPENDED" and status not in FINAL_TICKET_STATUSES:
-        return f"skipped: ticket is not suspended ({status}), nothing to resume"
-    return None
-
-
-def expectation(action: Action, status: str | None) -> str:
-    """What ``plan`` says about a row that will be sent."""
-    if status is None:
-        return f"would send {action.value}"
-    if status in FINAL_TICKET_STATUSES:
-        return f"would send {action.value}, but the ticket is {status}: ITSM will refuse it"
-    return f"would send {action.value} (ticket {status})"
-
-
-@dataclass(slots=True)
-class TicketTrack:
-    """What is known of one ticket while its rows are walked in file order."""
-
-    status: str | None
-    suspended_from: str | None = None
-    uncertain: bool = False
-
-    def advance(self, action: Action, outcome: Status) -> None:
-        """Move the known status on, by what a row's outcome says happened."""
-        if outcome is Status.SUCCESS:
-            if action is Action.SUSPEND:
-                self.suspended_from = self.status
-                self.status = "SUSPENDED"
-            elif action is Action.UNSUSPEND:
-                self.status = self.suspended_from or "RUNNING"
-                self.suspended_from = None
-            else:
-                self.status = END_STATUS[action]
-        elif outcome is Status.UNKNOWN:
-            self.status = None
-            self.uncertain = True
 
 
 class StatusTable(Mapping[str, str]):
@@ -189,13 +126,23 @@ def _items(answer: Answer) -> list[dict[str, object]]:
     return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
 
+#: The pre-check's pause between reads of one ticket (or chunk): 0.5 s, 1 s, 2 s, ...
+_BACKOFF = Backoff(0.5, max_s=float("inf"))
+
+
 async def _read_with_retries(call: Callable[[], Awaitable[Answer]], retries: int) -> Answer:
-    answer = await call()
-    for attempt in range(retries):
-        if answer.verdict not in (Verdict.RETRY, Verdict.AMBIGUOUS):
-            break
-        await asyncio.sleep(answer.retry_after_s or 0.5 * 2**attempt)
-        answer = await call()
+    async def read(number: int) -> Answer:
+        return await call()
+
+    async def wait(number: int, answer: Answer) -> None:
+        await asyncio.sleep(answer.retry_after_s or _BACKOFF.delay(number))
+
+    answer, _ = await retrying(
+        read,
+        again=lambda a: a.verdict in (Verdict.RETRY, Verdict.AMBIGUOUS),
+        tries=retries + 1,
+        wait=wait,
+    )
     return answer
 
 
@@ -241,48 +188,4 @@ async def _read_one_by_one(
             else:
                 failing = 0
 
-    await _all_or_none(worker() for _ in range(max(1, concurrency)))
-
-
-async def _all_or_none(coros: Iterable[Coroutine[Any, Any, None]]) -> None:
-    """Run ``coros`` together; when one fails, cancel the rest before re-raising.
-
-    ``asyncio.gather`` alone would leave the other readers sending requests after a
-    fatal answer (and after the client is closed).
-    """
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def simulate(
-    actions: np.ndarray,
-    sns: np.ndarray,
-    chains: Iterable[np.ndarray],
-    statuses: Mapping[str, str],
-) -> Iterator[tuple[int, Status, str]]:
-    """What ``plan`` reports per valid row: skipped (and why) or pending with an expectation.
-
-    Rows of one ticket are walked in file order, each assumed to succeed. Yields
-    ``(index, status, message)``; equal messages are one shared string, so a million
-    rows cost a handful of messages, not a million.
-    """
-    messages: dict[str, str] = {}
-    for chain in chains:
-        if len(chain) == 0:
-            continue
-        track = TicketTrack(statuses.get(str(sns[int(chain[0])])))
-        for index in chain.tolist():
-            action = Action(actions[index])
-            reason = skip_reason(action, track.status)
-            if reason:
-                yield index, Status.SKIPPED, messages.setdefault(reason, reason)
-                continue
-            text = expectation(action, track.status)
-            yield index, Status.PENDING, messages.setdefault(text, text)
-            if track.status not in FINAL_TICKET_STATUSES:
-                track.advance(action, Status.SUCCESS)
+    await all_or_none(worker() for _ in range(max(1, concurrency)))

@@ -1,0 +1,260 @@
+"""One run, as the sequence of its steps.
+
+load → select → checkpoint → settle → pre-check → confirm → send → finish. :func:`run`
+says exactly that; each step is a short function here (the file side) or in
+:mod:`batchops.sending` (the network side: settle, pre-check, confirm, send). Every
+failure that stops the whole run before anything was sent is a
+:class:`batchops.errors.BatchopsError`; every row's fate is an outcome in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import BatchopsError, ConfigError
+from .finish import EXIT_REPORT_UNWRITTEN, RunState, finish_run
+from .loader import Batch, load_batch
+from .model import OutcomeTable, RunSummary
+from .outputs import Outputs, check_outputs, unwritten_after_sending
+from .progress import NullProgress, ProgressSink
+from .prompts import Advice, Confirm, ConfirmCanary, fatal_fix
+from .recorder import Events
+from .report import default_report_path, write_report
+from .resume import Work, open_checkpoint
+from .runconfig import RunConfig
+from .runlock import RunLock
+from .selection import NOT_DONE, add_notes, mark_invalid, select_rows
+from .sending import checkpoint_stop, send
+from .stops import StopKind
+from .store import Checkpoint, default_checkpoint_path
+from .summary import summary_fields, write_summary_json
+from .trace import Tracer
+
+
+@dataclass(frozen=True, slots=True)
+class RunHooks:
+    """What the caller sees and answers while a run goes (none of it is a setting)."""
+
+    emit: Events
+    say: Callable[[str], None]
+    progress: ProgressSink = dataclasses.field(default_factory=NullProgress)
+    confirm: Confirm | None = None
+    confirm_canary: ConfirmCanary | None = None
+    handle_signals: bool = False
+    #: --verbose: a line (or an ``http`` event) per request and answer.
+    tracer: Tracer | None = None
+
+
+@dataclass(slots=True)
+class Loaded:
+    """The input, its outcome table, and where the run's files go."""
+
+    batch: Batch
+    outcomes: OutcomeTable
+    outputs: Outputs
+    #: Which rows this run may send.
+    sendable: np.ndarray
+    #: --only as it applies to this run (an earlier report fed back: the rows not done).
+    only: tuple[str, ...] | None
+
+
+def run(config: RunConfig, hooks: RunHooks) -> RunSummary:
+    """Run the steps; return the summary (the report and the checkpoint are written)."""
+    loaded = load(config, hooks)
+    started = time.monotonic()
+    refuse_invalid_if_strict(config, loaded)
+    lock = None if config.connection.sandbox else _lock(config, loaded.batch)
+    try:
+        store, work = open_store(config, loaded)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    try:
+        extra = _fresh_note(config, hooks, work)
+        state = asyncio.run(send(config, hooks, loaded, work, store, extra))
+        summary = finish(config, loaded, state, store, work, started)
+    finally:
+        try:
+            if store is not None:
+                store.close()
+        finally:
+            if lock is not None:
+                lock.release()
+    summary = _write_summary_json(config, loaded, summary, store)
+    hooks.emit("run_finished", summary_fields(summary))
+    return summary
+
+
+def load(config: RunConfig, hooks: RunHooks) -> Loaded:
+    """Read and validate the input, check every output path, choose the rows to send."""
+    files = config.files
+    batch = load_batch(files.input_path, sheet=files.sheet, encoding=files.encoding)
+    store_path = None
+    if files.use_checkpoint and (files.checkpoint is not None or not config.connection.sandbox):
+        store_path = files.checkpoint or default_checkpoint_path(batch.source)
+    outputs = Outputs(
+        files.output or default_report_path(batch.source),
+        files.failures,
+        files.summary_json,
+        store_path,
+    )
+    check_outputs(batch.source, outputs)
+    outcomes = OutcomeTable(len(batch))
+    mark_invalid(batch, outcomes)
+    only = config.only
+    if not only and batch.previous_results is not None:
+        # An earlier report fed back as it is: re-sending its successes would replay
+        # them (and a second SUSPEND sticks a ticket). Only what is not done goes.
+        only = NOT_DONE
+        hooks.say(
+            f"{batch.source} is a batchops report: only its rows that are not done "
+            f"({', '.join(NOT_DONE)}) are sent; success and skipped rows keep their "
+            "result. Use --only STATUS,... to choose other rows"
+        )
+    sendable = select_rows(batch, outcomes, only)
+    hooks.emit(
+        "run_started",
+        {
+            "input": str(batch.source),
+            "rows": len(batch),
+            "to_send": int(sendable.sum()),
+            "invalid": batch.invalid_count(),
+            "target": config.connection.base_url or "(sandbox)",
+            "gateway": config.connection.gateway,
+        },
+    )
+    return Loaded(batch, outcomes, outputs, sendable, only)
+
+
+def refuse_invalid_if_strict(config: RunConfig, loaded: Loaded) -> None:
+    """With --strict, any invalid row sends nothing (the report says which)."""
+    batch = loaded.batch
+    if not (config.strict and batch.invalid_count()):
+        return
+    add_notes(batch, loaded.outcomes)
+    path = write_report(batch.frame, loaded.outcomes, loaded.outputs.report, sheet_name=batch.sheet)
+    raise ConfigError(
+        f"{batch.invalid_count()} invalid rows and --strict is on, so nothing was sent; "
+        f"see the 'message' column of {path} and fix those rows"
+    )
+
+
+def _lock(config: RunConfig, batch: Batch) -> RunLock:
+    # One run per sheet and target, whatever the checkpoint; the stand-in is per run.
+    connection = config.connection
+    return RunLock(batch.source, connection.gateway, connection.base_url, config.env).acquire()
+
+
+def open_store(config: RunConfig, loaded: Loaded) -> tuple[Checkpoint | None, Work]:
+    """Bind the checkpoint (or resume from it): what this run still has to do."""
+    work = Work(to_send=np.flatnonzero(loaded.sendable).astype(np.int64), in_doubt=[])
+    if loaded.outputs.checkpoint is None:
+        return None, work
+    return open_checkpoint(
+        loaded.batch,
+        loaded.outcomes,
+        loaded.sendable,
+        loaded.outputs.checkpoint,
+        fresh=config.fresh,
+        retry_failed=config.retry_failed,
+        gateway=config.connection.gateway,
+        base_url=config.connection.base_url or "(sandbox)",
+    )
+
+
+def _fresh_note(config: RunConfig, hooks: RunHooks, work: Work) -> dict[str, str]:
+    """What --fresh set aside: shown in the confirmation when there is one, else on stderr."""
+    if work.fresh is None:
+        return {}
+    text = work.fresh.describe(config.precheck)
+    if hooks.confirm is not None:
+        return {"fresh start": text.removeprefix("--fresh: ")}
+    hooks.say(text)
+    return {}
+
+
+def finish(
+    config: RunConfig,
+    loaded: Loaded,
+    state: RunState,
+    store: Checkpoint | None,
+    work: Work,
+    started: float,
+) -> RunSummary:
+    """Outcomes into the checkpoint first, then the report: a kill while the report is
+    written then costs no read-backs on the next run."""
+    if store is not None:
+        store.flush()
+        if store.broken:
+            # Possibly only noticed by this last flush: the run is resumable, not done.
+            if state.stop is None:
+                state.stop = checkpoint_stop(store.broken)
+            elif store.broken not in state.stop.reason:
+                state.stop = dataclasses.replace(
+                    state.stop, reason=f"{state.stop.reason}; also {store.broken}"
+                )
+    advice = Advice(config.command, config.settings, config.env, checkpointed=store is not None)
+    if state.stop is not None and state.stop.kind is StopKind.FATAL and not state.stop.fix:
+        fix = fatal_fix(state.fatal_answer, advice, sandbox=config.connection.sandbox)
+        state.stop = dataclasses.replace(state.stop, fix=fix)
+    summary = finish_run(
+        loaded.batch,
+        loaded.outcomes,
+        state,
+        started=started,
+        report_path=None if state.declined else loaded.outputs.report,
+        store=store,
+        note=work.note,
+        advice=advice,
+        settings=_shown_settings(config, loaded),
+        failures_path=config.files.failures,
+    )
+    if store is not None:
+        store.end_run(summary.exit_code, summary.stopped_reason)
+    return summary
+
+
+def _shown_settings(config: RunConfig, loaded: Loaded) -> dict[str, object]:
+    """The settings the report's summary sheet lists."""
+    connection, policy = config.connection, config.policy
+    credentials = connection.credentials
+    return {
+        "input": str(loaded.batch.source),
+        "target": connection.base_url or "(embedded sandbox)",
+        "gateway": connection.gateway,
+        "app_code": credentials.app_code if credentials else "batchops-sandbox",
+        "profile": config.settings.profile or "",
+        "concurrency": policy.concurrency,
+        "rate": policy.rate or "unlimited",
+        "pre-check": "on" if config.precheck else "off",
+        "only": ",".join(sorted(loaded.only)) if loaded.only else "",
+        "canary": config.canary or "",
+    }
+
+
+def _write_summary_json(
+    config: RunConfig, loaded: Loaded, summary: RunSummary, store: Checkpoint | None
+) -> RunSummary:
+    path = config.files.summary_json
+    if path is None:
+        return summary
+    try:
+        write_summary_json(summary, path)
+    except BatchopsError as exc:
+        if not loaded.outcomes.any_attempted():
+            raise
+        return dataclasses.replace(
+            summary,
+            exit_code=EXIT_REPORT_UNWRITTEN,
+            report_error=unwritten_after_sending(
+                str(exc), store.path if store else None, loaded.outputs.report
+            ),
+        )
+    return summary
