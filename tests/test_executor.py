@@ -98,7 +98,13 @@ def row(index: int, sn: str, action: Action = Action.SUSPEND) -> Row:
 
 
 QUICK = SendPolicy(
-    concurrency=2, retries=3, backoff_initial_s=0.01, backoff_max_s=0.02, readback_delay_s=0.0
+    concurrency=2,
+    retries=3,
+    backoff_initial_s=0.01,
+    backoff_max_s=0.02,
+    readback_delay_s=0.0,
+    # The fake applies nothing late: a lost request can no longer land a moment after it.
+    server_timeout_s=0.2,
 )
 
 
