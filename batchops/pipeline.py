@@ -10,9 +10,11 @@ failure that stops the whole run before anything was sent is a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,7 +80,8 @@ def run(config: RunConfig, hooks: RunHooks) -> RunSummary:
         raise
     try:
         extra = _fresh_note(config, hooks, work)
-        state = asyncio.run(send(config, hooks, loaded, work, store, extra))
+        with fewer_young_collections():
+            state = asyncio.run(send(config, hooks, loaded, work, store, extra))
         summary = finish(config, loaded, state, store, work, started)
     finally:
         try:
@@ -90,6 +93,28 @@ def run(config: RunConfig, hooks: RunHooks) -> RunSummary:
     summary = _write_summary_json(config, loaded, summary, store)
     hooks.emit("run_finished", summary_fields(summary))
     return summary
+
+
+@contextlib.contextmanager
+def fewer_young_collections() -> Iterator[None]:
+    """Let the cycle collector's youngest generation fill up more before it runs.
+
+    With a hundred requests in flight, thousands of young objects are alive at any time,
+    and Python's default (a collection every 700 net allocations) walks them over and
+    over. Measured (BENCHMARKS.md, "Kept after measuring"): without it the client spends
+    about 60 % more CPU per row at C=100, D=0 (20,000 rows: 5.4–7.1 s user against
+    7.7–11.0 s). Nothing of a run's own is cyclic garbage, so the threshold is raised for
+    the send and put back after.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], _YOUNG_GC_THRESHOLD), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+_YOUNG_GC_THRESHOLD = 20_000
 
 
 def load(config: RunConfig, hooks: RunHooks) -> Loaded:
