@@ -322,17 +322,7 @@ def run_config(
         credentials = _credentials(settings, env)
     if canary is not None and canary < 1:
         raise ConfigError("--canary must be at least 1 row")
-    proxy = _proxy(settings)
-    connection = Connection(
-        base_url=url,
-        gateway=settings["gateway"],
-        sandbox=options.sandbox,
-        timeout_s=float(settings["timeout"]),
-        ca_bundle=settings["ca_bundle"],
-        insecure=options.insecure,
-        proxy=proxy,
-        credentials=credentials,
-    )
+    connection = _connection(settings, options, url, credentials)
     return RunConfig(
         files=files,
         connection=connection,
@@ -349,6 +339,22 @@ def run_config(
     )
 
 
+def _connection(
+    settings: Resolved, options: RunOptions, url: str, credentials: Credentials | None
+) -> Connection:
+    """Where to send, and how: the same for a run and a plan."""
+    return Connection(
+        base_url=url,
+        gateway=settings["gateway"],
+        sandbox=options.sandbox,
+        timeout_s=float(settings["timeout"]),
+        ca_bundle=settings["ca_bundle"],
+        insecure=options.insecure,
+        proxy=_proxy(settings),
+        credentials=credentials,
+    )
+
+
 def plan_config(
     files: Files, options: RunOptions, *, say: Say, env: Mapping[str, str], precheck: bool = True
 ) -> PlanConfig:
@@ -359,16 +365,7 @@ def plan_config(
     url = str(settings["base_url"] or "").strip()
     reads = precheck and (options.sandbox or bool(url))
     credentials = _credentials(settings, env) if reads and not options.sandbox else None
-    connection = Connection(
-        base_url=url,
-        gateway=settings["gateway"],
-        sandbox=options.sandbox,
-        timeout_s=float(settings["timeout"]),
-        ca_bundle=settings["ca_bundle"],
-        insecure=options.insecure,
-        credentials=credentials,
-        proxy=_proxy(settings),
-    )
+    connection = _connection(settings, options, url, credentials)
     return PlanConfig(files=files, connection=connection, settings=settings, precheck=precheck)
 
 
