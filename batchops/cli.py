@@ -26,7 +26,8 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -38,6 +39,8 @@ from .cli_options import (
     connection_options,
     fail,
     input_options,
+    param,
+    pick,
     rate_option,
     retries_option,
     run_options,
@@ -46,14 +49,12 @@ from .cli_options import (
     warn,
     warn_insecure,
 )
-from .config import (
-    ENV_PROFILE,
-    Gateway,
-)
+from .config import ENV_PROFILE
 from .errors import BatchopsError
 
 if TYPE_CHECKING:
     from .model import RunSummary
+    from .pipeline import Hooks
     from .prompts import CanaryReport, PlanOverview
 
 
@@ -88,46 +89,7 @@ def main() -> None:
 @input_options
 @target_options
 @run_options
-def run(  # the run's options, by name: click passes each one it parsed
-    input_path: str,
-    output: str | None,
-    sheet: str | None,
-    encoding: str | None,
-    profile: str | None,
-    config: str | None,
-    base_url: str | None,
-    gateway: Gateway | None,
-    app_code: str | None,
-    username: str | None,
-    timeout: float | None,
-    ca_bundle: str | None,
-    insecure: bool,
-    precheck: bool,
-    sandbox: bool,
-    summary_json: str | None,
-    concurrency: int | None,
-    retries: int | None,
-    rate: float | None,
-    max_failures: str | None,
-    readback_delay: float | None,
-    server_timeout: float | None,
-    outage_wait: float | None,
-    checkpoint: str | None,
-    no_checkpoint: bool,
-    fresh: bool,
-    retry_failed: bool,
-    only: str | None,
-    canary: int | None,
-    failures: str | None,
-    strict: bool,
-    yes: bool,
-    quiet: bool,
-    log_json: bool,
-    proxy: str | None,
-    verbose: int,
-    notify: tuple[str, ...],
-    notify_on: str | None,
-) -> None:
+def run(**params: object) -> None:
     """Validate INPUT, send every valid row, write the report.
 
     \b
@@ -139,56 +101,21 @@ def run(  # the run's options, by name: click passes each one it parsed
     """
     from . import api
 
-    warn_insecure(insecure)
+    options = pick(api.RunOptions, params)
+    warn_insecure(options.insecure)
     if hasattr(signal, "SIGXFSZ"):
         # Past a file-size limit ('ulimit -f') the kernel would kill the run outright;
         # ignored, the write fails instead and the run stops saying so (resumable).
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    terminal = _RunTerminal(yes=yes, quiet=quiet, log_json=log_json, verbose=verbose)
+    terminal = _RunTerminal(pick(_Terminal, params))
+    argv = click.get_current_context().meta.get("batchops.argv", [])
     try:
         summary = api.run_batch(
-            input_path,
-            base_url=base_url,
-            gateway=gateway,
-            app_code=app_code,
-            username=username,
-            concurrency=concurrency,
-            timeout=timeout,
-            retries=retries,
-            rate=rate,
-            max_failures=max_failures,
-            readback_delay=readback_delay,
-            server_timeout=server_timeout,
-            outage_wait=outage_wait,
-            ca_bundle=ca_bundle,
-            profile=profile,
-            config=config,
-            output=output,
-            sheet=sheet,
-            encoding=encoding,
-            strict=strict,
-            precheck=precheck,
-            checkpoint=checkpoint,
-            use_checkpoint=not no_checkpoint,
-            fresh=fresh,
-            retry_failed=retry_failed,
-            only=[s for s in only.split(",") if s.strip()] if only else None,
-            canary=canary,
-            failures=failures,
-            summary_json=summary_json,
-            insecure=insecure,
-            sandbox=sandbox,
-            progress=terminal.progress,
-            confirm=terminal.confirm,
-            confirm_canary=terminal.confirm_canary,
-            events=terminal.events,
-            handle_signals=True,
-            notice=terminal.notice,
-            command=["batchops", *click.get_current_context().meta.get("batchops.argv", [])],
-            proxy=proxy,
-            notify=notify or None,
-            notify_on=notify_on,
-            verbose=verbose,
+            param(params, "input_path", str),
+            options,
+            files=pick(api.Files, params),
+            choices=pick(api.RunChoices, params, command=("batchops", *argv)),
+            hooks=terminal.hooks(),
         )
     except BatchopsError as error:
         if terminal.events is not None:
@@ -203,21 +130,46 @@ def run(  # the run's options, by name: click passes each one it parsed
     sys.exit(summary.exit_code)
 
 
+@dataclass(frozen=True, slots=True)
+class _Terminal:
+    """How ``run`` speaks to the terminal: the options that are no setting of the run."""
+
+    yes: bool = False
+    quiet: bool = False
+    log_json: bool = False
+    verbose: int = 0
+
+
 class _RunTerminal:
     """What ``run`` shows and asks on the terminal (or logs as JSON, with --log-json)."""
 
-    def __init__(self, *, yes: bool, quiet: bool, log_json: bool, verbose: int) -> None:
+    def __init__(self, flags: _Terminal) -> None:
         from .console import progress_for
 
-        self._quiet = quiet or log_json
-        self._log_json = log_json
+        self._quiet = flags.quiet or flags.log_json
+        self._log_json = flags.log_json
+        self._verbose = flags.verbose
         on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
-        self._ask_first = on_terminal and not yes
+        self._ask_first = on_terminal and not flags.yes
         # Asked even with --yes: whoever asks for a canary wants to look at it.
         self._ask_canary = on_terminal
-        self.events = JsonLog() if log_json else None
+        self.events = JsonLog() if flags.log_json else None
         # --verbose writes lines of its own, which a bar would overwrite.
-        self.progress = progress_for(sys.stderr, quiet=self._quiet, lines=bool(verbose))
+        self.progress = progress_for(sys.stderr, quiet=self._quiet, lines=bool(flags.verbose))
+
+    def hooks(self) -> Hooks:
+        """What the run shows and asks here (Ctrl-C and SIGTERM stop it cleanly)."""
+        from .pipeline import Hooks
+
+        return Hooks(
+            progress=self.progress,
+            confirm=self.confirm,
+            confirm_canary=self.confirm_canary,
+            events=self.events,
+            notice=self.notice,
+            handle_signals=True,
+            verbose=self._verbose,
+        )
 
     @property
     def confirm(self) -> Callable[[PlanOverview], bool] | None:
@@ -257,27 +209,7 @@ class _RunTerminal:
 @input_options
 @target_options
 @click.option("--log-json", is_flag=True, help="With --verbose: requests as JSON lines.")
-def plan(  # the plan's options, by name
-    input_path: str,
-    output: str | None,
-    sheet: str | None,
-    encoding: str | None,
-    profile: str | None,
-    config: str | None,
-    base_url: str | None,
-    gateway: Gateway | None,
-    app_code: str | None,
-    username: str | None,
-    timeout: float | None,
-    ca_bundle: str | None,
-    insecure: bool,
-    precheck: bool,
-    sandbox: bool,
-    summary_json: str | None,
-    proxy: str | None,
-    verbose: int,
-    log_json: bool,
-) -> None:
+def plan(**params: object) -> None:
     """Validate INPUT and write the report without sending any operation.
 
     Rows that would be sent are 'pending'. With an ITSM address (or --sandbox) the
@@ -291,29 +223,19 @@ def plan(  # the plan's options, by name
     from . import api
     from .console import format_problems, format_summary
 
-    warn_insecure(insecure)
+    options = pick(api.RunOptions, params)
+    warn_insecure(options.insecure)
+    flags = pick(_Terminal, params)
+    hooks = api.Hooks(
+        events=JsonLog() if flags.log_json else None, notice=warn, verbose=flags.verbose
+    )
     try:
         summary = api.plan_batch(
-            input_path,
-            base_url=base_url,
-            gateway=gateway,
-            app_code=app_code,
-            username=username,
-            timeout=timeout,
-            ca_bundle=ca_bundle,
-            profile=profile,
-            config=config,
-            output=output,
-            sheet=sheet,
-            encoding=encoding,
-            precheck=precheck,
-            sandbox=sandbox,
-            insecure=insecure,
-            summary_json=summary_json,
-            notice=warn,
-            proxy=proxy,
-            verbose=verbose,
-            events=JsonLog() if log_json else None,
+            param(params, "input_path", str),
+            options,
+            files=pick(api.Files, params),
+            precheck=param(params, "precheck", bool),
+            hooks=hooks,
         )
     except BatchopsError as error:
         fail(error)
@@ -364,7 +286,7 @@ def plan(  # the plan's options, by name
 @connection_options
 @retries_option
 @rate_option
-def select_command(output: str, insecure: bool, **options: Any) -> None:
+def select_command(**params: object) -> None:
     """Write an input sheet of the tickets ITSM lists for these filters (read-only).
 
     The sheet has sn, operator, action_type and action_message first (filled from
@@ -380,42 +302,28 @@ def select_command(output: str, insecure: bool, **options: Any) -> None:
         --created-before 2024-09-30 -o zhangsan-q3.csv
     """
     from . import select as selection
+    from .runconfig import RunOptions
 
-    warn_insecure(insecure)
+    options = pick(RunOptions, params)
+    warn_insecure(options.insecure)
     on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
-    filters = {name: options.pop(name) for name in _SELECT_FILTERS}
 
     def confirm(count: int, limit: int) -> bool:
         return ask(f"{count} tickets match, more than --limit {limit}. Write all {count} rows?")
 
     try:
         summary = selection.select_tickets(
-            selection.TicketQuery.from_options(**filters),
-            output=output,
-            insecure=insecure,
+            pick(selection.TicketFilters, params).query(),
+            param(params, "output", str),
+            options,
+            choices=pick(selection.SelectChoices, params),
             confirm=confirm if on_terminal else None,
-            **options,
         )
     except BatchopsError as error:
         fail(error)
         return
     click.echo(summary.describe())
     sys.exit(summary.exit_code)
-
-
-_SELECT_FILTERS = (
-    "status",
-    "service_id",
-    "biz_id",
-    "creator",
-    "created_after",
-    "created_before",
-    "ended_after",
-    "ended_before",
-    "tag",
-    "project",
-    "sn_file",
-)
 
 
 @main.command()
@@ -640,24 +548,7 @@ _RATE = click.FloatRange(0.0, 1.0)
 @click.option(
     "--fault-seed", type=int, default=0, show_default=True, help="Seed of the faults' dice."
 )
-def sandbox(
-    host: str,
-    port: int,
-    seed_file: str | None,
-    generate: tuple[str, ...],
-    app_code: str,
-    not_whitelisted: bool,
-    legacy_codes: bool,
-    no_log: bool,
-    latency_ms: float,
-    error_5xx_rate: float,
-    rate_limit_rate: float,
-    backend_timeout_rate: float,
-    lost_rate: float,
-    lost_mode: Literal["hang", "drop"],
-    lost_hang_s: float,
-    fault_seed: int,
-) -> None:
+def sandbox(**params: object) -> None:
     """Serve a stand-in of the ITSM API (ESB and gateway paths) until Ctrl-C.
 
     It answers like the real server, traps included (errors with HTTP 200, the
@@ -671,39 +562,52 @@ def sandbox(
         batchops run samples/tickets.csv --base-url http://127.0.0.1:8765
     """
     from . import sandbox as stand_in
-    from .loader import load_batch
 
-    rows: list[tuple[str, str]] = []
-    try:
-        if seed_file:
-            batch = load_batch(seed_file)
-            rows = [(str(batch.sn[i]), str(batch.operator[i])) for i in range(len(batch))]
-    except BatchopsError as error:
-        fail(error)
-    generated: list[tuple[str, int]] = []
-    for spec in generate:
-        prefix, _, count = spec.rpartition(":")
-        if not prefix or not count.isdigit():
-            raise click.BadParameter("use PREFIX:COUNT, e.g. BENCH:20000", param_hint="--generate")
-        generated.append((prefix, int(count)))
-    faults = stand_in.Faults(
-        seed=fault_seed,
-        latency_ms=latency_ms,
-        error_5xx_rate=error_5xx_rate,
-        rate_limit_rate=rate_limit_rate,
-        backend_timeout_rate=backend_timeout_rate,
-        lost_rate=lost_rate,
-        lost_mode=lost_mode,
-        lost_hang_s=lost_hang_s,
+    seeds = pick(_Seeds, params)
+    rows = seeds.rows()
+    generated = seeds.generated()
+    config = pick(
+        stand_in.SandboxConfig,
+        params,
+        whitelisted=not params["not_whitelisted"],
+        record_log=not params["no_log"],
+        faults=pick(stand_in.Faults, params, seed=params["fault_seed"]),
     )
-    config = stand_in.SandboxConfig(
-        app_code=app_code,
-        whitelisted=not not_whitelisted,
-        legacy_codes=legacy_codes,
-        record_log=not no_log,
-        faults=faults,
-    )
+    host, port = param(params, "host", str), param(params, "port", int)
     stand_in.serve(host=host, port=port, config=config, seed_rows=rows, generate=generated)
+
+
+@dataclass(frozen=True, slots=True)
+class _Seeds:
+    """The tickets the stand-in starts with: those of a sheet, and generated ones."""
+
+    seed_file: str | None = None
+    generate: tuple[str, ...] = ()
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(sn, operator) of every row of the seed sheet."""
+        from .loader import load_batch
+
+        if not self.seed_file:
+            return []
+        try:
+            batch = load_batch(self.seed_file)
+        except BatchopsError as error:
+            fail(error)
+            return []
+        return [(str(batch.sn[i]), str(batch.operator[i])) for i in range(len(batch))]
+
+    def generated(self) -> list[tuple[str, int]]:
+        """``--generate PREFIX:COUNT``, each as (prefix, count)."""
+        out: list[tuple[str, int]] = []
+        for spec in self.generate:
+            prefix, _, count = spec.rpartition(":")
+            if not prefix or not count.isdigit():
+                raise click.BadParameter(
+                    "use PREFIX:COUNT, e.g. BENCH:20000", param_hint="--generate"
+                )
+            out.append((prefix, int(count)))
+        return out
 
 
 def tolerant_streams() -> None:

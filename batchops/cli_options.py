@@ -1,19 +1,25 @@
-"""The CLI's shared parts: option groups, errors the click way, and the few helpers every
-command uses to speak to a person (stderr) or a log collector (``--log-json``).
+"""The CLI's shared parts: option groups, errors the click way, the typed hand-over of
+parsed options to the API's records (:func:`pick`), and the few helpers every command
+uses to speak to a person (stderr) or a log collector (``--log-json``).
 
 Settings left unset on the command line are ``None``, so that the API can apply one
 precedence everywhere: flag > environment > profile > default. Numbers are checked in
 :data:`batchops.config.RANGES` whatever their source; the help texts show the same
-bounds and the defaults of :data:`batchops.config.SETTINGS`.
+bounds and the defaults of :data:`batchops.config.SETTINGS`. Each option is named like
+the field of :mod:`batchops.runconfig`'s records it fills, so a command builds those
+records by name and lists no option twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
+import types
+import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -35,7 +41,12 @@ from .config import (
 )
 from .errors import BatchopsError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 F = TypeVar("F", bound=Callable[..., Any])
+D = TypeVar("D", bound="DataclassInstance")
+T = TypeVar("T")
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 all rows success/skipped; 1 some rows failed/invalid/unknown; "
@@ -185,6 +196,52 @@ rate_option = click.option(
 )
 
 
+def pick(record: type[D], params: Mapping[str, object], **given: object) -> D:
+    """``record`` (a dataclass) built from the parsed options named like its fields, and
+    from ``given`` for what no option names as it is.
+
+    Each value is checked against its field's type, so an option and a field that drift
+    apart fail here, loudly, not somewhere down the run.
+    """
+    hints = typing.get_type_hints(record)
+    names = {item.name for item in dataclasses.fields(record)}
+    unknown = set(given) - names
+    if unknown:
+        raise TypeError(f"{record.__name__} has no field {', '.join(sorted(unknown))}")
+    values: dict[str, object] = {}
+    for name in sorted(names & (set(params) | set(given))):
+        value = given[name] if name in given else params[name]
+        if not _fits(value, hints[name]):
+            raise TypeError(f"{record.__name__}.{name} takes {hints[name]}, not {value!r}")
+        values[name] = value
+    return record(**values)
+
+
+def param(params: Mapping[str, object], name: str, kind: type[T]) -> T:
+    """One parsed option that fills no record, checked against its type."""
+    value = params[name]
+    if not isinstance(value, kind):
+        raise TypeError(f"option {name} should be {kind.__name__}, not {value!r}")
+    return value
+
+
+def _fits(value: object, hint: object) -> bool:
+    """Whether ``value`` is of the type ``hint`` (unions, Literal and generics by origin)."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is None or hint is type(None):
+        return value is None
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    if hint is float:
+        return isinstance(value, int | float)
+    kind = origin or hint
+    return isinstance(kind, type) and isinstance(value, kind)
+
+
 def fail(error: BatchopsError) -> None:
     raise BatchopsClickError(error) from None
 
@@ -222,13 +279,19 @@ def ask(question: str) -> bool:
 class JsonLog:
     """``--log-json``: one JSON object per line on stderr, for log collectors."""
 
-    def __init__(self, stream: Any = None) -> None:
+    def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream or sys.stderr
 
     def __call__(self, event: str, fields: Mapping[str, object]) -> None:
         record = {"ts": datetime.now().astimezone().isoformat(), "event": event, **fields}
         self._stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._stream.flush()
+
+
+def _statuses(text: str | None) -> tuple[str, ...] | None:
+    """``--only failed,unknown``: the statuses named (None when none is)."""
+    named = tuple(s for s in (text or "").split(",") if s.strip())
+    return named or None
 
 
 run_options = options(
@@ -272,7 +335,13 @@ run_options = options(
         help="The checkpoint file (default: beside INPUT, tickets.csv → tickets.checkpoint.db). "
         "Running the same command again continues where a run stopped.",
     ),
-    click.option("--no-checkpoint", is_flag=True, help="Keep no checkpoint (no safe resume)."),
+    click.option(
+        "--no-checkpoint",
+        "use_checkpoint",
+        flag_value=False,
+        default=True,
+        help="Keep no checkpoint (no safe resume).",
+    ),
     click.option(
         "--fresh",
         is_flag=True,
@@ -286,6 +355,7 @@ run_options = options(
     click.option(
         "--only",
         metavar="STATUS[,STATUS]",
+        callback=lambda _ctx, _param, text: _statuses(text),
         help="INPUT is an earlier report: send only its rows with these statuses "
         "(e.g. failed,unknown); the others keep their result.",
     ),

@@ -41,11 +41,15 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from .errors import ConfigError
 
 Gateway = Literal["esb", "apigw"]
+GATEWAYS: tuple[Gateway, ...] = ("esb", "apigw")
+
+#: A setting's value as a source gives it: text, a number, a list of URLs, or unset.
+SettingValue = str | int | float | list[str] | None
 
 ENV_BASE_URL = "BATCHOPS_BASE_URL"
 ENV_APP_CODE = "BK_APP_CODE"
@@ -162,7 +166,7 @@ class Setting:
     """One setting a profile may hold: its type, default and environment variable."""
 
     kind: type
-    default: Any = None
+    default: SettingValue = None
     env: str | None = None
 
 
@@ -227,7 +231,7 @@ RANGES: dict[str, Range] = {
 }
 
 
-def check_setting(key: str, value: Any, source: str) -> Any:
+def check_setting(key: str, value: SettingValue, source: str) -> SettingValue:
     """``value`` if it is in range for ``key``; otherwise a ConfigError naming the source.
 
     Numbers are compared as numbers, so ``inf``, ``nan`` and text that is not a number
@@ -239,8 +243,8 @@ def check_setting(key: str, value: Any, source: str) -> Any:
     flag = "--" + key.replace("_", "-")
     where = flag if source == "flag" else f"{key} ({source})"
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        number = float(value) if isinstance(value, int | float | str) else math.nan
+    except ValueError:
         number = math.nan
     if isinstance(value, bool) or not bounds.admits(number):
         raise ConfigError(f"{where} must be {bounds.rule()}, not {value!r}; fix it and run again")
@@ -256,18 +260,92 @@ _SECRET_KEYS = frozenset({"secret", "app_secret", "bk_app_secret", "token", "bk_
 
 
 @dataclass(frozen=True, slots=True)
-class Resolved:
-    """Merged settings and, for each, where it came from."""
+class Values:
+    """The merged settings, typed: one field per entry of :data:`SETTINGS` (whose
+    defaults they fall back to), each checked and converted once by :func:`resolve`."""
 
-    values: dict[str, Any]
+    base_url: str | None
+    gateway: Gateway
+    app_code: str | None
+    username: str | None
+    secret_env: str
+    token_env: str
+    concurrency: int
+    rate: float | None
+    timeout: float
+    retries: int
+    max_failures: str | None
+    readback_delay: float
+    server_timeout: float
+    outage_wait: float
+    ca_bundle: str | None
+    proxy: str | None
+    notify: tuple[str, ...] | None
+    notify_on: str
+
+    def shown(self, key: str) -> str:
+        """One setting as ``config show`` prints it (a proxy's password and a
+        notification URL's key masked)."""
+        value = getattr(self, key)
+        if value is None:
+            return "(not set)"
+        if key in ("notify", "proxy"):
+            return _shown(key, list(value) if isinstance(value, tuple) else value)
+        return str(value)
+
+
+def _text(value: SettingValue) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(key: str, value: SettingValue) -> float:
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise TypeError(f"setting {key} has no number: {value!r}")  # SETTINGS gives it a default
+
+
+def _gateway(value: SettingValue) -> Gateway:
+    for gateway in GATEWAYS:
+        if value == gateway:
+            return gateway
+    raise ConfigError(f"--gateway must be 'esb' or 'apigw', not {value!r}")
+
+
+def _typed(values: Mapping[str, SettingValue]) -> Values:
+    """The merged values (each already in range) as one typed record."""
+    rate, notify = values["rate"], values["notify"]
+    return Values(
+        base_url=_text(values["base_url"]),
+        gateway=_gateway(values["gateway"]),
+        app_code=_text(values["app_code"]),
+        username=_text(values["username"]),
+        secret_env=str(values["secret_env"]),
+        token_env=str(values["token_env"]),
+        concurrency=int(_number("concurrency", values["concurrency"])),
+        rate=None if rate is None else _number("rate", rate),
+        timeout=_number("timeout", values["timeout"]),
+        retries=int(_number("retries", values["retries"])),
+        max_failures=_text(values["max_failures"]),
+        readback_delay=_number("readback_delay", values["readback_delay"]),
+        server_timeout=_number("server_timeout", values["server_timeout"]),
+        outage_wait=_number("outage_wait", values["outage_wait"]),
+        ca_bundle=_text(values["ca_bundle"]),
+        proxy=_text(values["proxy"]),
+        notify=tuple(str(url) for url in notify) if isinstance(notify, list) else None,
+        notify_on=str(values["notify_on"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """Merged settings (typed) and, for each, where it came from."""
+
+    values: Values
     sources: dict[str, str]
     profile: str | None = None
     config_path: Path | None = None
     #: Things the user should hear about (an ignored, untrusted batchops.toml).
     warnings: tuple[str, ...] = ()
-
-    def __getitem__(self, name: str) -> Any:
-        return self.values[name]
 
 
 def user_config_dir(env: Mapping[str, str]) -> Path:
@@ -361,7 +439,7 @@ def find_config(
     return (own if own.is_file() else None), warnings
 
 
-def load_profile(path: Path | None, name: str | None) -> tuple[str | None, dict[str, Any]]:
+def load_profile(path: Path | None, name: str | None) -> tuple[str | None, dict[str, SettingValue]]:
     """Read one profile from the file (the file's ``default_profile`` when none is named)."""
     if path is None:
         if name:
@@ -387,8 +465,8 @@ def load_profile(path: Path | None, name: str | None) -> tuple[str | None, dict[
     return str(name), _checked_profile(path, str(name), profiles[name])
 
 
-def _checked_profile(path: Path, name: str, raw: dict[str, Any]) -> dict[str, Any]:
-    clean: dict[str, Any] = {}
+def _checked_profile(path: Path, name: str, raw: Mapping[str, object]) -> dict[str, SettingValue]:
+    clean: dict[str, SettingValue] = {}
     for key, value in raw.items():
         if key.lower() in _SECRET_KEYS:
             raise ConfigError(
@@ -414,12 +492,21 @@ def _checked_profile(path: Path, name: str, raw: dict[str, Any]) -> dict[str, An
             )
         if isinstance(value, list) and not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{path}: profile '{name}' key '{key}' must be a list of strings")
-        clean[key] = check_setting(key, value, f"profile {name} in {path}")
+        clean[key] = check_setting(key, _setting_value(value), f"profile {name} in {path}")
     if clean.get("gateway", "esb") not in ("esb", "apigw"):
         raise ConfigError(f"{path}: profile '{name}' gateway must be 'esb' or 'apigw'")
     if clean.get("notify_on", "problems") not in NOTIFY_ON:
         raise ConfigError(f"{path}: profile '{name}' notify_on must be 'problems' or 'always'")
     return clean
+
+
+def _setting_value(value: object) -> SettingValue:
+    """A profile's value, once its kind was checked, as the type the merge takes."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    raise TypeError(f"not a setting's value: {value!r}")
 
 
 def masked_url(url: str) -> str:
@@ -443,7 +530,7 @@ def notify_label(url: str) -> str:
     return f"{scheme}://…" if sep else "(not a URL)"
 
 
-def _shown(key: str, value: Any) -> str:
+def _shown(key: str, value: object) -> str:
     if key == "notify":
         urls = value if isinstance(value, list) else [value]
         return ", ".join(notify_label(str(u)) for u in urls)
@@ -453,7 +540,7 @@ def _shown(key: str, value: Any) -> str:
 
 
 def resolve(
-    explicit: Mapping[str, Any],
+    explicit: Mapping[str, SettingValue],
     *,
     profile: str | None = None,
     config: str | os.PathLike[str] | None = None,
@@ -463,7 +550,7 @@ def resolve(
     env = os.environ if env is None else env
     path, warnings = find_config(config, env)
     name, chosen = load_profile(path, profile or env.get(ENV_PROFILE) or None)
-    values: dict[str, Any] = {}
+    values: dict[str, SettingValue] = {}
     sources: dict[str, str] = {}
     for key, setting in SETTINGS.items():
         if explicit.get(key) is not None:
@@ -475,7 +562,7 @@ def resolve(
         else:
             values[key], sources[key] = setting.default, "default"
         values[key] = check_setting(key, values[key], sources[key])
-    return Resolved(values, sources, name, path, tuple(warnings))
+    return Resolved(_typed(values), sources, name, path, tuple(warnings))
 
 
 def target_source(resolved: Resolved) -> str:
@@ -497,13 +584,10 @@ def describe(resolved: Resolved, env: Mapping[str, str] | None = None) -> str:
     lines.append(f"profile: {resolved.profile or '(none)'}")
     width = max(len(k) for k in SETTINGS) + 1
     for key in SETTINGS:
-        value = resolved.values[key]
-        shown = "(not set)" if value is None else str(value)
-        if value is not None and key in ("notify", "proxy"):
-            shown = _shown(key, value)
+        shown = resolved.values.shown(key)
         lines.append(f"  {key:<{width}} {shown:<40} [{resolved.sources[key]}]")
-    secret_env = resolved.values["secret_env"]
-    token_env = resolved.values["token_env"]
+    secret_env = resolved.values.secret_env
+    token_env = resolved.values.token_env
     lines.append(f"  {'app secret':<{width}} {mask(env.get(secret_env)):<40} [env {secret_env}]")
     lines.append(f"  {'token':<{width}} {mask(env.get(token_env)):<40} [env {token_env}]")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from .loader import Batch
 from .model import STATUS_ORDER, OutcomeTable, RunSummary, Status
 from .outputs import unwritten_after_sending
 from .prompts import Advice
-from .report import write_failures, write_report
+from .report import SummarySheet, write_failures, write_report
 from .selection import add_notes
 from .stops import EXIT_STOPPED, Stop
 from .store import Checkpoint
@@ -71,19 +71,32 @@ def exit_code_of(
     return EXIT_ROWS_FAILED if bad else EXIT_OK
 
 
-def finish_run(
-    batch: Batch,
-    outcomes: OutcomeTable,
-    state: RunState,
-    *,
-    started: float,
-    report_path: Path | None,
-    store: Checkpoint | None,
-    note: str,
-    advice: Advice,
-    settings: dict[str, object],
-    failures_path: Path | None,
-) -> RunSummary:
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """What the end of a run needs beside its outcomes: where to write, what to say."""
+
+    #: ``time.monotonic()`` when the run started.
+    started: float
+    #: None: no report (the run was not confirmed).
+    report_path: Path | None
+    failures_path: Path | None
+    store: Checkpoint | None
+    #: What the resume found, for the summary.
+    note: str
+    advice: Advice
+    #: The settings the report's summary sheet lists.
+    settings: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    path: Path | None = None
+    error: str = ""
+    #: The exit code, once a report that could not be written changed it.
+    exit_code: int | None = None
+
+
+def finish_run(batch: Batch, outcomes: OutcomeTable, state: RunState, end: RunEnd) -> RunSummary:
     """Write the report (and the failures file) and sum the run up."""
     counts = outcomes.counts()
     by_action = counts_by_action(batch, outcomes)
@@ -91,45 +104,57 @@ def finish_run(
     stop = state.stop
     stopped = "not confirmed; nothing was sent" if state.declined else stop.reason if stop else ""
     exit_code = EXIT_ROWS_FAILED if state.declined else exit_code_of(counts, stop)
-    next_step = "" if state.declined else advice.next_step(counts, stop, failures)
-    elapsed = time.monotonic() - started
-    path: Path | None = None
-    report_error = ""
-    if report_path is not None:
-        sheet = summary_sheet(counts, by_action, failures, settings, elapsed, stopped, exit_code)
-        add_notes(batch, outcomes)
-        try:
-            path = write_report(
-                batch.frame, outcomes, report_path, summary=sheet, sheet_name=batch.sheet
-            )
-            if failures_path is not None:
-                write_failures(batch.frame, outcomes, failures_path)
-        except BatchopsError as exc:
-            if not outcomes.any_attempted():
-                raise  # nothing was sent: exit 2 says so truthfully
-            if store is not None and store.broken:
-                # Not "safe in the checkpoint": it could not be written either. Exit 3
-                # stands: the same command reads back what was in flight and goes on.
-                report_error = f"{exc}; the checkpoint could not be written either (above)"
-            else:
-                report_error = unwritten_after_sending(
-                    str(exc), store.path if store else None, report_path
-                )
-                exit_code = EXIT_REPORT_UNWRITTEN
+    next_step = "" if state.declined else end.advice.next_step(counts, stop, failures)
+    elapsed = time.monotonic() - end.started
+    written = _Written()
+    if end.report_path is not None:
+        sheet = summary_sheet(
+            counts, by_action, failures, end.settings, elapsed, stopped, exit_code
+        )
+        written = _write(batch, outcomes, end, end.report_path, sheet)
+    store = end.store
     return RunSummary(
         counts=counts,
         total_rows=len(batch),
         sent_requests=state.requests,
         elapsed_s=elapsed,
-        report_path=str(path) if path else None,
-        exit_code=exit_code,
+        report_path=str(written.path) if written.path else None,
+        exit_code=exit_code if written.exit_code is None else written.exit_code,
         stopped_reason=stopped,
         input_fingerprint=batch.fingerprint,
         checkpoint_path=str(store.path) if store else None,
         counts_by_action=by_action,
-        note=note,
+        note=end.note,
         advice=next_step,
         top_failures=failures,
-        failures_path=str(failures_path) if failures_path is not None and path else None,
-        report_error=report_error,
+        failures_path=(
+            str(end.failures_path) if end.failures_path is not None and written.path else None
+        ),
+        report_error=written.error,
     )
+
+
+def _write(
+    batch: Batch, outcomes: OutcomeTable, end: RunEnd, report_path: Path, sheet: SummarySheet
+) -> _Written:
+    """The report and the failures file; what went wrong, if anything, once rows were sent."""
+    add_notes(batch, outcomes)
+    path: Path | None = None
+    try:
+        path = write_report(
+            batch.frame, outcomes, report_path, summary=sheet, sheet_name=batch.sheet
+        )
+        if end.failures_path is not None:
+            write_failures(batch.frame, outcomes, end.failures_path)
+    except BatchopsError as exc:
+        if not outcomes.any_attempted():
+            raise  # nothing was sent: exit 2 says so truthfully
+        store = end.store
+        if store is not None and store.broken:
+            # Not "safe in the checkpoint": it could not be written either. Exit 3
+            # stands: the same command reads back what was in flight and goes on.
+            error = f"{exc}; the checkpoint could not be written either (above)"
+            return _Written(path, error)
+        error = unwritten_after_sending(str(exc), store.path if store else None, report_path)
+        return _Written(path, error, EXIT_REPORT_UNWRITTEN)
+    return _Written(path=path)

@@ -16,20 +16,21 @@ import gc
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .errors import BatchopsError, ConfigError
-from .finish import EXIT_REPORT_UNWRITTEN, RunState, finish_run
+from .finish import EXIT_REPORT_UNWRITTEN, RunEnd, RunState, finish_run
 from .loader import Batch, load_batch
 from .model import OutcomeTable, RunSummary
 from .outputs import Outputs, check_outputs, unwritten_after_sending
 from .progress import NullProgress, ProgressSink
 from .prompts import Advice, Confirm, ConfirmCanary, fatal_fix
-from .recorder import Events
+from .recorder import Events, no_events, notices_to
 from .report import default_report_path, write_report
 from .resume import Work, open_checkpoint
-from .runconfig import RunConfig
+from .runconfig import RunConfig, as_path
 from .runlock import RunLock
 from .selection import NOT_DONE, add_notes, mark_invalid, select_rows
 from .sending import checkpoint_stop, send
@@ -40,8 +41,35 @@ from .trace import Tracer
 
 
 @dataclass(frozen=True, slots=True)
+class Hooks:
+    """What the caller sees and answers while a run (or a plan) goes; none of it is a
+    setting, and every part may be left out.
+
+    ``confirm`` is shown the overview before anything is sent (False sends nothing);
+    ``confirm_canary`` decides after a canary (without it: go on only if every canary
+    row succeeded). ``events`` receives ``(name, fields)`` for log lines; ``notice`` what
+    a person should see meanwhile (an outage, a long rate-limit pause). With
+    ``handle_signals`` Ctrl-C and SIGTERM stop the run cleanly. ``verbose`` 1 writes a
+    line per request and answer to stderr (an ``http`` event with ``events``), 2 adds
+    the bodies; credentials masked.
+    """
+
+    progress: ProgressSink | None = None
+    confirm: Confirm | None = None
+    confirm_canary: ConfirmCanary | None = None
+    events: Events | None = None
+    notice: Callable[[str], None] | None = None
+    handle_signals: bool = False
+    verbose: int = 0
+
+    def tracer(self) -> Tracer | None:
+        """--verbose's tracer, or None."""
+        return Tracer(self.verbose, events=self.events) if self.verbose > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
 class RunHooks:
-    """What the caller sees and answers while a run goes (none of it is a setting)."""
+    """The caller's :class:`Hooks`, wired for the steps: nothing left to check for None."""
 
     emit: Events
     say: Callable[[str], None]
@@ -51,6 +79,19 @@ class RunHooks:
     handle_signals: bool = False
     #: --verbose: a line (or an ``http`` event) per request and answer.
     tracer: Tracer | None = None
+
+    @classmethod
+    def wired(cls, hooks: Hooks) -> RunHooks:
+        emit = hooks.events or no_events
+        return cls(
+            emit=emit,
+            say=notices_to(hooks.notice, emit),
+            progress=hooks.progress or NullProgress(),
+            confirm=hooks.confirm,
+            confirm_canary=hooks.confirm_canary,
+            handle_signals=hooks.handle_signals,
+            tracer=hooks.tracer(),
+        )
 
 
 @dataclass(slots=True)
@@ -120,20 +161,12 @@ _YOUNG_GC_THRESHOLD = 20_000
 def load(config: RunConfig, hooks: RunHooks) -> Loaded:
     """Read and validate the input, check every output path, choose the rows to send."""
     files = config.files
-    batch = load_batch(files.input_path, sheet=files.sheet, encoding=files.encoding)
-    store_path = None
-    if files.use_checkpoint and (files.checkpoint is not None or not config.connection.sandbox):
-        store_path = files.checkpoint or default_checkpoint_path(batch.source)
-    outputs = Outputs(
-        files.output or default_report_path(batch.source),
-        files.failures,
-        files.summary_json,
-        store_path,
-    )
+    batch = load_batch(config.input_path, sheet=files.sheet, encoding=files.encoding)
+    outputs = _outputs(config, batch.source)
     check_outputs(batch.source, outputs)
     outcomes = OutcomeTable(len(batch))
     mark_invalid(batch, outcomes)
-    only = config.only
+    only = tuple(config.choices.only) if config.choices.only else None
     if not only and batch.previous_results is not None:
         # An earlier report fed back as it is: re-sending its successes would replay
         # them (and a second SUSPEND sticks a ticket). Only what is not done goes.
@@ -158,10 +191,24 @@ def load(config: RunConfig, hooks: RunHooks) -> Loaded:
     return Loaded(batch, outcomes, outputs, sendable, only)
 
 
+def _outputs(config: RunConfig, source: Path) -> Outputs:
+    """Every path the run writes: the given ones, or the defaults beside the input."""
+    files = config.files
+    checkpoint = None
+    if files.use_checkpoint and (files.checkpoint or not config.connection.sandbox):
+        checkpoint = as_path(files.checkpoint) or default_checkpoint_path(source)
+    return Outputs(
+        as_path(files.output) or default_report_path(source),
+        as_path(files.failures),
+        as_path(files.summary_json),
+        checkpoint,
+    )
+
+
 def refuse_invalid_if_strict(config: RunConfig, loaded: Loaded) -> None:
     """With --strict, any invalid row sends nothing (the report says which)."""
     batch = loaded.batch
-    if not (config.strict and batch.invalid_count()):
+    if not (config.choices.strict and batch.invalid_count()):
         return
     add_notes(batch, loaded.outcomes)
     path = write_report(batch.frame, loaded.outcomes, loaded.outputs.report, sheet_name=batch.sheet)
@@ -187,8 +234,8 @@ def open_store(config: RunConfig, loaded: Loaded) -> tuple[Checkpoint | None, Wo
         loaded.outcomes,
         loaded.sendable,
         loaded.outputs.checkpoint,
-        fresh=config.fresh,
-        retry_failed=config.retry_failed,
+        fresh=config.choices.fresh,
+        retry_failed=config.choices.retry_failed,
         gateway=config.connection.gateway,
         base_url=config.connection.base_url or "(sandbox)",
     )
@@ -198,7 +245,7 @@ def _fresh_note(config: RunConfig, hooks: RunHooks, work: Work) -> dict[str, str
     """What --fresh set aside: shown in the confirmation when there is one, else on stderr."""
     if work.fresh is None:
         return {}
-    text = work.fresh.describe(config.precheck)
+    text = work.fresh.describe(config.choices.precheck)
     if hooks.confirm is not None:
         return {"fresh start": text.removeprefix("--fresh: ")}
     hooks.say(text)
@@ -225,22 +272,21 @@ def finish(
                 state.stop = dataclasses.replace(
                     state.stop, reason=f"{state.stop.reason}; also {store.broken}"
                 )
-    advice = Advice(config.command, config.settings, config.env, checkpointed=store is not None)
+    choices = config.choices
+    advice = Advice(choices.command, config.settings, config.env, checkpointed=store is not None)
     if state.stop is not None and state.stop.kind is StopKind.FATAL and not state.stop.fix:
         fix = fatal_fix(state.fatal_answer, advice, sandbox=config.connection.sandbox)
         state.stop = dataclasses.replace(state.stop, fix=fix)
-    summary = finish_run(
-        loaded.batch,
-        loaded.outcomes,
-        state,
+    end = RunEnd(
         started=started,
         report_path=None if state.declined else loaded.outputs.report,
+        failures_path=loaded.outputs.failures,
         store=store,
         note=work.note,
         advice=advice,
         settings=_shown_settings(config, loaded),
-        failures_path=config.files.failures,
     )
+    summary = finish_run(loaded.batch, loaded.outcomes, state, end)
     if store is not None:
         store.end_run(summary.exit_code, summary.stopped_reason)
     return summary
@@ -258,16 +304,16 @@ def _shown_settings(config: RunConfig, loaded: Loaded) -> dict[str, object]:
         "profile": config.settings.profile or "",
         "concurrency": policy.concurrency,
         "rate": policy.rate or "unlimited",
-        "pre-check": "on" if config.precheck else "off",
+        "pre-check": "on" if config.choices.precheck else "off",
         "only": ",".join(sorted(loaded.only)) if loaded.only else "",
-        "canary": config.canary or "",
+        "canary": config.choices.canary or "",
     }
 
 
 def _write_summary_json(
     config: RunConfig, loaded: Loaded, summary: RunSummary, store: Checkpoint | None
 ) -> RunSummary:
-    path = config.files.summary_json
+    path = loaded.outputs.summary_json
     if path is None:
         return summary
     try:

@@ -20,7 +20,7 @@ from .model import Outcome, OutcomeTable, RunSummary, Status
 from .outputs import Outputs, check_outputs
 from .precheck import Precheck, read_statuses
 from .report import default_plan_path, write_report
-from .runconfig import PlanConfig
+from .runconfig import PlanConfig, as_path
 from .selection import add_notes, mark_invalid
 from .sending import Target, check_reachable, start_sandbox
 from .stops import RunControl
@@ -33,9 +33,10 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     """Load → (read the tickets) → judge every row → write the report and sum it up."""
     started = time.monotonic()
     files = config.files
-    batch = load_batch(files.input_path, sheet=files.sheet, encoding=files.encoding)
-    report_path = files.output or default_plan_path(batch.source)
-    check_outputs(batch.source, Outputs(report_path, summary_json=files.summary_json))
+    batch = load_batch(config.input_path, sheet=files.sheet, encoding=files.encoding)
+    report_path = as_path(files.output) or default_plan_path(batch.source)
+    summary_json = as_path(files.summary_json)
+    check_outputs(batch.source, Outputs(report_path, summary_json=summary_json))
     outcomes = OutcomeTable(len(batch))
     mark_invalid(batch, outcomes)
     valid = batch.valid_indices()
@@ -61,8 +62,8 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
         counts_by_action=counts_by_action(batch, outcomes),
         note=f"plan only, nothing sent; pre-check: {note}; target: {_target(config)}",
     )
-    if files.summary_json:
-        write_summary_json(summary, files.summary_json)
+    if summary_json:
+        write_summary_json(summary, summary_json)
     return summary
 
 

@@ -229,21 +229,19 @@ class Advice:
 
     def credential_sources(self) -> str:
         """Which credentials were used and where each came from (never a secret's value)."""
-        settings = self._settings
-        sources = settings.sources
-        secret_env = str(settings["secret_env"])
-        token_env = str(settings["token_env"])
+        values, sources = self._settings.values, self._settings.sources
+        secret_env, token_env = values.secret_env, values.token_env
         where_secret = f"the environment variable {secret_env}" + (
             f" (named by {sources['secret_env']})" if sources["secret_env"] != "default" else ""
         )
         parts = [
-            f"app code {settings['app_code'] or self._env.get('BK_APP_CODE', '')!r} "
+            f"app code {values.app_code or self._env.get('BK_APP_CODE', '')!r} "
             f"(from {sources['app_code']})",
             f"app secret from {where_secret}",
         ]
         if self._env.get(token_env):
             parts.append(f"bk_token from the environment variable {token_env}")
-        user = settings["username"] or self._env.get("BK_USERNAME", "")
+        user = values.username or self._env.get("BK_USERNAME", "")
         if user:
             parts.append(f"user {user!r} (from {sources['username']})")
         return "; ".join(parts)

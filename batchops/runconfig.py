@@ -1,11 +1,14 @@
 """The typed settings of one run (:class:`RunConfig`) and one plan (:class:`PlanConfig`).
 
-Both are built once, at the start, by :func:`run_config` and :func:`plan_config` from the
-caller's options: every setting comes from flag (or Python keyword) > environment >
-profile > default through :func:`batchops.config.resolve`, which checks each number
-against :data:`batchops.config.RANGES` whatever its source. What follows reads these
-frozen records and nothing else: no step looks a setting up again, and no default is
-written anywhere but in :data:`batchops.config.SETTINGS`.
+The caller gives them as frozen records, each field once: :class:`RunOptions` (where
+ITSM is, how to send, whom to notify), :class:`Files` (what is read and written) and
+:class:`RunChoices` (what this run does). The CLI builds the same records from its
+options by name. :func:`run_config` and :func:`plan_config` check them once, at the
+start: every setting comes from flag (or Python keyword) > environment > profile >
+default through :func:`batchops.config.resolve`, which checks each number against
+:data:`batchops.config.RANGES` whatever its source. What follows reads these frozen
+records and nothing else: no step looks a setting up again, and no default is written
+anywhere but in :data:`batchops.config.SETTINGS`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from .config import (
     Credentials,
     Gateway,
     Resolved,
+    SettingValue,
+    Values,
     credentials_from,
     masked_url,
     resolve,
@@ -112,71 +117,105 @@ class Connection:
     credentials: Credentials | None = None
 
 
+#: A path as a caller may give it.
+StrPath = str | os.PathLike[str]
+
+
+def as_path(value: StrPath | None) -> Path | None:
+    """A given path as a :class:`~pathlib.Path`; None (or "") when not given."""
+    return Path(value) if value else None
+
+
 @dataclass(frozen=True, slots=True)
 class Files:
-    """The file a run reads and the files it may write."""
+    """How the input is read and where a run writes; None: the default beside the input.
 
-    input_path: Path
-    output: Path | None = None
+    A plan reads ``sheet`` and ``encoding`` and writes ``output`` and ``summary_json``;
+    the rest only matters to a run.
+    """
+
+    output: StrPath | None = None
     sheet: str | None = None
     encoding: str | None = None
-    failures: Path | None = None
-    summary_json: Path | None = None
+    #: Also write just the rows needing attention here.
+    failures: StrPath | None = None
+    summary_json: StrPath | None = None
     #: An explicit checkpoint path (None: beside the input, unless none is kept).
-    checkpoint: Path | None = None
+    checkpoint: StrPath | None = None
     use_checkpoint: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
-    """A run's options as the caller gave them: ``None`` means "not given here"."""
+    """Where ITSM is, how to send and whom to tell: ``None`` means "not given here", so
+    the environment, then the profile, then the default decide.
+
+    A plan reads the target's fields (``base_url`` to ``config``, ``insecure``,
+    ``sandbox``, ``proxy``), a select those and ``retries`` and ``rate``; a run all.
+    """
 
     base_url: str | None = None
     gateway: Gateway | None = None
     app_code: str | None = None
     username: str | None = None
-    concurrency: int | None = None
     timeout: float | None = None
+    ca_bundle: str | None = None
+    profile: str | None = None
+    config: StrPath | None = None
+    insecure: bool = False
+    sandbox: bool = False
+    proxy: str | None = None
+    concurrency: int | None = None
     retries: int | None = None
     rate: float | None = None
     max_failures: str | FailureBrake | None = None
     readback_delay: float | None = None
     server_timeout: float | None = None
     outage_wait: float | None = None
-    ca_bundle: str | None = None
-    profile: str | None = None
-    config: str | os.PathLike[str] | None = None
-    insecure: bool = False
-    sandbox: bool = False
-    proxy: str | None = None
+    #: Apprise URLs told how the run ended, and when ("problems" or "always").
     notify: Sequence[str] | None = None
     notify_on: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunChoices:
+    """What this run does, beyond where and how it sends."""
+
+    #: Send nothing if any row is invalid.
+    strict: bool = False
+    #: Read every ticket's status first and skip rows that need no action.
+    precheck: bool = True
+    #: Start over: the old checkpoint is set aside.
+    fresh: bool = False
+    #: Resume, and resend rows that ended failed or unknown.
+    retry_failed: bool = False
+    #: The input is an earlier report: send only its rows with these statuses.
+    only: Collection[str] | None = None
+    #: Send this many rows first, then ask (or go on only if all succeeded).
+    canary: int | None = None
+    #: The command line that started the run: the advice names the command that finishes it.
+    command: Sequence[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
     """Everything a run needs to know, checked once."""
 
+    input_path: Path
     files: Files
     connection: Connection
     policy: SendPolicy
     #: The merged settings and where each came from (for advice and the confirmation).
     settings: Resolved
     env: Mapping[str, str]
-    strict: bool = False
-    precheck: bool = True
-    fresh: bool = False
-    retry_failed: bool = False
-    only: tuple[str, ...] | None = None
-    canary: int | None = None
-    #: The command line that started the run: the advice names the command that finishes it.
-    command: tuple[str, ...] | None = None
+    choices: RunChoices
 
 
 @dataclass(frozen=True, slots=True)
 class PlanConfig:
     """Everything a plan needs to know, checked once."""
 
+    input_path: Path
     files: Files
     connection: Connection
     settings: Resolved
@@ -190,50 +229,50 @@ class PlanConfig:
 
 Say = Callable[[str], None]
 
-
-def _path(value: str | os.PathLike[str] | None) -> Path | None:
-    return Path(value) if value else None
-
-
-def resolve_run(options: RunOptions, env: Mapping[str, str]) -> Resolved:
-    """A run's merged settings, before they are checked (the notifier needs them first)."""
-    return _resolve(options, env, keys=_RUN_KEYS)
-
-
-def _resolve(options: RunOptions, env: Mapping[str, str], *, keys: Collection[str]) -> Resolved:
-    given: dict[str, object] = {
-        "base_url": options.base_url,
-        "gateway": options.gateway,
-        "app_code": options.app_code,
-        "username": options.username,
-        "concurrency": options.concurrency,
-        "timeout": options.timeout,
-        "retries": options.retries,
-        "rate": options.rate,
-        "max_failures": options.max_failures if isinstance(options.max_failures, str) else None,
-        "readback_delay": options.readback_delay,
-        "server_timeout": options.server_timeout,
-        "outage_wait": options.outage_wait,
-        "ca_bundle": options.ca_bundle,
-        "proxy": options.proxy,
-        "notify": list(options.notify) if options.notify else None,
-        "notify_on": options.notify_on,
-    }
-    return resolve(
-        {key: value for key, value in given.items() if key in keys},
-        profile=options.profile,
-        config=options.config,
-        env=env,
-    )
+#: The settings each command resolves from :class:`RunOptions` (the rest it ignores).
+PLAN_KEYS = frozenset(
+    {"base_url", "gateway", "app_code", "username", "timeout", "ca_bundle", "proxy"}
+)
+SELECT_KEYS = frozenset(
+    {"base_url", "gateway", "app_code", "username", "timeout", "ca_bundle", "retries", "rate"}
+)
+RUN_KEYS = PLAN_KEYS | {
+    "concurrency",
+    "retries",
+    "rate",
+    "max_failures",
+    "readback_delay",
+    "server_timeout",
+    "outage_wait",
+    "notify",
+    "notify_on",
+}
 
 
-def _credentials(settings: Resolved, env: Mapping[str, str]) -> Credentials:
+def resolve_options(
+    options: RunOptions, env: Mapping[str, str], *, keys: Collection[str] = RUN_KEYS
+) -> Resolved:
+    """Merge the ``keys`` of ``options`` with the environment, the profile and the
+    defaults (a run's notifier needs them before they are checked)."""
+    given: dict[str, SettingValue] = {}
+    for key in keys:
+        value = getattr(options, key)
+        if key == "max_failures" and not isinstance(value, str):
+            value = None  # a FailureBrake given as such is no setting to merge
+        elif key == "notify":
+            value = list(value) if value else None
+        given[key] = value
+    return resolve(given, profile=options.profile, config=options.config, env=env)
+
+
+def credentials_for(values: Values, env: Mapping[str, str]) -> Credentials:
+    """The credentials the settings name, from the environment; a ConfigError if short."""
     return credentials_from(
-        settings["app_code"],
-        settings["username"],
+        values.app_code,
+        values.username,
         env,
-        secret_env=settings["secret_env"],
-        token_env=settings["token_env"],
+        secret_env=values.secret_env,
+        token_env=values.token_env,
     )
 
 
@@ -250,32 +289,30 @@ def _brake(value: str | FailureBrake | None) -> FailureBrake:
         ) from None
 
 
-def _policy(settings: Resolved, brake: str | FailureBrake | None) -> SendPolicy:
-    concurrency = int(settings["concurrency"])
-    rate = settings["rate"]
-    if concurrency < 1:
+def _policy(values: Values, brake: str | FailureBrake | None) -> SendPolicy:
+    if values.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
-    if float(settings["timeout"]) <= 0:
+    if values.timeout <= 0:
         raise ConfigError("--timeout must be more than 0 seconds")
-    if rate is not None and float(rate) <= 0:
+    if values.rate is not None and values.rate <= 0:
         raise ConfigError("--rate must be more than 0 requests per second")
     return SendPolicy(
-        concurrency=concurrency,
-        retries=max(0, int(settings["retries"])),
-        rate=float(rate) if rate is not None else None,
-        brake=brake if isinstance(brake, FailureBrake) else _brake(settings["max_failures"]),
-        readback_delay_s=max(0.0, float(settings["readback_delay"])),
-        server_timeout_s=max(0.0, float(settings["server_timeout"])),
-        outage_wait_s=max(0.0, float(settings["outage_wait"])),
+        concurrency=values.concurrency,
+        retries=max(0, values.retries),
+        rate=values.rate,
+        brake=brake if isinstance(brake, FailureBrake) else _brake(values.max_failures),
+        readback_delay_s=max(0.0, values.readback_delay),
+        server_timeout_s=max(0.0, values.server_timeout),
+        outage_wait_s=max(0.0, values.outage_wait),
     )
 
 
-def _proxy(settings: Resolved) -> str | None:
+def _proxy(values: Values) -> str | None:
     """The explicit proxy (flag or profile), checked; None leaves it to the environment."""
-    value = settings["proxy"]
-    if value is None or not str(value).strip():
+    value = values.proxy
+    if value is None or not value.strip():
         return None
-    value = str(value).strip()
+    value = value.strip()
     if value.lower() != "none" and not value.startswith(("http://", "https://")):
         raise ConfigError(
             f"--proxy must be an http:// or https:// URL (or 'none' to connect directly), "
@@ -284,12 +321,12 @@ def _proxy(settings: Resolved) -> str | None:
     return value
 
 
-def _target_url(settings: Resolved) -> str:
-    url = str(settings["base_url"] or "").strip()
+def target_url(values: Values, *, hint: str) -> str:
+    """The ITSM address, checked; ``hint`` ends the error that says none was given."""
+    url = (values.base_url or "").strip()
     if not url:
         raise ConfigError(
-            "no ITSM address: pass --base-url URL, set BATCHOPS_BASE_URL or use a "
-            "--profile (or try --sandbox to run against the embedded stand-in)"
+            f"no ITSM address: pass --base-url URL, set BATCHOPS_BASE_URL or use a {hint}"
         )
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"--base-url must start with http:// or https://: {url!r}")
@@ -297,98 +334,65 @@ def _target_url(settings: Resolved) -> str:
 
 
 def run_config(
-    files: Files,
+    input_path: Path,
     options: RunOptions,
     settings: Resolved,
     *,
+    files: Files,
+    choices: RunChoices,
     say: Say,
     env: Mapping[str, str],
-    strict: bool = False,
-    precheck: bool = True,
-    fresh: bool = False,
-    retry_failed: bool = False,
-    only: Collection[str] | None = None,
-    canary: int | None = None,
-    command: Sequence[str] | None = None,
 ) -> RunConfig:
-    """Check a run's settings (from :func:`resolve_run`); the merge's warnings go to
+    """Check a run's settings (from :func:`resolve_options`); the merge's warnings go to
     ``say`` first."""
-    policy = _policy(settings, options.max_failures)
+    policy = _policy(settings.values, options.max_failures)
     for warning in settings.warnings:
         say(warning)
     url, credentials = "", None
     if not options.sandbox:
-        url = _target_url(settings)
-        credentials = _credentials(settings, env)
-    if canary is not None and canary < 1:
+        url = target_url(
+            settings.values,
+            hint="--profile (or try --sandbox to run against the embedded stand-in)",
+        )
+        credentials = credentials_for(settings.values, env)
+    if choices.canary is not None and choices.canary < 1:
         raise ConfigError("--canary must be at least 1 row")
-    connection = _connection(settings, options, url, credentials)
-    return RunConfig(
-        files=files,
-        connection=connection,
-        policy=policy,
-        settings=settings,
-        env=env,
-        strict=strict,
-        precheck=precheck,
-        fresh=fresh,
-        retry_failed=retry_failed,
-        only=tuple(only) if only else None,
-        canary=canary,
-        command=tuple(command) if command else None,
-    )
+    connection = _connection(settings.values, options, url, credentials)
+    return RunConfig(input_path, files, connection, policy, settings, env, choices)
 
 
 def _connection(
-    settings: Resolved, options: RunOptions, url: str, credentials: Credentials | None
+    values: Values, options: RunOptions, url: str, credentials: Credentials | None
 ) -> Connection:
     """Where to send, and how: the same for a run and a plan."""
     return Connection(
         base_url=url,
-        gateway=settings["gateway"],
+        gateway=values.gateway,
         sandbox=options.sandbox,
-        timeout_s=float(settings["timeout"]),
-        ca_bundle=settings["ca_bundle"],
+        timeout_s=values.timeout,
+        ca_bundle=values.ca_bundle,
         insecure=options.insecure,
-        proxy=_proxy(settings),
+        proxy=_proxy(values),
         credentials=credentials,
     )
 
 
 def plan_config(
-    files: Files, options: RunOptions, *, say: Say, env: Mapping[str, str], precheck: bool = True
+    input_path: Path,
+    options: RunOptions,
+    *,
+    files: Files,
+    say: Say,
+    env: Mapping[str, str],
+    precheck: bool = True,
 ) -> PlanConfig:
     """Resolve and check a plan's settings: credentials only when tickets are read."""
-    settings = _resolve(options, env, keys=_PLAN_KEYS)
+    settings = resolve_options(options, env, keys=PLAN_KEYS)
     for warning in settings.warnings:
         say(warning)
-    url = str(settings["base_url"] or "").strip()
+    values = settings.values
+    url = (values.base_url or "").strip()
     reads = precheck and (options.sandbox or bool(url))
-    credentials = _credentials(settings, env) if reads and not options.sandbox else None
-    connection = _connection(settings, options, url, credentials)
-    return PlanConfig(files=files, connection=connection, settings=settings, precheck=precheck)
-
-
-_RUN_KEYS = frozenset(
-    {
-        "base_url",
-        "gateway",
-        "app_code",
-        "username",
-        "concurrency",
-        "timeout",
-        "retries",
-        "rate",
-        "max_failures",
-        "readback_delay",
-        "server_timeout",
-        "outage_wait",
-        "ca_bundle",
-        "proxy",
-        "notify",
-        "notify_on",
-    }
-)
-_PLAN_KEYS = frozenset(
-    {"base_url", "gateway", "app_code", "username", "timeout", "ca_bundle", "proxy"}
-)
+    credentials = credentials_for(values, env) if reads and not options.sandbox else None
+    connection = _connection(values, options, url, credentials)
+    return PlanConfig(input_path, files, connection, settings, precheck)

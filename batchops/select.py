@@ -33,12 +33,20 @@ from typing import Any
 
 from .aio import Backoff
 from .client import ItsmClient
-from .config import ClientSettings, Credentials, Gateway, Resolved, credentials_from, resolve
+from .config import ClientSettings, Values
 from .errors import ConfigError, FatalAnswerError, InputError
 from .loader import ACTION_ALIASES, FIELD_ALIASES
 from .model import MAX_MESSAGE_LENGTH, Action
 from .precheck import GET_TICKETS_LIMIT
 from .report import Table, write_tables
+from .runconfig import (
+    SELECT_KEYS,
+    RunOptions,
+    StrPath,
+    credentials_for,
+    resolve_options,
+    target_url,
+)
 from .transport import Answer, Verdict
 
 #: The sheet's columns: what ``run`` reads, then what the reviewer looks at.
@@ -149,43 +157,6 @@ class TicketQuery:
     tag: str = ""
     project: str = ""
 
-    @classmethod
-    def from_options(
-        cls,
-        *,
-        status: str | None = None,
-        service_id: str | None = None,
-        biz_id: str | None = None,
-        creator: str | None = None,
-        created_after: str | None = None,
-        created_before: str | None = None,
-        ended_after: str | None = None,
-        ended_before: str | None = None,
-        tag: str | None = None,
-        project: str | None = None,
-        sn_file: str | os.PathLike[str] | None = None,
-    ) -> TicketQuery:
-        """The query the command line's filter options (raw text, None when unset) ask."""
-
-        def when(text: str | None, option: str, end_of_day: bool) -> str:
-            return "" if text is None else parse_time(text, option=option, end_of_day=end_of_day)
-
-        return cls(
-            sns=read_sn_file(sn_file) if sn_file else (),
-            creator=(creator or "").strip(),
-            created_after=when(created_after, "--created-after", False),
-            created_before=when(created_before, "--created-before", True),
-            ended_after=when(ended_after, "--ended-after", False),
-            ended_before=when(ended_before, "--ended-before", True),
-            service_ids=(
-                parse_ids(service_id, option="--service-id") if service_id is not None else ()
-            ),
-            biz_ids=parse_ids(biz_id, option="--biz-id") if biz_id is not None else (),
-            statuses=parse_statuses(status) if status is not None else (),
-            tag=(tag or "").strip(),
-            project=(project or "").strip(),
-        )
-
     def filters(self) -> dict[str, Any]:
         """The non-empty filters as get_tickets takes them (``__in`` ones as lists)."""
         body: dict[str, Any] = {
@@ -225,6 +196,60 @@ class TicketQuery:
                     f"--{what}-after {low} is later than --{what}-before {high}: "
                     "no ticket can match"
                 )
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFilters:
+    """The filters as the command line gives them: raw text, None when unset."""
+
+    status: str | None = None
+    service_id: str | None = None
+    biz_id: str | None = None
+    creator: str | None = None
+    created_after: str | None = None
+    created_before: str | None = None
+    ended_after: str | None = None
+    ended_before: str | None = None
+    tag: str | None = None
+    project: str | None = None
+    sn_file: StrPath | None = None
+
+    def query(self) -> TicketQuery:
+        """The question these filters ask (each checked; a date alone covers its day)."""
+
+        def when(text: str | None, option: str, end_of_day: bool) -> str:
+            return "" if text is None else parse_time(text, option=option, end_of_day=end_of_day)
+
+        service_id, biz_id, status = self.service_id, self.biz_id, self.status
+        return TicketQuery(
+            sns=read_sn_file(self.sn_file) if self.sn_file else (),
+            creator=(self.creator or "").strip(),
+            created_after=when(self.created_after, "--created-after", False),
+            created_before=when(self.created_before, "--created-before", True),
+            ended_after=when(self.ended_after, "--ended-after", False),
+            ended_before=when(self.ended_before, "--ended-before", True),
+            service_ids=(
+                parse_ids(service_id, option="--service-id") if service_id is not None else ()
+            ),
+            biz_ids=parse_ids(biz_id, option="--biz-id") if biz_id is not None else (),
+            statuses=parse_statuses(status) if status is not None else (),
+            tag=(self.tag or "").strip(),
+            project=(self.project or "").strip(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SelectChoices:
+    """What fills the sheet's input columns, and how many rows may be written unasked."""
+
+    #: SUSPEND, UNSUSPEND, WITHDRAW or TERMINATE (an alias is fine); blank if unset.
+    action: str | None = None
+    operator: str | None = None
+    message: str | None = None
+    #: Ask (``confirm``) before writing more rows than this.
+    limit: int = DEFAULT_LIMIT
+    #: Allow a select without any filter.
+    all_tickets: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,7 +447,7 @@ def _sheet_rows(tickets: Mapping[str, Mapping[str, Any]], fill: SheetFill) -> li
     ]
 
 
-def _check_output(output: str | os.PathLike[str]) -> Path:
+def _check_output(output: StrPath) -> Path:
     path = Path(output)
     if path.suffix.lower() not in (".csv", ".xlsx"):
         raise ConfigError(f"-o {path}: name the sheet *.csv or *.xlsx")
@@ -434,96 +459,63 @@ def _check_output(output: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _target(settings: Resolved, env: Mapping[str, str]) -> tuple[str, Credentials]:
-    url = str(settings["base_url"] or "").strip()
-    if not url:
-        raise ConfigError(
-            "no ITSM address: pass --base-url URL, set BATCHOPS_BASE_URL or use a --profile"
-        )
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"--base-url must start with http:// or https://: {url!r}")
-    credentials = credentials_from(
-        settings["app_code"],
-        settings["username"],
-        env,
-        secret_env=settings["secret_env"],
-        token_env=settings["token_env"],
+def _client_settings(options: RunOptions, env: Mapping[str, str]) -> tuple[ClientSettings, Values]:
+    """Where ITSM is and who asks, resolved as for ``run``; the merged settings too."""
+    values = resolve_options(options, env, keys=SELECT_KEYS).values
+    url = target_url(values, hint="--profile")
+    client_settings = ClientSettings(
+        base_url=url,
+        gateway=values.gateway,
+        credentials=credentials_for(values, env),
+        concurrency=1,
+        timeout_s=values.timeout,
+        ca_bundle=values.ca_bundle,
+        insecure=options.insecure,
     )
-    return url, credentials
+    return client_settings, values
 
 
-def select_tickets(
-    query: TicketQuery,
-    *,
-    output: str | os.PathLike[str],
-    action: str | None = None,
-    operator: str | None = None,
-    message: str | None = None,
-    limit: int = DEFAULT_LIMIT,
-    all_tickets: bool = False,
-    confirm: ConfirmCount | None = None,
-    base_url: str | None = None,
-    gateway: Gateway | None = None,
-    app_code: str | None = None,
-    username: str | None = None,
-    timeout: float | None = None,
-    retries: int | None = None,
-    rate: float | None = None,
-    ca_bundle: str | None = None,
-    insecure: bool = False,
-    profile: str | None = None,
-    config: str | os.PathLike[str] | None = None,
-    env: Mapping[str, str] | None = None,
-) -> SelectSummary:
-    """Read the tickets ``query`` selects and write them as an input sheet to ``output``.
-
-    Settings resolve as for ``run`` (flag > environment > profile > default). More than
-    ``limit`` rows are written only if ``confirm(count, limit)`` says yes; without
-    ``confirm`` that is a :class:`ConfigError` and nothing is written.
-    """
-    started = time.monotonic()
-    env = os.environ if env is None else env
-    if query.is_empty() and not all_tickets:
+def _checked(query: TicketQuery, output: StrPath, choices: SelectChoices) -> tuple[SheetFill, Path]:
+    """Refuse, before any request, what cannot give a sheet worth writing."""
+    if query.is_empty() and not choices.all_tickets:
         raise ConfigError(
             "a select without a filter lists every ticket in ITSM; give a filter (--status, "
             "--service-id, --creator, --created-before, --sn-file, …) or --all if you mean it"
         )
     query.check()
-    if limit < 1:
+    if choices.limit < 1:
         raise ConfigError("--limit must be at least 1")
-    fill = SheetFill.checked(action, operator, message)
-    path = _check_output(output)
-    settings = resolve(
-        {
-            "base_url": base_url,
-            "gateway": gateway,
-            "app_code": app_code,
-            "username": username,
-            "timeout": timeout,
-            "retries": retries,
-            "rate": rate,
-            "ca_bundle": ca_bundle,
-        },
-        profile=profile,
-        config=config,
-        env=env,
-    )
-    url, credentials = _target(settings, env)
-    client_settings = ClientSettings(
-        base_url=url,
-        gateway=settings["gateway"],
-        credentials=credentials,
-        concurrency=1,
-        timeout_s=float(settings["timeout"]),
-        ca_bundle=settings["ca_bundle"],
-        insecure=insecure,
-    )
-    rate_value = float(settings["rate"]) if settings["rate"] is not None else None
+    fill = SheetFill.checked(choices.action, choices.operator, choices.message)
+    return fill, _check_output(output)
+
+
+def select_tickets(
+    query: TicketQuery,
+    output: StrPath,
+    options: RunOptions | None = None,
+    *,
+    choices: SelectChoices | None = None,
+    confirm: ConfirmCount | None = None,
+    env: Mapping[str, str] | None = None,
+) -> SelectSummary:
+    """Read the tickets ``query`` selects and write them as an input sheet to ``output``.
+
+    ``options`` are ``run``'s (:class:`~batchops.runconfig.RunOptions`); a select reads
+    the target, ``retries`` and ``rate`` of them, resolved as for ``run`` (flag >
+    environment > profile > default). More than ``choices.limit`` rows are written only
+    if ``confirm(count, limit)`` says yes; without ``confirm`` that is a
+    :class:`ConfigError` and nothing is written.
+    """
+    started = time.monotonic()
+    env = os.environ if env is None else env
+    choices = choices or SelectChoices()
+    fill, path = _checked(query, output, choices)
+    client_settings, values = _client_settings(options or RunOptions(), env)
 
     async def read() -> tuple[_Found, _Reader]:
         async with ItsmClient(client_settings) as client:
-            reader = _Reader(client, max(0, int(settings["retries"])), rate_value)
-            return await _collect(reader, query, limit, confirm), reader
+            reader = _Reader(client, max(0, values.retries), values.rate)
+            return await _collect(reader, query, choices.limit, confirm), reader
 
     found, reader = asyncio.run(read())
     written_path: str | None = None
@@ -531,6 +523,10 @@ def select_tickets(
         rows = _sheet_rows(found.tickets, fill)
         table = Table(SHEET_NAME, [*INPUT_COLUMNS, *CONTEXT_COLUMNS], rows)
         written_path = str(write_tables(path, [table]))
+    return _summary(found, reader, written_path, time.monotonic() - started)
+
+
+def _summary(found: _Found, reader: _Reader, path: str | None, elapsed_s: float) -> SelectSummary:
     by_status: dict[str, int] = {}
     for item in found.tickets.values():
         status = _cell(item.get("current_status")) or "(none)"
@@ -538,11 +534,11 @@ def select_tickets(
     return SelectSummary(
         matched=max(found.expected, len(found.tickets)),
         written=0 if found.declined else len(found.tickets),
-        path=written_path,
+        path=path,
         requests=reader.requests,
         pages=reader.pages,
         repeated=found.repeated,
-        elapsed_s=time.monotonic() - started,
+        elapsed_s=elapsed_s,
         declined=found.declined,
         counts_by_status=by_status,
     )
@@ -552,8 +548,10 @@ __all__: Sequence[str] = (
     "CONTEXT_COLUMNS",
     "DEFAULT_LIMIT",
     "INPUT_COLUMNS",
+    "SelectChoices",
     "SelectSummary",
     "SheetFill",
+    "TicketFilters",
     "TicketQuery",
     "parse_ids",
     "parse_statuses",

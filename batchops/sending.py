@@ -173,7 +173,7 @@ async def prepare(
             finally:
                 hooks.progress.close()
         checked: Precheck | None = None
-        if config.precheck and len(to_send) and not session.control.stopping:
+        if config.choices.precheck and len(to_send) and not session.control.stopping:
             checked = await precheck(config, hooks, loaded.batch, to_send, session)
             blind = unreadable_suspends(loaded.batch, to_send, checked)
             if blind:
@@ -275,8 +275,9 @@ async def send_rows(
     """Send: the canary first when asked for, then the rest if it passed."""
     batch, executor = loaded.batch, session.executor
     parts = [to_send]
-    if config.canary is not None and config.canary < len(to_send):
-        parts = [to_send[: config.canary], to_send[config.canary :]]
+    canary = config.choices.canary
+    if canary is not None and canary < len(to_send):
+        parts = [to_send[:canary], to_send[canary:]]
     statuses = checked.statuses if checked is not None else None
     result = None
     hooks.progress.start(len(to_send))

@@ -184,7 +184,8 @@ def test_confirmation_names_the_target_and_its_source(itsm: SandboxThread, tmp_p
 
     env = creds_env("")
     del env["BATCHOPS_BASE_URL"]
-    api.run_batch(sheet, config=config, profile="prod", env=env, confirm=confirm)
+    options = api.RunOptions(config=config, profile="prod")
+    api.run_batch(sheet, options, env=env, hooks=api.Hooks(confirm=confirm))
     (text,) = shown
     assert f"rows to {itsm.url} (esb" in text
     assert f"target chosen by: profile prod ({config})" in text

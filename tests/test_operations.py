@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -497,25 +498,22 @@ def test_failures_file_holds_only_rows_needing_attention(
 
 
 def test_python_api_run_and_plan(itsm: SandboxThread, tmp_path: Path) -> None:
-    """batchops.run_batch / plan_batch take the CLI's options as keywords and return a summary."""
+    """batchops.run_batch / plan_batch take the CLI's options as frozen records
+    (RunOptions, Files) and return a summary."""
     seed(itsm, running("NO1"), running("NO2"))
     src = write_csv(
         tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"], ["NO2", "admin", "SUSPEND", "y"]]
     )
     env = {"BK_APP_SECRET": SECRET}
-    planned = batchops.plan_batch(
-        src, base_url=itsm.url, app_code=APP_CODE, username="admin", env=env
-    )
+    target = batchops.RunOptions(base_url=itsm.url, app_code=APP_CODE, username="admin")
+    planned = batchops.plan_batch(src, target, env=env)
     assert planned.counts[Status.PENDING.value] == 2
     assert itsm.state.stats.operations_total == 0
     summary = batchops.run_batch(
         src,
-        base_url=itsm.url,
-        app_code=APP_CODE,
-        username="admin",
-        concurrency=2,
+        dataclasses.replace(target, concurrency=2),
+        files=batchops.Files(output=tmp_path / "out.csv"),
         env=env,
-        output=tmp_path / "out.csv",
     )
     assert summary.exit_code == 0
     assert summary.counts[Status.SUCCESS.value] == 2
@@ -529,7 +527,9 @@ def test_python_api_raises_batchops_errors(tmp_path: Path) -> None:
 
     src = write_csv(tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"]])
     with pytest.raises(ConfigError, match="BK_APP_SECRET"):
-        batchops.run_batch(src, base_url="http://127.0.0.1:9", app_code="a", env={})
+        batchops.run_batch(
+            src, batchops.RunOptions(base_url="http://127.0.0.1:9", app_code="a"), env={}
+        )
 
 
 # --------------------------------------------------------------------------- help and docs

@@ -201,7 +201,8 @@ def test_declined_confirmation_notice_on_stderr(itsm: SandboxThread, tmp_path: P
     from batchops import api
 
     src = _sheet(itsm, tmp_path, 1)
-    summary = api.run_batch(src, env=creds_env(itsm.url), confirm=lambda overview: False)
+    hooks = api.Hooks(confirm=lambda overview: False)
+    summary = api.run_batch(src, env=creds_env(itsm.url), hooks=hooks)
     assert summary.exit_code == 1
     from batchops.console import format_problems, format_summary
 

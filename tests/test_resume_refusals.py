@@ -79,7 +79,9 @@ def test_fresh_says_how_many_rows_were_applied_and_that_the_precheck_decides(
         return False
 
     seed(itsm, *(running(sn) for sn in sns[:1]))  # one ticket open again: something to ask
-    api.run_batch(src, fresh=True, confirm=confirm, env=env)
+    api.run_batch(
+        src, choices=api.RunChoices(fresh=True), hooks=api.Hooks(confirm=confirm), env=env
+    )
     (text,) = shown
     assert "fresh start: the old checkpoint" in text and "recorded 0 rows as applied" in text
     nocheck = run_cli(["run", str(src), "--fresh", "--no-precheck", "--yes"], env)
