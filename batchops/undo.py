@@ -60,84 +60,118 @@ class UndoPlan:
 
 def plan_undo(batch: Batch, report_name: str) -> UndoPlan:
     """Work out the inverse of every successful row of the report ``batch`` holds."""
-    previous = batch.previous_results
-    if previous is None:
-        raise InputError(
-            f"{batch.source} is not a batchops report (it has no status column); undo reads "
-            "the report a run wrote (tickets.report.xlsx)"
-        )
-    statuses = previous["status"].str.strip().str.lower().tolist()
-    finished = previous["finished_at"].tolist()
-    raw_messages = (
-        batch.frame[batch.columns["action_message"]].str.strip().tolist()
-        if "action_message" in batch.columns
-        else [""] * len(batch)
-    )
-    plan = UndoPlan()
+    undoing = _Undoing.of(batch, report_name)
+    for chain in undoing.chains().values():
+        undoing.reverse(chain)
+    return undoing.plan
 
-    def listed(index: int, reason: str) -> None:
-        plan.irreversible.append(
+
+@dataclass
+class _Undoing:
+    """One report being reversed: what the run did to each row, and the plan so far."""
+
+    batch: Batch
+    report_name: str
+    #: Each row's status in the report, trimmed and lower-cased.
+    statuses: list[str]
+    finished: list[object]
+    #: Each row's action_message as the report holds it (blank without the column).
+    raw_messages: list[str]
+    plan: UndoPlan = field(default_factory=UndoPlan)
+
+    @classmethod
+    def of(cls, batch: Batch, report_name: str) -> _Undoing:
+        previous = batch.previous_results
+        if previous is None:
+            raise InputError(
+                f"{batch.source} is not a batchops report (it has no status column); undo "
+                "reads the report a run wrote (tickets.report.xlsx)"
+            )
+        raw_messages = (
+            batch.frame[batch.columns["action_message"]].str.strip().tolist()
+            if "action_message" in batch.columns
+            else [""] * len(batch)
+        )
+        return cls(
+            batch,
+            report_name,
+            previous["status"].str.strip().str.lower().tolist(),
+            previous["finished_at"].tolist(),
+            raw_messages,
+        )
+
+    def listed(self, index: int, reason: str) -> None:
+        """Row ``index`` cannot be undone, for ``reason``."""
+        batch = self.batch
+        self.plan.irreversible.append(
             [
                 str(index + 2),
                 str(batch.sn[index]),
                 str(batch.action[index]),
                 str(batch.operator[index]),
-                str(finished[index]),
+                str(self.finished[index]),
                 reason,
             ]
         )
 
-    chains: dict[str, list[int]] = {}
-    for index, status in enumerate(statuses):
-        if status not in (Status.SUCCESS.value, Status.UNKNOWN.value):
-            continue
-        if batch.invalid[index]:
-            # The report was edited since the run: say so rather than guess.
-            listed(index, f"the row is not valid input any more ({batch.invalid[index]})")
-        else:
-            chains.setdefault(str(batch.sn[index]), []).append(index)
+    def chains(self) -> dict[str, list[int]]:
+        """Each ticket's rows that did (or may have done) something, in report order."""
+        chains: dict[str, list[int]] = {}
+        for index, status in enumerate(self.statuses):
+            if status not in (Status.SUCCESS.value, Status.UNKNOWN.value):
+                continue
+            if self.batch.invalid[index]:
+                # The report was edited since the run: say so rather than guess.
+                reason = f"the row is not valid input any more ({self.batch.invalid[index]})"
+                self.listed(index, reason)
+            else:
+                chains.setdefault(str(self.batch.sn[index]), []).append(index)
+        return chains
 
-    for chain in chains.values():
-        done = [i for i in chain if statuses[i] == Status.SUCCESS.value]
+    def reverse(self, chain: list[int]) -> None:
+        """One ticket's rows: the inverse of each, last first, or why there is none."""
+        batch = self.batch
+        done = [i for i in chain if self.statuses[i] == Status.SUCCESS.value]
         closed_at = next((i for i in reversed(done) if Action(batch.action[i]) in _CLOSING), None)
         inverse_rows: list[list[str]] = []
         for index in chain:
+            reason = self._irreversible(index, closed_at)
+            if reason:
+                self.listed(index, reason)
+                continue
             action = Action(batch.action[index])
-            if statuses[index] == Status.UNKNOWN.value:
-                listed(
-                    index,
-                    "outcome unknown: check the ticket in ITSM; only what a run "
-                    "confirmed is undone",
-                )
-            elif action in _CLOSING:
-                listed(
-                    index,
-                    f"{action.value} cannot be undone: the ticket is "
-                    f"{_CLOSING[action]} and ITSM has no action that reopens it",
-                )
-            elif closed_at is not None and index < closed_at:
-                closing = Action(batch.action[closed_at])
-                listed(
-                    index,
-                    f"the ticket was {_CLOSING[closing]} later (row {closed_at + 2}): "
-                    "a closed ticket takes no action",
-                )
-            else:
-                inverse = _INVERSE[action]
-                message = _undo_message(batch, raw_messages, done, index, report_name)
-                inverse_rows.append(
-                    [
-                        str(batch.sn[index]),
-                        str(batch.operator[index]),
-                        inverse.value,
-                        message,
-                        str(index + 2),
-                        action.value,
-                    ]
-                )
-                plan.by_action[inverse.value] = plan.by_action.get(inverse.value, 0) + 1
-        plan.rows.extend(reversed(inverse_rows))
-    return plan
+            inverse = _INVERSE[action]
+            message = _undo_message(batch, self.raw_messages, done, index, self.report_name)
+            inverse_rows.append(
+                [
+                    str(batch.sn[index]),
+                    str(batch.operator[index]),
+                    inverse.value,
+                    message,
+                    str(index + 2),
+                    action.value,
+                ]
+            )
+            self.plan.by_action[inverse.value] = self.plan.by_action.get(inverse.value, 0) + 1
+        self.plan.rows.extend(reversed(inverse_rows))
+
+    def _irreversible(self, index: int, closed_at: int | None) -> str:
+        """Why row ``index`` cannot be undone ("" when it can)."""
+        action = Action(self.batch.action[index])
+        if self.statuses[index] == Status.UNKNOWN.value:
+            return "outcome unknown: check the ticket in ITSM; only what a run confirmed is undone"
+        if action in _CLOSING:
+            return (
+                f"{action.value} cannot be undone: the ticket is "
+                f"{_CLOSING[action]} and ITSM has no action that reopens it"
+            )
+        if closed_at is not None and index < closed_at:
+            closing = Action(self.batch.action[closed_at])
+            return (
+                f"the ticket was {_CLOSING[closing]} later (row {closed_at + 2}): "
+                "a closed ticket takes no action"
+            )
+        return ""
 
 
 def _undo_message(
