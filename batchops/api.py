@@ -180,18 +180,7 @@ def report_from_checkpoint(
                 f"{source} no longer holds the rows of checkpoint {checkpoint}; pass the "
                 "original file with --input PATH"
             )
-        outcomes = OutcomeTable(len(batch))
-        for rec in store.rows():
-            if rec.state is RowState.SENDING:
-                outcome = Outcome(
-                    Status.PENDING,
-                    None,
-                    "being sent (if its run was killed: in doubt, the next run reads it back)",
-                    rec.outcome.attempts,
-                )
-            else:
-                outcome = rec.outcome
-            outcomes.set(rec.index, outcome)
+        outcomes = _recorded(store, len(batch))
     finally:
         store.close()
     add_notes(batch, outcomes)
@@ -212,6 +201,23 @@ def report_from_checkpoint(
         checkpoint_path=str(checkpoint),
         counts_by_action=counts_by_action(batch, outcomes),
     )
+
+
+def _recorded(store: Checkpoint, rows: int) -> OutcomeTable:
+    """Every row's outcome as the checkpoint has it; a row being sent is ``pending``."""
+    outcomes = OutcomeTable(rows)
+    for rec in store.rows():
+        if rec.state is RowState.SENDING:
+            outcome = Outcome(
+                Status.PENDING,
+                None,
+                "being sent (if its run was killed: in doubt, the next run reads it back)",
+                rec.outcome.attempts,
+            )
+        else:
+            outcome = rec.outcome
+        outcomes.set(rec.index, outcome)
+    return outcomes
 
 
 def _quiet(text: str) -> None:

@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from .aio import Backoff
 from .client import ItsmClient
@@ -55,6 +54,9 @@ CONTEXT_COLUMNS = ("title", "service_id", "current_status", "creator", "create_a
 SHEET_NAME = "Tickets"
 DEFAULT_LIMIT = 10_000
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+#: A JSON object as get_tickets takes it.
+JsonObject = dict[str, object]
 
 #: Ask before writing more rows than the limit: (rows that match, the limit) -> go on?
 ConfirmCount = Callable[[int, int], bool]
@@ -157,9 +159,9 @@ class TicketQuery:
     tag: str = ""
     project: str = ""
 
-    def filters(self) -> dict[str, Any]:
+    def filters(self) -> JsonObject:
         """The non-empty filters as get_tickets takes them (``__in`` ones as lists)."""
-        body: dict[str, Any] = {
+        body: JsonObject = {
             "creator": self.creator,
             "create_at__gte": self.created_after,
             "create_at__lte": self.created_before,
@@ -176,7 +178,7 @@ class TicketQuery:
     def is_empty(self) -> bool:
         return not self.sns and not self.filters()
 
-    def bodies(self) -> Iterator[dict[str, Any]]:
+    def bodies(self) -> Iterator[JsonObject]:
         """One request body per chunk of at most 10,000 sns, or one without sns at all."""
         filters = self.filters()
         if not self.sns:
@@ -332,7 +334,7 @@ class _Reader:
     pages: int = 0
     _last: float = 0.0
 
-    async def page(self, filters: Mapping[str, Any], page: int) -> dict[str, Any]:
+    async def page(self, filters: JsonObject, page: int) -> _Page:
         attempt = 0
         while True:
             if self.rate:
@@ -358,19 +360,32 @@ class _Reader:
             )
 
 
-def _page_data(answer: Answer, page: int) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One get_tickets page: its tickets (those with an sn) and what it says of the rest."""
+
+    items: Sequence[Mapping[str, object]]
+    #: Tickets that match in all (default: this page's).
+    count: int
+    #: Pages in all (default: this one is the last).
+    total_page: int
+
+
+def _page_data(answer: Answer, page: int) -> _Page:
     data = answer.data
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise FatalAnswerError(
             f"get_tickets answered page {page} without a list of items; check --base-url "
             "and --gateway"
         )
-    return data
+    items = [i for i in data["items"] if isinstance(i, dict) and i.get("sn")]
+    count = _as_int(data.get("count"), len(items))
+    return _Page(items, count, _as_int(data.get("total_page"), page))
 
 
 @dataclass
 class _Found:
-    tickets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tickets: dict[str, Mapping[str, object]] = field(default_factory=dict)
     expected: int = 0
     repeated: int = 0
     declined: bool = False
@@ -399,9 +414,9 @@ async def _collect(
         page = 1
         while True:
             data = await reader.page(filters, page)
-            items = [i for i in data["items"] if isinstance(i, dict) and i.get("sn")]
+            items = data.items
             if page == 1:
-                found.expected += _as_int(data.get("count"), len(items))
+                found.expected += data.count
                 if not within_limit(found.expected):
                     return found
             fresh = 0
@@ -412,7 +427,7 @@ async def _collect(
                 else:
                     found.tickets[sn] = item
                     fresh += 1
-            if len(items) < GET_TICKETS_LIMIT or page >= _as_int(data.get("total_page"), page):
+            if len(items) < GET_TICKETS_LIMIT or page >= data.total_page:
                 break
             if not fresh:
                 raise FatalAnswerError(
@@ -439,7 +454,7 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _sheet_rows(tickets: Mapping[str, Mapping[str, Any]], fill: SheetFill) -> list[list[str]]:
+def _sheet_rows(tickets: Mapping[str, Mapping[str, object]], fill: SheetFill) -> list[list[str]]:
     head = [fill.operator, fill.action, fill.message]
     return [
         [sn, *head, *(_cell(item.get(name)) for name in CONTEXT_COLUMNS)]
