@@ -252,6 +252,28 @@ def test_bad_profile_numbers_refused_like_the_flag(
     assert line.split(" must be ")[1] == flag.stderr.strip().split(" must be ")[1]
 
 
+def test_resolved_settings_are_typed_whatever_the_source(tmp_path: Path) -> None:
+    """The merged settings come out typed: a profile's whole number for a float setting
+    is a float, a number given as text (a Python caller) a number, a profile's single
+    notify URL a tuple, and a gateway that is neither esb nor apigw a ConfigError."""
+    from batchops.config import resolve
+    from batchops.errors import ConfigError
+
+    config = tmp_path / "p.toml"
+    config.write_text(
+        '[profiles.p]\ntimeout = 12\nnotify = "json://localhost/x"\nrate = 5\n',
+        encoding="utf-8",
+    )
+    resolved = resolve({"concurrency": "7"}, profile="p", config=config, env={})
+    values = resolved.values
+    assert (values.concurrency, values.timeout, values.rate) == (7, 12.0, 5.0)
+    assert isinstance(values.timeout, float) and isinstance(values.concurrency, int)
+    assert values.notify == ("json://localhost/x",) and values.gateway == "esb"
+    assert resolved.sources["concurrency"] == "flag"
+    with pytest.raises(ConfigError, match="'esb' or 'apigw'"):
+        resolve({"gateway": "ftp"}, env={})
+
+
 def test_planted_config_warning_survives_quiet(
     planted: tuple[Path, Path, list[tuple[str, str, bytes, str]]],
 ) -> None:
