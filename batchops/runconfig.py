@@ -13,6 +13,7 @@ anywhere but in :data:`batchops.config.SETTINGS`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from .config import (
     DEFAULT_RETRIES,
     DEFAULT_SERVER_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
+    SETTINGS,
     Credentials,
     Gateway,
     Resolved,
@@ -229,24 +231,13 @@ class PlanConfig:
 
 Say = Callable[[str], None]
 
-#: The settings each command resolves from :class:`RunOptions` (the rest it ignores).
+#: The settings a run resolves: every field of :class:`RunOptions` a profile may set.
+RUN_KEYS = frozenset(item.name for item in dataclasses.fields(RunOptions)) & SETTINGS.keys()
+#: What a plan reads of them (the target), and what a select reads.
 PLAN_KEYS = frozenset(
     {"base_url", "gateway", "app_code", "username", "timeout", "ca_bundle", "proxy"}
 )
-SELECT_KEYS = frozenset(
-    {"base_url", "gateway", "app_code", "username", "timeout", "ca_bundle", "retries", "rate"}
-)
-RUN_KEYS = PLAN_KEYS | {
-    "concurrency",
-    "retries",
-    "rate",
-    "max_failures",
-    "readback_delay",
-    "server_timeout",
-    "outage_wait",
-    "notify",
-    "notify_on",
-}
+SELECT_KEYS = PLAN_KEYS - {"proxy"} | {"retries", "rate"}
 
 
 def resolve_options(
