@@ -5,6 +5,8 @@ says exactly that; each step is a short function here (the file side) or in
 :mod:`batchops.sending` (the network side: settle, pre-check, confirm, send). Every
 failure that stops the whole run before anything was sent is a
 :class:`batchops.errors.BatchopsError`; every row's fate is an outcome in the report.
+What the caller is shown and asked meanwhile is its :class:`Hooks`, wired once into the
+:class:`RunHooks` the steps use.
 """
 
 from __future__ import annotations

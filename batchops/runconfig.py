@@ -349,6 +349,12 @@ def run_config(
     if choices.canary is not None and choices.canary < 1:
         raise ConfigError("--canary must be at least 1 row")
     connection = _connection(settings.values, options, url, credentials)
+    # The caller's lists become tuples: nothing can change them once the run started.
+    choices = dataclasses.replace(
+        choices,
+        only=tuple(choices.only) if choices.only else None,
+        command=tuple(choices.command) if choices.command else None,
+    )
     return RunConfig(input_path, files, connection, policy, settings, env, choices)
 
 
