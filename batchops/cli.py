@@ -3,7 +3,10 @@
 Nothing here knows HTTP, files or SQLite. Every :class:`batchops.errors.BatchopsError`
 becomes one ``Error: …`` line on stderr and its class's exit code, never a traceback.
 Settings left unset on the command line are ``None`` here, so that the API can apply
-one precedence everywhere: flag > environment > profile > default.
+one precedence everywhere: flag > environment > profile > default. A command takes
+click's parsed options as one mapping (``**params``) and builds the API's frozen records
+from it by name (:func:`batchops.cli_options.pick`, which checks each value against its
+field's type), so no command lists the run's settings a second time.
 
 Exit codes (stable, for cron):
   0    every row success or skipped
