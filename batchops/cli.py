@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import click
 
-from . import __version__
 from .cli_options import (
     EXIT_CODES_HELP,
     JsonLog,
@@ -51,6 +50,7 @@ from .config import (
     Gateway,
 )
 from .errors import BatchopsError
+from .version import __version__
 
 if TYPE_CHECKING:
     from .model import RunSummary

@@ -39,12 +39,12 @@ from typing import Any
 
 import aiohttp
 
-from . import __version__
 from .config import ClientSettings
 from .errors import ConfigError
 from .model import Row
 from .trace import Tracer
 from .transport import Answer, Verdict
+from .version import __version__
 
 #: How batchops names itself to the gateway, so an admin can tell its traffic apart.
 USER_AGENT = f"batchops/{__version__}"
