@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from batchops.errors import InputError
-from batchops.loader import ACTION_ALIASES, FIELD_ALIASES, Batch, _cell_text, load_batch
+from batchops.inputfile import cell_text as _cell_text
+from batchops.loader import ACTION_ALIASES, FIELD_ALIASES, Batch, load_batch
 from batchops.model import MAX_MESSAGE_LENGTH, RESULT_COLUMNS, Action, Row
 
 HEADER = ["sn", "operator", "action_type", "action_message"]
