@@ -89,8 +89,7 @@ class CheckpointFile:
     def open(cls, path: Path, *, create: bool = True) -> CheckpointFile:
         """Open (creating if asked) and lock the checkpoint; refuse if another run holds it."""
         path = Path(path)
-        existed = path.exists()
-        if not existed and not create:
+        if not path.exists() and not create:
             raise CheckpointError(f"checkpoint {path} does not exist; check the path")
         lock = _take_lock(
             path,
@@ -98,57 +97,11 @@ class CheckpointFile:
             "a ticket twice",
         )
         try:
-            # Created owner-only before SQLite touches it; SQLite gives its -wal and -shm
-            # files the same permissions.
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            lock.release()
-            raise CheckpointError(
-                f"cannot open checkpoint {path}: {exc.strerror}; choose another place with "
-                "--checkpoint PATH"
-            ) from None
-        try:
-            _owner_only(fd, path)
-        finally:
-            os.close(fd)
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA wal_autocheckpoint=10000")
-            conn.execute("PRAGMA busy_timeout=5000")
-            # Before the schema script, which would quietly re-create a dropped table.
-            _check_tables(conn, path)
-            conn.executescript(_SCHEMA)
-            version = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            ours = version is None or version[0] == SCHEMA_VERSION
-            if ours and "sent_at" not in columns(conn, "rows"):
-                # A checkpoint made before rows remembered when they were sent.
-                conn.execute("ALTER TABLE rows ADD COLUMN sent_at REAL")
-            if ours and "stopped" not in columns(conn, "runs"):
-                # A checkpoint made before runs remembered why they stopped.
-                conn.execute("ALTER TABLE runs ADD COLUMN stopped TEXT NOT NULL DEFAULT ''")
-        except sqlite3.DatabaseError as exc:
-            if conn is not None:
-                conn.close()
-            lock.release()
-            raise CheckpointError(
-                f"{path} is not a batchops checkpoint ({exc}); pass another --checkpoint "
-                "or --fresh to replace it"
-            ) from None
+            _create_owner_only(path)
+            conn = _connect_with_schema(path)
         except CheckpointError:
-            if conn is not None:
-                conn.close()
             lock.release()
             raise
-        if version is not None and version[0] != SCHEMA_VERSION:
-            conn.close()
-            lock.release()
-            raise CheckpointError(
-                f"checkpoint {path} was written by another batchops version "
-                f"(schema {version[0]}); use --fresh to start over"
-            )
         try:
             _check_rows(conn, path)
         except CheckpointError:
@@ -246,6 +199,71 @@ class CheckpointFile:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the checkpoint file if needed, readable by its owner only."""
+    try:
+        # Created owner-only before SQLite touches it; SQLite gives its -wal and -shm
+        # files the same permissions.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot open checkpoint {path}: {exc.strerror}; choose another place with "
+            "--checkpoint PATH"
+        ) from None
+    try:
+        _owner_only(fd, path)
+    finally:
+        os.close(fd)
+
+
+def _connect_with_schema(path: Path) -> sqlite3.Connection:
+    """Connect for writing, create or upgrade the schema; refuse a foreign or damaged file."""
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=10000")
+        conn.execute("PRAGMA busy_timeout=5000")
+        # Before the schema script, which would quietly re-create a dropped table.
+        _check_tables(conn, path)
+        conn.executescript(_SCHEMA)
+        version = _migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        raise CheckpointError(
+            f"{path} is not a batchops checkpoint ({exc}); pass another --checkpoint "
+            "or --fresh to replace it"
+        ) from None
+    except CheckpointError:
+        if conn is not None:
+            conn.close()
+        raise
+    if version is not None and version[0] != SCHEMA_VERSION:
+        conn.close()
+        raise CheckpointError(
+            f"checkpoint {path} was written by another batchops version "
+            f"(schema {version[0]}); use --fresh to start over"
+        )
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> tuple[object, ...] | None:
+    """Bring a checkpoint of this schema version up to date; its stored version row."""
+    version: tuple[object, ...] | None = conn.execute(
+        "SELECT value FROM meta WHERE key='schema'"
+    ).fetchone()
+    ours = version is None or version[0] == SCHEMA_VERSION
+    if ours and "sent_at" not in columns(conn, "rows"):
+        # A checkpoint made before rows remembered when they were sent.
+        conn.execute("ALTER TABLE rows ADD COLUMN sent_at REAL")
+    if ours and "stopped" not in columns(conn, "runs"):
+        # A checkpoint made before runs remembered why they stopped.
+        conn.execute("ALTER TABLE runs ADD COLUMN stopped TEXT NOT NULL DEFAULT ''")
+    return version
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from . import __version__
 from .cli_options import (
     EXIT_CODES_HELP,
     JsonLog,
@@ -55,6 +54,7 @@ from .cli_options import (
 from .cli_sandbox import sandbox as sandbox  # re-exported: python -m batchops.sandbox
 from .config import ENV_PROFILE
 from .errors import BatchopsError
+from .version import __version__
 
 if TYPE_CHECKING:
     from .model import RunSummary

@@ -33,7 +33,7 @@ from .aio import all_or_none
 from .errors import CheckpointError
 from .model import Action, Outcome, Row, Status
 from .outage import OutageGuard
-from .row import BeforeSend, FatalAnswer, RowSender, local_now
+from .row import BeforeSend, FatalAnswer, RowSender
 from .runconfig import FailureBrake as FailureBrake
 from .runconfig import SendPolicy
 from .stops import RunControl, Stop, StopKind, Stopped
@@ -272,7 +272,8 @@ class Executor:
                 track.status, track.uncertain = status, False
             reason = skip_reason(row.action, track.status)
             if reason:
-                self._emit(row, Outcome(Status.SKIPPED, None, reason, 0, finished_at=local_now()))
+                skipped = Outcome(Status.SKIPPED, None, reason, 0, finished_at=self.rows.now())
+                self._emit(row, skipped)
                 continue
             outcome = await self._send_row(row, track.status)
             if outcome is None:
@@ -297,8 +298,7 @@ class Executor:
             for i in later:
                 self._emit(row_of(i), wait)
 
-    @staticmethod
-    def _not_sent_blind(why: str) -> Outcome:
+    def _not_sent_blind(self, why: str) -> Outcome:
         return Outcome(
             Status.FAILED,
             None,
@@ -306,7 +306,7 @@ class Executor:
             f"read back ({why}); a SUSPEND of a ticket that is already SUSPENDED leaves it "
             "stuck, so check the ticket in ITSM, then use --retry-failed",
             0,
-            finished_at=local_now(),
+            finished_at=self.rows.now(),
         )
 
     async def _send_row(self, row: Row, before: str | None) -> Outcome | None:
@@ -379,7 +379,7 @@ class Executor:
             step.answer.http_status,
             step.answer.request_id,
             round(elapsed, 1),
-            local_now() if outcome.status is not Status.PENDING else "",
+            self.rows.now() if outcome.status is not Status.PENDING else "",
         )
         self._emit(row, outcome)
         self._brake(outcome.status)

@@ -24,10 +24,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .aio import Backoff, retrying
+from .clock import LocalClock
 from .model import Action, Outcome, Row, Status
 from .outage import OutageGuard
 from .runconfig import SendPolicy
@@ -44,11 +44,6 @@ READ_TRIES = 3
 _UNSURE = (Verdict.RETRY, Verdict.AMBIGUOUS)
 
 BeforeSend = Callable[[Row, int, str | None], Awaitable[None]]
-
-
-def local_now() -> str:
-    """The local time to the second, as the report shows it."""
-    return datetime.now().astimezone().replace(microsecond=0).isoformat()
 
 
 def status_of(answer: Answer) -> str | None:
@@ -98,6 +93,8 @@ class RowSender:
         self.control = control
         self.outage = outage
         self._before_send = before_send
+        #: When a row finished, as the report shows it (one clock for the whole run).
+        self.now = LocalClock()
         self._send_backoff = Backoff(policy.backoff_initial_s, policy.backoff_max_s, jitter_s=1.0)
         self._read_backoff = Backoff(0.5, policy.backoff_max_s)
 
@@ -259,7 +256,7 @@ class RowSender:
                 None,
                 f"was being sent when an earlier run stopped and could not be read back "
                 f"({why}); check the ticket in ITSM, then use --retry-failed",
-                finished_at=local_now(),
+                finished_at=self.now(),
             )
         judged = judge_readback(row.action, status, before)
         if judged is ReadBack.REACHED:
@@ -267,7 +264,7 @@ class RowSender:
                 Status.SUCCESS,
                 0,
                 f"success, confirmed by read-back after an interrupted run (ticket {status})",
-                finished_at=local_now(),
+                finished_at=self.now(),
             )
         if judged is ReadBack.UNCHANGED:
             return None
@@ -276,7 +273,7 @@ class RowSender:
             None,
             f"was being sent when an earlier run stopped; read-back found the ticket "
             f"{status}, which this {row.action.value} does not explain: check it in ITSM",
-            finished_at=local_now(),
+            finished_at=self.now(),
         )
 
     async def read_status(self, sn: str) -> tuple[str | None, str]:

@@ -188,3 +188,76 @@ def envelope(
     """An ITSM JSON answer."""
     payload = {"result": code == 0, "code": code, "message": message, "data": data, **extra}
     return web.json_response(payload)
+
+
+# --------------------------------------------------------------------------- input files
+# For the tests of loading (loader, inputfile, columns, validation). Their imports are
+# local so that this block stays one addition at the end of the file.
+
+#: A row of input cells (a workbook's may be numbers, dates, booleans or None).
+Cells = Sequence[Sequence[object]]
+
+
+def _property_settings() -> Any:
+    from hypothesis import HealthCheck, settings
+
+    # Hypothesis examples reuse one file in the test's tmp_path; each example overwrites it.
+    return settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+
+
+#: Settings for property tests that write their input file in ``tmp_path``.
+PROPERTY = _property_settings()
+
+
+def write_xlsx(
+    path: Path,
+    rows: Cells,
+    *,
+    header: Sequence[str] = HEADER,
+    sheet: str = "Sheet1",
+    extra_sheets: Sequence[str] = (),
+) -> Path:
+    """Write a workbook input file; dates get a date format, None leaves a cell empty."""
+    import datetime as dt
+
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path))
+    sheet_obj = book.add_worksheet(sheet)
+    sheet_obj.write_row(0, 0, list(header))
+    for i, row in enumerate(rows, start=1):
+        for j, value in enumerate(row):
+            if isinstance(value, dt.datetime):
+                sheet_obj.write_datetime(i, j, value, book.add_format({"num_format": "yyyy-mm-dd"}))
+            elif value is not None:
+                sheet_obj.write(i, j, value)
+    for name in extra_sheets:
+        book.add_worksheet(name).write(0, 0, "other")
+    book.close()
+    return path
+
+
+def load_one(tmp_path: Path, rows: Cells, *, header: Sequence[str] = HEADER) -> Any:
+    """The :class:`batchops.loader.Batch` of a CSV input of these rows."""
+    from batchops.loader import load_batch
+
+    return load_batch(write_csv(tmp_path / "in.csv", rows, header=header))
+
+
+def input_error(call: Callable[[], object], *fragments: str) -> str:
+    """Run ``call``, expect InputError with one line containing every fragment."""
+    import pytest
+
+    from batchops.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        call()
+    text = str(info.value)
+    assert "\n" not in text and "Traceback" not in text
+    for fragment in fragments:
+        assert fragment in text, (fragment, text)
+    return text

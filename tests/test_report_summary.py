@@ -14,7 +14,7 @@ from batchops.model import RESULT_COLUMNS, Outcome, OutcomeTable, Status
 from batchops.report import DATE_FORMAT, SummarySheet, excel_times, write_report
 from batchops.summary import format_duration, summary_sheet, top_failures
 
-from .test_report import make_frame, make_outcomes, ok, read_csv_rows
+from .report_sheets import make_frame, make_outcomes, ok, read_csv_rows
 
 
 def results_sheet(path: Path, name: str = "Results") -> Any:
@@ -142,7 +142,7 @@ def test_plain_tables_keep_every_cell_as_text(tmp_path: Path) -> None:
     written; every cell is text."""
     from batchops.report import Table, write_tables
 
-    from .test_report import AWKWARD, cut_to_cell, sheet_rows
+    from .report_sheets import AWKWARD, cut_to_cell, sheet_rows
 
     rows = [[text, str(i), "", "=1+1"] for i, text in enumerate(AWKWARD)]
     tables = [Table("One", ["a", "b", "c", "d"], rows), Table("Two", ["x"], [["y"], ["z"]])]

@@ -9,7 +9,7 @@ import pytest
 
 from batchops.sandbox import SandboxState, SandboxThread, Ticket
 
-from .test_sandbox import AUTH_ADMIN, ESB, GW, auth_header, send
+from .sandbox_http import AUTH_ADMIN, ESB, GW, auth_header, send
 
 
 def ticket(sn: str, **fields: Any) -> Ticket:

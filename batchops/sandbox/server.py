@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
@@ -69,6 +70,26 @@ from .state import (
 # --------------------------------------------------------------------------- the app
 
 _SHUTDOWN: Final = web.AppKey("sandbox_shutdown", asyncio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class _Operation:
+    """Who asks operate_ticket to do what, as the server reads the request."""
+
+    sn: str
+    action: str
+    operator: str
+
+    @classmethod
+    def of(cls, call: _Call, sn: str) -> _Operation | None:
+        """The operation a call asks for; None for a read API."""
+        if call.api != "operate_ticket":
+            return None
+        operator = _as_text(call.params.get("operator"))
+        if call.gateway and "username" in call.params:
+            # The trap: on the gateway path a body key "username" replaces operator.
+            operator = _as_text(call.params["username"])
+        return cls(sn, _as_text(call.params.get("action_type")), operator)
 
 
 class _Server:
@@ -223,75 +244,31 @@ class _Server:
     async def _serve(
         self, request: web.Request, call: _Call, sn: str, release_sn: Callable[[], None]
     ) -> web.StreamResponse:
+        """Credentials, the injected faults in the server's order, then the API itself."""
         state = self.state
         faults = state.faults
-        operate = call.api == "operate_ticket"
-        action, operator = "", ""
-        if operate:
-            action = _as_text(call.params.get("action_type"))
-            operator = _as_text(call.params.get("operator"))
-            if call.gateway and "username" in call.params:
-                # The trap: on the gateway path a body key "username" replaces operator.
-                operator = _as_text(call.params["username"])
-
-        def record(code: int, applied: bool) -> None:
-            if operate:
-                state._record(sn, action, operator, code, applied)
-
-        refusal = self._authenticate(request, call)
-        if refusal is None and call.api in faults.refused_apis:
-            state._fault("refused_api")
-            refusal = self._no_permission(call)
+        operation = _Operation.of(call, sn)
+        refusal = self._refusal(request, call, faults)
         if refusal is not None:
-            record(_code_of(refusal), False)
+            self._record(operation, _code_of(refusal), False)
             return refusal
 
         draw = None
-        if (operate or faults.faults_on_reads) and faults.any_random:
+        if (operation is not None or faults.faults_on_reads) and faults.any_random:
             draw = state._draw()
-        if draw is not None and draw[0] < faults.rate_limit_rate:
-            state._fault("rate_limit")
-            record(CODE_GW_RATE_LIMIT, False)
-            return self._rate_limited(call)
-        if draw is not None and draw[1] < faults.error_5xx_rate:
-            state._fault("error_5xx")
-            record(503, False)
-            return web.Response(status=503, text=UNAVAILABLE_TEXT)
-        if faults.service_off:
-            state._fault("service_off")
-            record(200, False)
-            return web.Response(text=SERVICE_OFF_HTML, content_type="text/html", charset="utf-8")
-        if faults.gateway_forbidden:
-            state._fault("gateway_forbidden")
-            record(403, False)
-            return web.Response(status=403, text=FORBIDDEN_TEXT)
+        injected = self._injected_failure(call, faults, draw)
+        if injected is not None:
+            code, failure = injected
+            self._record(operation, code, False)
+            return failure
 
         timed_out = draw is not None and draw[2] < faults.backend_timeout_rate
         lost = not timed_out and draw is not None and draw[3] < faults.lost_rate
-
-        if operate:
-            ticket = state.tickets.get(sn)
-            verdict = self._validate(ticket, action, operator, call.params)
-            await self._latency(faults)
-            if faults.operate_latency_ms > 0:
-                await asyncio.sleep(faults.operate_latency_ms / 1000.0)
-            # a timed-out backend may or may not have written: a seeded coin decides
+        if operation is not None:
             coin = draw[4] if draw is not None else 0.0
-            applied = verdict.code == CODE_OK and not (timed_out and coin >= 0.5)
-            if applied and ticket is not None:
-                self._apply(ticket, action, verdict)
-            if timed_out:
-                state._fault("backend_timeout")
-                record(_timeout_code(call), applied)
-                return self._backend_timeout(call)
-            record(verdict.code, applied)
-            response = _ok([]) if verdict.code == CODE_OK else _error(verdict.code, verdict.message)
+            response = await self._operate(call, operation, faults, timed_out, coin)
         else:
-            await self._latency(faults)
-            if timed_out:
-                state._fault("backend_timeout")
-                return self._backend_timeout(call)
-            response = self._read(call)
+            response = await self._answer_read(call, faults, timed_out)
 
         if lost:
             state._fault("lost")
@@ -299,6 +276,68 @@ class _Server:
             release_sn()
             return await self._lose(request, response, faults)
         return response
+
+    def _record(self, operation: _Operation | None, code: int, applied: bool) -> None:
+        """Log an operate_ticket call (reads are counted, not logged)."""
+        if operation is not None:
+            self.state._record(operation.sn, operation.action, operation.operator, code, applied)
+
+    def _refusal(self, request: web.Request, call: _Call, faults: Faults) -> web.Response | None:
+        """The gateway's or ESB's refusal of the caller or of the API, if any."""
+        refusal = self._authenticate(request, call)
+        if refusal is None and call.api in faults.refused_apis:
+            self.state._fault("refused_api")
+            refusal = self._no_permission(call)
+        return refusal
+
+    def _injected_failure(
+        self, call: _Call, faults: Faults, draw: tuple[float, ...] | None
+    ) -> tuple[int, web.Response] | None:
+        """A failure in front of the backend (code to log, answer), or None to go on."""
+        state = self.state
+        if draw is not None and draw[0] < faults.rate_limit_rate:
+            state._fault("rate_limit")
+            return CODE_GW_RATE_LIMIT, self._rate_limited(call)
+        if draw is not None and draw[1] < faults.error_5xx_rate:
+            state._fault("error_5xx")
+            return 503, web.Response(status=503, text=UNAVAILABLE_TEXT)
+        if faults.service_off:
+            state._fault("service_off")
+            page = web.Response(text=SERVICE_OFF_HTML, content_type="text/html", charset="utf-8")
+            return 200, page
+        if faults.gateway_forbidden:
+            state._fault("gateway_forbidden")
+            return 403, web.Response(status=403, text=FORBIDDEN_TEXT)
+        return None
+
+    async def _operate(
+        self, call: _Call, operation: _Operation, faults: Faults, timed_out: bool, coin: float
+    ) -> web.Response:
+        """operate_ticket: validate, wait, write (unless a timed-out backend did not)."""
+        state = self.state
+        ticket = state.tickets.get(operation.sn)
+        verdict = self._validate(ticket, operation.action, operation.operator, call.params)
+        await self._latency(faults)
+        if faults.operate_latency_ms > 0:
+            await asyncio.sleep(faults.operate_latency_ms / 1000.0)
+        # a timed-out backend may or may not have written: a seeded coin decides
+        applied = verdict.code == CODE_OK and not (timed_out and coin >= 0.5)
+        if applied and ticket is not None:
+            self._apply(ticket, operation.action, verdict)
+        if timed_out:
+            state._fault("backend_timeout")
+            self._record(operation, _timeout_code(call), applied)
+            return self._backend_timeout(call)
+        self._record(operation, verdict.code, applied)
+        return _ok([]) if verdict.code == CODE_OK else _error(verdict.code, verdict.message)
+
+    async def _answer_read(self, call: _Call, faults: Faults, timed_out: bool) -> web.Response:
+        """A read API, after the backend's latency (or its timeout)."""
+        await self._latency(faults)
+        if timed_out:
+            self.state._fault("backend_timeout")
+            return self._backend_timeout(call)
+        return self._read(call)
 
     @staticmethod
     async def _latency(faults: Faults) -> None:
