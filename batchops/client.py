@@ -19,7 +19,7 @@ import ssl
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -49,6 +49,22 @@ __all__ = [
 
 #: How batchops names itself to the gateway, so an admin can tell its traffic apart.
 USER_AGENT = f"batchops/{__version__}"
+
+#: A JSON object as sent in a request body.
+JsonObject = Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request to ITSM, as made (and as ``--verbose`` reports it)."""
+
+    method: str
+    url: str
+    payload: JsonObject | None = None
+    params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] | None = None
+    #: An operation: a lost answer may mean it ran, so it is read back, never resent blind.
+    sent_is_ambiguous: bool = False
 
 
 API_PATHS = {
@@ -181,18 +197,20 @@ class ItsmClient:
         }
         headers = self._auth_headers() if self.settings.gateway == "apigw" else None
         return await self._call(
-            "POST", self._operate_url, payload, headers=headers, sent_is_ambiguous=True
+            Request("POST", self._operate_url, payload, headers=headers, sent_is_ambiguous=True)
         )
 
     async def read_ticket_status(self, sn: str) -> Answer:
         url = api_url(self.settings.base_url, self.settings.gateway, "get_ticket_status")
-        return await self._call("GET", url, None, params={"sn": sn}, headers=self._auth_headers())
+        return await self._call(
+            Request("GET", url, None, params={"sn": sn}, headers=self._auth_headers())
+        )
 
     async def read_tickets(self, sns: Iterable[str]) -> Answer:
         url = api_url(self.settings.base_url, self.settings.gateway, "get_tickets")
         wanted = list(sns)
-        payload = {"sns": wanted, "page": 1, "page_size": max(1, len(wanted))}
-        return await self._call("POST", url, payload, headers=self._auth_headers())
+        payload: JsonObject = {"sns": wanted, "page": 1, "page_size": max(1, len(wanted))}
+        return await self._call(Request("POST", url, payload, headers=self._auth_headers()))
 
     async def probe(self) -> Answer:
         """Can the target be reached at all? A bare GET of the base URL, no credentials.
@@ -202,13 +220,10 @@ class ItsmClient:
         why (``network``) and is ``RETRY``. A redirect is not followed.
         """
         if self._tracer is not None:
-            traced: Answer = await self._tracer.traced(
-                self._probe, "GET", self.settings.base_url, None
-            )
-            return traced
+            return await self._tracer.traced(self._probe, Request("GET", self.settings.base_url))
         return await self._probe()
 
-    async def _probe(self, *_: object) -> Answer:
+    async def _probe(self, _: Request | None = None) -> Answer:
         self.requests_sent += 1
         try:
             async with self.session.get(
@@ -224,35 +239,30 @@ class ItsmClient:
         # Whatever answered (even with a 5xx) proves host, port, TLS and proxy work.
         return Answer(Verdict.SUCCESS, None, f"reachable (HTTP {status})", status)
 
-    async def list_tickets(self, filters: Mapping[str, Any], page: int, page_size: int) -> Answer:
+    async def list_tickets(self, filters: JsonObject, page: int, page_size: int) -> Answer:
         """One page of ``get_tickets`` with these filters (``batchops select``)."""
         url = api_url(self.settings.base_url, self.settings.gateway, "get_tickets")
-        payload = {**filters, "page": page, "page_size": page_size}
-        return await self._call("POST", url, payload, headers=self._auth_headers())
+        payload: JsonObject = {**filters, "page": page, "page_size": page_size}
+        return await self._call(Request("POST", url, payload, headers=self._auth_headers()))
 
-    async def _call(
-        self, method: str, url: str, payload: dict[str, Any] | None, **options: Any
-    ) -> Answer:
+    async def _call(self, request: Request) -> Answer:
         if self._tracer is None:
-            return await self._exchange(method, url, payload, **options)
-        answer: Answer = await self._tracer.traced(self._exchange, method, url, payload, **options)
-        return answer
+            return await self._exchange(request)
+        return await self._tracer.traced(self._exchange, request)
 
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        payload: dict[str, Any] | None,
-        *,
-        params: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-        sent_is_ambiguous: bool = False,
-    ) -> Answer:
+    async def _exchange(self, request: Request) -> Answer:
+        payload = request.payload
         data = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+        sent_is_ambiguous = request.sent_is_ambiguous
         self.requests_sent += 1
         try:
             async with self.session.request(
-                method, url, data=data, params=params, headers=headers, allow_redirects=False
+                request.method,
+                request.url,
+                data=data,
+                params=request.params,
+                headers=request.headers,
+                allow_redirects=False,
             ) as response:
                 if 300 <= response.status < 400:
                     return self._redirected(response.status, response.headers.get("Location"))

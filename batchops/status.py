@@ -15,7 +15,6 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import filelock
 
@@ -41,7 +40,7 @@ class RunStatus:
     in_flight: int
     rows_per_second: float
     eta_s: float | None
-    run: dict[str, Any] = field(default_factory=dict)
+    run: dict[str, object] = field(default_factory=dict)
     runs: int = 0
     note: str = ""
 
@@ -49,7 +48,7 @@ class RunStatus:
     def done(self) -> int:
         return self.rows - self.counts.get(Status.PENDING.value, 0)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         return {**asdict(self), "done": self.done}
 
     def describe(self) -> str:

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 from .model import OutcomeTable, RunSummary, Status
@@ -49,7 +49,7 @@ def top_failures(
     return [(reason, count, example[reason]) for reason, count in tally.most_common(limit)]
 
 
-def summary_fields(summary: RunSummary) -> dict[str, Any]:
+def summary_fields(summary: RunSummary) -> dict[str, object]:
     """The run summary as JSON-ready fields."""
     return {
         "exit_code": summary.exit_code,

@@ -28,7 +28,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any, Protocol
+from typing import IO, Protocol, TypeVar
 
 import aiohttp
 
@@ -55,10 +55,10 @@ Events = Callable[[str, Mapping[str, object]], None]
 
 
 class _Answer(Protocol):
-    """What the tracer reads of a :class:`batchops.client.Answer`."""
+    """What the tracer reads of a :class:`batchops.transport.Answer`."""
 
     @property
-    def verdict(self) -> Any: ...
+    def verdict(self) -> object: ...
 
     @property
     def code(self) -> int | None: ...
@@ -70,7 +70,7 @@ class _Answer(Protocol):
     def http_status(self) -> int | None: ...
 
 
-def _mask_value(value: Any) -> Any:
+def _mask_value(value: object) -> object:
     if isinstance(value, dict):
         return {
             k: (MASK if str(k).lower() in CREDENTIAL_KEYS and v else _mask_value(v))
@@ -172,7 +172,24 @@ def _cut(text: str) -> str:
     return text[:BODY_LIMIT] + f"… ({len(text)} characters)"
 
 
-Send = Callable[..., Awaitable[Any]]
+class _Request(Protocol):
+    """What the tracer reads of a :class:`batchops.client.Request`."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def payload(self) -> Mapping[str, object] | None: ...
+
+    @property
+    def params(self) -> Mapping[str, str] | None: ...
+
+
+Req = TypeVar("Req", bound=_Request)
+Ans = TypeVar("Ans", bound=_Answer)
 
 
 class Tracer:
@@ -205,41 +222,33 @@ class Tracer:
         config.on_response_chunk_received.append(_on_chunk_received)
         return config
 
-    async def traced(
-        self, send: Send, method: str, url: str, payload: dict[str, Any] | None, **options: Any
-    ) -> Any:
-        """Make the request through ``send`` and report it with its answer."""
+    async def traced(self, send: Callable[[Req], Awaitable[Ans]], request: Req) -> Ans:
+        """Make ``request`` through ``send`` and report it with its answer."""
         wire = _Wire()
         token = _WIRE.set(wire)
         when = datetime.now().astimezone()
         started = time.perf_counter()
         try:
-            answer = await send(method, url, payload, **options)
+            answer = await send(request)
         finally:
             _WIRE.reset(token)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
-        self._report(when, method, url, payload, options.get("params"), answer, elapsed_ms, wire)
+        self._report(when, request, answer, elapsed_ms, wire)
         return answer
 
     def _report(
-        self,
-        when: datetime,
-        method: str,
-        url: str,
-        payload: dict[str, Any] | None,
-        params: Mapping[str, str] | None,
-        answer: _Answer,
-        elapsed_ms: float,
-        wire: _Wire,
+        self, when: datetime, request: _Request, answer: _Answer, elapsed_ms: float, wire: _Wire
     ) -> None:
+        url, payload, params = request.url, request.payload, request.params
         path = urllib.parse.urlsplit(url).path.rstrip("/")
         # Every ITSM API ends its path with its name; the bare base URL is the probe that
         # checks the target can be reached at all.
         api = path.rpartition("/")[2] if "/itsm/" in f"{path}/" else "probe"
         body = payload or {}
+        sns = body.get("sns")
         sn = str(body.get("sn") or (params or {}).get("sn") or "")
-        if not sn and isinstance(body.get("sns"), list):
-            sn = f"({len(body['sns'])} tickets)"
+        if not sn and isinstance(sns, list):
+            sn = f"({len(sns)} tickets)"
         action = str(body.get("action_type") or "-")
         key = (api, sn, action)
         attempt = self._attempts.get(key, 0) + 1
@@ -264,7 +273,7 @@ class Tracer:
             if params and not wire.url:
                 full_url += "?" + urllib.parse.urlencode(params)
             fields["request"] = {
-                "method": method,
+                "method": request.method,
                 "url": mask_url(full_url, self._secrets),
                 "headers": mask_headers(sent, self._secrets),
                 "body": mask_text(json.dumps(payload, ensure_ascii=False), self._secrets)
