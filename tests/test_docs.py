@@ -113,3 +113,17 @@ def test_readme_python_example_runs_as_written(tmp_path: Path) -> None:
     assert "'success': 6" in out.stdout and out.stdout.rstrip().endswith(" 1")
     assert (tmp_path / "samples" / "tickets.report.csv").is_file()
     assert (tmp_path / "samples" / "tickets.todo.csv").is_file()
+
+
+def test_the_readme_layout_names_every_module_and_nothing_that_is_gone() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_]+)\*?`", layout))
+    patterns = set(re.findall(r"`([a-z_]+)\*`", layout))
+    package = Path(batchops.__file__).parent
+    modules = {p.stem for p in package.glob("*.py") if p.stem not in {"__init__", "__main__"}}
+    missing = {m for m in modules if m not in named and not any(m.startswith(p) for p in patterns)}
+    assert not missing, f"README's Layout does not name {sorted(missing)}"
+    api_names = {"run_batch", "plan_batch", "report_from_checkpoint"}
+    gone = named - modules - patterns - api_names
+    assert not gone, f"README's Layout names modules that do not exist: {sorted(gone)}"
