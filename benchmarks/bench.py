@@ -91,8 +91,11 @@ BARE: Final = "bare"
 BATCHOPS: Final = "batchops"
 NO_CHECKPOINT: Final = "no-checkpoint"
 QUIET: Final = "quiet"
+#: ``--baseline TREE``: the same CLI, imported from another checkout (an older commit).
+BASELINE: Final = "baseline"
 VARIANT_FLAGS: Final[dict[str, tuple[str, ...]]] = {
     BATCHOPS: (),
+    BASELINE: (),
     NO_CHECKPOINT: ("--no-checkpoint",),
     QUIET: ("--quiet",),
 }
@@ -145,6 +148,8 @@ class BenchConfig:
     workdir: Path | None
     keep: bool
     json_path: Path | None
+    #: A checkout whose batchops runs as the "baseline" variant of every throughput case.
+    baseline: Path | None = None
 
 
 def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
@@ -175,6 +180,14 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp folder")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--json", dest="json_path", type=Path, default=None, help="write results")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="TREE",
+        help="also run the batchops of this checkout (e.g. `git worktree add /tmp/old "
+        "COMMIT`) in every throughput case, side by side: did a change cost speed?",
+    )
     args = parser.parse_args(argv)
 
     sections = tuple(s.strip() for s in str(args.sections).split(",") if s.strip())
@@ -190,6 +203,13 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         if rows < 1:
             parser.error("--rows must be at least 1")
         cases = tuple(Case(c.concurrency, c.latency_ms, rows, c.variants) for c in cases)
+    baseline = args.baseline.resolve() if args.baseline is not None else None
+    if baseline is not None:
+        if not (baseline / "batchops" / "__main__.py").is_file():
+            parser.error(f"--baseline {args.baseline}: no batchops package in that folder")
+        cases = tuple(
+            Case(c.concurrency, c.latency_ms, c.rows, (*c.variants, BASELINE)) for c in cases
+        )
     scale_rows = (
         args.scale_rows if args.scale_rows is not None else (2_000 if args.quick else 1_000_000)
     )
@@ -206,6 +226,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         workdir=args.workdir,
         keep=bool(args.keep),
         json_path=args.json_path,
+        baseline=baseline,
     )
 
 
@@ -598,12 +619,15 @@ class Bench:
             # os._exit, without the interpreter's teardown, and so does the probe.
             BATCHOPS: "import batchops.cli, batchops.api, batchops.console, os; os._exit(0)",
         }
+        if self.config.baseline is not None:
+            probes[BASELINE] = probes[BATCHOPS]  # the same imports, from the other checkout
         times: dict[str, list[float]] = {k: [] for k in probes}
         # The first round only warms the caches (and writes bytecode): it is not counted.
         for round_ in range(2 if self.config.quick else 4):
             for name, code in probes.items():
+                env = self._baseline_env() if name == BASELINE else bench_env()
                 wall, _, _, status = run_child(
-                    [sys.executable, "-c", code], cwd=self.workdir, env=bench_env()
+                    [sys.executable, "-c", code], cwd=self.workdir, env=env
                 )
                 if status != 0:
                     raise RuntimeError(f"python -c {code!r} failed")
@@ -649,6 +673,13 @@ class Bench:
                     f"exit {sample.exit_code}"
                 )
 
+    def _baseline_env(self) -> dict[str, str]:
+        """A batchops child that imports batchops from the ``--baseline`` checkout."""
+        assert self.config.baseline is not None
+        env = batchops_env()
+        env["PYTHONPATH"] = str(self.config.baseline)
+        return env
+
     def _one_run(self, server: Sandbox, case: Case, variant: str, folder: Path) -> Sample:
         prefix = self._prefix("B" if variant == BARE else "O")
         server.fresh_tickets(prefix, case.rows)
@@ -659,7 +690,7 @@ class Bench:
             env = bench_env()
         else:
             argv = batchops_run_argv(source, server.url, case.concurrency, VARIANT_FLAGS[variant])
-            env = batchops_env()
+            env = self._baseline_env() if variant == BASELINE else batchops_env()
         applied_before = server.applied()
         cpu_before = server.cpu_seconds()
         wall, cpu, rss, status = run_child(
@@ -856,7 +887,7 @@ def _write_input_xlsx(path: Path, prefix: str, rows: int) -> Path:
 
 
 def _net(results: Results, sample: Sample) -> float:
-    key = BARE if sample.variant == BARE else BATCHOPS
+    key = sample.variant if sample.variant in (BARE, BASELINE) else BATCHOPS
     return sample.rate(results.startup_s.get(key, 0.0))
 
 
@@ -876,6 +907,11 @@ def report(config: BenchConfig, results: Results) -> tuple[str, list[Target]]:
             f"process; net: less start-up (bare {start.get(BARE, 0):.2f} s, batchops "
             f"{start.get(BATCHOPS, 0):.2f} s: interpreter + imports)."
         )
+        if config.baseline is not None:
+            parts.append(
+                f"baseline: the batchops of {config.baseline} (start-up "
+                f"{start.get(BASELINE, 0):.2f} s), against the same stand-in and bare loop."
+            )
         rows: list[list[str]] = []
         for case in config.cases:
             samples = results.throughput.get(case.name)
@@ -925,6 +961,9 @@ def report(config: BenchConfig, results: Results) -> tuple[str, list[Target]]:
                 pairs.append((BATCHOPS, NO_CHECKPOINT, "checkpoint on ÷ off"))
             if QUIET in samples:
                 pairs.append((BATCHOPS, QUIET, "progress on ÷ --quiet"))
+            if BASELINE in samples:
+                pairs.append((BASELINE, BARE, "baseline ÷ bare"))
+                pairs.append((BATCHOPS, BASELINE, "batchops ÷ baseline"))
             for num, den, label in pairs:
                 e2e = ratio_spread(
                     [s.rate() for s in samples[num]], [s.rate() for s in samples[den]]
@@ -1098,7 +1137,7 @@ def run(config: BenchConfig, say: Callable[[str], None]) -> tuple[str, list[Targ
     workdir = config.workdir or Path(tempfile.mkdtemp(prefix="batchops-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     say(f"machine: {machine()}; load average {load_average()}; work folder {workdir}")
-    _compile_package()
+    _compile_package(config.baseline)
     bench = Bench(config, workdir, say)
     started = time.perf_counter()
     try:
@@ -1127,7 +1166,7 @@ def run(config: BenchConfig, say: Callable[[str], None]) -> tuple[str, list[Targ
     return text, targets
 
 
-def _compile_package() -> None:
+def _compile_package(baseline: Path | None = None) -> None:
     """Write batchops' (and the bench's) bytecode, as ``pip install`` does for a package.
 
     An editable checkout has none until a run writes it, and an environment with
@@ -1138,7 +1177,10 @@ def _compile_package() -> None:
 
     import batchops
 
-    for package in (Path(batchops.__file__).resolve().parent, Path(__file__).resolve().parent):
+    packages = [Path(batchops.__file__).resolve().parent, Path(__file__).resolve().parent]
+    if baseline is not None:
+        packages.append(baseline / "batchops")
+    for package in packages:
         compileall.compile_dir(str(package), quiet=1)
 
 
@@ -1149,6 +1191,7 @@ def _as_json(config: BenchConfig, results: Results) -> dict[str, Any]:
     return {
         "machine": machine(),
         "repeats": config.repeats,
+        "baseline": str(config.baseline) if config.baseline is not None else None,
         "startup_s": results.startup_s,
         "throughput": {
             case: {v: [sample(s) for s in ss] for v, ss in variants.items()}

@@ -11,6 +11,7 @@ from batchops.sandbox import DEFAULT_APP_CODE, DEFAULT_APP_SECRET, SandboxState
 from benchmarks import bench
 from benchmarks.bench import (
     BARE,
+    BASELINE,
     BATCHOPS,
     NO_CHECKPOINT,
     QUIET,
@@ -55,6 +56,37 @@ def test_options_override_and_bad_values_are_refused(tmp_path: Path) -> None:
     for bad in (["--sections", "speed"], ["--repeats", "0"], ["--rows", "0"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_baseline_checkout_runs_beside_batchops_in_every_case(tmp_path: Path) -> None:
+    config = parse_args(["--quick", "--baseline", str(ROOT)])
+    assert config.baseline == ROOT
+    assert all(case.variants[-1] == BASELINE for case in config.cases)
+    assert all(BARE in case.variants and BATCHOPS in case.variants for case in config.cases)
+    with pytest.raises(SystemExit):
+        parse_args(["--baseline", str(tmp_path)])  # no batchops package there
+
+
+def test_the_baseline_ratios_are_side_by_side_and_net_of_its_own_start_up() -> None:
+    config = parse_args(["--quick", "--repeats", "2", "--baseline", str(ROOT)])
+    results = Results(startup_s={BARE: 0.0, BATCHOPS: 0.0, BASELINE: 0.5})
+    for case in config.cases:
+        results.throughput[case.name] = {
+            variant: _samples(variant, case.rows, [1.0, 1.0]) for variant in case.variants
+        }
+        # The baseline took 1.5 s of wall time, 0.5 s of it start-up: net, as fast.
+        results.throughput[case.name][BASELINE] = _samples(BASELINE, case.rows, [1.5, 1.5])
+
+    text, _ = bench.report(config, results)
+
+    lines = [line for line in text.splitlines() if "batchops ÷ baseline" in line]
+    assert len(lines) == 3
+    e2e, net = (cell.strip() for cell in lines[0].split("|")[3:5])
+    assert e2e.startswith("1.500") and net.startswith("1.000")
+    assert f"baseline: the batchops of {ROOT}" in text
 
 
 def test_case_names_and_the_latency_ceiling() -> None:
