@@ -675,9 +675,17 @@ class Bench:
 
     def _baseline_env(self) -> dict[str, str]:
         """A batchops child that imports batchops from the ``--baseline`` checkout."""
-        assert self.config.baseline is not None
+        return self._batchops_env(BASELINE)
+
+    def _batchops_env(self, variant: str) -> dict[str, str]:
+        """A batchops child's environment, batchops imported from this checkout or the baseline.
+
+        Both put their checkout first on the import path (as the start-up probes do), so the
+        two variants differ in nothing but the code they import.
+        """
         env = batchops_env()
-        env["PYTHONPATH"] = str(self.config.baseline)
+        tree = self.config.baseline if variant == BASELINE else None
+        env["PYTHONPATH"] = str(tree or _PROJECT)
         return env
 
     def _one_run(self, server: Sandbox, case: Case, variant: str, folder: Path) -> Sample:
@@ -690,7 +698,7 @@ class Bench:
             env = bench_env()
         else:
             argv = batchops_run_argv(source, server.url, case.concurrency, VARIANT_FLAGS[variant])
-            env = self._baseline_env() if variant == BASELINE else batchops_env()
+            env = self._batchops_env(variant)
         applied_before = server.applied()
         cpu_before = server.cpu_seconds()
         wall, cpu, rss, status = run_child(
