@@ -196,9 +196,12 @@ class ItsmClient:
             "action_message": row.message,
         }
         headers = self._auth_headers() if self.settings.gateway == "apigw" else None
-        return await self._call(
-            Request("POST", self._operate_url, payload, headers=headers, sent_is_ambiguous=True)
+        request = Request(
+            "POST", self._operate_url, payload, headers=headers, sent_is_ambiguous=True
         )
+        if self._tracer is None:
+            return await self._exchange(request)  # one frame less on every row's await chain
+        return await self._call(request)
 
     async def read_ticket_status(self, sn: str) -> Answer:
         url = api_url(self.settings.base_url, self.settings.gateway, "get_ticket_status")

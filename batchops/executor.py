@@ -128,9 +128,17 @@ class ThrottledTransport:
 
     async def operate_timed(self, row: Row) -> tuple[Answer, float]:
         """The answer, and when (``time.monotonic()``) the request left, after every wait."""
-        await self._gate()
         left_at = time.monotonic()
+        if self._limiter is None and left_at >= self._pause_until and not self._paused():
+            # Nothing to wait for (the common case): no gate coroutine for every row.
+            self._control.check()
+        else:
+            await self._gate()
+            left_at = time.monotonic()
         return self._observe(row.sn, await self.inner.operate(row)), left_at
+
+    def _paused(self) -> bool:
+        return self._guard is not None and self._guard.paused
 
     async def read_ticket_status(self, sn: str) -> Answer:
         await self._gate()
@@ -275,7 +283,10 @@ class Executor:
                 skipped = Outcome(Status.SKIPPED, None, reason, 0, finished_at=self.rows.now())
                 self._emit(row, skipped)
                 continue
-            outcome = await self._send_row(row, track.status)
+            if self._gate.is_set():
+                outcome = await self._deliver(row, track.status)
+            else:
+                outcome = await self._send_row(row, track.status)  # the first request goes alone
             if outcome is None:
                 return
             track.advance(row.action, outcome.status)
