@@ -54,6 +54,7 @@ from .cli_options import (
 from .cli_sandbox import sandbox as sandbox  # re-exported: python -m batchops.sandbox
 from .config import ENV_PROFILE
 from .errors import BatchopsError
+from .signals import start_native_threads_masked
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def run(**params: object) -> None:
       batchops run tickets.csv --profile prod --canary 10
       batchops run tickets.report.xlsx --only failed,unknown   # fix the red rows, send again
     """
+    start_native_threads_masked()  # before numpy's threads start: see signals.py
     from . import api
 
     options = pick(api.RunOptions, params)
@@ -224,6 +226,7 @@ def plan(**params: object) -> None:
       batchops plan tickets.csv                     # validation only, no credentials
       batchops plan tickets.csv --profile prod      # and read every ticket's status
     """
+    start_native_threads_masked()  # before numpy's threads start: see signals.py
     from . import api
     from .console import format_problems, format_summary
 
@@ -305,6 +308,7 @@ def select_command(**params: object) -> None:
       batchops select --creator zhangsan --created-after 2024-07-01 \\
         --created-before 2024-09-30 -o zhangsan-q3.csv
     """
+    start_native_threads_masked()  # before numpy's threads start: see signals.py
     from . import select as selection
     from .runconfig import RunOptions
 
@@ -359,6 +363,7 @@ def report(
     Example:
       batchops report tickets.checkpoint.db -o progress.xlsx
     """
+    start_native_threads_masked()  # before numpy's threads start: see signals.py
     from . import api
     from .console import format_summary
 
@@ -398,6 +403,7 @@ def undo(report_path: str, output: str | None, sheet: str | None, encoding: str 
       batchops plan freeze.report.undo.xlsx --profile prod
       batchops run freeze.report.undo.xlsx --profile prod
     """
+    start_native_threads_masked()  # before numpy's threads start: see signals.py
     from .undo import undo_report
 
     try:

@@ -8,6 +8,7 @@ A stop at any point leaves every row not done ``pending`` for the same command.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Mapping
@@ -31,7 +32,7 @@ from .recorder import Recorder
 from .resume import InDoubtRow, Work
 from .runconfig import RunConfig
 from .selection import mark_not_sent
-from .signals import RunSignals
+from .signals import RunSignals, main_thread_takes_signals
 from .stops import RunControl, Stop, StopKind, Stopped
 from .store import Checkpoint
 from .tickets import chains_by_sn
@@ -70,6 +71,7 @@ async def send(
     overview_extra: Mapping[str, str],
 ) -> RunState:
     """Connect, settle, pre-check, confirm and send; say how it ended."""
+    main_thread_takes_signals(asyncio.get_running_loop())
     state = RunState()
     async with AsyncExitStack() as stack:
         session = await connect(stack, config, hooks, loaded, store)

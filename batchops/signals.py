@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from .stops import EXIT_INTERRUPTED, RunControl, Stop, StopKind
 
@@ -72,3 +74,47 @@ class RunSignals:
             # Second interrupt: leave now. SQLite's journal keeps the checkpoint whole.
             os._exit(EXIT_INTERRUPTED)
         self._control.request_stop(Stop(StopKind.INTERRUPTED, f"interrupted by {signame}"))
+
+
+def main_thread_takes_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """Give ``loop`` a default executor whose threads never take SIGINT or SIGTERM.
+
+    The kernel hands a process-wide signal to any thread that does not block it. When a
+    worker thread (name resolution runs in the loop's default executor) took a Ctrl-C
+    while the main thread sat in a question's blocking read, nothing woke the read and
+    the run hung at the prompt. With the signals blocked in every worker they always
+    reach the main thread. Where threads cannot mask signals (Windows) there is nothing
+    to do: the console delivers Ctrl-C through its own handler thread there.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        loop.set_default_executor(
+            ThreadPoolExecutor(thread_name_prefix="batchops-worker", initializer=_block_signals)
+        )
+
+
+def _block_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """SIGINT and SIGTERM held back on this thread meanwhile; threads started inside inherit it.
+
+    Used around imports that start native threads (numpy's BLAS workers start when numpy
+    is imported), for the reason :func:`main_thread_takes_signals` gives. A signal that
+    arrives meanwhile waits, and is delivered when the block ends.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def start_native_threads_masked() -> None:
+    """Import numpy with the signals blocked, so its worker threads never take a Ctrl-C."""
+    with signals_blocked():
+        import numpy  # noqa: F401

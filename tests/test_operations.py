@@ -297,6 +297,34 @@ def test_ctrl_c_at_the_canary_question_stops_and_reports(
     assert statuses == ["success", "pending", "pending", "pending"]
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_at_a_question_only_the_main_thread_can_take_ctrl_c(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """Every other thread blocks SIGINT and SIGTERM, so a Ctrl-C always wakes the question.
+
+    The kernel gives a process-wide signal to any thread not blocking it; a worker thread
+    that took it left the main thread asleep in the question's read (a hang seen in CI).
+    """
+    seed(itsm, *(running(f"TQ{i}") for i in range(3)))
+    src = write_csv(tmp_path / "t.csv", [[f"TQ{i}", "admin", "SUSPEND", "x"] for i in range(3)])
+    child = _spawn(["run", str(src), "--canary", "1", "--yes"], creds_env(itsm.url), tmp_path)
+    child.expect(r"Send the rest\?")
+    masks = {}
+    for task in Path(f"/proc/{child.pid}/task").iterdir():
+        status = (task / "status").read_text()
+        masks[int(task.name)] = int(re.search(r"SigBlk:\s*([0-9a-f]+)", status).group(1), 16)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    workers = {tid: mask for tid, mask in masks.items() if tid != child.pid}
+    assert workers, "the run is expected to have worker threads (name resolution)"
+    sigint, sigterm = 1 << (2 - 1), 1 << (15 - 1)
+    assert all(mask & sigint and mask & sigterm for mask in workers.values()), masks
+    assert not masks[child.pid] & sigint
+    assert child.exitstatus == 3
+
+
 # --------------------------------------------------------------------------- scheduled runs
 
 
