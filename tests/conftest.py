@@ -40,6 +40,13 @@ _PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ws_pr
 
 
 @pytest.fixture
+def sb() -> Iterator[SandboxThread]:
+    """A stand-in with its default configuration and no tickets (the stand-in's own tests)."""
+    with SandboxThread() as running:
+        yield running
+
+
+@pytest.fixture
 def itsm() -> Iterator[SandboxThread]:
     """A stand-in ITSM server whose app secret is :data:`SECRET`."""
     state = SandboxState(SandboxConfig(app_code=APP_CODE, app_secret=SECRET))

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from batchops.sandbox import SandboxThread
 
 from .sandbox_http import AUTH_ADMIN, ESB, GW, GW_SHORT, auth_header, get_read, seed, send
-
-
-@pytest.fixture
-def sb() -> Iterator[SandboxThread]:
-    """A sandbox with default configuration and no tickets."""
-    with SandboxThread() as running:
-        yield running
 
 
 def test_get_ticket_status_shapes(sb: SandboxThread) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -25,13 +24,6 @@ from .sandbox_http import (
     send,
     status_of,
 )
-
-
-@pytest.fixture
-def sb() -> Iterator[SandboxThread]:
-    """A sandbox with default configuration and no tickets."""
-    with SandboxThread() as running:
-        yield running
 
 
 def test_latency_delays_every_api(sb: SandboxThread) -> None:

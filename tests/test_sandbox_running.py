@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,13 +13,6 @@ import pytest
 from batchops.sandbox import Faults, SandboxState, SandboxThread, start_sandbox
 
 from .sandbox_http import AUTH_ADMIN, GW_SHORT, auth_header, operate_gw, sandbox_with, seed
-
-
-@pytest.fixture
-def sb() -> Iterator[SandboxThread]:
-    """A sandbox with default configuration and no tickets."""
-    with SandboxThread() as running:
-        yield running
 
 
 def test_start_sandbox_serves_on_an_ephemeral_port() -> None:

@@ -7,7 +7,6 @@ Each test starts its own sandbox (a background thread with its own event loop).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -30,14 +29,6 @@ from .sandbox_http import (
     send,
     status_of,
 )
-
-
-@pytest.fixture
-def sb() -> Iterator[SandboxThread]:
-    """A sandbox with default configuration and no tickets."""
-    with SandboxThread() as running:
-        yield running
-
 
 # --------------------------------------------------------------------------- success & shape
 

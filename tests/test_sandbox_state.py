@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -13,14 +12,6 @@ import pytest
 from batchops.sandbox import Faults, SandboxState, SandboxThread
 
 from .sandbox_http import AUTH_ADMIN, ESB, WRAPPED, get_read, operate, sandbox_with, seed, send
-
-
-@pytest.fixture
-def sb() -> Iterator[SandboxThread]:
-    """A sandbox with default configuration and no tickets."""
-    with SandboxThread() as running:
-        yield running
-
 
 # --------------------------------------------------------------------------- switches, overlap
 
