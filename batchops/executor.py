@@ -286,7 +286,7 @@ class Executor:
             if self._gate.is_set():
                 outcome = await self._deliver(row, track.status)
             else:
-                outcome = await self._send_row(row, track.status)  # the first request goes alone
+                outcome = await self._deliver_behind_gate(row, track.status)
             if outcome is None:
                 return
             track.advance(row.action, outcome.status)
@@ -320,21 +320,24 @@ class Executor:
             finished_at=self.rows.now(),
         )
 
-    async def _send_row(self, row: Row, before: str | None) -> Outcome | None:
-        if not self._gate.is_set():
-            if self._probing:
-                try:
-                    await self.control.wait_for(self._gate)
-                except Stopped:
-                    return None
-                if self.stopping:
-                    return None
-            else:
-                self._probing = True
-                try:
-                    return await self._deliver(row, before)
-                finally:
-                    self._gate.set()
+    async def _deliver_behind_gate(self, row: Row, before: str | None) -> Outcome | None:
+        """Until the credentials are known good, the first request goes alone.
+
+        The others wait for its answer, so wrong credentials cost one request, not one per
+        worker (a fatal answer stops the run, then opens the gate).
+        """
+        if not self._probing:
+            self._probing = True
+            try:
+                return await self._deliver(row, before)
+            finally:
+                self._gate.set()
+        try:
+            await self.control.wait_for(self._gate)
+        except Stopped:
+            return None
+        if self.stopping:
+            return None
         return await self._deliver(row, before)
 
     async def _deliver(self, row: Row, before: str | None) -> Outcome | None:

@@ -46,6 +46,7 @@ from .runconfig import (
     resolve_options,
     target_url,
 )
+from .signals import main_thread_takes_signals
 from .transport import Answer, Verdict
 
 #: The sheet's columns: what ``run`` reads, then what the reviewer looks at.
@@ -528,6 +529,7 @@ def select_tickets(
     client_settings, values = _client_settings(options or RunOptions(), env)
 
     async def read() -> tuple[_Found, _Reader]:
+        main_thread_takes_signals(asyncio.get_running_loop())  # it may ask a question
         async with ItsmClient(client_settings) as client:
             reader = _Reader(client, max(0, values.retries), values.rate)
             return await _collect(reader, query, choices.limit, confirm), reader

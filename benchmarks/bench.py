@@ -625,7 +625,7 @@ class Bench:
         # The first round only warms the caches (and writes bytecode): it is not counted.
         for round_ in range(2 if self.config.quick else 4):
             for name, code in probes.items():
-                env = self._baseline_env() if name == BASELINE else bench_env()
+                env = self._batchops_env(BASELINE) if name == BASELINE else bench_env()
                 wall, _, _, status = run_child(
                     [sys.executable, "-c", code], cwd=self.workdir, env=env
                 )
@@ -672,10 +672,6 @@ class Bench:
                     f"{sample.rate():7,.0f} rows/s e2e, {sample.wall_s:6.2f} s, "
                     f"exit {sample.exit_code}"
                 )
-
-    def _baseline_env(self) -> dict[str, str]:
-        """A batchops child that imports batchops from the ``--baseline`` checkout."""
-        return self._batchops_env(BASELINE)
 
     def _batchops_env(self, variant: str) -> dict[str, str]:
         """A batchops child's environment, batchops imported from this checkout or the baseline.
