@@ -49,13 +49,15 @@ async def retrying(
     again: Callable[[R], bool],
     tries: int,
     wait: Callable[[int, R], Awaitable[None]],
+    first: int = 1,
 ) -> tuple[R, int]:
-    """Call ``attempt(n)`` for n = 1, 2, … until ``again`` says no or ``tries`` are spent.
+    """Call ``attempt(n)`` for n = first, first + 1, … until ``again`` says no or n = ``tries``.
 
-    ``wait(n, result)`` runs between tries (never after the last). Returns the last
-    result and how many tries were made; whether it is good is the caller's to judge.
+    ``wait(n, result)`` runs between tries (never after the last). ``first`` > 1 goes on
+    from tries the caller made itself. Returns the last result and its number; whether it
+    is good is the caller's to judge.
     """
-    number = 0
+    number = first - 1
     while True:
         number += 1
         result = await attempt(number)

@@ -113,15 +113,12 @@ class RowSender:
         step = await self._attempt(row, 1, before)
         if step.again and self.policy.retries > 0:
             await self._wait_after(1, step)
-
-            async def attempt(number: int) -> Step:
-                return await self._attempt(row, number + 1, before)
-
-            async def wait(number: int, step: Step) -> None:
-                await self._wait_after(number + 1, step)
-
             step, _ = await retrying(
-                attempt, again=lambda step: step.again, tries=self.policy.retries, wait=wait
+                lambda number: self._attempt(row, number, before),
+                again=lambda step: step.again,
+                tries=self.policy.retries + 1,
+                wait=self._wait_after,
+                first=2,
             )
         return self._exhausted(row, step) if step.again else step
 
