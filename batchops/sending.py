@@ -291,9 +291,24 @@ async def send_rows(
                 if statuses is not None:
                     # The canary moved some tickets on: read them again, never guess.
                     again = await read_statuses(
-                        session.client, {str(batch.sn[i]) for i in parts[0].tolist()}
+                        session.client,
+                        {str(batch.sn[i]) for i in parts[0].tolist()},
+                        concurrency=config.policy.concurrency,
                     )
-                    statuses = StatusTable({**statuses, **again.statuses})
+                    stop = blind_after_canary(batch, part, again)
+                    if stop is not None:
+                        session.control.request_stop(stop)
+                        break
+                    # A ticket that could not be read again has no status now (the one from
+                    # before the canary may be stale): the rest sends to it only what ITSM
+                    # itself refuses when it no longer applies, never a SUSPEND (above).
+                    statuses = StatusTable(
+                        {
+                            sn: status
+                            for sn, status in {**statuses, **again.statuses}.items()
+                            if sn not in again.unreadable
+                        }
+                    )
             result = await executor.run(chains_by_sn(batch.sn, part), batch.row, statuses)
             if executor.stopping:
                 break
@@ -422,27 +437,51 @@ def unreadable_suspends(batch: Batch, to_send: np.ndarray, checked: Precheck) ->
             "nothing was sent",
             "wait until ITSM answers status reads again, or check --base-url and --gateway",
         )
-    blind = sorted(
-        {
-            str(batch.sn[i])
-            for i in to_send.tolist()
-            if batch.action[i] == "SUSPEND" and str(batch.sn[i]) in checked.unreadable
-        }
-    )
+    blind, top = _blind_suspends(batch, to_send, checked.unreadable)
     if not blind:
         return None
-    reasons: dict[str, int] = {}
-    for sn in blind:
-        why = checked.unreadable[sn]
-        reasons[why] = reasons.get(why, 0) + 1
-    top = "; ".join(f"{n} × {why}" for why, n in sorted(reasons.items(), key=lambda x: -x[1])[:3])
     return Stop(
         StopKind.PRECHECK,
-        f"the pre-check could not read the status of {len(blind)} tickets with SUSPEND rows "
+        f"the pre-check could not read the status of {blind} tickets with SUSPEND rows "
         f"({top}); a SUSPEND sent to a ticket that is already SUSPENDED leaves it stuck, so "
         "nothing was sent",
         "wait until ITSM answers status reads again",
     )
+
+
+def blind_after_canary(batch: Batch, rest: np.ndarray, again: Precheck) -> Stop | None:
+    """Stop before the rest when the canary's tickets could not be read again and one of
+    them still has a SUSPEND row to send: its status from before the canary may be stale
+    (the canary may have suspended it), and a second SUSPEND leaves it stuck."""
+    blind, top = _blind_suspends(batch, rest, again.unreadable)
+    if not blind:
+        return None
+    return Stop(
+        StopKind.PRECHECK,
+        f"after the canary, the status of {blind} tickets with SUSPEND rows still to send "
+        f"could not be read again ({top}); a SUSPEND sent to a ticket that is already "
+        "SUSPENDED leaves it stuck, so the rest was not sent",
+        "wait until ITSM answers status reads again",
+    )
+
+
+def _blind_suspends(
+    batch: Batch, rows: np.ndarray, unreadable: Mapping[str, str]
+) -> tuple[int, str]:
+    """How many tickets of ``rows`` have a SUSPEND row but an unreadable status, and the
+    commonest reasons why (``"2 × timeout; 1 × HTTP 503"``)."""
+    if not unreadable:
+        return 0, ""
+    blind = {
+        str(batch.sn[i])
+        for i in rows.tolist()
+        if batch.action[i] == "SUSPEND" and str(batch.sn[i]) in unreadable
+    }
+    reasons: dict[str, int] = {}
+    for sn in blind:
+        reasons[unreadable[sn]] = reasons.get(unreadable[sn], 0) + 1
+    commonest = sorted(reasons.items(), key=lambda x: (-x[1], x[0]))[:3]
+    return len(blind), "; ".join(f"{n} × {why}" for why, n in commonest)
 
 
 def checkpoint_stop(reason: str) -> Stop:

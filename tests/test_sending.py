@@ -1,0 +1,77 @@
+"""The send step (batchops/sending.py): what happens between the canary and the rest."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from aiohttp import web
+
+import batchops
+from batchops.model import Status
+
+from .helpers import LoopbackServer, envelope, report_of, write_csv
+
+
+class TicketsWhoseReadsBreak:
+    """An ITSM that operates like the real one (a second SUSPEND is accepted) and whose
+    status reads answer 503 once :attr:`reads_broken` is set."""
+
+    def __init__(self, statuses: dict[str, str]) -> None:
+        self.statuses = statuses
+        self.reads_broken = False
+        self.operations: list[tuple[str, str]] = []
+
+    def __call__(self, request: web.Request, body: bytes) -> web.Response:
+        if "/itsm/" not in request.path:
+            return web.Response(status=404)  # the reachability probe
+        if "get_ticket" in request.path:
+            if self.reads_broken:
+                return web.Response(status=503, text="Service Unavailable")
+            if "get_tickets" in request.path:
+                sns = json.loads(body)["sns"]
+                items = [{"sn": s, "current_status": self.statuses[s]} for s in sns]
+                return envelope(data={"items": items})
+            return envelope(data={"current_status": self.statuses[request.query["sn"]]})
+        sent = json.loads(body)
+        sn, action = sent["sn"], sent["action_type"]
+        self.operations.append((sn, action))
+        if action == "SUSPEND":
+            self.statuses[sn] = "SUSPENDED"  # accepted even when it already was: the trap
+        elif action == "UNSUSPEND" and self.statuses[sn] == "SUSPENDED":
+            self.statuses[sn] = "RUNNING"
+        return envelope()
+
+
+def test_after_the_canary_an_unreadable_ticket_gets_no_second_suspend(tmp_path: Path) -> None:
+    """The canary suspends A; reading A again then fails. A's status from before the
+    canary (RUNNING) would let the rest skip its UNSUSPEND and send a second SUSPEND,
+    which leaves A stuck. The run stops before the rest instead (exit 3, resumable)."""
+    server_side = TicketsWhoseReadsBreak({"A": "RUNNING", "B": "RUNNING"})
+    rows = [
+        ["A", "admin", "SUSPEND", "canary"],
+        ["B", "admin", "SUSPEND", "rest"],
+        ["A", "admin", "UNSUSPEND", "rest"],
+        ["A", "admin", "SUSPEND", "rest"],
+    ]
+    src = write_csv(tmp_path / "t.csv", rows)
+
+    def after_the_canary(report: object) -> bool:
+        server_side.reads_broken = True
+        return True
+
+    with LoopbackServer(server_side) as server:
+        summary = batchops.run_batch(
+            src,
+            batchops.RunOptions(base_url=server.url, app_code="app", username="admin"),
+            choices=batchops.RunChoices(canary=1),
+            hooks=batchops.Hooks(confirm_canary=after_the_canary),
+            env={"BK_APP_SECRET": "s3cret-value"},
+        )
+    assert server_side.operations == [("A", "SUSPEND")]
+    assert Counter(action for _, action in server_side.operations)["SUSPEND"] == 1
+    assert summary.exit_code == 3
+    assert "could not be read again" in summary.stopped_reason
+    statuses = [r["status"] for r in report_of(src)]
+    assert statuses == [Status.SUCCESS.value] + [Status.PENDING.value] * 3
