@@ -113,8 +113,6 @@ async def read_statuses(
                     key = str(sn)
                     found[own.get(key, key)] = sys.intern(str(status))
             continue
-        if answer.verdict is Verdict.FATAL and answer.code in _AUTH_CODES:
-            raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}", answer)
         # get_tickets refused or broken: fall back to one read per ticket.
         if not one_by_one:
             result.method = "get_ticket_status"
@@ -132,7 +130,8 @@ async def _read_chunks(
     """``get_tickets`` for each chunk, ``parallel`` at a time, in chunk order.
 
     Once one chunk is not answered with success, no further chunk is asked (its answer
-    stays None): a refused ``get_tickets`` costs a few calls, not one per chunk.
+    stays None): a refused ``get_tickets`` costs a few calls, not one per chunk. An
+    authentication refusal raises :class:`FatalAnswerError` at once.
     """
     answers: list[Answer | None] = [None] * len(chunks)
     feed = iter(range(len(chunks)))
@@ -144,6 +143,9 @@ async def _read_chunks(
             if failed:
                 return
             answer = await _read_with_retries(partial(transport.read_tickets, chunks[k]), retries)
+            if answer.verdict is Verdict.FATAL and answer.code in _AUTH_CODES:
+                # At once: the chunks still in flight are cancelled, not waited for.
+                raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}", answer)
             answers[k] = answer
             if answer.verdict is not Verdict.SUCCESS:
                 failed = True

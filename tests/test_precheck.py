@@ -103,3 +103,57 @@ def test_an_authentication_refusal_of_any_chunk_stops_the_precheck() -> None:
     with pytest.raises(FatalAnswerError, match="authentication failed"):
         asyncio.run(read_statuses(transport, sns(6 * PRECHECK_CHUNK), concurrency=20))
     assert transport.one_by_one == []
+
+
+class SlowRefusalAmongMany(ChunkReads):
+    """The third chunk is refused late, while others are in flight; single reads of every
+    seventh ticket fail (no answer), the rest answer SUSPENDED."""
+
+    async def read_tickets(self, sns: Iterable[str]) -> Answer:
+        wanted = list(sns)
+        if wanted[0] == sns_of_chunk(2)[0]:
+            self.calls.append(wanted)
+            await asyncio.sleep(0.05)
+            return Answer(Verdict.RETRY, None, "HTTP 503 Service Unavailable", 503)
+        return await super().read_tickets(wanted)
+
+    async def read_ticket_status(self, sn: str) -> Answer:
+        self.one_by_one.append(sn)
+        if int(sn[2:]) % 7 == 0:
+            return Answer(Verdict.RETRY, None, "no answer within 1 s", network="timeout")
+        return Answer(Verdict.SUCCESS, 0, "success", 200, data={"current_status": "SUSPENDED"})
+
+
+def sns_of_chunk(k: int) -> list[str]:
+    return sns((k + 1) * PRECHECK_CHUNK)[k * PRECHECK_CHUNK :]
+
+
+def test_every_ticket_is_read_or_named_unreadable_when_a_chunk_fails_midway() -> None:
+    """Chunks answered before, during and after a late refusal all count; every ticket
+    ends up with a status or among the unreadable, never silently absent."""
+    wanted = sns(10 * PRECHECK_CHUNK)
+    transport = SlowRefusalAmongMany()
+    checked = asyncio.run(read_statuses(transport, wanted, concurrency=20, retries=0))
+    statuses = dict(checked.statuses)
+    assert set(statuses) | set(checked.unreadable) == set(wanted)
+    assert not set(statuses) & set(checked.unreadable)
+    assert all(statuses[sn] == "RUNNING" for call in transport.calls[:2] for sn in call)
+    # The refused chunk's tickets were read one by one; those that failed are unreadable.
+    assert set(sns_of_chunk(2)) <= set(transport.one_by_one)
+    assert checked.unreadable["NO0002002"] == "no answer within 1 s"
+    assert checked.method == "get_ticket_status"
+
+
+def test_an_authentication_refusal_does_not_wait_for_the_other_chunks() -> None:
+    """The refused chunk stops the others in flight at once instead of after their
+    retries (nothing is sent meanwhile, but the person waits)."""
+    denied = Answer(Verdict.FATAL, 1306000, "app authentication failed")
+    slow = Answer(Verdict.RETRY, None, "HTTP 503", 503)
+
+    def answer(call: int, chunk: list[str]) -> Answer | None:
+        return denied if call == 1 else slow  # the others would retry for 3.5 s each
+
+    transport = ChunkReads(answer)
+    with pytest.raises(FatalAnswerError, match="authentication failed"):
+        asyncio.run(read_statuses(transport, sns(4 * PRECHECK_CHUNK), concurrency=20))
+    assert len(transport.calls) == 4  # one call each: no retry of the others was waited for
