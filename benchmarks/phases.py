@@ -3,7 +3,8 @@
 ``python -m benchmarks.phases run FILE --base-url URL ...`` runs the real CLI with the
 same arguments and, when it ends, prints to stderr each step's calls, CPU and wall time:
 loading, opening the checkpoint, the reachability probe, the pre-check, the sending, the
-checkpoint's commits (inside the sending), writing the results and closing the checkpoint.
+checkpoint's commits (most inside the sending; the last ones in writing the results and
+closing), writing the results and closing the checkpoint.
 The bench says how fast a run is; this says which step to look at. The timers wrap the
 steps' module functions, so they cost nothing per row except around each commit.
 """
@@ -79,7 +80,7 @@ def install() -> None:
     timed(sending, "check_reachable", "reachability probe")
     timed(sending, "precheck", "pre-check")
     timed(sending, "send_rows", "send")
-    timed(group_commit.GroupCommit, "_write", "  checkpoint commits (in send)")
+    timed(group_commit.GroupCommit, "_write", "  checkpoint commits (all)")
     timed(pipeline, "finish", "write the results")
     timed(store.Checkpoint, "close", "close the checkpoint")
 
