@@ -205,45 +205,26 @@ class RowSender:
             if pause > 0:
                 # Let a request that is still running on the server finish before reading.
                 await self.control.sleep(pause)
+            read_at = time.monotonic()
             status, why = await self.read_status(row.sn)
+            pause = max(0.0, min(deadline - time.monotonic(), _next_pause(pause)))
             if status is None:
-                return Step(
-                    answer,
-                    attempt,
-                    Outcome(
-                        Status.UNKNOWN,
-                        answer.code,
-                        f"{answer.message}; the ticket could not be read back ({why}): check "
-                        "it in ITSM before running this row again",
-                    ),
-                )
+                if read_at < deadline:
+                    # Unreadable while the request may still land: this row must not end
+                    # (and free the ticket's later rows, a SUSPEND among them) before it
+                    # can no longer land, so reading goes on until then.
+                    continue
+                return Step(answer, attempt, _not_read_back(answer, why))
             judged = judge_readback(row.action, status, before)
             if judged is ReadBack.REACHED:
-                return Step(
-                    answer,
-                    attempt,
-                    Outcome(
-                        Status.SUCCESS,
-                        0,
-                        f"success, confirmed by read-back (ticket {status}) after: "
-                        f"{answer.message}",
-                    ),
-                )
+                message = f"success, confirmed by read-back (ticket {status}) after: "
+                return Step(answer, attempt, Outcome(Status.SUCCESS, 0, message + answer.message))
             if judged is not ReadBack.UNCHANGED:
-                return Step(
-                    answer,
-                    attempt,
-                    Outcome(
-                        Status.UNKNOWN,
-                        answer.code,
-                        f"{answer.message}; read-back found the ticket {status}, which this "
-                        f"{row.action.value} does not explain: check it in ITSM",
-                    ),
-                )
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return Step(answer, attempt)  # it can no longer land: safe to send again
-            pause = min(left, max(0.2, min(2.0, pause * 2 or 0.5)))
+                return Step(answer, attempt, _unexplained(row, answer, status))
+            if read_at >= deadline:
+                # Read only once the request could no longer land, and unchanged: it did
+                # not run, so it is safe to send again.
+                return Step(answer, attempt)
 
     async def settle_in_doubt(self, row: Row, before: str | None) -> Outcome | None:
         """Settle a row that was being sent when an earlier run died: None means send it.
@@ -304,3 +285,26 @@ class RowSender:
         if status is not None:
             return status, ""
         return None, answer.message or "no status in the answer"
+
+
+def _next_pause(pause: float) -> float:
+    """The wait before the next read-back: doubling from 0.5 s, between 0.2 s and 2 s."""
+    return max(0.2, min(2.0, pause * 2 or 0.5))
+
+
+def _not_read_back(answer: Answer, why: str) -> Outcome:
+    return Outcome(
+        Status.UNKNOWN,
+        answer.code,
+        f"{answer.message}; the ticket could not be read back ({why}): check it in ITSM "
+        "before running this row again",
+    )
+
+
+def _unexplained(row: Row, answer: Answer, status: str) -> Outcome:
+    return Outcome(
+        Status.UNKNOWN,
+        answer.code,
+        f"{answer.message}; read-back found the ticket {status}, which this "
+        f"{row.action.value} does not explain: check it in ITSM",
+    )
