@@ -29,6 +29,8 @@ GET_TICKETS_LIMIT = 10_000
 #: latency: ~140 ms -> ~100 ms; BENCHMARKS.md, "Pre-check in chunks").
 PRECHECK_CHUNK = 1_000
 PRECHECK_PARALLEL = 8
+#: get_ticket_status's answer for an sn ITSM does not know (docs/itsm.md §2).
+NO_SUCH_TICKET = 3900022
 
 
 class StatusTable(Mapping[str, str]):
@@ -118,6 +120,11 @@ async def read_statuses(
             result.method = "get_ticket_status"
             result.note = f"get_tickets unusable ({answer.message}); read tickets one by one"
         one_by_one.extend(chunk)
+    asked_singly = set(one_by_one)
+    # A ticket get_tickets left out is usually one ITSM does not know, but a list can also
+    # be cut short or match sns its own way: only get_ticket_status's "no such ticket"
+    # makes it absent, so a SUSPEND never goes to a ticket whose status was not seen.
+    one_by_one.extend(sn for sn in wanted if sn not in found and sn not in asked_singly)
     if one_by_one:
         await _read_one_by_one(transport, one_by_one, result, found, concurrency, retries)
     result.statuses = StatusTable(found)
@@ -219,15 +226,18 @@ async def _read_one_by_one(
                     result.unreadable[sn] = "no status in the answer"
             elif answer.verdict is Verdict.FATAL:
                 raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}", answer)
-            elif answer.verdict is not Verdict.REJECTED:
-                # Not "no such ticket" (3900022 is REJECTED, and such a ticket cannot be
-                # stuck): the ticket may exist, in any state. Never treat it as absent.
+            elif answer.verdict is Verdict.REJECTED:
+                # Only "no such ticket" proves the ticket absent (and such a ticket cannot
+                # be stuck); any other refusal says nothing of its state.
+                failing = 0
+                if answer.code != NO_SUCH_TICKET:
+                    result.unreadable[sn] = answer.message
+            else:
+                # No answer of ITSM's own (timeout, 5xx): the ticket may exist, in any state.
                 result.unreadable[sn] = answer.message
                 failing += 1
                 if failing >= give_up_after:
                     for rest in feed:
                         result.unreadable[rest] = answer.message
-            else:
-                failing = 0
 
     await all_or_none(worker() for _ in range(max(1, concurrency)))

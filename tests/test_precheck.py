@@ -157,3 +157,39 @@ def test_an_authentication_refusal_does_not_wait_for_the_other_chunks() -> None:
     with pytest.raises(FatalAnswerError, match="authentication failed"):
         asyncio.run(read_statuses(transport, sns(4 * PRECHECK_CHUNK), concurrency=20))
     assert len(transport.calls) == 4  # one call each: no retry of the others was waited for
+
+
+class OwnWayOfMatching(ChunkReads):
+    """get_tickets matches sns regardless of case and lists the ticket under its own
+    spelling; get_ticket_status knows "REQ1" (SUSPENDED) by any case, refuses "BUSY" with
+    a business error, and does not know "GONE"."""
+
+    async def read_tickets(self, sns: Iterable[str]) -> Answer:
+        wanted = list(sns)
+        self.calls.append(wanted)
+        items = [{"sn": "REQ1", "current_status": "SUSPENDED"}] if "req1" in wanted else []
+        items += [{"sn": s, "current_status": "RUNNING"} for s in wanted if s.startswith("NO")]
+        return Answer(Verdict.SUCCESS, 0, "success", 200, data={"items": items})
+
+    async def read_ticket_status(self, sn: str) -> Answer:
+        self.one_by_one.append(sn)
+        if sn.upper() == "REQ1":
+            return Answer(Verdict.SUCCESS, 0, "success", 200, data={"current_status": "SUSPENDED"})
+        if sn == "BUSY":
+            return Answer(Verdict.REJECTED, 3900004, "接口异常，请检查请求参数: 系统繁忙")
+        return Answer(Verdict.REJECTED, 3900022, "没有找到对应的单据")
+
+
+def test_a_ticket_left_out_of_get_tickets_is_absent_only_if_itsm_does_not_know_it() -> None:
+    """Left out of the list: asked singly. Its status counts when ITSM gives one; only
+    "no such ticket" (3900022) makes it absent; any other refusal leaves it unreadable,
+    so no SUSPEND is sent to it blind."""
+    transport = OwnWayOfMatching()
+    checked = asyncio.run(read_statuses(transport, ["NO1", "req1", "BUSY", "GONE"]))
+    assert sorted(transport.one_by_one) == ["BUSY", "GONE", "req1"]
+    assert checked.statuses["req1"] == "SUSPENDED"
+    assert checked.statuses["NO1"] == "RUNNING"
+    assert "GONE" not in checked.statuses and "GONE" not in checked.unreadable
+    assert "BUSY" not in checked.statuses
+    assert "系统繁忙" in checked.unreadable["BUSY"]
+    assert checked.method == "get_tickets"
