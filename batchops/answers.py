@@ -290,17 +290,20 @@ def _server_trouble(
             rate_limited=True,
             retry_after_s=retry_after,
         )
-    if http_status in (502, 504):
+    if http_status in (500, 502, 504):
+        # A bare 500 may be ITSM's own crash after the action ran (the API gateway passes
+        # the backend's 500 through): read back before any resend, like a lost answer.
+        kind = "server error" if http_status == 500 else "gateway error"
         return Answer(
             Verdict.AMBIGUOUS,
             code,
-            f"gateway error HTTP {http_status}, the action may have run{detail}",
+            f"{kind} HTTP {http_status}, the action may have run{detail}",
             http_status,
             request_id,
             server_error=True,
         )
-    if http_status in (500, 503):
-        # A bare 500/503 carries no sign that ITSM saw the request (proxies answer these).
+    if http_status == 503:
+        # A bare 503 is the unavailable service's (or a proxy's) refusal: not processed.
         return Answer(
             Verdict.RETRY,
             code,
