@@ -229,18 +229,36 @@ def _lock(config: RunConfig, batch: Batch) -> RunLock:
 def open_store(config: RunConfig, loaded: Loaded) -> tuple[Checkpoint | None, Work]:
     """Bind the checkpoint (or resume from it): what this run still has to do."""
     work = Work(to_send=np.flatnonzero(loaded.sendable).astype(np.int64), in_doubt=[])
-    if loaded.outputs.checkpoint is None:
-        return None, work
-    return open_checkpoint(
-        loaded.batch,
-        loaded.outcomes,
-        loaded.sendable,
-        loaded.outputs.checkpoint,
-        fresh=config.choices.fresh,
-        retry_failed=config.choices.retry_failed,
-        gateway=config.connection.gateway,
-        base_url=config.connection.base_url or "(sandbox)",
-    )
+    store = None
+    if loaded.outputs.checkpoint is not None:
+        store, work = open_checkpoint(
+            loaded.batch,
+            loaded.outcomes,
+            loaded.sendable,
+            loaded.outputs.checkpoint,
+            fresh=config.choices.fresh,
+            retry_failed=config.choices.retry_failed,
+            gateway=config.connection.gateway,
+            base_url=config.connection.base_url or "(sandbox)",
+        )
+    work.last_sent_at = max(work.last_sent_at, _unknown_rows_sent_by(loaded))
+    return store, work
+
+
+def _unknown_rows_sent_by(loaded: Loaded) -> float:
+    """An earlier report fed back with ``unknown`` rows to send again: their requests
+    went out before the report was written, and may land until the window after that
+    (no checkpoint says when exactly). 0 when there are none."""
+    previous = loaded.batch.previous_results
+    if previous is None or not len(loaded.sendable):
+        return 0.0
+    earlier = previous["status"].str.strip().str.lower().to_numpy(dtype=object)
+    if not (np.asarray(loaded.sendable, dtype=bool) & (earlier == "unknown")).any():
+        return 0.0
+    try:
+        return loaded.batch.source.stat().st_mtime
+    except OSError:
+        return time.time()  # cannot tell: as if it had just been written
 
 
 def _fresh_note(config: RunConfig, hooks: RunHooks, work: Work) -> dict[str, str]:

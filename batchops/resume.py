@@ -46,7 +46,9 @@ class Work:
     #: Rows that were "sending" when an earlier run died.
     in_doubt: list[InDoubtRow]
     note: str = ""
-    #: Wall-clock time of the latest "sending" mark among the rows in doubt.
+    #: Wall-clock time of the latest request whose fate is not known (rows in doubt,
+    #: unknown rows sent again, an old run's with ``--fresh``): nothing is read or sent
+    #: before that request could no longer land.
     last_sent_at: float = 0.0
     #: With ``--fresh``: what the checkpoint set aside said (None when there was none).
     fresh: FreshStart | None = None
@@ -108,6 +110,8 @@ def open_checkpoint(
 ) -> tuple[Checkpoint, Work]:
     """Open the checkpoint and work out what is left; refuse one that belongs elsewhere."""
     applied = Checkpoint.count_applied(path) if fresh else None
+    # What the old run may still have in flight lands on tickets this run starts over on.
+    uncertain_since = Checkpoint.last_uncertain_send(path) if fresh else 0.0
     backup = Checkpoint.set_aside(path) if fresh else None
     keys = row_keys(batch)
     binding = Binding(
@@ -124,7 +128,7 @@ def open_checkpoint(
             store.initialise(binding, _initial_rows(batch, keys, sendable, outcomes))
             store.begin_run("first run")
             note = f"checkpoint: {path}" + (f" (previous one kept as {backup})" if backup else "")
-            work = Work(np.flatnonzero(sendable).astype(np.int64), [], note)
+            work = Work(np.flatnonzero(sendable).astype(np.int64), [], note, uncertain_since)
             if backup is not None:
                 work.fresh = FreshStart(backup, applied)
             return store, work
@@ -200,6 +204,9 @@ def _resume(store: Checkpoint, outcomes: OutcomeTable, retry_failed: bool, path:
         if rec.state is RowState.DONE:
             if rec.index in retry:
                 queued.append(rec.index)
+                if rec.outcome.status is Status.UNKNOWN:
+                    # Its request may still land: the pre-check reads no sooner than that.
+                    last_sent_at = max(last_sent_at, rec.sent_at or 0.0)
             else:
                 outcomes.set(rec.index, rec.outcome)
                 done += 1

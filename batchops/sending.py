@@ -174,6 +174,8 @@ async def prepare(
                 to_send = await settle_in_doubt(config, loaded.batch, work, session)
             finally:
                 hooks.progress.close()
+        else:
+            await until_earlier_sends_cannot_land(config, hooks, work, session)
         checked: Precheck | None = None
         if config.choices.precheck and len(to_send) and not session.control.stopping:
             checked = await precheck(config, hooks, loaded.batch, to_send, session)
@@ -290,25 +292,19 @@ async def send_rows(
                     break
                 if statuses is not None:
                     # The canary moved some tickets on: read them again, never guess.
+                    canary_sns = {str(batch.sn[i]) for i in parts[0].tolist()}
                     again = await read_statuses(
-                        session.client,
-                        {str(batch.sn[i]) for i in parts[0].tolist()},
-                        concurrency=config.policy.concurrency,
+                        session.client, canary_sns, concurrency=config.policy.concurrency
                     )
-                    stop = blind_after_canary(batch, part, again)
+                    stop = blind_after_canary(batch, part, canary_sns, statuses, again)
                     if stop is not None:
                         session.control.request_stop(stop)
                         break
-                    # A ticket that could not be read again has no status now (the one from
-                    # before the canary may be stale): the rest sends to it only what ITSM
+                    # No status from before the canary survives for its tickets: one that was
+                    # not read again has none now, and the rest sends to it only what ITSM
                     # itself refuses when it no longer applies, never a SUSPEND (above).
-                    statuses = StatusTable(
-                        {
-                            sn: status
-                            for sn, status in {**statuses, **again.statuses}.items()
-                            if sn not in again.unreadable
-                        }
-                    )
+                    kept = {sn: s for sn, s in statuses.items() if sn not in canary_sns}
+                    statuses = StatusTable({**kept, **again.statuses})
             result = await executor.run(chains_by_sn(batch.sn, part), batch.row, statuses)
             if executor.stopping:
                 break
@@ -373,12 +369,7 @@ async def settle_in_doubt(
 ) -> np.ndarray:
     """Read back rows that were in flight when an earlier run died; return what to send."""
     policy, executor, recorder = config.policy, session.executor, session.recorder
-    # The dead run's last requests may still be running on the server: read back no
-    # sooner than the gateway's backend time (--server-timeout) plus --readback-delay
-    # after they left, so that "unchanged" proves the action did not run.
-    wait = work.last_sent_at + policy.server_timeout_s + policy.readback_delay_s - time.time()
-    if wait > 0:
-        await session.control.sleep(wait)
+    await until_earlier_sends_cannot_land(config, None, work, session)
     resend: list[int] = []
     feed = iter(work.in_doubt)
 
@@ -401,6 +392,27 @@ async def settle_in_doubt(
         recorder.flush()
     merged = np.union1d(work.to_send, np.array(resend, dtype=np.int64))
     return merged.astype(np.int64)
+
+
+async def until_earlier_sends_cannot_land(
+    config: RunConfig, hooks: RunHooks | None, work: Work, session: Session
+) -> None:
+    """Wait until the earlier requests whose fate is unknown can no longer land.
+
+    They may still be running on the server: reading (or pre-checking) no sooner than the
+    gateway's backend time (--server-timeout) plus --readback-delay after they left is what
+    makes an unchanged ticket prove the action did not run.
+    """
+    policy = config.policy
+    wait = work.last_sent_at + policy.server_timeout_s + policy.readback_delay_s - time.time()
+    if wait <= 0:
+        return
+    if hooks is not None:
+        hooks.say(
+            f"waiting {wait:.0f} s before reading tickets: an earlier request whose answer "
+            "was lost may still land until then"
+        )
+    await session.control.sleep(wait)
 
 
 async def start_sandbox(stack: AsyncExitStack, batch: Batch) -> Target:
@@ -449,11 +461,24 @@ def unreadable_suspends(batch: Batch, to_send: np.ndarray, checked: Precheck) ->
     )
 
 
-def blind_after_canary(batch: Batch, rest: np.ndarray, again: Precheck) -> Stop | None:
-    """Stop before the rest when the canary's tickets could not be read again and one of
-    them still has a SUSPEND row to send: its status from before the canary may be stale
-    (the canary may have suspended it), and a second SUSPEND leaves it stuck."""
-    blind, top = _blind_suspends(batch, rest, again.unreadable)
+def blind_after_canary(
+    batch: Batch,
+    rest: np.ndarray,
+    canary_sns: set[str],
+    before: Mapping[str, str],
+    again: Precheck,
+) -> Stop | None:
+    """Stop before the rest when a canary ticket was not read again (unreadable, or known
+    before the canary and now absent from the answer) and still has a SUSPEND row to send:
+    its status from before the canary may be stale (the canary may have suspended it),
+    and a second SUSPEND leaves it stuck."""
+    unknown = {
+        sn: "absent from the answer"
+        for sn in canary_sns
+        if sn in before and sn not in again.statuses
+    }
+    unknown.update(again.unreadable)
+    blind, top = _blind_suspends(batch, rest, unknown)
     if not blind:
         return None
     return Stop(

@@ -178,6 +178,27 @@ class Checkpoint:
         finally:
             reader.close()
 
+    @classmethod
+    def last_uncertain_send(cls, path: Path) -> float:
+        """When (epoch s) an existing checkpoint last sent a row whose fate it does not know
+        (still "sending", or ended ``unknown``); 0 when none, or the file is unreadable."""
+        if not path.exists():
+            return 0.0
+        try:
+            reader = cls.open_readonly(path)
+        except CheckpointError:
+            return 0.0
+        try:
+            (latest,) = reader._conn.execute(
+                "SELECT MAX(sent_at) FROM rows WHERE state='sending' OR status=?",
+                (Status.UNKNOWN.value,),
+            ).fetchone()
+            return float(latest or 0.0)
+        except sqlite3.Error:
+            return 0.0
+        finally:
+            reader.close()
+
     @staticmethod
     def set_aside(path: Path) -> Path | None:
         """Move an old checkpoint out of the way (``--fresh``), keeping it as a backup."""

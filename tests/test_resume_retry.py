@@ -57,7 +57,10 @@ def test_retry_failed_resends_failed_and_unknown_keeps_history(
             )
         )
     )
+    # A short --server-timeout: an unreadable row is read until its request could no
+    # longer land, which the stand-in (answering at once) makes a moment after it left.
     args = ["run", str(src), "-c", "1", "--retries", "0", "--readback-delay", "0"]
+    args += ["--server-timeout", "1"]
     first = run_cli([*args, "--max-failures", "off"], creds_env(itsm.url))
     assert first.exit_code == 1, first.stdout + first.stderr
     # The advice names the command that resends them.
@@ -221,3 +224,60 @@ def test_checkpoint_out_of_room_stops_truthfully_and_the_same_command_finishes(
         assert again.code == 0, again.text
         _assert_once_each(read_report(tmp_path / "t.report.csv"), state)
         assert state.stats.operations_total == rows
+
+
+@pytest.mark.parametrize("again", ["retry_failed", "fresh", "report"])
+def test_a_rerun_reads_an_unknown_rows_ticket_only_once_its_request_cannot_land(
+    tmp_path: Path, again: str
+) -> None:
+    """A SUSPEND whose answer was lost and whose read-back showed a status it does not
+    explain ends unknown at once. Its request may still land, so ``--retry-failed`` (or
+    ``--fresh``) right after reads the ticket no sooner than --server-timeout after that
+    request left, and says why it waits. So does the report fed back as the input of a run
+    without a checkpoint (the report's time bounds when the request left)."""
+    import json
+    import time
+
+    from aiohttp import web
+
+    import batchops
+
+    from .helpers import LoopbackServer, envelope
+
+    events: list[tuple[float, str]] = []
+
+    def handler(request: web.Request, body: bytes) -> web.Response:
+        if "/itsm/" not in request.path:
+            return web.Response(status=404)
+        events.append((time.time(), request.path.rstrip("/").rsplit("/", 1)[-1]))
+        if "get_tickets" in request.path:
+            return envelope(data={"items": [{"sn": "A", "current_status": "RUNNING"}]})
+        if "get_ticket_status" in request.path:
+            return envelope(data={"current_status": "NEW"})  # what a SUSPEND does not explain
+        assert json.loads(body)["action_type"] == "SUSPEND"
+        return web.Response(status=502, text="Bad Gateway")
+
+    src = write_csv(tmp_path / "t.csv", [["A", "admin", "SUSPEND", "x"]])
+    env = {"BK_APP_SECRET": "s3cret-value"}
+    said: list[str] = []
+    with LoopbackServer(handler) as server:
+        options = batchops.RunOptions(
+            base_url=server.url, app_code="app", username="admin", server_timeout=2.0
+        )
+        files = batchops.Files(use_checkpoint=again != "report")
+        first = batchops.run_batch(src, options, files=files, env=env)
+        assert first.counts["unknown"] == 1
+        sent_at = max(t for t, api in events if api == "operate_ticket")
+        events.clear()
+        rerun = src.with_name("t.report.csv") if again == "report" else src
+        batchops.run_batch(
+            rerun,
+            options,
+            files=files,
+            choices=batchops.RunChoices(**({} if again == "report" else {again: True})),
+            hooks=batchops.Hooks(notice=said.append),
+            env=env,
+        )
+    first_read = min(t for t, api in events if api.startswith("get_ticket"))
+    assert first_read >= sent_at + 2.0
+    assert any("may still land" in line for line in said), said

@@ -167,7 +167,17 @@ def test_timeout_with_unreadable_ticket_is_unknown_and_never_resent(
     ticket, no row failed, and the run stops (exit 3) once --outage-wait is over."""
     server = stand_in(tickets("U", 3), backend_timeout_rate=1.0, faults_on_reads=True)
     src = write_csv(tmp_path / "t.csv", rows_for(["U0", "U1", "U2"]))
-    out = cli(server, src, "--no-precheck", "--concurrency", "3", "--outage-wait", "2")
+    out = cli(
+        server,
+        src,
+        "--no-precheck",
+        "--concurrency",
+        "3",
+        "--outage-wait",
+        "2",
+        "--server-timeout",
+        "2",
+    )
     assert out.exit_code == 3, out.stdout + out.stderr
     assert "ITSM unreachable since" in out.stderr
     report = report_of(src)

@@ -21,7 +21,13 @@ class TicketsWhoseReadsBreak:
     def __init__(self, statuses: dict[str, str]) -> None:
         self.statuses = statuses
         self.reads_broken = False
+        #: After the canary: get_tickets leaves "A" out; "A" read singly is refused too
+        #: when ``single_reads_refused``.
+        self.a_left_out = False
+        self.single_reads_refused = False
         self.operations: list[tuple[str, str]] = []
+        #: The status each SUSPEND found (SUSPENDED: a double suspend).
+        self.suspended_from: list[str] = []
 
     def __call__(self, request: web.Request, body: bytes) -> web.Response:
         if "/itsm/" not in request.path:
@@ -30,14 +36,17 @@ class TicketsWhoseReadsBreak:
             if self.reads_broken:
                 return web.Response(status=503, text="Service Unavailable")
             if "get_tickets" in request.path:
-                sns = json.loads(body)["sns"]
+                sns = [s for s in json.loads(body)["sns"] if not (self.a_left_out and s == "A")]
                 items = [{"sn": s, "current_status": self.statuses[s]} for s in sns]
                 return envelope(data={"items": items})
+            if self.single_reads_refused:
+                return envelope(3900004, "接口异常，请检查请求参数: 系统繁忙")
             return envelope(data={"current_status": self.statuses[request.query["sn"]]})
         sent = json.loads(body)
         sn, action = sent["sn"], sent["action_type"]
         self.operations.append((sn, action))
         if action == "SUSPEND":
+            self.suspended_from.append(self.statuses[sn])
             self.statuses[sn] = "SUSPENDED"  # accepted even when it already was: the trap
         elif action == "UNSUSPEND" and self.statuses[sn] == "SUSPENDED":
             self.statuses[sn] = "RUNNING"
@@ -75,3 +84,54 @@ def test_after_the_canary_an_unreadable_ticket_gets_no_second_suspend(tmp_path: 
     assert "could not be read again" in summary.stopped_reason
     statuses = [r["status"] for r in report_of(src)]
     assert statuses == [Status.SUCCESS.value] + [Status.PENDING.value] * 3
+
+
+def run_with_canary(tmp_path: Path, itsm: TicketsWhoseReadsBreak, **after: bool) -> Path:
+    """Rows A SUSPEND (the canary), B SUSPEND, A UNSUSPEND, A SUSPEND; ``after`` is set on
+    the server once the canary is done."""
+    rows = [
+        ["A", "admin", "SUSPEND", "canary"],
+        ["B", "admin", "SUSPEND", "rest"],
+        ["A", "admin", "UNSUSPEND", "rest"],
+        ["A", "admin", "SUSPEND", "rest"],
+    ]
+    src = write_csv(tmp_path / "t.csv", rows)
+
+    def after_the_canary(report: object) -> bool:
+        for name, value in after.items():
+            setattr(itsm, name, value)
+        return True
+
+    with LoopbackServer(itsm) as server:
+        batchops.run_batch(
+            src,
+            batchops.RunOptions(base_url=server.url, app_code="app", username="admin"),
+            choices=batchops.RunChoices(canary=1),
+            hooks=batchops.Hooks(confirm_canary=after_the_canary),
+            env={"BK_APP_SECRET": "s3cret-value"},
+        )
+    return src
+
+
+def test_a_canary_ticket_left_out_of_the_second_read_is_asked_for_singly(tmp_path: Path) -> None:
+    """get_tickets leaves A out after the canary: A is read singly (SUSPENDED), so its
+    UNSUSPEND goes out and the last SUSPEND finds it RUNNING, never SUSPENDED."""
+    itsm = TicketsWhoseReadsBreak({"A": "RUNNING", "B": "RUNNING"})
+    src = run_with_canary(tmp_path, itsm, a_left_out=True)
+    assert "SUSPENDED" not in itsm.suspended_from
+    assert itsm.operations == [
+        ("A", "SUSPEND"),
+        ("B", "SUSPEND"),
+        ("A", "UNSUSPEND"),
+        ("A", "SUSPEND"),
+    ]
+    assert [r["status"] for r in report_of(src)] == [Status.SUCCESS.value] * 4
+
+
+def test_a_canary_ticket_neither_listed_nor_readable_stops_the_rest(tmp_path: Path) -> None:
+    itsm = TicketsWhoseReadsBreak({"A": "RUNNING", "B": "RUNNING"})
+    src = run_with_canary(tmp_path, itsm, a_left_out=True, single_reads_refused=True)
+    assert itsm.operations == [("A", "SUSPEND")]
+    assert [r["status"] for r in report_of(src)] == [Status.SUCCESS.value] + [
+        Status.PENDING.value
+    ] * 3
