@@ -22,7 +22,7 @@ from .precheck import Precheck, read_statuses
 from .report import default_plan_path, write_report
 from .runconfig import PlanConfig, as_path
 from .selection import add_notes, mark_invalid
-from .sending import Target, check_reachable, start_sandbox
+from .sending import Target, check_reachable, start_sandbox, suspended_sns
 from .stops import RunControl
 from .summary import write_summary_json
 from .tickets import chains_by_sn, simulate
@@ -114,5 +114,9 @@ async def _read(config: PlanConfig, batch: Batch, tracer: Tracer | None) -> tupl
         if stop is not None:
             raise FatalAnswerError(f"{stop.reason}; {stop.fix}")
         valid = batch.valid_indices()
-        checked = await read_statuses(client, (str(batch.sn[i]) for i in valid.tolist()))
+        checked = await read_statuses(
+            client,
+            (str(batch.sn[i]) for i in valid.tolist()),
+            prove_absent=suspended_sns(batch, valid),
+        )
         return checked, client.requests_sent

@@ -13,7 +13,7 @@ import asyncio
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -84,13 +84,16 @@ async def read_statuses(
     *,
     concurrency: int = 20,
     retries: int = 3,
+    prove_absent: Collection[str] | None = None,
 ) -> Precheck:
     """Read the status of every given ticket; unknown tickets are simply absent.
 
     ``get_tickets`` first (:data:`PRECHECK_CHUNK` tickets a call, a few calls at a time);
     where the app may not call it, one ``get_ticket_status`` per ticket. An answer that
     stops everything (authentication, service off) raises :class:`FatalAnswerError`
-    before any operation was sent.
+    before any operation was sent. A ticket ``get_tickets`` leaves out is read singly to
+    prove it absent when it is in ``prove_absent`` (None: every ticket) — the tickets a
+    SUSPEND would go to.
     """
     # Keys are the caller's own sn strings and statuses are interned: a million tickets
     # then cost one dict, not a million decoded copies of each sn and of "RUNNING".
@@ -124,7 +127,13 @@ async def read_statuses(
     # A ticket get_tickets left out is usually one ITSM does not know, but a list can also
     # be cut short or match sns its own way: only get_ticket_status's "no such ticket"
     # makes it absent, so a SUSPEND never goes to a ticket whose status was not seen.
-    one_by_one.extend(sn for sn in wanted if sn not in found and sn not in asked_singly)
+    one_by_one.extend(
+        sn
+        for sn in wanted
+        if sn not in found
+        and sn not in asked_singly
+        and (prove_absent is None or sn in prove_absent)
+    )
     if one_by_one:
         await _read_one_by_one(transport, one_by_one, result, found, concurrency, retries)
     result.statuses = StatusTable(found)

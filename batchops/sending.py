@@ -208,6 +208,7 @@ async def precheck(
             session.client,
             (str(batch.sn[i]) for i in to_send.tolist()),
             concurrency=config.policy.concurrency,
+            prove_absent=suspended_sns(batch, to_send),
         )
     )
     if checked.accepted:
@@ -294,7 +295,10 @@ async def send_rows(
                     # The canary moved some tickets on: read them again, never guess.
                     canary_sns = {str(batch.sn[i]) for i in parts[0].tolist()}
                     again = await read_statuses(
-                        session.client, canary_sns, concurrency=config.policy.concurrency
+                        session.client,
+                        canary_sns,
+                        concurrency=config.policy.concurrency,
+                        prove_absent=suspended_sns(batch, part),
                     )
                     stop = blind_after_canary(batch, part, canary_sns, statuses, again)
                     if stop is not None:
@@ -488,6 +492,11 @@ def blind_after_canary(
         "SUSPENDED leaves it stuck, so the rest was not sent",
         "wait until ITSM answers status reads again",
     )
+
+
+def suspended_sns(batch: Batch, rows: np.ndarray) -> set[str]:
+    """The tickets that ``rows`` would SUSPEND."""
+    return {str(batch.sn[i]) for i in rows.tolist() if batch.action[i] == "SUSPEND"}
 
 
 def _blind_suspends(

@@ -193,3 +193,15 @@ def test_a_ticket_left_out_of_get_tickets_is_absent_only_if_itsm_does_not_know_i
     assert "BUSY" not in checked.statuses
     assert "系统繁忙" in checked.unreadable["BUSY"]
     assert checked.method == "get_tickets"
+
+
+def test_only_the_tickets_a_suspend_would_go_to_are_proved_absent_singly() -> None:
+    """A ticket left out of get_tickets costs a single read only when a SUSPEND would go
+    to it: for the other actions ITSM's own "no such ticket" answer is harm enough."""
+    transport = OwnWayOfMatching()
+    checked = asyncio.run(
+        read_statuses(transport, ["NO1", "req1", "BUSY", "GONE"], prove_absent={"req1"})
+    )
+    assert transport.one_by_one == ["req1"]
+    assert checked.statuses["req1"] == "SUSPENDED"
+    assert "GONE" not in checked.statuses and "BUSY" not in checked.unreadable
