@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 import batchops
-from batchops.model import Status
+from batchops.model import RunSummary, Status
 
 from .helpers import LoopbackServer, envelope, report_of, write_csv
 
@@ -53,40 +53,9 @@ class TicketsWhoseReadsBreak:
         return envelope()
 
 
-def test_after_the_canary_an_unreadable_ticket_gets_no_second_suspend(tmp_path: Path) -> None:
-    """The canary suspends A; reading A again then fails. A's status from before the
-    canary (RUNNING) would let the rest skip its UNSUSPEND and send a second SUSPEND,
-    which leaves A stuck. The run stops before the rest instead (exit 3, resumable)."""
-    server_side = TicketsWhoseReadsBreak({"A": "RUNNING", "B": "RUNNING"})
-    rows = [
-        ["A", "admin", "SUSPEND", "canary"],
-        ["B", "admin", "SUSPEND", "rest"],
-        ["A", "admin", "UNSUSPEND", "rest"],
-        ["A", "admin", "SUSPEND", "rest"],
-    ]
-    src = write_csv(tmp_path / "t.csv", rows)
-
-    def after_the_canary(report: object) -> bool:
-        server_side.reads_broken = True
-        return True
-
-    with LoopbackServer(server_side) as server:
-        summary = batchops.run_batch(
-            src,
-            batchops.RunOptions(base_url=server.url, app_code="app", username="admin"),
-            choices=batchops.RunChoices(canary=1),
-            hooks=batchops.Hooks(confirm_canary=after_the_canary),
-            env={"BK_APP_SECRET": "s3cret-value"},
-        )
-    assert server_side.operations == [("A", "SUSPEND")]
-    assert Counter(action for _, action in server_side.operations)["SUSPEND"] == 1
-    assert summary.exit_code == 3
-    assert "could not be read again" in summary.stopped_reason
-    statuses = [r["status"] for r in report_of(src)]
-    assert statuses == [Status.SUCCESS.value] + [Status.PENDING.value] * 3
-
-
-def run_with_canary(tmp_path: Path, itsm: TicketsWhoseReadsBreak, **after: bool) -> Path:
+def run_with_canary(
+    tmp_path: Path, itsm: TicketsWhoseReadsBreak, **after: bool
+) -> tuple[Path, RunSummary]:
     """Rows A SUSPEND (the canary), B SUSPEND, A UNSUSPEND, A SUSPEND; ``after`` is set on
     the server once the canary is done."""
     rows = [
@@ -103,21 +72,35 @@ def run_with_canary(tmp_path: Path, itsm: TicketsWhoseReadsBreak, **after: bool)
         return True
 
     with LoopbackServer(itsm) as server:
-        batchops.run_batch(
+        summary = batchops.run_batch(
             src,
             batchops.RunOptions(base_url=server.url, app_code="app", username="admin"),
             choices=batchops.RunChoices(canary=1),
             hooks=batchops.Hooks(confirm_canary=after_the_canary),
             env={"BK_APP_SECRET": "s3cret-value"},
         )
-    return src
+    return src, summary
+
+
+def test_after_the_canary_an_unreadable_ticket_gets_no_second_suspend(tmp_path: Path) -> None:
+    """The canary suspends A; reading A again then fails. A's status from before the
+    canary (RUNNING) would let the rest skip its UNSUSPEND and send a second SUSPEND,
+    which leaves A stuck. The run stops before the rest instead (exit 3, resumable)."""
+    server_side = TicketsWhoseReadsBreak({"A": "RUNNING", "B": "RUNNING"})
+    src, summary = run_with_canary(tmp_path, server_side, reads_broken=True)
+    assert server_side.operations == [("A", "SUSPEND")]
+    assert Counter(action for _, action in server_side.operations)["SUSPEND"] == 1
+    assert summary.exit_code == 3
+    assert "could not be read again" in summary.stopped_reason
+    statuses = [r["status"] for r in report_of(src)]
+    assert statuses == [Status.SUCCESS.value] + [Status.PENDING.value] * 3
 
 
 def test_a_canary_ticket_left_out_of_the_second_read_is_asked_for_singly(tmp_path: Path) -> None:
     """get_tickets leaves A out after the canary: A is read singly (SUSPENDED), so its
     UNSUSPEND goes out and the last SUSPEND finds it RUNNING, never SUSPENDED."""
     itsm = TicketsWhoseReadsBreak({"A": "RUNNING", "B": "RUNNING"})
-    src = run_with_canary(tmp_path, itsm, a_left_out=True)
+    src, _ = run_with_canary(tmp_path, itsm, a_left_out=True)
     assert "SUSPENDED" not in itsm.suspended_from
     assert itsm.operations == [
         ("A", "SUSPEND"),
@@ -130,7 +113,7 @@ def test_a_canary_ticket_left_out_of_the_second_read_is_asked_for_singly(tmp_pat
 
 def test_a_canary_ticket_neither_listed_nor_readable_stops_the_rest(tmp_path: Path) -> None:
     itsm = TicketsWhoseReadsBreak({"A": "RUNNING", "B": "RUNNING"})
-    src = run_with_canary(tmp_path, itsm, a_left_out=True, single_reads_refused=True)
+    src, _ = run_with_canary(tmp_path, itsm, a_left_out=True, single_reads_refused=True)
     assert itsm.operations == [("A", "SUSPEND")]
     assert [r["status"] for r in report_of(src)] == [Status.SUCCESS.value] + [
         Status.PENDING.value
