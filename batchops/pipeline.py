@@ -34,7 +34,7 @@ from .report import default_report_path, write_report
 from .resume import Work, open_checkpoint
 from .runconfig import RunConfig, as_path
 from .runlock import RunLock
-from .selection import NOT_DONE, add_notes, mark_invalid, select_rows
+from .selection import NOT_DONE, add_notes, mark_invalid, previous_statuses, select_rows
 from .sending import checkpoint_stop, send
 from .stops import StopKind
 from .store import Checkpoint, default_checkpoint_path
@@ -252,7 +252,7 @@ def _unknown_rows_sent_by(loaded: Loaded) -> float:
     previous = loaded.batch.previous_results
     if previous is None or not len(loaded.sendable):
         return 0.0
-    earlier = previous["status"].str.strip().str.lower().to_numpy(dtype=object)
+    earlier = previous_statuses(previous)
     if not (np.asarray(loaded.sendable, dtype=bool) & (earlier == "unknown")).any():
         return 0.0
     try:

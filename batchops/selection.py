@@ -42,11 +42,16 @@ def select_rows(batch: Batch, outcomes: OutcomeTable, only: Collection[str] | No
             f"--only needs a batchops report as input (with its status column); "
             f"{batch.source} is a plain input file"
         )
-    earlier = previous["status"].str.strip().str.lower().to_numpy(dtype=object)
+    earlier = previous_statuses(previous)
     chosen: np.ndarray = np.asarray(valid & np.isin(earlier, list(wanted)), dtype=bool)
     for index in np.flatnonzero(valid & ~chosen).tolist():
         outcomes.set(index, _previous_outcome(previous, index))
     return chosen
+
+
+def previous_statuses(previous: pd.DataFrame) -> np.ndarray:
+    """An earlier report's status column, one lower-case word a row."""
+    return previous["status"].str.strip().str.lower().to_numpy(dtype=object)
 
 
 def _previous_outcome(previous: pd.DataFrame, index: int) -> Outcome:

@@ -506,11 +506,7 @@ def _blind_suspends(
     commonest reasons why (``"2 × timeout; 1 × HTTP 503"``)."""
     if not unreadable:
         return 0, ""
-    blind = {
-        str(batch.sn[i])
-        for i in rows.tolist()
-        if batch.action[i] == "SUSPEND" and str(batch.sn[i]) in unreadable
-    }
+    blind = suspended_sns(batch, rows) & unreadable.keys()
     reasons: dict[str, int] = {}
     for sn in blind:
         reasons[unreadable[sn]] = reasons.get(unreadable[sn], 0) + 1
