@@ -162,40 +162,35 @@ class Checkpoint:
     @classmethod
     def count_applied(cls, path: Path) -> int | None:
         """Rows an existing checkpoint records as applied (``success``); None if unreadable."""
-        if not path.exists():
-            return None
-        try:
-            reader = cls.open_readonly(path)
-        except CheckpointError:
-            return None
-        try:
-            (count,) = reader._conn.execute(
-                "SELECT COUNT(*) FROM rows WHERE status=?", (Status.SUCCESS.value,)
-            ).fetchone()
-            return int(count)
-        except sqlite3.Error:
-            return None
-        finally:
-            reader.close()
+        count = cls._peek(path, "SELECT COUNT(*) FROM rows WHERE status=?", Status.SUCCESS.value)
+        return None if count is None else int(count)
 
     @classmethod
     def last_uncertain_send(cls, path: Path) -> float:
         """When (epoch s) an existing checkpoint last sent a row whose fate it does not know
         (still "sending", or ended ``unknown``); 0 when none, or the file is unreadable."""
+        latest = cls._peek(
+            path,
+            "SELECT MAX(sent_at) FROM rows WHERE state='sending' OR status=?",
+            Status.UNKNOWN.value,
+        )
+        return float(latest or 0.0)
+
+    @classmethod
+    def _peek(cls, path: Path, query: str, *params: object) -> float | None:
+        """One number of an existing checkpoint, read without locking it; None when the
+        file is missing or cannot be read (or the query finds none)."""
         if not path.exists():
-            return 0.0
+            return None
         try:
             reader = cls.open_readonly(path)
         except CheckpointError:
-            return 0.0
+            return None
         try:
-            (latest,) = reader._conn.execute(
-                "SELECT MAX(sent_at) FROM rows WHERE state='sending' OR status=?",
-                (Status.UNKNOWN.value,),
-            ).fetchone()
-            return float(latest or 0.0)
+            (value,) = reader._conn.execute(query, params).fetchone()
+            return None if value is None else float(value)
         except sqlite3.Error:
-            return 0.0
+            return None
         finally:
             reader.close()
 
