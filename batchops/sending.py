@@ -168,14 +168,13 @@ async def prepare(
             _mark_not_sent(loaded, work.to_send, stop.reason)
             return None
         to_send = work.to_send
+        await until_earlier_sends_cannot_land(config, hooks, work, session)
         if work.in_doubt:
             hooks.progress.start(len(work.in_doubt))
             try:
                 to_send = await settle_in_doubt(config, loaded.batch, work, session)
             finally:
                 hooks.progress.close()
-        else:
-            await until_earlier_sends_cannot_land(config, hooks, work, session)
         checked: Precheck | None = None
         if config.choices.precheck and len(to_send) and not session.control.stopping:
             checked = await precheck(config, hooks, loaded.batch, to_send, session)
@@ -371,9 +370,9 @@ async def _no_mark(row: Row, attempt: int, before: str | None) -> None:
 async def settle_in_doubt(
     config: RunConfig, batch: Batch, work: Work, session: Session
 ) -> np.ndarray:
-    """Read back rows that were in flight when an earlier run died; return what to send."""
+    """Read back rows that were in flight when an earlier run died; return what to send
+    (call once their requests can no longer land: :func:`until_earlier_sends_cannot_land`)."""
     policy, executor, recorder = config.policy, session.executor, session.recorder
-    await until_earlier_sends_cannot_land(config, None, work, session)
     resend: list[int] = []
     feed = iter(work.in_doubt)
 
@@ -399,7 +398,7 @@ async def settle_in_doubt(
 
 
 async def until_earlier_sends_cannot_land(
-    config: RunConfig, hooks: RunHooks | None, work: Work, session: Session
+    config: RunConfig, hooks: RunHooks, work: Work, session: Session
 ) -> None:
     """Wait until the earlier requests whose fate is unknown can no longer land.
 
@@ -411,11 +410,10 @@ async def until_earlier_sends_cannot_land(
     wait = work.last_sent_at + policy.server_timeout_s + policy.readback_delay_s - time.time()
     if wait <= 0:
         return
-    if hooks is not None:
-        hooks.say(
-            f"waiting {wait:.0f} s before reading tickets: an earlier request whose answer "
-            "was lost may still land until then"
-        )
+    hooks.say(
+        f"waiting {wait:.0f} s before reading tickets: an earlier request whose answer "
+        "was lost may still land until then"
+    )
     await session.control.sleep(wait)
 
 
