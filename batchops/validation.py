@@ -7,6 +7,8 @@ It owns what ``operate_ticket`` needs of a row and what batchops refuses before 
 * ``operator`` not blank; ``action_type`` one of the actions or their Chinese aliases;
 * ``action_message``: present where the server requires one, within its length, and the
   default sent for UNSUSPEND/WITHDRAW when it is blank;
+* one ticket's sn written in two letter cases ("req1" and "REQ1"), which ITSM may take
+  for one ticket;
 * the same action twice in a row for one ticket.
 
 A bad row is never an exception, only a one-line reason; the first problem found wins.
@@ -123,6 +125,7 @@ def validate(
     _check_action(action_raw, action, columns, reasons)
     _check_message(action, lengths, columns, reasons)
     _check_excel_sn(sn_s, reasons)
+    _flag_case_variants(sn, reasons, lines)
     _flag_repeats(sn, action, reasons.open, reasons.invalid, lines)
 
     for act in _DEFAULTED:
@@ -306,6 +309,44 @@ def _clean_sns(raw: pd.Series, sn: StrArray) -> tuple[dict[int, str], dict[int, 
             notes[index] = f"sn trimmed of invisible characters at its ends ({codes})"
         sn[index] = core
     return reasons, notes
+
+
+def _flag_case_variants(sn: StrArray, reasons: _Reasons, lines: npt.NDArray[np.int64]) -> None:
+    """Flag rows whose sn is an earlier row's in other letter case ("req1" after "REQ1").
+
+    batchops keeps a ticket's rows in file order by sn. ITSM's ticket lookup may ignore
+    case (docs/itsm.md §3), and then two spellings are one ticket whose rows would go out
+    in no set order, side by side: a SUSPEND could follow a SUSPEND. The first spelling
+    in the file is kept; the others are refused with the row to match.
+    """
+    rows = np.flatnonzero(reasons.open)
+    if rows.size < 2:
+        return
+    joined = "".join(sn[rows].tolist())
+    if joined.isascii() and (joined.upper() == joined or joined.lower() == joined):
+        return  # one letter case throughout: no two sns can differ by case alone
+    codes, spellings = pd.factorize(sn[rows], sort=False)
+    folded, _ = pd.factorize(np.array([s.casefold() for s in spellings], dtype=object))
+    if folded.max() + 1 == len(spellings):
+        return
+    # Spellings come in order of first appearance, so each group's lowest is its first.
+    _, first_spelling = np.unique(folded, return_index=True)
+    kept = first_spelling[folded]  # per spelling: the group's first spelling
+    variant = (kept != np.arange(len(spellings)))[codes]
+    _, first_position = np.unique(codes, return_index=True)
+    kept_of_rows = kept[codes[variant]]
+    first_line = lines[rows[first_position[kept_of_rows]]]
+    texts = [
+        f"sn '{show(str(spellings[own]))}' is row {line}'s sn '{show(str(spellings[first]))}' "
+        "in other letter case; ITSM may take both for one ticket, and then their rows would "
+        "not go in file order: write the sn the same way in every row"
+        for own, first, line in zip(
+            codes[variant].tolist(), kept_of_rows.tolist(), first_line.tolist(), strict=True
+        )
+    ]
+    mask = np.zeros(len(sn), dtype=bool)
+    mask[rows[variant]] = True
+    reasons.flag(mask, np.array(texts, dtype=object))
 
 
 def _flag_repeats(

@@ -178,6 +178,67 @@ def test_repeat_ignores_rows_invalid_for_other_reasons(tmp_path: Path) -> None:
     assert result[5].startswith("repeats SUSPEND of row 5")
 
 
+def test_one_sn_in_two_letter_cases_keeps_the_first_spelling(tmp_path: Path) -> None:
+    """An sn written again in other letter case is refused, naming the row to match: ITSM
+    may look both up as one ticket, and batchops would keep them apart."""
+    result = reasons(
+        tmp_path,
+        [
+            ["REQ1", "u", "SUSPEND", "x"],  # row 2: the first spelling, kept
+            ["req1", "u", "UNSUSPEND", ""],  # row 3
+            ["B", "u", "SUSPEND", "x"],  # row 4: another ticket
+            ["Req1", "u", "SUSPEND", "x"],  # row 5
+            ["REQ1", "u", "UNSUSPEND", ""],  # row 6: the first spelling again
+            ["b", "u", "WITHDRAW", ""],  # row 7
+        ],
+    )
+    assert result[0] == result[2] == result[4] == ""
+    assert result[1] == (
+        "sn 'req1' is row 2's sn 'REQ1' in other letter case; ITSM may take both for one "
+        "ticket, and then their rows would not go in file order: write the sn the same way "
+        "in every row"
+    )
+    assert result[3].startswith("sn 'Req1' is row 2's sn 'REQ1' in other letter case")
+    assert result[5].startswith("sn 'b' is row 4's sn 'B' in other letter case")
+
+
+def test_letter_case_counts_only_rows_that_are_sent(tmp_path: Path) -> None:
+    """A spelling on a row invalid anyway is not the one to match; sns in one case pass."""
+    result = reasons(
+        tmp_path,
+        [
+            ["REQ1", "", "SUSPEND", "x"],  # invalid: operator
+            ["req1", "u", "SUSPEND", "x"],  # the first spelling that would be sent
+            ["req2", "u", "SUSPEND", "x"],
+            ["abc-9", "u", "SUSPEND", "x"],
+        ],
+    )
+    assert result[0].startswith("operator is blank")
+    assert result[1:] == ["", "", ""]
+
+
+@PROPERTY
+@given(
+    sns=st.lists(
+        st.sampled_from(["ab", "AB", "Ab", "aB", "c1", "C1", "ẞ", "ß", "ss"]),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_no_two_sent_rows_differ_in_letter_case_alone(tmp_path: Path, sns: list[str]) -> None:
+    """Property: among the rows that may be sent, equal case-folded sns are equal sns, and
+    a refused row's sn case-folds to a sent row's."""
+    batch = load_one(tmp_path, [[sn, "u", "WITHDRAW", ""] for sn in sns])
+    sent = [sn for sn, why in zip(sns, batch.invalid.tolist(), strict=True) if not why]
+    by_fold: dict[str, set[str]] = {}
+    for sn in sent:
+        by_fold.setdefault(sn.casefold(), set()).add(sn)
+    assert all(len(spellings) == 1 for spellings in by_fold.values())
+    for sn, why in zip(sns, batch.invalid.tolist(), strict=True):
+        if "letter case" in why:
+            assert sn.casefold() in by_fold and sn not in sent
+
+
 def test_first_problem_wins(tmp_path: Path) -> None:
     """When a row has several problems the reason is the first in the documented order."""
     result = reasons(
