@@ -21,9 +21,10 @@ variant always runs right after the same one; each run starts after a 1-s pause)
 Every run gets fresh RUNNING tickets under a new sn prefix, and the server's count of
 applied operations must grow by N: each SUSPEND is really applied, never skipped.
 Rows/s are N over the process's wall time, start-up included ("end to end"), and N over
-the wall time less the interpreter start-up and imports ("net"), measured in the same
-run with ``python -c "import batchops.cli, batchops.api, …"`` and ``python -c "import
-aiohttp"``.
+the wall time less the interpreter start-up and imports ("net"), measured by a child
+that only imports (``python -c "import batchops.cli, batchops.api, …"``, ``python -c
+"import aiohttp"``) started right before each run, so that both fall in the same minute
+of a machine whose speed drifts.
 Ratios are taken within each repeat and summarised as median (min–max).
 
 Scale (``--sections scale``): a 1,000,000-row CSV through ``batchops plan
@@ -316,6 +317,9 @@ class Sample:
     exit_code: int
     server_cpu_s: float | None = None
     applied: int | None = None
+    #: The start-up (interpreter + imports) of this variant, measured right before this
+    #: run; None where only the run-wide figure exists.
+    startup_s: float | None = None
 
     def rate(self, startup_s: float = 0.0) -> float:
         """Rows per second over the wall time less ``startup_s`` (never below 1 ms)."""
@@ -611,32 +615,42 @@ class Bench:
     # ---------------------------------------------------------------- start-up
 
     def measure_startup(self) -> None:
-        """Interpreter start-up plus imports, subtracted for the "net" rates."""
-        probes = {
-            BARE: "import benchmarks.bench, aiohttp",
-            # What ``python -m batchops run`` imports before it reads the file (the CLI
-            # module itself imports the API lazily). The command leaves through
-            # os._exit, without the interpreter's teardown, and so does the probe.
-            BATCHOPS: "import batchops.cli, batchops.api, batchops.console, os; os._exit(0)",
-        }
-        if self.config.baseline is not None:
-            probes[BASELINE] = probes[BATCHOPS]  # the same imports, from the other checkout
-        times: dict[str, list[float]] = {k: [] for k in probes}
+        """Interpreter start-up plus imports, for the record and for ``--quick``.
+
+        Each throughput run subtracts its own probe instead, taken right before it
+        (:meth:`_startup_probe`): on this kind of machine a start-up measured a few
+        minutes apart from the runs moved every "net" ratio by up to 10 %.
+        """
+        keys = [BARE, BATCHOPS] + ([BASELINE] if self.config.baseline is not None else [])
+        times: dict[str, list[float]] = {k: [] for k in keys}
         # The first round only warms the caches (and writes bytecode): it is not counted.
         for round_ in range(2 if self.config.quick else 4):
-            for name, code in probes.items():
-                env = self._batchops_env(BASELINE) if name == BASELINE else bench_env()
-                wall, _, _, status = run_child(
-                    [sys.executable, "-c", code], cwd=self.workdir, env=env
-                )
-                if status != 0:
-                    raise RuntimeError(f"python -c {code!r} failed")
+            for name in keys:
+                wall = self._startup_probe(name)
                 if round_:
                     times[name].append(wall)
         self.results.startup_s = {k: statistics.median(v) for k, v in times.items()}
         self.say(
             "start-up: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.results.startup_s.items())
         )
+
+    def _startup_probe(self, variant: str) -> float:
+        """Seconds one child takes to start and import what ``variant`` imports."""
+        key = variant if variant in (BARE, BASELINE) else BATCHOPS
+        code = {
+            BARE: "import benchmarks.bench, aiohttp",
+            # What ``python -m batchops run`` imports before it reads the file (the CLI
+            # module itself imports the API lazily). The command leaves through
+            # os._exit, without the interpreter's teardown, and so does the probe. The
+            # baseline imports the same, from its own checkout.
+            BATCHOPS: "import batchops.cli, batchops.api, batchops.console, os; os._exit(0)",
+            BASELINE: "import batchops.cli, batchops.api, batchops.console, os; os._exit(0)",
+        }[key]
+        env = bench_env() if key == BARE else self._batchops_env(key)
+        wall, _, _, status = run_child([sys.executable, "-c", code], cwd=self.workdir, env=env)
+        if status != 0:
+            raise RuntimeError(f"python -c {code!r} failed")
+        return wall
 
     # ---------------------------------------------------------------- throughput
 
@@ -695,6 +709,8 @@ class Bench:
         else:
             argv = batchops_run_argv(source, server.url, case.concurrency, VARIANT_FLAGS[variant])
             env = self._batchops_env(variant)
+        # This run's own start-up, measured next to it in time (see measure_startup).
+        startup = self._startup_probe(variant)
         applied_before = server.applied()
         cpu_before = server.cpu_seconds()
         wall, cpu, rss, status = run_child(
@@ -709,7 +725,9 @@ class Bench:
         server_cpu = (
             cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
         )
-        sample = Sample(variant, case.rows, wall, cpu, rss, status, server_cpu, applied)
+        sample = Sample(
+            variant, case.rows, wall, cpu, rss, status, server_cpu, applied, startup_s=startup
+        )
         if status != 0 or applied != case.rows:
             self.results.problems.append(
                 f"{case.name} {variant} ({prefix}): exit {status}, {applied} of {case.rows} "
@@ -891,6 +909,8 @@ def _write_input_xlsx(path: Path, prefix: str, rows: int) -> Path:
 
 
 def _net(results: Results, sample: Sample) -> float:
+    if sample.startup_s is not None:
+        return sample.rate(sample.startup_s)
     key = sample.variant if sample.variant in (BARE, BASELINE) else BATCHOPS
     return sample.rate(results.startup_s.get(key, 0.0))
 
@@ -908,8 +928,9 @@ def report(config: BenchConfig, results: Results) -> tuple[str, list[Target]]:
     if results.throughput:
         parts.append(
             f"Throughput — rows/s, median (min–max) of {config.repeats} repeat(s). e2e: whole "
-            f"process; net: less start-up (bare {start.get(BARE, 0):.2f} s, batchops "
-            f"{start.get(BATCHOPS, 0):.2f} s: interpreter + imports)."
+            f"process; net: less the start-up (interpreter + imports) measured right before "
+            f"each run (run-wide medians: bare {start.get(BARE, 0):.2f} s, batchops "
+            f"{start.get(BATCHOPS, 0):.2f} s)."
         )
         if config.baseline is not None:
             parts.append(

@@ -116,6 +116,26 @@ def test_sample_rates_net_of_start_up() -> None:
     assert sample.rate(0.5) == pytest.approx(500.0)
 
 
+def test_each_run_is_net_of_the_start_up_measured_beside_it() -> None:
+    """A run's own start-up probe is what "net" subtracts; the run-wide median only
+    where a run has none."""
+    config = parse_args(["--quick", "--repeats", "2"])
+    results = Results(startup_s={BARE: 0.0, BATCHOPS: 0.9})
+    case = config.cases[0]
+    rows = case.rows
+    results.throughput[case.name] = {
+        BARE: [Sample(BARE, rows, 1.0, 1.0, 50.0, 0, 0.5, rows, startup_s=0.2)] * 2,
+        # 1.4 s of wall, 0.6 s of it start-up measured beside it: net 0.8 s, as fast as bare.
+        BATCHOPS: [Sample(BATCHOPS, rows, 1.4, 1.0, 90.0, 0, 0.5, rows, startup_s=0.6)] * 2,
+    }
+    for variant in case.variants[2:]:
+        results.throughput[case.name][variant] = _samples(variant, rows, [1.0, 1.0])
+    text, _ = bench.report(config, results)
+    line = next(x for x in text.splitlines() if case.name in x and "batchops ÷ bare" in x)
+    net = line.split("|")[4].strip()
+    assert net.startswith("1.000"), line
+
+
 def test_render_table_lines_up_columns() -> None:
     text = render_table(["a", "long header"], [["1", "x"], ["22222", "y"]])
     lines = text.splitlines()
