@@ -28,8 +28,9 @@ from .errors import CheckpointError
 OUTCOME_FLUSH_S = 0.1
 OUTCOME_FLUSH_ROWS = 2000
 
-#: A "sending" mark: (row index, attempt, status expected before, run id, epoch s).
-Mark = tuple[int, int, str | None, int, float]
+#: A "sending" mark, in the order of :data:`_MARK_SQL`'s parameters: (attempt, status
+#: expected before, run id, epoch s, row index).
+Mark = tuple[int, str | None, int, float, int]
 #: A finished outcome, in the column order of :data:`_FINAL_SQL`'s parameters.
 Final = tuple[object, ...]
 
@@ -59,8 +60,13 @@ class GroupCommit:
         #: Called once with :attr:`broken`'s text when the first commit fails.
         self.on_broken: Callable[[str], None] | None = None
 
-    async def mark(self, mark: Mark) -> None:
-        """Durably note that a row is about to be sent; returns once committed."""
+    def mark(self, mark: Mark) -> asyncio.Future[None]:
+        """Note that a row is about to be sent: await the future, done once committed.
+
+        Not a coroutine: the worker awaits the commit itself, so a row's mark costs no
+        coroutine objects and no frames on its await chain (CPU-bound runs feel each µs).
+        Raises :class:`CheckpointError` at once when the file is broken.
+        """
         if self.broken:
             raise CheckpointError(self.broken)
         loop = asyncio.get_running_loop()
@@ -70,7 +76,7 @@ class GroupCommit:
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.append(waiter)
         self._kick(loop)
-        await waiter
+        return waiter
 
     def note(self, final: Final) -> None:
         """Note a finished outcome; committed with the next group, at the latest 100 ms on."""
@@ -164,13 +170,7 @@ class GroupCommit:
             if finals:
                 conn.executemany(_FINAL_SQL, finals)
             if marks:
-                conn.executemany(
-                    _MARK_SQL,
-                    (
-                        (attempt, before, run, sent_at, idx)
-                        for idx, attempt, before, run, sent_at in marks
-                    ),
-                )
+                conn.executemany(_MARK_SQL, marks)
         self._last_flush = time.monotonic()
 
 

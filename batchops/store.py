@@ -30,7 +30,7 @@ import contextlib
 import hashlib
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -378,9 +378,10 @@ class Checkpoint:
 
     # ---------------------------------------------------------------- writing
 
-    async def mark_sending(self, row: Row, attempt: int, before: str | None) -> None:
-        """Durably note that ``row`` is about to be sent; returns once committed."""
-        await self._group.mark((row.index, attempt, before, self.run_id or 0, time.time()))
+    def mark_sending(self, row: Row, attempt: int, before: str | None) -> Awaitable[None]:
+        """Durably note that ``row`` is about to be sent: await the result, which is done
+        once committed (the caller awaits the commit itself, see GroupCommit.mark)."""
+        return self._group.mark((attempt, before, self.run_id or 0, time.time(), row.index))
 
     def record(self, row: Row, outcome: Outcome) -> None:
         """Note a row's outcome; committed with the next group, at the latest 100 ms later."""
