@@ -28,7 +28,7 @@ from .children import (
     _tickets,
     _wait_until,
 )
-from .helpers import creds_env, read_report, run_cli, running, seed, write_csv
+from .helpers import FAST, creds_env, read_report, run_cli, running, seed, write_csv
 
 pytestmark = pytest.mark.usefixtures("no_child_left_behind")
 
@@ -251,3 +251,47 @@ def test_report_from_checkpoint_during_and_after_a_run(tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 1  # report wrote nothing
     finally:
         conn.close()
+
+
+def test_a_row_queued_by_an_older_batchops_and_invalid_now_is_not_sent(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """A checkpoint written by a batchops whose rules let a row through (here one sn in two
+    letter cases) resumes without sending that row and without a traceback: the row
+    shows why it is invalid now."""
+    import numpy as np
+
+    from batchops.loader import load_batch
+    from batchops.model import OutcomeTable
+    from batchops.resume import open_checkpoint
+
+    seed(itsm, running("CASE1"))
+    src = write_csv(
+        tmp_path / "t.csv",
+        [["CASE1", "admin", "SUSPEND", "x"], ["case1", "admin", "UNSUSPEND", "back"]],
+    )
+    batch = load_batch(src)
+    assert batch.invalid[1] != ""  # today's rules refuse row 3
+    # The checkpoint as an older batchops wrote it: both rows valid, both queued.
+    store, work = open_checkpoint(
+        batch,
+        OutcomeTable(len(batch)),
+        np.ones(len(batch), dtype=bool),
+        tmp_path / "t.checkpoint.db",
+        fresh=False,
+        retry_failed=False,
+        gateway="esb",
+        base_url=itsm.url,
+    )
+    store.close()
+    assert work.to_send.tolist() == [0, 1]
+
+    out = run_cli(["run", str(src), *FAST], creds_env(itsm.url))
+
+    assert out.exit_code == 1, out.stderr  # an invalid row: done, with rows not sent
+    rows = read_report(tmp_path / "t.report.csv")
+    assert rows[0]["status"] == "success"
+    assert rows[1]["status"] == "invalid"
+    assert "in other letter case" in rows[1]["message"]
+    assert itsm.state.stats.operations_total == 1
+    assert "Traceback" not in out.stderr
