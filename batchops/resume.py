@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckpointError
+from .inputfile import show
 from .loader import Batch
 from .model import OutcomeTable, RowState, Status
 from .store import (
@@ -135,7 +136,7 @@ def open_checkpoint(
         _check_binding(stored, binding, store, keys, path, batch)
         if stored.input_path != binding.input_path:
             store.update_input_path(binding.input_path)
-        work = _resume(store, outcomes, retry_failed, path)
+        work = _resume(store, outcomes, retry_failed, path, batch)
         # A row an older batchops queued that today's rules refuse (one sn in two letter
         # cases, say) is not sent: it keeps the reason it is invalid as its outcome.
         work.to_send = work.to_send[batch.invalid[work.to_send] == ""]
@@ -197,7 +198,9 @@ def _check_binding(
         )
 
 
-def _resume(store: Checkpoint, outcomes: OutcomeTable, retry_failed: bool, path: Path) -> Work:
+def _resume(
+    store: Checkpoint, outcomes: OutcomeTable, retry_failed: bool, path: Path, batch: Batch
+) -> Work:
     queued: list[int] = []
     in_doubt: list[InDoubtRow] = []
     last_sent_at = 0.0
@@ -219,6 +222,7 @@ def _resume(store: Checkpoint, outcomes: OutcomeTable, retry_failed: bool, path:
             last_sent_at = max(last_sent_at, rec.sent_at or 0.0)
         else:
             queued.append(rec.index)
+    _refuse_invalid_in_doubt(in_doubt, batch, path)
     if retry:
         store.requeue(sorted(retry))
     store.begin_run("retry-failed" if retry_failed else "resume")
@@ -236,6 +240,20 @@ def _resume(store: Checkpoint, outcomes: OutcomeTable, retry_failed: bool, path:
             "nothing left to send (--retry-failed resends failed rows, --fresh starts over)"
         )
     return Work(np.array(sorted(queued), dtype=np.int64), in_doubt, "; ".join(parts), last_sent_at)
+
+
+def _refuse_invalid_in_doubt(in_doubt: list[InDoubtRow], batch: Batch, path: Path) -> None:
+    """A row an older batchops sent whose answer was lost, and which today's rules refuse,
+    can be neither read back as a row nor left pending: a person must look first."""
+    for doubt in in_doubt:
+        reason = str(batch.invalid[doubt.index])
+        if reason:
+            sn = show(str(batch.sn[doubt.index]))
+            raise CheckpointError(
+                f"checkpoint {path}: row {batch.row_number(doubt.index)} (sn '{sn}') was being "
+                f"sent when an earlier run stopped, and it is invalid now ({reason}); check "
+                f"ticket '{sn}' in ITSM, fix the file, then run with --fresh"
+            )
 
 
 def _rows_to_retry(records: list[StoredRow]) -> set[int]:

@@ -295,3 +295,44 @@ def test_a_row_queued_by_an_older_batchops_and_invalid_now_is_not_sent(
     assert "in other letter case" in rows[1]["message"]
     assert itsm.state.stats.operations_total == 1
     assert "Traceback" not in out.stderr
+
+
+def test_a_row_in_doubt_from_an_older_batchops_and_invalid_now_stops_with_a_way_out(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """Such a row may have landed: it is neither sent again nor silently dropped. The
+    resume stops before anything is sent and says what to check and how to go on."""
+    import numpy as np
+
+    from batchops.loader import load_batch
+    from batchops.model import OutcomeTable
+    from batchops.resume import open_checkpoint
+
+    seed(itsm, running("CASE2"))
+    src = write_csv(
+        tmp_path / "t.csv",
+        [["CASE2", "admin", "SUSPEND", "x"], ["case2", "admin", "UNSUSPEND", "back"]],
+    )
+    batch = load_batch(src)
+    path = tmp_path / "t.checkpoint.db"
+    store, _ = open_checkpoint(
+        batch,
+        OutcomeTable(len(batch)),
+        np.ones(len(batch), dtype=bool),
+        path,
+        fresh=False,
+        retry_failed=False,
+        gateway="esb",
+        base_url=itsm.url,
+    )
+    store.close()
+    with sqlite3.connect(path) as conn:  # the older run died with row 3's request out
+        conn.execute("UPDATE rows SET state='sending', attempts=1, sent_at=0 WHERE idx=1")
+
+    out = run_cli(["run", str(src), *FAST], creds_env(itsm.url))
+
+    assert out.exit_code == 2, out.stderr
+    assert "row 3 (sn 'case2') was being sent when an earlier run stopped" in out.stderr
+    assert "check ticket 'case2' in ITSM, fix the file, then run with --fresh" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert itsm.state.stats.operations_total == 0
