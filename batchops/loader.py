@@ -34,10 +34,12 @@ from .validation import ACTION_ALIASES, StrArray, default_message, validate
 
 __all__ = [
     "ACTION_ALIASES",
+    "DONE_BEFORE",
     "FIELD_ALIASES",
     "Batch",
     "default_message",
     "load_batch",
+    "previous_done",
 ]
 
 _FINGERPRINT_TAG: Final = b"batchops-frame-v1\0"
@@ -101,6 +103,16 @@ class Batch:
         return int(np.count_nonzero(self.invalid != ""))
 
 
+#: An earlier report's statuses of rows that were applied, judged done, or may have
+#: been applied: a row with one of them keeps it, whatever today's rules say.
+DONE_BEFORE: Final = ("success", "skipped", "unknown")
+
+
+def previous_done(status: pd.Series) -> npt.NDArray[np.bool_]:
+    """Which rows an earlier report's status column says are done or may have landed."""
+    return np.asarray(status.astype(str).str.strip().str.lower().isin(DONE_BEFORE), dtype=bool)
+
+
 def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | None = None) -> Batch:
     """Read ``path`` (CSV or Excel), find its columns and validate every row.
 
@@ -123,7 +135,10 @@ def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | No
         raise InputError(
             f"{where} has a header but no data rows; add at least one row to operate on"
         )
-    rows = validate(frame, columns, table.lines)
+    applied = None
+    if table.previous is not None:
+        applied = previous_done(table.previous["status"])
+    rows = validate(frame, columns, table.lines, applied)
     return Batch(
         source=source,
         fmt=cells.fmt,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
-from .loader import Batch
+from .loader import Batch, previous_done
 from .model import Outcome, OutcomeTable, Status
 
 #: The rows of an earlier report that a run sends when no --only is given.
@@ -19,8 +19,19 @@ NOT_DONE = ("pending", "failed", "unknown", "invalid")
 
 
 def mark_invalid(batch: Batch, outcomes: OutcomeTable) -> None:
+    """Give each invalid row its reason, except a row an earlier report fed back says was
+    done or may have landed: that result stays (it is never sent either way)."""
+    previous = batch.previous_results
+    kept = (
+        previous_done(previous["status"])
+        if previous is not None
+        else np.zeros(len(batch.invalid), dtype=bool)
+    )
     for index in np.flatnonzero(batch.invalid != "").tolist():
-        outcomes.set(index, Outcome(Status.INVALID, None, str(batch.invalid[index])))
+        if kept[index] and previous is not None:
+            outcomes.set(index, _previous_outcome(previous, index))
+        else:
+            outcomes.set(index, Outcome(Status.INVALID, None, str(batch.invalid[index])))
 
 
 def select_rows(batch: Batch, outcomes: OutcomeTable, only: Collection[str] | None) -> np.ndarray:

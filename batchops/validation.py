@@ -97,10 +97,15 @@ class _Reasons:
 
 
 def validate(
-    frame: pd.DataFrame, columns: dict[str, str], lines: npt.NDArray[np.int64]
+    frame: pd.DataFrame,
+    columns: dict[str, str],
+    lines: npt.NDArray[np.int64],
+    applied: npt.NDArray[np.bool_] | None = None,
 ) -> Validated:
     """Stripped sn/operator, canonical action, message to send, the invalid reasons and
-    the notes of rows whose sn was trimmed; ``lines`` are the rows' numbers in the sheet."""
+    the notes of rows whose sn was trimmed; ``lines`` are the rows' numbers in the sheet.
+    ``applied`` marks the rows an earlier report fed back says were done (success,
+    skipped, unknown): their sn's spelling is the one other rows must match."""
     n = len(frame)
     sn_s = frame[columns["sn"]].str.strip()
     operator_s = frame[columns["operator"]].str.strip()
@@ -125,7 +130,7 @@ def validate(
     _check_action(action_raw, action, columns, reasons)
     _check_message(action, lengths, columns, reasons)
     _check_excel_sn(sn_s, reasons)
-    _flag_case_variants(sn, reasons, lines)
+    _flag_case_variants(sn, reasons, lines, applied)
     _flag_repeats(sn, action, reasons.open, reasons.invalid, lines)
 
     for act in _DEFAULTED:
@@ -311,15 +316,23 @@ def _clean_sns(raw: pd.Series, sn: StrArray) -> tuple[dict[int, str], dict[int, 
     return reasons, notes
 
 
-def _flag_case_variants(sn: StrArray, reasons: _Reasons, lines: npt.NDArray[np.int64]) -> None:
+def _flag_case_variants(
+    sn: StrArray,
+    reasons: _Reasons,
+    lines: npt.NDArray[np.int64],
+    applied: npt.NDArray[np.bool_] | None,
+) -> None:
     """Flag rows whose sn is an earlier row's in other letter case ("req1" after "REQ1").
 
     batchops keeps a ticket's rows in file order by sn. ITSM's ticket lookup may ignore
     case (docs/itsm.md §3), and then two spellings are one ticket whose rows would go out
     in no set order, side by side: a SUSPEND could follow a SUSPEND. The first spelling
-    in the file is kept; the others are refused with the row to match.
+    in the file is kept, or in a report fed back the first one already ``applied`` (a
+    done row is never flagged: it keeps its result); the others are refused with the row
+    to match.
     """
-    rows = np.flatnonzero(reasons.open)
+    done = np.zeros(len(sn), dtype=bool) if applied is None else applied
+    rows = np.flatnonzero(reasons.open | done)
     if rows.size < 2:
         return
     joined = "".join(sn[rows].tolist())
@@ -329,10 +342,17 @@ def _flag_case_variants(sn: StrArray, reasons: _Reasons, lines: npt.NDArray[np.i
     folded, _ = pd.factorize(np.array([s.casefold() for s in spellings], dtype=object))
     if folded.max() + 1 == len(spellings):
         return
-    # Spellings come in order of first appearance, so each group's lowest is its first.
-    _, first_spelling = np.unique(folded, return_index=True)
-    kept = first_spelling[folded]  # per spelling: the group's first spelling
-    variant = (kept != np.arange(len(spellings)))[codes]
+    # Spellings come in order of first appearance, so each group's lowest is its first;
+    # a spelling already applied comes before any other (the order is by that, then by
+    # first appearance).
+    was_done = np.zeros(len(spellings), dtype=bool)
+    was_done[codes[done[rows]]] = True
+    order = np.lexsort((np.arange(len(spellings)), ~was_done, folded))
+    leaders = order[np.r_[True, folded[order][1:] != folded[order][:-1]]]
+    kept = np.empty(folded.max() + 1, dtype=np.int64)
+    kept[folded[leaders]] = leaders
+    kept = kept[folded]  # per spelling: the one its group keeps
+    variant = (kept != np.arange(len(spellings)))[codes] & ~done[rows]
     _, first_position = np.unique(codes, return_index=True)
     kept_of_rows = kept[codes[variant]]
     first_line = lines[rows[first_position[kept_of_rows]]]

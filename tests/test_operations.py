@@ -495,6 +495,31 @@ def test_report_fed_back_without_only_sends_only_rows_not_done(
     assert statuses == ["success", "success", "success"]
 
 
+def test_a_report_fed_back_keeps_a_done_row_and_its_spelling_of_the_sn(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """Fixing an earlier row whose sn is a done row's in other letter case neither sends
+    it (ITSM may take both for one ticket) nor costs the done row its success."""
+    seed(itsm, running("CV1"))
+    src = write_csv(
+        tmp_path / "t.csv", [["cv1", "", "SUSPEND", "x"], ["CV1", "admin", "SUSPEND", "x"]]
+    )
+    assert run_cli(["run", str(src)], creds_env(itsm.url)).exit_code == 1  # row 2 invalid
+    report = tmp_path / "t.report.csv"
+    text = report.read_text(encoding="utf-8-sig").replace("cv1,,", "cv1,admin,")
+    report.write_text(text, encoding="utf-8-sig")
+    itsm.call(itsm.state.reset_stats)
+
+    again = run_cli(["run", str(report), "--no-precheck"], creds_env(itsm.url))
+
+    assert again.exit_code == 1, again.stderr
+    assert itsm.state.stats.operations_total == 0
+    rows = read_report(tmp_path / "t.report-2.csv")
+    assert rows[0]["status"] == "invalid"
+    assert rows[0]["message"].startswith("sn 'cv1' is row 3's sn 'CV1' in other letter case")
+    assert rows[1]["status"] == "success"
+
+
 def test_only_needs_a_report(tmp_path: Path) -> None:
     """--only on a plain input file is a clear usage error."""
     src = write_csv(tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"]])

@@ -1,0 +1,56 @@
+"""Tests of batchops.selection: which rows a run marks invalid and may send, over a plain
+input or an earlier report fed back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from batchops.loader import load_batch
+from batchops.model import OutcomeTable, Status
+from batchops.selection import NOT_DONE, mark_invalid, select_rows
+
+from .helpers import write_csv
+
+REPORT_HEADER = [
+    "sn",
+    "operator",
+    "action_type",
+    "action_message",
+    "status",
+    "code",
+    "message",
+    "attempts",
+    "http_status",
+    "request_id",
+    "elapsed_ms",
+    "finished_at",
+]
+
+
+def test_a_done_row_of_a_report_keeps_its_result_when_todays_rules_refuse_it(
+    tmp_path: Path,
+) -> None:
+    """Row 3 repeats row 2's action, so it is invalid today; the report says it was
+    applied, and that is what stays (it is not sent either way). A row that was not done
+    gets today's reason."""
+    src = write_csv(
+        tmp_path / "t.report.csv",
+        [
+            ["R1", "admin", "SUSPEND", "x", "failed", "3900004", "no", "1", "200", "a", "", ""],
+            ["R1", "admin", "SUSPEND", "x", "success", "0", "success", "1", "200", "b", "9", "t"],
+            ["R2", "admin", "SUSPEND", "x", "pending", "", "", "0", "", "", "", ""],
+            ["R2", "admin", "SUSPEND", "x", "failed", "3900004", "no", "1", "200", "c", "", ""],
+        ],
+        header=REPORT_HEADER,
+    )
+    batch = load_batch(src)
+    outcomes = OutcomeTable(len(batch))
+
+    mark_invalid(batch, outcomes)
+    sendable = select_rows(batch, outcomes, NOT_DONE)
+
+    kept = outcomes.get(1)
+    assert (kept.status, kept.message, kept.request_id) == (Status.SUCCESS, "success", "b")
+    assert outcomes.get(3).status is Status.INVALID
+    assert outcomes.get(3).message.startswith("repeats SUSPEND of row 4")
+    assert sendable.tolist() == [True, False, True, False]
