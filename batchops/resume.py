@@ -206,6 +206,9 @@ def _resume(
     last_sent_at = 0.0
     records = list(store.rows())
     retry = _rows_to_retry(records) if retry_failed else set()
+    # A row today's rules refuse is not sent again: it keeps its outcome (an unknown one
+    # still says its request may have landed).
+    retry = {index for index in retry if not batch.invalid[index]}
     done = 0
     for rec in records:
         if rec.state is RowState.DONE:

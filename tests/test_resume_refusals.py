@@ -336,3 +336,50 @@ def test_a_row_in_doubt_from_an_older_batchops_and_invalid_now_stops_with_a_way_
     assert "check ticket 'case2' in ITSM, fix the file, then run with --fresh" in out.stderr
     assert "Traceback" not in out.stderr
     assert itsm.state.stats.operations_total == 0
+
+
+def test_retry_failed_keeps_an_unknown_row_that_is_invalid_now(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """--retry-failed over an older checkpoint does not turn an unknown row that today's
+    rules refuse into "invalid": its request may have landed, and the report keeps
+    saying so."""
+    import numpy as np
+
+    from batchops.loader import load_batch
+    from batchops.model import OutcomeTable
+    from batchops.resume import open_checkpoint
+
+    seed(itsm, running("CASE3"))
+    src = write_csv(
+        tmp_path / "t.csv",
+        [["CASE3", "admin", "SUSPEND", "x"], ["case3", "admin", "UNSUSPEND", "back"]],
+    )
+    batch = load_batch(src)
+    path = tmp_path / "t.checkpoint.db"
+    store, _ = open_checkpoint(
+        batch,
+        OutcomeTable(len(batch)),
+        np.ones(len(batch), dtype=bool),
+        path,
+        fresh=False,
+        retry_failed=False,
+        gateway="esb",
+        base_url=itsm.url,
+    )
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE rows SET state='done', status='success', attempts=1 WHERE idx=0")
+        conn.execute(
+            "UPDATE rows SET state='done', status='unknown', message='answer lost', "
+            "attempts=1, sent_at=0 WHERE idx=1"
+        )
+
+    out = run_cli(["run", str(src), "--retry-failed", *FAST], creds_env(itsm.url))
+
+    assert "Traceback" not in out.stderr
+    rows = read_report(tmp_path / "t.report.csv")
+    assert [r["status"] for r in rows] == ["success", "unknown"], out.stderr
+    assert rows[1]["message"] == "answer lost"
+    assert itsm.state.stats.operations_total == 0
+    assert out.exit_code == 1
