@@ -23,8 +23,9 @@ applied operations must grow by N: each SUSPEND is really applied, never skipped
 Rows/s are N over the process's wall time, start-up included ("end to end"), and N over
 the wall time less the interpreter start-up and imports ("net"), measured by a child
 that only imports (``python -c "import batchops.cli, batchops.api, …"``, ``python -c
-"import aiohttp"``) started right before each run, so that both fall in the same minute
-of a machine whose speed drifts.
+"import aiohttp"``) started right before each run and again right after, whose two
+times are averaged, so that probe and run fall in the same minute of a machine whose
+speed drifts.
 Ratios are taken within each repeat and summarised as median (min–max).
 
 Scale (``--sections scale``): a 1,000,000-row CSV through ``batchops plan
@@ -317,8 +318,8 @@ class Sample:
     exit_code: int
     server_cpu_s: float | None = None
     applied: int | None = None
-    #: The start-up (interpreter + imports) of this variant, measured right before this
-    #: run; None where only the run-wide figure exists.
+    #: The start-up (interpreter + imports) of this variant, measured right before and
+    #: right after this run (the mean); None where only the run-wide figure exists.
     startup_s: float | None = None
 
     def rate(self, startup_s: float = 0.0) -> float:
@@ -617,9 +618,10 @@ class Bench:
     def measure_startup(self) -> None:
         """Interpreter start-up plus imports, for the record and for ``--quick``.
 
-        Each throughput run subtracts its own probe instead, taken right before it
-        (:meth:`_startup_probe`): on this kind of machine a start-up measured a few
-        minutes apart from the runs moved every "net" ratio by up to 10 %.
+        Each throughput run subtracts its own instead, the mean of a probe right before
+        it and one right after (:meth:`_startup_probe`): on this kind of machine a
+        start-up measured a few minutes apart from the runs moved every "net" ratio by up
+        to 10 %.
         """
         keys = [BARE, BATCHOPS] + ([BASELINE] if self.config.baseline is not None else [])
         times: dict[str, list[float]] = {k: [] for k in keys}
@@ -709,7 +711,8 @@ class Bench:
         else:
             argv = batchops_run_argv(source, server.url, case.concurrency, VARIANT_FLAGS[variant])
             env = self._batchops_env(variant)
-        # This run's own start-up, measured next to it in time (see measure_startup).
+        # This run's own start-up: the mean of a probe right before it and one right
+        # after, so it follows the machine's drift across the run (see measure_startup).
         startup = self._startup_probe(variant)
         applied_before = server.applied()
         cpu_before = server.cpu_seconds()
@@ -722,6 +725,7 @@ class Bench:
         )
         cpu_after = server.cpu_seconds()
         applied = server.applied() - applied_before
+        startup = (startup + self._startup_probe(variant)) / 2
         server_cpu = (
             cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
         )
@@ -929,7 +933,7 @@ def report(config: BenchConfig, results: Results) -> tuple[str, list[Target]]:
         parts.append(
             f"Throughput — rows/s, median (min–max) of {config.repeats} repeat(s). e2e: whole "
             f"process; net: less the start-up (interpreter + imports) measured right before "
-            f"each run (run-wide medians: bare {start.get(BARE, 0):.2f} s, batchops "
+            f"and after each run (run-wide medians: bare {start.get(BARE, 0):.2f} s, batchops "
             f"{start.get(BATCHOPS, 0):.2f} s)."
         )
         if config.baseline is not None:
