@@ -131,7 +131,7 @@ def validate(
     _check_message(action, lengths, columns, reasons)
     _check_excel_sn(sn_s, reasons)
     _flag_case_variants(sn, reasons, lines, applied)
-    _flag_repeats(sn, action, reasons.open, reasons.invalid, lines)
+    _flag_repeats(sn, action, reasons.open, reasons.invalid, lines, applied)
 
     for act in _DEFAULTED:
         message[(action == act.value) & (lengths == 0)] = default_message(act)
@@ -375,12 +375,17 @@ def _flag_repeats(
     open_: npt.NDArray[np.bool_],
     invalid: StrArray,
     lines: npt.NDArray[np.int64],
+    applied: npt.NDArray[np.bool_] | None = None,
 ) -> None:
     """Flag rows whose action equals the previous otherwise-valid row's for the same sn.
 
-    The reason names the first row of the run, which is the one that will be sent.
+    The reason names the row of the run that stands for it: the first one, which is sent,
+    or in a report fed back the first row that was already done (``applied``). A done
+    row is never flagged (it keeps its result), so the others of its run are, wherever
+    they stand: sending one of them would repeat what the done row did.
     """
-    rows = np.flatnonzero(open_)
+    done = np.zeros(len(sn), dtype=bool) if applied is None else applied
+    rows = np.flatnonzero(open_ | done)
     if rows.size < 2:
         return
     # Sort the candidate rows by sn, keeping file order within one sn; a repeat is then a
@@ -393,13 +398,21 @@ def _flag_repeats(
     repeat[1:] = (group[1:] == group[:-1]) & (acts[1:] == acts[:-1])
     if not repeat.any():
         return
-    # The first row of each run: the last non-repeat at or before each position. A group
-    # always starts with a non-repeat, so this never reaches into the previous sn.
+    # Runs of one action for one sn, numbered in sorted order; each run's leader is its
+    # first done row if it has one, else its first row.
+    run = np.cumsum(~repeat) - 1
     positions = np.arange(rows.size)
-    run_start = np.maximum.accumulate(np.where(repeat, 0, positions))
-    hit = rows[order[repeat]]
-    first_row = lines[rows[order[run_start[repeat]]]].astype(str).astype(object)
-    repeated = acts[repeat]
+    leader = np.maximum.accumulate(np.where(repeat, 0, positions))[~repeat]
+    was_done = done[rows][order]
+    done_at = np.flatnonzero(was_done)
+    runs_with_done, first_done = np.unique(run[done_at], return_index=True)
+    leader[runs_with_done] = done_at[first_done]
+    flagged = (positions != leader[run]) & ~was_done
+    if not flagged.any():
+        return
+    hit = rows[order[flagged]]
+    first_row = lines[rows[order[leader[run[flagged]]]]].astype(str).astype(object)
+    repeated = acts[flagged]
     note = np.where(
         repeated == Action.SUSPEND.value,
         " (a second SUSPEND of a suspended ticket leaves it stuck in SUSPENDED)",

@@ -289,3 +289,36 @@ def test_high_concurrency_under_a_low_open_files_limit_is_no_traceback(
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 0, done.stdout + done.stderr
     assert Counter(r["status"] for r in report_of(src)) == {"success": 300}
+
+
+# --------------------------------------------------------------------------- reports fed back
+
+
+def test_a_fixed_row_before_a_done_suspend_is_not_a_second_suspend(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """Row 2 was invalid (no message), row 3 suspended the ticket. Fixing row 2 and feeding
+    the report back, even without the pre-check, sends no second SUSPEND: row 2 repeats
+    the done row 3, and row 3 keeps its success."""
+    from .helpers import running, seed
+
+    seed(itsm, running("FB1"))
+    src = write_csv(
+        tmp_path / "t.csv", [["FB1", "admin", "SUSPEND", ""], ["FB1", "admin", "SUSPEND", "x"]]
+    )
+    assert run_cli(["run", str(src)], creds_env(itsm.url)).exit_code == 1
+    report = tmp_path / "t.report.csv"
+    report.write_text(
+        report.read_text(encoding="utf-8-sig").replace(
+            "FB1,admin,SUSPEND,,", "FB1,admin,SUSPEND,y,"
+        ),
+        encoding="utf-8-sig",
+    )
+
+    again = run_cli(["run", str(report), "--no-precheck"], creds_env(itsm.url))
+
+    assert applied_suspends(itsm)["FB1"] == 1, again.stderr
+    rows = read_report(tmp_path / "t.report-2.csv")
+    assert rows[0]["status"] == "invalid"
+    assert rows[0]["message"].startswith("repeats SUSPEND of row 3 for the same sn")
+    assert rows[1]["status"] == "success"
