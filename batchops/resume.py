@@ -255,7 +255,8 @@ def _refuse_invalid_in_doubt(in_doubt: list[InDoubtRow], batch: Batch, path: Pat
             raise CheckpointError(
                 f"checkpoint {path}: row {batch.row_number(doubt.index)} (sn '{sn}') was being "
                 f"sent when an earlier run stopped, and it is invalid now ({reason}); check "
-                f"ticket '{sn}' in ITSM, fix the file, then run with --fresh"
+                f"ticket '{sn}' in ITSM, fix the file (and remove the rows already done), "
+                "then run with --fresh"
             )
 
 

@@ -333,7 +333,10 @@ def test_a_row_in_doubt_from_an_older_batchops_and_invalid_now_stops_with_a_way_
 
     assert out.exit_code == 2, out.stderr
     assert "row 3 (sn 'case2') was being sent when an earlier run stopped" in out.stderr
-    assert "check ticket 'case2' in ITSM, fix the file, then run with --fresh" in out.stderr
+    assert (
+        "check ticket 'case2' in ITSM, fix the file (and remove the rows already done), "
+        "then run with --fresh" in out.stderr
+    )
     assert "Traceback" not in out.stderr
     assert itsm.state.stats.operations_total == 0
 
