@@ -130,8 +130,9 @@ def validate(
     _check_action(action_raw, action, columns, reasons)
     _check_message(action, lengths, columns, reasons)
     _check_excel_sn(sn_s, reasons)
-    _flag_case_variants(sn, reasons, lines, applied)
-    _flag_repeats(sn, action, reasons.open, reasons.invalid, lines, applied)
+    done = np.zeros(n, dtype=bool) if applied is None else applied
+    _flag_case_variants(sn, reasons, lines, done)
+    _flag_repeats(sn, action, reasons.open, reasons.invalid, lines, done)
 
     for act in _DEFAULTED:
         message[(action == act.value) & (lengths == 0)] = default_message(act)
@@ -320,18 +321,17 @@ def _flag_case_variants(
     sn: StrArray,
     reasons: _Reasons,
     lines: npt.NDArray[np.int64],
-    applied: npt.NDArray[np.bool_] | None,
+    done: npt.NDArray[np.bool_],
 ) -> None:
     """Flag rows whose sn is an earlier row's in other letter case ("req1" after "REQ1").
 
     batchops keeps a ticket's rows in file order by sn. ITSM's ticket lookup may ignore
     case (docs/itsm.md §3), and then two spellings are one ticket whose rows would go out
     in no set order, side by side: a SUSPEND could follow a SUSPEND. The first spelling
-    in the file is kept, or in a report fed back the first one already ``applied`` (a
-    done row is never flagged: it keeps its result); the others are refused with the row
-    to match.
+    in the file is kept, or in a report fed back the first one already ``done`` (a done
+    row is never flagged: it keeps its result); the others are refused with the row to
+    match.
     """
-    done = np.zeros(len(sn), dtype=bool) if applied is None else applied
     rows = np.flatnonzero(reasons.open | done)
     if rows.size < 2:
         return
@@ -375,16 +375,15 @@ def _flag_repeats(
     open_: npt.NDArray[np.bool_],
     invalid: StrArray,
     lines: npt.NDArray[np.int64],
-    applied: npt.NDArray[np.bool_] | None = None,
+    done: npt.NDArray[np.bool_],
 ) -> None:
     """Flag rows whose action equals the previous otherwise-valid row's for the same sn.
 
     The reason names the row of the run that stands for it: the first one, which is sent,
-    or in a report fed back the first row that was already done (``applied``). A done
-    row is never flagged (it keeps its result), so the others of its run are, wherever
-    they stand: sending one of them would repeat what the done row did.
+    or in a report fed back the first row that was already ``done``. A done row is
+    never flagged (it keeps its result), so the others of its run are, wherever they
+    stand: sending one of them would repeat what the done row did.
     """
-    done = np.zeros(len(sn), dtype=bool) if applied is None else applied
     rows = np.flatnonzero(open_ | done)
     if rows.size < 2:
         return
@@ -402,7 +401,7 @@ def _flag_repeats(
     # first done row if it has one, else its first row.
     run = np.cumsum(~repeat) - 1
     positions = np.arange(rows.size)
-    leader = np.maximum.accumulate(np.where(repeat, 0, positions))[~repeat]
+    leader = positions[~repeat]  # each run's first position (a group starts a run)
     was_done = done[rows][order]
     done_at = np.flatnonzero(was_done)
     runs_with_done, first_done = np.unique(run[done_at], return_index=True)
