@@ -254,31 +254,32 @@ def test_report_from_checkpoint_during_and_after_a_run(tmp_path: Path) -> None:
         conn.close()
 
 
-def test_a_row_queued_by_an_older_batchops_and_invalid_now_is_not_sent(
-    itsm: SandboxThread, tmp_path: Path
-) -> None:
-    """A checkpoint written by a batchops whose rules let a row through (here one sn in two
-    letter cases) resumes without sending that row and without a traceback: the row
-    shows why it is invalid now."""
+# --------------------------------------------------------------------------- older checkpoints
+
+
+def _older_checkpoint(itsm: SandboxThread, tmp_path: Path, sn: str, *changes: str) -> Path:
+    """An input whose row 3 writes row 2's sn in lower case (invalid today), and the
+    checkpoint a batchops whose rules let it through wrote for it: both rows queued,
+    then ``changes`` (SQL) applied to it. Returns the input."""
     import numpy as np
 
     from batchops.loader import load_batch
     from batchops.model import OutcomeTable
     from batchops.resume import open_checkpoint
 
-    seed(itsm, running("CASE1"))
+    seed(itsm, running(sn))
     src = write_csv(
         tmp_path / "t.csv",
-        [["CASE1", "admin", "SUSPEND", "x"], ["case1", "admin", "UNSUSPEND", "back"]],
+        [[sn, "admin", "SUSPEND", "x"], [sn.lower(), "admin", "UNSUSPEND", "back"]],
     )
     batch = load_batch(src)
     assert batch.invalid[1] != ""  # today's rules refuse row 3
-    # The checkpoint as an older batchops wrote it: both rows valid, both queued.
+    path = tmp_path / "t.checkpoint.db"
     store, work = open_checkpoint(
         batch,
         OutcomeTable(len(batch)),
         np.ones(len(batch), dtype=bool),
-        tmp_path / "t.checkpoint.db",
+        path,
         fresh=False,
         retry_failed=False,
         gateway="esb",
@@ -286,6 +287,20 @@ def test_a_row_queued_by_an_older_batchops_and_invalid_now_is_not_sent(
     )
     store.close()
     assert work.to_send.tolist() == [0, 1]
+    # A connection's own "with" commits but does not close it (Python 3.13 warns).
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        for change in changes:
+            conn.execute(change)
+    return src
+
+
+def test_a_row_queued_by_an_older_batchops_and_invalid_now_is_not_sent(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """A checkpoint written by a batchops whose rules let a row through (here one sn in two
+    letter cases) resumes without sending that row and without a traceback: the row
+    shows why it is invalid now."""
+    src = _older_checkpoint(itsm, tmp_path, "CASE1")
 
     out = run_cli(["run", str(src), *FAST], creds_env(itsm.url))
 
@@ -303,34 +318,13 @@ def test_a_row_in_doubt_from_an_older_batchops_and_invalid_now_stops_with_a_way_
 ) -> None:
     """Such a row may have landed: it is neither sent again nor silently dropped. The
     resume stops before anything is sent and says what to check and how to go on."""
-    import numpy as np
-
-    from batchops.loader import load_batch
-    from batchops.model import OutcomeTable
-    from batchops.resume import open_checkpoint
-
-    seed(itsm, running("CASE2"))
-    src = write_csv(
-        tmp_path / "t.csv",
-        [["CASE2", "admin", "SUSPEND", "x"], ["case2", "admin", "UNSUSPEND", "back"]],
+    # The older run died with row 3's request out.
+    src = _older_checkpoint(
+        itsm,
+        tmp_path,
+        "CASE2",
+        "UPDATE rows SET state='sending', attempts=1, sent_at=0 WHERE idx=1",
     )
-    batch = load_batch(src)
-    path = tmp_path / "t.checkpoint.db"
-    store, _ = open_checkpoint(
-        batch,
-        OutcomeTable(len(batch)),
-        np.ones(len(batch), dtype=bool),
-        path,
-        fresh=False,
-        retry_failed=False,
-        gateway="esb",
-        base_url=itsm.url,
-    )
-    store.close()
-    # The older run died with row 3's request out. (A connection's own "with" commits but
-    # does not close it; Python 3.13 warns about the unclosed one.)
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("UPDATE rows SET state='sending', attempts=1, sent_at=0 WHERE idx=1")
 
     out = run_cli(["run", str(src), *FAST], creds_env(itsm.url))
 
@@ -350,36 +344,14 @@ def test_retry_failed_keeps_an_unknown_row_that_is_invalid_now(
     """--retry-failed over an older checkpoint does not turn an unknown row that today's
     rules refuse into "invalid": its request may have landed, and the report keeps
     saying so."""
-    import numpy as np
-
-    from batchops.loader import load_batch
-    from batchops.model import OutcomeTable
-    from batchops.resume import open_checkpoint
-
-    seed(itsm, running("CASE3"))
-    src = write_csv(
-        tmp_path / "t.csv",
-        [["CASE3", "admin", "SUSPEND", "x"], ["case3", "admin", "UNSUSPEND", "back"]],
+    src = _older_checkpoint(
+        itsm,
+        tmp_path,
+        "CASE3",
+        "UPDATE rows SET state='done', status='success', attempts=1 WHERE idx=0",
+        "UPDATE rows SET state='done', status='unknown', message='answer lost', "
+        "attempts=1, sent_at=0 WHERE idx=1",
     )
-    batch = load_batch(src)
-    path = tmp_path / "t.checkpoint.db"
-    store, _ = open_checkpoint(
-        batch,
-        OutcomeTable(len(batch)),
-        np.ones(len(batch), dtype=bool),
-        path,
-        fresh=False,
-        retry_failed=False,
-        gateway="esb",
-        base_url=itsm.url,
-    )
-    store.close()
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("UPDATE rows SET state='done', status='success', attempts=1 WHERE idx=0")
-        conn.execute(
-            "UPDATE rows SET state='done', status='unknown', message='answer lost', "
-            "attempts=1, sent_at=0 WHERE idx=1"
-        )
 
     out = run_cli(["run", str(src), "--retry-failed", *FAST], creds_env(itsm.url))
 

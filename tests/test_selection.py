@@ -6,25 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from batchops.loader import load_batch
-from batchops.model import OutcomeTable, Status
+from batchops.model import RESULT_COLUMNS, OutcomeTable, Status
 from batchops.selection import NOT_DONE, mark_invalid, select_rows
 
-from .helpers import write_csv
+from .helpers import HEADER, write_csv
 
-REPORT_HEADER = [
-    "sn",
-    "operator",
-    "action_type",
-    "action_message",
-    "status",
-    "code",
-    "message",
-    "attempts",
-    "http_status",
-    "request_id",
-    "elapsed_ms",
-    "finished_at",
-]
+#: A report's header: the input's columns, then the result columns batchops appends.
+REPORT_HEADER = [*HEADER, *RESULT_COLUMNS]
 
 
 def test_a_done_row_of_a_report_keeps_its_result_when_todays_rules_refuse_it(
