@@ -19,7 +19,7 @@ import numpy as np
 from .errors import CheckpointError
 from .inputfile import show
 from .loader import Batch
-from .model import OutcomeTable, RowState, Status
+from .model import Outcome, OutcomeTable, RowState, Status
 from .store import (
     Binding,
     Checkpoint,
@@ -209,6 +209,8 @@ def _resume(
     # A row today's rules refuse is not sent again: it keeps its outcome (an unknown one
     # still says its request may have landed).
     retry = {index for index in retry if not batch.invalid[index]}
+    shadowed = _spelled_like_done(records, batch)
+    retry -= shadowed.keys()
     done = 0
     for rec in records:
         if rec.state is RowState.DONE:
@@ -223,6 +225,8 @@ def _resume(
         elif rec.state is RowState.SENDING:
             in_doubt.append(InDoubtRow(rec.index, rec.before_status, rec.outcome.attempts))
             last_sent_at = max(last_sent_at, rec.sent_at or 0.0)
+        elif rec.index in shadowed:
+            outcomes.set(rec.index, Outcome(Status.INVALID, None, shadowed[rec.index]))
         else:
             queued.append(rec.index)
     _refuse_invalid_in_doubt(in_doubt, batch, path)
@@ -243,6 +247,44 @@ def _resume(
             "nothing left to send (--retry-failed resends failed rows, --fresh starts over)"
         )
     return Work(np.array(sorted(queued), dtype=np.int64), in_doubt, "; ".join(parts), last_sent_at)
+
+
+def _spelled_like_done(records: list[StoredRow], batch: Batch) -> dict[int, str]:
+    """Rows not done whose sn is, in other letter case, the sn of a row an earlier run
+    already did or may have done (done, unknown or in doubt), with why they are not sent.
+
+    A checkpoint from before batchops refused such files holds both spellings as two
+    tickets; ITSM may take them for one, so the row already done stands for the ticket
+    (as in a report fed back), and nothing is sent to it under the other spelling.
+    """
+    joined = "".join(batch.sn.tolist())
+    if joined.isascii() and (joined.upper() == joined or joined.lower() == joined):
+        return {}  # one letter case throughout
+    leaders: dict[str, StoredRow] = {}
+    for rec in records:
+        if rec.state is RowState.SENDING or (
+            rec.state is RowState.DONE and rec.outcome.status in _DONE_OR_MAYBE
+        ):
+            leaders.setdefault(rec.sn.casefold(), rec)
+    shadowed: dict[int, str] = {}
+    for rec in records:
+        leader = leaders.get(rec.sn.casefold())
+        if leader is None or leader.sn == rec.sn:
+            continue
+        if rec.state is RowState.DONE and rec.outcome.status in _DONE_OR_MAYBE:
+            continue
+        if rec.state is RowState.SENDING:
+            continue  # in doubt itself: read back as ever
+        shadowed[rec.index] = (
+            f"sn '{show(rec.sn)}' is row {batch.row_number(leader.index)}'s sn "
+            f"'{show(leader.sn)}' in other letter case, whose row an earlier run already "
+            "ran; ITSM may take both for one ticket: check it in ITSM, then fix the file "
+            "(one spelling, without the rows already done) and use --fresh"
+        )
+    return shadowed
+
+
+_DONE_OR_MAYBE = (Status.SUCCESS, Status.SKIPPED, Status.UNKNOWN)
 
 
 def _refuse_invalid_in_doubt(in_doubt: list[InDoubtRow], batch: Batch, path: Path) -> None:

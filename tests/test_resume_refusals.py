@@ -361,3 +361,29 @@ def test_retry_failed_keeps_an_unknown_row_that_is_invalid_now(
     assert rows[1]["message"] == "answer lost"
     assert itsm.state.stats.operations_total == 0
     assert out.exit_code == 1
+
+
+def test_a_row_spelled_like_a_done_one_in_an_older_checkpoint_is_not_sent(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """In a checkpoint from before such files were refused, row 3 (``case4``) was done
+    and row 2 (``CASE4``, valid today) still queued. ITSM may take both for one ticket,
+    so row 2 is not sent, even without the pre-check, and row 3 keeps its result."""
+    src = _older_checkpoint(
+        itsm,
+        tmp_path,
+        "CASE4",
+        "UPDATE rows SET state='done', status='success', message='success', attempts=1 WHERE idx=1",
+    )
+
+    out = run_cli(["run", str(src), "--no-precheck", *FAST], creds_env(itsm.url))
+
+    assert "Traceback" not in out.stderr
+    assert itsm.state.stats.requests.get("operate_ticket", 0) == 0, out.stderr
+    rows = read_report(tmp_path / "t.report.csv")
+    assert [r["status"] for r in rows] == ["invalid", "success"]
+    assert rows[0]["message"].startswith(
+        "sn 'CASE4' is row 3's sn 'case4' in other letter case, whose row an earlier run "
+        "already ran"
+    )
+    assert out.exit_code == 1
