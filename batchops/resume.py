@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import CheckpointError
 from .inputfile import show
-from .loader import Batch
+from .loader import DONE_BEFORE, Batch
 from .model import Outcome, OutcomeTable, RowState, Status
 from .store import (
     Binding,
@@ -27,6 +27,7 @@ from .store import (
     row_key,
     summarise_changes,
 )
+from .validation import one_letter_case
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,24 +258,24 @@ def _spelled_like_done(records: list[StoredRow], batch: Batch) -> dict[int, str]
     tickets; ITSM may take them for one, so the row already done stands for the ticket
     (as in a report fed back), and nothing is sent to it under the other spelling.
     """
-    joined = "".join(batch.sn.tolist())
-    if joined.isascii() and (joined.upper() == joined or joined.lower() == joined):
-        return {}  # one letter case throughout
+    if one_letter_case(batch.sn.tolist()):
+        return {}
+
+    def ran(rec: StoredRow) -> bool:
+        return rec.state is RowState.SENDING or (
+            rec.state is RowState.DONE and rec.outcome.status in _DONE_OR_MAYBE
+        )
+
     leaders: dict[str, StoredRow] = {}
     for rec in records:
-        if rec.state is RowState.SENDING or (
-            rec.state is RowState.DONE and rec.outcome.status in _DONE_OR_MAYBE
-        ):
+        if ran(rec):
             leaders.setdefault(rec.sn.casefold(), rec)
     shadowed: dict[int, str] = {}
     for rec in records:
         leader = leaders.get(rec.sn.casefold())
-        if leader is None or leader.sn == rec.sn:
+        # A row that ran itself keeps its result (one in doubt is read back as ever).
+        if leader is None or leader.sn == rec.sn or ran(rec):
             continue
-        if rec.state is RowState.DONE and rec.outcome.status in _DONE_OR_MAYBE:
-            continue
-        if rec.state is RowState.SENDING:
-            continue  # in doubt itself: read back as ever
         shadowed[rec.index] = (
             f"sn '{show(rec.sn)}' is row {batch.row_number(leader.index)}'s sn "
             f"'{show(leader.sn)}' in other letter case, whose row an earlier run already "
@@ -284,7 +285,8 @@ def _spelled_like_done(records: list[StoredRow], batch: Batch) -> dict[int, str]
     return shadowed
 
 
-_DONE_OR_MAYBE = (Status.SUCCESS, Status.SKIPPED, Status.UNKNOWN)
+#: The statuses of rows an earlier run did or may have done (as for a report fed back).
+_DONE_OR_MAYBE = tuple(Status(name) for name in DONE_BEFORE)
 
 
 def _refuse_invalid_in_doubt(in_doubt: list[InDoubtRow], batch: Batch, path: Path) -> None:

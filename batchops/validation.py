@@ -28,7 +28,14 @@ from .columns import FIELD_ALIASES, header_key
 from .inputfile import show
 from .model import MAX_MESSAGE_LENGTH, Action
 
-__all__ = ["ACTION_ALIASES", "StrArray", "Validated", "default_message", "validate"]
+__all__ = [
+    "ACTION_ALIASES",
+    "StrArray",
+    "Validated",
+    "default_message",
+    "one_letter_case",
+    "validate",
+]
 
 StrArray = npt.NDArray[np.object_]
 
@@ -317,6 +324,13 @@ def _clean_sns(raw: pd.Series, sn: StrArray) -> tuple[dict[int, str], dict[int, 
     return reasons, notes
 
 
+def one_letter_case(sns: list[str]) -> bool:
+    """Whether no two of ``sns`` can differ by letter case alone, told cheaply: ASCII sns
+    all in one case (nearly every file) cost one join, never a case-fold per sn."""
+    joined = "".join(sns)
+    return joined.isascii() and (joined.upper() == joined or joined.lower() == joined)
+
+
 def _flag_case_variants(
     sn: StrArray,
     reasons: _Reasons,
@@ -335,9 +349,8 @@ def _flag_case_variants(
     rows = np.flatnonzero(reasons.open | done)
     if rows.size < 2:
         return
-    joined = "".join(sn[rows].tolist())
-    if joined.isascii() and (joined.upper() == joined or joined.lower() == joined):
-        return  # one letter case throughout: no two sns can differ by case alone
+    if one_letter_case(sn[rows].tolist()):
+        return
     codes, spellings = pd.factorize(sn[rows], sort=False)
     folded, _ = pd.factorize(np.array([s.casefold() for s in spellings], dtype=object))
     if folded.max() + 1 == len(spellings):
