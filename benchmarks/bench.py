@@ -638,17 +638,15 @@ class Bench:
 
     def _startup_probe(self, variant: str) -> float:
         """Seconds one child takes to start and import what ``variant`` imports."""
-        key = variant if variant in (BARE, BASELINE) else BATCHOPS
-        code = {
-            BARE: "import benchmarks.bench, aiohttp",
+        if variant == BARE:
+            code, env = "import benchmarks.bench, aiohttp", bench_env()
+        else:
             # What ``python -m batchops run`` imports before it reads the file (the CLI
             # module itself imports the API lazily). The command leaves through
             # os._exit, without the interpreter's teardown, and so does the probe. The
             # baseline imports the same, from its own checkout.
-            BATCHOPS: "import batchops.cli, batchops.api, batchops.console, os; os._exit(0)",
-            BASELINE: "import batchops.cli, batchops.api, batchops.console, os; os._exit(0)",
-        }[key]
-        env = bench_env() if key == BARE else self._batchops_env(key)
+            code = "import batchops.cli, batchops.api, batchops.console, os; os._exit(0)"
+            env = self._batchops_env(variant)
         wall, _, _, status = run_child([sys.executable, "-c", code], cwd=self.workdir, env=env)
         if status != 0:
             raise RuntimeError(f"python -c {code!r} failed")
