@@ -1,5 +1,5 @@
 """``python -m batchops`` runs the CLI."""
 
-from .cli import entry
+from batchops.cli import entry
 
 entry()

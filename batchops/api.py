@@ -1,8 +1,8 @@
 """The Python API: ``run_batch``, ``plan_batch`` and ``report_from_checkpoint``.
 
 The CLI is a thin layer over these. Each builds its frozen settings once
-(:mod:`batchops.runconfig`) and hands them to the run's steps (:mod:`batchops.pipeline`,
-:mod:`batchops.planning`). Every failure that stops the whole run is a
+(:mod:`batchops.settings.records`) and hands them to the run's steps (:mod:`batchops.run.flow`,
+:mod:`batchops.commands.plan`). Every failure that stops the whole run is a
 :class:`batchops.errors.BatchopsError`; every row's fate is an outcome in the report. A
 scheduler can call these functions directly and read the returned
 :class:`batchops.model.RunSummary`.
@@ -15,31 +15,40 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import pipeline, planning
-from .config import Resolved
-from .errors import BatchopsError, CheckpointError
-from .finish import EXIT_OK, EXIT_REPORT_UNWRITTEN, EXIT_ROWS_FAILED, counts_by_action, exit_code_of
-from .loader import load_batch
-from .model import Outcome, OutcomeTable, RowState, RunSummary, Status
-from .notify import Notifier
-from .outputs import Outputs, check_outputs
-from .pipeline import Hooks, RunHooks
-from .prompts import CanaryReport, CanaryRow, Confirm, ConfirmCanary, PlanOverview
-from .recorder import Events
-from .report import default_report_path, write_report
-from .resume import row_keys, rows_fingerprint
-from .runconfig import (
+from batchops.checkpoint import Checkpoint, row_keys, rows_fingerprint
+from batchops.commands import plan as planning
+from batchops.errors import BatchopsError, CheckpointError
+from batchops.model import Outcome, OutcomeTable, RowState, RunSummary, Status
+from batchops.report import Outputs, check_outputs, default_report_path, write_report
+from batchops.run import (
+    EXIT_OK,
+    EXIT_REPORT_UNWRITTEN,
+    EXIT_ROWS_FAILED,
+    CanaryReport,
+    CanaryRow,
+    Confirm,
+    ConfirmCanary,
+    Events,
+    Hooks,
+    Notifier,
+    PlanOverview,
+    RunHooks,
+    counts_by_action,
+    exit_code_of,
+)
+from batchops.run import flow as pipeline
+from batchops.settings import (
     FailureBrake,
     Files,
+    Resolved,
     RunChoices,
     RunOptions,
     plan_config,
     resolve_options,
     run_config,
 )
-from .selection import add_notes
-from .stops import EXIT_INTERRUPTED, EXIT_STOPPED
-from .store import Checkpoint
+from batchops.sheet import add_notes, load_batch
+from batchops.stops import EXIT_INTERRUPTED, EXIT_STOPPED
 
 __all__ = [
     "EXIT_INTERRUPTED",

@@ -45,5 +45,5 @@ class FatalAnswerError(BatchopsError):
 
     def __init__(self, message: str, answer: object = None) -> None:
         super().__init__(message)
-        #: The server's answer (a :class:`batchops.client.Answer`), to tell what to fix.
+        #: The server's answer (a :class:`batchops.itsm.client.Answer`), to tell what to fix.
         self.answer = answer

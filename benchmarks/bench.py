@@ -22,7 +22,7 @@ Every run gets fresh RUNNING tickets under a new sn prefix, and the server's cou
 applied operations must grow by N: each SUSPEND is really applied, never skipped.
 Rows/s are N over the process's wall time, start-up included ("end to end"), and N over
 the wall time less the interpreter start-up and imports ("net"), measured by a child
-that only imports (``python -c "import batchops.cli, batchops.api, …"``, ``python -c
+that only imports (``python -c "import batchops.cli.main, batchops.api, …"``, ``python -c
 "import aiohttp"``) started right before each run and again right after, whose two
 times are averaged, so that probe and run fall in the same minute of a machine whose
 speed drifts.
@@ -521,7 +521,7 @@ def batchops_env() -> dict[str, str]:
 
 #: The folder that holds the ``benchmarks`` package: it is not installed (the wheel
 #: carries batchops only), so a child that imports it finds it through PYTHONPATH.
-_PROJECT = Path(__file__).resolve().parent.parent
+_PROJECT = Path(__file__).resolve().parents[2]
 
 
 def bench_env() -> dict[str, str]:
@@ -645,7 +645,7 @@ class Bench:
             # module itself imports the API lazily). The command leaves through
             # os._exit, without the interpreter's teardown, and so does the probe. The
             # baseline imports the same, from its own checkout.
-            code = "import batchops.cli, batchops.api, batchops.console, os; os._exit(0)"
+            code = "import batchops.cli.main, batchops.api, batchops.cli.console, os; os._exit(0)"
             env = self._batchops_env(variant)
         wall, _, _, status = run_child([sys.executable, "-c", code], cwd=self.workdir, env=env)
         if status != 0:
@@ -801,9 +801,9 @@ class Bench:
     def xlsx(self) -> None:
         import pandas as pd
 
-        from batchops.loader import load_batch
         from batchops.model import Outcome, OutcomeTable, Status
-        from batchops.report import write_report
+        from batchops.report.writing import write_report
+        from batchops.sheet.loading import load_batch
 
         rows = self.config.xlsx_rows
         folder = self.workdir / "xlsx"
@@ -867,7 +867,7 @@ class Bench:
 
     def progress_micro(self) -> None:
         """Cost of one ``advance()`` of each progress display, in-process, in µs."""
-        from batchops.console import BarProgress, LineProgress, NullProgress, ProgressSink
+        from batchops.cli.console import BarProgress, LineProgress, NullProgress, ProgressSink
         from batchops.model import Status
 
         n = 20_000 if self.config.quick else 200_000

@@ -73,7 +73,9 @@ def _is_async(function: Callable[..., Any]) -> bool:
 
 def install() -> None:
     """Time the steps of a run (imports batchops; call before the CLI starts)."""
-    from batchops import group_commit, pipeline, sending, store
+    from batchops.checkpoint import group_commit, store
+    from batchops.run import flow as pipeline
+    from batchops.run import network as sending
 
     timed(pipeline, "load", "load and validate")
     timed(pipeline, "open_store", "open the checkpoint")
@@ -112,7 +114,7 @@ def main(argv: list[str]) -> NoReturn:
         sys.stderr.flush()
         real_exit(status)
 
-    # The command leaves through os._exit (batchops.cli.entry); the table goes first.
+    # The command leaves through os._exit (batchops.cli.main.entry); the table goes first.
     os._exit = exit_after_the_table
     sys.argv = ["batchops", *argv]
     cli.entry()

@@ -1,4 +1,4 @@
-"""Time :func:`batchops.report.write_report` for an N-row XLSX report, nothing else.
+"""Time :func:`batchops.report.writing.write_report` for an N-row XLSX report, nothing else.
 
 The bench's ``--sections xlsx`` case also times pandas' reader and ``to_excel``; this
 script times only the report, on rows shaped like the bench's (four input columns, every
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from batchops.model import Outcome, OutcomeTable, Status
-from batchops.report import write_report
+from batchops.report.writing import write_report
 
 
 def main(argv: list[str]) -> int:

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
+from batchops.checkpoint.store import Checkpoint
 from batchops.sandbox import Faults, SandboxConfig, SandboxState
-from batchops.store import Checkpoint
 
 from .helpers import APP_CODE, SECRET, creds_env, running
 

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from click.testing import CliRunner, Result
 
-from batchops.cli import main
+from batchops.cli.main import main
 from batchops.sandbox import SandboxThread, Ticket
 
 APP_CODE = "batchops-sandbox"
@@ -242,8 +242,8 @@ def write_xlsx(
 
 
 def load_one(tmp_path: Path, rows: Cells, *, header: Sequence[str] = HEADER) -> Any:
-    """The :class:`batchops.loader.Batch` of a CSV input of these rows."""
-    from batchops.loader import load_batch
+    """The :class:`batchops.sheet.loading.Batch` of a CSV input of these rows."""
+    from batchops.sheet.loading import load_batch
 
     return load_batch(write_csv(tmp_path / "in.csv", rows, header=header))
 

@@ -31,7 +31,7 @@ Run it with ``batchops sandbox --port 8765`` (``python -m batchops.sandbox`` is 
 command). The package: :mod:`.state` (vocabulary, tickets, faults, counters),
 :mod:`.answers` (envelopes and data shapes), :mod:`.server` (the handlers and the rules),
 :mod:`.running` (the app, a background thread, :func:`serve`). Only ``__main__`` reaches
-outside, to the one ``sandbox`` command in :mod:`batchops.cli`.
+outside, to the one ``sandbox`` command in :mod:`batchops.cli.main`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m batchops.sandbox``: the one ``sandbox`` command of :mod:`batchops.cli`.
+"""``python -m batchops.sandbox``: the one ``sandbox`` command of :mod:`batchops.cli.main`.
 
 The stand-in itself imports nothing of batchops; this entry point is the single
 exception, so both ways of starting it take the same flags.

@@ -1,0 +1,23 @@
+"""The checkpoint: one SQLite file that remembers every row across crashes, its group
+commit, the resume built on it, and the run lock.
+"""
+
+from __future__ import annotations
+
+from .file import lock_path
+from .resume import InDoubtRow, Work, open_checkpoint, row_keys, rows_fingerprint
+from .runlock import RunLock
+from .store import Checkpoint, RunRecord, default_checkpoint_path
+
+__all__ = [
+    "Checkpoint",
+    "InDoubtRow",
+    "RunLock",
+    "RunRecord",
+    "Work",
+    "default_checkpoint_path",
+    "lock_path",
+    "open_checkpoint",
+    "row_keys",
+    "rows_fingerprint",
+]

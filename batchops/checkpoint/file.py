@@ -1,0 +1,412 @@
+"""The checkpoint file: lock, schema, migration, and one way to write a transaction.
+
+This module owns the SQLite file under :class:`batchops.checkpoint.store.Checkpoint`: creating it
+owner-only, the lock that refuses a second run on the same file, the schema
+and the upgrade of older checkpoints, the checks that refuse a damaged or foreign file,
+opening it read-only (``batchops report`` during a run), setting it aside (``--fresh``),
+and :meth:`CheckpointFile.transaction`, the one place that says BEGIN, COMMIT and
+ROLLBACK. What is written, and when, is :mod:`batchops.checkpoint.group_commit`'s and ``store``'s.
+
+The lock is on a sidecar file (``x.checkpoint.db.lock``, taken with ``filelock``:
+``flock`` on POSIX, ``msvcrt.locking`` on Windows). It is never taken on the database
+itself, whose own locks belong to SQLite; the sidecar is left in place when the run
+ends, because deleting a lock file lets two runs lock two different files of the same
+name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import sqlite3
+import stat
+import urllib.parse
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import filelock
+
+from batchops.errors import CheckpointError
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (
+    idx INTEGER PRIMARY KEY,
+    row_key TEXT NOT NULL,
+    sn TEXT NOT NULL,
+    action TEXT NOT NULL,
+    state TEXT NOT NULL,              -- queued | sending | done
+    before_status TEXT,               -- ticket status expected before the send
+    status TEXT NOT NULL,             -- the report's status
+    code INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    http_status INTEGER,
+    request_id TEXT NOT NULL DEFAULT '',
+    elapsed_ms REAL,
+    finished_at TEXT NOT NULL DEFAULT '',
+    run_id INTEGER,
+    sent_at REAL                      -- wall clock (epoch s) of the last "sending" mark
+);
+CREATE TABLE IF NOT EXISTS history (
+    idx INTEGER NOT NULL,
+    run_id INTEGER,
+    status TEXT NOT NULL,
+    code INTEGER,
+    message TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    finished_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    exit_code INTEGER,
+    note TEXT NOT NULL DEFAULT '',
+    stopped TEXT NOT NULL DEFAULT ''  -- why the run stopped early ('' when it finished)
+);
+"""
+
+
+class CheckpointFile:
+    """An open checkpoint file: its connection and, unless read-only, its lock."""
+
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, lock: filelock.BaseFileLock | None
+    ) -> None:
+        self.path = path
+        self.conn = conn
+        self._lock = lock
+        #: Write transactions committed so far (tests count group commits with it).
+        self.commits = 0
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = True) -> CheckpointFile:
+        """Open (creating if asked) and lock the checkpoint; refuse if another run holds it."""
+        path = Path(path)
+        if not path.exists() and not create:
+            raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+        lock = _take_lock(
+            path,
+            "wait for it to finish (or stop it) — two runs on one checkpoint could operate "
+            "a ticket twice",
+        )
+        try:
+            _create_owner_only(path)
+            conn = _connect_with_schema(path)
+        except CheckpointError:
+            lock.release()
+            raise
+        try:
+            _check_rows(conn, path)
+        except CheckpointError:
+            conn.close()
+            lock.release()
+            raise
+        return cls(path, conn, lock)
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> CheckpointFile:
+        """Open without locking and without writing (``batchops report`` during a run)."""
+        path = Path(path)
+        if not path.exists():
+            raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+        # The path is quoted: a '#' or '?' in a file name would otherwise end the path and
+        # drop "mode=ro" (SQLite would then open, even create, another file read-write).
+        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=5000")
+            _check_tables(conn, path)
+            conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            _check_rows(conn, path)
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            raise CheckpointError(f"{path} is not a batchops checkpoint ({exc})") from None
+        except CheckpointError:
+            if conn is not None:
+                conn.close()
+            raise
+        return cls(path, conn, None)
+
+    @staticmethod
+    def set_aside(path: Path) -> Path | None:
+        """Move an old checkpoint out of the way (``--fresh``), keeping it as a backup."""
+        if not path.exists():
+            return None
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        backup = path.with_name(f"{path.name}.{stamp}.bak")
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = path.with_name(f"{path.name}.{stamp}-{n}.bak")
+        # Held until the old file is out of the way, so no run opens it meanwhile.
+        lock = _take_lock(path, "--fresh cannot replace it now")
+        try:
+            # Fold the WAL into the main file so the backup is one self-contained file. A
+            # file that is not a database (or a damaged one) is set aside as it is: --fresh
+            # is what the "not a batchops checkpoint" error tells the user to do.
+            conn = sqlite3.connect(path)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.DatabaseError:
+                pass
+            finally:
+                conn.close()
+            os.replace(path, backup)
+            for suffix in ("-wal", "-shm"):
+                # Normally gone after the checkpoint above; if not, they travel with the
+                # backup (SQLite pairs "X.bak-wal" with "X.bak"), never mixed into a new one.
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{path}{suffix}", f"{backup}{suffix}")
+        finally:
+            lock.release()
+        return backup
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction around the block, like sqlite-utils' ``atomic()``.
+
+        Committed when the block ends; rolled back when it raises, and the block's error
+        is the one raised. ``write`` takes the write lock at once (``BEGIN IMMEDIATE``,
+        so a busy file fails before any work) and counts the commit in :attr:`commits`;
+        a read (``write=False``) is one consistent snapshot.
+        """
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        if write:
+            self.commits += 1
+
+    def close(self) -> None:
+        """Close the connection (an error closing it is of no use to anyone) and unlock."""
+        try:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the checkpoint file if needed, readable by its owner only."""
+    try:
+        # Created owner-only before SQLite touches it; SQLite gives its -wal and -shm
+        # files the same permissions.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot open checkpoint {path}: {exc.strerror}; choose another place with "
+            "--checkpoint PATH"
+        ) from None
+    try:
+        _owner_only(fd, path)
+    finally:
+        os.close(fd)
+
+
+def _connect_with_schema(path: Path) -> sqlite3.Connection:
+    """Connect for writing, create or upgrade the schema; refuse a foreign or damaged file."""
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # 2 KB pages (set before WAL mode; a no-op on an existing file) and the WAL folded
+        # back every 4,000 pages (8 MB): a run's small commits write fewer bytes, and
+        # closing folds back a few MB instead of the 20 MB a 5,000-row run left with 4 KB
+        # pages at 10,000 (close 40 ms -> 10 ms; BENCHMARKS.md, "Closing the checkpoint").
+        conn.execute("PRAGMA page_size=2048")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=4000")
+        conn.execute("PRAGMA busy_timeout=5000")
+        # Before the schema script, which would quietly re-create a dropped table.
+        _check_tables(conn, path)
+        conn.executescript(_SCHEMA)
+        version = _migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        raise CheckpointError(
+            f"{path} is not a batchops checkpoint ({exc}); pass another --checkpoint "
+            "or --fresh to replace it"
+        ) from None
+    except CheckpointError:
+        if conn is not None:
+            conn.close()
+        raise
+    if version is not None and version[0] != SCHEMA_VERSION:
+        conn.close()
+        raise CheckpointError(
+            f"checkpoint {path} was written by another batchops version "
+            f"(schema {version[0]}); use --fresh to start over"
+        )
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> tuple[object, ...] | None:
+    """Bring a checkpoint of this schema version up to date; its stored version row."""
+    version: tuple[object, ...] | None = conn.execute(
+        "SELECT value FROM meta WHERE key='schema'"
+    ).fetchone()
+    ours = version is None or version[0] == SCHEMA_VERSION
+    if ours and "sent_at" not in columns(conn, "rows"):
+        # A checkpoint made before rows remembered when they were sent.
+        conn.execute("ALTER TABLE rows ADD COLUMN sent_at REAL")
+    if ours and "stopped" not in columns(conn, "runs"):
+        # A checkpoint made before runs remembered why they stopped.
+        conn.execute("ALTER TABLE runs ADD COLUMN stopped TEXT NOT NULL DEFAULT ''")
+    return version
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction, keeping the first error.
+
+    On a full disk SQLite may already have rolled back by itself; a ROLLBACK then fails
+    with "no transaction is active" and would hide what really went wrong.
+    """
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def unwritable(path: Path, exc: BaseException) -> str:
+    """One line: the checkpoint cannot be written, what ran out, and where."""
+    return f"checkpoint {path} can no longer be written: {what_ran_out(path, exc)}"
+
+
+def what_ran_out(path: Path, exc: BaseException) -> str:
+    sizes = []
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-journal")):
+        with contextlib.suppress(OSError):
+            sizes.append((name.stat().st_size, name))
+    limit = _file_size_limit()
+    if limit is not None and sizes:
+        size, name = max(sizes)
+        if size + (1 << 16) >= limit:
+            return (
+                f"the file-size limit ({limit} bytes, 'ulimit -f') was reached by {name}; "
+                "raise the limit or choose another --checkpoint"
+            )
+    folder = path.resolve().parent
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(folder).free
+        if free < (1 << 20):
+            return f"the disk holding {folder} is full ({free} bytes free)"
+    if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or (
+        isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    ):
+        return f"the disk or the disk quota holding {folder} is full"
+    return f"{exc} (disk full, quota or a file-size limit?)"
+
+
+def _file_size_limit() -> int | None:
+    """The process's file-size limit ('ulimit -f') in bytes; None when there is none."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if limit == resource.RLIM_INFINITY else int(limit)
+
+
+_TABLES = frozenset({"meta", "rows", "history", "runs"})
+
+
+def _incomplete(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is incomplete ({what}); it was damaged or edited, so it cannot "
+        "say which rows were sent. Pass another --checkpoint, or --fresh to set it aside "
+        "and start over (the pre-check then decides what is sent)"
+    )
+
+
+def _check_tables(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a checkpoint that has some of batchops' tables but not all of them.
+
+    A file with no table at all is a new checkpoint (created, then the run died before
+    writing it); one missing ``meta`` or ``rows`` would otherwise be re-created empty and
+    read as "nothing sent yet".
+    """
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if tables and not tables >= _TABLES:
+        missing = ", ".join(sorted(_TABLES - tables))
+        raise _incomplete(path, f"no {missing} table")
+
+
+def _check_rows(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a checkpoint whose rows do not match what its meta table says it holds."""
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    (stored,) = conn.execute("SELECT COUNT(*) FROM rows").fetchone()
+    if "rows_fingerprint" not in meta:
+        if stored:
+            raise _incomplete(path, f"{stored} rows but no record of its input")
+        return
+    try:
+        expected = int(meta.get("row_count", ""))
+    except ValueError:
+        raise _incomplete(path, "no row count") from None
+    missing = [k for k in ("gateway", "base_url", "input_path") if k not in meta]
+    if missing:
+        raise _incomplete(path, "no " + ", ".join(missing))
+    if stored != expected:
+        raise _incomplete(path, f"{stored} of its {expected} rows")
+
+
+def columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {str(rec[1]) for rec in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def lock_path(checkpoint: Path) -> Path:
+    """The sidecar file whose lock says a run holds ``checkpoint``."""
+    return checkpoint.with_name(f"{checkpoint.name}.lock")
+
+
+def _take_lock(path: Path, advice: str) -> filelock.BaseFileLock:
+    """Lock the checkpoint's sidecar lock file at once, or say that another run holds it."""
+    lock = filelock.FileLock(lock_path(path), mode=0o600)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise CheckpointError(
+            f"checkpoint {path} is in use by another batchops run; {advice}"
+        ) from None
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot lock checkpoint {path}: {exc.strerror or exc}; choose another place "
+            "with --checkpoint PATH"
+        ) from None
+    return lock
+
+
+def _owner_only(fd: int, path: Path) -> None:
+    """Take group and other permissions off a checkpoint made or copied with them.
+
+    SQLite gives the -wal and -shm files it creates the main file's permissions; ones
+    left over from before are tightened too. Files of another owner are left alone.
+    On Windows, permissions are ACLs that a mode cannot express: nothing to do there.
+    """
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o077:
+            os.fchmod(fd, mode & 0o700)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            side = Path(f"{path}{suffix}")
+            mode = stat.S_IMODE(side.stat().st_mode)
+            if mode & 0o077:
+                side.chmod(mode & 0o700)

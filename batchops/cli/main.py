@@ -1,0 +1,542 @@
+"""The command line: parse options, call :mod:`batchops.api`, turn its errors into exit codes.
+
+Nothing here knows HTTP, files or SQLite. Every :class:`batchops.errors.BatchopsError`
+becomes one ``Error: …`` line on stderr and its class's exit code, never a traceback.
+Settings left unset on the command line are ``None`` here, so that the API can apply
+one precedence everywhere: flag > environment > profile > default. A command takes
+click's parsed options as one mapping (``**params``) and builds the API's frozen records
+from it by name (:func:`batchops.cli.options.pick`, which checks each value against its
+field's type), so no command lists the run's settings a second time.
+
+Exit codes (stable, for cron):
+  0    every row success or skipped
+  1    finished, some rows failed, invalid or unknown (or the run was not confirmed)
+  2    usage, configuration, input or checkpoint error: nothing was sent
+  3    stopped early by a fatal answer, the failure brake, the canary or a checkpoint
+       that can no longer be written: rows not done are pending, and the same command
+       resumes
+  4    operations were sent, but the report (or --failures / --summary-json) could not
+       be written: the results are safe in the checkpoint; 'batchops report' rebuilds it
+  130  interrupted (Ctrl-C, SIGTERM): rows not done are pending
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from batchops.errors import BatchopsError
+from batchops.process import start_native_threads_masked
+from batchops.settings import ENV_PROFILE
+from batchops.version import __version__
+
+from .options import (
+    EXIT_CODES_HELP,
+    JsonLog,
+    ask,
+    connection_options,
+    fail,
+    input_options,
+    param,
+    pick,
+    rate_option,
+    retries_option,
+    run_options,
+    target_options,
+    tell,
+    warn,
+    warn_insecure,
+)
+from .stand_in import sandbox
+
+if TYPE_CHECKING:
+    from batchops.model import RunSummary
+    from batchops.run import CanaryReport, Hooks, PlanOverview
+
+
+class _Commands(click.Group):
+    """The command group; it keeps the words it was given, for advice that repeats them."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["batchops.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Start with: batchops run samples/tickets.csv --sandbox",
+)
+@click.version_option(__version__, prog_name="batchops")
+def main() -> None:
+    """Suspend, resume, withdraw or terminate many BlueKing ITSM tickets from a CSV/XLSX file.
+
+    Each row names a ticket (sn), an operator, an action and a message. batchops
+    validates the file, sends one operate_ticket call per row concurrently, and writes
+    the file back as a report with each row's status, code and message.
+
+    \b
+    Example:
+      batchops run samples/tickets.csv --sandbox
+    """
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@input_options
+@target_options
+@run_options
+def run(**params: object) -> None:
+    """Validate INPUT, send every valid row, write the report.
+
+    \b
+    Examples:
+      export BK_APP_CODE=my-app BK_APP_SECRET=... BK_USERNAME=admin
+      batchops run tickets.xlsx --base-url https://paas.example.com -c 50
+      batchops run tickets.csv --profile prod --canary 10
+      batchops run tickets.report.xlsx --only failed,unknown   # fix the red rows, send again
+    """
+    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    from batchops import api
+
+    options = pick(api.RunOptions, params)
+    warn_insecure(options.insecure)
+    if hasattr(signal, "SIGXFSZ"):
+        # Past a file-size limit ('ulimit -f') the kernel would kill the run outright;
+        # ignored, the write fails instead and the run stops saying so (resumable).
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    terminal = _RunTerminal(pick(_Terminal, params))
+    argv = click.get_current_context().meta.get("batchops.argv", [])
+    try:
+        summary = api.run_batch(
+            param(params, "input_path", str),
+            options,
+            files=pick(api.Files, params),
+            choices=pick(api.RunChoices, params, command=("batchops", *argv)),
+            hooks=terminal.hooks(),
+        )
+    except BatchopsError as error:
+        if terminal.events is not None:
+            terminal.events("run_failed", {"error": str(error), "exit_code": error.exit_code})
+        fail(error)
+        return
+    except KeyboardInterrupt:
+        # Only possible before sending starts (afterwards Ctrl-C stops the run cleanly).
+        click.echo("Interrupted before sending; nothing was sent.", err=True)
+        sys.exit(130)
+    terminal.show(summary)
+    sys.exit(summary.exit_code)
+
+
+@dataclass(frozen=True, slots=True)
+class _Terminal:
+    """How ``run`` speaks to the terminal: the options that are no setting of the run."""
+
+    yes: bool = False
+    quiet: bool = False
+    log_json: bool = False
+    verbose: int = 0
+
+
+class _RunTerminal:
+    """What ``run`` shows and asks on the terminal (or logs as JSON, with --log-json)."""
+
+    def __init__(self, flags: _Terminal) -> None:
+        from .console import progress_for
+
+        self._quiet = flags.quiet or flags.log_json
+        self._log_json = flags.log_json
+        self._verbose = flags.verbose
+        on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
+        self._ask_first = on_terminal and not flags.yes
+        # Asked even with --yes: whoever asks for a canary wants to look at it.
+        self._ask_canary = on_terminal
+        self.events = JsonLog() if flags.log_json else None
+        # --verbose writes lines of its own, which a bar would overwrite.
+        self.progress = progress_for(sys.stderr, quiet=self._quiet, lines=bool(flags.verbose))
+
+    def hooks(self) -> Hooks:
+        """What the run shows and asks here (Ctrl-C and SIGTERM stop it cleanly)."""
+        from batchops.run import Hooks
+
+        return Hooks(
+            progress=self.progress,
+            confirm=self.confirm,
+            confirm_canary=self.confirm_canary,
+            events=self.events,
+            notice=self.notice,
+            handle_signals=True,
+            verbose=self._verbose,
+        )
+
+    @property
+    def confirm(self) -> Callable[[PlanOverview], bool] | None:
+        return self._confirm if self._ask_first else None
+
+    @property
+    def confirm_canary(self) -> Callable[[CanaryReport], bool] | None:
+        return self._confirm_canary if self._ask_canary else None
+
+    @staticmethod
+    def _confirm(overview: PlanOverview) -> bool:
+        click.echo(overview.describe(), err=True)
+        return ask("Send these operations?")
+
+    @staticmethod
+    def _confirm_canary(report: CanaryReport) -> bool:
+        click.echo(report.describe(), err=True)
+        return ask("Send the rest?")
+
+    def notice(self, text: str) -> None:
+        if not self._log_json:  # JSON logs carry it as a "notice" event
+            self.progress.write(f"batchops: {text}")
+
+    def show(self, summary: RunSummary) -> None:
+        from .console import format_problems, format_summary
+
+        for line in format_problems(summary):
+            tell(line)
+        if not self._quiet or summary.exit_code:
+            click.echo(format_summary(summary))
+        if summary.advice and summary.exit_code and self.events is None:
+            # (JSON logs carry it in the run_finished event, as "next".)
+            click.echo(summary.advice, err=True)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@input_options
+@target_options
+@click.option("--log-json", is_flag=True, help="With --verbose: requests as JSON lines.")
+def plan(**params: object) -> None:
+    """Validate INPUT and write the report without sending any operation.
+
+    Rows that would be sent are 'pending'. With an ITSM address (or --sandbox) the
+    tickets are read first and rows that need no action are shown 'skipped'.
+
+    \b
+    Examples:
+      batchops plan tickets.csv                     # validation only, no credentials
+      batchops plan tickets.csv --profile prod      # and read every ticket's status
+    """
+    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    from batchops import api
+
+    from .console import format_problems, format_summary
+
+    options = pick(api.RunOptions, params)
+    warn_insecure(options.insecure)
+    flags = pick(_Terminal, params)
+    hooks = api.Hooks(
+        events=JsonLog() if flags.log_json else None, notice=warn, verbose=flags.verbose
+    )
+    try:
+        summary = api.plan_batch(
+            param(params, "input_path", str),
+            options,
+            files=pick(api.Files, params),
+            precheck=param(params, "precheck", bool),
+            hooks=hooks,
+        )
+    except BatchopsError as error:
+        fail(error)
+        return
+    for line in format_problems(summary):
+        tell(line)
+    click.echo(format_summary(summary))
+    sys.exit(summary.exit_code)
+
+
+@main.command("select")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The sheet to write: *.csv or *.xlsx.",
+)
+@click.option("--status", metavar="STATUS[,STATUS]", help="Current status: RUNNING,SUSPENDED.")
+@click.option("--service-id", metavar="ID[,ID]", help="Service ids: 12,13.")
+@click.option("--biz-id", metavar="ID[,ID]", help="Business (bk_biz_id) ids.")
+@click.option("--creator", help="Who created the ticket.")
+@click.option("--created-after", metavar="DATE", help="Created at or after DATE.")
+@click.option("--created-before", metavar="DATE", help="Created at or before DATE.")
+@click.option("--ended-after", metavar="DATE", help="Ended at or after DATE.")
+@click.option("--ended-before", metavar="DATE", help="Ended at or before DATE.")
+@click.option("--tag", help="Ticket tag.")
+@click.option("--project", help="Project key.")
+@click.option(
+    "--sn-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="Only these tickets: a text file with one sn a line, or a CSV with an sn column.",
+)
+@click.option("--all", "all_tickets", is_flag=True, help="Allow a select without any filter.")
+@click.option(
+    "--action",
+    help="Fill action_type with this (SUSPEND, UNSUSPEND, WITHDRAW, TERMINATE); blank if unset.",
+)
+@click.option("--operator", help="Fill operator with this user; blank if unset.")
+@click.option("--message", help="Fill action_message with this reason.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Ask before writing more rows than this (without a terminal: refuse, exit 2).",
+)
+@connection_options
+@retries_option
+@rate_option
+def select_command(**params: object) -> None:
+    """Write an input sheet of the tickets ITSM lists for these filters (read-only).
+
+    The sheet has sn, operator, action_type and action_message first (filled from
+    --action, --operator and --message), then title, service_id, current_status,
+    creator, create_at and ticket_url for whoever reviews it; run takes it as it is.
+    Filters combine (all must hold); a date alone covers its whole day.
+
+    \b
+    Examples:
+      batchops select --service-id 12 --status RUNNING --created-before 2024-06-01 \\
+        --action SUSPEND --operator admin --message "holiday freeze" -o freeze.xlsx
+      batchops select --creator zhangsan --created-after 2024-07-01 \\
+        --created-before 2024-09-30 -o zhangsan-q3.csv
+    """
+    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    from batchops.commands import select as selection
+    from batchops.settings import RunOptions
+
+    options = pick(RunOptions, params)
+    warn_insecure(options.insecure)
+    on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
+
+    def confirm(count: int, limit: int) -> bool:
+        return ask(f"{count} tickets match, more than --limit {limit}. Write all {count} rows?")
+
+    try:
+        summary = selection.select_tickets(
+            pick(selection.TicketFilters, params).query(),
+            param(params, "output", str),
+            options,
+            choices=pick(selection.SelectChoices, params),
+            confirm=confirm if on_terminal else None,
+        )
+    except BatchopsError as error:
+        fail(error)
+        return
+    click.echo(summary.describe())
+    sys.exit(summary.exit_code)
+
+
+@main.command()
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Where to write the report (default: the run's default report path).",
+)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The run's input file, if it moved since the run.",
+)
+@click.option("--sheet", help="XLSX: the sheet the run read.")
+@click.option("--encoding", help="CSV: the encoding the run used.")
+def report(
+    checkpoint_path: str,
+    output: str | None,
+    input_path: str | None,
+    sheet: str | None,
+    encoding: str | None,
+) -> None:
+    """Rebuild the full report from a checkpoint, also while its run is going (read-only).
+
+    \b
+    Example:
+      batchops report tickets.checkpoint.db -o progress.xlsx
+    """
+    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    from batchops import api
+
+    from .console import format_summary
+
+    try:
+        summary = api.report_from_checkpoint(
+            checkpoint_path, output=output, input_path=input_path, sheet=sheet, encoding=encoding
+        )
+    except BatchopsError as error:
+        fail(error)
+        return
+    click.echo(format_summary(summary))
+    sys.exit(summary.exit_code)
+
+
+@main.command()
+@click.argument("report_path", metavar="REPORT", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Where to write the undo sheet (default: beside REPORT, same format: "
+    "t.report.xlsx → t.report.undo.xlsx).",
+)
+@click.option("--sheet", help="XLSX: the report's sheet (default: the first visible one).")
+@click.option("--encoding", help="CSV: the report's encoding (default: detect).")
+def undo(report_path: str, output: str | None, sheet: str | None, encoding: str | None) -> None:
+    """Write the sheet that reverses a finished run, from its REPORT (nothing is sent).
+
+    Every success SUSPEND becomes an UNSUSPEND and every success UNSUSPEND a SUSPEND,
+    each ticket's rows in reverse order. Rows that cannot be reversed (WITHDRAW,
+    TERMINATE, unknown outcomes) are listed with the reason in a second sheet (CSV: a
+    .irreversible.csv beside it). Check the sheet with plan, then send it with run.
+
+    \b
+    Example:
+      batchops undo freeze.report.xlsx          # writes freeze.report.undo.xlsx
+      batchops plan freeze.report.undo.xlsx --profile prod
+      batchops run freeze.report.undo.xlsx --profile prod
+    """
+    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    from batchops.commands import undo_report
+
+    try:
+        summary = undo_report(report_path, output=output, sheet=sheet, encoding=encoding)
+    except BatchopsError as error:
+        fail(error)
+        return
+    click.echo(summary.describe())
+    sys.exit(summary.exit_code)
+
+
+@main.command()
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+def status(checkpoint_path: str, as_json: bool) -> None:
+    """How a run stands, from its checkpoint: rows per status, rows per second over the
+    last minute, ETA, whether a process still runs it, why it stopped (read-only; safe
+    while the run writes).
+
+    \b
+    Examples:
+      batchops status tickets.checkpoint.db
+      batchops status tickets.checkpoint.db --json | jq .counts
+    """
+    from batchops.commands import read_status
+
+    try:
+        result = read_status(checkpoint_path)
+    except BatchopsError as error:
+        fail(error)
+        return
+    if as_json:
+        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(result.describe())
+
+
+@main.group()
+def config() -> None:
+    """Inspect settings: flags > environment > batchops.toml profile > defaults.
+
+    \b
+    Example:
+      batchops config show --profile prod
+    """
+
+
+@config.command("show")
+@click.option("--profile", help=f"The profile to show [env: {ENV_PROFILE}].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="The profile file.")
+def config_show(profile: str | None, config_path: str | None) -> None:
+    """Show every setting, its value and where it comes from (secrets masked).
+
+    \b
+    Example:
+      PROD_BK_APP_SECRET=... batchops config show --profile prod
+    """
+    from batchops.settings import describe, resolve
+
+    try:
+        resolved = resolve({}, profile=profile, config=config_path)
+    except BatchopsError as error:
+        fail(error)
+        return
+    for text in resolved.warnings:
+        warn(text)
+    click.echo(describe(resolved))
+
+
+@config.command("trust")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=str))
+def config_trust(path: str) -> None:
+    """Let batchops read PATH, a batchops.toml in a working folder, as it is now.
+
+    A batchops.toml found in the working folder is ignored until you trust it: one handed
+    over with a spreadsheet could send your app secret to any host. The file's sha256 is
+    recorded in ~/.config/batchops/trusted.txt; once the file changes, trust it again.
+
+    \b
+    Example:
+      batchops config trust ./batchops.toml
+    """
+    from batchops.settings import trust_config
+
+    try:
+        record = trust_config(path)
+    except BatchopsError as error:
+        fail(error)
+        return
+    click.echo(f"trusted {os.path.abspath(path)} as it is now (recorded in {record})")
+
+
+main.add_command(sandbox)
+
+
+def tolerant_streams() -> None:
+    """Never crash on a console that cannot show a character (a GBK code page and an
+    emoji in a path or a server message): such characters are written escaped."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "") == "strict":
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
+
+
+def entry() -> NoReturn:
+    """The ``batchops`` command: the CLI, then an exit without the interpreter's teardown.
+
+    When the command returns, every report, summary and checkpoint is written, closed and
+    in place; all that is left is freeing pandas' and numpy's modules object by object,
+    about 0.2 s on every run (more than many a run's sending; measured again in
+    BENCHMARKS.md, "Kept after measuring"). Tests call :func:`main`. The price: ``atexit``
+    handlers do not run, so nothing in batchops may rely on one.
+    """
+    tolerant_streams()
+    try:
+        main()
+        status: object = 0
+    except SystemExit as exc:
+        status = exc.code
+    if status is None:
+        code = 0
+    elif isinstance(status, int):
+        code = status
+    else:
+        # sys.exit("text") prints the text and exits 1; keep that.
+        with contextlib.suppress(OSError):
+            print(status, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

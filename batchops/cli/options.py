@@ -1,0 +1,391 @@
+"""The CLI's shared parts: option groups, errors the click way, the typed hand-over of
+parsed options to the API's records (:func:`pick`), and the few helpers every command
+uses to speak to a person (stderr) or a log collector (``--log-json``).
+
+Settings left unset on the command line are ``None``, so that the API can apply one
+precedence everywhere: flag > environment > profile > default. Numbers are checked in
+:data:`batchops.settings.sources.RANGES` whatever their source; the help texts show the same
+bounds and the defaults of :data:`batchops.settings.sources.SETTINGS`. Each option is named like
+the field of :mod:`batchops.settings.records`'s records it fills, so a command builds those
+records by name and lists no option twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from batchops.errors import BatchopsError
+from batchops.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_OUTAGE_WAIT_S,
+    DEFAULT_READBACK_DELAY_S,
+    DEFAULT_RETRIES,
+    DEFAULT_SERVER_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    ENV_APP_CODE,
+    ENV_APP_SECRET,
+    ENV_BASE_URL,
+    ENV_CONFIG,
+    ENV_PROFILE,
+    ENV_TOKEN,
+    ENV_USERNAME,
+    RANGES,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+F = TypeVar("F", bound=Callable[..., Any])
+D = TypeVar("D", bound="DataclassInstance")
+T = TypeVar("T")
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 all rows success/skipped; 1 some rows failed/invalid/unknown; "
+    "2 usage or input error, nothing sent; 3 stopped early (fatal answer, failure brake, "
+    "canary, checkpoint unwritable), resumable; 4 sent, but the report could not be written "
+    "(results safe in the checkpoint: batchops report CHECKPOINT -o OTHER); 130 interrupted, "
+    "resumable."
+)
+
+
+class BatchopsClickError(click.ClickException):
+    """A BatchopsError shown the click way (``Error: …``) with the error's own exit code."""
+
+    def __init__(self, error: BatchopsError) -> None:
+        super().__init__(str(error))
+        # click types exit_code as a class variable; each error class has its own code.
+        self.exit_code = error.exit_code  # type: ignore[misc]
+
+
+def options(*options: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
+
+
+input_options = options(
+    click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=str)),
+    click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False, path_type=str),
+        help="Where to write the report. Default: beside INPUT, same format "
+        "(tickets.csv → tickets.report.csv).",
+    ),
+    click.option("--sheet", help="XLSX: the sheet to read (default: the first visible one)."),
+    click.option(
+        "--encoding",
+        help="CSV: the text encoding (default: detect UTF-8, UTF-8 with BOM or GB18030/GBK).",
+    ),
+)
+
+connection_options = options(
+    click.option(
+        "--profile",
+        help=f"Use this profile of batchops.toml [env: {ENV_PROFILE}].",
+    ),
+    click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=str),
+        help="The profile file (default: ./batchops.toml, then ~/.config/batchops/batchops.toml) "
+        f"[env: {ENV_CONFIG}].",
+    ),
+    click.option(
+        "--base-url",
+        help="ITSM address: the ESB host (https://paas.example.com) or, with --gateway apigw, "
+        "the API gateway stage (https://bkapi.example.com/api/bk-itsm/prod) "
+        f"[env: {ENV_BASE_URL}].",
+    ),
+    click.option(
+        "--gateway",
+        type=click.Choice(["esb", "apigw"]),
+        help="esb (default): credentials in the JSON body (/api/c/compapi/v2/itsm/…); apigw: "
+        "credentials only in the X-Bkapi-Authorization header ({base}/v2/itsm/…).",
+    ),
+    click.option(
+        "--app-code",
+        help=f"BlueKing app code [env: {ENV_APP_CODE}]. The app secret is read only from the "
+        f"environment [env: {ENV_APP_SECRET}], never from a flag.",
+    ),
+    click.option(
+        "--username",
+        help=f"bk_username, for apps on the ESB whitelist [env: {ENV_USERNAME}]; otherwise set "
+        f"a bk_token [env: {ENV_TOKEN}].",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FLOAT,
+        help=f"Seconds to wait for one answer, {RANGES['timeout'].rule()} "
+        f"[default: {DEFAULT_TIMEOUT_S:g}].",
+    ),
+    click.option(
+        "--ca-bundle",
+        type=click.Path(exists=True, dir_okay=False),
+        help="PEM file of CA certificates to trust (private CA).",
+    ),
+    click.option(
+        "--insecure",
+        is_flag=True,
+        help="Do not verify TLS certificates (dangerous: anyone on the path can read your "
+        "app secret).",
+    ),
+)
+
+target_options = options(
+    connection_options,
+    click.option(
+        "--precheck/--no-precheck",
+        default=True,
+        show_default=True,
+        help="Read every ticket's status first and skip rows whose ticket is already where "
+        "the action leads (SUSPEND on SUSPENDED is never sent).",
+    ),
+    click.option(
+        "--sandbox",
+        is_flag=True,
+        help="Run against an embedded stand-in ITSM server seeded with INPUT's tickets (no "
+        "network, no credentials needed).",
+    ),
+    click.option(
+        "--summary-json",
+        type=click.Path(dir_okay=False, path_type=str),
+        help="Also write the run's summary as JSON (counts, elapsed, paths, exit code).",
+    ),
+    click.option(
+        "--proxy",
+        metavar="URL|none",
+        help="Send every request through this HTTP proxy (http://[user:pass@]host:port), over "
+        "HTTPS_PROXY/HTTP_PROXY/NO_PROXY, which are honoured otherwise; 'none' connects "
+        "directly.",
+    ),
+    click.option(
+        "--verbose",
+        "-v",
+        count=True,
+        help="One stderr line per request and answer (time, API, sn, action, HTTP status, "
+        "code, ms, attempt); -vv adds headers and bodies. Credentials are masked.",
+    ),
+)
+
+# Numbers are checked in config.RANGES, whatever their source (flag, profile, keyword),
+# so that a profile's value is refused exactly as the flag's is.
+retries_option = click.option(
+    "--retries",
+    type=click.INT,
+    help="Resends of a row whose request was certainly not applied (429, 503, connect error) "
+    f"or whose ticket was read back unchanged ({RANGES['retries'].rule()}) "
+    f"[default: {DEFAULT_RETRIES}].",
+)
+
+rate_option = click.option(
+    "--rate",
+    type=click.FLOAT,
+    help="At most this many requests per second, reads included (gateway quota).",
+)
+
+
+def pick(record: type[D], params: Mapping[str, object], **given: object) -> D:
+    """``record`` (a dataclass) built from the parsed options named like its fields, and
+    from ``given`` for what no option names as it is.
+
+    Each value is checked against its field's type, so an option and a field that drift
+    apart fail here, loudly, not somewhere down the run.
+    """
+    hints = typing.get_type_hints(record)
+    names = {item.name for item in dataclasses.fields(record)}
+    unknown = set(given) - names
+    if unknown:
+        raise TypeError(f"{record.__name__} has no field {', '.join(sorted(unknown))}")
+    values: dict[str, object] = {}
+    for name in sorted(names & (set(params) | set(given))):
+        value = given[name] if name in given else params[name]
+        if not _fits(value, hints[name]):
+            raise TypeError(f"{record.__name__}.{name} takes {hints[name]}, not {value!r}")
+        values[name] = value
+    return record(**values)
+
+
+def param(params: Mapping[str, object], name: str, kind: type[T]) -> T:
+    """One parsed option that fills no record, checked against its type."""
+    value = params[name]
+    if not isinstance(value, kind):
+        raise TypeError(f"option {name} should be {kind.__name__}, not {value!r}")
+    return value
+
+
+def _fits(value: object, hint: object) -> bool:
+    """Whether ``value`` is of the type ``hint`` (unions, Literal and generics by origin)."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is None or hint is type(None):
+        return value is None
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    if hint is float:
+        return isinstance(value, int | float)
+    kind = origin or hint
+    return isinstance(kind, type) and isinstance(value, kind)
+
+
+def fail(error: BatchopsError) -> None:
+    raise BatchopsClickError(error) from None
+
+
+def warn_insecure(insecure: bool) -> None:
+    if insecure:
+        click.secho(
+            "WARNING: --insecure: TLS certificates are NOT verified; the app secret can be "
+            "read by anyone between you and the gateway.",
+            fg="red",
+            bold=True,
+            err=True,
+        )
+
+
+def tell(text: str) -> None:
+    """Anything meant for a person rather than a program goes to stderr (13.4)."""
+    click.echo(text, err=True)
+
+
+def warn(text: str) -> None:
+    """A warning outside a run, said as a run's notices are ("batchops: ...")."""
+    tell(f"batchops: {text}")
+
+
+def ask(question: str) -> bool:
+    """Yes/no on the terminal; Ctrl-C or end of input mean no."""
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort:
+        click.echo("", err=True)
+        return False
+
+
+class JsonLog:
+    """``--log-json``: one JSON object per line on stderr, for log collectors."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream or sys.stderr
+
+    def __call__(self, event: str, fields: Mapping[str, object]) -> None:
+        record = {"ts": datetime.now().astimezone().isoformat(), "event": event, **fields}
+        self._stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._stream.flush()
+
+
+def _statuses(text: str | None) -> tuple[str, ...] | None:
+    """``--only failed,unknown``: the statuses named (None when none is)."""
+    named = tuple(s for s in (text or "").split(",") if s.strip())
+    return named or None
+
+
+run_options = options(
+    click.option(
+        "--concurrency",
+        "-c",
+        type=click.INT,
+        help="Requests in flight at once; rows of one ticket always go one at a time "
+        f"({RANGES['concurrency'].rule()}) [default: {DEFAULT_CONCURRENCY}].",
+    ),
+    retries_option,
+    rate_option,
+    click.option(
+        "--max-failures",
+        metavar="N|P%|off",
+        help="Stop sending once more than N rows (or P% of answered rows) failed "
+        "[default: stop after 50 failures in a row].",
+    ),
+    click.option(
+        "--readback-delay",
+        type=click.FLOAT,
+        help="Seconds to wait before reading a ticket back after a lost answer "
+        f"[default: {DEFAULT_READBACK_DELAY_S:g}].",
+    ),
+    click.option(
+        "--server-timeout",
+        type=click.FLOAT,
+        help="Seconds the gateway gives ITSM to answer (ESB: 30): a request whose answer was lost "
+        "is resent only when this long after it left the ticket still shows it did not run "
+        f"[default: {DEFAULT_SERVER_TIMEOUT_S:g}].",
+    ),
+    click.option(
+        "--outage-wait",
+        type=click.FLOAT,
+        help="Seconds to wait for an unreachable ITSM (or a long rate-limit pause) before "
+        f"stopping, resumable [default: {DEFAULT_OUTAGE_WAIT_S:g}].",
+    ),
+    click.option(
+        "--checkpoint",
+        type=click.Path(dir_okay=False, path_type=str),
+        help="The checkpoint file (default: beside INPUT, tickets.csv → tickets.checkpoint.db). "
+        "Running the same command again continues where a run stopped.",
+    ),
+    click.option(
+        "--no-checkpoint",
+        "use_checkpoint",
+        flag_value=False,
+        default=True,
+        help="Keep no checkpoint (no safe resume).",
+    ),
+    click.option(
+        "--fresh",
+        is_flag=True,
+        help="Start over: set the existing checkpoint aside as a backup and send every row.",
+    ),
+    click.option(
+        "--retry-failed",
+        is_flag=True,
+        help="Resume, and also resend rows that ended failed or unknown (not invalid ones).",
+    ),
+    click.option(
+        "--only",
+        metavar="STATUS[,STATUS]",
+        callback=lambda _ctx, _param, text: _statuses(text),
+        help="INPUT is an earlier report: send only its rows with these statuses "
+        "(e.g. failed,unknown); the others keep their result.",
+    ),
+    click.option(
+        "--canary",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="Send N rows first and show them; on a terminal ask before the rest (even with "
+        "--yes), elsewhere go on only if all N succeeded.",
+    ),
+    click.option(
+        "--failures",
+        type=click.Path(dir_okay=False, path_type=str),
+        help="Also write just the rows needing attention (failed, unknown, invalid) to this "
+        "file; fix them and run it again.",
+    ),
+    click.option("--strict", is_flag=True, help="Send nothing if any row is invalid."),
+    click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress display; summary only on error."),
+    click.option("--log-json", is_flag=True, help="Log events as JSON lines on stderr."),
+    click.option(
+        "--notify",
+        metavar="URL",
+        multiple=True,
+        help="Send the run's summary here when it ends (repeatable): any Apprise URL, e.g. "
+        "wecombot://KEY, dingtalk://TOKEN, feishu://TOKEN, slack://…, mailto://…, json://host/path.",
+    ),
+    click.option(
+        "--notify-on",
+        type=click.Choice(["problems", "always"]),
+        help="problems: only when the exit code is not 0 [default]; always: after every run.",
+    ),
+)

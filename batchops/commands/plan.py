@@ -1,0 +1,124 @@
+"""``batchops plan``: validate, read every ticket (when there is a target), write the report.
+
+Nothing is sent. Rows that would be sent are ``pending`` with what they would do; rows
+the pre-check would skip are ``skipped`` with the reason; invalid rows are ``invalid``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+
+from batchops.errors import FatalAnswerError
+from batchops.itsm import ItsmClient, Tracer
+from batchops.model import Outcome, OutcomeTable, RunSummary, Status
+from batchops.report import Outputs, check_outputs, default_plan_path, write_report
+from batchops.run import (
+    EXIT_OK,
+    EXIT_ROWS_FAILED,
+    Target,
+    check_reachable,
+    counts_by_action,
+    start_sandbox,
+    suspended_sns,
+    write_summary_json,
+)
+from batchops.send import Precheck, chains_by_sn, read_statuses, simulate
+from batchops.settings import ClientSettings, PlanConfig, as_path, target_source
+from batchops.sheet import Batch, add_notes, load_batch, mark_invalid
+from batchops.stops import RunControl
+
+
+def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
+    """Load → (read the tickets) → judge every row → write the report and sum it up."""
+    started = time.monotonic()
+    files = config.files
+    batch = load_batch(config.input_path, sheet=files.sheet, encoding=files.encoding)
+    report_path = as_path(files.output) or default_plan_path(batch.source)
+    summary_json = as_path(files.summary_json)
+    check_outputs(batch.source, Outputs(report_path, summary_json=summary_json))
+    outcomes = OutcomeTable(len(batch))
+    mark_invalid(batch, outcomes)
+    valid = batch.valid_indices()
+    statuses: Mapping[str, str] | None = None
+    requests = 0
+    note = "not run (no --base-url)" if config.precheck else "skipped (--no-precheck)"
+    if config.reads and len(valid):
+        checked, requests = asyncio.run(_read(config, batch, tracer))
+        statuses = checked.statuses
+        note = f"{len(statuses)} tickets read with {checked.method}"
+    _judge(batch, outcomes, statuses, note)
+    add_notes(batch, outcomes)
+    path = write_report(batch.frame, outcomes, report_path, sheet_name=batch.sheet)
+    counts = outcomes.counts()
+    summary = RunSummary(
+        counts=counts,
+        total_rows=len(batch),
+        sent_requests=requests,
+        elapsed_s=time.monotonic() - started,
+        report_path=str(path),
+        exit_code=EXIT_ROWS_FAILED if counts[Status.INVALID.value] else EXIT_OK,
+        input_fingerprint=batch.fingerprint,
+        counts_by_action=counts_by_action(batch, outcomes),
+        note=f"plan only, nothing sent; pre-check: {note}; target: {_target(config)}",
+    )
+    if summary_json:
+        write_summary_json(summary, summary_json)
+    return summary
+
+
+def _judge(
+    batch: Batch, outcomes: OutcomeTable, statuses: Mapping[str, str] | None, note: str
+) -> None:
+    """Each valid row: skipped (and why), or pending with what it would do."""
+    valid = batch.valid_indices()
+    verdicts = simulate(batch.action, batch.sn, chains_by_sn(batch.sn, valid), statuses or {})
+    shown: dict[str, str] = {}
+    for index, status, message in verdicts:
+        if statuses is None:
+            message = shown.setdefault(message, f"{message} (not pre-checked: {note})")
+        outcomes.set(index, Outcome(status, None, message))
+
+
+def _target(config: PlanConfig) -> str:
+    if config.connection.sandbox:
+        return "the embedded sandbox"
+    if config.connection.base_url:
+        return f"{config.connection.base_url} (from {target_source(config.settings)})"
+    return "none"
+
+
+async def _read(config: PlanConfig, batch: Batch, tracer: Tracer | None) -> tuple[Precheck, int]:
+    """Every valid row's ticket status, and how many requests that took."""
+    connection = config.connection
+    async with AsyncExitStack() as stack:
+        target = (
+            Target(connection.base_url, connection.credentials)
+            if connection.credentials is not None
+            else await start_sandbox(stack, batch)
+        )
+        client_settings = ClientSettings(
+            base_url=target.base_url,
+            gateway=connection.gateway,
+            credentials=target.credentials,
+            timeout_s=connection.timeout_s,
+            ca_bundle=connection.ca_bundle,
+            insecure=connection.insecure,
+            proxy=None if connection.sandbox else connection.proxy,
+            trust_env=not connection.sandbox,
+        )
+        if tracer is not None:
+            tracer.add_secrets(target.credentials.secrets)
+        client = await stack.enter_async_context(ItsmClient(client_settings, tracer=tracer))
+        stop = await check_reachable(client, RunControl())
+        if stop is not None:
+            raise FatalAnswerError(f"{stop.reason}; {stop.fix}")
+        valid = batch.valid_indices()
+        checked = await read_statuses(
+            client,
+            (str(batch.sn[i]) for i in valid.tolist()),
+            prove_absent=suspended_sns(batch, valid),
+        )
+        return checked, client.requests_sent

@@ -1,0 +1,17 @@
+"""ITSM as batchops sees it: the transport interface, the aiohttp client behind it, the
+code table every answer is read by, and ``--verbose``'s trace.
+"""
+
+from __future__ import annotations
+
+from .client import ItsmClient
+from .trace import Tracer
+from .transport import Answer, Transport, Verdict
+
+__all__ = [
+    "Answer",
+    "ItsmClient",
+    "Tracer",
+    "Transport",
+    "Verdict",
+]

@@ -1,0 +1,381 @@
+"""The only place that knows HTTP: gateways, URLs, credentials, the session, the network.
+
+:class:`ItsmClient` is the aiohttp implementation of :class:`batchops.itsm.transport.Transport`:
+one session to one ITSM deployment, with its TLS, proxy and connection pool. Every
+request comes back as an :class:`Answer`, never an exception: what the server said is
+judged by :func:`batchops.itsm.answers.classify_answer` (the code table of docs/itsm.md §2),
+and an answer that never came is judged here, by whether the request may have been sent
+(connect failure: ``RETRY``; timeout or dropped connection after sending an operation:
+``AMBIGUOUS``, read the ticket back before any resend). No secret is ever put in an URL,
+a message or an exception, and every answer is scrubbed of them before anything keeps it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import ssl
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from batchops.errors import ConfigError
+from batchops.model import Row
+from batchops.settings import ClientSettings
+from batchops.version import __version__
+
+from .answers import CODE_TABLE, Scrubber, classify_answer, human_message
+from .trace import Tracer
+from .transport import Answer, Verdict
+
+# The answer vocabulary is read from here too, as it was before it had its own module.
+__all__ = [
+    "API_PATHS",
+    "CODE_TABLE",
+    "USER_AGENT",
+    "ItsmClient",
+    "Scrubber",
+    "api_url",
+    "classify_answer",
+    "connection_limit",
+    "human_message",
+    "network_cause",
+    "proxy_for",
+    "suggested_base_url",
+]
+
+#: How batchops names itself to the gateway, so an admin can tell its traffic apart.
+USER_AGENT = f"batchops/{__version__}"
+
+#: A JSON object as sent in a request body.
+JsonObject = Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request to ITSM, as made (and as ``--verbose`` reports it)."""
+
+    method: str
+    url: str
+    payload: JsonObject | None = None
+    params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] | None = None
+    #: An operation: a lost answer may mean it ran, so it is read back, never resent blind.
+    sent_is_ambiguous: bool = False
+
+
+API_PATHS = {
+    "esb": "/api/c/compapi/v2/itsm/",
+    "apigw": "/v2/itsm/",
+}
+
+
+def api_url(base_url: str, gateway: str, api: str) -> str:
+    """The URL of one ITSM API on the chosen gateway, trailing slash kept (the gateway needs it)."""
+    return f"{base_url.rstrip('/')}{API_PATHS[gateway]}{api}/"
+
+
+def proxy_for(settings: ClientSettings) -> str | None:
+    """The proxy for every request of a session (credentials, if any, in its URL).
+
+    An explicit proxy (``--proxy``, the profile) wins; ``none`` connects directly;
+    otherwise HTTPS_PROXY / HTTP_PROXY / NO_PROXY decide, as the official SDK (requests)
+    lets them (``urllib.request.getproxies``: the environment, and the system settings on
+    Windows and macOS). A session talks to one host, so this is decided once, not per
+    request: aiohttp's ``trust_env`` would also read ``~/.netrc`` in a worker thread for
+    every request, which costs time and reorders requests that leave together.
+    """
+    chosen = (settings.proxy or "").strip()
+    if chosen.lower() == "none":
+        return None
+    if not chosen and settings.trust_env:
+        target = urllib.parse.urlsplit(settings.base_url)
+        proxies = urllib.request.getproxies()
+        host = target.hostname or ""
+        if target.scheme in proxies and not urllib.request.proxy_bypass(host):
+            chosen = proxies[target.scheme]
+    if not chosen:
+        return None
+    if "://" not in chosen:
+        chosen = f"http://{chosen}"  # HTTP_PROXY=host:3128, as requests accepts it
+    return chosen
+
+
+class ItsmClient:
+    """One aiohttp session to one ITSM deployment. Use as ``async with``.
+
+    ``operate`` sends one row; the ``read_*`` calls read tickets back (pre-check and
+    confirmation of lost answers); ``probe`` finds out whether the target can be reached
+    at all, carrying no credentials. None of them raises for a bad answer: every outcome,
+    network failures included, comes back as an :class:`Answer`.
+
+    Credentials go only where the user pointed: redirects are never followed (a 3xx is a
+    stop that names the new location), and every answer is scrubbed of the secrets before
+    anything else sees it, so a server that echoes the request cannot make batchops write
+    them down.
+    """
+
+    def __init__(self, settings: ClientSettings, *, tracer: Tracer | None = None) -> None:
+        self.settings = settings
+        self._tracer = tracer
+        self._session: aiohttp.ClientSession | None = None
+        self._auth_header = json.dumps(settings.credentials.auth_fields(), ensure_ascii=False)
+        self._body_auth = settings.credentials.auth_fields() if settings.gateway == "esb" else {}
+        self._operate_url = api_url(settings.base_url, settings.gateway, "operate_ticket")
+        self._scrub = Scrubber(settings.credentials.secrets)
+        self.requests_sent = 0
+
+    async def __aenter__(self) -> ItsmClient:
+        ssl_arg: ssl.SSLContext | bool = True
+        if self.settings.insecure:
+            ssl_arg = False
+        elif self.settings.ca_bundle:
+            try:
+                ssl_arg = ssl.create_default_context(cafile=self.settings.ca_bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cannot use --ca-bundle {self.settings.ca_bundle}: {exc.__class__.__name__}"
+                    " (give a readable PEM file)"
+                ) from None
+        connector = aiohttp.TCPConnector(
+            limit=connection_limit(self.settings.concurrency), ssl=ssl_arg, ttl_dns_cache=300
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=self.settings.timeout_s,
+            sock_connect=min(self.settings.connect_timeout_s, self.settings.timeout_s),
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        proxy = proxy_for(self.settings)
+        trace = self._tracer.aiohttp_config() if self._tracer is not None else None
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            headers=headers,
+            raise_for_status=False,
+            proxy=proxy,
+            trace_configs=[trace] if trace is not None else None,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("ItsmClient used outside 'async with'")
+        return self._session
+
+    @property
+    def target(self) -> str:
+        """The address as a person would check it: scheme, host and port."""
+        parts = urllib.parse.urlsplit(self.settings.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def _auth_headers(self) -> dict[str, str]:
+        # Reads carry credentials in the header on both gateways (never in a query string,
+        # where proxies and access logs would keep them); on the API gateway operations do
+        # too. Per request, not on the session, so the probe carries none.
+        return {"X-Bkapi-Authorization": self._auth_header}
+
+    async def operate(self, row: Row) -> Answer:
+        payload = {
+            **self._body_auth,
+            "sn": row.sn,
+            "operator": row.operator,
+            "action_type": row.action.value,
+            "action_message": row.message,
+        }
+        headers = self._auth_headers() if self.settings.gateway == "apigw" else None
+        return await self._call(
+            Request("POST", self._operate_url, payload, headers=headers, sent_is_ambiguous=True)
+        )
+
+    async def read_ticket_status(self, sn: str) -> Answer:
+        url = api_url(self.settings.base_url, self.settings.gateway, "get_ticket_status")
+        return await self._call(
+            Request("GET", url, None, params={"sn": sn}, headers=self._auth_headers())
+        )
+
+    async def read_tickets(self, sns: Iterable[str]) -> Answer:
+        url = api_url(self.settings.base_url, self.settings.gateway, "get_tickets")
+        wanted = list(sns)
+        payload: JsonObject = {"sns": wanted, "page": 1, "page_size": max(1, len(wanted))}
+        return await self._call(Request("POST", url, payload, headers=self._auth_headers()))
+
+    async def probe(self) -> Answer:
+        """Can the target be reached at all? A bare GET of the base URL, no credentials.
+
+        Any HTTP answer, whatever its status, proves that the host, the port, TLS and the
+        proxy work; the answer's verdict is then ``SUCCESS``. Without one, the answer says
+        why (``network``) and is ``RETRY``. A redirect is not followed.
+        """
+        if self._tracer is not None:
+            return await self._tracer.traced(self._probe, Request("GET", self.settings.base_url))
+        return await self._probe()
+
+    async def _probe(self, _: Request | None = None) -> Answer:
+        self.requests_sent += 1
+        try:
+            async with self.session.get(
+                self.settings.base_url, allow_redirects=False, headers={"Accept": "*/*"}
+            ) as response:
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            cause = network_cause(exc, self.settings.timeout_s)
+            connected = not isinstance(
+                exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+            )
+            return Answer(Verdict.RETRY, None, cause, network=cause, connected=connected)
+        # Whatever answered (even with a 5xx) proves host, port, TLS and proxy work.
+        return Answer(Verdict.SUCCESS, None, f"reachable (HTTP {status})", status)
+
+    async def list_tickets(self, filters: JsonObject, page: int, page_size: int) -> Answer:
+        """One page of ``get_tickets`` with these filters (``batchops select``)."""
+        url = api_url(self.settings.base_url, self.settings.gateway, "get_tickets")
+        payload: JsonObject = {**filters, "page": page, "page_size": page_size}
+        return await self._call(Request("POST", url, payload, headers=self._auth_headers()))
+
+    def _call(self, request: Request) -> Awaitable[Answer]:
+        # Not a coroutine itself: the caller awaits the exchange, so every request (each
+        # row's above all) has one frame less on its await chain.
+        if self._tracer is None:
+            return self._exchange(request)
+        return self._tracer.traced(self._exchange, request)
+
+    async def _exchange(self, request: Request) -> Answer:
+        payload = request.payload
+        data = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+        sent_is_ambiguous = request.sent_is_ambiguous
+        self.requests_sent += 1
+        try:
+            async with self.session.request(
+                request.method,
+                request.url,
+                data=data,
+                params=request.params,
+                headers=request.headers,
+                allow_redirects=False,
+            ) as response:
+                if 300 <= response.status < 400:
+                    return self._redirected(response.status, response.headers.get("Location"))
+                body = self._scrub.body(await response.read())
+                answer = classify_answer(
+                    response.status,
+                    body,
+                    response.headers,
+                    content_type=response.headers.get("Content-Type", ""),
+                )
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # Not connected: the request never left, so it is never ambiguous.
+            cause = network_cause(exc, self.settings.timeout_s)
+            answer = Answer(Verdict.RETRY, None, cause, network=cause, connected=False)
+        except TimeoutError as exc:
+            verdict = Verdict.AMBIGUOUS if sent_is_ambiguous else Verdict.RETRY
+            cause = network_cause(exc, self.settings.timeout_s)
+            answer = Answer(
+                verdict,
+                None,
+                cause + (" (the action may have run)" if sent_is_ambiguous else ""),
+                network=cause,
+            )
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            # The connection broke after it was made: the request may have reached ITSM.
+            # (ValueError: aiohttp rejecting a malformed answer, e.g. a broken header.)
+            verdict = Verdict.AMBIGUOUS if sent_is_ambiguous else Verdict.RETRY
+            cause = network_cause(exc, self.settings.timeout_s)
+            answer = Answer(
+                verdict,
+                None,
+                cause + (" (the action may have run)" if sent_is_ambiguous else ""),
+                network=cause,
+            )
+        return self._scrub.answer(answer)
+
+    def _redirected(self, status: int, location: str | None) -> Answer:
+        where = self._scrub.text(location or "(no Location header)")
+        hint = suggested_base_url(location, self.settings.gateway) if location else None
+        advice = (
+            f"if that is the right server, set --base-url to {hint}"
+            if hint
+            else "check --base-url and --gateway"
+        )
+        return Answer(
+            Verdict.FATAL,
+            None,
+            f"the server redirected the request (HTTP {status}) to {where}; batchops never "
+            f"follows a redirect with credentials: {advice}",
+            status,
+        )
+
+
+def suggested_base_url(location: str, gateway: str) -> str | None:
+    """The ``--base-url`` that would reach a redirect's target directly, if it can be told."""
+    parts = urllib.parse.urlsplit(location)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    path = parts.path
+    marker = API_PATHS.get(gateway, "")
+    at = path.find(marker) if marker else -1
+    prefix = path[:at] if at >= 0 else ""
+    return f"{parts.scheme}://{parts.netloc}{prefix}".rstrip("/")
+
+
+def network_cause(exc: BaseException, timeout_s: float) -> str:
+    """Why no answer came, in words a person can act on (never a secret: no URL query)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "no connection could be made in time (a silent host, a firewall, a VPN down?)"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"DNS lookup failed for {exc.host}"
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        return f"proxy error ({exc.__class__.__name__})"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"TLS certificate of {exc.host} not trusted (use --ca-bundle for a private CA)"
+    if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
+        return "TLS handshake failed (https against an http port? a private CA?)"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        errno_ = exc.os_error.errno if exc.os_error else None
+        if errno_ == errno.EMFILE:
+            return "too many open files (lower --concurrency or raise 'ulimit -n')"
+        what = "connection refused" if errno_ == errno.ECONNREFUSED else (exc.strerror or "")
+        return f"cannot connect to {exc.host}:{exc.port} ({what or exc.__class__.__name__})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
+        return "connection lost (server disconnected)"
+    return f"connection lost ({exc.__class__.__name__})"
+
+
+def connection_limit(concurrency: int) -> int:
+    """Connections the pool may open: the concurrency, within what the process may open.
+
+    Each connection is a file descriptor. Asking for more than ``ulimit -n`` allows made
+    every connect fail with EMFILE; the soft limit is raised towards the hard one where
+    the system allows, and the pool is kept below what is left (a few dozen descriptors
+    stay free for the checkpoint, the report and the interpreter).
+    """
+    wanted = concurrency + 4
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit to respect
+        return wanted
+    reserve = 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted + reserve:
+        goal = wanted + reserve if hard == resource.RLIM_INFINITY else min(hard, wanted + reserve)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (goal, hard))
+            soft = goal
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - reserve))

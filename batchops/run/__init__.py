@@ -1,0 +1,43 @@
+"""One run: its flow from load to finish, the run's context as one record, its end.
+
+:mod:`.flow` reads top to bottom (load → select → checkpoint → settle → pre-check →
+confirm → send → finish); :mod:`.network` holds the steps that talk to ITSM.
+"""
+
+from __future__ import annotations
+
+from . import flow
+from .finish import EXIT_OK, EXIT_REPORT_UNWRITTEN, EXIT_ROWS_FAILED, counts_by_action, exit_code_of
+from .flow import Hooks, RunHooks
+from .network import Target, check_reachable, start_sandbox, suspended_sns
+from .notify import Notifier
+from .progress import NullProgress, ProgressSink, say
+from .prompts import CanaryReport, CanaryRow, Confirm, ConfirmCanary, PlanOverview
+from .recorder import Events
+from .summary import write_summary_json
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_REPORT_UNWRITTEN",
+    "EXIT_ROWS_FAILED",
+    "CanaryReport",
+    "CanaryRow",
+    "Confirm",
+    "ConfirmCanary",
+    "Events",
+    "Hooks",
+    "Notifier",
+    "NullProgress",
+    "PlanOverview",
+    "ProgressSink",
+    "RunHooks",
+    "Target",
+    "check_reachable",
+    "counts_by_action",
+    "exit_code_of",
+    "flow",
+    "say",
+    "start_sandbox",
+    "suspended_sns",
+    "write_summary_json",
+]

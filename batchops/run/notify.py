@@ -1,0 +1,254 @@
+"""Telling the on-call person: a run's summary sent through Apprise when the run ends.
+
+``--notify URL`` (repeatable, or the profile's ``notify`` list) takes any URL Apprise
+knows — ``wecombot://``, ``dingtalk://``, ``feishu://``, ``slack://``, ``mailto://``,
+``json://`` and the rest. ``--notify-on problems`` (the default) sends only when the
+exit code is not 0; ``always`` sends every time. A run that stops on an error before or
+while sending (exit 2, a checkpoint in use, a report that cannot be written) is told too.
+
+What is sent: the input, the host, the exit code and what it means, rows per status,
+elapsed time, the stop reason, the most frequent failure reasons, the report and
+checkpoint paths. The app secret and the user token never are: every text is scrubbed
+of them before it leaves.
+
+Delivery never changes a run's outcome: a URL that cannot be reached is a warning on
+stderr, the exit code stays the run's, and the wait is bounded (:data:`DELIVERY_TIMEOUT_S`)
+because delivery runs in a daemon thread that the exit does not wait for. A URL that
+Apprise does not understand is refused before the run starts (exit 2), so a typo is
+found at the terminal, not at 03:00. URLs are never shown whole: they hold webhook keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import sys
+import threading
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchops.errors import BatchopsError, ConfigError
+from batchops.model import RunSummary
+from batchops.settings import NOTIFY_ON, notify_label
+
+#: The longest a run's exit waits for its notifications, all URLs together.
+DELIVERY_TIMEOUT_S = 5.0
+
+EXIT_MEANING = {
+    0: "every row success or skipped",
+    1: "finished; some rows failed, invalid or unknown",
+    2: "usage, configuration, input or checkpoint error: nothing was sent",
+    3: "stopped early; rows not done are pending, the same command resumes",
+    4: "operations were sent but the report could not be written; rebuild it from the "
+    "checkpoint with `batchops report`",
+    130: "interrupted; rows not done are pending, the same command resumes",
+}
+
+
+def _apprise() -> Any:
+    with _quiet():
+        import apprise
+    return apprise
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Apprise loads its plugins lazily, and some warn on import (imghdr on Python 3.11 and
+    3.12): its business, not a problem of the run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@dataclass(frozen=True, slots=True)
+class Notifier:
+    """Where and when to send a run's summary. Build with :meth:`from_settings`."""
+
+    urls: tuple[str, ...] = ()
+    on: str = "problems"
+    secrets: tuple[str, ...] = ()
+    timeout_s: float = DELIVERY_TIMEOUT_S
+
+    @classmethod
+    def from_settings(
+        cls, urls: Sequence[str] | None, on: str | None, secrets: Iterable[str] = ()
+    ) -> Notifier:
+        """Check the URLs and the condition now, before anything is sent."""
+        chosen = tuple(u.strip() for u in urls or () if u and u.strip())
+        when = (on or "problems").strip().lower()
+        if when not in NOTIFY_ON:
+            raise ConfigError(f"--notify-on takes 'problems' or 'always', not {on!r}")
+        if chosen:
+            apprise = _apprise()
+            for url in chosen:
+                with _quiet():
+                    understood = apprise.Apprise().add(url)
+                if not understood:
+                    raise ConfigError(
+                        f"--notify {notify_label(url)}: not a notification URL Apprise "
+                        "understands; see https://github.com/caronc/apprise/wiki for the "
+                        "forms (wecombot://, dingtalk://, slack://, mailto://, json://, …)"
+                    )
+        return cls(chosen, when, tuple(s for s in secrets if s))
+
+    def wants(self, exit_code: int) -> bool:
+        return bool(self.urls) and (self.on == "always" or exit_code != 0)
+
+    def run_finished(self, summary: RunSummary, input_path: str) -> list[str]:
+        """Send the summary if the condition holds; return the warnings (also printed)."""
+        if not self.wants(summary.exit_code):
+            return []
+        title, body = summary_message(summary, input_path)
+        return self.send(title, body, failed=summary.exit_code != 0)
+
+    def run_failed(self, error: BatchopsError, input_path: str) -> list[str]:
+        """Send word of a run that stopped on an error before it could sum itself up."""
+        if not self.wants(error.exit_code):
+            return []
+        title, body = error_message(error, input_path)
+        return self.send(title, body, failed=True)
+
+    def send(self, title: str, body: str, *, failed: bool) -> list[str]:
+        title, body = self._scrub(title), self._scrub(body)
+        problems = deliver(self.urls, title, body, failed=failed, timeout_s=self.timeout_s)
+        for problem in problems:
+            print(f"Warning: {self._scrub(problem)}", file=sys.stderr, flush=True)
+        return problems
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def summary_message(summary: RunSummary, input_path: str) -> tuple[str, str]:
+    """The title and body that tell how a run ended."""
+    code = summary.exit_code
+    verdict = "succeeded" if code == 0 else f"needs attention (exit {code})"
+    title = f"batchops: {_name(input_path)} {verdict}"
+    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
+    lines = [
+        f"input: {_full(input_path)}",
+        f"host: {socket.gethostname()}",
+        f"exit code: {code} ({EXIT_MEANING.get(code, 'see batchops --help')})",
+        f"rows: {summary.total_rows} ({counts or 'nothing to do'})",
+        f"elapsed: {summary.elapsed_s:.1f} s, {summary.sent_requests} requests",
+    ]
+    if summary.stopped_reason:
+        lines.append(f"stopped: {summary.stopped_reason}")
+    if summary.top_failures:
+        lines.append("top failure reasons:")
+        lines += [f"  {n} × {reason} (e.g. {sn})" for reason, n, sn in summary.top_failures[:5]]
+    lines.append(f"report: {_full(summary.report_path) or '(none written)'}")
+    if summary.checkpoint_path:
+        lines.append(f"checkpoint: {_full(summary.checkpoint_path)}")
+    return title, "\n".join(lines)
+
+
+def error_message(error: BatchopsError, input_path: str) -> tuple[str, str]:
+    """The title and body for a run that stopped on an error."""
+    code = error.exit_code
+    title = f"batchops: {_name(input_path)} failed (exit {code})"
+    lines = [
+        f"input: {_full(input_path)}",
+        f"host: {socket.gethostname()}",
+        f"exit code: {code} ({EXIT_MEANING.get(code, 'see batchops --help')})",
+        f"error: {error}",
+    ]
+    return title, "\n".join(lines)
+
+
+def _full(path: str | None) -> str:
+    """A path as the on-call person needs it: absolute (they are not in the run's folder)."""
+    if not path:
+        return ""
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return path
+
+
+def _name(input_path: str) -> str:
+    return input_path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+class _Collect(logging.Handler):
+    """Keeps what Apprise says about a failed delivery, for our one warning line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def deliver(
+    urls: Sequence[str], title: str, body: str, *, failed: bool, timeout_s: float
+) -> list[str]:
+    """Send to every URL, together at most ``timeout_s``; return one warning per URL that
+    did not take it (no URL in full: they hold keys)."""
+    apprise = _apprise()
+    results: dict[int, bool] = {}
+    said: dict[int, list[str]] = {}
+
+    def send_all() -> None:
+        for number, url in enumerate(urls):
+            collect = _Collect()
+            hub = apprise.Apprise()
+            logger = logging.getLogger("apprise")
+            logger.addHandler(collect)
+            try:
+                with _quiet():
+                    hub.add(url)
+                    sent = hub.notify(
+                        body=body,
+                        title=title,
+                        notify_type=(
+                            apprise.NotifyType.FAILURE if failed else apprise.NotifyType.INFO
+                        ),
+                    )
+            except Exception as exc:  # a plugin's own bug must not end the run
+                collect.messages.append(f"{exc.__class__.__name__}: {exc}")
+                sent = False
+            finally:
+                logger.removeHandler(collect)
+            results[number] = bool(sent)
+            said[number] = collect.messages
+
+    # Apprise's own logger must not print the URL (with its key) to the console.
+    logging.getLogger("apprise").propagate = False
+    worker = threading.Thread(target=send_all, name="batchops-notify", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    problems = []
+    for number, url in enumerate(urls):
+        if number not in results:
+            problems.append(
+                f"notification to {notify_label(url)} not delivered within {timeout_s:g} s; "
+                "the run's outcome is unchanged"
+            )
+        elif not results[number]:
+            why = _reason(said.get(number, []), url)
+            problems.append(
+                f"notification to {notify_label(url)} could not be delivered{why}; the run's "
+                "outcome is unchanged"
+            )
+    return problems
+
+
+def _reason(messages: list[str], url: str) -> str:
+    """Apprise's last word on a failure, without the URL's secret parts."""
+    if not messages:
+        return ""
+    text = " ".join(messages[-1].split())
+    _, sep, rest = url.partition("://")
+    if sep:
+        for part in rest.replace("@", "/").replace(":", "/").replace("?", "/").split("/"):
+            if len(part) >= 6:
+                text = text.replace(part, "…")
+    return f" ({text[:200]})"

@@ -1,0 +1,282 @@
+"""What a person is shown and asked: the plan before sending, the canary's outcome, and
+the advice after a run (what to fix, the exact command that finishes the work).
+
+The run calls :data:`Confirm` with a :class:`PlanOverview` and :data:`ConfirmCanary` with
+a :class:`CanaryReport`; the CLI shows them on the terminal, a scheduler may answer them
+in code. Nothing here sends or writes anything.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+from batchops.itsm import Answer
+from batchops.model import Outcome, Status
+from batchops.send import Precheck, chains_by_sn, simulate
+from batchops.settings import Credentials, Resolved, masked_url, notify_label
+from batchops.sheet import Batch
+from batchops.stops import Stop
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOverview:
+    """What a run is about to do, shown before asking for confirmation."""
+
+    total_rows: int
+    to_send: int
+    by_action: dict[str, int]
+    by_status: dict[str, int]
+    operators: list[str]
+    target: str
+    gateway: str
+    app_code: str
+    invalid: int = 0
+    precheck_note: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+    #: Which flag, variable, or file and profile chose ``target``.
+    target_source: str = ""
+
+    def describe(self) -> str:
+        actions = ", ".join(f"{n} {a}" for a, n in sorted(self.by_action.items())) or "none"
+        ops = ", ".join(self.operators[:5]) + (" …" if len(self.operators) > 5 else "")
+        lines = [
+            f"About to send {self.to_send} of {self.total_rows} rows to {self.target} "
+            f"({self.gateway}, app {self.app_code}).",
+            f"  target chosen by: {self.target_source or 'the caller'}",
+            f"  actions: {actions}",
+            f"  operators ({len(self.operators)}): {ops or '-'}",
+        ]
+        counts = ", ".join(f"{n} {s}" for s, n in self.by_status.items() if n)
+        if counts:
+            lines.append(f"  rows: {counts}")
+        if self.precheck_note:
+            lines.append(f"  pre-check: {self.precheck_note}")
+        lines.extend(f"  {key}: {value}" for key, value in self.extra.items())
+        return "\n".join(lines)
+
+
+Confirm = Callable[[PlanOverview], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryRow:
+    """One canary row as it is shown: where it is in the sheet, what it did, how it ended."""
+
+    number: int  # the row's number in the user's sheet
+    sn: str
+    action: str
+    outcome: Outcome
+
+    @property
+    def good(self) -> bool:
+        return self.outcome.status in (Status.SUCCESS, Status.SKIPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryReport:
+    """The outcomes of the canary rows, shown before the rest is sent."""
+
+    outcomes: list[CanaryRow]
+    remaining: int
+
+    @property
+    def all_good(self) -> bool:
+        return all(row.good for row in self.outcomes)
+
+    @property
+    def bad(self) -> int:
+        """How many canary rows did not succeed (nor need to)."""
+        return sum(1 for row in self.outcomes if not row.good)
+
+    def describe(self) -> str:
+        lines = [f"Canary: {len(self.outcomes)} rows sent first:"]
+        for row in self.outcomes:
+            outcome = row.outcome
+            lines.append(
+                f"  row {row.number}: {row.sn} {row.action} → {outcome.status.value}"
+                + (f" ({outcome.message})" if outcome.status is not Status.SUCCESS else "")
+            )
+        lines.append(f"{self.remaining} rows remain.")
+        return "\n".join(lines)
+
+
+ConfirmCanary = Callable[[CanaryReport], bool]
+
+
+def plan_overview(
+    batch: Batch,
+    valid: np.ndarray,
+    checked: Precheck | None,
+    target: str,
+    gateway: str,
+    credentials: Credentials,
+) -> PlanOverview:
+    by_action: dict[str, int] = {}
+    for action in batch.action[valid].tolist():
+        by_action[str(action)] = by_action.get(str(action), 0) + 1
+    by_status = {"invalid": batch.invalid_count()}
+    to_send = len(valid)
+    note = "skipped (--no-precheck)"
+    if checked is not None:
+        verdicts = simulate(batch.action, batch.sn, chains_by_sn(batch.sn, valid), checked.statuses)
+        skipped = sum(1 for _, status, _ in verdicts if status is Status.SKIPPED)
+        by_status["skipped"] = skipped
+        to_send -= skipped
+        note = f"{len(checked.statuses)} tickets read with {checked.method}"
+    operators = sorted({str(o) for o in batch.operator[valid].tolist()})
+    return PlanOverview(
+        total_rows=len(batch),
+        to_send=to_send,
+        by_action=by_action,
+        by_status=by_status,
+        operators=operators,
+        target=target,
+        gateway=gateway,
+        app_code=credentials.app_code,
+        invalid=batch.invalid_count(),
+        precheck_note=note,
+    )
+
+
+T = TypeVar("T")
+
+
+def ask(question: Callable[[T], bool], about: T) -> bool:
+    """Ask a blocking question with plain Ctrl-C semantics.
+
+    Inside ``asyncio.run`` a first Ctrl-C only schedules a cancellation, which cannot
+    reach code blocked on the terminal; Python's own handler makes it a KeyboardInterrupt
+    there, which the question treats as "no".
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return question(about)
+    except KeyboardInterrupt:
+        return False
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+#: Answers that mean "these credentials are not accepted here" (docs/itsm.md §2).
+_CREDENTIAL_CODES = frozenset({1306000, 1306401, 1306402, 1306403, 1306406, 1640001, 1640301})
+
+
+def fatal_fix(answer: Answer | None, advice: Advice, *, sandbox: bool) -> str:
+    """What to fix after a fatal answer: for a refused credential, which one and from where."""
+    if answer is None or sandbox:
+        return ""
+    if answer.code in _CREDENTIAL_CODES or answer.http_status in (401, 403):
+        return f"the credentials or the app's permissions; used: {advice.credential_sources()}"
+    return ""
+
+
+def _masked_argv(words: list[str]) -> list[str]:
+    """A command line as it may be shown: a notification URL (it holds the webhook key)
+    shows only its scheme, a proxy URL no password."""
+    shown: list[str] = []
+    masks = {"--notify": notify_label, "--proxy": masked_url}
+    for word in words:
+        option, equals, value = word.partition("=")
+        if shown and shown[-1] in masks:
+            word = masks[shown[-1]](word)
+        elif equals and option in masks:
+            word = f"{option}={masks[option](value)}"
+        shown.append(word)
+    return shown
+
+
+class Advice:
+    """What to do next, with the exact command that finishes the work.
+
+    "Run the same command again" is said only when it is true: with a checkpoint, the
+    same command (less ``--fresh``, which would start over) continues; rows that ITSM
+    refused need ``--retry-failed``; without a checkpoint the report itself is the way
+    back (``--only pending``).
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str] | None,
+        settings: Resolved,
+        env: Mapping[str, str],
+        *,
+        checkpointed: bool,
+    ) -> None:
+        self._command = list(command) if command else None
+        self._settings = settings
+        self._env = env
+        self._checkpointed = checkpointed
+
+    def _cmd(self, *extra: str) -> str:
+        if self._command is None:
+            return "the same command" + (f" with {' '.join(extra)}" if extra else "")
+        words = _masked_argv([w for w in self._command if w != "--fresh"])
+        words += [e for e in extra if e not in words]
+        return shlex.join(words)
+
+    def resume(self) -> str:
+        return self._cmd()
+
+    def retry_failed(self) -> str:
+        return self._cmd("--retry-failed")
+
+    def credential_sources(self) -> str:
+        """Which credentials were used and where each came from (never a secret's value)."""
+        values, sources = self._settings.values, self._settings.sources
+        secret_env, token_env = values.secret_env, values.token_env
+        where_secret = f"the environment variable {secret_env}" + (
+            f" (named by {sources['secret_env']})" if sources["secret_env"] != "default" else ""
+        )
+        parts = [
+            f"app code {values.app_code or self._env.get('BK_APP_CODE', '')!r} "
+            f"(from {sources['app_code']})",
+            f"app secret from {where_secret}",
+        ]
+        if self._env.get(token_env):
+            parts.append(f"bk_token from the environment variable {token_env}")
+        user = values.username or self._env.get("BK_USERNAME", "")
+        if user:
+            parts.append(f"user {user!r} (from {sources['username']})")
+        return "; ".join(parts)
+
+    def next_step(
+        self, counts: Mapping[str, int], stop: Stop | None, failures: list[tuple[str, int, str]]
+    ) -> str:
+        pending = counts.get(Status.PENDING.value, 0)
+        failed = counts.get(Status.FAILED.value, 0)
+        unknown = counts.get(Status.UNKNOWN.value, 0)
+        lines: list[str] = []
+        if stop is not None and stop.fix:
+            lines.append(f"fix this first: {stop.fix}")
+        if pending:
+            if self._checkpointed:
+                lines.append(f"to continue ({pending} rows not done), run: {self.resume()}")
+            else:
+                lines.append(
+                    f"{pending} rows not done and no checkpoint was kept: send just those "
+                    "with: batchops run REPORT --only pending (REPORT: the report below)"
+                )
+        if failed or unknown:
+            reasons = "; ".join(f"{n} × {text}" for text, n, _ in failures[:3])
+            what = ", ".join(
+                f"{n} {label}" for n, label in ((failed, "failed"), (unknown, "unknown")) if n
+            )
+            lines.append(f"{what}" + (f" (top reasons: {reasons})" if reasons else ""))
+            if unknown:
+                lines.append("check the unknown rows' tickets in ITSM before sending them again")
+            if self._checkpointed:
+                lines.append(f"once their cause is fixed, resend them with: {self.retry_failed()}")
+            else:
+                lines.append(
+                    "once their cause is fixed, resend them with: batchops run REPORT "
+                    "--only failed,unknown"
+                )
+        if not lines:
+            return "nothing left to do"
+        return "\n".join(lines)

@@ -1,0 +1,311 @@
+"""One row's life: attempts, retries, read-back, and UNSUSPEND's confirmation.
+
+"Can batchops ever suspend a ticket twice?" is answered here. A row's request is sent
+again only when it certainly did not run:
+
+- answers that were certainly not applied (connect failure, 429, 503) are retried with
+  exponential backoff and jitter, honouring ``Retry-After``;
+- answers that may have been applied (timeouts, lost connections, 1306201, 502/504,
+  1650xxx) are never blindly resent: the ticket is read back first, no sooner than the
+  gateway's backend time (``--server-timeout``) after the request left. Reached →
+  success; unchanged → send again; anything else → ``unknown``. So SUSPEND is never
+  resent unread, which keeps the server's double-suspend bug from firing;
+- every UNSUSPEND that answered success is confirmed by a read: a ticket stuck in
+  SUSPENDED by an earlier double suspend is reported ``failed``, not ``success``;
+- a row that was "sending" when an earlier run died is settled the same way
+  (:meth:`RowSender.settle_in_doubt`) before anything is resent.
+
+Which rows are sent, and in what order, is the executor's (:mod:`batchops.send.pool`);
+whether a row need be sent at all is the ticket rules' (:mod:`batchops.send.tickets`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from batchops.aio import Backoff, retrying
+from batchops.clock import LocalClock
+from batchops.itsm import Answer, Verdict
+from batchops.model import Action, Outcome, Row, Status
+from batchops.settings import SendPolicy
+from batchops.stops import RunControl, Stopped
+
+from .outage import OutageGuard
+from .tickets import ReadBack, judge_readback
+
+if TYPE_CHECKING:
+    from .pool import ThrottledTransport
+
+#: A status read is tried this many times before the ticket counts as unreadable.
+READ_TRIES = 3
+#: Answers after which a read (or a send) may succeed when tried again.
+_UNSURE = (Verdict.RETRY, Verdict.AMBIGUOUS)
+
+BeforeSend = Callable[[Row, int, str | None], Awaitable[None]]
+
+
+def status_of(answer: Answer) -> str | None:
+    """The ticket status a successful read carries, if any."""
+    data = answer.data
+    if answer.verdict is Verdict.SUCCESS and isinstance(data, dict):
+        status = data.get("current_status")
+        return str(status) if status else None
+    return None
+
+
+@dataclass(slots=True)
+class Step:
+    """The result of one attempt: a final outcome, or a reason to try again."""
+
+    answer: Answer
+    attempts: int
+    outcome: Outcome | None = None
+
+    @property
+    def again(self) -> bool:
+        return self.outcome is None
+
+
+class FatalAnswer(Exception):
+    """An answer after which nothing else can succeed either (auth, service off)."""
+
+    def __init__(self, answer: Answer, attempts: int) -> None:
+        super().__init__(answer.message)
+        self.answer = answer
+        self.attempts = attempts
+
+
+class RowSender:
+    """Sends one row until it has an outcome, reading the ticket back where in doubt."""
+
+    def __init__(
+        self,
+        transport: ThrottledTransport,
+        policy: SendPolicy,
+        control: RunControl,
+        outage: OutageGuard,
+        before_send: BeforeSend,
+    ) -> None:
+        self.transport = transport
+        self.policy = policy
+        self.control = control
+        self.outage = outage
+        self._before_send = before_send
+        #: When a row finished, as the report shows it (one clock for the whole run).
+        self.now = LocalClock()
+        self._send_backoff = Backoff(policy.backoff_initial_s, policy.backoff_max_s, jitter_s=1.0)
+        self._read_backoff = Backoff(0.5, policy.backoff_max_s)
+
+    async def send(self, row: Row, before: str | None) -> Step:
+        """Attempts until an outcome, with backoff; an outage is waited out at the gate.
+
+        While ITSM is unreachable no attempt leaves (every request waits at the outage
+        gate), so an outage costs each row in flight one attempt, not ``retries`` of them.
+        Raises :class:`FatalAnswer` (nothing else can succeed), :class:`Stopped` (with
+        ``in_doubt`` when the request may have landed) or a checkpoint error (the
+        "sending" mark could not be committed, so the request did not leave).
+        """
+
+        # Most rows are done in one attempt: that one goes without the retry loop's
+        # closures and frames (a few µs of every row at the rates the benchmark reaches).
+        step = await self._attempt(row, 1, before)
+        if step.again and self.policy.retries > 0:
+            await self._wait_after(1, step)
+            step, _ = await retrying(
+                lambda number: self._attempt(row, number, before),
+                again=lambda step: step.again,
+                tries=self.policy.retries + 1,
+                wait=self._wait_after,
+                first=2,
+            )
+        return self._exhausted(row, step) if step.again else step
+
+    async def _wait_after(self, attempts: int, step: Step) -> None:
+        """Backoff before the next attempt, never shorter than the server asked for."""
+        if self.outage.paused and step.answer.environmental:
+            return  # the gate holds the next attempt until ITSM answers again
+        asked = step.answer.retry_after_s or 0.0
+        # Only a wait the server asks for can be unreasonable; our backoff never is.
+        self.transport.check_wait(asked, "the server")
+        await self.control.sleep(max(self._send_backoff.delay(attempts), asked))
+
+    def _exhausted(self, row: Row, step: Step) -> Step:
+        tries = f"{step.attempts} attempt{'s' if step.attempts != 1 else ''}"
+        answer = step.answer
+        if answer.environmental or answer.rate_limited:
+            # ITSM never refused this row: the way to it failed. Not done, never "failed".
+            step.outcome = Outcome(
+                Status.PENDING,
+                answer.code,
+                f"not applied after {tries} ({answer.message}); the next run sends it again",
+            )
+        elif answer.verdict is Verdict.AMBIGUOUS:
+            # Only reached when every read-back found the ticket unchanged.
+            step.outcome = Outcome(
+                Status.UNKNOWN, answer.code, f"gave up after {tries}: {answer.message}"
+            )
+        else:
+            step.outcome = Outcome(
+                Status.FAILED, answer.code, f"not applied, gave up after {tries}: {answer.message}"
+            )
+        return step
+
+    async def _attempt(self, row: Row, attempt: int, before: str | None) -> Step:
+        self.control.check()
+        await self._before_send(row, attempt, before)
+        answer, left_at = await self.transport.operate_timed(row)
+        verdict = answer.verdict
+        if verdict is Verdict.SUCCESS:
+            return Step(answer, attempt, await self._confirm_success(row, answer))
+        if verdict is Verdict.REJECTED:
+            return Step(answer, attempt, Outcome(Status.FAILED, answer.code, answer.message))
+        if verdict is Verdict.FATAL:
+            raise FatalAnswer(answer, attempt)
+        if verdict is Verdict.RETRY:
+            return Step(answer, attempt)
+        try:
+            return await self._resolve_ambiguous(row, answer, attempt, before, left_at)
+        except Stopped:
+            raise Stopped(in_doubt=True) from None
+
+    async def _confirm_success(self, row: Row, answer: Answer) -> Outcome:
+        if row.action is not Action.UNSUSPEND or not self.policy.confirm_unsuspend:
+            return Outcome(Status.SUCCESS, answer.code, "success")
+        try:
+            status, why = await self.read_status(row.sn)
+        except Stopped:
+            status, why = None, "the run stopped first"
+        if status == "SUSPENDED":
+            return Outcome(
+                Status.FAILED,
+                answer.code,
+                "ITSM answered success but the ticket is still SUSPENDED: it was suspended "
+                "twice before (ITSM double-suspend bug), so UNSUSPEND cannot resume it; "
+                "ask an ITSM administrator to repair the ticket's state",
+            )
+        if status is None:
+            return Outcome(Status.SUCCESS, answer.code, f"success (not confirmed: {why})")
+        return Outcome(Status.SUCCESS, answer.code, f"success (ticket now {status})")
+
+    async def _resolve_ambiguous(
+        self, row: Row, answer: Answer, attempt: int, before: str | None, left_at: float
+    ) -> Step:
+        """Read the ticket back until its end state shows or the request can no longer land.
+
+        "Unchanged" proves nothing while the request may still be running on the server:
+        a backend slower than ``--timeout`` applies it later. Only after the gateway's
+        backend time (``--server-timeout``) since it left, plus ``--readback-delay``, does
+        an unchanged ticket mean the action did not run, and only then is it resent.
+        """
+        deadline = left_at + self.policy.server_timeout_s + self.policy.readback_delay_s
+        pause = self.policy.readback_delay_s
+        while True:
+            if pause > 0:
+                # Let a request that is still running on the server finish before reading.
+                await self.control.sleep(pause)
+            read_at = time.monotonic()
+            status, why = await self.read_status(row.sn)
+            pause = max(0.0, min(deadline - time.monotonic(), _next_pause(pause)))
+            if status is None:
+                if read_at < deadline:
+                    # Unreadable while the request may still land: this row must not end
+                    # (and free the ticket's later rows, a SUSPEND among them) before it
+                    # can no longer land, so reading goes on until then.
+                    continue
+                return Step(answer, attempt, _not_read_back(answer, why))
+            judged = judge_readback(row.action, status, before)
+            if judged is ReadBack.REACHED:
+                message = f"success, confirmed by read-back (ticket {status}) after: "
+                return Step(answer, attempt, Outcome(Status.SUCCESS, 0, message + answer.message))
+            if judged is not ReadBack.UNCHANGED:
+                return Step(answer, attempt, _unexplained(row, answer, status))
+            if read_at >= deadline:
+                # Read only once the request could no longer land, and unchanged: it did
+                # not run, so it is safe to send again.
+                return Step(answer, attempt)
+
+    async def settle_in_doubt(self, row: Row, before: str | None) -> Outcome | None:
+        """Settle a row that was being sent when an earlier run died: None means send it.
+
+        The ticket is read back, never blindly resent: end state reached → success;
+        ticket where it was → send again; anything else → unknown. The caller waits until
+        the dead run's last request can no longer land before asking.
+        """
+        status, why = await self.read_status(row.sn)
+        if status is None:
+            return Outcome(
+                Status.UNKNOWN,
+                None,
+                f"was being sent when an earlier run stopped and could not be read back "
+                f"({why}); check the ticket in ITSM, then use --retry-failed",
+                finished_at=self.now(),
+            )
+        judged = judge_readback(row.action, status, before)
+        if judged is ReadBack.REACHED:
+            return Outcome(
+                Status.SUCCESS,
+                0,
+                f"success, confirmed by read-back after an interrupted run (ticket {status})",
+                finished_at=self.now(),
+            )
+        if judged is ReadBack.UNCHANGED:
+            return None
+        return Outcome(
+            Status.UNKNOWN,
+            None,
+            f"was being sent when an earlier run stopped; read-back found the ticket "
+            f"{status}, which this {row.action.value} does not explain: check it in ITSM",
+            finished_at=self.now(),
+        )
+
+    async def read_status(self, sn: str) -> tuple[str | None, str]:
+        """The ticket's current status, or None and why it could not be read.
+
+        Reads wait at the outage gate like every request, so a read during an outage is
+        made once ITSM is back (or the run stops: :class:`Stopped`).
+        """
+
+        async def read(number: int) -> Answer:
+            return await self.transport.read_ticket_status(sn)
+
+        async def wait(number: int, answer: Answer) -> None:
+            if self.outage.paused and answer.environmental:
+                return  # the gate holds the next read until ITSM answers again
+            await self.control.sleep(self._read_backoff.delay(number))
+
+        answer, _ = await retrying(
+            read,
+            again=lambda a: status_of(a) is None and a.verdict in _UNSURE,
+            tries=READ_TRIES,
+            wait=wait,
+        )
+        status = status_of(answer)
+        if status is not None:
+            return status, ""
+        return None, answer.message or "no status in the answer"
+
+
+def _next_pause(pause: float) -> float:
+    """The wait before the next read-back: doubling from 0.5 s, between 0.2 s and 2 s."""
+    return max(0.2, min(2.0, pause * 2 or 0.5))
+
+
+def _not_read_back(answer: Answer, why: str) -> Outcome:
+    return Outcome(
+        Status.UNKNOWN,
+        answer.code,
+        f"{answer.message}; the ticket could not be read back ({why}): check it in ITSM "
+        "before running this row again",
+    )
+
+
+def _unexplained(row: Row, answer: Answer, status: str) -> Outcome:
+    return Outcome(
+        Status.UNKNOWN,
+        answer.code,
+        f"{answer.message}; read-back found the ticket {status}, which this "
+        f"{row.action.value} does not explain: check it in ITSM",
+    )

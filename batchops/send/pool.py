@@ -1,0 +1,423 @@
+"""Sending many rows: the worker pool, per-ticket ordering, rate, the first request
+alone, and the failure brake.
+
+The executor turns rows into outcomes through a small :class:`Transport` interface (the
+real one is :class:`batchops.itsm.client.ItsmClient`; tests may pass an in-memory fake):
+
+- a fixed pool of ``concurrency`` workers pulls *chains* — all rows of one ``sn``, in
+  file order — so rows of one ticket never overlap (ITSM takes no lock) and memory does
+  not grow with the number of rows;
+- a ticket's rows are walked with what is known of it (:class:`TicketTrack`): a row
+  whose work is already done is skipped, and a SUSPEND is never sent blind;
+- the very first request goes out alone: if the credentials are wrong the run stops
+  after one request, not after ``concurrency`` of them (unless a read, such as the
+  pre-check, already proved them: then the first round trip is not spent alone);
+- every request passes one :class:`ThrottledTransport` (stop switch, outage gate, rate);
+- one row's life — attempts, retries, read-back, UNSUSPEND's confirmation — is
+  :class:`batchops.send.delivery.RowSender`'s;
+- a fatal answer, the failure brake or :meth:`Executor.request_stop` stop the intake of
+  new rows; rows not done stay ``pending`` (and can be resumed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from batchops.aio import all_or_none
+from batchops.errors import CheckpointError
+from batchops.itsm import Answer, Transport
+from batchops.model import Action, Outcome, Row, Status
+from batchops.settings import FailureBrake as FailureBrake
+from batchops.settings import SendPolicy
+from batchops.stops import RunControl, Stop, StopKind, Stopped
+
+from .delivery import BeforeSend, FatalAnswer, RowSender
+from .outage import OutageGuard
+from .tickets import TicketTrack, skip_reason
+
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
+
+
+@dataclass(slots=True)
+class ExecutionResult:
+    stop: Stop | None = None
+    fatal: Answer | None = None
+
+
+class ThrottledTransport:
+    """Every request of a run passes here: stop switch, outage gate, rate, rate-limit pause.
+
+    No request leaves once the run is stopping, none while an outage holds the gate, and
+    every request, operation or read, takes a token from one limiter, so ``--rate`` caps
+    the whole run. When any answer says the gateway is rate-limiting, every worker waits
+    out the pause, not only the one that got the answer; a pause longer than
+    ``--outage-wait`` stops the run instead (resumable), so a hostile ``Retry-After``
+    cannot hang it.
+    """
+
+    def __init__(
+        self,
+        inner: Transport,
+        rate: float | None,
+        control: RunControl,
+        guard: OutageGuard | None = None,
+        *,
+        longest_pause_s: float = 60.0,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
+        self.inner = inner
+        self._control = control
+        self._guard = guard
+        self._longest_pause_s = longest_pause_s
+        self._notice = notice or (lambda text: None)
+        # A small bucket: a burst of a whole second's worth at start would double the
+        # first second's rate, which is exactly what a gateway limit punishes.
+        self._limiter: AsyncLimiter | None = None
+        if rate:
+            from aiolimiter import AsyncLimiter  # only --rate needs it
+
+            bucket = max(1.0, rate / 20.0)
+            self._limiter = AsyncLimiter(bucket, bucket / rate)
+        self._pause_until = 0.0
+
+    async def _gate(self) -> None:
+        if self._guard is not None:
+            await self._guard.admit()
+        delay = self._pause_until - time.monotonic()
+        if delay > 0:
+            await self._control.sleep(delay)
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        # Whatever was waited for, a stop requested meanwhile wins: nothing leaves after it.
+        self._control.check()
+
+    def _observe(self, sn: str, answer: Answer) -> Answer:
+        if answer.rate_limited:
+            pause = answer.retry_after_s if answer.retry_after_s is not None else 1.0
+            self.check_wait(pause, "the gateway's rate limit")
+            if pause >= 5 and time.monotonic() + pause > self._pause_until + 1:
+                self._notice(
+                    f"rate limited: every request waits {pause:.0f} s, as the gateway asked"
+                )
+            self._pause_until = max(self._pause_until, time.monotonic() + pause)
+        if self._guard is not None:
+            self._guard.observe(sn, answer)
+        return answer
+
+    def check_wait(self, seconds: float, why: str) -> None:
+        """Stop the run (resumable) rather than wait longer than ``--outage-wait``."""
+        if seconds > self._longest_pause_s:
+            self._control.request_stop(
+                Stop(
+                    StopKind.OUTAGE,
+                    f"{why} asked to wait {seconds:.0f} s before the next request, longer "
+                    f"than --outage-wait {self._longest_pause_s:g} s",
+                    "wait, or raise --outage-wait",
+                )
+            )
+            self._control.check()
+
+    async def operate(self, row: Row) -> Answer:
+        return (await self.operate_timed(row))[0]
+
+    async def operate_timed(self, row: Row) -> tuple[Answer, float]:
+        """The answer, and when (``time.monotonic()``) the request left, after every wait."""
+        left_at = time.monotonic()
+        if self._limiter is None and left_at >= self._pause_until and not self._paused():
+            # Nothing to wait for (the common case): no gate coroutine for every row.
+            self._control.check()
+        else:
+            await self._gate()
+            left_at = time.monotonic()
+        return self._observe(row.sn, await self.inner.operate(row)), left_at
+
+    def _paused(self) -> bool:
+        return self._guard is not None and self._guard.paused
+
+    async def read_ticket_status(self, sn: str) -> Answer:
+        await self._gate()
+        return self._observe(sn, await self.inner.read_ticket_status(sn))
+
+    async def read_tickets(self, sns: Iterable[str]) -> Answer:
+        await self._gate()
+        return await self.inner.read_tickets(sns)
+
+
+OnOutcome = Callable[[Row, Outcome], None]
+
+
+async def _no_hook(row: Row, attempt: int, before: str | None) -> None:
+    return None
+
+
+class Executor:
+    """Sends rows through a transport under a :class:`SendPolicy`.
+
+    ``on_outcome`` receives every row's final outcome; ``on_in_doubt`` the rows whose
+    request may have reached ITSM when the run stopped before it could be read back (the
+    checkpoint keeps those "sending", so the next run reads them back).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        policy: SendPolicy,
+        *,
+        on_outcome: OnOutcome,
+        on_in_doubt: OnOutcome | None = None,
+        before_send: BeforeSend = _no_hook,
+        statuses: Mapping[str, str] | None = None,
+        control: RunControl | None = None,
+        notice: Callable[[str], None] | None = None,
+        row_number: Callable[[int], int] | None = None,
+    ) -> None:
+        self.control = control or RunControl()
+        #: A data row's number in the user's sheet (blank rows counted), for messages.
+        self._row_number = row_number or (lambda index: index + 2)
+        self.outage = OutageGuard(self._probe, self.control, policy.outage_wait_s, notice=notice)
+        self.transport = ThrottledTransport(
+            transport,
+            policy.rate,
+            self.control,
+            self.outage,
+            longest_pause_s=policy.outage_wait_s,
+            notice=notice,
+        )
+        self._direct = transport
+        self.policy = policy
+        self._on_outcome = on_outcome
+        self._on_in_doubt = on_in_doubt or on_outcome
+        #: Ticket statuses from the pre-check; None when the pre-check was skipped.
+        self._statuses = statuses
+        self.rows = RowSender(self.transport, policy, self.control, self.outage, before_send)
+        self._fatal: Answer | None = None
+        self._gate = asyncio.Event()
+        self._probing = False
+        self._answered = 0
+        self._failures = 0
+        self._streak = 0
+
+    async def _probe(self, sn: str) -> Answer:
+        # The outage prober reads past the closed gate (it is what opens it).
+        return await self._direct.read_ticket_status(sn)
+
+    def credentials_accepted(self) -> None:
+        """The server took our credentials on a read: the first request need not go alone."""
+        self._gate.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self.control.stopping
+
+    def request_stop(self, stop: Stop) -> None:
+        """Take no new rows and send nothing more; rows not finished stay pending."""
+        self.control.request_stop(stop)
+        self._gate.set()
+
+    async def run(
+        self,
+        chains: Iterable[Sequence[int] | np.ndarray],
+        row_of: Callable[[int], Row],
+        statuses: Mapping[str, str] | None = None,
+    ) -> ExecutionResult:
+        """Send the chains; ``statuses`` (the latest pre-check) replaces the one given before."""
+        known = statuses if statuses is not None else self._statuses
+        feed = iter(chains)
+        try:
+            await all_or_none(
+                self._worker(feed, row_of, known) for _ in range(max(1, self.policy.concurrency))
+            )
+        finally:
+            await self.outage.close()
+        return ExecutionResult(self.control.stop, self._fatal)
+
+    async def _worker(
+        self,
+        feed: Iterator[Sequence[int] | np.ndarray],
+        row_of: Callable[[int], Row],
+        statuses: Mapping[str, str] | None,
+    ) -> None:
+        for chain in feed:
+            if self.stopping:
+                return
+            await self._run_chain(chain, row_of, statuses)
+
+    async def _run_chain(
+        self,
+        chain: Sequence[int] | np.ndarray,
+        row_of: Callable[[int], Row],
+        statuses: Mapping[str, str] | None,
+    ) -> None:
+        """Send one ticket's rows in file order, skipping those whose work is already done.
+
+        The ticket's status is tracked through the chain from the pre-check (when there
+        was one) and from this run's own outcomes (always), so a SUSPEND is never sent
+        to a ticket this run knows to be SUSPENDED, with or without ``--no-precheck``.
+        """
+        track: TicketTrack | None = None
+        for index in chain:
+            if self.stopping:
+                return
+            row = row_of(int(index))
+            if track is None:
+                track = TicketTrack(statuses.get(row.sn) if statuses else None)
+            if track.uncertain and row.action is Action.SUSPEND:
+                # An earlier row of this ticket ended unknown: never SUSPEND blind.
+                try:
+                    status, why = await self.rows.read_status(row.sn)
+                except Stopped:
+                    return
+                if status is None:
+                    self._emit(row, self._not_sent_blind(why))
+                    self._brake(Status.FAILED)
+                    continue
+                track.status, track.uncertain = status, False
+            reason = skip_reason(row.action, track.status)
+            if reason:
+                skipped = Outcome(Status.SKIPPED, None, reason, 0, finished_at=self.rows.now())
+                self._emit(row, skipped)
+                continue
+            if self._gate.is_set():
+                outcome = await self._deliver(row, track.status)
+            else:
+                outcome = await self._deliver_behind_gate(row, track.status)
+            if outcome is None:
+                return
+            track.advance(row.action, outcome.status)
+            if outcome.status is Status.PENDING:
+                # Not done: the ticket's later rows must wait for it, in file order.
+                self._hold_rest(chain, index, row_of)
+                return
+
+    def _hold_rest(
+        self, chain: Sequence[int] | np.ndarray, index: int, row_of: Callable[[int], Row]
+    ) -> None:
+        later = [int(i) for i in chain if int(i) > int(index)]
+        if later:
+            wait = Outcome(
+                Status.PENDING,
+                None,
+                f"not sent: row {self._row_number(int(index))} of the same ticket is not done "
+                "yet, and a ticket's rows go in file order",
+            )
+            for i in later:
+                self._emit(row_of(i), wait)
+
+    def _not_sent_blind(self, why: str) -> Outcome:
+        return Outcome(
+            Status.FAILED,
+            None,
+            f"not sent: an earlier row left this ticket's state unknown and it could not be "
+            f"read back ({why}); a SUSPEND of a ticket that is already SUSPENDED leaves it "
+            "stuck, so check the ticket in ITSM, then use --retry-failed",
+            0,
+            finished_at=self.rows.now(),
+        )
+
+    async def _deliver_behind_gate(self, row: Row, before: str | None) -> Outcome | None:
+        """Until the credentials are known good, the first request goes alone.
+
+        The others wait for its answer, so wrong credentials cost one request, not one per
+        worker (a fatal answer stops the run, then opens the gate).
+        """
+        if not self._probing:
+            self._probing = True
+            try:
+                return await self._deliver(row, before)
+            finally:
+                self._gate.set()
+        try:
+            await self.control.wait_for(self._gate)
+        except Stopped:
+            return None
+        if self.stopping:
+            return None
+        return await self._deliver(row, before)
+
+    async def _deliver(self, row: Row, before: str | None) -> Outcome | None:
+        started = time.perf_counter()
+        try:
+            step = await self.rows.send(row, before)
+        except CheckpointError as exc:
+            # The "sending" mark could not be committed, so the request did not leave:
+            # stop at once (the checkpoint can no longer vouch for what was sent).
+            self.request_stop(Stop(StopKind.CHECKPOINT, str(exc)))
+            self._emit(row, Outcome(Status.PENDING, None, f"stopped before sending: {exc}"))
+            return None
+        except FatalAnswer as fatal:
+            self._fatal = fatal.answer
+            self.request_stop(Stop(StopKind.FATAL, fatal.answer.message))
+            self._emit(
+                row,
+                Outcome(
+                    Status.PENDING,
+                    fatal.answer.code,
+                    f"not done, run stopped: {fatal.answer.message}",
+                    fatal.attempts,
+                    fatal.answer.http_status,
+                    fatal.answer.request_id,
+                    None,
+                    "",
+                ),
+            )
+            return None
+        except Stopped as stopped:
+            if stopped.in_doubt:
+                self._on_in_doubt(
+                    row,
+                    Outcome(
+                        Status.PENDING,
+                        None,
+                        "in doubt: its answer was lost and the run stopped before the ticket "
+                        "could be read back; the next run reads it back before anything is "
+                        "resent",
+                    ),
+                )
+            else:
+                self._emit(row, Outcome(Status.PENDING, None, "not sent: the run stopped first"))
+            return None
+        outcome = step.outcome
+        assert outcome is not None
+        elapsed = (time.perf_counter() - started) * 1000.0
+        outcome = Outcome(
+            outcome.status,
+            outcome.code,
+            outcome.message,
+            step.attempts,
+            step.answer.http_status,
+            step.answer.request_id,
+            round(elapsed, 1),
+            self.rows.now() if outcome.status is not Status.PENDING else "",
+        )
+        self._emit(row, outcome)
+        self._brake(outcome.status)
+        return outcome
+
+    def _emit(self, row: Row, outcome: Outcome) -> None:
+        self._on_outcome(row, outcome)
+
+    def _brake(self, status: Status) -> None:
+        if status in (Status.FAILED, Status.UNKNOWN):
+            self._failures += 1
+            self._streak += 1
+        elif status is Status.SUCCESS:
+            self._streak = 0
+        else:
+            return
+        self._answered += 1
+        reason = self.policy.brake.tripped(self._answered, self._failures, self._streak)
+        if reason:
+            self.request_stop(
+                Stop(
+                    StopKind.BRAKE,
+                    f"failure brake: {reason}",
+                    "look at the failed rows' reasons before sending more",
+                )
+            )

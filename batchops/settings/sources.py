@@ -1,0 +1,593 @@
+"""Run settings: flags, environment and ``batchops.toml`` profiles merged into one place.
+
+Precedence, for every setting: flag (or Python keyword) > environment > profile >
+default. :func:`resolve` does the merge once and remembers where each value came from,
+so ``batchops config show`` can say it. Environment variables are named here and read
+nowhere else. Every numeric setting is checked against one table of ranges
+(:data:`RANGES`), whichever source it came from: a profile's ``concurrency = 5000`` is
+refused exactly like ``--concurrency 5000``, and ``inf`` or ``nan`` never get through.
+
+A ``batchops.toml`` in the working directory is read only once the user has trusted it
+(``batchops config trust PATH``, recorded with the file's sha256 in the user's own config
+folder, like ``direnv allow``): a folder handed over by someone else could otherwise point
+``base_url`` at their host and ``secret_env`` at any variable. An untrusted or changed
+file is ignored with a warning naming it.
+
+The app secret and the user token are held in :class:`Credentials`, whose ``repr`` masks
+them; a profile never holds a secret, only the *name* of the
+environment variable that does (``secret_env``).
+
+A profile file looks like::
+
+    default_profile = "prod"
+
+    [profiles.prod]
+    base_url = "https://paas.example.com"
+    gateway = "esb"
+    app_code = "ops-bulk"
+    username = "admin"
+    secret_env = "PROD_BK_APP_SECRET"
+    concurrency = 50
+    rate = 100
+    timeout = 35
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from batchops.errors import ConfigError
+
+Gateway = Literal["esb", "apigw"]
+GATEWAYS: tuple[Gateway, ...] = ("esb", "apigw")
+
+#: A setting's value as a source gives it: text, a number, a list of URLs, or unset.
+SettingValue = str | int | float | list[str] | None
+
+ENV_BASE_URL = "BATCHOPS_BASE_URL"
+ENV_APP_CODE = "BK_APP_CODE"
+ENV_APP_SECRET = "BK_APP_SECRET"
+ENV_USERNAME = "BK_USERNAME"
+ENV_TOKEN = "BK_TOKEN"
+ENV_PROFILE = "BATCHOPS_PROFILE"
+ENV_CONFIG = "BATCHOPS_CONFIG"
+CONFIG_NAME = "batchops.toml"
+#: Beside the user's own batchops.toml: the working-directory files they trusted.
+TRUST_NAME = "trusted.txt"
+
+#: How long the gateway gives ITSM to answer (the ESB's backend timeout): after this, a
+#: request that left can no longer land, so only then does "unchanged" prove anything.
+DEFAULT_SERVER_TIMEOUT_S = 30.0
+#: Official BlueKing clients wait 20 s, but the ESB gives the backend 30 s: waiting a little
+#: longer than the gateway lets its own timeout answer (1306201 / 1650401) arrive first,
+#: which says more than silence does.
+DEFAULT_TIMEOUT_S = DEFAULT_SERVER_TIMEOUT_S + 5.0
+#: How long a run waits for an unreachable ITSM to come back before it stops, resumable.
+DEFAULT_OUTAGE_WAIT_S = 60.0
+DEFAULT_CONCURRENCY = 20
+#: Resends of a row whose request was certainly not applied, or read back unchanged.
+DEFAULT_RETRIES = 8
+#: Seconds to let a request still running on the server finish before reading back.
+DEFAULT_READBACK_DELAY_S = 1.0
+
+
+def mask(secret: str | None) -> str:
+    """How a secret is shown anywhere: never its value, only whether it is set."""
+    return "(set)" if secret else "(not set)"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Who batchops is to the gateway. Secret fields never appear in ``repr``."""
+
+    app_code: str
+    app_secret: str = field(repr=False)
+    username: str = ""
+    token: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(app_code={self.app_code!r}, app_secret={mask(self.app_secret)}, "
+            f"username={self.username!r}, token={mask(self.token)})"
+        )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never be written anywhere (for scrubbing)."""
+        return tuple(s for s in (self.app_secret, self.token) if s)
+
+    def auth_fields(self) -> dict[str, str]:
+        """The credential keys, as the ESB body and the X-Bkapi-Authorization header take them."""
+        fields = {"bk_app_code": self.app_code, "bk_app_secret": self.app_secret}
+        if self.token:
+            fields["bk_token"] = self.token
+        if self.username:
+            fields["bk_username"] = self.username
+        return fields
+
+
+def credentials_from(
+    app_code: str | None,
+    username: str | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    secret_env: str = ENV_APP_SECRET,
+    token_env: str = ENV_TOKEN,
+) -> Credentials:
+    """Build credentials from the settings and the environment; raise a ConfigError if short.
+
+    The app secret and the token are read only from the environment: a flag would put
+    them in the shell history and in ``ps`` output.
+    """
+    env = os.environ if env is None else env
+    code = (app_code or env.get(ENV_APP_CODE, "")).strip()
+    secret = env.get(secret_env, "").strip()
+    user = (username or env.get(ENV_USERNAME, "")).strip()
+    token = env.get(token_env, "").strip()
+    missing = []
+    if not code:
+        missing.append(f"the app code (--app-code or {ENV_APP_CODE})")
+    if not secret:
+        missing.append(f"the app secret (environment variable {secret_env})")
+    if not user and not token:
+        missing.append(f"a user (--username or {ENV_USERNAME}, or {token_env})")
+    if missing:
+        raise ConfigError("missing " + "; ".join(missing) + ". Set them and run again.")
+    return Credentials(app_code=code, app_secret=secret, username=user, token=token)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """Everything the HTTP client needs to reach one ITSM deployment."""
+
+    base_url: str
+    gateway: Gateway
+    credentials: Credentials
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    connect_timeout_s: float = 10.0
+    ca_bundle: str | None = None
+    insecure: bool = False
+    #: An explicit proxy URL (wins over the environment); "none" connects directly.
+    proxy: str | None = None
+    #: Honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY (off for the embedded stand-in).
+    trust_env: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting a profile may hold: its type, default and environment variable."""
+
+    kind: type
+    default: SettingValue = None
+    env: str | None = None
+
+
+#: Everything a profile may set. Secrets are deliberately absent.
+SETTINGS: dict[str, Setting] = {
+    "base_url": Setting(str, None, ENV_BASE_URL),
+    "gateway": Setting(str, "esb"),
+    "app_code": Setting(str, None, ENV_APP_CODE),
+    "username": Setting(str, None, ENV_USERNAME),
+    "secret_env": Setting(str, ENV_APP_SECRET),
+    "token_env": Setting(str, ENV_TOKEN),
+    "concurrency": Setting(int, DEFAULT_CONCURRENCY),
+    "rate": Setting(float, None),
+    "timeout": Setting(float, DEFAULT_TIMEOUT_S),
+    "retries": Setting(int, DEFAULT_RETRIES),
+    "max_failures": Setting(str, None),
+    "readback_delay": Setting(float, DEFAULT_READBACK_DELAY_S),
+    "server_timeout": Setting(float, DEFAULT_SERVER_TIMEOUT_S),
+    "outage_wait": Setting(float, DEFAULT_OUTAGE_WAIT_S),
+    "ca_bundle": Setting(str, None),
+    # A proxy URL for every request, over HTTPS_PROXY/HTTP_PROXY/NO_PROXY; "none": direct.
+    "proxy": Setting(str, None),
+    # Apprise URLs told when a run ends, and when: "problems" (exit code not 0) or "always".
+    "notify": Setting(list, None),
+    "notify_on": Setting(str, "problems"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """The values a numeric setting may take; the CLI's flags use the same bounds."""
+
+    low: float
+    high: float | None = None
+    low_open: bool = False
+    unit: str = ""
+    whole: bool = False
+
+    def rule(self) -> str:
+        low = f"more than {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        high = f" and at most {self.high:g}" if self.high is not None else ""
+        kind = "a whole number" if self.whole else "a finite number"
+        return f"{kind} {low}{high}{self.unit}"
+
+    def admits(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if value < self.low or (self.low_open and value == self.low):
+            return False
+        return self.high is None or value <= self.high
+
+
+#: One table of bounds for every source (flag, environment, profile, Python keyword).
+RANGES: dict[str, Range] = {
+    "concurrency": Range(1, 1000, whole=True),
+    "retries": Range(0, 20, whole=True),
+    "timeout": Range(0, None, low_open=True, unit=" (seconds)"),
+    "rate": Range(0, None, low_open=True, unit=" (requests per second)"),
+    "readback_delay": Range(0, None, unit=" (seconds)"),
+    "server_timeout": Range(0, None, unit=" (seconds)"),
+    "outage_wait": Range(0, None, unit=" (seconds)"),
+}
+
+
+def check_setting(key: str, value: SettingValue, source: str) -> SettingValue:
+    """``value`` if it is in range for ``key``; otherwise a ConfigError naming the source.
+
+    Numbers are compared as numbers, so ``inf``, ``nan`` and text that is not a number
+    are refused here, at the start of a run, and never reach the sender.
+    """
+    bounds = RANGES.get(key)
+    if bounds is None or value is None:
+        return value
+    flag = "--" + key.replace("_", "-")
+    where = flag if source == "flag" else f"{key} ({source})"
+    try:
+        number = float(value) if isinstance(value, int | float | str) else math.nan
+    except ValueError:
+        number = math.nan
+    if isinstance(value, bool) or not bounds.admits(number):
+        raise ConfigError(f"{where} must be {bounds.rule()}, not {value!r}; fix it and run again")
+    if bounds.whole and not number.is_integer():
+        raise ConfigError(f"{where} must be a whole number, not {value!r}; fix it and run again")
+    return value
+
+
+NOTIFY_ON = ("problems", "always")
+
+
+_SECRET_KEYS = frozenset({"secret", "app_secret", "bk_app_secret", "token", "bk_token", "password"})
+
+
+@dataclass(frozen=True, slots=True)
+class Values:
+    """The merged settings, typed: one field per entry of :data:`SETTINGS` (whose
+    defaults they fall back to), each checked and converted once by :func:`resolve`."""
+
+    base_url: str | None
+    gateway: Gateway
+    app_code: str | None
+    username: str | None
+    secret_env: str
+    token_env: str
+    concurrency: int
+    rate: float | None
+    timeout: float
+    retries: int
+    max_failures: str | None
+    readback_delay: float
+    server_timeout: float
+    outage_wait: float
+    ca_bundle: str | None
+    proxy: str | None
+    notify: tuple[str, ...] | None
+    notify_on: str
+
+    def shown(self, key: str) -> str:
+        """One setting as ``config show`` prints it (a proxy's password and a
+        notification URL's key masked)."""
+        value = getattr(self, key)
+        if value is None:
+            return "(not set)"
+        if key in ("notify", "proxy"):
+            return _shown(key, list(value) if isinstance(value, tuple) else value)
+        return str(value)
+
+
+def _text(value: SettingValue) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(key: str, value: SettingValue) -> float:
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise TypeError(f"setting {key} has no number: {value!r}")  # SETTINGS gives it a default
+
+
+def _gateway(value: SettingValue) -> Gateway:
+    for gateway in GATEWAYS:
+        if value == gateway:
+            return gateway
+    raise ConfigError(f"--gateway must be 'esb' or 'apigw', not {value!r}")
+
+
+def _typed(values: Mapping[str, SettingValue]) -> Values:
+    """The merged values (each already in range) as one typed record."""
+    rate, notify = values["rate"], values["notify"]
+    return Values(
+        base_url=_text(values["base_url"]),
+        gateway=_gateway(values["gateway"]),
+        app_code=_text(values["app_code"]),
+        username=_text(values["username"]),
+        secret_env=str(values["secret_env"]),
+        token_env=str(values["token_env"]),
+        concurrency=int(_number("concurrency", values["concurrency"])),
+        rate=None if rate is None else _number("rate", rate),
+        timeout=_number("timeout", values["timeout"]),
+        retries=int(_number("retries", values["retries"])),
+        max_failures=_text(values["max_failures"]),
+        readback_delay=_number("readback_delay", values["readback_delay"]),
+        server_timeout=_number("server_timeout", values["server_timeout"]),
+        outage_wait=_number("outage_wait", values["outage_wait"]),
+        ca_bundle=_text(values["ca_bundle"]),
+        proxy=_text(values["proxy"]),
+        notify=tuple(str(url) for url in notify) if isinstance(notify, list) else None,
+        notify_on=str(values["notify_on"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """Merged settings (typed) and, for each, where it came from."""
+
+    values: Values
+    sources: dict[str, str]
+    profile: str | None = None
+    config_path: Path | None = None
+    #: Things the user should hear about (an ignored, untrusted batchops.toml).
+    warnings: tuple[str, ...] = ()
+
+
+def user_config_dir(env: Mapping[str, str]) -> Path:
+    """``$XDG_CONFIG_HOME/batchops``, else ``~/.config/batchops``."""
+    xdg = env.get("XDG_CONFIG_HOME")
+    home = Path(xdg) if xdg else Path(env.get("HOME", str(Path.home()))) / ".config"
+    return home / "batchops"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _trust_file(env: Mapping[str, str]) -> Path:
+    return user_config_dir(env) / TRUST_NAME
+
+
+def _trusted(env: Mapping[str, str]) -> dict[str, str]:
+    """Trusted files: resolved path -> the sha256 they had when trusted."""
+    try:
+        lines = _trust_file(env).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    out: dict[str, str] = {}
+    for line in lines:
+        digest, _, path = line.partition(" ")
+        if len(digest) == 64 and path:
+            out[path] = digest
+    return out
+
+
+def trust_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Path:
+    """Record ``path`` (as it is now) as trusted; return where the record was written."""
+    env = os.environ if env is None else env
+    target = Path(path).expanduser().resolve()
+    if not target.is_file():
+        raise ConfigError(f"{target} is not a file; pass the batchops.toml to trust")
+    try:
+        # A file that does not parse is not worth trusting; say so now.
+        tomllib.loads(target.read_text(encoding="utf-8"))
+        digest = _digest(target)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {target}: {exc}") from None
+    entries = _trusted(env)
+    entries[str(target)] = digest
+    record = _trust_file(env)
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f".{record.name}.tmp")
+        tmp.write_text("".join(f"{d} {p}\n" for p, d in sorted(entries.items())), "utf-8")
+        os.replace(tmp, record)
+    except OSError as exc:
+        raise ConfigError(f"cannot record the trust in {record}: {exc.strerror or exc}") from None
+    return record
+
+
+def is_trusted(path: Path, env: Mapping[str, str]) -> bool:
+    """True when ``path`` was trusted and has not changed since."""
+    target = path.resolve()
+    if target.parent == user_config_dir(env).resolve():
+        return True  # the user's own folder: theirs by definition
+    digest = _trusted(env).get(str(target))
+    try:
+        return digest is not None and digest == _digest(target)
+    except OSError:
+        return False
+
+
+def find_config(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> tuple[Path | None, list[str]]:
+    """The profile file and any warnings: ``--config``, ``$BATCHOPS_CONFIG``,
+    ./batchops.toml when trusted, or the user's own."""
+    given = explicit or env.get(ENV_CONFIG)
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; check --config")
+        return path, []
+    warnings: list[str] = []
+    local = Path.cwd() / CONFIG_NAME
+    if local.is_file():
+        if is_trusted(local, env):
+            return local, warnings
+        warnings.append(
+            f"ignoring {local.resolve()}: a {CONFIG_NAME} in the working folder is "
+            "read only once you trust it (it could send your secret elsewhere); check it, "
+            f"then run: batchops config trust {local.resolve()}"
+        )
+    own = user_config_dir(env) / CONFIG_NAME
+    return (own if own.is_file() else None), warnings
+
+
+def load_profile(path: Path | None, name: str | None) -> tuple[str | None, dict[str, SettingValue]]:
+    """Read one profile from the file (the file's ``default_profile`` when none is named)."""
+    if path is None:
+        if name:
+            raise ConfigError(
+                f"--profile {name}: no {CONFIG_NAME} found in ~/.config/batchops/ (or a "
+                "trusted one in this folder); create one, trust this folder's with "
+                "'batchops config trust batchops.toml', or pass --config PATH"
+            )
+        return None, {}
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    profiles = document.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: 'profiles' must be a table of [profiles.NAME] sections")
+    name = name or document.get("default_profile")
+    if not name:
+        return None, {}
+    if name not in profiles or not isinstance(profiles[name], dict):
+        known = ", ".join(sorted(profiles)) or "none"
+        raise ConfigError(f"{path} has no profile '{name}'; profiles there: {known}")
+    return str(name), _checked_profile(path, str(name), profiles[name])
+
+
+def _checked_profile(path: Path, name: str, raw: Mapping[str, object]) -> dict[str, SettingValue]:
+    clean: dict[str, SettingValue] = {}
+    for key, value in raw.items():
+        if key.lower() in _SECRET_KEYS:
+            raise ConfigError(
+                f"{path}: profile '{name}' holds '{key}'; never put a secret in the file — "
+                f'export it and name the variable instead: secret_env = "MY_APP_SECRET"'
+            )
+        setting = SETTINGS.get(key)
+        if setting is None:
+            raise ConfigError(
+                f"{path}: profile '{name}' has unknown key '{key}'; known keys: "
+                + ", ".join(SETTINGS)
+            )
+        if setting.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if setting.kind is str and isinstance(value, int) and key == "max_failures":
+            value = str(value)
+        if setting.kind is list and isinstance(value, str):
+            value = [value]
+        if not isinstance(value, setting.kind) or isinstance(value, bool):
+            raise ConfigError(
+                f"{path}: profile '{name}' key '{key}' must be a {setting.kind.__name__}, "
+                f"not {_shown(key, value)}"
+            )
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{path}: profile '{name}' key '{key}' must be a list of strings")
+        clean[key] = check_setting(key, _setting_value(value), f"profile {name} in {path}")
+    if clean.get("gateway", "esb") not in ("esb", "apigw"):
+        raise ConfigError(f"{path}: profile '{name}' gateway must be 'esb' or 'apigw'")
+    if clean.get("notify_on", "problems") not in NOTIFY_ON:
+        raise ConfigError(f"{path}: profile '{name}' notify_on must be 'problems' or 'always'")
+    return clean
+
+
+def _setting_value(value: object) -> SettingValue:
+    """A profile's value, once its kind was checked, as the type the merge takes."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, list):
+        return [str(item) for item in value]
+    raise TypeError(f"not a setting's value: {value!r}")
+
+
+def masked_url(url: str) -> str:
+    """A URL as it may be shown: a password in it masked (``http://u:***@proxy:3128``)."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        head, rest = "", url
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    prefix = f"{head}://" if sep else ""
+    return f"{prefix}{user}{':***' if colon else ''}@{host}{slash}{path}"
+
+
+def notify_label(url: str) -> str:
+    """A notification URL as it may be shown: its scheme only, since the rest (a webhook
+    key, a bot token, a mail password) is what lets anyone post there."""
+    scheme, sep, _ = url.partition("://")
+    return f"{scheme}://…" if sep else "(not a URL)"
+
+
+def _shown(key: str, value: object) -> str:
+    if key == "notify":
+        urls = value if isinstance(value, list) else [value]
+        return ", ".join(notify_label(str(u)) for u in urls)
+    if key == "proxy" and isinstance(value, str):
+        return masked_url(value)
+    return repr(value)
+
+
+def resolve(
+    explicit: Mapping[str, SettingValue],
+    *,
+    profile: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Resolved:
+    """Merge settings: ``explicit`` (flags, non-None) > environment > profile > default."""
+    env = os.environ if env is None else env
+    path, warnings = find_config(config, env)
+    name, chosen = load_profile(path, profile or env.get(ENV_PROFILE) or None)
+    values: dict[str, SettingValue] = {}
+    sources: dict[str, str] = {}
+    for key, setting in SETTINGS.items():
+        if explicit.get(key) is not None:
+            values[key], sources[key] = explicit[key], "flag"
+        elif setting.env and env.get(setting.env, "").strip():
+            values[key], sources[key] = env[setting.env].strip(), f"env {setting.env}"
+        elif key in chosen:
+            values[key], sources[key] = chosen[key], f"profile {name} ({path})"
+        else:
+            values[key], sources[key] = setting.default, "default"
+        values[key] = check_setting(key, values[key], sources[key])
+    return Resolved(_typed(values), sources, name, path, tuple(warnings))
+
+
+def target_source(resolved: Resolved) -> str:
+    """Which file and profile (or flag, or variable) chose the ITSM address."""
+    source = resolved.sources.get("base_url", "default")
+    if source == "flag":
+        return "--base-url"
+    return source
+
+
+def describe(resolved: Resolved, env: Mapping[str, str] | None = None) -> str:
+    """``batchops config show``: every setting, its value and its source; secrets masked."""
+    env = os.environ if env is None else env
+    lines = []
+    if resolved.config_path:
+        lines.append(f"config file: {resolved.config_path}")
+    else:
+        lines.append("config file: none found")
+    lines.append(f"profile: {resolved.profile or '(none)'}")
+    width = max(len(k) for k in SETTINGS) + 1
+    for key in SETTINGS:
+        shown = resolved.values.shown(key)
+        lines.append(f"  {key:<{width}} {shown:<40} [{resolved.sources[key]}]")
+    secret_env = resolved.values.secret_env
+    token_env = resolved.values.token_env
+    lines.append(f"  {'app secret':<{width}} {mask(env.get(secret_env)):<40} [env {secret_env}]")
+    lines.append(f"  {'token':<{width}} {mask(env.get(token_env)):<40} [env {token_env}]")
+    return "\n".join(lines)

@@ -1,0 +1,225 @@
+"""The input's table: which cells are the header and the data, and which column is which field.
+
+It owns the step from the grid of cells :mod:`batchops.sheet.reading` reads to a frame whose
+columns :mod:`batchops.sheet.validation` can check:
+
+* the header row, unnamed empty columns and all-blank rows dropped (their sheet row
+  numbers kept, so messages name the rows a person sees);
+* recognising an earlier batchops report used as input, removing its result columns and
+  the quote its CSV puts before formula-like cells;
+* finding the ``sn``, ``operator``, ``action_type`` and ``action_message`` columns by
+  header, with their English and Chinese aliases, and the one-line error for a missing
+  or doubled one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from batchops.errors import InputError
+from batchops.model import RESULT_COLUMNS
+
+from .reading import empty_message, show
+
+__all__ = ["FIELD_ALIASES", "Table", "header_key", "map_columns", "table_from_cells", "unguard"]
+
+#: Accepted headers per canonical field, canonical name first. Matching is case-insensitive
+#: and ignores surrounding blanks; inner blanks and hyphens count as ``_``.
+FIELD_ALIASES: Final[dict[str, tuple[str, ...]]] = {
+    "sn": ("sn", "ticket", "ticket_sn", "单号", "单据号"),
+    "operator": ("operator", "处理人", "操作人"),
+    "action_type": ("action_type", "action", "操作类型", "操作"),
+    "action_message": ("action_message", "message", "备注", "操作备注", "原因"),
+}
+_REQUIRED_FIELDS: Final = ("sn", "operator", "action_type")
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """The input's data rows under their headers, and what was taken out of them."""
+
+    frame: pd.DataFrame
+    #: The headers as written (before ``Unnamed: <n>`` / ``.1`` naming), result columns off.
+    headers: list[str]
+    #: The result columns of the earlier report this input is (None for a plain input).
+    previous: pd.DataFrame | None
+    #: Each data row's number in the sheet as the user sees it (blank rows counted).
+    lines: npt.NDArray[np.int64]
+
+
+def table_from_cells(raw: pd.DataFrame, where: Path | str, header_row: int = 1) -> Table:
+    """Turn header-row-first cells into the input frame, its headers as written, and the
+    result columns of the earlier report it is (None for a plain input).
+
+    Unnamed empty columns and all-blank rows are dropped; an unnamed column with data is
+    called ``Unnamed: <n>`` and a repeated header gets a ``.1``, ``.2`` suffix in the
+    frame (as pandas does); result columns of an earlier report are removed.
+    """
+    if raw.shape[1] == 0 or raw.shape[0] == 0:
+        raise InputError(empty_message(where))
+    header = [str(h) for h in raw.iloc[0].tolist()]
+    body = raw.iloc[1:].reset_index(drop=True)
+
+    keep: list[int] = []
+    names: list[str] = []
+    for j, name in enumerate(header):
+        column = body.iloc[:, j]
+        if not name.strip():
+            if not _nonblank(column).any():
+                continue  # an empty, unnamed column: formatting or a trailing comma
+            name = f"Unnamed: {j}"
+        keep.append(j)
+        names.append(name)
+    if not keep:
+        raise InputError(empty_message(where))
+
+    n_result = len(RESULT_COLUMNS)
+    status_pos: int | None = None
+    if len(names) > n_result and _is_result_tail(names[-n_result:]):
+        status_pos = keep[-n_result]
+        keep, names = keep[:-n_result], names[:-n_result]
+
+    frame = body.iloc[:, keep]
+    frame.columns = pd.Index(_unique(names), dtype=object)
+    filled = _filled_rows(frame)
+    lines = (np.flatnonzero(filled) + header_row + 1).astype(np.int64)
+    if not filled.all():
+        frame = frame.loc[filled]
+    frame = frame.reset_index(drop=True)
+    if status_pos is not None:
+        previous = body.iloc[:, status_pos : status_pos + n_result].loc[filled]
+        previous = previous.reset_index(drop=True)
+        previous.columns = pd.Index(list(RESULT_COLUMNS), dtype=object)
+        return Table(frame, names, previous, lines)
+    return Table(frame, names, None, lines)
+
+
+def _is_result_tail(names: Sequence[str]) -> bool:
+    for name, expected in zip(names, RESULT_COLUMNS, strict=True):
+        key = name.strip().lower()
+        if key != expected and key != f"result_{expected}":
+            return False
+    return True
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        candidate, k = name, 0
+        while candidate in seen:
+            k += 1
+            candidate = f"{name}.{k}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+_GUARDED = r"^'[=+\-@\t\r]"
+
+
+def unguard(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo the quote a CSV report puts before cells that spreadsheets run as formulas.
+
+    Only for files recognised as batchops reports: there the quote is ours, and sending
+    ``'-- stop`` instead of ``-- stop`` to ITSM would change the user's text.
+    """
+    out = frame.copy()
+    for name in out.columns:
+        column = out[name]
+        guarded = column.str.contains(_GUARDED, regex=True)
+        if guarded.any():
+            out[name] = column.where(~guarded, column.str.slice(1))
+    return out
+
+
+def header_key(name: str) -> str:
+    """A header as it is matched against the aliases."""
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+_ALIAS_LOOKUP: Final[dict[str, tuple[str, bool]]] = {
+    header_key(alias): (field, i == 0)
+    for field, aliases in FIELD_ALIASES.items()
+    for i, alias in enumerate(aliases)
+}
+
+
+def map_columns(names: list[str], labels: list[str], where: Path | str) -> dict[str, str]:
+    """Canonical field -> frame column label, matching the headers as written (``names``)
+    by name and alias; InputError when a field is ambiguous or a required one is missing.
+    """
+    canonical: dict[str, list[int]] = {}
+    aliased: dict[str, list[int]] = {}
+    for j, name in enumerate(names):
+        hit = _ALIAS_LOOKUP.get(header_key(name))
+        if hit is None:
+            continue
+        field, is_canonical = hit
+        (canonical if is_canonical else aliased).setdefault(field, []).append(j)
+
+    columns: dict[str, str] = {}
+    missing: list[str] = []
+    for field in FIELD_ALIASES:
+        chosen = canonical.get(field) or aliased.get(field) or []
+        if len(chosen) > 1:
+            shown = " and ".join(f"'{show(names[j])}' ({_column_letter(j)})" for j in chosen)
+            raise InputError(
+                f"{where}: columns {shown} both map to {field}; rename or delete one of them"
+            )
+        if chosen:
+            columns[field] = labels[chosen[0]]
+        elif field in _REQUIRED_FIELDS:
+            missing.append(field)
+
+    if missing:
+        raise InputError(_missing_message(missing, names, where))
+    return columns
+
+
+def _missing_message(missing: list[str], names: list[str], where: Path | str) -> str:
+    wanted = "; ".join(
+        f"{field} (accepted headers: {', '.join(FIELD_ALIASES[field])})" for field in missing
+    )
+    found = ", ".join(f"'{show(n)}'" for n in names) or "none"
+    hint = ""
+    if len(names) == 1 and re.search(r"[;\t|]", names[0]):
+        hint = "; the file seems to use another separator than ',', save it as CSV again"
+    noun = "column" if len(missing) == 1 else "columns"
+    return f"{where} is missing the {noun} {wanted}; columns found: {found}{hint}"
+
+
+def _column_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return f"column {letters}"
+
+
+def _filled_rows(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """True for rows with at least one non-blank cell.
+
+    Each column is only checked on the rows that are still blank so far, so the cost is
+    about one pass over the first column rather than one per column.
+    """
+    blank = np.ones(len(frame), dtype=bool)
+    for name in frame.columns:
+        candidates = np.flatnonzero(blank)
+        if candidates.size == 0:
+            break
+        blank[candidates] = ~_nonblank(frame[name].iloc[candidates])
+    return ~blank
+
+
+def _nonblank(column: pd.Series) -> npt.NDArray[np.bool_]:
+    return (column.str.strip() != "").to_numpy(dtype=bool)

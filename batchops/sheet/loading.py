@@ -1,0 +1,180 @@
+"""Files in, validated rows out: the public face of loading the user's input sheet.
+
+It owns :func:`load_batch`, the :class:`Batch` it returns, and the content fingerprint
+that ties a checkpoint to its input. The steps are modules of their own:
+:mod:`batchops.sheet.reading` reads the cells of a CSV or Excel file as text,
+:mod:`batchops.sheet.columns` finds the header, the data rows and the fields' columns (and
+the result columns of an earlier report used as input), and :mod:`batchops.sheet.validation`
+checks every row, vectorised, and says in one line why a row cannot be sent.
+
+It does no network I/O and knows nothing of the server beyond the rules of
+``operate_ticket`` a row must satisfy. Every file-level problem raises
+:class:`~batchops.errors.InputError`; a bad row is never an exception, only a reason in
+:attr:`Batch.invalid`. Rows are named to users as the rows of the sheet they see:
+:meth:`Batch.row_number` counts the blank rows and lines that loading drops, so row 7 in a
+message is row 7 in Excel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from batchops.errors import InputError
+from batchops.model import Action, Row
+
+from .columns import FIELD_ALIASES, map_columns, table_from_cells, unguard
+from .reading import read_cells
+from .validation import ACTION_ALIASES, StrArray, default_message, validate
+
+__all__ = [
+    "ACTION_ALIASES",
+    "DONE_BEFORE",
+    "FIELD_ALIASES",
+    "Batch",
+    "default_message",
+    "load_batch",
+    "previous_done",
+]
+
+_FINGERPRINT_TAG: Final = b"batchops-frame-v1\0"
+
+
+@dataclass(eq=False)
+class Batch:
+    """A loaded input: the file's own cells plus one validated value per row and field.
+
+    The arrays all have one entry per data row, in input order. A row is valid exactly
+    when ``invalid[i] == ""``; only valid rows may be sent, with ``message[i]`` as the
+    ``action_message``.
+    """
+
+    source: Path
+    fmt: Literal["csv", "xlsx"]
+    encoding: str | None
+    sheet: str | None
+    frame: pd.DataFrame
+    columns: dict[str, str]
+    sn: StrArray
+    operator: StrArray
+    action: StrArray
+    message: StrArray
+    invalid: StrArray
+    previous_status: StrArray | None
+    fingerprint: str
+    #: When the input is an earlier batchops report: its result columns, by canonical name.
+    previous_results: pd.DataFrame | None = None
+    #: Rows whose cells were changed before sending, and how (for the report's message):
+    #: an sn trimmed of invisible characters copied from a web page.
+    notes: dict[int, str] = field(default_factory=dict)
+    #: Each data row's number in the sheet as the user sees it (blank rows counted).
+    lines: npt.NDArray[np.int64] | None = None
+
+    def __len__(self) -> int:
+        return len(self.sn)
+
+    def row_number(self, index: int) -> int:
+        """Data row ``index`` as the sheet's row number (header row 1, blank rows counted)."""
+        return int(self.lines[index]) if self.lines is not None else index + 2
+
+    def row(self, index: int) -> Row:
+        """The row to send for data row ``index``; ValueError when that row is invalid."""
+        reason = str(self.invalid[index])
+        if reason:
+            raise ValueError(f"row {self.row_number(index)} is invalid: {reason}")
+        return Row(
+            index=index,
+            sn=str(self.sn[index]),
+            operator=str(self.operator[index]),
+            action=Action(str(self.action[index])),
+            message=str(self.message[index]),
+        )
+
+    def valid_indices(self) -> npt.NDArray[np.int64]:
+        """Indices of the valid rows, in input order."""
+        return np.flatnonzero(self.invalid == "").astype(np.int64)
+
+    def invalid_count(self) -> int:
+        return int(np.count_nonzero(self.invalid != ""))
+
+
+#: An earlier report's statuses of rows that were applied, judged done, or may have
+#: been applied: a row with one of them keeps it, whatever today's rules say.
+DONE_BEFORE: Final = ("success", "skipped", "unknown")
+
+
+def previous_done(status: pd.Series) -> npt.NDArray[np.bool_]:
+    """Which rows an earlier report's status column says are done or may have landed."""
+    return np.asarray(status.astype(str).str.strip().str.lower().isin(DONE_BEFORE), dtype=bool)
+
+
+def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | None = None) -> Batch:
+    """Read ``path`` (CSV or Excel), find its columns and validate every row.
+
+    ``sheet`` picks a worksheet of a workbook (default: the first visible one);
+    ``encoding`` overrides CSV encoding detection. Raises :class:`InputError` with a
+    one-line message for anything that makes the whole file unusable.
+    """
+    source = Path(path)
+    cells = read_cells(source, sheet=sheet, encoding=encoding)
+    where = source if cells.sheet is None else f"{source} (sheet '{cells.sheet}')"
+    table = table_from_cells(cells.raw, where, cells.header_row)
+    frame = table.frame
+    previous_status: StrArray | None = None
+    if table.previous is not None:
+        previous_status = table.previous["status"].str.strip().to_numpy(dtype=object)
+        if cells.fmt == "csv":
+            frame = unguard(frame)
+    columns = map_columns(table.headers, [str(c) for c in frame.columns], where)
+    if len(frame) == 0:
+        raise InputError(
+            f"{where} has a header but no data rows; add at least one row to operate on"
+        )
+    applied = None
+    if table.previous is not None:
+        applied = previous_done(table.previous["status"])
+    rows = validate(frame, columns, table.lines, applied)
+    return Batch(
+        source=source,
+        fmt=cells.fmt,
+        encoding=cells.encoding,
+        sheet=cells.sheet,
+        frame=frame,
+        columns=columns,
+        sn=rows.sn,
+        operator=rows.operator,
+        action=rows.action,
+        message=rows.message,
+        invalid=rows.invalid,
+        previous_status=previous_status,
+        fingerprint=_fingerprint(frame),
+        previous_results=table.previous,
+        notes=rows.notes,
+        lines=table.lines,
+    )
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+
+def _fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 of the header and every cell, length-prefixed so no two inputs collide."""
+    digest = hashlib.sha256(_FINGERPRINT_TAG)
+    digest.update(np.array(frame.shape, dtype="<i8").tobytes())
+    for name in frame.columns:
+        header = str(name).encode("utf-8", "surrogatepass")
+        digest.update(np.array([len(header)], dtype="<i8").tobytes())
+        digest.update(header)
+        column = frame[name]
+        text = "".join(column.tolist()).encode("utf-8", "surrogatepass")
+        lengths = column.str.len().to_numpy(dtype="<i8")
+        digest.update(lengths.tobytes())
+        digest.update(np.array([len(text)], dtype="<i8").tobytes())
+        digest.update(text)
+    return digest.hexdigest()

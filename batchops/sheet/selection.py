@@ -1,0 +1,106 @@
+"""Which rows a run may send: invalid rows marked, ``--only`` over an earlier report
+(the others keep that report's result), and the notes batchops adds to a row's message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection
+
+import numpy as np
+import pandas as pd
+
+from batchops.errors import ConfigError
+from batchops.model import Outcome, OutcomeTable, Status
+
+from .loading import Batch, previous_done
+
+#: The rows of an earlier report that a run sends when no --only is given.
+NOT_DONE = ("pending", "failed", "unknown", "invalid")
+
+
+def mark_invalid(batch: Batch, outcomes: OutcomeTable) -> None:
+    """Give each invalid row its reason, except a row an earlier report fed back says was
+    done or may have landed: that result stays (it is never sent either way)."""
+    previous = batch.previous_results
+    kept = (
+        previous_done(previous["status"])
+        if previous is not None
+        else np.zeros(len(batch.invalid), dtype=bool)
+    )
+    for index in np.flatnonzero(batch.invalid != "").tolist():
+        if kept[index] and previous is not None:
+            outcomes.set(index, _previous_outcome(previous, index))
+        else:
+            outcomes.set(index, Outcome(Status.INVALID, None, str(batch.invalid[index])))
+
+
+def select_rows(batch: Batch, outcomes: OutcomeTable, only: Collection[str] | None) -> np.ndarray:
+    """Which rows this run may send: every valid row, or with ``only`` those an earlier
+    report gave one of the named statuses (the others keep that report's result)."""
+    valid: np.ndarray = np.asarray(batch.invalid == "", dtype=bool)
+    if not only:
+        return valid
+    wanted = {s.strip().lower() for s in only if s.strip()}
+    unknown = wanted - {s.value for s in Status}
+    if unknown:
+        raise ConfigError(
+            f"--only takes statuses ({', '.join(s.value for s in Status)}), not "
+            + ", ".join(sorted(unknown))
+        )
+    previous = batch.previous_results
+    if previous is None:
+        raise ConfigError(
+            f"--only needs a batchops report as input (with its status column); "
+            f"{batch.source} is a plain input file"
+        )
+    earlier = previous_statuses(previous)
+    chosen: np.ndarray = np.asarray(valid & np.isin(earlier, list(wanted)), dtype=bool)
+    for index in np.flatnonzero(valid & ~chosen).tolist():
+        outcomes.set(index, _previous_outcome(previous, index))
+    return chosen
+
+
+def previous_statuses(previous: pd.DataFrame) -> np.ndarray:
+    """An earlier report's status column, one lower-case word a row."""
+    return previous["status"].str.strip().str.lower().to_numpy(dtype=object)
+
+
+def _previous_outcome(previous: pd.DataFrame, index: int) -> Outcome:
+    row = previous.iloc[index]
+
+    def number(name: str) -> float | None:
+        text = str(row[name]).strip()
+        try:
+            return float(text) if text else None
+        except ValueError:
+            return None
+
+    status_text = str(row["status"]).strip().lower()
+    status = Status(status_text) if status_text in {s.value for s in Status} else Status.PENDING
+    code, attempts, http = number("code"), number("attempts"), number("http_status")
+    return Outcome(
+        status,
+        int(code) if code is not None else None,
+        str(row["message"]),
+        int(attempts or 0),
+        int(http) if http is not None else None,
+        str(row["request_id"]),
+        number("elapsed_ms"),
+        str(row["finished_at"]),
+    )
+
+
+def add_notes(batch: Batch, outcomes: OutcomeTable) -> None:
+    """Say in the report's message what batchops changed in a row before sending it."""
+    for index, note in batch.notes.items():
+        outcome = outcomes.get(index)
+        if note not in outcome.message:
+            message = f"{outcome.message} ({note})" if outcome.message else note
+            outcomes.set(index, dataclasses.replace(outcome, message=message))
+
+
+def mark_not_sent(outcomes: OutcomeTable, indices: np.ndarray, why: str) -> None:
+    for index in indices.tolist():
+        if outcomes.status_of(index) is Status.PENDING:
+            outcomes.set(index, Outcome(Status.PENDING, None, f"not sent: {why}"))

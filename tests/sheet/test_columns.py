@@ -1,0 +1,224 @@
+"""Tests of batchops.sheet.columns: headers and their aliases, blank rows and unnamed columns,
+an earlier report used as input, and missing or doubled columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from batchops.model import RESULT_COLUMNS, Action, Row
+from batchops.sheet.columns import FIELD_ALIASES
+from batchops.sheet.loading import load_batch
+
+from ..helpers import HEADER, input_error, load_one, write_csv
+
+
+def test_blank_rows_are_dropped(tmp_path: Path) -> None:
+    """Rows whose cells are all blank (including whitespace) are not rows at all."""
+    batch = load_one(
+        tmp_path,
+        [
+            ["A", "u", "UNSUSPEND", ""],
+            ["", "", "", ""],
+            [" ", "\t", "", ""],
+            ["B", "u", "WITHDRAW"],
+        ],
+    )
+    assert batch.sn.tolist() == ["A", "B"]
+    assert len(batch.frame) == 2
+
+
+def test_unnamed_columns_and_duplicates(tmp_path: Path) -> None:
+    """An unnamed empty column goes; an unnamed column with data and a repeated header stay."""
+    batch = load_one(
+        tmp_path,
+        [["A", "u", "UNSUSPEND", "", "x", "n1", "n2", ""]],
+        header=[*HEADER, "", "note", "note", ""],
+    )
+    assert list(batch.frame.columns) == [*HEADER, "Unnamed: 4", "note", "note.1"]
+    assert batch.frame.iloc[0].tolist()[4:] == ["x", "n1", "n2"]
+
+
+@pytest.mark.parametrize(
+    ("field", "alias"), [(f, a) for f, aliases in FIELD_ALIASES.items() for a in aliases]
+)
+def test_every_header_alias(tmp_path: Path, field: str, alias: str) -> None:
+    """Each accepted header is found for its field, and the frame keeps the header as written."""
+    header = [alias if h == field else h for h in HEADER]
+    batch = load_one(tmp_path, [["S1", "op", "SUSPEND", "why"]], header=header)
+    assert batch.columns[field] == alias
+    assert list(batch.frame.columns) == header
+    assert batch.row(0) == Row(0, "S1", "op", Action.SUSPEND, "why")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        [" SN ", "Operator", "ACTION_TYPE", "Action_Message"],
+        ["Ticket SN", "操作人", "Action Type", "MESSAGE"],
+        ["ticket-sn", "OPERATOR", "action-type", "原因"],
+    ],
+)
+def test_headers_are_case_and_blank_insensitive(tmp_path: Path, header: list[str]) -> None:
+    """Header matching ignores case, surrounding blanks, and inner blanks or hyphens."""
+    batch = load_one(tmp_path, [["S1", "op", "SUSPEND", "why"]], header=header)
+    assert batch.columns == dict(zip(HEADER, header, strict=True))
+    assert batch.row(0) == Row(0, "S1", "op", Action.SUSPEND, "why")
+
+
+def test_canonical_header_wins_over_alias(tmp_path: Path) -> None:
+    """With both `sn` and `ticket`, `sn` is used and `ticket` is kept as an ordinary column."""
+    batch = load_one(
+        tmp_path,
+        [["T9", "S1", "op", "SUSPEND", "why", "memo"]],
+        header=["ticket", "sn", "operator", "action_type", "action_message", "备注"],
+    )
+    assert batch.columns["sn"] == "sn" and batch.columns["action_message"] == "action_message"
+    assert batch.sn.tolist() == ["S1"] and batch.message.tolist() == ["why"]
+    assert batch.frame["ticket"].tolist() == ["T9"]
+
+
+def test_report_as_input_strips_result_columns(tmp_path: Path) -> None:
+    """A report's trailing result columns are removed and its statuses kept."""
+    rows = [["A", "u", "SUSPEND", "m"], ["B", "u", "UNSUSPEND", ""]]
+    original = load_batch(write_csv(tmp_path / "in.csv", rows))
+    results = [
+        ["success", "0", "ok", "1", "200", "r1", "12.5", "t"],
+        ["failed", "3900004", "不在挂起中", "1", "200", "r2", "3.0", "t"],
+    ]
+    report = write_csv(
+        tmp_path / "report.csv",
+        [r + s for r, s in zip(rows, results, strict=True)],
+        header=[*HEADER, *RESULT_COLUMNS],
+    )
+    batch = load_batch(report)
+    assert list(batch.frame.columns) == HEADER
+    assert batch.previous_status is not None
+    assert batch.previous_status.tolist() == ["success", "failed"]
+    assert batch.message.tolist() == ["m", "batchops: UNSUSPEND"]
+    assert batch.fingerprint == original.fingerprint
+
+
+def test_report_as_input_with_prefixed_result_columns(tmp_path: Path) -> None:
+    """Result columns written as result_<name> (name clash) are recognised, case-insensitively;
+    the input's own `message` column stays the action_message."""
+    header = ["sn", "operator", "action", "message", "Status"]
+    result_header = [
+        "RESULT_STATUS",
+        "code",
+        "result_message",
+        "attempts",
+        "http_status",
+        "request_id",
+        "elapsed_ms",
+        "Finished_At",
+    ]
+    rows = [
+        [
+            "A",
+            "u",
+            "SUSPEND",
+            "mine",
+            "vip",
+            "failed",
+            "3900004",
+            "closed",
+            "1",
+            "200",
+            "r",
+            "1",
+            "t",
+        ]
+    ]
+    batch = load_batch(write_csv(tmp_path / "r.csv", rows, header=header + result_header))
+    assert list(batch.frame.columns) == header
+    assert batch.columns["action_message"] == "message"
+    assert batch.message.tolist() == ["mine"]
+    assert batch.previous_status is not None and batch.previous_status.tolist() == ["failed"]
+
+
+def test_report_result_message_is_never_the_action_message(tmp_path: Path) -> None:
+    """Without an input message column the report's `message` is not taken for one."""
+    header = ["sn", "operator", "action_type", *RESULT_COLUMNS]
+    rows = [["A", "u", "SUSPEND", "failed", "3900004", "server said no", "1", "", "", "", ""]]
+    batch = load_batch(write_csv(tmp_path / "r.csv", rows, header=header))
+    assert "action_message" not in batch.columns
+    assert batch.invalid[0].startswith("there is no action_message column")
+
+
+def test_incomplete_result_columns_are_ordinary_columns(tmp_path: Path) -> None:
+    """Result columns not all present, or not last, are left as ordinary columns."""
+    header = [*HEADER, *RESULT_COLUMNS[:-1]]
+    rows = [["A", "u", "SUSPEND", "m", "ok", "0", "x", "1", "", "", ""]]
+    batch = load_batch(write_csv(tmp_path / "r.csv", rows, header=header))
+    assert batch.previous_status is None
+    assert list(batch.frame.columns) == header
+
+    moved = ["sn", *RESULT_COLUMNS, "operator", "action_type", "action_message"]
+    rows = [["A", "ok", "0", "x", "1", "", "", "", "", "u", "SUSPEND", "m"]]
+    batch = load_batch(write_csv(tmp_path / "m.csv", rows, header=moved))
+    assert batch.previous_status is None and "status" in batch.frame.columns
+
+
+def test_report_blank_input_rows_align_with_statuses(tmp_path: Path) -> None:
+    """Rows dropped as blank take their previous status with them."""
+    rows = [
+        ["A", "u", "SUSPEND", "m", "success", "0", "", "1", "", "", "", ""],
+        ["", "", "", "", "pending", "", "", "", "", "", "", ""],
+        ["B", "u", "SUSPEND", "m", "failed", "1", "", "1", "", "", "", ""],
+    ]
+    batch = load_batch(write_csv(tmp_path / "r.csv", rows, header=[*HEADER, *RESULT_COLUMNS]))
+    assert batch.sn.tolist() == ["A", "B"]
+    assert batch.previous_status is not None
+    assert batch.previous_status.tolist() == ["success", "failed"]
+
+
+@pytest.mark.parametrize(
+    ("header", "missing"),
+    [
+        (
+            ["ticket", "who", "action_type"],
+            ["operator (accepted headers: operator, 处理人, 操作人)"],
+        ),
+        (
+            ["sn", "user", "verb", "reason"],
+            [
+                "operator (accepted headers: operator, 处理人, 操作人)",
+                "action_type (accepted headers: action_type, action, 操作类型, 操作)",
+            ],
+        ),
+    ],
+)
+def test_missing_required_column(tmp_path: Path, header: list[str], missing: list[str]) -> None:
+    """A missing column is named with its aliases, and the columns found are listed."""
+    path = write_csv(tmp_path / "a.csv", [["x"] * len(header)], header=header)
+    found = "columns found: " + ", ".join(f"'{h}'" for h in header)
+    input_error(lambda: load_batch(path), *missing, found)
+
+
+def test_missing_columns_hint_for_other_separator(tmp_path: Path) -> None:
+    """A semicolon-separated file gets a hint about the separator."""
+    path = tmp_path / "semi.csv"
+    path.write_text("sn;operator;action_type\nA;b;SUSPEND\n", encoding="utf-8")
+    input_error(lambda: load_batch(path), "columns found: 'sn;operator;action_type'", "separator")
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        (
+            ["ticket", "单号", "operator", "action_type"],
+            "'ticket' (column A) and '单号' (column B)",
+        ),
+        (["sn", "SN", "operator", "action_type"], "'sn' (column A) and 'SN' (column B)"),
+        (
+            ["sn", "operator", "action_type", "备注", "原因"],
+            "'备注' (column D) and '原因' (column E)",
+        ),
+    ],
+)
+def test_two_columns_for_one_field(tmp_path: Path, header: list[str], shown: str) -> None:
+    """Two columns mapping to the same field (no canonical one to prefer) are refused."""
+    path = write_csv(tmp_path / "a.csv", [["x"] * len(header)], header=header)
+    input_error(lambda: load_batch(path), shown, "rename or delete one")
