@@ -1,4 +1,4 @@
-"""The command line: the commands' faces, their options, and the console (the only place that prints).
+"""The command line: the commands' faces, their options, the console (the one printer).
 
 Options in, :mod:`batchops.api` called, one ``Error:`` line and an exit code out.
 """

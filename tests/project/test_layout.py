@@ -86,7 +86,8 @@ def test_the_package_shows_its_wings() -> None:
         declared = [
             n
             for n in face.body
-            if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets)
+            if isinstance(n, ast.Assign)
+            and any(getattr(t, "id", "") == "__all__" for t in n.targets)
         ]
         assert declared, f"{wing}/__init__.py has no explicit __all__"
 
@@ -158,7 +159,11 @@ def _files_with(pattern: str) -> list[str]:
         ("aiohttp's ClientSession", r"ClientSession\(", "itsm/client.py"),
         ("the one wait a stop ends", r"asyncio\.sleep\(", "stops.py"),
         ("exit-code numbers", r"EXIT_\w+ *= *\d|exit_code *= *\d|exit\(\d", "exits.py"),
-        ("process-wide changes", r"gc\.set_threshold|setrlimit|os\._exit|signal\.signal\(", "process.py"),
+        (
+            "process-wide changes",
+            r"gc\.set_threshold|setrlimit|os\._exit|signal\.signal\(",
+            "process.py",
+        ),
     ],
 )
 def test_one_home_per_rule(rule: str, pattern: str, home: str) -> None:
