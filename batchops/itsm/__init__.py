@@ -5,11 +5,14 @@ code table every answer is read by, and ``--verbose``'s trace.
 from __future__ import annotations
 
 from .client import ItsmClient
+from .fake import FakeTicket, FakeTransport
 from .trace import Tracer
 from .transport import Answer, Transport, Verdict
 
 __all__ = [
     "Answer",
+    "FakeTicket",
+    "FakeTransport",
     "ItsmClient",
     "Tracer",
     "Transport",
