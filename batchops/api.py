@@ -35,8 +35,8 @@ from batchops.run import (
     RunHooks,
     counts_by_action,
     exit_code_of,
+    run_steps,
 )
-from batchops.run import flow as pipeline
 from batchops.settings import (
     FailureBrake,
     Files,
@@ -116,7 +116,7 @@ def run_batch(
             say=wired.say,
             env=env,
         )
-        summary = pipeline.run(config, wired)
+        summary = run_steps(config, wired)
     except BatchopsError as error:
         notifier.run_failed(error, str(input_path))
         raise

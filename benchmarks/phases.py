@@ -78,7 +78,7 @@ def install() -> None:
     from batchops.run import network as sending
 
     timed(pipeline, "load", "load and validate")
-    timed(pipeline, "open_store", "open the checkpoint")
+    timed(pipeline, "open_run", "open the checkpoint")
     timed(sending, "check_reachable", "reachability probe")
     timed(sending, "precheck", "pre-check")
     timed(sending, "send_rows", "send")

@@ -6,10 +6,10 @@ confirm → send → finish); :mod:`.network` holds the steps that talk to ITSM.
 
 from __future__ import annotations
 
-from . import flow
+from .context import Hooks, Run, RunHooks, Target
 from .finish import EXIT_OK, EXIT_REPORT_UNWRITTEN, EXIT_ROWS_FAILED, counts_by_action, exit_code_of
-from .flow import Hooks, RunHooks
-from .network import Target, check_reachable, start_sandbox, suspended_sns
+from .flow import run_steps
+from .network import check_reachable, start_sandbox, suspended_sns
 from .notify import Notifier
 from .progress import NullProgress, ProgressSink, say
 from .prompts import CanaryReport, CanaryRow, Confirm, ConfirmCanary, PlanOverview
@@ -30,12 +30,13 @@ __all__ = [
     "NullProgress",
     "PlanOverview",
     "ProgressSink",
+    "Run",
     "RunHooks",
     "Target",
     "check_reachable",
     "counts_by_action",
     "exit_code_of",
-    "flow",
+    "run_steps",
     "say",
     "start_sandbox",
     "suspended_sns",

@@ -16,12 +16,12 @@ import pandas as pd
 
 from batchops.checkpoint import Checkpoint
 from batchops.errors import BatchopsError
-from batchops.itsm import Answer
 from batchops.model import STATUS_ORDER, OutcomeTable, RunSummary, Status
 from batchops.report import SummarySheet, unwritten_after_sending, write_failures, write_report
 from batchops.sheet import Batch, add_notes
 from batchops.stops import EXIT_STOPPED, Stop
 
+from .context import Ending
 from .prompts import Advice
 from .summary import summary_sheet, top_failures
 
@@ -32,15 +32,6 @@ EXIT_ROWS_FAILED = 1
 #: Operations were sent, but the report (or --failures / --summary-json) could not be
 #: written; the results are safe in the checkpoint (``batchops report`` rebuilds them).
 EXIT_REPORT_UNWRITTEN = 4
-
-
-@dataclass
-class RunState:
-    requests: int = 0
-    stop: Stop | None = None
-    #: The answer behind a FATAL stop, to say which credential to fix.
-    fatal_answer: Answer | None = None
-    declined: bool = False
 
 
 def counts_by_action(batch: Batch, outcomes: OutcomeTable) -> dict[str, dict[str, int]]:
@@ -95,7 +86,7 @@ class _Written:
     exit_code: int | None = None
 
 
-def finish_run(batch: Batch, outcomes: OutcomeTable, state: RunState, end: RunEnd) -> RunSummary:
+def finish_run(batch: Batch, outcomes: OutcomeTable, state: Ending, end: RunEnd) -> RunSummary:
     """Write the report (and the failures file) and sum the run up."""
     counts = outcomes.counts()
     by_action = counts_by_action(batch, outcomes)

@@ -1,12 +1,11 @@
 """One run, as the sequence of its steps.
 
-load → select → checkpoint → settle → pre-check → confirm → send → finish. :func:`run`
-says exactly that; each step is a short function here (the file side) or in
-:mod:`batchops.run.network` (the network side: settle, pre-check, confirm, send). Every
-failure that stops the whole run before anything was sent is a
-:class:`batchops.errors.BatchopsError`; every row's fate is an outcome in the report.
-What the caller is shown and asked meanwhile is its :class:`Hooks`, wired once into the
-:class:`RunHooks` the steps use.
+load → select → checkpoint → settle → pre-check → confirm → send → finish:
+:func:`run_steps` says exactly that. The file side's steps are here; the network side's
+(settle, pre-check, confirm, send) are in :mod:`.network`. The run travels between them
+as one record, :class:`~.context.Run`. Every failure that stops the whole run before
+anything was sent is a :class:`batchops.errors.BatchopsError`; every row's fate is an
+outcome in the report.
 """
 
 from __future__ import annotations
@@ -16,15 +15,13 @@ import contextlib
 import dataclasses
 import gc
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from batchops.checkpoint import Checkpoint, RunLock, Work, default_checkpoint_path, open_checkpoint
+from batchops.checkpoint import RunLock, Work, default_checkpoint_path, open_checkpoint
 from batchops.errors import BatchopsError, ConfigError
-from batchops.itsm import Tracer
 from batchops.model import OutcomeTable, RunSummary
 from batchops.report import (
     Outputs,
@@ -43,108 +40,28 @@ from batchops.sheet import (
     previous_statuses,
     select_rows,
 )
-from batchops.stops import StopKind
+from batchops.stops import Stop
 
-from .finish import EXIT_REPORT_UNWRITTEN, RunEnd, RunState, finish_run
+from .context import Loaded, Run, RunHooks
+from .finish import EXIT_REPORT_UNWRITTEN, RunEnd, finish_run
 from .network import checkpoint_stop, send
-from .progress import NullProgress, ProgressSink
-from .prompts import Advice, Confirm, ConfirmCanary, fatal_fix
-from .recorder import Events, no_events, notices_to
 from .summary import summary_fields, write_summary_json
 
 
-@dataclass(frozen=True, slots=True)
-class Hooks:
-    """What the caller sees and answers while a run (or a plan) goes; none of it is a
-    setting, and every part may be left out.
-
-    ``confirm`` is shown the overview before anything is sent (False sends nothing);
-    ``confirm_canary`` decides after a canary (without it: go on only if every canary
-    row succeeded). ``events`` receives ``(name, fields)`` for log lines; ``notice`` what
-    a person should see meanwhile (an outage, a long rate-limit pause). With
-    ``handle_signals`` Ctrl-C and SIGTERM stop the run cleanly. ``verbose`` 1 writes a
-    line per request and answer to stderr (an ``http`` event with ``events``), 2 adds
-    the bodies; credentials masked.
-    """
-
-    progress: ProgressSink | None = None
-    confirm: Confirm | None = None
-    confirm_canary: ConfirmCanary | None = None
-    events: Events | None = None
-    notice: Callable[[str], None] | None = None
-    handle_signals: bool = False
-    verbose: int = 0
-
-    def tracer(self) -> Tracer | None:
-        """--verbose's tracer, or None."""
-        return Tracer(self.verbose, events=self.events) if self.verbose > 0 else None
-
-
-@dataclass(frozen=True, slots=True)
-class RunHooks:
-    """The caller's :class:`Hooks`, wired for the steps: nothing left to check for None."""
-
-    emit: Events
-    say: Callable[[str], None]
-    progress: ProgressSink = dataclasses.field(default_factory=NullProgress)
-    confirm: Confirm | None = None
-    confirm_canary: ConfirmCanary | None = None
-    handle_signals: bool = False
-    #: --verbose: a line (or an ``http`` event) per request and answer.
-    tracer: Tracer | None = None
-
-    @classmethod
-    def wired(cls, hooks: Hooks) -> RunHooks:
-        emit = hooks.events or no_events
-        return cls(
-            emit=emit,
-            say=notices_to(hooks.notice, emit),
-            progress=hooks.progress or NullProgress(),
-            confirm=hooks.confirm,
-            confirm_canary=hooks.confirm_canary,
-            handle_signals=hooks.handle_signals,
-            tracer=hooks.tracer(),
-        )
-
-
-@dataclass(slots=True)
-class Loaded:
-    """The input, its outcome table, and where the run's files go."""
-
-    batch: Batch
-    outcomes: OutcomeTable
-    outputs: Outputs
-    #: Which rows this run may send.
-    sendable: np.ndarray
-    #: --only as it applies to this run (an earlier report fed back: the rows not done).
-    only: tuple[str, ...] | None
-
-
-def run(config: RunConfig, hooks: RunHooks) -> RunSummary:
+def run_steps(config: RunConfig, hooks: RunHooks) -> RunSummary:
     """Run the steps; return the summary (the report and the checkpoint are written)."""
     loaded = load(config, hooks)
-    started = time.monotonic()
     refuse_invalid_if_strict(config, loaded)
-    lock = None if config.connection.sandbox else _lock(config, loaded.batch)
-    try:
-        store, work = open_store(config, loaded)
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        raise
-    try:
-        extra = _fresh_note(config, hooks, work)
-        with fewer_young_collections():
-            state = asyncio.run(send(config, hooks, loaded, work, store, extra))
-        summary = finish(config, loaded, state, store, work, started)
-    finally:
+    with run_lock(config, loaded.batch):
+        run = open_run(config, hooks, loaded)
         try:
-            if store is not None:
-                store.close()
+            with fewer_young_collections():
+                run.ending = asyncio.run(send(run))
+            summary = finish(run)
         finally:
-            if lock is not None:
-                lock.release()
-    summary = _write_summary_json(config, loaded, summary, store)
+            if run.store is not None:
+                run.store.close()
+    summary = _write_summary_json(run, summary)
     hooks.emit("run_finished", summary_fields(summary))
     return summary
 
@@ -231,14 +148,23 @@ def refuse_invalid_if_strict(config: RunConfig, loaded: Loaded) -> None:
     )
 
 
-def _lock(config: RunConfig, batch: Batch) -> RunLock:
-    # One run per sheet and target, whatever the checkpoint; the stand-in is per run.
+@contextlib.contextmanager
+def run_lock(config: RunConfig, batch: Batch) -> Iterator[None]:
+    """One run per sheet and target, whatever the checkpoint; the stand-in is per run."""
+    if config.connection.sandbox:
+        yield
+        return
     connection = config.connection
-    return RunLock(batch.source, connection.gateway, connection.base_url, config.env).acquire()
+    lock = RunLock(batch.source, connection.gateway, connection.base_url, config.env).acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
-def open_store(config: RunConfig, loaded: Loaded) -> tuple[Checkpoint | None, Work]:
-    """Bind the checkpoint (or resume from it): what this run still has to do."""
+def open_run(config: RunConfig, hooks: RunHooks, loaded: Loaded) -> Run:
+    """Bind the checkpoint (or resume from it): the run and what it still has to do."""
+    started = time.monotonic()
     work = Work(to_send=np.flatnonzero(loaded.sendable).astype(np.int64), in_doubt=[])
     store = None
     if loaded.outputs.checkpoint is not None:
@@ -253,7 +179,9 @@ def open_store(config: RunConfig, loaded: Loaded) -> tuple[Checkpoint | None, Wo
             base_url=config.connection.base_url or "(sandbox)",
         )
     work.last_sent_at = max(work.last_sent_at, _unknown_rows_sent_by(loaded))
-    return store, work
+    run = Run(config, hooks, loaded, work, store, started)
+    run.fresh_note = _fresh_note(run)
+    return run
 
 
 def _unknown_rows_sent_by(loaded: Loaded) -> float:
@@ -272,55 +200,51 @@ def _unknown_rows_sent_by(loaded: Loaded) -> float:
         return time.time()  # cannot tell: as if it had just been written
 
 
-def _fresh_note(config: RunConfig, hooks: RunHooks, work: Work) -> dict[str, str]:
+def _fresh_note(run: Run) -> dict[str, str]:
     """What --fresh set aside: shown in the confirmation when there is one, else on stderr."""
-    if work.fresh is None:
+    if run.work.fresh is None:
         return {}
-    text = work.fresh.describe(config.choices.precheck)
-    if hooks.confirm is not None:
+    text = run.work.fresh.describe(run.config.choices.precheck)
+    if run.hooks.confirm is not None:
         return {"fresh start": text.removeprefix("--fresh: ")}
-    hooks.say(text)
+    run.hooks.say(text)
     return {}
 
 
-def finish(
-    config: RunConfig,
-    loaded: Loaded,
-    state: RunState,
-    store: Checkpoint | None,
-    work: Work,
-    started: float,
-) -> RunSummary:
+def finish(run: Run) -> RunSummary:
     """Outcomes into the checkpoint first, then the report: a kill while the report is
     written then costs no read-backs on the next run."""
-    if store is not None:
-        store.flush()
-        if store.broken:
-            # Possibly only noticed by this last flush: the run is resumable, not done.
-            if state.stop is None:
-                state.stop = checkpoint_stop(store.broken)
-            elif store.broken not in state.stop.reason:
-                state.stop = dataclasses.replace(
-                    state.stop, reason=f"{state.stop.reason}; also {store.broken}"
-                )
-    choices = config.choices
-    advice = Advice(choices.command, config.settings, config.env, checkpointed=store is not None)
-    if state.stop is not None and state.stop.kind is StopKind.FATAL and not state.stop.fix:
-        fix = fatal_fix(state.fatal_answer, advice, sandbox=config.connection.sandbox)
-        state.stop = dataclasses.replace(state.stop, fix=fix)
+    store, loaded = run.store, run.loaded
+    ending = dataclasses.replace(run.ending, stop=_final_stop(run))
     end = RunEnd(
-        started=started,
-        report_path=None if state.declined else loaded.outputs.report,
+        started=run.started,
+        report_path=None if ending.declined else loaded.outputs.report,
         failures_path=loaded.outputs.failures,
         store=store,
-        note=work.note,
-        advice=advice,
-        settings=_shown_settings(config, loaded),
+        note=run.work.note,
+        advice=run.advice(),
+        settings=_shown_settings(run.config, loaded),
     )
-    summary = finish_run(loaded.batch, loaded.outcomes, state, end)
+    summary = finish_run(loaded.batch, loaded.outcomes, ending, end)
     if store is not None:
         store.end_run(summary.exit_code, summary.stopped_reason)
     return summary
+
+
+def _final_stop(run: Run) -> Stop | None:
+    """The send's stop, or the checkpoint's: a checkpoint that could not be written, maybe
+    noticed only by this last flush, leaves the run resumable, not done."""
+    stop, store = run.ending.stop, run.store
+    if store is None:
+        return stop
+    store.flush()
+    if not store.broken:
+        return stop
+    if stop is None:
+        return checkpoint_stop(store.broken)
+    if store.broken in stop.reason:
+        return stop
+    return dataclasses.replace(stop, reason=f"{stop.reason}; also {store.broken}")
 
 
 def _shown_settings(config: RunConfig, loaded: Loaded) -> dict[str, object]:
@@ -341,9 +265,8 @@ def _shown_settings(config: RunConfig, loaded: Loaded) -> dict[str, object]:
     }
 
 
-def _write_summary_json(
-    config: RunConfig, loaded: Loaded, summary: RunSummary, store: Checkpoint | None
-) -> RunSummary:
+def _write_summary_json(run: Run, summary: RunSummary) -> RunSummary:
+    loaded, store = run.loaded, run.store
     path = loaded.outputs.summary_json
     if path is None:
         return summary

@@ -9,17 +9,16 @@ A stop at any point leaves every row not done ``pending`` for the same command.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from batchops.aio import all_or_none
-from batchops.checkpoint import Checkpoint, InDoubtRow, Work
+from batchops.checkpoint import InDoubtRow
 from batchops.errors import FatalAnswerError
 from batchops.itsm import Answer, ItsmClient, Verdict
 from batchops.model import Row
@@ -29,72 +28,36 @@ from batchops.settings import ClientSettings, Credentials, RunConfig, target_sou
 from batchops.sheet import Batch, mark_not_sent
 from batchops.stops import RunControl, Stop, StopKind, Stopped
 
-from .finish import RunState
-from .prompts import CanaryReport, CanaryRow, ask, plan_overview
+from .context import Ending, Run, Session, Target
+from .prompts import CanaryReport, CanaryRow, ask, fatal_fix, plan_overview
 from .recorder import Recorder
 
-if TYPE_CHECKING:
-    from .flow import Loaded, RunHooks
 
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """The ITSM a run talks to: the configured one, or the stand-in started for the run."""
-
-    base_url: str
-    credentials: Credentials
-
-
-@dataclass(slots=True)
-class Session:
-    """A connected run: its client, where outcomes go, its stop switch and its executor."""
-
-    client: ItsmClient
-    target: Target
-    recorder: Recorder
-    control: RunControl
-    executor: Executor
-    signals: RunSignals | None
-
-
-async def send(
-    config: RunConfig,
-    hooks: RunHooks,
-    loaded: Loaded,
-    work: Work,
-    store: Checkpoint | None,
-    overview_extra: Mapping[str, str],
-) -> RunState:
+async def send(run: Run) -> Ending:
     """Connect, settle, pre-check, confirm and send; say how it ended."""
     main_thread_takes_signals(asyncio.get_running_loop())
-    state = RunState()
     async with AsyncExitStack() as stack:
-        session = await connect(stack, config, hooks, loaded, store)
-        try:
-            prepared = await prepare(config, hooks, loaded, work, session, state)
-        finally:
-            state.requests = session.client.requests_sent
-        if prepared is None:
-            return state
-        to_send, checked = prepared
-        if session.control.stopping:
-            state.stop = session.control.stop
-            return state
-        if not confirmed(config, hooks, loaded, session, to_send, checked, overview_extra):
-            state.declined = True
-            return state
-        await send_rows(config, hooks, loaded, session, to_send, checked, state)
-    return state
+        session = await connect(stack, run)
+        ending = await _connected(run)
+        return dataclasses.replace(ending, requests=session.client.requests_sent)
 
 
-async def connect(
-    stack: AsyncExitStack,
-    config: RunConfig,
-    hooks: RunHooks,
-    loaded: Loaded,
-    store: Checkpoint | None,
-) -> Session:
+async def _connected(run: Run) -> Ending:
+    prepared = await prepare(run)
+    if isinstance(prepared, Stop):
+        return Ending(stop=prepared)
+    control = run.connected.control
+    if control.stopping:
+        return Ending(stop=control.stop)
+    to_send, checked = prepared
+    if not confirmed(run, to_send, checked):
+        return Ending(declined=True)
+    return Ending(stop=await send_rows(run, to_send, checked))
+
+
+async def connect(stack: AsyncExitStack, run: Run) -> Session:
     """Open the client and build the executor; from here on a signal stops the run."""
+    config, hooks, loaded, store = run.config, run.hooks, run.loaded, run.store
     connection = config.connection
     local = connection.credentials is None
     if connection.credentials is None:
@@ -142,66 +105,59 @@ async def connect(
     if signals is not None:
         stack.callback(signals.remove)
     if store is not None:
-        # A checkpoint that can no longer be written stops the run at once (13.13).
+        # A checkpoint that can no longer be written stops the run at once.
         store.on_broken = lambda reason: executor.request_stop(checkpoint_stop(reason))
-    return Session(client, target, recorder, control, executor, signals)
+    run.session = Session(client, target, recorder, control, executor, signals)
+    return run.session
 
 
-async def prepare(
-    config: RunConfig,
-    hooks: RunHooks,
-    loaded: Loaded,
-    work: Work,
-    session: Session,
-    state: RunState,
-) -> tuple[np.ndarray, Precheck | None] | None:
-    """Reachable? Settle the rows in doubt, then pre-check: what to send, or None (stopped)."""
+async def prepare(run: Run) -> Stop | tuple[np.ndarray, Precheck | None]:
+    """Reachable? Settle the rows in doubt, then pre-check: what to send, or why not."""
+    session, work = run.connected, run.work
     try:
         stop = await check_reachable(session.client, session.control)
         if stop is not None:
-            state.stop = stop
-            _mark_not_sent(loaded, work.to_send, stop.reason)
-            return None
-        to_send = work.to_send
-        await until_earlier_sends_cannot_land(config, hooks, work, session)
-        if work.in_doubt:
-            hooks.progress.start(len(work.in_doubt))
-            try:
-                to_send = await settle_in_doubt(config, loaded.batch, work, session)
-            finally:
-                hooks.progress.close()
+            _mark_not_sent(run, work.to_send, stop.reason)
+            return stop
+        await until_earlier_sends_cannot_land(run)
+        to_send = await settle_in_doubt(run) if work.in_doubt else work.to_send
         checked: Precheck | None = None
-        if config.choices.precheck and len(to_send) and not session.control.stopping:
-            checked = await precheck(config, hooks, loaded.batch, to_send, session)
-            blind = unreadable_suspends(loaded.batch, to_send, checked)
+        if run.config.choices.precheck and len(to_send) and not session.control.stopping:
+            checked = await precheck(run, to_send)
+            blind = unreadable_suspends(run.loaded.batch, to_send, checked)
             if blind:
-                state.stop = blind
-                _mark_not_sent(loaded, to_send, blind.reason)
-                return None
+                _mark_not_sent(run, to_send, blind.reason)
+                return blind
     except FatalAnswerError as exc:
-        state.stop = Stop(StopKind.FATAL, str(exc))
-        state.fatal_answer = exc.answer if isinstance(exc.answer, Answer) else None
-        _mark_not_sent(loaded, work.to_send, str(exc))
-        return None
+        _mark_not_sent(run, work.to_send, str(exc))
+        return fatal_stop(run, str(exc), exc.answer)
     except Stopped:
-        state.stop = session.control.stop
-        return None
+        return session.control.stop or Stop(StopKind.INTERRUPTED, "stopped")
     return to_send, checked
 
 
-def _mark_not_sent(loaded: Loaded, indices: np.ndarray, why: str) -> None:
-    mark_not_sent(loaded.outcomes, indices, why)
+def fatal_stop(run: Run, reason: str, answer: object) -> Stop:
+    """A FATAL stop with its fix: which credential or setting to change."""
+    fix = fatal_fix(
+        answer if isinstance(answer, Answer) else None,
+        run.advice(),
+        sandbox=run.config.connection.sandbox,
+    )
+    return Stop(StopKind.FATAL, reason, fix)
 
 
-async def precheck(
-    config: RunConfig, hooks: RunHooks, batch: Batch, to_send: np.ndarray, session: Session
-) -> Precheck:
+def _mark_not_sent(run: Run, indices: np.ndarray, why: str) -> None:
+    mark_not_sent(run.loaded.outcomes, indices, why)
+
+
+async def precheck(run: Run, to_send: np.ndarray) -> Precheck:
     """Read the status of every ticket about to be sent."""
+    batch, session = run.loaded.batch, run.connected
     checked = await session.control.run(
         read_statuses(
             session.client,
             (str(batch.sn[i]) for i in to_send.tolist()),
-            concurrency=config.policy.concurrency,
+            concurrency=run.config.policy.concurrency,
             prove_absent=suspended_sns(batch, to_send),
         )
     )
@@ -209,7 +165,7 @@ async def precheck(
         # Auth is the same for reads and operations; what the probe would
         # still learn (a refused operate_ticket) costs nothing when refused.
         session.executor.credentials_accepted()
-    hooks.emit(
+    run.hooks.emit(
         "precheck_done",
         {
             "tickets": len(checked.statuses),
@@ -220,154 +176,144 @@ async def precheck(
     return checked
 
 
-def confirmed(
-    config: RunConfig,
-    hooks: RunHooks,
-    loaded: Loaded,
-    session: Session,
-    to_send: np.ndarray,
-    checked: Precheck | None,
-    overview_extra: Mapping[str, str],
-) -> bool:
+def confirmed(run: Run, to_send: np.ndarray, checked: Precheck | None) -> bool:
     """Ask before sending, when there is someone to ask and something to send."""
-    if hooks.confirm is None:
+    confirm = run.hooks.confirm
+    if confirm is None:
         return True
     # The plan is walked row by row: only when someone is asked about it.
-    target = session.target
+    session, config = run.connected, run.config
     overview = plan_overview(
-        loaded.batch,
+        run.loaded.batch,
         to_send,
         checked,
-        target.base_url,
+        session.target.base_url,
         config.connection.gateway,
-        target.credentials,
+        session.target.credentials,
     )
     overview = dataclasses.replace(
         overview,
         target_source=_target_source(config),
-        extra=dict(overview_extra),
+        extra=dict(run.fresh_note),
     )
     if not overview.to_send:
         return True
-    if session.signals is not None:
-        session.signals.remove()  # a question on the terminal: Ctrl-C means "no"
+    with _signals_off(session):  # a question on the terminal: Ctrl-C means "no"
+        return ask(confirm, overview)
+
+
+@contextlib.contextmanager
+def _signals_off(session: Session) -> Iterator[None]:
+    """While a question is open nothing is in flight: let Ctrl-C answer it."""
+    if session.signals is None:
+        yield
+        return
+    session.signals.remove()
     try:
-        return ask(hooks.confirm, overview)
+        yield
     finally:
-        if session.signals is not None:
-            session.signals.install()
+        session.signals.install()
 
 
 def _target_source(config: RunConfig) -> str:
     return "--sandbox" if config.connection.sandbox else target_source(config.settings)
 
 
-async def send_rows(
-    config: RunConfig,
-    hooks: RunHooks,
-    loaded: Loaded,
-    session: Session,
-    to_send: np.ndarray,
-    checked: Precheck | None,
-    state: RunState,
-) -> None:
+async def send_rows(run: Run, to_send: np.ndarray, checked: Precheck | None) -> Stop | None:
     """Send: the canary first when asked for, then the rest if it passed."""
-    batch, executor = loaded.batch, session.executor
+    session, hooks = run.connected, run.hooks
+    canary = run.config.choices.canary
     parts = [to_send]
-    canary = config.choices.canary
     if canary is not None and canary < len(to_send):
         parts = [to_send[:canary], to_send[canary:]]
     statuses = checked.statuses if checked is not None else None
-    result = None
+    fatal: object = None
     hooks.progress.start(len(to_send))
     try:
         for number, part in enumerate(parts):
             if number == 1:
-                if not canary_passed(hooks, loaded, part, parts[0], session):
-                    break
-                if statuses is not None:
-                    # The canary moved some tickets on: read them again, never guess.
-                    canary_sns = {str(batch.sn[i]) for i in parts[0].tolist()}
-                    again = await read_statuses(
-                        session.client,
-                        canary_sns,
-                        concurrency=config.policy.concurrency,
-                        prove_absent=suspended_sns(batch, part),
-                    )
-                    stop = blind_after_canary(batch, part, canary_sns, statuses, again)
-                    if stop is not None:
-                        session.control.request_stop(stop)
-                        break
-                    # No status from before the canary survives for its tickets: one that was
-                    # not read again has none now, and the rest sends to it only what ITSM
-                    # itself refuses when it no longer applies, never a SUSPEND (above).
-                    kept = {sn: s for sn, s in statuses.items() if sn not in canary_sns}
-                    statuses = StatusTable({**kept, **again.statuses})
-            result = await executor.run(chains_by_sn(batch.sn, part), batch.row, statuses)
-            if executor.stopping:
+                stop = canary_stop(run, part, parts[0])
+                if stop is None and statuses is not None:
+                    stop, statuses = await after_canary(run, part, parts[0], statuses)
+                if stop is not None:
+                    return stop
+            result = await session.executor.run(
+                chains_by_sn(run.loaded.batch.sn, part), run.loaded.batch.row, statuses
+            )
+            fatal = result.fatal
+            if session.executor.stopping:
                 break
     except FatalAnswerError as exc:
-        session.control.request_stop(Stop(StopKind.FATAL, str(exc)))
-        state.fatal_answer = exc.answer if isinstance(exc.answer, Answer) else None
+        return fatal_stop(run, str(exc), exc.answer)
     finally:
         hooks.progress.close()
-    state.requests = session.client.requests_sent
-    state.stop = session.control.stop
-    if result is not None and result.fatal is not None:
-        state.fatal_answer = result.fatal
+    stop = session.control.stop
+    if stop is not None and stop.kind is StopKind.FATAL and not stop.fix:
+        return fatal_stop(run, stop.reason, fatal)
+    return stop
 
 
-def canary_passed(
-    hooks: RunHooks, loaded: Loaded, rest: np.ndarray, first: np.ndarray, session: Session
-) -> bool:
-    """Show the canary's rows; go on if confirmed (or, unasked, if every one succeeded)."""
-    batch = loaded.batch
+async def after_canary(
+    run: Run, rest: np.ndarray, first: np.ndarray, statuses: Mapping[str, str]
+) -> tuple[Stop | None, Mapping[str, str]]:
+    """The canary moved some tickets on: read them again, never guess."""
+    batch, session = run.loaded.batch, run.connected
+    canary_sns = {str(batch.sn[i]) for i in first.tolist()}
+    again = await read_statuses(
+        session.client,
+        canary_sns,
+        concurrency=run.config.policy.concurrency,
+        prove_absent=suspended_sns(batch, rest),
+    )
+    stop = blind_after_canary(batch, rest, canary_sns, statuses, again)
+    # No status from before the canary survives for its tickets: one that was not read
+    # again has none now, and the rest sends to it only what ITSM itself refuses when it
+    # no longer applies, never a SUSPEND (blind_after_canary stops those).
+    kept = {sn: s for sn, s in statuses.items() if sn not in canary_sns}
+    return stop, StatusTable({**kept, **again.statuses})
+
+
+def canary_stop(run: Run, rest: np.ndarray, first: np.ndarray) -> Stop | None:
+    """Show the canary's rows; None to go on: confirmed (or, unasked, every one succeeded)."""
+    batch, hooks = run.loaded.batch, run.hooks
     report = CanaryReport(
         [
             CanaryRow(
-                batch.row_number(i), str(batch.sn[i]), str(batch.action[i]), loaded.outcomes.get(i)
+                batch.row_number(i),
+                str(batch.sn[i]),
+                str(batch.action[i]),
+                run.loaded.outcomes.get(i),
             )
             for i in first.tolist()
         ],
         remaining=len(rest),
     )
-    signals = session.signals
     if hooks.confirm_canary is not None:
-        # Nothing is in flight while the question is open: let Ctrl-C answer it.
-        if signals is not None:
-            signals.remove()
-        try:
+        with _signals_off(run.connected):
             go_on = ask(hooks.confirm_canary, report)
-        finally:
-            if signals is not None:
-                signals.install()
     else:
         go_on = report.all_good
-    if not go_on:
-        bad = report.bad
-        session.control.request_stop(
-            Stop(
-                StopKind.CANARY,
-                f"stopped after the canary ({bad} of {len(report.outcomes)} canary rows did "
-                "not succeed)"
-                if bad
-                else "stopped after the canary: not confirmed",
-                "look at the canary rows in the report",
-            )
-        )
-    return go_on
+    if go_on:
+        return None
+    bad = report.bad
+    return Stop(
+        StopKind.CANARY,
+        f"stopped after the canary ({bad} of {len(report.outcomes)} canary rows did not succeed)"
+        if bad
+        else "stopped after the canary: not confirmed",
+        "look at the canary rows in the report",
+    )
 
 
 async def _no_mark(row: Row, attempt: int, before: str | None) -> None:
     return None
 
 
-async def settle_in_doubt(
-    config: RunConfig, batch: Batch, work: Work, session: Session
-) -> np.ndarray:
+async def settle_in_doubt(run: Run) -> np.ndarray:
     """Read back rows that were in flight when an earlier run died; return what to send
     (call once their requests can no longer land: :func:`until_earlier_sends_cannot_land`)."""
-    policy, executor, recorder = config.policy, session.executor, session.recorder
+    batch, work, progress = run.loaded.batch, run.work, run.hooks.progress
+    executor, recorder = run.connected.executor, run.connected.recorder
     resend: list[int] = []
     feed = iter(work.in_doubt)
 
@@ -383,33 +329,33 @@ async def settle_in_doubt(
         for doubt in feed:
             await settle(doubt)
 
+    progress.start(len(work.in_doubt))
     try:
         # When one reader fails, the others are cancelled before the error is raised.
-        await all_or_none(worker() for _ in range(min(policy.concurrency, 20)))
+        await all_or_none(worker() for _ in range(min(run.config.policy.concurrency, 20)))
     finally:
         recorder.flush()
+        progress.close()
     merged = np.union1d(work.to_send, np.array(resend, dtype=np.int64))
     return merged.astype(np.int64)
 
 
-async def until_earlier_sends_cannot_land(
-    config: RunConfig, hooks: RunHooks, work: Work, session: Session
-) -> None:
+async def until_earlier_sends_cannot_land(run: Run) -> None:
     """Wait until the earlier requests whose fate is unknown can no longer land.
 
     They may still be running on the server: reading (or pre-checking) no sooner than the
     gateway's backend time (--server-timeout) plus --readback-delay after they left is what
     makes an unchanged ticket prove the action did not run.
     """
-    policy = config.policy
-    wait = work.last_sent_at + policy.server_timeout_s + policy.readback_delay_s - time.time()
+    policy = run.config.policy
+    wait = run.work.last_sent_at + policy.server_timeout_s + policy.readback_delay_s - time.time()
     if wait <= 0:
         return
-    hooks.say(
+    run.hooks.say(
         f"waiting {wait:.0f} s before reading tickets: an earlier request whose answer "
         "was lost may still land until then"
     )
-    await session.control.sleep(wait)
+    await run.connected.control.sleep(wait)
 
 
 async def start_sandbox(stack: AsyncExitStack, batch: Batch) -> Target:
