@@ -37,6 +37,8 @@ class InDoubtRow:
     #: The ticket's status before the request left, when it was known.
     before: str | None
     attempts: int
+    #: When its request left (wall clock; 0 when an old checkpoint did not say).
+    sent_at: float = 0.0
 
 
 @dataclass
@@ -47,9 +49,9 @@ class Work:
     #: Rows that were "sending" when an earlier run died.
     in_doubt: list[InDoubtRow]
     note: str = ""
-    #: Wall-clock time of the latest request whose fate is not known (rows in doubt,
-    #: unknown rows sent again, an old run's with ``--fresh``): nothing is read or sent
-    #: before that request could no longer land.
+    #: Wall-clock time of the latest request whose fate is not known (unknown rows sent
+    #: again, an old run's with ``--fresh``): nothing is read or sent before that request
+    #: could no longer land. Rows in doubt are not counted: each is parked on its own.
     last_sent_at: float = 0.0
     #: With ``--fresh``: what the checkpoint set aside said (None when there was none).
     fresh: FreshStart | None = None
@@ -223,8 +225,9 @@ def _resume(
                 outcomes.set(rec.index, rec.outcome)
                 done += 1
         elif rec.state is RowState.SENDING:
-            in_doubt.append(InDoubtRow(rec.index, rec.before_status, rec.outcome.attempts))
-            last_sent_at = max(last_sent_at, rec.sent_at or 0.0)
+            in_doubt.append(
+                InDoubtRow(rec.index, rec.before_status, rec.outcome.attempts, rec.sent_at or 0.0)
+            )
         elif rec.index in shadowed:
             outcomes.set(rec.index, Outcome(Status.INVALID, None, shadowed[rec.index]))
         else:

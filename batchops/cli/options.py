@@ -313,14 +313,15 @@ run_options = options(
     click.option(
         "--readback-delay",
         type=click.FLOAT,
-        help="Seconds to wait before reading a ticket back after a lost answer "
+        help="Seconds between read-backs of parked tickets (at most 2) "
         f"[default: {DEFAULT_READBACK_DELAY_S:g}].",
     ),
     click.option(
         "--server-timeout",
         type=click.FLOAT,
-        help="Seconds the gateway gives ITSM to answer (ESB: 30): a request whose answer was lost "
-        "is resent only when this long after it left the ticket still shows it did not run "
+        help="Seconds a request whose answer was lost may still land (the gateway gives up "
+        "after 30, ITSM's worker runs on): meanwhile its ticket is parked and read back, "
+        "and only an unchanged ticket this long after the request left is sent again "
         f"[default: {DEFAULT_SERVER_TIMEOUT_S:g}].",
     ),
     click.option(

@@ -1,4 +1,4 @@
-"""The network side of a run: connect → settle → pre-check → confirm → send.
+"""The network side of a run: connect → pre-check → confirm → send (rows in doubt parked).
 
 :func:`send` opens the client (or the embedded stand-in), reads back rows an earlier
 run left in doubt, reads every ticket's status, asks for confirmation, and hands the
@@ -17,13 +17,11 @@ from contextlib import AsyncExitStack
 
 import numpy as np
 
-from batchops.aio import all_or_none
-from batchops.checkpoint import InDoubtRow
 from batchops.errors import FatalAnswerError
 from batchops.itsm import Answer, ItsmClient, Verdict
 from batchops.model import Row
 from batchops.process import RunSignals, main_thread_takes_signals
-from batchops.send import Executor, Precheck, StatusTable, chains_by_sn, read_statuses
+from batchops.send import Executor, InDoubt, Precheck, StatusTable, chains_by_sn, read_statuses
 from batchops.settings import ClientSettings, Credentials, RunConfig, target_source
 from batchops.sheet import Batch, mark_not_sent
 from batchops.stops import RunControl, Stop, StopKind, Stopped
@@ -120,7 +118,7 @@ async def prepare(run: Run) -> Stop | tuple[np.ndarray, Precheck | None]:
             _mark_not_sent(run, work.to_send, stop.reason)
             return stop
         await until_earlier_sends_cannot_land(run)
-        to_send = await settle_in_doubt(run) if work.in_doubt else work.to_send
+        to_send = park_in_doubt(run) if work.in_doubt else work.to_send
         checked: Precheck | None = None
         if run.config.choices.precheck and len(to_send) and not session.control.stopping:
             checked = await precheck(run, to_send)
@@ -309,34 +307,15 @@ async def _no_mark(row: Row, attempt: int, before: str | None) -> None:
     return None
 
 
-async def settle_in_doubt(run: Run) -> np.ndarray:
-    """Read back rows that were in flight when an earlier run died; return what to send
-    (call once their requests can no longer land: :func:`until_earlier_sends_cannot_land`)."""
-    batch, work, progress = run.loaded.batch, run.work, run.hooks.progress
-    executor, recorder = run.connected.executor, run.connected.recorder
-    resend: list[int] = []
-    feed = iter(work.in_doubt)
-
-    async def settle(doubt: InDoubtRow) -> None:
-        row = batch.row(doubt.index)
-        outcome = await executor.rows.settle_in_doubt(row, doubt.before)
-        if outcome is None:
-            resend.append(doubt.index)
-        else:
-            recorder.record(row, dataclasses.replace(outcome, attempts=doubt.attempts))
-
-    async def worker() -> None:
-        for doubt in feed:
-            await settle(doubt)
-
-    progress.start(len(work.in_doubt))
-    try:
-        # When one reader fails, the others are cancelled before the error is raised.
-        await all_or_none(worker() for _ in range(min(run.config.policy.concurrency, 20)))
-    finally:
-        recorder.flush()
-        progress.close()
-    merged = np.union1d(work.to_send, np.array(resend, dtype=np.int64))
+def park_in_doubt(run: Run) -> np.ndarray:
+    """Rows in flight when an earlier run died go with the rest, each settled by the pool
+    (parked: read back until its request shows or can no longer land) before any resend;
+    return what to send."""
+    work = run.work
+    run.connected.executor.in_doubt = {
+        doubt.index: InDoubt(doubt.before, doubt.sent_at, doubt.attempts) for doubt in work.in_doubt
+    }
+    merged = np.union1d(work.to_send, np.array([d.index for d in work.in_doubt], dtype=np.int64))
     return merged.astype(np.int64)
 
 

@@ -4,13 +4,14 @@ ticket rules (where each action leads; what could double-suspend a ticket).
 
 from __future__ import annotations
 
-from .pool import Executor
+from .pool import Executor, InDoubt
 from .precheck import GET_TICKETS_LIMIT, Precheck, StatusTable, read_statuses
 from .tickets import chains_by_sn, simulate
 
 __all__ = [
     "GET_TICKETS_LIMIT",
     "Executor",
+    "InDoubt",
     "Precheck",
     "StatusTable",
     "chains_by_sn",

@@ -34,6 +34,7 @@ from batchops.settings import SendPolicy
 from batchops.stops import RunControl, Stopped
 
 from .outage import OutageGuard
+from .parking import ParkingLot
 from .tickets import ReadBack, judge_readback
 
 if TYPE_CHECKING:
@@ -87,12 +88,14 @@ class RowSender:
         policy: SendPolicy,
         control: RunControl,
         outage: OutageGuard,
+        parking: ParkingLot,
         before_send: BeforeSend,
     ) -> None:
         self.transport = transport
         self.policy = policy
         self.control = control
         self.outage = outage
+        self.parking = parking
         self._before_send = before_send
         #: When a row finished, as the report shows it (one clock for the whole run).
         self.now = LocalClock()
@@ -193,49 +196,61 @@ class RowSender:
     async def _resolve_ambiguous(
         self, row: Row, answer: Answer, attempt: int, before: str | None, left_at: float
     ) -> Step:
-        """Read the ticket back until its end state shows or the request can no longer land.
+        """Park the ticket: read it back until its end state shows or the request can no
+        longer land; only then is an unchanged ticket sent again.
 
         "Unchanged" proves nothing while the request may still be running on the server:
-        a backend slower than ``--timeout`` applies it later. Only after the gateway's
-        backend time (``--server-timeout``) since it left, plus ``--readback-delay``, does
-        an unchanged ticket mean the action did not run, and only then is it resent.
+        the gateway gives up after 30 s, but ITSM may apply the operation minutes later.
+        Only ``--server-timeout`` after the request left, plus ``--readback-delay``, does
+        an unchanged ticket mean the action did not run.
         """
         deadline = left_at + self.policy.server_timeout_s + self.policy.readback_delay_s
-        pause = self.policy.readback_delay_s
-        while True:
-            if pause > 0:
-                # Let a request that is still running on the server finish before reading.
-                await self.control.sleep(pause)
-            read_at = time.monotonic()
-            status, why = await self.read_status(row.sn)
-            pause = max(0.0, min(deadline - time.monotonic(), _next_pause(pause)))
-            if status is None:
-                if read_at < deadline:
-                    # Unreadable while the request may still land: this row must not end
-                    # (and free the ticket's later rows, a SUSPEND among them) before it
-                    # can no longer land, so reading goes on until then.
-                    continue
-                return Step(answer, attempt, _not_read_back(answer, why))
-            judged = judge_readback(row.action, status, before)
-            if judged is ReadBack.REACHED:
-                message = f"success, confirmed by read-back (ticket {status}) after: "
-                return Step(answer, attempt, Outcome(Status.SUCCESS, 0, message + answer.message))
-            if judged is not ReadBack.UNCHANGED:
-                return Step(answer, attempt, _unexplained(row, answer, status))
-            if read_at >= deadline:
-                # Read only once the request could no longer land, and unchanged: it did
-                # not run, so it is safe to send again.
-                return Step(answer, attempt)
+        judged, status, why = await self._parked_read_back(row, before, deadline)
+        if judged is ReadBack.REACHED:
+            message = f"success, confirmed by read-back (ticket {status}) after: "
+            return Step(answer, attempt, Outcome(Status.SUCCESS, 0, message + answer.message))
+        if judged is ReadBack.UNCHANGED:
+            # Read only once the request could no longer land, and unchanged: it did not
+            # run, so it is safe to send again.
+            return Step(answer, attempt)
+        if judged is ReadBack.UNCLEAR:
+            return Step(answer, attempt, _unexplained(row, answer, status))
+        return Step(answer, attempt, _not_read_back(answer, why))
 
-    async def settle_in_doubt(self, row: Row, before: str | None) -> Outcome | None:
+    async def _parked_read_back(
+        self, row: Row, before: str | None, deadline: float
+    ) -> tuple[ReadBack | None, str, str]:
+        """Read ``row``'s ticket back while parked: (verdict, status, why).
+
+        REACHED and UNCLEAR are final whenever read; UNCHANGED only once read at or after
+        ``deadline`` (monotonic); None: still unreadable at the deadline (``why``). An
+        unreadable ticket is read on until the deadline: this row must not end, and free
+        the ticket's later rows (a SUSPEND among them), while its request may still land.
+        """
+        async with self.parking.parked(row.sn, deadline):
+            while True:
+                read_at = time.monotonic()
+                status, why = await self.parking.status(row.sn)
+                if status is not None:
+                    judged = judge_readback(row.action, status, before)
+                    if judged is not ReadBack.UNCHANGED or read_at >= deadline:
+                        return judged, status, ""
+                elif read_at >= deadline:
+                    return None, "", why
+
+    async def settle_in_doubt(self, row: Row, before: str | None, sent_at: float) -> Outcome | None:
         """Settle a row that was being sent when an earlier run died: None means send it.
 
-        The ticket is read back, never blindly resent: end state reached → success;
-        ticket where it was → send again; anything else → unknown. The caller waits until
-        the dead run's last request can no longer land before asking.
+        Its request left at ``sent_at`` (wall clock) and may still land: the ticket is
+        parked like any lost answer, never blindly resent: end state reached → success;
+        ticket where it was once the request can no longer land → send again; anything
+        else → unknown. The run's other tickets go on meanwhile.
         """
-        status, why = await self.read_status(row.sn)
-        if status is None:
+        policy = self.policy
+        lands_until = sent_at + policy.server_timeout_s + policy.readback_delay_s
+        deadline = time.monotonic() + max(0.0, lands_until - time.time())
+        judged, status, why = await self._parked_read_back(row, before, deadline)
+        if judged is None:
             return Outcome(
                 Status.UNKNOWN,
                 None,
@@ -243,7 +258,6 @@ class RowSender:
                 f"({why}); check the ticket in ITSM, then use --retry-failed",
                 finished_at=self.now(),
             )
-        judged = judge_readback(row.action, status, before)
         if judged is ReadBack.REACHED:
             return Outcome(
                 Status.SUCCESS,
@@ -286,11 +300,6 @@ class RowSender:
         if status is not None:
             return status, ""
         return None, answer.message or "no status in the answer"
-
-
-def _next_pause(pause: float) -> float:
-    """The wait before the next read-back: doubling from 0.5 s, between 0.2 s and 2 s."""
-    return max(0.2, min(2.0, pause * 2 or 0.5))
 
 
 def _not_read_back(answer: Answer, why: str) -> Outcome:

@@ -22,6 +22,7 @@ real one is :class:`batchops.itsm.client.ItsmClient`; tests may pass an in-memor
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,10 +40,27 @@ from batchops.stops import RunControl, Stop, StopKind, Stopped
 
 from .delivery import BeforeSend, FatalAnswer, RowSender
 from .outage import OutageGuard
+from .parking import ParkingLot
 from .tickets import TicketTrack, skip_reason
 
 if TYPE_CHECKING:
     from aiolimiter import AsyncLimiter
+
+
+#: Tickets that may wait parked at once, beyond the ones sending, before the intake of new
+#: tickets waits too (each parked ticket keeps one idle worker).
+_PARKING_ROOM = 200
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubt:
+    """A row that was in flight when an earlier run died: read back before any resend."""
+
+    #: The ticket's status before the request left, when it was known.
+    before: str | None
+    #: When the request left (wall clock): it may land until the landing window after.
+    sent_at: float
+    attempts: int
 
 
 @dataclass(slots=True)
@@ -196,7 +214,18 @@ class Executor:
         self._on_in_doubt = on_in_doubt or on_outcome
         #: Ticket statuses from the pre-check; None when the pre-check was skipped.
         self._statuses = statuses
-        self.rows = RowSender(self.transport, policy, self.control, self.outage, before_send)
+        self.parking = ParkingLot(
+            self.transport,
+            self.control,
+            policy.concurrency,
+            notice=notice,
+            read_every_s=max(0.05, min(2.0, policy.readback_delay_s)),
+        )
+        self.rows = RowSender(
+            self.transport, policy, self.control, self.outage, self.parking, before_send
+        )
+        #: Rows that were in flight when an earlier run died, by index: settled first.
+        self.in_doubt: Mapping[int, InDoubt] = {}
         self._fatal: Answer | None = None
         self._gate = asyncio.Event()
         self._probing = False
@@ -230,11 +259,14 @@ class Executor:
         """Send the chains; ``statuses`` (the latest pre-check) replaces the one given before."""
         known = statuses if statuses is not None else self._statuses
         feed = iter(chains)
+        # Up to ``concurrency`` requests go at once (the parking lot's slots); the workers
+        # beyond that take over the slots of parked tickets, so a ticket whose answer was
+        # lost costs the run nothing while it waits.
+        workers = _PARKING_ROOM + max(1, self.policy.concurrency)
         try:
-            await all_or_none(
-                self._worker(feed, row_of, known) for _ in range(max(1, self.policy.concurrency))
-            )
+            await all_or_none(self._worker(feed, row_of, known) for _ in range(workers))
         finally:
+            await self.parking.close()
             await self.outage.close()
         return ExecutionResult(self.control.stop, self._fatal)
 
@@ -244,10 +276,14 @@ class Executor:
         row_of: Callable[[int], Row],
         statuses: Mapping[str, str] | None,
     ) -> None:
-        for chain in feed:
-            if self.stopping:
-                return
-            await self._run_chain(chain, row_of, statuses)
+        slots = self.parking.slots
+        while not self.stopping:
+            async with slots:
+                chain = next(feed, None)
+                if chain is None:
+                    self.parking.rest_done = True
+                    return
+                await self._run_chain(chain, row_of, statuses)
 
     async def _run_chain(
         self,
@@ -268,6 +304,17 @@ class Executor:
             row = row_of(int(index))
             if track is None:
                 track = TicketTrack(statuses.get(row.sn) if statuses else None)
+            doubt = self.in_doubt.get(int(index))
+            if doubt is not None:
+                settled = await self._settle(row, doubt)
+                if settled is None:
+                    return
+                if settled.status is not Status.PENDING:
+                    track.advance(row.action, settled.status)
+                    continue
+                if doubt.before is not None:
+                    # Read back unchanged: the ticket is where it was before the request.
+                    track.status = doubt.before
             if track.uncertain and row.action is Action.SUSPEND:
                 # An earlier row of this ticket ended unknown: never SUSPEND blind.
                 try:
@@ -295,6 +342,20 @@ class Executor:
                 # Not done: the ticket's later rows must wait for it, in file order.
                 self._hold_rest(chain, index, row_of)
                 return
+
+    async def _settle(self, row: Row, doubt: InDoubt) -> Outcome | None:
+        """A row in flight when an earlier run died: its outcome by read-back, or PENDING
+        (send it now), or None (the run stopped first; it stays in doubt)."""
+        try:
+            outcome = await self.rows.settle_in_doubt(row, doubt.before, doubt.sent_at)
+        except Stopped:
+            return None
+        if outcome is None:
+            return Outcome(Status.PENDING, None, "")
+        outcome = dataclasses.replace(outcome, attempts=doubt.attempts)
+        self._emit(row, outcome)
+        self._brake(outcome.status)
+        return outcome
 
     def _hold_rest(
         self, chain: Sequence[int] | np.ndarray, index: int, row_of: Callable[[int], Row]

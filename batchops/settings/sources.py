@@ -62,13 +62,16 @@ CONFIG_NAME = "batchops.toml"
 #: Beside the user's own batchops.toml: the working-directory files they trusted.
 TRUST_NAME = "trusted.txt"
 
-#: How long the gateway gives ITSM to answer (the ESB's backend timeout): after this, a
-#: request that left can no longer land, so only then does "unchanged" prove anything.
-DEFAULT_SERVER_TIMEOUT_S = 30.0
+#: How long a request whose answer was lost may still land: only after this does
+#: "unchanged" prove anything. The gateway gives up after 30 s, but ITSM's web worker runs
+#: on until its own hard timeout (60–300 s, set by the deployment), so 5 minutes.
+DEFAULT_SERVER_TIMEOUT_S = 300.0
+#: The ESB gives the backend 30 s.
+ESB_BACKEND_TIMEOUT_S = 30.0
 #: Official BlueKing clients wait 20 s, but the ESB gives the backend 30 s: waiting a little
 #: longer than the gateway lets its own timeout answer (1306201 / 1650401) arrive first,
 #: which says more than silence does.
-DEFAULT_TIMEOUT_S = DEFAULT_SERVER_TIMEOUT_S + 5.0
+DEFAULT_TIMEOUT_S = ESB_BACKEND_TIMEOUT_S + 5.0
 #: How long a run waits for an unreachable ITSM to come back before it stops, resumable.
 DEFAULT_OUTAGE_WAIT_S = 60.0
 DEFAULT_CONCURRENCY = 20

@@ -1,0 +1,163 @@
+"""Parking: tickets whose operation may still land wait aside while the run goes on.
+
+An answer that was lost (a timeout, a dropped connection, the gateway's "backend timeout")
+does not say whether ITSM applied the operation, and ITSM may apply it minutes later: the
+gateway gives up after 30 s, ITSM's worker runs on until its own hard timeout. So such a
+ticket is *parked*: its row gives its sending slot back (the run's other tickets go on
+meanwhile), and the ticket is read back until it shows the operation's end state, or
+until the operation can no longer land (``--server-timeout`` after the request left);
+only then may an unchanged ticket be sent again (:mod:`.delivery` decides).
+
+Reads of parked tickets are batched: one ``get_tickets`` (through
+:func:`.precheck.read_statuses`, which falls back to single reads where the app may not
+call it) reads every ticket parked at the time, every few seconds. When nothing else is
+left to send, the run says how many tickets it still waits for, and for how long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+from batchops.itsm import Transport
+from batchops.stops import RunControl, Stopped
+
+from .precheck import read_statuses
+
+#: Seconds between two batched reads of the parked tickets.
+READ_EVERY_S = 2.0
+#: Seconds between two "still waiting" notices once nothing else is left to send.
+COUNTDOWN_EVERY_S = 15.0
+
+
+class ParkingLot:
+    """The run's sending slots, and the batched read-back of parked tickets."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        control: RunControl,
+        concurrency: int,
+        *,
+        notice: Callable[[str], None] | None = None,
+        read_every_s: float = READ_EVERY_S,
+    ) -> None:
+        self._transport = transport
+        self._control = control
+        self._concurrency = concurrency
+        self._notice = notice or (lambda text: None)
+        self._read_every_s = read_every_s
+        #: Requests in flight at once: a parked ticket gives its slot back.
+        self.slots = asyncio.Semaphore(max(1, concurrency))
+        #: sn → the futures of the rows waiting for its next read, and their deadlines.
+        self._waiting: dict[str, list[asyncio.Future[tuple[str | None, str]]]] = {}
+        self._deadlines: dict[str, float] = {}
+        self._reader: asyncio.Task[None] | None = None
+        #: Set once every row not parked is done: from then on the run says what it waits for.
+        self.rest_done = False
+        self._last_notice = 0.0
+        #: Tickets parked so far (for the summary).
+        self.parked_count = 0
+
+    @contextlib.asynccontextmanager
+    async def parked(self, sn: str, deadline: float) -> AsyncIterator[None]:
+        """Give the sending slot back while ``sn`` waits (until ``deadline``, monotonic)."""
+        self.parked_count += 1
+        self._deadlines[sn] = max(deadline, self._deadlines.get(sn, 0.0))
+        self.slots.release()
+        try:
+            yield
+        finally:
+            self._deadlines.pop(sn, None)
+            await self.slots.acquire()
+
+    async def status(self, sn: str) -> tuple[str | None, str]:
+        """``sn``'s status at the next batched read, or None and why it could not be read."""
+        future: asyncio.Future[tuple[str | None, str]] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(sn, []).append(future)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.ensure_future(self._read_loop())
+        try:
+            return await self._control.run(_wait(future))
+        finally:
+            if not future.done():
+                future.cancel()
+
+    async def _read_loop(self) -> None:
+        try:
+            while self._waiting:
+                await self._control.sleep(self._read_every_s)
+                self._countdown()
+                asked, self._waiting = self._waiting, {}
+                await self._read(asked)
+        except asyncio.CancelledError:
+            self._fail_all(Stopped())
+            raise
+        except Exception as exc:
+            # A fatal answer, or a stop: every row waiting for this read gets it.
+            self._fail_all(exc)
+
+    async def _read(self, asked: dict[str, list[asyncio.Future[tuple[str | None, str]]]]) -> None:
+        try:
+            checked = await read_statuses(
+                self._transport,
+                list(asked),
+                concurrency=self._concurrency,
+                # No retries within a read: the parked ticket is read again next round.
+                retries=1,
+                prove_absent=set(asked),
+            )
+        except Exception as exc:
+            for futures in asked.values():
+                _settle(futures, exc)
+            raise
+        for sn, futures in asked.items():
+            status = checked.statuses.get(sn)
+            why = "" if status else checked.unreadable.get(sn, "ITSM does not list the ticket")
+            for future in futures:
+                if not future.done():
+                    future.set_result((status, why))
+
+    def _countdown(self) -> None:
+        """Once the rest is done, say (now and then) what the run still waits for."""
+        now = time.monotonic()
+        if not self.rest_done or not self._deadlines:
+            return
+        if now - self._last_notice < COUNTDOWN_EVERY_S:
+            return
+        self._last_notice = now
+        left = max(0.0, max(self._deadlines.values()) - now)
+        count = len(self._deadlines)
+        self._notice(
+            f"waiting for {count} ticket{'s' if count != 1 else ''} whose answer was lost: "
+            f"each is read back until its operation shows or can no longer land "
+            f"(at most {_minutes(left)} more)"
+        )
+
+    def _fail_all(self, exc: Exception) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for futures in waiting.values():
+            _settle(futures, exc)
+
+    async def close(self) -> None:
+        """Stop reading (the run is over)."""
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+async def _wait(future: asyncio.Future[tuple[str | None, str]]) -> tuple[str | None, str]:
+    return await future
+
+
+def _settle(futures: list[asyncio.Future[tuple[str | None, str]]], exc: Exception) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(exc)
+
+
+def _minutes(seconds: float) -> str:
+    whole = int(seconds + 0.5)
+    return f"{whole // 60}:{whole % 60:02d}"
