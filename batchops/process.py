@@ -9,7 +9,8 @@ import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from batchops.stops import EXIT_INTERRUPTED, RunControl, Stop, StopKind
+from batchops.exits import Exit
+from batchops.stops import RunControl, Stop, StopKind
 
 
 class RunSignals:
@@ -72,7 +73,7 @@ class RunSignals:
         self._hits += 1
         if self._hits > 1:
             # Second interrupt: leave now. SQLite's journal keeps the checkpoint whole.
-            os._exit(EXIT_INTERRUPTED)
+            os._exit(Exit.INTERRUPTED)
         self._control.request_stop(Stop(StopKind.INTERRUPTED, f"interrupted by {signame}"))
 
 

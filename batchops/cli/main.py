@@ -8,16 +8,8 @@ click's parsed options as one mapping (``**params``) and builds the API's frozen
 from it by name (:func:`batchops.cli.options.pick`, which checks each value against its
 field's type), so no command lists the run's settings a second time.
 
-Exit codes (stable, for cron):
-  0    every row success or skipped
-  1    finished, some rows failed, invalid or unknown (or the run was not confirmed)
-  2    usage, configuration, input or checkpoint error: nothing was sent
-  3    stopped early by a fatal answer, the failure brake, the canary or a checkpoint
-       that can no longer be written: rows not done are pending, and the same command
-       resumes
-  4    operations were sent, but the report (or --failures / --summary-json) could not
-       be written: the results are safe in the checkpoint; 'batchops report' rebuilds it
-  130  interrupted (Ctrl-C, SIGTERM): rows not done are pending
+The exit codes are stable, for cron: :class:`batchops.exits.Exit` is their table, and
+each command's ``--help`` lists them from it.
 """
 
 from __future__ import annotations
@@ -35,12 +27,12 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from batchops.errors import BatchopsError
+from batchops.exits import Exit, help_text
 from batchops.process import start_native_threads_masked
 from batchops.settings import ENV_PROFILE
 from batchops.version import __version__
 
 from .options import (
-    EXIT_CODES_HELP,
     JsonLog,
     ask,
     connection_options,
@@ -90,7 +82,7 @@ def main() -> None:
     """
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=help_text())
 @input_options
 @target_options
 @run_options
@@ -131,7 +123,7 @@ def run(**params: object) -> None:
     except KeyboardInterrupt:
         # Only possible before sending starts (afterwards Ctrl-C stops the run cleanly).
         click.echo("Interrupted before sending; nothing was sent.", err=True)
-        sys.exit(130)
+        sys.exit(Exit.INTERRUPTED)
     terminal.show(summary)
     sys.exit(summary.exit_code)
 
@@ -211,7 +203,7 @@ class _RunTerminal:
             click.echo(summary.advice, err=True)
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=help_text())
 @input_options
 @target_options
 @click.option("--log-json", is_flag=True, help="With --verbose: requests as JSON lines.")

@@ -5,7 +5,7 @@ written must be found before sending, not after: ``report.txt``, a folder that d
 exist, a folder given as a file, or one output landing on the input or on another
 output. :func:`check_outputs` raises a :class:`~batchops.errors.ConfigError` (exit 2,
 nothing sent) for each of those. What can still go wrong later (a full disk, a file
-locked by Excel) is the caller's to report truthfully: see ``EXIT_REPORT_UNWRITTEN``.
+locked by Excel) is the caller's to report truthfully: see ``Exit.REPORT_UNWRITTEN``.
 
 Outputs are written to a temp file and renamed into place; :func:`temp_removed_on_signal`
 makes sure a Ctrl-C or SIGTERM during that write does not leave the temp file behind.
@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 
 from batchops.errors import ConfigError
+from batchops.exits import Exit
 
 #: What the report writer can produce; the failures file is a report too.
 REPORT_SUFFIXES = (".csv", ".xlsx")
@@ -109,10 +110,6 @@ def unwritten_after_sending(reason: str, checkpoint: Path | None, report: Path) 
     )
 
 
-#: Exit status when a signal ends the process while an output is written (as cli's 130).
-_INTERRUPTED = 130
-
-
 @dataclass(slots=True)
 class TempFile:
     """The temp file an output is being written to, and whether it was moved into place."""
@@ -165,7 +162,7 @@ def temp_removed_on_signal(final: Path) -> Iterator[TempFile]:
                 "(a checkpoint, if kept, still holds every result)\n"
             )
             sys.stderr.flush()
-        os._exit(_INTERRUPTED)
+        os._exit(Exit.INTERRUPTED)
 
     previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -24,6 +24,7 @@ import numpy as np
 
 from batchops.checkpoint import Checkpoint, RunLock, Work, default_checkpoint_path, open_checkpoint
 from batchops.errors import BatchopsError, ConfigError
+from batchops.exits import Exit
 from batchops.itsm import Tracer
 from batchops.model import OutcomeTable, RunSummary
 from batchops.report import (
@@ -45,7 +46,7 @@ from batchops.sheet import (
 )
 from batchops.stops import StopKind
 
-from .finish import EXIT_REPORT_UNWRITTEN, RunEnd, RunState, finish_run
+from .finish import RunEnd, RunState, finish_run
 from .network import checkpoint_stop, send
 from .progress import NullProgress, ProgressSink
 from .prompts import Advice, Confirm, ConfirmCanary, fatal_fix
@@ -354,7 +355,7 @@ def _write_summary_json(
             raise
         return dataclasses.replace(
             summary,
-            exit_code=EXIT_REPORT_UNWRITTEN,
+            exit_code=Exit.REPORT_UNWRITTEN,
             report_error=unwritten_after_sending(
                 str(exc), store.path if store else None, loaded.outputs.report
             ),
