@@ -4,6 +4,7 @@ code table every answer is read by, and ``--verbose``'s trace.
 
 from __future__ import annotations
 
+from .answers import refused_credentials, refused_this_api_only
 from .client import ItsmClient
 from .trace import Tracer
 from .transport import Answer, Transport, Verdict
@@ -14,4 +15,6 @@ __all__ = [
     "Tracer",
     "Transport",
     "Verdict",
+    "refused_credentials",
+    "refused_this_api_only",
 ]

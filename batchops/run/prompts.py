@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from batchops.itsm import Answer
+from batchops.itsm import Answer, refused_credentials
 from batchops.model import Outcome, Status
 from batchops.send import Precheck, chains_by_sn, simulate
 from batchops.settings import Credentials, Resolved, masked_url, notify_label
@@ -163,15 +163,11 @@ def ask(question: Callable[[T], bool], about: T) -> bool:
         signal.signal(signal.SIGINT, previous)
 
 
-#: Answers that mean "these credentials are not accepted here" (docs/itsm.md §2).
-_CREDENTIAL_CODES = frozenset({1306000, 1306401, 1306402, 1306403, 1306406, 1640001, 1640301})
-
-
 def fatal_fix(answer: Answer | None, advice: Advice, *, sandbox: bool) -> str:
     """What to fix after a fatal answer: for a refused credential, which one and from where."""
     if answer is None or sandbox:
         return ""
-    if answer.code in _CREDENTIAL_CODES or answer.http_status in (401, 403):
+    if refused_credentials(answer):
         return f"the credentials or the app's permissions; used: {advice.credential_sources()}"
     return ""
 
