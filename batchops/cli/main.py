@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +26,11 @@ import click
 
 from batchops.errors import BatchopsError
 from batchops.exits import Exit, help_text
-from batchops.process import start_native_threads_masked
+from batchops.process import (
+    ignore_file_size_signal,
+    leave_without_teardown,
+    start_native_threads_masked,
+)
 from batchops.settings import ENV_PROFILE
 from batchops.version import __version__
 
@@ -96,15 +98,12 @@ def run(**params: object) -> None:
       batchops run tickets.csv --profile prod --canary 10
       batchops run tickets.report.xlsx --only failed,unknown   # fix the red rows, send again
     """
-    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops import api
 
     options = pick(api.RunOptions, params)
     warn_insecure(options.insecure)
-    if hasattr(signal, "SIGXFSZ"):
-        # Past a file-size limit ('ulimit -f') the kernel would kill the run outright;
-        # ignored, the write fails instead and the run stops saying so (resumable).
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    ignore_file_size_signal()
     terminal = _RunTerminal(pick(_Terminal, params))
     argv = click.get_current_context().meta.get("batchops.argv", [])
     try:
@@ -218,7 +217,7 @@ def plan(**params: object) -> None:
       batchops plan tickets.csv                     # validation only, no credentials
       batchops plan tickets.csv --profile prod      # and read every ticket's status
     """
-    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops import api
 
     from .console import format_problems, format_summary
@@ -301,7 +300,7 @@ def select_command(**params: object) -> None:
       batchops select --creator zhangsan --created-after 2024-07-01 \\
         --created-before 2024-09-30 -o zhangsan-q3.csv
     """
-    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops.commands import select as selection
     from batchops.settings import RunOptions
 
@@ -356,7 +355,7 @@ def report(
     Example:
       batchops report tickets.checkpoint.db -o progress.xlsx
     """
-    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops import api
 
     from .console import format_summary
@@ -397,7 +396,7 @@ def undo(report_path: str, output: str | None, sheet: str | None, encoding: str 
       batchops plan freeze.report.undo.xlsx --profile prod
       batchops run freeze.report.undo.xlsx --profile prod
     """
-    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops.commands import undo_report
 
     try:
@@ -504,31 +503,15 @@ def tolerant_streams() -> None:
 
 
 def entry() -> NoReturn:
-    """The ``batchops`` command: the CLI, then an exit without the interpreter's teardown.
+    """The ``batchops`` command: the CLI, then an exit without the interpreter's teardown
+    (:func:`batchops.process.leave_without_teardown` says what that buys and costs).
 
-    When the command returns, every report, summary and checkpoint is written, closed and
-    in place; all that is left is freeing pandas' and numpy's modules object by object,
-    about 0.2 s on every run (more than many a run's sending; measured again in
-    BENCHMARKS.md, "Kept after measuring"). Tests call :func:`main`. The price: ``atexit``
-    handlers do not run, so nothing in batchops may rely on one.
+    Tests call :func:`main`.
     """
     tolerant_streams()
     try:
         main()
-        status: object = 0
+        status: object = None
     except SystemExit as exc:
         status = exc.code
-    if status is None:
-        code = 0
-    elif isinstance(status, int):
-        code = status
-    else:
-        # sys.exit("text") prints the text and exits 1; keep that.
-        with contextlib.suppress(OSError):
-            print(status, file=sys.stderr)
-        code = 1
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
+    leave_without_teardown(status)

@@ -12,11 +12,9 @@ What the caller is shown and asked meanwhile is its :class:`Hooks`, wired once i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from batchops.errors import BatchopsError, ConfigError
 from batchops.exits import Exit
 from batchops.itsm import Tracer
 from batchops.model import OutcomeTable, RunSummary
+from batchops.process import fewer_young_collections
 from batchops.report import (
     Outputs,
     check_outputs,
@@ -148,28 +147,6 @@ def run(config: RunConfig, hooks: RunHooks) -> RunSummary:
     summary = _write_summary_json(config, loaded, summary, store)
     hooks.emit("run_finished", summary_fields(summary))
     return summary
-
-
-@contextlib.contextmanager
-def fewer_young_collections() -> Iterator[None]:
-    """Let the cycle collector's youngest generation fill up more before it runs.
-
-    With a hundred requests in flight, thousands of young objects are alive at any time,
-    and Python's default (a collection every 700 net allocations) walks them over and
-    over. Measured (BENCHMARKS.md, "Kept after measuring"): without it the client spends
-    about 60 % more CPU per row at C=100, D=0 (20,000 rows: 5.4–7.1 s user against
-    7.7–11.0 s). Nothing of a run's own is cyclic garbage, so the threshold is raised for
-    the send and put back after.
-    """
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], _YOUNG_GC_THRESHOLD), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-
-
-_YOUNG_GC_THRESHOLD = 20_000
 
 
 def load(config: RunConfig, hooks: RunHooks) -> Loaded:

@@ -9,7 +9,6 @@ in code. Nothing here sends or writes anything.
 from __future__ import annotations
 
 import shlex
-import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -18,6 +17,7 @@ import numpy as np
 
 from batchops.itsm import Answer, refused_credentials
 from batchops.model import Outcome, Status
+from batchops.process import default_sigint
 from batchops.send import Precheck, chains_by_sn, simulate
 from batchops.settings import Credentials, Resolved, masked_url, notify_label
 from batchops.sheet import Batch
@@ -154,13 +154,11 @@ def ask(question: Callable[[T], bool], about: T) -> bool:
     reach code blocked on the terminal; Python's own handler makes it a KeyboardInterrupt
     there, which the question treats as "no".
     """
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return question(about)
+        with default_sigint():
+            return question(about)
     except KeyboardInterrupt:
         return False
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def fatal_fix(answer: Answer | None, advice: Advice, *, sandbox: bool) -> str:

@@ -168,7 +168,7 @@ def _files_with(pattern: str) -> list[str]:
         ),
         (
             "process-wide changes",
-            r"gc\.set_threshold|setrlimit|os\._exit|signal\.signal\(",
+            r"gc\.set_threshold|setrlimit|os\._exit|signal\.signal\(|os\.umask|pthread_sigmask",
             "process.py",
         ),
     ],
