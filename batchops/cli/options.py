@@ -250,7 +250,7 @@ def warn_insecure(insecure: bool) -> None:
 
 
 def tell(text: str) -> None:
-    """Anything meant for a person rather than a program goes to stderr (13.4)."""
+    """Anything meant for a person rather than a program goes to stderr."""
     click.echo(text, err=True)
 
 

@@ -28,21 +28,16 @@ from batchops.process import raise_open_files_limit
 from batchops.settings import ClientSettings
 from batchops.version import __version__
 
-from .answers import CODE_TABLE, Scrubber, classify_answer, human_message
+from .answers import Scrubber, classify_answer
 from .trace import Tracer
 from .transport import Answer, Verdict
 
-# The answer vocabulary is read from here too, as it was before it had its own module.
 __all__ = [
     "API_PATHS",
-    "CODE_TABLE",
     "USER_AGENT",
     "ItsmClient",
-    "Scrubber",
     "api_url",
-    "classify_answer",
     "connection_limit",
-    "human_message",
     "network_cause",
     "proxy_for",
     "suggested_base_url",

@@ -142,7 +142,8 @@ async def connect(
     if signals is not None:
         stack.callback(signals.remove)
     if store is not None:
-        # A checkpoint that can no longer be written stops the run at once (13.13).
+        # A checkpoint that can no longer be written stops the run at once: a row sent
+        # now could not be marked, and the next run could not tell it must be read back.
         store.on_broken = lambda reason: executor.request_stop(checkpoint_stop(reason))
     return Session(client, target, recorder, control, executor, signals)
 
