@@ -18,12 +18,10 @@ from pathlib import Path
 from batchops.checkpoint import Checkpoint, row_keys, rows_fingerprint
 from batchops.commands import plan as planning
 from batchops.errors import BatchopsError, CheckpointError
+from batchops.exits import Exit
 from batchops.model import Outcome, OutcomeTable, RowState, RunSummary, Status
 from batchops.report import Outputs, check_outputs, default_report_path, write_report
 from batchops.run import (
-    EXIT_OK,
-    EXIT_REPORT_UNWRITTEN,
-    EXIT_ROWS_FAILED,
     CanaryReport,
     CanaryRow,
     Confirm,
@@ -48,7 +46,6 @@ from batchops.settings import (
     run_config,
 )
 from batchops.sheet import add_notes, load_batch
-from batchops.stops import EXIT_INTERRUPTED, EXIT_STOPPED
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -61,6 +58,7 @@ __all__ = [
     "Confirm",
     "ConfirmCanary",
     "Events",
+    "Exit",
     "FailureBrake",
     "Files",
     "Hooks",
@@ -72,6 +70,14 @@ __all__ = [
     "report_from_checkpoint",
     "run_batch",
 ]
+
+#: The codes a scheduler compares ``RunSummary.exit_code`` with, by the names this API
+#: has exported since its start; the table (and each code's meaning) is :class:`Exit`.
+EXIT_OK = Exit.OK
+EXIT_ROWS_FAILED = Exit.ROWS_FAILED
+EXIT_STOPPED = Exit.STOPPED
+EXIT_REPORT_UNWRITTEN = Exit.REPORT_UNWRITTEN
+EXIT_INTERRUPTED = Exit.INTERRUPTED
 
 
 def run_batch(

@@ -2,8 +2,9 @@
 
 A failure of one row is an *outcome* (see :mod:`batchops.model`), never an exception.
 Only what makes the whole run impossible raises, and every exception here carries a
-one-line message that tells the user what is wrong and how to fix it. The CLI maps
-each class to an exit code; no message ever contains a secret.
+one-line message that tells the user what is wrong and how to fix it. Each class names
+its exit code (:class:`batchops.exits.Exit`), which the CLI exits with; no message ever
+contains a secret.
 
     BatchopsError
     ├── InputError        the input file cannot be used (exit 2, nothing sent)
@@ -15,11 +16,13 @@ each class to an exit code; no message ever contains a secret.
 
 from __future__ import annotations
 
+from batchops.exits import Exit
+
 
 class BatchopsError(Exception):
     """Base of every error that stops a batchops run."""
 
-    exit_code = 2
+    exit_code: Exit = Exit.NOTHING_SENT
 
 
 class InputError(BatchopsError):
@@ -41,7 +44,7 @@ class RunInProgressError(BatchopsError):
 class FatalAnswerError(BatchopsError):
     """An answer that makes every further request pointless (auth, permission, service off)."""
 
-    exit_code = 3
+    exit_code = Exit.STOPPED
 
     def __init__(self, message: str, answer: object = None) -> None:
         super().__init__(message)

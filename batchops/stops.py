@@ -16,10 +16,9 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-T = TypeVar("T")
+from batchops.exits import Exit
 
-EXIT_STOPPED = 3
-EXIT_INTERRUPTED = 130
+T = TypeVar("T")
 
 
 class StopKind(enum.Enum):
@@ -44,8 +43,8 @@ class StopKind(enum.Enum):
     INTERRUPTED = "interrupted"
 
     @property
-    def exit_code(self) -> int:
-        return EXIT_INTERRUPTED if self is StopKind.INTERRUPTED else EXIT_STOPPED
+    def exit_code(self) -> Exit:
+        return Exit.INTERRUPTED if self is StopKind.INTERRUPTED else Exit.STOPPED
 
 
 @dataclass(frozen=True, slots=True)

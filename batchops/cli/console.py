@@ -57,7 +57,7 @@ class BarProgress:
         from tqdm import tqdm  # a terminal's bar only: cron runs never import it
 
         # No monitor thread: a thread that does not block SIGINT can take the Ctrl-C
-        # meant for a question's blocking read on the main thread (signals.py).
+        # meant for a question's blocking read on the main thread (process.py).
         tqdm.monitor_interval = 0
         self._bar = tqdm(
             total=total,

@@ -8,25 +8,15 @@ click's parsed options as one mapping (``**params``) and builds the API's frozen
 from it by name (:func:`batchops.cli.options.pick`, which checks each value against its
 field's type), so no command lists the run's settings a second time.
 
-Exit codes (stable, for cron):
-  0    every row success or skipped
-  1    finished, some rows failed, invalid or unknown (or the run was not confirmed)
-  2    usage, configuration, input or checkpoint error: nothing was sent
-  3    stopped early by a fatal answer, the failure brake, the canary or a checkpoint
-       that can no longer be written: rows not done are pending, and the same command
-       resumes
-  4    operations were sent, but the report (or --failures / --summary-json) could not
-       be written: the results are safe in the checkpoint; 'batchops report' rebuilds it
-  130  interrupted (Ctrl-C, SIGTERM): rows not done are pending
+The exit codes are stable, for cron: :class:`batchops.exits.Exit` is their table, and
+each command's ``--help`` lists them from it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,12 +25,16 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from batchops.errors import BatchopsError
-from batchops.process import start_native_threads_masked
+from batchops.exits import Exit, help_text
+from batchops.process import (
+    ignore_file_size_signal,
+    leave_without_teardown,
+    start_native_threads_masked,
+)
 from batchops.settings import ENV_PROFILE
 from batchops.version import __version__
 
 from .options import (
-    EXIT_CODES_HELP,
     JsonLog,
     ask,
     connection_options,
@@ -90,7 +84,7 @@ def main() -> None:
     """
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=help_text())
 @input_options
 @target_options
 @run_options
@@ -104,15 +98,12 @@ def run(**params: object) -> None:
       batchops run tickets.csv --profile prod --canary 10
       batchops run tickets.report.xlsx --only failed,unknown   # fix the red rows, send again
     """
-    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops import api
 
     options = pick(api.RunOptions, params)
     warn_insecure(options.insecure)
-    if hasattr(signal, "SIGXFSZ"):
-        # Past a file-size limit ('ulimit -f') the kernel would kill the run outright;
-        # ignored, the write fails instead and the run stops saying so (resumable).
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    ignore_file_size_signal()
     terminal = _RunTerminal(pick(_Terminal, params))
     argv = click.get_current_context().meta.get("batchops.argv", [])
     try:
@@ -131,7 +122,7 @@ def run(**params: object) -> None:
     except KeyboardInterrupt:
         # Only possible before sending starts (afterwards Ctrl-C stops the run cleanly).
         click.echo("Interrupted before sending; nothing was sent.", err=True)
-        sys.exit(130)
+        sys.exit(Exit.INTERRUPTED)
     terminal.show(summary)
     sys.exit(summary.exit_code)
 
@@ -211,7 +202,7 @@ class _RunTerminal:
             click.echo(summary.advice, err=True)
 
 
-@main.command(epilog=EXIT_CODES_HELP)
+@main.command(epilog=help_text())
 @input_options
 @target_options
 @click.option("--log-json", is_flag=True, help="With --verbose: requests as JSON lines.")
@@ -226,7 +217,7 @@ def plan(**params: object) -> None:
       batchops plan tickets.csv                     # validation only, no credentials
       batchops plan tickets.csv --profile prod      # and read every ticket's status
     """
-    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops import api
 
     from .console import format_problems, format_summary
@@ -309,7 +300,7 @@ def select_command(**params: object) -> None:
       batchops select --creator zhangsan --created-after 2024-07-01 \\
         --created-before 2024-09-30 -o zhangsan-q3.csv
     """
-    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops.commands import select as selection
     from batchops.settings import RunOptions
 
@@ -364,7 +355,7 @@ def report(
     Example:
       batchops report tickets.checkpoint.db -o progress.xlsx
     """
-    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops import api
 
     from .console import format_summary
@@ -405,7 +396,7 @@ def undo(report_path: str, output: str | None, sheet: str | None, encoding: str 
       batchops plan freeze.report.undo.xlsx --profile prod
       batchops run freeze.report.undo.xlsx --profile prod
     """
-    start_native_threads_masked()  # before numpy's threads start: see signals.py
+    start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops.commands import undo_report
 
     try:
@@ -512,31 +503,15 @@ def tolerant_streams() -> None:
 
 
 def entry() -> NoReturn:
-    """The ``batchops`` command: the CLI, then an exit without the interpreter's teardown.
+    """The ``batchops`` command: the CLI, then an exit without the interpreter's teardown
+    (:func:`batchops.process.leave_without_teardown` says what that buys and costs).
 
-    When the command returns, every report, summary and checkpoint is written, closed and
-    in place; all that is left is freeing pandas' and numpy's modules object by object,
-    about 0.2 s on every run (more than many a run's sending; measured again in
-    BENCHMARKS.md, "Kept after measuring"). Tests call :func:`main`. The price: ``atexit``
-    handlers do not run, so nothing in batchops may rely on one.
+    Tests call :func:`main`.
     """
     tolerant_streams()
     try:
         main()
-        status: object = 0
+        status: object = None
     except SystemExit as exc:
         status = exc.code
-    if status is None:
-        code = 0
-    elif isinstance(status, int):
-        code = status
-    else:
-        # sys.exit("text") prints the text and exits 1; keep that.
-        with contextlib.suppress(OSError):
-            print(status, file=sys.stderr)
-        code = 1
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(code)
+    leave_without_teardown(status)

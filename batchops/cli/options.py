@@ -48,14 +48,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 D = TypeVar("D", bound="DataclassInstance")
 T = TypeVar("T")
 
-EXIT_CODES_HELP = (
-    "Exit codes: 0 all rows success/skipped; 1 some rows failed/invalid/unknown; "
-    "2 usage or input error, nothing sent; 3 stopped early (fatal answer, failure brake, "
-    "canary, checkpoint unwritable), resumable; 4 sent, but the report could not be written "
-    "(results safe in the checkpoint: batchops report CHECKPOINT -o OTHER); 130 interrupted, "
-    "resumable."
-)
-
 
 class BatchopsClickError(click.ClickException):
     """A BatchopsError shown the click way (``Error: …``) with the error's own exit code."""
@@ -258,7 +250,7 @@ def warn_insecure(insecure: bool) -> None:
 
 
 def tell(text: str) -> None:
-    """Anything meant for a person rather than a program goes to stderr (13.4)."""
+    """Anything meant for a person rather than a program goes to stderr."""
     click.echo(text, err=True)
 
 

@@ -12,12 +12,11 @@ from collections.abc import Mapping
 from contextlib import AsyncExitStack
 
 from batchops.errors import FatalAnswerError
+from batchops.exits import Exit
 from batchops.itsm import ItsmClient, Tracer
 from batchops.model import Outcome, OutcomeTable, RunSummary, Status
 from batchops.report import Outputs, check_outputs, default_plan_path, write_report
 from batchops.run import (
-    EXIT_OK,
-    EXIT_ROWS_FAILED,
     Target,
     check_reachable,
     counts_by_action,
@@ -59,7 +58,7 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
         sent_requests=requests,
         elapsed_s=time.monotonic() - started,
         report_path=str(path),
-        exit_code=EXIT_ROWS_FAILED if counts[Status.INVALID.value] else EXIT_OK,
+        exit_code=Exit.ROWS_FAILED if counts[Status.INVALID.value] else Exit.OK,
         input_fingerprint=batch.fingerprint,
         counts_by_action=counts_by_action(batch, outcomes),
         note=f"plan only, nothing sent; pre-check: {note}; target: {_target(config)}",

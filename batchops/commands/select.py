@@ -32,6 +32,7 @@ from pathlib import Path
 
 from batchops.aio import Backoff
 from batchops.errors import ConfigError, FatalAnswerError, InputError
+from batchops.exits import Exit
 from batchops.itsm import Answer, ItsmClient, Verdict
 from batchops.model import MAX_MESSAGE_LENGTH, Action
 from batchops.process import main_thread_takes_signals
@@ -302,8 +303,8 @@ class SelectSummary:
     counts_by_status: dict[str, int] = field(default_factory=dict)
 
     @property
-    def exit_code(self) -> int:
-        return 1 if self.declined else 0
+    def exit_code(self) -> Exit:
+        return Exit.ROWS_FAILED if self.declined else Exit.OK
 
     def describe(self) -> str:
         if self.declined:

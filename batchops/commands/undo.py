@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchops.errors import InputError
+from batchops.exits import Exit
 from batchops.model import MAX_MESSAGE_LENGTH, Action, Status
 from batchops.report import Table, write_tables
 from batchops.sheet import Batch, load_batch
@@ -199,8 +200,8 @@ class UndoSummary:
     by_action: dict[str, int]
 
     @property
-    def exit_code(self) -> int:
-        return 0 if self.rows else 1
+    def exit_code(self) -> Exit:
+        return Exit.OK if self.rows else Exit.ROWS_FAILED
 
     def describe(self) -> str:
         actions = ", ".join(f"{n} {a}" for a, n in sorted(self.by_action.items()))

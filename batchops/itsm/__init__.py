@@ -4,6 +4,7 @@ code table every answer is read by, and ``--verbose``'s trace.
 
 from __future__ import annotations
 
+from .answers import refused_credentials, refused_this_api_only
 from .client import ItsmClient
 from .fake import FakeTicket, FakeTransport
 from .trace import Tracer
@@ -17,4 +18,6 @@ __all__ = [
     "Tracer",
     "Transport",
     "Verdict",
+    "refused_credentials",
+    "refused_this_api_only",
 ]

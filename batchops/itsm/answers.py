@@ -44,6 +44,8 @@ __all__ = [
     "Scrubber",
     "classify_answer",
     "human_message",
+    "refused_credentials",
+    "refused_this_api_only",
 ]
 
 
@@ -52,6 +54,14 @@ class CodeRule:
     verdict: Verdict
     meaning: str
     rate_limited: bool = False
+    #: The app's or the user's credentials or permissions were refused: what to fix is a
+    #: credential or a grant, and the advice after the run says which ones were used.
+    credentials: bool = False
+    #: The refusal is of the API (ESB component) that was called, not of the app or the
+    #: user: permissions and components are granted per API, so another API of the same
+    #: gateway may still answer. The pre-check, refused ``get_tickets`` so, reads each
+    #: ticket with ``get_ticket_status`` instead of stopping the run.
+    this_api_only: bool = False
 
 
 def _rules() -> dict[int, CodeRule]:
@@ -60,18 +70,40 @@ def _rules() -> dict[int, CodeRule]:
         3900022: CodeRule(Verdict.REJECTED, "no such ticket"),
         3900004: CodeRule(Verdict.REJECTED, "rejected by ITSM"),
         3900005: CodeRule(Verdict.REJECTED, "parameter error"),
-        1306000: CodeRule(Verdict.FATAL, "ESB: app or user authentication failed"),
-        1306401: CodeRule(Verdict.FATAL, "ESB: operator required"),
-        1306402: CodeRule(Verdict.FATAL, "ESB: the user has no permission"),
-        1306403: CodeRule(Verdict.FATAL, "ESB: the app has no permission for this component"),
-        1306404: CodeRule(Verdict.FATAL, "ESB: component not found (check --base-url)"),
-        1306405: CodeRule(Verdict.FATAL, "ESB: the component channel is inactive"),
-        1306406: CodeRule(Verdict.FATAL, "ESB: argument error"),
+        1306000: CodeRule(
+            Verdict.FATAL, "ESB: app or user authentication failed", credentials=True
+        ),
+        1306401: CodeRule(Verdict.FATAL, "ESB: operator required", credentials=True),
+        1306402: CodeRule(Verdict.FATAL, "ESB: the user has no permission", credentials=True),
+        1306403: CodeRule(
+            Verdict.FATAL,
+            "ESB: the app has no permission for this component",
+            credentials=True,
+            this_api_only=True,
+        ),
+        1306404: CodeRule(
+            Verdict.FATAL, "ESB: component not found (check --base-url)", this_api_only=True
+        ),
+        1306405: CodeRule(
+            Verdict.FATAL, "ESB: the component channel is inactive", this_api_only=True
+        ),
+        # The ESB's own argument check is of what it reads itself, the credentials (e.g.
+        # an X-Bkapi-Authorization header that is not JSON); ITSM's are 3900004/5.
+        1306406: CodeRule(Verdict.FATAL, "ESB: argument error", credentials=True),
         1306201: CodeRule(Verdict.AMBIGUOUS, "ESB: backend failed or timed out"),
         1306429: CodeRule(Verdict.RETRY, "ESB: rate limited", rate_limited=True),
-        1640001: CodeRule(Verdict.FATAL, "gateway: bad app code/secret or user identity"),
-        1640301: CodeRule(Verdict.FATAL, "gateway: the app has no permission to this API"),
-        1640401: CodeRule(Verdict.FATAL, "gateway: API not found (check --base-url)"),
+        1640001: CodeRule(
+            Verdict.FATAL, "gateway: bad app code/secret or user identity", credentials=True
+        ),
+        1640301: CodeRule(
+            Verdict.FATAL,
+            "gateway: the app has no permission to this API",
+            credentials=True,
+            this_api_only=True,
+        ),
+        1640401: CodeRule(
+            Verdict.FATAL, "gateway: API not found (check --base-url)", this_api_only=True
+        ),
         1650200: CodeRule(Verdict.AMBIGUOUS, "gateway: backend unreachable"),
         1650201: CodeRule(Verdict.AMBIGUOUS, "gateway: backend failed"),
         1650401: CodeRule(Verdict.AMBIGUOUS, "gateway: backend timed out"),
@@ -89,6 +121,20 @@ _BACKEND_TROUBLE = frozenset({1306201, 1650000, 1650001, 1650002, 1650200, 16502
 
 #: docs/itsm.md §2 as data: body (or ``X-Bkapi-Error-Code``) code → what to do.
 CODE_TABLE: Mapping[int, CodeRule] = _rules()
+
+
+def refused_credentials(answer: Answer) -> bool:
+    """The server refused the credentials or the app's permissions (by the code table's
+    ``credentials`` column, or a bare HTTP 401/403 that names no code)."""
+    rule = CODE_TABLE.get(answer.code) if answer.code is not None else None
+    return (rule is not None and rule.credentials) or answer.http_status in (401, 403)
+
+
+def refused_this_api_only(answer: Answer) -> bool:
+    """The refusal is of the API called, not of the app or user (the ``this_api_only``
+    column); a refusal without a code (a page, a bare 401/403/404, a redirect) is not."""
+    rule = CODE_TABLE.get(answer.code) if answer.code is not None else None
+    return rule is not None and rule.this_api_only
 
 
 #: Server messages are kept to this many characters in reports and the checkpoint: an

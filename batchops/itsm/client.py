@@ -12,7 +12,6 @@ a message or an exception, and every answer is scrubbed of them before anything 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import ssl
@@ -25,24 +24,20 @@ import aiohttp
 
 from batchops.errors import ConfigError
 from batchops.model import Row
+from batchops.process import raise_open_files_limit
 from batchops.settings import ClientSettings
 from batchops.version import __version__
 
-from .answers import CODE_TABLE, Scrubber, classify_answer, human_message
+from .answers import Scrubber, classify_answer
 from .trace import Tracer
 from .transport import Answer, Verdict
 
-# The answer vocabulary is read from here too, as it was before it had its own module.
 __all__ = [
     "API_PATHS",
-    "CODE_TABLE",
     "USER_AGENT",
     "ItsmClient",
-    "Scrubber",
     "api_url",
-    "classify_answer",
     "connection_limit",
-    "human_message",
     "network_cause",
     "proxy_for",
     "suggested_base_url",
@@ -365,17 +360,8 @@ def connection_limit(concurrency: int) -> int:
     stay free for the checkpoint, the report and the interpreter).
     """
     wanted = concurrency + 4
-    try:
-        import resource
-    except ImportError:  # Windows: no such limit to respect
-        return wanted
     reserve = 64
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted + reserve:
-        goal = wanted + reserve if hard == resource.RLIM_INFINITY else min(hard, wanted + reserve)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (goal, hard))
-            soft = goal
-    if soft == resource.RLIM_INFINITY:
+    soft = raise_open_files_limit(wanted + reserve)
+    if soft is None:
         return wanted
     return max(1, min(wanted, soft - reserve))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from batchops.errors import InputError
+from batchops.process import current_umask
 
 from .outputs import temp_removed_on_signal
 
@@ -99,9 +100,7 @@ def _new_file_mode(path: Path) -> int:
     try:
         return os.stat(path).st_mode & 0o777
     except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~current_umask()
 
 
 def _sync_directory(folder: Path) -> None:

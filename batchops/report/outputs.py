@@ -5,7 +5,7 @@ written must be found before sending, not after: ``report.txt``, a folder that d
 exist, a folder given as a file, or one output landing on the input or on another
 output. :func:`check_outputs` raises a :class:`~batchops.errors.ConfigError` (exit 2,
 nothing sent) for each of those. What can still go wrong later (a full disk, a file
-locked by Excel) is the caller's to report truthfully: see ``EXIT_REPORT_UNWRITTEN``.
+locked by Excel) is the caller's to report truthfully: see ``Exit.REPORT_UNWRITTEN``.
 
 Outputs are written to a temp file and renamed into place; :func:`temp_removed_on_signal`
 makes sure a Ctrl-C or SIGTERM during that write does not leave the temp file behind.
@@ -17,15 +17,13 @@ import contextlib
 import os
 import secrets
 import shlex
-import signal
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from batchops.errors import ConfigError
+from batchops.process import leave_on_signal
 
 #: What the report writer can produce; the failures file is a report too.
 REPORT_SUFFIXES = (".csv", ".xlsx")
@@ -109,10 +107,6 @@ def unwritten_after_sending(reason: str, checkpoint: Path | None, report: Path) 
     )
 
 
-#: Exit status when a signal ends the process while an output is written (as cli's 130).
-_INTERRUPTED = 130
-
-
 @dataclass(slots=True)
 class TempFile:
     """The temp file an output is being written to, and whether it was moved into place."""
@@ -142,34 +136,25 @@ def temp_removed_on_signal(final: Path) -> Iterator[TempFile]:
     remove the temp file and end the process with 130, saying so on stderr.
 
     Create the temp file with :meth:`TempFile.create` of the object it yields, so there
-    is no moment when the file exists unguarded. By
-    default SIGTERM ends Python without any cleanup, and a Ctrl-C here would travel up as
-    "interrupted before sending". The checkpoint is committed before any report is
-    written and the OS drops the run lock, so leaving at once is safe; only the temp file
-    needs removing. Outside the main thread (where signal handlers cannot be set)
-    nothing changes.
+    is no moment when the file exists unguarded. By default SIGTERM ends Python without
+    any cleanup, and a Ctrl-C here would travel up as "interrupted before sending". The
+    checkpoint is committed before any report is written and the OS drops the run lock,
+    so leaving at once is safe; only the temp file needs removing. Outside the main
+    thread (where signal handlers cannot be set) nothing changes.
     """
     temp = TempFile()
-    if threading.current_thread() is not threading.main_thread():
-        yield temp
-        return
 
-    def leave(signum: int, frame: FrameType | None) -> None:
+    def remove(signame: str) -> None:
         if temp.path is not None and not temp.renamed:
             with contextlib.suppress(OSError):
                 os.unlink(temp.path)
         done = "it was written" if temp.renamed else "it was not written"
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(
-                f"interrupted by {signal.Signals(signum).name} while writing {final}; {done} "
+                f"interrupted by {signame} while writing {final}; {done} "
                 "(a checkpoint, if kept, still holds every result)\n"
             )
             sys.stderr.flush()
-        os._exit(_INTERRUPTED)
 
-    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with leave_on_signal(remove):
         yield temp
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

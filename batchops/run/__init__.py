@@ -7,7 +7,7 @@ confirm → send → finish); :mod:`.network` holds the steps that talk to ITSM.
 from __future__ import annotations
 
 from .context import Hooks, Run, RunHooks, Target
-from .finish import EXIT_OK, EXIT_REPORT_UNWRITTEN, EXIT_ROWS_FAILED, counts_by_action, exit_code_of
+from .finish import counts_by_action, exit_code_of
 from .flow import run_steps
 from .network import check_reachable, start_sandbox, suspended_sns
 from .notify import Notifier
@@ -17,9 +17,6 @@ from .recorder import Events
 from .summary import write_summary_json
 
 __all__ = [
-    "EXIT_OK",
-    "EXIT_REPORT_UNWRITTEN",
-    "EXIT_ROWS_FAILED",
     "CanaryReport",
     "CanaryRow",
     "Confirm",

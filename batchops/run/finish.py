@@ -1,7 +1,7 @@
 """The end of a run: its report and failures file, its summary and its exit code.
 
-The exit code follows the stop's kind, then what is left (never a message's wording):
-see :func:`exit_code`.
+The exit code (one of :class:`batchops.exits.Exit`) follows the stop's kind, then what
+is left (never a message's wording): see :func:`exit_code_of`.
 """
 
 from __future__ import annotations
@@ -16,22 +16,15 @@ import pandas as pd
 
 from batchops.checkpoint import Checkpoint
 from batchops.errors import BatchopsError
+from batchops.exits import Exit
 from batchops.model import STATUS_ORDER, OutcomeTable, RunSummary, Status
 from batchops.report import SummarySheet, unwritten_after_sending, write_failures, write_report
 from batchops.sheet import Batch, add_notes
-from batchops.stops import EXIT_STOPPED, Stop
+from batchops.stops import Stop
 
 from .context import Ending
 from .prompts import Advice
 from .summary import summary_sheet, top_failures
-
-EXIT_OK = 0
-
-EXIT_ROWS_FAILED = 1
-
-#: Operations were sent, but the report (or --failures / --summary-json) could not be
-#: written; the results are safe in the checkpoint (``batchops report`` rebuilds them).
-EXIT_REPORT_UNWRITTEN = 4
 
 
 def counts_by_action(batch: Batch, outcomes: OutcomeTable) -> dict[str, dict[str, int]]:
@@ -49,16 +42,16 @@ def counts_by_action(batch: Batch, outcomes: OutcomeTable) -> dict[str, dict[str
 
 def exit_code_of(
     counts: Mapping[str, int], stop: Stop | None, *, pending_is_unfinished: bool = True
-) -> int:
+) -> Exit:
     """The exit code follows the stop's kind, then what is left: never a message's wording."""
     if stop is not None:
         return stop.kind.exit_code
     if pending_is_unfinished and counts.get(Status.PENDING.value, 0):
         # Rows left undone without a stop (the way to ITSM kept failing for them): the
         # same command sends them, so this is a resumable stop, not a finished run.
-        return EXIT_STOPPED
+        return Exit.STOPPED
     bad = sum(counts.get(s.value, 0) for s in (Status.FAILED, Status.INVALID, Status.UNKNOWN))
-    return EXIT_ROWS_FAILED if bad else EXIT_OK
+    return Exit.ROWS_FAILED if bad else Exit.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +76,7 @@ class _Written:
     path: Path | None = None
     error: str = ""
     #: The exit code, once a report that could not be written changed it.
-    exit_code: int | None = None
+    exit_code: Exit | None = None
 
 
 def finish_run(batch: Batch, outcomes: OutcomeTable, state: Ending, end: RunEnd) -> RunSummary:
@@ -93,7 +86,7 @@ def finish_run(batch: Batch, outcomes: OutcomeTable, state: Ending, end: RunEnd)
     failures = top_failures(outcomes, batch.sn)
     stop = state.stop
     stopped = "not confirmed; nothing was sent" if state.declined else stop.reason if stop else ""
-    exit_code = EXIT_ROWS_FAILED if state.declined else exit_code_of(counts, stop)
+    exit_code = Exit.ROWS_FAILED if state.declined else exit_code_of(counts, stop)
     next_step = "" if state.declined else end.advice.next_step(counts, stop, failures)
     elapsed = time.monotonic() - end.started
     written = _Written()
@@ -146,5 +139,5 @@ def _write(
             error = f"{exc}; the checkpoint could not be written either (above)"
             return _Written(path, error)
         error = unwritten_after_sending(str(exc), store.path if store else None, report_path)
-        return _Written(path, error, EXIT_REPORT_UNWRITTEN)
+        return _Written(path, error, Exit.REPORT_UNWRITTEN)
     return _Written(path=path)

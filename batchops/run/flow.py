@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,9 @@ import numpy as np
 
 from batchops.checkpoint import RunLock, Work, default_checkpoint_path, open_checkpoint
 from batchops.errors import BatchopsError, ConfigError
+from batchops.exits import Exit
 from batchops.model import OutcomeTable, RunSummary
+from batchops.process import fewer_young_collections
 from batchops.report import (
     Outputs,
     check_outputs,
@@ -43,7 +44,7 @@ from batchops.sheet import (
 from batchops.stops import Stop
 
 from .context import Loaded, Run, RunHooks
-from .finish import EXIT_REPORT_UNWRITTEN, RunEnd, finish_run
+from .finish import RunEnd, finish_run
 from .network import checkpoint_stop, send
 from .summary import summary_fields, write_summary_json
 
@@ -64,28 +65,6 @@ def run_steps(config: RunConfig, hooks: RunHooks) -> RunSummary:
     summary = _write_summary_json(run, summary)
     hooks.emit("run_finished", summary_fields(summary))
     return summary
-
-
-@contextlib.contextmanager
-def fewer_young_collections() -> Iterator[None]:
-    """Let the cycle collector's youngest generation fill up more before it runs.
-
-    With a hundred requests in flight, thousands of young objects are alive at any time,
-    and Python's default (a collection every 700 net allocations) walks them over and
-    over. Measured (BENCHMARKS.md, "Kept after measuring"): without it the client spends
-    about 60 % more CPU per row at C=100, D=0 (20,000 rows: 5.4–7.1 s user against
-    7.7–11.0 s). Nothing of a run's own is cyclic garbage, so the threshold is raised for
-    the send and put back after.
-    """
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], _YOUNG_GC_THRESHOLD), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-
-
-_YOUNG_GC_THRESHOLD = 20_000
 
 
 def load(config: RunConfig, hooks: RunHooks) -> Loaded:
@@ -277,7 +256,7 @@ def _write_summary_json(run: Run, summary: RunSummary) -> RunSummary:
             raise
         return dataclasses.replace(
             summary,
-            exit_code=EXIT_REPORT_UNWRITTEN,
+            exit_code=Exit.REPORT_UNWRITTEN,
             report_error=unwritten_after_sending(
                 str(exc), store.path if store else None, loaded.outputs.report
             ),

@@ -103,7 +103,8 @@ async def connect(stack: AsyncExitStack, run: Run) -> Session:
     if signals is not None:
         stack.callback(signals.remove)
     if store is not None:
-        # A checkpoint that can no longer be written stops the run at once.
+        # A checkpoint that can no longer be written stops the run at once: a row sent
+        # now could not be marked, and the next run could not tell it must be read back.
         store.on_broken = lambda reason: executor.request_stop(checkpoint_stop(reason))
     run.session = Session(client, target, recorder, control, executor, signals)
     return run.session

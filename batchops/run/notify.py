@@ -32,21 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from batchops.errors import BatchopsError, ConfigError
+from batchops.exits import Exit, meaning_of
 from batchops.model import RunSummary
 from batchops.settings import NOTIFY_ON, notify_label
 
 #: The longest a run's exit waits for its notifications, all URLs together.
 DELIVERY_TIMEOUT_S = 5.0
-
-EXIT_MEANING = {
-    0: "every row success or skipped",
-    1: "finished; some rows failed, invalid or unknown",
-    2: "usage, configuration, input or checkpoint error: nothing was sent",
-    3: "stopped early; rows not done are pending, the same command resumes",
-    4: "operations were sent but the report could not be written; rebuild it from the "
-    "checkpoint with `batchops report`",
-    130: "interrupted; rows not done are pending, the same command resumes",
-}
 
 
 def _apprise() -> Any:
@@ -96,14 +87,14 @@ class Notifier:
         return cls(chosen, when, tuple(s for s in secrets if s))
 
     def wants(self, exit_code: int) -> bool:
-        return bool(self.urls) and (self.on == "always" or exit_code != 0)
+        return bool(self.urls) and (self.on == "always" or exit_code != Exit.OK)
 
     def run_finished(self, summary: RunSummary, input_path: str) -> list[str]:
         """Send the summary if the condition holds; return the warnings (also printed)."""
         if not self.wants(summary.exit_code):
             return []
         title, body = summary_message(summary, input_path)
-        return self.send(title, body, failed=summary.exit_code != 0)
+        return self.send(title, body, failed=summary.exit_code != Exit.OK)
 
     def run_failed(self, error: BatchopsError, input_path: str) -> list[str]:
         """Send word of a run that stopped on an error before it could sum itself up."""
@@ -128,13 +119,13 @@ class Notifier:
 def summary_message(summary: RunSummary, input_path: str) -> tuple[str, str]:
     """The title and body that tell how a run ended."""
     code = summary.exit_code
-    verdict = "succeeded" if code == 0 else f"needs attention (exit {code})"
+    verdict = "succeeded" if code == Exit.OK else f"needs attention (exit {code})"
     title = f"batchops: {_name(input_path)} {verdict}"
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
     lines = [
         f"input: {_full(input_path)}",
         f"host: {socket.gethostname()}",
-        f"exit code: {code} ({EXIT_MEANING.get(code, 'see batchops --help')})",
+        f"exit code: {code} ({meaning_of(code)})",
         f"rows: {summary.total_rows} ({counts or 'nothing to do'})",
         f"elapsed: {summary.elapsed_s:.1f} s, {summary.sent_requests} requests",
     ]
@@ -156,7 +147,7 @@ def error_message(error: BatchopsError, input_path: str) -> tuple[str, str]:
     lines = [
         f"input: {_full(input_path)}",
         f"host: {socket.gethostname()}",
-        f"exit code: {code} ({EXIT_MEANING.get(code, 'see batchops --help')})",
+        f"exit code: {code} ({meaning_of(code)})",
         f"error: {error}",
     ]
     return title, "\n".join(lines)

@@ -9,15 +9,15 @@ in code. Nothing here sends or writes anything.
 from __future__ import annotations
 
 import shlex
-import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
 
-from batchops.itsm import Answer
+from batchops.itsm import Answer, refused_credentials
 from batchops.model import Outcome, Status
+from batchops.process import default_sigint
 from batchops.send import Precheck, chains_by_sn, simulate
 from batchops.settings import Credentials, Resolved, masked_url, notify_label
 from batchops.sheet import Batch
@@ -154,24 +154,18 @@ def ask(question: Callable[[T], bool], about: T) -> bool:
     reach code blocked on the terminal; Python's own handler makes it a KeyboardInterrupt
     there, which the question treats as "no".
     """
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return question(about)
+        with default_sigint():
+            return question(about)
     except KeyboardInterrupt:
         return False
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-#: Answers that mean "these credentials are not accepted here" (docs/itsm.md §2).
-_CREDENTIAL_CODES = frozenset({1306000, 1306401, 1306402, 1306403, 1306406, 1640001, 1640301})
 
 
 def fatal_fix(answer: Answer | None, advice: Advice, *, sandbox: bool) -> str:
     """What to fix after a fatal answer: for a refused credential, which one and from where."""
     if answer is None or sandbox:
         return ""
-    if answer.code in _CREDENTIAL_CODES or answer.http_status in (401, 403):
+    if refused_credentials(answer):
         return f"the credentials or the app's permissions; used: {advice.credential_sources()}"
     return ""
 

@@ -19,7 +19,7 @@ from functools import partial
 
 from batchops.aio import Backoff, all_or_none, retrying
 from batchops.errors import FatalAnswerError
-from batchops.itsm import Answer, Transport, Verdict
+from batchops.itsm import Answer, Transport, Verdict, refused_this_api_only
 
 #: get_tickets takes at most this many sns per call.
 GET_TICKETS_LIMIT = 10_000
@@ -159,8 +159,9 @@ async def _read_chunks(
             if failed:
                 return
             answer = await _read_with_retries(partial(transport.read_tickets, chunks[k]), retries)
-            if answer.verdict is Verdict.FATAL and answer.code in _AUTH_CODES:
-                # At once: the chunks still in flight are cancelled, not waited for.
+            if answer.verdict is Verdict.FATAL and not refused_this_api_only(answer):
+                # At once: the chunks still in flight are cancelled, not waited for. A
+                # refusal of get_tickets alone falls back to get_ticket_status instead.
                 raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}", answer)
             answers[k] = answer
             if answer.verdict is not Verdict.SUCCESS:
@@ -168,9 +169,6 @@ async def _read_chunks(
 
     await all_or_none(worker() for _ in range(parallel))
     return answers
-
-
-_AUTH_CODES = frozenset({1306000, 1306401, 1306402, 1306406, 1640001, None})
 
 
 def _items(answer: Answer) -> list[dict[str, object]]:

@@ -20,7 +20,13 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from batchops.itsm.answers import CODE_TABLE, classify_answer, human_message
+from batchops.itsm.answers import (
+    CODE_TABLE,
+    classify_answer,
+    human_message,
+    refused_credentials,
+    refused_this_api_only,
+)
 from batchops.itsm.transport import Answer, Verdict
 
 S = Verdict.SUCCESS
@@ -87,6 +93,50 @@ def test_code_table_holds_every_code_of_section_2() -> None:
         if CODE_TABLE[code].verdict is not verdict
     }
     assert not wrong
+
+
+#: docs/itsm.md §2: the codes that refuse the credentials or the app's grants (what to fix
+#: is a credential or a permission) ...
+CREDENTIAL_CODES = {1306000, 1306401, 1306402, 1306403, 1306406, 1640001, 1640301}
+#: ... and the codes that refuse only the API (component) called: granted, found and
+#: switched on per API, so another API of the same gateway may still answer.
+THIS_API_ONLY_CODES = {1306403, 1306404, 1306405, 1640301, 1640401}
+
+
+def test_the_credential_and_this_api_columns_of_the_table() -> None:
+    """The columns flag exactly those codes, and only fatal ones; the two sets differ on
+    purpose (an app not granted one API is a credential problem *and* an API's)."""
+    assert {c for c, rule in CODE_TABLE.items() if rule.credentials} == CREDENTIAL_CODES
+    assert {c for c, rule in CODE_TABLE.items() if rule.this_api_only} == THIS_API_ONLY_CODES
+    for code in CREDENTIAL_CODES | THIS_API_ONLY_CODES:
+        assert CODE_TABLE[code].verdict is FAT
+
+
+@pytest.mark.parametrize("code", sorted(SECTION_2))
+def test_refusals_are_read_from_the_columns(code: int) -> None:
+    answer = classify_answer(SECTION_2[code][0], envelope(code, "refused"))
+    assert refused_credentials(answer) is (code in CREDENTIAL_CODES or answer.http_status == 403)
+    assert refused_this_api_only(answer) is (code in THIS_API_ONLY_CODES)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "credentials"),
+    [
+        (401, b"Unauthorized", True),
+        (403, b"Forbidden", True),
+        (404, b"Not Found", False),
+        (200, b"<html>ITSM is switched off</html>", False),
+    ],
+)
+def test_a_refusal_without_a_code_is_never_of_one_api_only(
+    status: int, body: bytes, credentials: bool
+) -> None:
+    """A bare 401/403 is a credential refusal by its status; no code-less refusal (a page,
+    a bare 4xx) says it concerns one API only, so the pre-check stops on it."""
+    answer = classify_answer(status, body)
+    assert answer.verdict is FAT and answer.code is None
+    assert refused_credentials(answer) is credentials
+    assert refused_this_api_only(answer) is False
 
 
 @pytest.mark.parametrize("code", sorted(SECTION_2))

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import batchops
+from batchops.exits import Exit
 
 from ..helpers import run_cli
 
@@ -134,3 +135,12 @@ def test_the_readme_layout_names_every_module_and_nothing_that_is_gone() -> None
     other_names |= {"__all__", "benchmarks/"}
     gone = named - modules - wings - other_names
     assert not gone, f"README's Layout names modules that do not exist: {sorted(gone)}"
+
+
+def test_the_readme_exit_codes_are_the_table() -> None:
+    """The README's "Exit codes" table lists every code of :class:`batchops.exits.Exit`, in
+    order, with its long meaning word for word, and no other code."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\d+) \| (.*) \|$", section, re.M)
+    assert rows == [(str(code.value), code.detail) for code in Exit]

@@ -180,10 +180,17 @@ def _files_with(pattern: str) -> list[str]:
         ("the secret mask", r"\"\*\*\*\"|'\*\*\*'", "itsm/secrets.py"),
         ("aiohttp's ClientSession", r"ClientSession\(", "itsm/client.py"),
         ("the one wait a stop ends", r"asyncio\.sleep\(", "stops.py"),
-        ("exit-code numbers", r"EXIT_\w+ *= *\d|exit_code *= *\d|exit\(\d", "exits.py"),
+        (
+            "exit-code numbers",
+            # A constant, an attribute or keyword, a call, a property's return, and the
+            # table's own members (named like the constants that were spread around).
+            r"EXIT_\w+ *= *\d|exit_code *= *\d|exit\(\d|def exit_code\(.*\n.*return \d"
+            r"|(?:INTERRUPTED|STOPPED)\w* *= *\d",
+            "exits.py",
+        ),
         (
             "process-wide changes",
-            r"gc\.set_threshold|setrlimit|os\._exit|signal\.signal\(",
+            r"gc\.set_threshold|setrlimit|os\._exit|signal\.signal\(|os\.umask|pthread_sigmask",
             "process.py",
         ),
     ],

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 import pytest
 
 from batchops.errors import FatalAnswerError
+from batchops.itsm.answers import CODE_TABLE
 from batchops.itsm.transport import Answer, Verdict
 from batchops.model import Row
 from batchops.send.precheck import PRECHECK_CHUNK, PRECHECK_PARALLEL, read_statuses
@@ -103,6 +104,29 @@ def test_an_authentication_refusal_of_any_chunk_stops_the_precheck() -> None:
     with pytest.raises(FatalAnswerError, match="authentication failed"):
         asyncio.run(read_statuses(transport, sns(6 * PRECHECK_CHUNK), concurrency=20))
     assert transport.one_by_one == []
+
+
+FATAL_CODES = sorted(c for c, rule in CODE_TABLE.items() if rule.verdict is Verdict.FATAL)
+
+
+@pytest.mark.parametrize("code", [*FATAL_CODES, None])
+def test_a_fatal_get_tickets_answer_stops_unless_the_table_says_this_api_only(
+    code: int | None,
+) -> None:
+    """The code table's ``this_api_only`` column decides: a refusal of get_tickets alone
+    (not granted, not found, switched off for this API) falls back to get_ticket_status;
+    every other fatal answer, and one without a code, stops the pre-check at once."""
+    refusal = Answer(Verdict.FATAL, code, "refused", 403 if code is None else 200)
+    transport = ChunkReads(lambda call, chunk: refusal)
+    wanted = sns(3)
+    if code is not None and CODE_TABLE[code].this_api_only:
+        checked = asyncio.run(read_statuses(transport, wanted, concurrency=1))
+        assert checked.method == "get_ticket_status"
+        assert transport.one_by_one == wanted
+    else:
+        with pytest.raises(FatalAnswerError, match="refused"):
+            asyncio.run(read_statuses(transport, wanted, concurrency=1))
+        assert transport.one_by_one == []
 
 
 class SlowRefusalAmongMany(ChunkReads):
