@@ -32,21 +32,12 @@ from pathlib import Path
 
 from batchops.aio import Backoff
 from batchops.errors import ConfigError, FatalAnswerError, InputError
-from batchops.itsm import Answer, ItsmClient, Verdict
+from batchops.itsm import Answer, ItsmClient, Verdict, client_for
 from batchops.model import MAX_MESSAGE_LENGTH, Action
 from batchops.process import main_thread_takes_signals
 from batchops.report import Table, write_tables
 from batchops.send import GET_TICKETS_LIMIT
-from batchops.settings import (
-    SELECT_KEYS,
-    ClientSettings,
-    RunOptions,
-    StrPath,
-    Values,
-    credentials_for,
-    resolve_options,
-    target_url,
-)
+from batchops.settings import RunOptions, StrPath, select_connection
 from batchops.sheet import ACTION_ALIASES, FIELD_ALIASES
 
 #: The sheet's columns: what ``run`` reads, then what the reviewer looks at.
@@ -475,22 +466,6 @@ def _check_output(output: StrPath) -> Path:
     return path
 
 
-def _client_settings(options: RunOptions, env: Mapping[str, str]) -> tuple[ClientSettings, Values]:
-    """Where ITSM is and who asks, resolved as for ``run``; the merged settings too."""
-    values = resolve_options(options, env, keys=SELECT_KEYS).values
-    url = target_url(values, hint="--profile")
-    client_settings = ClientSettings(
-        base_url=url,
-        gateway=values.gateway,
-        credentials=credentials_for(values, env),
-        concurrency=1,
-        timeout_s=values.timeout,
-        ca_bundle=values.ca_bundle,
-        insecure=options.insecure,
-    )
-    return client_settings, values
-
-
 def _checked(query: TicketQuery, output: StrPath, choices: SelectChoices) -> tuple[SheetFill, Path]:
     """Refuse, before any request, what cannot give a sheet worth writing."""
     if query.is_empty() and not choices.all_tickets:
@@ -526,11 +501,12 @@ def select_tickets(
     env = os.environ if env is None else env
     choices = choices or SelectChoices()
     fill, path = _checked(query, output, choices)
-    client_settings, values = _client_settings(options or RunOptions(), env)
+    connection, values = select_connection(options or RunOptions(), env)
 
     async def read() -> tuple[_Found, _Reader]:
         main_thread_takes_signals(asyncio.get_running_loop())  # it may ask a question
-        async with ItsmClient(client_settings) as client:
+        # Pages are read one after another: one connection is all a select uses.
+        async with client_for(connection, concurrency=1) as client:
             reader = _Reader(client, max(0, values.retries), values.rate)
             return await _collect(reader, query, choices.limit, confirm), reader
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from . import flow
 from .finish import EXIT_OK, EXIT_REPORT_UNWRITTEN, EXIT_ROWS_FAILED, counts_by_action, exit_code_of
 from .flow import Hooks, RunHooks
-from .network import Target, check_reachable, start_sandbox, suspended_sns
+from .network import check_reachable, start_sandbox, suspended_sns
 from .notify import Notifier
 from .progress import NullProgress, ProgressSink, say
 from .prompts import CanaryReport, CanaryRow, Confirm, ConfirmCanary, PlanOverview
@@ -31,7 +31,6 @@ __all__ = [
     "PlanOverview",
     "ProgressSink",
     "RunHooks",
-    "Target",
     "check_reachable",
     "counts_by_action",
     "exit_code_of",

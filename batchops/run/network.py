@@ -21,11 +21,11 @@ import numpy as np
 from batchops.aio import all_or_none
 from batchops.checkpoint import Checkpoint, InDoubtRow, Work
 from batchops.errors import FatalAnswerError
-from batchops.itsm import Answer, ItsmClient, Verdict
+from batchops.itsm import Answer, ItsmClient, Target, Verdict, client_for, configured_target
 from batchops.model import Row
 from batchops.process import RunSignals, main_thread_takes_signals
 from batchops.send import Executor, Precheck, StatusTable, chains_by_sn, read_statuses
-from batchops.settings import ClientSettings, Credentials, RunConfig, target_source
+from batchops.settings import Credentials, RunConfig, target_source
 from batchops.sheet import Batch, mark_not_sent
 from batchops.stops import RunControl, Stop, StopKind, Stopped
 
@@ -35,14 +35,6 @@ from .recorder import Recorder
 
 if TYPE_CHECKING:
     from .flow import Loaded, RunHooks
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """The ITSM a run talks to: the configured one, or the stand-in started for the run."""
-
-    base_url: str
-    credentials: Credentials
 
 
 @dataclass(slots=True)
@@ -96,26 +88,13 @@ async def connect(
 ) -> Session:
     """Open the client and build the executor; from here on a signal stops the run."""
     connection = config.connection
-    local = connection.credentials is None
     if connection.credentials is None:
         target = await start_sandbox(stack, loaded.batch)
     else:
-        target = Target(connection.base_url, connection.credentials)
-    settings = ClientSettings(
-        base_url=target.base_url,
-        gateway=connection.gateway,
-        credentials=target.credentials,
-        concurrency=config.policy.concurrency,
-        timeout_s=connection.timeout_s,
-        ca_bundle=connection.ca_bundle,
-        insecure=connection.insecure,
-        # The embedded stand-in is on this machine: never through a proxy.
-        proxy=None if local else connection.proxy,
-        trust_env=not local,
+        target = configured_target(connection)
+    client = await stack.enter_async_context(
+        client_for(connection, target, concurrency=config.policy.concurrency, tracer=hooks.tracer)
     )
-    if hooks.tracer is not None:
-        hooks.tracer.add_secrets(target.credentials.secrets)
-    client = await stack.enter_async_context(ItsmClient(settings, tracer=hooks.tracer))
     batch = loaded.batch
     recorder = Recorder(
         loaded.outcomes,
@@ -426,6 +405,7 @@ async def start_sandbox(stack: AsyncExitStack, batch: Batch) -> Target:
     return Target(
         url,
         Credentials(app_code=config.app_code, app_secret=config.app_secret, username="admin"),
+        stand_in=True,
     )
 
 
