@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack
 from batchops.errors import FatalAnswerError
 from batchops.itsm import Tracer, client_for
 from batchops.model import Outcome, OutcomeTable, RunSummary, Status
-from batchops.report import Outputs, check_outputs, default_plan_path, write_report
+from batchops.report import Kind, Output, default_plan_path, guard_outputs, write_report
 from batchops.run import (
     EXIT_OK,
     EXIT_ROWS_FAILED,
@@ -37,7 +37,10 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     batch = load_batch(config.input_path, sheet=files.sheet, encoding=files.encoding)
     report_path = as_path(files.output) or default_plan_path(batch.source)
     summary_json = as_path(files.summary_json)
-    check_outputs(batch.source, Outputs(report_path, summary_json=summary_json))
+    named = [Output("the plan (--output)", report_path, Kind.PLAN)]
+    if summary_json is not None:
+        named.append(Output("--summary-json", summary_json, Kind.SUMMARY, None))
+    guard_outputs({"the input": batch.source}, named)
     outcomes = OutcomeTable(len(batch))
     mark_invalid(batch, outcomes)
     valid = batch.valid_indices()

@@ -22,13 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from batchops.checkpoint import Checkpoint, RunLock, Work, default_checkpoint_path, open_checkpoint
+from batchops.checkpoint import Checkpoint, RunLock, Work, open_checkpoint
 from batchops.errors import BatchopsError, ConfigError
 from batchops.itsm import Tracer
 from batchops.model import OutcomeTable, RunSummary
 from batchops.report import (
     Outputs,
     check_outputs,
+    default_checkpoint_path,
     default_report_path,
     unwritten_after_sending,
     write_report,
