@@ -7,7 +7,7 @@ from __future__ import annotations
 from .file import lock_path
 from .resume import InDoubtRow, Work, open_checkpoint, row_keys, rows_fingerprint
 from .runlock import RunLock
-from .store import Checkpoint, RunRecord, default_checkpoint_path
+from .store import Checkpoint, RunRecord
 
 __all__ = [
     "Checkpoint",
@@ -15,7 +15,6 @@ __all__ = [
     "RunLock",
     "RunRecord",
     "Work",
-    "default_checkpoint_path",
     "lock_path",
     "open_checkpoint",
     "row_keys",

@@ -48,7 +48,6 @@ __all__ = [
     "Progress",
     "RunRecord",
     "StoredRow",
-    "default_checkpoint_path",
     "lock_path",
     "row_key",
     "summarise_changes",
@@ -60,11 +59,6 @@ def row_key(sn: str, action: str, operator: str, message: str) -> str:
     digest = hashlib.blake2b(digest_size=12)
     digest.update("\x1f".join((sn, action, operator, message)).encode())
     return digest.hexdigest()
-
-
-def default_checkpoint_path(source: Path) -> Path:
-    """Beside the input: ``tickets.csv`` → ``tickets.checkpoint.db``."""
-    return source.with_name(f"{source.stem}.checkpoint.db")
 
 
 @dataclass(frozen=True, slots=True)

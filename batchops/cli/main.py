@@ -270,6 +270,11 @@ def plan(**params: object) -> None:
 )
 @click.option("--all", "all_tickets", is_flag=True, help="Allow a select without any filter.")
 @click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the file at -o if there is one (never a run's input, report or checkpoint).",
+)
+@click.option(
     "--action",
     help="Fill action_type with this (SUSPEND, UNSUSPEND, WITHDRAW, TERMINATE); blank if unset.",
 )
@@ -382,7 +387,14 @@ def report(
 )
 @click.option("--sheet", help="XLSX: the report's sheet (default: the first visible one).")
 @click.option("--encoding", help="CSV: the report's encoding (default: detect).")
-def undo(report_path: str, output: str | None, sheet: str | None, encoding: str | None) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing undo sheet (never a run's input, report or checkpoint).",
+)
+def undo(
+    report_path: str, output: str | None, sheet: str | None, encoding: str | None, force: bool
+) -> None:
     """Write the sheet that reverses a finished run, from its REPORT (nothing is sent).
 
     Every success SUSPEND becomes an UNSUSPEND and every success UNSUSPEND a SUSPEND,
@@ -400,7 +412,9 @@ def undo(report_path: str, output: str | None, sheet: str | None, encoding: str 
     from batchops.commands import undo_report
 
     try:
-        summary = undo_report(report_path, output=output, sheet=sheet, encoding=encoding)
+        summary = undo_report(
+            report_path, output=output, sheet=sheet, encoding=encoding, force=force
+        )
     except BatchopsError as error:
         fail(error)
         return

@@ -133,6 +133,13 @@ connection_options = options(
         help="Do not verify TLS certificates (dangerous: anyone on the path can read your "
         "app secret).",
     ),
+    click.option(
+        "--proxy",
+        metavar="URL|none",
+        help="Send every request through this HTTP proxy (http://[user:pass@]host:port), over "
+        "HTTPS_PROXY/HTTP_PROXY/NO_PROXY, which are honoured otherwise; 'none' connects "
+        "directly.",
+    ),
 )
 
 target_options = options(
@@ -154,13 +161,6 @@ target_options = options(
         "--summary-json",
         type=click.Path(dir_okay=False, path_type=str),
         help="Also write the run's summary as JSON (counts, elapsed, paths, exit code).",
-    ),
-    click.option(
-        "--proxy",
-        metavar="URL|none",
-        help="Send every request through this HTTP proxy (http://[user:pass@]host:port), over "
-        "HTTPS_PROXY/HTTP_PROXY/NO_PROXY, which are honoured otherwise; 'none' connects "
-        "directly.",
     ),
     click.option(
         "--verbose",

@@ -13,11 +13,10 @@ from contextlib import AsyncExitStack
 
 from batchops.errors import FatalAnswerError
 from batchops.exits import Exit
-from batchops.itsm import ItsmClient, Tracer
+from batchops.itsm import Tracer, client_for
 from batchops.model import Outcome, OutcomeTable, RunSummary, Status
-from batchops.report import Outputs, check_outputs, default_plan_path, write_report
+from batchops.report import Kind, Output, default_plan_path, guard_outputs, write_report
 from batchops.run import (
-    Target,
     check_reachable,
     counts_by_action,
     start_sandbox,
@@ -25,7 +24,7 @@ from batchops.run import (
     write_summary_json,
 )
 from batchops.send import Precheck, chains_by_sn, read_statuses, simulate
-from batchops.settings import ClientSettings, PlanConfig, as_path, target_source
+from batchops.settings import PlanConfig, as_path, target_source
 from batchops.sheet import Batch, add_notes, load_batch, mark_invalid
 from batchops.stops import RunControl
 
@@ -37,7 +36,10 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     batch = load_batch(config.input_path, sheet=files.sheet, encoding=files.encoding)
     report_path = as_path(files.output) or default_plan_path(batch.source)
     summary_json = as_path(files.summary_json)
-    check_outputs(batch.source, Outputs(report_path, summary_json=summary_json))
+    named = [Output("the plan (--output)", report_path, Kind.PLAN)]
+    if summary_json is not None:
+        named.append(Output("--summary-json", summary_json, Kind.SUMMARY, None))
+    guard_outputs({"the input": batch.source}, named)
     outcomes = OutcomeTable(len(batch))
     mark_invalid(batch, outcomes)
     valid = batch.valid_indices()
@@ -93,24 +95,8 @@ async def _read(config: PlanConfig, batch: Batch, tracer: Tracer | None) -> tupl
     """Every valid row's ticket status, and how many requests that took."""
     connection = config.connection
     async with AsyncExitStack() as stack:
-        target = (
-            Target(connection.base_url, connection.credentials)
-            if connection.credentials is not None
-            else await start_sandbox(stack, batch)
-        )
-        client_settings = ClientSettings(
-            base_url=target.base_url,
-            gateway=connection.gateway,
-            credentials=target.credentials,
-            timeout_s=connection.timeout_s,
-            ca_bundle=connection.ca_bundle,
-            insecure=connection.insecure,
-            proxy=None if connection.sandbox else connection.proxy,
-            trust_env=not connection.sandbox,
-        )
-        if tracer is not None:
-            tracer.add_secrets(target.credentials.secrets)
-        client = await stack.enter_async_context(ItsmClient(client_settings, tracer=tracer))
+        target = await start_sandbox(stack, batch) if connection.sandbox else None
+        client = await stack.enter_async_context(client_for(connection, target, tracer=tracer))
         stop = await check_reachable(client, RunControl())
         if stop is not None:
             raise FatalAnswerError(f"{stop.reason}; {stop.fix}")

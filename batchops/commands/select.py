@@ -33,21 +33,12 @@ from pathlib import Path
 from batchops.aio import Backoff
 from batchops.errors import ConfigError, FatalAnswerError, InputError
 from batchops.exits import Exit
-from batchops.itsm import Answer, ItsmClient, Verdict
+from batchops.itsm import Answer, ItsmClient, Verdict, client_for
 from batchops.model import MAX_MESSAGE_LENGTH, Action
 from batchops.process import main_thread_takes_signals
-from batchops.report import Table, write_tables
+from batchops.report import Kind, Output, Table, guard_outputs, write_tables
 from batchops.send import GET_TICKETS_LIMIT
-from batchops.settings import (
-    SELECT_KEYS,
-    ClientSettings,
-    RunOptions,
-    StrPath,
-    Values,
-    credentials_for,
-    resolve_options,
-    target_url,
-)
+from batchops.settings import RunOptions, StrPath, select_connection
 from batchops.sheet import ACTION_ALIASES, FIELD_ALIASES
 
 #: The sheet's columns: what ``run`` reads, then what the reviewer looks at.
@@ -160,6 +151,8 @@ class TicketQuery:
     statuses: tuple[str, ...] = ()
     tag: str = ""
     project: str = ""
+    #: The file ``sns`` were read from: an input, never written over.
+    sn_file: Path | None = None
 
     def filters(self) -> JsonObject:
         """The non-empty filters as get_tickets takes them (``__in`` ones as lists)."""
@@ -227,6 +220,7 @@ class TicketFilters:
         service_id, biz_id, status = self.service_id, self.biz_id, self.status
         return TicketQuery(
             sns=read_sn_file(self.sn_file) if self.sn_file else (),
+            sn_file=Path(self.sn_file) if self.sn_file else None,
             creator=(self.creator or "").strip(),
             created_after=when(self.created_after, "--created-after", False),
             created_before=when(self.created_before, "--created-before", True),
@@ -254,6 +248,8 @@ class SelectChoices:
     limit: int = DEFAULT_LIMIT
     #: Allow a select without any filter.
     all_tickets: bool = False
+    #: Replace an existing file at the output path (never a run's input, report or checkpoint).
+    force: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,36 +460,9 @@ def _sheet_rows(tickets: Mapping[str, Mapping[str, object]], fill: SheetFill) ->
     ]
 
 
-def _check_output(output: StrPath) -> Path:
-    path = Path(output)
-    if path.suffix.lower() not in (".csv", ".xlsx"):
-        raise ConfigError(f"-o {path}: name the sheet *.csv or *.xlsx")
-    folder = path.resolve().parent
-    if not folder.is_dir():
-        raise ConfigError(f"the sheet's folder {folder} does not exist; create it or change -o")
-    if not os.access(folder, os.W_OK):
-        raise ConfigError(f"cannot write into {folder}; change -o")
-    return path
-
-
-def _client_settings(options: RunOptions, env: Mapping[str, str]) -> tuple[ClientSettings, Values]:
-    """Where ITSM is and who asks, resolved as for ``run``; the merged settings too."""
-    values = resolve_options(options, env, keys=SELECT_KEYS).values
-    url = target_url(values, hint="--profile")
-    client_settings = ClientSettings(
-        base_url=url,
-        gateway=values.gateway,
-        credentials=credentials_for(values, env),
-        concurrency=1,
-        timeout_s=values.timeout,
-        ca_bundle=values.ca_bundle,
-        insecure=options.insecure,
-    )
-    return client_settings, values
-
-
 def _checked(query: TicketQuery, output: StrPath, choices: SelectChoices) -> tuple[SheetFill, Path]:
-    """Refuse, before any request, what cannot give a sheet worth writing."""
+    """Refuse, before any request, what cannot give a sheet worth writing, or where it
+    must not be written."""
     if query.is_empty() and not choices.all_tickets:
         raise ConfigError(
             "a select without a filter lists every ticket in ITSM; give a filter (--status, "
@@ -503,7 +472,10 @@ def _checked(query: TicketQuery, output: StrPath, choices: SelectChoices) -> tup
     if choices.limit < 1:
         raise ConfigError("--limit must be at least 1")
     fill = SheetFill.checked(choices.action, choices.operator, choices.message)
-    return fill, _check_output(output)
+    path = Path(output)
+    inputs = {"--sn-file": query.sn_file} if query.sn_file else {}
+    guard_outputs(inputs, [Output("the sheet (-o)", path, Kind.SHEET)], force=choices.force)
+    return fill, path
 
 
 def select_tickets(
@@ -527,11 +499,12 @@ def select_tickets(
     env = os.environ if env is None else env
     choices = choices or SelectChoices()
     fill, path = _checked(query, output, choices)
-    client_settings, values = _client_settings(options or RunOptions(), env)
+    connection, values = select_connection(options or RunOptions(), env)
 
     async def read() -> tuple[_Found, _Reader]:
         main_thread_takes_signals(asyncio.get_running_loop())  # it may ask a question
-        async with ItsmClient(client_settings) as client:
+        # Pages are read one after another: one connection is all a select uses.
+        async with client_for(connection, concurrency=1) as client:
             reader = _Reader(client, max(0, values.retries), values.rate)
             return await _collect(reader, query, choices.limit, confirm), reader
 

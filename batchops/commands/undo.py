@@ -25,7 +25,7 @@ from pathlib import Path
 from batchops.errors import InputError
 from batchops.exits import Exit
 from batchops.model import MAX_MESSAGE_LENGTH, Action, Status
-from batchops.report import Table, write_tables
+from batchops.report import Kind, Output, Table, guard_outputs, write_tables
 from batchops.sheet import Batch, load_batch
 
 UNDO_SHEET = "Undo"
@@ -228,15 +228,21 @@ def undo_report(
     output: str | os.PathLike[str] | None = None,
     sheet: str | None = None,
     encoding: str | None = None,
+    force: bool = False,
 ) -> UndoSummary:
-    """Write the sheet that reverses ``report`` (default beside it) and list what cannot be."""
+    """Write the sheet that reverses ``report`` (default beside it) and list what cannot be.
+
+    An existing file is replaced only with ``force``; a run's input, report or checkpoint
+    never is (:func:`batchops.report.guard_outputs`).
+    """
     source = Path(report)
     batch = load_batch(source, sheet=sheet, encoding=encoding)
     path = Path(output) if output else default_undo_path(source)
-    if path.suffix.lower() not in (".csv", ".xlsx"):
-        raise InputError(f"-o {path}: name the undo sheet *.csv or *.xlsx")
-    if path.resolve() == source.resolve():
-        raise InputError(f"the undo sheet would overwrite the report {source}; choose another -o")
+    named = [Output("the undo sheet (-o)", path, Kind.SHEET)]
+    if path.suffix.lower() != ".xlsx":
+        side = irreversible_csv_path(path)
+        named.append(Output("the list of rows that cannot be undone", side, Kind.SHEET))
+    guard_outputs({"the report": source}, named, force=force)
     plan = plan_undo(batch, source.name)
     undo = Table(UNDO_SHEET, UNDO_COLUMNS, plan.rows)
     kept = Table(IRREVERSIBLE_SHEET, IRREVERSIBLE_COLUMNS, plan.irreversible)

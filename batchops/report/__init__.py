@@ -4,19 +4,33 @@ guard every command's outputs pass before anything is written.
 
 from __future__ import annotations
 
-from .outputs import Outputs, check_outputs, temp_removed_on_signal, unwritten_after_sending
-from .paths import default_plan_path, default_report_path
+from .outputs import (
+    Kind,
+    Output,
+    Outputs,
+    check_outputs,
+    guard_outputs,
+    run_file,
+    temp_removed_on_signal,
+    unwritten_after_sending,
+)
+from .paths import default_checkpoint_path, default_plan_path, default_report_path
 from .summary_sheet import SummarySheet
 from .tables import Table, write_tables
 from .writing import write_failures, write_report
 
 __all__ = [
+    "Kind",
+    "Output",
     "Outputs",
     "SummarySheet",
     "Table",
     "check_outputs",
+    "default_checkpoint_path",
     "default_plan_path",
     "default_report_path",
+    "guard_outputs",
+    "run_file",
     "temp_removed_on_signal",
     "unwritten_after_sending",
     "write_failures",

@@ -1,11 +1,22 @@
-"""Every file a run will write, checked before the first operation leaves.
+"""The one output guard: every file a command will write, checked before it starts.
 
 Once an operation is sent it cannot be taken back, so a report path that cannot be
-written must be found before sending, not after: ``report.txt``, a folder that does not
-exist, a folder given as a file, or one output landing on the input or on another
-output. :func:`check_outputs` raises a :class:`~batchops.errors.ConfigError` (exit 2,
-nothing sent) for each of those. What can still go wrong later (a full disk, a file
-locked by Excel) is the caller's to report truthfully: see ``Exit.REPORT_UNWRITTEN``.
+written must be found before sending, not after; and a file a command writes must never
+destroy one a run still needs. :func:`guard_outputs`, which every command that writes a
+file calls (``run``, ``plan``, ``report``, ``select``, ``undo``), raises one
+:class:`~batchops.errors.ConfigError` (exit 2, nothing sent, nothing written) for:
+
+* a path that cannot be written: ``report.txt``, a folder that does not exist, a folder
+  given as a file, a read-only file;
+* an output landing on the command's input or on another of its outputs;
+* an output landing on a run's checkpoint (an SQLite file), on a run's report (its header
+  ends in the result columns, or it has a report's default name ``x.report.csv``) or on a
+  run's input (a run's report or checkpoint lies beside it under their default names),
+  each as far as its :class:`Kind` may not replace them: a run replaces its own report;
+* for ``select`` and ``undo``, any existing file unless ``--force``.
+
+What can still go wrong later (a full disk, a file locked by Excel) is the caller's to
+report truthfully: see ``Exit.REPORT_UNWRITTEN``.
 
 Outputs are written to a temp file and renamed into place; :func:`temp_removed_on_signal`
 makes sure a Ctrl-C or SIGTERM during that write does not leave the temp file behind.
@@ -18,15 +29,51 @@ import os
 import secrets
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from batchops.errors import ConfigError
 from batchops.process import leave_on_signal
+from batchops.sheet import is_report
+
+from .paths import default_checkpoint_path, default_report_path, is_report_name
 
 #: What the report writer can produce; the failures file is a report too.
 REPORT_SUFFIXES = (".csv", ".xlsx")
+
+#: The first bytes of every SQLite database, a checkpoint among them.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class Kind(Enum):
+    """What an output is, which decides what it may replace when a file is already there."""
+
+    #: A run's report or its --failures (or a report rebuilt from a checkpoint): replaces
+    #: its own earlier file, as the same run started again does.
+    REPORT = "report"
+    #: A run's checkpoint: an existing one is the checkpoint's own to resume or refuse.
+    CHECKPOINT = "checkpoint"
+    #: plan's report: never over a file named as a run's report (a plan has a report's
+    #: columns, so only a name tells the two apart).
+    PLAN = "plan"
+    #: --summary-json: never over a run's report.
+    SUMMARY = "summary"
+    #: select's and undo's sheets: never over a run's input, report or checkpoint, and
+    #: over any other existing file only with --force.
+    SHEET = "sheet"
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One file a command is about to write, as its messages name it."""
+
+    label: str
+    path: Path
+    kind: Kind
+    #: The suffixes it may have (None: any).
+    suffixes: tuple[str, ...] | None = REPORT_SUFFIXES
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +84,17 @@ class Outputs:
     failures: Path | None = None
     summary_json: Path | None = None
     checkpoint: Path | None = None
+
+    def named(self) -> list[Output]:
+        """Each path the run writes, as the guard checks it."""
+        named = [Output("the report (--output)", self.report, Kind.REPORT)]
+        if self.failures is not None:
+            named.append(Output("--failures", self.failures, Kind.REPORT))
+        if self.summary_json is not None:
+            named.append(Output("--summary-json", self.summary_json, Kind.SUMMARY, None))
+        if self.checkpoint is not None:
+            named.append(Output("the checkpoint", self.checkpoint, Kind.CHECKPOINT, None))
+        return named
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -69,26 +127,66 @@ def _check_file(label: str, path: Path, suffixes: tuple[str, ...] | None) -> Non
 
 
 def check_outputs(source: Path, outputs: Outputs) -> None:
-    """Refuse, before anything is sent, every output that could not be written or that
-    would overwrite the input or another output."""
-    named: list[tuple[str, Path, tuple[str, ...] | None]] = [
-        ("the report (--output)", outputs.report, REPORT_SUFFIXES)
-    ]
-    if outputs.failures is not None:
-        named.append(("--failures", outputs.failures, REPORT_SUFFIXES))
-    if outputs.summary_json is not None:
-        named.append(("--summary-json", outputs.summary_json, None))
-    if outputs.checkpoint is not None:
-        named.append(("the checkpoint", outputs.checkpoint, None))
-    taken: list[tuple[str, Path]] = [("the input", source)]
-    for label, path, suffixes in named:
+    """A run's (or a rebuilt report's) outputs through the guard: ``source`` is the input."""
+    guard_outputs({"the input": source}, outputs.named())
+
+
+def guard_outputs(
+    inputs: Mapping[str, Path], outputs: Sequence[Output], *, force: bool = False
+) -> None:
+    """Refuse, before anything is sent or written, every output that could not be written
+    or would replace what must stay (the module's docstring says what); ``inputs`` are
+    the files the command reads, by the name its messages give them."""
+    taken = list(inputs.items())
+    for output in outputs:
         for other_label, other in taken:
-            if _same(path, other):
+            if _same(output.path, other):
                 raise ConfigError(
-                    f"{label} {path} would overwrite {other_label} ({other}); choose another path"
+                    f"{output.label} {output.path} would overwrite {other_label} ({other}); "
+                    "choose another path"
                 )
-        _check_file(label, path, suffixes)
-        taken.append((label, path))
+        _check_file(output.label, output.path, output.suffixes)
+        _check_replaced(output, force)
+        taken.append((output.label, output.path))
+
+
+def _check_replaced(output: Output, force: bool) -> None:
+    """Refuse an existing file at ``output.path`` that this kind of output may not replace."""
+    path = output.path
+    if not path.is_file():
+        return
+    what = run_file(path, output.kind)
+    if what:
+        raise ConfigError(f"{output.label} {path} is {what}; choose another path")
+    if output.kind is Kind.SHEET and not force:
+        raise ConfigError(
+            f"{output.label} {path} already exists; pass --force to replace it, or choose "
+            "another path"
+        )
+
+
+def run_file(path: Path, kind: Kind = Kind.SHEET) -> str | None:
+    """What of a run's the existing file ``path`` is, among what an output of ``kind`` may
+    not replace ("a run's checkpoint", …); None when it is none of those."""
+    if kind is not Kind.CHECKPOINT and _is_sqlite(path):
+        return "a run's checkpoint (an SQLite database)"
+    if kind in (Kind.PLAN, Kind.SUMMARY, Kind.SHEET) and is_report_name(path):
+        return "a run's report (by its name)"
+    if kind in (Kind.SUMMARY, Kind.SHEET) and is_report(path):
+        return "a run's report (it ends in the result columns)"
+    if kind is Kind.SHEET:
+        for beside in (default_checkpoint_path(path), default_report_path(path)):
+            if beside.is_file():
+                return f"a run's input ({beside.name} is beside it)"
+    return None
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except OSError:
+        return False
 
 
 def unwritten_after_sending(reason: str, checkpoint: Path | None, report: Path) -> str:

@@ -1,8 +1,9 @@
-"""Where a report goes and what format a report path means.
+"""Where a run's files go and what format a report path means.
 
-Unless the user names one, the report goes beside the input, in its format, and never
-onto the input itself; a plan never lands on a run's report. A report path must end in
-``.csv`` or ``.xlsx``: the suffix decides the format.
+Unless the user names them, the report and the checkpoint go beside the input, the
+report in the input's format and never onto the input itself; a plan never lands on a
+run's report. A report path must end in ``.csv`` or ``.xlsx``: the suffix decides the
+format. The output guard (:mod:`.outputs`) knows a run's files by these names.
 """
 
 from __future__ import annotations
@@ -40,6 +41,17 @@ def default_report_path(source: Path) -> Path:
         if candidate.name.casefold() != source.name.casefold():
             return candidate
         generation += 1
+
+
+def is_report_name(path: Path) -> bool:
+    """Whether ``path`` is named as a run's default report (``x.report.csv``,
+    ``x.report-2.xlsx``)."""
+    return path.suffix.lower() in (".csv", ".xlsx") and bool(_REPORT_STEM.match(path.stem))
+
+
+def default_checkpoint_path(source: Path) -> Path:
+    """Beside the input: ``tickets.csv`` → ``tickets.checkpoint.db``."""
+    return source.with_name(f"{source.stem}.checkpoint.db")
 
 
 def default_plan_path(source: Path) -> Path:

@@ -6,7 +6,7 @@ confirm → send → finish); :mod:`.network` holds the steps that talk to ITSM.
 
 from __future__ import annotations
 
-from .context import Hooks, Run, RunHooks, Target
+from .context import Hooks, Run, RunHooks
 from .finish import counts_by_action, exit_code_of
 from .flow import run_steps
 from .network import check_reachable, start_sandbox, suspended_sns
@@ -29,7 +29,6 @@ __all__ = [
     "ProgressSink",
     "Run",
     "RunHooks",
-    "Target",
     "check_reachable",
     "counts_by_action",
     "exit_code_of",

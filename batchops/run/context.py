@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from batchops.checkpoint import Checkpoint, Work
-from batchops.itsm import ItsmClient, Tracer
+from batchops.itsm import ItsmClient, Target, Tracer
 from batchops.model import OutcomeTable
 from batchops.process import RunSignals
 from batchops.report import Outputs
 from batchops.send import Executor
-from batchops.settings import Credentials, RunConfig
+from batchops.settings import RunConfig
 from batchops.sheet import Batch
 from batchops.stops import RunControl, Stop
 
@@ -95,14 +95,6 @@ class Loaded:
     sendable: np.ndarray
     #: --only as it applies to this run (an earlier report fed back: the rows not done).
     only: tuple[str, ...] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """The ITSM a run talks to: the configured one, or the stand-in started for the run."""
-
-    base_url: str
-    credentials: Credentials
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batchops.checkpoint import RunLock, Work, default_checkpoint_path, open_checkpoint
+from batchops.checkpoint import RunLock, Work, open_checkpoint
 from batchops.errors import BatchopsError, ConfigError
 from batchops.exits import Exit
 from batchops.model import OutcomeTable, RunSummary
@@ -27,6 +27,7 @@ from batchops.process import fewer_young_collections
 from batchops.report import (
     Outputs,
     check_outputs,
+    default_checkpoint_path,
     default_report_path,
     unwritten_after_sending,
     write_report,

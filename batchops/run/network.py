@@ -18,15 +18,15 @@ from contextlib import AsyncExitStack
 import numpy as np
 
 from batchops.errors import FatalAnswerError
-from batchops.itsm import Answer, ItsmClient, Verdict
+from batchops.itsm import Answer, ItsmClient, Target, Verdict, client_for, configured_target
 from batchops.model import Row
 from batchops.process import RunSignals, main_thread_takes_signals
 from batchops.send import Executor, InDoubt, Precheck, StatusTable, chains_by_sn, read_statuses
-from batchops.settings import ClientSettings, Credentials, RunConfig, target_source
+from batchops.settings import Credentials, RunConfig, target_source
 from batchops.sheet import Batch, mark_not_sent
 from batchops.stops import RunControl, Stop, StopKind, Stopped
 
-from .context import Ending, Run, Session, Target
+from .context import Ending, Run, Session
 from .prompts import CanaryReport, CanaryRow, ask, fatal_fix, plan_overview
 from .recorder import Recorder
 
@@ -57,26 +57,13 @@ async def connect(stack: AsyncExitStack, run: Run) -> Session:
     """Open the client and build the executor; from here on a signal stops the run."""
     config, hooks, loaded, store = run.config, run.hooks, run.loaded, run.store
     connection = config.connection
-    local = connection.credentials is None
     if connection.credentials is None:
         target = await start_sandbox(stack, loaded.batch)
     else:
-        target = Target(connection.base_url, connection.credentials)
-    settings = ClientSettings(
-        base_url=target.base_url,
-        gateway=connection.gateway,
-        credentials=target.credentials,
-        concurrency=config.policy.concurrency,
-        timeout_s=connection.timeout_s,
-        ca_bundle=connection.ca_bundle,
-        insecure=connection.insecure,
-        # The embedded stand-in is on this machine: never through a proxy.
-        proxy=None if local else connection.proxy,
-        trust_env=not local,
+        target = configured_target(connection)
+    client = await stack.enter_async_context(
+        client_for(connection, target, concurrency=config.policy.concurrency, tracer=hooks.tracer)
     )
-    if hooks.tracer is not None:
-        hooks.tracer.add_secrets(target.credentials.secrets)
-    client = await stack.enter_async_context(ItsmClient(settings, tracer=hooks.tracer))
     batch = loaded.batch
     recorder = Recorder(
         loaded.outcomes,
@@ -352,6 +339,7 @@ async def start_sandbox(stack: AsyncExitStack, batch: Batch) -> Target:
     return Target(
         url,
         Credentials(app_code=config.app_code, app_secret=config.app_secret, username="admin"),
+        stand_in=True,
     )
 
 

@@ -97,6 +97,8 @@ class _Server:
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
+        #: Operations a slow backend will still apply (kept referenced until they are).
+        self._late: set[asyncio.Future[web.Response]] = set()
 
     # -- routing -------------------------------------------------------------------
 
@@ -315,6 +317,8 @@ class _Server:
     ) -> web.Response:
         """operate_ticket: validate, wait, write (unless a timed-out backend did not)."""
         state = self.state
+        if faults.backend_delay_s > 0:
+            return await self._operate_late(call, operation, faults)
         ticket = state.tickets.get(operation.sn)
         verdict = self._validate(ticket, operation.action, operation.operator, call.params)
         await self._latency(faults)
@@ -330,6 +334,35 @@ class _Server:
             return self._backend_timeout(call)
         self._record(operation, verdict.code, applied)
         return _ok([]) if verdict.code == CODE_OK else _error(verdict.code, verdict.message)
+
+    async def _operate_late(
+        self, call: _Call, operation: _Operation, faults: Faults
+    ) -> web.Response:
+        """A backend that gets to the request late; the gateway may give up first.
+
+        ITSM validates and applies the operation when it gets to it, as its worker does
+        after the gateway's timeout: the gateway's "backend timeout" says nothing of that.
+        """
+        work = asyncio.ensure_future(self._apply_later(call, operation, faults.backend_delay_s))
+        self._late.add(work)
+        work.add_done_callback(self._late.discard)
+        if faults.backend_delay_s <= faults.gateway_timeout_s:
+            return await asyncio.shield(work)
+        await asyncio.sleep(faults.gateway_timeout_s)
+        self.state._fault("backend_timeout")
+        return self._backend_timeout(call)
+
+    async def _apply_later(
+        self, call: _Call, operation: _Operation, delay_s: float
+    ) -> web.Response:
+        await asyncio.sleep(delay_s)
+        ticket = self.state.tickets.get(operation.sn)
+        verdict = self._validate(ticket, operation.action, operation.operator, call.params)
+        applied = verdict.code == CODE_OK
+        if applied and ticket is not None:
+            self._apply(ticket, operation.action, verdict)
+        self._record(operation, verdict.code, applied)
+        return _ok([]) if applied else _error(verdict.code, verdict.message)
 
     async def _answer_read(self, call: _Call, faults: Faults, timed_out: bool) -> web.Response:
         """A read API, after the backend's latency (or its timeout)."""

@@ -232,6 +232,13 @@ class Faults:
     lost_mode: Literal["hang", "drop"] = "hang"
     lost_hang_s: float = 30.0
     backend_timeout_rate: float = 0.0
+    #: ITSM gets to an operate_ticket request only this long after it arrived, and then
+    #: validates and applies it, whatever the gateway answered meanwhile: with more than
+    #: ``gateway_timeout_s``, the gateway answers "backend timeout" (1306201 / 1650401)
+    #: first, and the operation lands later all the same.
+    backend_delay_s: float = 0.0
+    #: How long the gateway waits for ITSM before it answers "backend timeout".
+    gateway_timeout_s: float = 30.0
     service_off: bool = False
     gateway_forbidden: bool = False
     faults_on_reads: bool = False
@@ -244,7 +251,7 @@ class Faults:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Faults.{name} must be between 0 and 1, got {value!r}")
-        for name in ("latency_ms", "operate_latency_ms"):
+        for name in ("latency_ms", "operate_latency_ms", "backend_delay_s", "gateway_timeout_s"):
             value = getattr(self, name)
             if value < 0 or not math.isfinite(value):
                 raise ValueError(f"Faults.{name} must be >= 0, got {value!r}")

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from .records import (
-    SELECT_KEYS,
+    Connection,
     FailureBrake,
     Files,
     PlanConfig,
@@ -19,6 +19,7 @@ from .records import (
     plan_config,
     resolve_options,
     run_config,
+    select_connection,
     target_url,
 )
 from .sources import (
@@ -65,8 +66,8 @@ __all__ = [
     "ENV_USERNAME",
     "NOTIFY_ON",
     "RANGES",
-    "SELECT_KEYS",
     "ClientSettings",
+    "Connection",
     "Credentials",
     "FailureBrake",
     "Files",
@@ -87,6 +88,7 @@ __all__ = [
     "resolve",
     "resolve_options",
     "run_config",
+    "select_connection",
     "target_source",
     "target_url",
     "trust_config",

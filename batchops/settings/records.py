@@ -238,7 +238,7 @@ RUN_KEYS = frozenset(item.name for item in dataclasses.fields(RunOptions)) & SET
 PLAN_KEYS = frozenset(
     {"base_url", "gateway", "app_code", "username", "timeout", "ca_bundle", "proxy"}
 )
-SELECT_KEYS = PLAN_KEYS - {"proxy"} | {"retries", "rate"}
+SELECT_KEYS = PLAN_KEYS | {"retries", "rate"}
 
 
 def resolve_options(
@@ -373,6 +373,14 @@ def _connection(
         proxy=_proxy(values),
         credentials=credentials,
     )
+
+
+def select_connection(options: RunOptions, env: Mapping[str, str]) -> tuple[Connection, Values]:
+    """Where a select reads from, resolved and checked as for a run (its proxy too), and
+    the merged settings it reads ``retries`` and ``rate`` of."""
+    values = resolve_options(options, env, keys=SELECT_KEYS).values
+    url = target_url(values, hint="--profile")
+    return _connection(values, options, url, credentials_for(values, env)), values
 
 
 def plan_config(

@@ -4,7 +4,7 @@ choosing which rows a run may send.
 
 from __future__ import annotations
 
-from .columns import FIELD_ALIASES
+from .columns import FIELD_ALIASES, is_report
 from .loading import DONE_BEFORE, Batch, load_batch
 from .reading import show
 from .selection import (
@@ -24,6 +24,7 @@ __all__ = [
     "NOT_DONE",
     "Batch",
     "add_notes",
+    "is_report",
     "load_batch",
     "mark_invalid",
     "mark_not_sent",

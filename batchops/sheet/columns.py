@@ -5,8 +5,9 @@ columns :mod:`batchops.sheet.validation` can check:
 
 * the header row, unnamed empty columns and all-blank rows dropped (their sheet row
   numbers kept, so messages name the rows a person sees);
-* recognising an earlier batchops report used as input, removing its result columns and
-  the quote its CSV puts before formula-like cells;
+* recognising an earlier batchops report used as input (or, by its header alone, a file
+  that must not be written over: :func:`is_report`), removing its result columns and the
+  quote its CSV puts before formula-like cells;
 * finding the ``sn``, ``operator``, ``action_type`` and ``action_message`` columns by
   header, with their English and Chinese aliases, and the one-line error for a missing
   or doubled one.
@@ -27,9 +28,17 @@ import pandas as pd
 from batchops.errors import InputError
 from batchops.model import RESULT_COLUMNS
 
-from .reading import empty_message, show
+from .reading import empty_message, read_header, show
 
-__all__ = ["FIELD_ALIASES", "Table", "header_key", "map_columns", "table_from_cells", "unguard"]
+__all__ = [
+    "FIELD_ALIASES",
+    "Table",
+    "header_key",
+    "is_report",
+    "map_columns",
+    "table_from_cells",
+    "unguard",
+]
 
 #: Accepted headers per canonical field, canonical name first. Matching is case-insensitive
 #: and ignores surrounding blanks; inner blanks and hyphens count as ``_``.
@@ -100,6 +109,14 @@ def table_from_cells(raw: pd.DataFrame, where: Path | str, header_row: int = 1) 
         previous.columns = pd.Index(list(RESULT_COLUMNS), dtype=object)
         return Table(frame, names, previous, lines)
     return Table(frame, names, None, lines)
+
+
+def is_report(path: Path) -> bool:
+    """Whether the CSV or Excel file at ``path`` is a batchops report: its header ends in
+    the result columns (read from the header alone; False for any other file)."""
+    names = [name for name in read_header(path) if name.strip()]
+    n_result = len(RESULT_COLUMNS)
+    return len(names) > n_result and _is_result_tail(names[-n_result:])
 
 
 def _is_result_tail(names: Sequence[str]) -> bool:

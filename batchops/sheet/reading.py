@@ -7,7 +7,8 @@ It owns everything between a path and the grid of cells :mod:`batchops.sheet.loa
 * CSV text in UTF-8, UTF-8 with BOM or GB18030/GBK (detected, with a plausibility check
   on a guessed GB18030), or in a given encoding;
 * Excel workbooks (with python-calamine): the sheet to read, and every cell as the text a
-  person sees in it.
+  person sees in it;
+* the header row alone (:func:`read_header`), read without the rest of a large file.
 
 Every cell stays *text*, exactly as in the file; blank lines are counted so that row
 numbers in messages match the sheet. Finding the columns is :mod:`batchops.sheet.columns`'s job.
@@ -16,7 +17,9 @@ numbers in messages match the sheet. Finding the columns is :mod:`batchops.sheet
 from __future__ import annotations
 
 import codecs
+import csv
 import datetime as dt
+import io
 import math
 import re
 from dataclasses import dataclass
@@ -27,7 +30,15 @@ import pandas as pd
 
 from batchops.errors import InputError
 
-__all__ = ["SPREADSHEET_EXTENSIONS", "Cells", "cell_text", "empty_message", "read_cells", "show"]
+__all__ = [
+    "SPREADSHEET_EXTENSIONS",
+    "Cells",
+    "cell_text",
+    "empty_message",
+    "read_cells",
+    "read_header",
+    "show",
+]
 
 SPREADSHEET_EXTENSIONS: Final = frozenset({".xlsx", ".xlsm", ".xls"})
 _SAMPLE_BYTES: Final = 1 << 16
@@ -67,6 +78,20 @@ def read_cells(source: Path, *, sheet: str | None, encoding: str | None) -> Cell
         )
     raw, sheet_used, header_row = _read_workbook(source, sheet)
     return Cells(raw, "xlsx", None, sheet_used, header_row)
+
+
+def read_header(source: Path) -> list[str]:
+    """The header row of a CSV or Excel file (its first row that is not blank) as text,
+    read without the rest of the file; [] when there is none or it cannot be read."""
+    suffix = source.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return _csv_header(_sample(source))
+        if suffix in SPREADSHEET_EXTENSIONS:
+            return _workbook_header(source)
+    except InputError:
+        pass
+    return []
 
 
 def _check_path(source: Path, suffix: str) -> None:
@@ -250,6 +275,21 @@ def _encoding_candidates(sample: bytes) -> list[str]:
     return ["utf-8", "gb18030"]
 
 
+def _csv_header(sample: bytes) -> list[str]:
+    """The first row that is not blank in the first bytes of a CSV file."""
+    for enc in _encoding_candidates(sample):
+        try:
+            # Not final: the sample may end inside a character.
+            text = codecs.getincrementaldecoder(enc)().decode(sample, final=False)
+        except UnicodeDecodeError:
+            continue
+        for row in csv.reader(io.StringIO(text)):
+            if any(cell.strip() for cell in row):
+                return row
+        return []
+    return []
+
+
 def _parser_message(source: Path, exc: Exception) -> str:
     text = str(exc)
     fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
@@ -305,6 +345,24 @@ def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str, 
         data[j] = [cell_text(r[j]) if j < len(r) else "" for r in rows]
     header_row = int(start[0]) + 1 if start else 1
     return pd.DataFrame(data, dtype=str), sheet, header_row
+
+
+def _workbook_header(source: Path) -> list[str]:
+    """The first row that is not blank of the workbook's first visible sheet."""
+    import python_calamine as calamine
+
+    try:
+        with calamine.CalamineWorkbook.from_path(str(source)) as book:
+            sheet = _first_visible_sheet(book, [str(n) for n in book.sheet_names])
+            if sheet is None:
+                return []
+            for row in book.get_sheet_by_name(sheet).iter_rows():
+                cells = [cell_text(value) for value in row]
+                if any(cell.strip() for cell in cells):
+                    return cells
+    except (calamine.CalamineError, OSError, ValueError):
+        pass
+    return []
 
 
 def _first_visible_sheet(book: object, names: list[str]) -> str | None:

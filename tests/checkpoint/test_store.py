@@ -23,7 +23,6 @@ from batchops.checkpoint.group_commit import OUTCOME_FLUSH_S
 from batchops.checkpoint.store import (
     Binding,
     Checkpoint,
-    default_checkpoint_path,
     row_key,
     summarise_changes,
 )
@@ -163,11 +162,6 @@ def test_no_secret_in_checkpoint_after_real_runs(itsm: SandboxThread, tmp_path: 
     finally:
         reader.close()
     assert binding is not None and binding.base_url == itsm.url
-
-
-def test_default_checkpoint_path_is_beside_the_input(tmp_path: Path) -> None:
-    """tickets.csv → tickets.checkpoint.db in the same folder."""
-    assert default_checkpoint_path(tmp_path / "tickets.csv") == tmp_path / "tickets.checkpoint.db"
 
 
 # --------------------------------------------------------------------------- opening

@@ -375,3 +375,31 @@ def test_proxy_credentials_in_the_url_are_sent_to_the_proxy_and_never_shown(
     assert {s.headers.get("Proxy-Authorization") for s in proxy.seen} == {expected}
     assert "pr0xy" not in out.stdout + out.stderr
     assert expected.split()[1] not in out.stdout + out.stderr
+
+
+def test_select_goes_through_the_proxy_of_a_trusted_profile(
+    itsm: SandboxThread,
+    proxy: ForwardingProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """select takes its client from the same place as run: the proxy of the working
+    folder's trusted batchops.toml carries every get_tickets, although HTTP_PROXY names a
+    dead proxy and NO_PROXY names the host."""
+    seed(itsm, *(running(f"SP{i}") for i in range(3)))
+    monkeypatch.chdir(tmp_path)
+    profile = tmp_path / "batchops.toml"
+    profile.write_text(
+        f'default_profile = "lab"\n[profiles.lab]\nbase_url = "{itsm.url}"\n'
+        f'proxy = "{proxy.url}"\n',
+        encoding="utf-8",
+    )
+    assert run_cli(["config", "trust", str(profile)]).exit_code == 0
+    env = creds_env(itsm.url, HTTP_PROXY=f"http://127.0.0.1:{_dead_port()}", NO_PROXY="127.0.0.1")
+    del env["BATCHOPS_BASE_URL"]  # the address comes from the profile too
+    out = run_cli(["select", "--creator", "admin", "-o", "s.csv"], env)
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert {r["sn"] for r in read_report(tmp_path / "s.csv")} == {"SP0", "SP1", "SP2"}
+    assert proxy.seen and len(proxy.seen) == _requests(itsm)
+    assert all(s.target.startswith(itsm.url + "/api/c/compapi/v2/itsm/") for s in proxy.seen)
+    assert {s.headers.get("User-Agent") for s in proxy.seen} == {f"batchops/{__version__}"}

@@ -1,12 +1,14 @@
 """Outputs: checked before the first operation, truthful when they fail after it; plan
-writes its own file; results on stdout, everything for people on stderr.
+writes its own file; results on stdout, everything for people on stderr; and the one
+guard every command's outputs pass (:func:`batchops.report.guard_outputs`), unit by unit.
 
-Every test counts requests on the stand-in ITSM server over loopback, so "nothing was
-sent" is measured.
+Every end-to-end test counts requests on the stand-in ITSM server over loopback, so
+"nothing was sent" is measured.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import threading
 import time
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from batchops.errors import ConfigError
+from batchops.report import Kind, Output, guard_outputs, run_file
 from batchops.sandbox import Faults, SandboxThread
 
 from ..helpers import creds_env, read_report, run_cli, running, seed, write_csv
@@ -154,6 +158,22 @@ def test_plan_after_run_leaves_the_run_report_byte_for_byte(
     assert str(tmp_path / "t.plan.csv") in planned.stdout
 
 
+def test_plan_never_writes_over_a_runs_report_or_checkpoint(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """plan -o (or --summary-json) on a run's report or checkpoint: exit 2, unchanged."""
+    src = _sheet(itsm, tmp_path, 2)
+    assert run_cli(["run", str(src)], creds_env(itsm.url)).exit_code == 0
+    report, checkpoint = tmp_path / "t.report.csv", tmp_path / "t.checkpoint.db"
+    kept = {path: path.read_bytes() for path in (report, checkpoint)}
+    for args in (["-o", str(report)], ["--summary-json", str(report)]):
+        out = run_cli(["plan", str(src), *args])
+        assert out.exit_code == 2 and "is a run's report" in out.stderr, out.stderr
+    out = run_cli(["plan", str(src), "--summary-json", str(checkpoint)])
+    assert out.exit_code == 2 and "is a run's checkpoint" in out.stderr, out.stderr
+    assert {path: path.read_bytes() for path in kept} == kept
+
+
 def test_plan_of_a_workbook_writes_plan_xlsx(tmp_path: Path) -> None:
     """An XLSX input gets x.plan.xlsx."""
     import xlsxwriter
@@ -224,3 +244,129 @@ def test_report_command_refuses_to_overwrite_the_input_or_the_checkpoint(
         assert out.exit_code == 2
         assert needle in out.stderr
         assert target.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- the guard
+
+
+def _checkpoint_at(path: Path) -> Path:
+    """A real SQLite database at ``path`` (a checkpoint kept under any name)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.commit()
+    return path
+
+
+def _report_at(path: Path) -> Path:
+    from batchops.report import write_report
+
+    from ..report_sheets import make_frame, make_outcomes, ok
+
+    frame = make_frame({"sn": ["A1"], "operator": ["admin"], "action_type": ["SUSPEND"]})
+    return Path(write_report(frame, make_outcomes([ok()]), path, sheet_name="Tickets"))
+
+
+def _refusal(output: Output, *, force: bool = False, **inputs: Path) -> str | None:
+    """The guard's one-line refusal of ``output`` (None when it lets it through); the
+    folder holds exactly what it held before, either way."""
+    folder = output.path.parent
+    before = {p: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    try:
+        guard_outputs({k.replace("_", " "): v for k, v in inputs.items()}, [output], force=force)
+    except ConfigError as error:
+        message = str(error)
+        assert "\n" not in message
+        return message
+    finally:
+        assert {p: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    return None
+
+
+ALL_KINDS = list(Kind)
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS, ids=[k.value for k in ALL_KINDS])
+def test_no_output_but_the_checkpoint_replaces_a_checkpoint(tmp_path: Path, kind: Kind) -> None:
+    """A checkpoint is known by its content (SQLite), whatever its name: only a run's own
+    checkpoint may be at its path (the checkpoint resumes or refuses it); --force or not."""
+    state = _checkpoint_at(tmp_path / "state.csv")
+    refusal = _refusal(Output("-o", state, kind), force=True)
+    what = "a run's checkpoint (an SQLite database)"
+    if kind is Kind.CHECKPOINT:
+        assert refusal is None and run_file(state, kind) is None
+    else:
+        assert refusal == f"-o {state} is {what}; choose another path"
+        assert run_file(state, kind) == what
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_report_is_replaced_only_by_a_report_or_a_plan(tmp_path: Path, suffix: str) -> None:
+    """A file ending in the result columns is a run's report: a run (its report, its
+    --failures, a rebuilt report) replaces it, and so may a plan (whose own file has the
+    same columns); --summary-json and select's and undo's sheets never do, even forced."""
+    done = _report_at(tmp_path / f"done{suffix}")
+    for kind in (Kind.REPORT, Kind.PLAN):
+        assert _refusal(Output("-o", done, kind)) is None
+    for kind in (Kind.SUMMARY, Kind.SHEET):
+        refusal = _refusal(Output("-o", done, kind, None), force=True)
+        assert refusal is not None and "a run's report (it ends in the result columns)" in refusal
+
+
+def test_a_file_named_as_a_report_is_never_a_plan_or_a_sheet(tmp_path: Path) -> None:
+    """x.report.csv is a run's report by its name alone: a plan over it would put "pending"
+    where a run's outcomes were."""
+    named = tmp_path / "x.report.csv"
+    named.write_text("anything\n", encoding="utf-8")
+    for kind in (Kind.PLAN, Kind.SUMMARY, Kind.SHEET):
+        refusal = _refusal(Output("-o", named, kind), force=True)
+        assert refusal is not None and "a run's report (by its name)" in refusal
+    assert _refusal(Output("-o", named, Kind.REPORT)) is None
+
+
+@pytest.mark.parametrize("left_beside", ["t.checkpoint.db", "t.report.csv"])
+def test_a_runs_input_is_known_by_what_the_run_left_beside_it(
+    tmp_path: Path, left_beside: str
+) -> None:
+    """A sheet beside which a run left its checkpoint or its report is that run's input: a
+    select or undo sheet never replaces it (the run resumes from it); a run's own outputs
+    are not asked."""
+    source = write_csv(tmp_path / "t.csv", [["A1", "admin", "SUSPEND", "x"]])
+    (tmp_path / left_beside).write_bytes(b"x")
+    refusal = _refusal(Output("the sheet (-o)", source, Kind.SHEET), force=True)
+    assert refusal == (
+        f"the sheet (-o) {source} is a run's input ({left_beside} is beside it); "
+        "choose another path"
+    )
+    assert _refusal(Output("-o", source, Kind.REPORT)) is None
+
+
+def test_an_existing_file_is_replaced_by_a_sheet_only_when_forced(tmp_path: Path) -> None:
+    """select's and undo's sheets replace nothing unasked; a run's report replaces its own
+    earlier one as before."""
+    mine = write_csv(tmp_path / "mine.csv", [["A1", "admin", "SUSPEND", "x"]])
+    assert _refusal(Output("the sheet (-o)", mine, Kind.SHEET)) == (
+        f"the sheet (-o) {mine} already exists; pass --force to replace it, or choose another path"
+    )
+    assert _refusal(Output("the sheet (-o)", mine, Kind.SHEET), force=True) is None
+    assert _refusal(Output("-o", mine, Kind.REPORT)) is None
+    assert run_file(mine) is None
+    assert _refusal(Output("the sheet (-o)", tmp_path / "new.csv", Kind.SHEET)) is None
+
+
+def test_inputs_and_other_outputs_are_never_replaced_even_forced(tmp_path: Path) -> None:
+    """The command's own inputs and each of its outputs are taken, --force or not."""
+    report = _report_at(tmp_path / "r.csv")
+    refusal = _refusal(
+        Output("the undo sheet (-o)", report, Kind.SHEET), force=True, the_report=report
+    )
+    assert refusal == (
+        f"the undo sheet (-o) {report} would overwrite the report ({report}); choose another path"
+    )
+    sheet = tmp_path / "u.csv"
+    with pytest.raises(ConfigError, match="would overwrite the sheet"):
+        guard_outputs(
+            {}, [Output("the sheet", sheet, Kind.SHEET), Output("the list", sheet, Kind.SHEET)]
+        )
+    assert not sheet.exists()

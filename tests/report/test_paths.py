@@ -1,4 +1,4 @@
-"""Tests of batchops.report.paths: where a report goes, and what its suffix means."""
+"""Tests of batchops.report.paths: where a run's files go, and what a report's suffix means."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchops.errors import InputError
+from batchops.report.paths import default_checkpoint_path, is_report_name
 from batchops.report.writing import default_report_path, write_report
 
 from ..report_sheets import make_frame, make_outcomes, ok, read_csv_rows
@@ -62,3 +63,26 @@ def test_unknown_suffix_needs_an_explicit_format(tmp_path: Path) -> None:
         write_report(frame, outcomes, tmp_path / "r.txt")
     path = write_report(frame, outcomes, tmp_path / "r.txt", fmt="csv")
     assert read_csv_rows(path)[1][0] == "A"
+
+
+def test_default_checkpoint_path_is_beside_the_input(tmp_path: Path) -> None:
+    """tickets.csv → tickets.checkpoint.db in the same folder."""
+    assert default_checkpoint_path(tmp_path / "tickets.csv") == tmp_path / "tickets.checkpoint.db"
+
+
+@pytest.mark.parametrize(
+    ("name", "named_as_report"),
+    [
+        ("t.report.csv", True),
+        ("t.report-3.xlsx", True),
+        ("T.REPORT.CSV", True),
+        ("t.report.undo.csv", False),
+        ("t.plan.csv", False),
+        ("report.csv", False),
+        ("t.report.json", False),
+        ("t.csv", False),
+    ],
+)
+def test_a_run_report_is_known_by_its_default_name(name: str, named_as_report: bool) -> None:
+    """The names default_report_path gives, and only those, are a run's report by name."""
+    assert is_report_name(Path(name)) is named_as_report

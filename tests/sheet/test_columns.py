@@ -1,5 +1,6 @@
 """Tests of batchops.sheet.columns: headers and their aliases, blank rows and unnamed columns,
-an earlier report used as input, and missing or doubled columns."""
+an earlier report used as input (and known by its header alone), and missing or doubled
+columns."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from batchops.model import RESULT_COLUMNS, Action, Row
-from batchops.sheet.columns import FIELD_ALIASES
+from batchops.sheet.columns import FIELD_ALIASES, is_report
 from batchops.sheet.loading import load_batch
 
 from ..helpers import HEADER, input_error, load_one, write_csv
@@ -222,3 +223,67 @@ def test_two_columns_for_one_field(tmp_path: Path, header: list[str], shown: str
     """Two columns mapping to the same field (no canonical one to prefer) are refused."""
     path = write_csv(tmp_path / "a.csv", [["x"] * len(header)], header=header)
     input_error(lambda: load_batch(path), shown, "rename or delete one")
+
+
+# --------------------------------------------------------------------------- is_report
+
+
+def _report(path: Path, columns: dict[str, list[str]]) -> Path:
+    """A report as a run writes it, of an input with these columns."""
+    from batchops.report.writing import write_report
+
+    from ..report_sheets import make_frame, make_outcomes, ok
+
+    frame = make_frame(columns)
+    outcomes = make_outcomes([ok()] * len(frame))
+    return Path(write_report(frame, outcomes, path, sheet_name="Tickets"))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_report_is_known_by_its_header_alone(tmp_path: Path, suffix: str) -> None:
+    """A run's report (CSV with its BOM, or a workbook) ends in the result columns, also
+    when an input column already had a result column's name; the input it came from does
+    not."""
+    plain = {name: ["A1"] for name in HEADER}
+    assert is_report(_report(tmp_path / f"done{suffix}", plain))
+    clashing = {**plain, "status": ["RUNNING"]}  # the report calls its own "result_status"
+    assert is_report(_report(tmp_path / f"clash{suffix}", clashing))
+    assert not is_report(write_csv(tmp_path / "input.csv", [["A1", "admin", "SUSPEND", "x"]]))
+
+
+def test_the_header_is_read_past_blank_lines_and_in_gb18030(tmp_path: Path) -> None:
+    """Blank lines above the header are skipped, as loading does; GB18030 text is read."""
+    header = ",".join(["单号", "处理人", "操作", "原因", *RESULT_COLUMNS])
+    path = tmp_path / "gbk.csv"
+    path.write_bytes(
+        b"\r\n\r\n" + (header + "\r\nA1,张三,SUSPEND,冻结," + "," * 7).encode("gb18030")
+    )
+    assert is_report(path)
+
+
+def test_a_large_report_is_known_from_its_first_bytes(tmp_path: Path) -> None:
+    """Only the header is read: a report far larger than the sample is still known."""
+    path = tmp_path / "big.csv"
+    row = ",".join(["A1", "admin", "SUSPEND", "x" * 200, "success", "0", "ok", "1"]) + ",,,,\n"
+    path.write_text(",".join([*HEADER, *RESULT_COLUMNS]) + "\n" + row * 2000, encoding="utf-8")
+    assert path.stat().st_size > 1 << 16
+    assert is_report(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("empty.csv", b""),
+        ("blank.csv", b"\n\n,,,\n"),
+        ("only_results.csv", ",".join(RESULT_COLUMNS).encode()),  # no input column
+        ("zip.csv", b"PK\x03\x04 not really a zip"),
+        ("broken.xlsx", b"not a workbook"),
+        ("report.txt", ",".join([*HEADER, *RESULT_COLUMNS]).encode()),
+    ],
+)
+def test_anything_else_is_no_report(tmp_path: Path, name: str, content: bytes) -> None:
+    """Files that are no sheet, or no report's sheet, are not reports (and never raise)."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert not is_report(path)
+    assert not is_report(tmp_path / "missing.csv")
