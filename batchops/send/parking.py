@@ -21,6 +21,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
+from batchops.errors import FatalAnswerError
 from batchops.itsm import Transport
 from batchops.stops import RunControl, Stopped
 
@@ -66,12 +67,24 @@ class ParkingLot:
         """Give the sending slot back while ``sn`` waits (until ``deadline``, monotonic)."""
         self.parked_count += 1
         self._deadlines[sn] = max(deadline, self._deadlines.get(sn, 0.0))
+        try:
+            async with self.slot_given_back():
+                yield
+        finally:
+            self._deadlines.pop(sn, None)
+
+    @contextlib.asynccontextmanager
+    async def slot_given_back(self) -> AsyncIterator[None]:
+        """Give the sending slot back while waiting (for a read-back, for the first
+        request's answer): a slot held by a waiter could be the one the awaited needs."""
         self.slots.release()
         try:
             yield
         finally:
-            self._deadlines.pop(sn, None)
-            await self.slots.acquire()
+            if not self._control.stopping:
+                # Stopping, nothing is sent any more: waiting for a slot could only delay
+                # the end (the worker's own release then leaves one slot over, unused).
+                await self.slots.acquire()
 
     async def status(self, sn: str) -> tuple[str | None, str]:
         """``sn``'s status at the next batched read, or None and why it could not be read."""
@@ -109,6 +122,15 @@ class ParkingLot:
                 retries=1,
                 prove_absent=set(asked),
             )
+        except FatalAnswerError as exc:
+            # Reads refused (permission, authentication): the tickets cannot be read back,
+            # which makes their rows unknown at the deadline; it is the next operation's
+            # answer that stops the run if nothing can succeed.
+            for futures in asked.values():
+                _resolve(
+                    futures, (None, f"ticket reads refused: {getattr(exc.answer, 'message', exc)}")
+                )
+            return
         except Exception as exc:
             for futures in asked.values():
                 _settle(futures, exc)
@@ -150,6 +172,14 @@ class ParkingLot:
 
 async def _wait(future: asyncio.Future[tuple[str | None, str]]) -> tuple[str | None, str]:
     return await future
+
+
+def _resolve(
+    futures: list[asyncio.Future[tuple[str | None, str]]], value: tuple[str | None, str]
+) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(value)
 
 
 def _settle(futures: list[asyncio.Future[tuple[str | None, str]]], exc: Exception) -> None:

@@ -395,7 +395,8 @@ class Executor:
             finally:
                 self._gate.set()
         try:
-            await self.control.wait_for(self._gate)
+            async with self.parking.slot_given_back():
+                await self.control.wait_for(self._gate)
         except Stopped:
             return None
         if self.stopping:
