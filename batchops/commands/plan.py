@@ -112,7 +112,8 @@ async def _read(config: PlanConfig, batch: Batch, tracer: Tracer | None) -> tupl
         if tracer is not None:
             tracer.add_secrets(target.credentials.secrets)
         client = await stack.enter_async_context(ItsmClient(client_settings, tracer=tracer))
-        stop = await check_reachable(client, RunControl())
+        control = RunControl()
+        stop = await check_reachable(client, control)
         if stop is not None:
             raise FatalAnswerError(f"{stop.reason}; {stop.fix}")
         valid = batch.valid_indices()
@@ -120,5 +121,6 @@ async def _read(config: PlanConfig, batch: Batch, tracer: Tracer | None) -> tupl
             client,
             (str(batch.sn[i]) for i in valid.tolist()),
             prove_absent=suspended_sns(batch, valid),
+            control=control,
         )
         return checked, client.requests_sent

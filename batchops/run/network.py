@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from batchops.aio import all_or_none
+from batchops.aio import Backoff, all_or_none, retrying
 from batchops.checkpoint import Checkpoint, InDoubtRow, Work
 from batchops.errors import FatalAnswerError
 from batchops.itsm import Answer, ItsmClient, Verdict
@@ -203,6 +203,7 @@ async def precheck(
             (str(batch.sn[i]) for i in to_send.tolist()),
             concurrency=config.policy.concurrency,
             prove_absent=suspended_sns(batch, to_send),
+            control=session.control,
         )
     )
     if checked.accepted:
@@ -288,12 +289,16 @@ async def send_rows(
                 if statuses is not None:
                     # The canary moved some tickets on: read them again, never guess.
                     canary_sns = {str(batch.sn[i]) for i in parts[0].tolist()}
-                    again = await read_statuses(
-                        session.client,
-                        canary_sns,
-                        concurrency=config.policy.concurrency,
-                        prove_absent=suspended_sns(batch, part),
-                    )
+                    try:
+                        again = await read_statuses(
+                            session.client,
+                            canary_sns,
+                            concurrency=config.policy.concurrency,
+                            prove_absent=suspended_sns(batch, part),
+                            control=session.control,
+                        )
+                    except Stopped:
+                        break  # a retry's pause ended by the stop: the rest is not sent
                     stop = blind_after_canary(batch, part, canary_sns, statuses, again)
                     if stop is not None:
                         session.control.request_stop(stop)
@@ -518,6 +523,10 @@ def checkpoint_stop(reason: str) -> Stop:
     )
 
 
+#: Between tries of a refused connection: 0.5 s, then 1 s.
+_REACH_BACKOFF = Backoff(0.5, max_s=1.0)
+
+
 async def check_reachable(client: ItsmClient, control: RunControl) -> Stop | None:
     """Find out before anything else whether the target can be reached at all.
 
@@ -526,12 +535,12 @@ async def check_reachable(client: ItsmClient, control: RunControl) -> Stop | Non
     nothing spent: every row stays pending for the same command once it is fixed. A
     refused connection is tried three times within a second or two (a server restarting).
     """
-    answer = await client.probe()
-    for pause in (0.5, 1.0):
-        if answer.verdict is Verdict.SUCCESS or "refused" not in answer.network:
-            break
-        await control.sleep(pause)
-        answer = await client.probe()
+    answer, _ = await retrying(
+        lambda number: client.probe(),
+        again=lambda a: a.verdict is not Verdict.SUCCESS and "refused" in a.network,
+        tries=3,
+        wait=lambda number, a: control.sleep(_REACH_BACKOFF.delay(number)),
+    )
     if answer.verdict is Verdict.SUCCESS:
         return None
     return Stop(
