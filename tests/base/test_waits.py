@@ -1,14 +1,19 @@
-"""The one wait a stop ends (batchops/stops.py), and ``--rate``'s pace on it."""
+"""The one wait a stop ends (batchops/stops.py), ``--rate``'s pace on it, and the second
+signal that leaves at once (batchops/process.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
 
 from batchops import stops
-from batchops.stops import RateLimit, RunControl, Stop, StopKind, Stopped
+from batchops.stops import EXIT_INTERRUPTED, RateLimit, RunControl, Stop, StopKind, Stopped
 
 INTERRUPT = Stop(StopKind.INTERRUPTED, "interrupted by SIGTERM")
 
@@ -72,3 +77,50 @@ def test_a_fast_rate_allows_a_twentieth_of_a_second_at_once(
     waits = _turns(100, 7, monkeypatch)
     assert [w <= 0 for w in waits] == [True] * 5 + [False] * 2
     assert waits[5:] == [0.01, 0.02]
+
+
+#: A process that takes the run's signals, then is busy in a long synchronous step.
+_BUSY_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from batchops.process import RunSignals
+    from batchops.stops import RunControl
+
+    async def main():
+        control = RunControl()
+        RunSignals(control)
+        print("ready", flush=True)
+        time.sleep(60)  # the loop is busy: no callback of it runs meanwhile
+        print("the busy step ended", flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_a_second_signal_leaves_at_once_while_the_loop_is_busy() -> None:
+    """SIGTERM, then SIGINT, while the event loop is held by a long synchronous step:
+    the process ends at once with exit 130, not when the step is over."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BUSY_CHILD],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the second signal did not end the process while its loop was busy")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == EXIT_INTERRUPTED, out + err
+    assert "the busy step ended" not in out
