@@ -52,15 +52,25 @@ class RunSignals:
     (backoff, read-back, outage, rate limit) ends, rows not done stay pending and rows in
     doubt stay in doubt for the next run, and the report is written.
 
-    The event loop's own handlers where it has them (POSIX); elsewhere (Windows, where
-    ``add_signal_handler`` raises NotImplementedError) plain ``signal.signal`` handlers
-    that hand the signal to the loop, plus SIGBREAK (Ctrl-Break) where it exists.
+    The second leaves at once, whatever is running: signals are counted by a plain
+    ``signal.signal`` handler, which Python runs on the main thread as soon as the
+    signal comes, not by a callback that waits its turn in the event loop, which may be
+    busy with a long synchronous step (sorting a million tickets, a slow disk's commit)
+    when the person insists.
+
+    The stop itself is thrown on the loop: through the loop's own signal handlers where it
+    has them (POSIX; the loop learns of the signal through its wakeup fd, whatever Python
+    handler is set), elsewhere (Windows, where ``add_signal_handler`` raises
+    NotImplementedError) handed to the loop by the plain handler, which then also takes
+    SIGBREAK (Ctrl-Break) where it exists.
     """
 
     def __init__(self, control: RunControl) -> None:
         self._control = control
         self._hits = 0
         self._installed = False
+        self._via_loop = False
+        #: The handlers to put back, for those the loop does not put back itself.
         self._previous: dict[signal.Signals, object] = {}
         self.install()
 
@@ -73,39 +83,44 @@ class RunSignals:
         loop = asyncio.get_running_loop()
         try:
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self._on_signal, sig.name)
+                loop.add_signal_handler(sig, self._stop, sig.name)
+            self._via_loop = True
         except NotImplementedError:
-            for sig in self._signals():
-                self._previous[sig] = signal.signal(sig, self._plain_handler(loop))
+            self._via_loop = False
+        signals = [signal.SIGINT, signal.SIGTERM] if self._via_loop else self._signals()
+        handler = self._handler(None if self._via_loop else loop)
+        for sig in signals:
+            # Over the loop's no-op Python handler, when it set one: it learns of the
+            # signal anyway, and this one counts it at once.
+            previous = signal.signal(sig, handler)
+            if not self._via_loop:
+                self._previous[sig] = previous
         self._installed = True
 
-    def _plain_handler(self, loop: asyncio.AbstractEventLoop) -> Callable[[int, object], None]:
+    def _handler(self, loop: asyncio.AbstractEventLoop | None) -> Callable[[int, object], None]:
         def handler(signum: int, frame: object) -> None:
-            name = signal.Signals(signum).name
-            if self._hits:
-                self._on_signal(name)  # leaves at once, whatever the loop is doing
-            loop.call_soon_threadsafe(self._on_signal, name)
+            self._hits += 1
+            if self._hits > 1:
+                # Second interrupt: leave now. SQLite's journal keeps the checkpoint whole.
+                os._exit(Exit.INTERRUPTED)
+            if loop is not None:
+                loop.call_soon_threadsafe(self._stop, signal.Signals(signum).name)
 
         return handler
 
     def remove(self) -> None:
         if not self._installed:
             return
-        if self._previous:
-            for sig, previous in self._previous.items():
-                signal.signal(sig, previous)  # type: ignore[arg-type]
-            self._previous.clear()
-        else:
+        if self._via_loop:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+                loop.remove_signal_handler(sig)  # puts the default handler back
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)  # type: ignore[arg-type]
+        self._previous.clear()
         self._installed = False
 
-    def _on_signal(self, signame: str) -> None:
-        self._hits += 1
-        if self._hits > 1:
-            # Second interrupt: leave now. SQLite's journal keeps the checkpoint whole.
-            os._exit(Exit.INTERRUPTED)
+    def _stop(self, signame: str) -> None:
         self._control.request_stop(Stop(StopKind.INTERRUPTED, f"interrupted by {signame}"))
 
 

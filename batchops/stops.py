@@ -2,16 +2,21 @@
 
 A :class:`Stop` is decided once (the first reason wins) and held by :class:`RunControl`,
 which every worker consults: before a request leaves, and during every wait (backoff,
-read-back, rate-limit pause, outage). A stop therefore takes effect within one loop turn
-of being requested, not after the retries in flight have run their course. A worker
-that meets a stop mid-row raises :class:`Stopped`, telling whether its row may already
-have reached ITSM (then it stays in doubt, to be read back by the next run).
+read-back, rate limit, rate-limit pause, outage, ``select``'s paging). A stop therefore
+takes effect within one loop turn of being requested, not after the retries in flight
+have run their course. A worker that meets a stop mid-row raises :class:`Stopped`,
+telling whether its row may already have reached ITSM (then it stays in doubt, to be
+read back by the next run).
+
+:meth:`RunControl.sleep` is the one timed wait of every command (nothing else in batchops
+calls ``asyncio.sleep``); :class:`RateLimit`, ``--rate``'s pace, waits through it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -92,11 +97,8 @@ class RunControl:
         """Wait ``seconds``, or raise :class:`Stopped` as soon as the run stops."""
         self.check()
         if seconds > 0:
-            try:
-                await asyncio.wait_for(self._event.wait(), seconds)
-            except TimeoutError:
-                return
-        self.check()
+            await self.run(asyncio.sleep(seconds))
+            self.check()  # a stop requested as the time ran out still wins
 
     async def run(self, work: Coroutine[Any, Any, T]) -> T:
         """Await ``work``, cancelling it as soon as the run stops (then :class:`Stopped`)."""
@@ -130,3 +132,32 @@ class RunControl:
             event_wait.cancel()
         self.check()
         return event.is_set()
+
+
+class RateLimit:
+    """``--rate``: at most ``rate`` requests a second, across every worker that shares it.
+
+    Each request is given the next free moment and waits for it in
+    :meth:`RunControl.sleep`, so a stop ends every wait at once, however many requests
+    are queued and however slow the rate (a queue of 20 workers at ``--rate 0.05`` is
+    400 s of waiting). A small burst is allowed (1/20 of a second's worth, at least one
+    request): a whole second's worth at start would double the first second's rate,
+    which is exactly what a gateway's limit punishes.
+    """
+
+    def __init__(self, rate: float, control: RunControl) -> None:
+        if not rate > 0:
+            raise ValueError(f"a rate must be above 0, not {rate!r}")
+        self._control = control
+        self._interval = 1.0 / rate
+        #: How far ahead of now the schedule may run without waiting (the burst).
+        self._slack = (max(1.0, rate / 20.0) - 1.0) * self._interval
+        #: When the next request is due (``time.monotonic()``), were none early.
+        self._due = 0.0
+
+    async def acquire(self) -> None:
+        """Wait for this request's turn; :class:`Stopped` if the run stops first."""
+        now = time.monotonic()
+        due = max(self._due, now)
+        self._due = due + self._interval
+        await self._control.sleep(due - self._slack - now)

@@ -323,11 +323,14 @@ def select_command(**params: object) -> None:
             options,
             choices=pick(selection.SelectChoices, params),
             confirm=confirm if on_terminal else None,
+            handle_signals=True,
         )
     except BatchopsError as error:
         fail(error)
         return
-    click.echo(summary.describe())
+    for note in summary.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(summary.describe(), err=summary.stop is not None)
     sys.exit(summary.exit_code)
 
 

@@ -44,6 +44,13 @@ _RATE = click.FloatRange(0.0, 1.0)
 @click.option("--not-whitelisted", is_flag=True, help="Require a bk_token, not bk_username.")
 @click.option("--legacy-codes", is_flag=True, help="Answer 3900005 like servers before 2022.")
 @click.option("--no-log", is_flag=True, help="Keep the counters, not the operation log.")
+@click.option(
+    "--max-page-size",
+    type=click.IntRange(1, 10_000),
+    default=10_000,
+    show_default=True,
+    help="At most this many get_tickets items a page, whatever page_size asks.",
+)
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Delay every answer.")
 @click.option(
     "--error-5xx-rate", type=_RATE, default=0.0, help="Share of operations answered HTTP 5xx."

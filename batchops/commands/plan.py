@@ -97,7 +97,8 @@ async def _read(config: PlanConfig, batch: Batch, tracer: Tracer | None) -> tupl
     async with AsyncExitStack() as stack:
         target = await start_sandbox(stack, batch) if connection.sandbox else None
         client = await stack.enter_async_context(client_for(connection, target, tracer=tracer))
-        stop = await check_reachable(client, RunControl())
+        control = RunControl()
+        stop = await check_reachable(client, control)
         if stop is not None:
             raise FatalAnswerError(f"{stop.reason}; {stop.fix}")
         valid = batch.valid_indices()
@@ -105,5 +106,6 @@ async def _read(config: PlanConfig, batch: Batch, tracer: Tracer | None) -> tupl
             client,
             (str(batch.sn[i]) for i in valid.tolist()),
             prove_absent=suspended_sns(batch, valid),
+            control=control,
         )
         return checked, client.requests_sent

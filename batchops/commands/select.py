@@ -15,6 +15,12 @@ Read-only, and careful in the ways the API asks for:
 * Pages are read one after another, newest first, and de-duplicated by sn: tickets
   created while paging push items onto the next page, which then repeats them. Reading
   pages concurrently could instead skip an item that moved onto a page already read.
+* Every page ITSM says there is is read (its ``count`` and ``total_page``), whatever
+  page size it answers with: a server that caps pages at 100 gets asked for page 2, 3,
+  and so on. A count that moved while reading is said on stderr.
+* Retries go through :func:`batchops.aio.retrying`, and every wait (the rate, a retry's
+  pause) through the stop switch: SIGINT or SIGTERM end a select at once (exit 130),
+  nothing written.
 * More rows than ``limit`` need a yes (``confirm``), asked as soon as the first page
   tells the count; without anyone to ask, nothing is written.
 """
@@ -25,21 +31,23 @@ import asyncio
 import csv
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from batchops.aio import Backoff
-from batchops.errors import ConfigError, FatalAnswerError, InputError
+from batchops.errors import ConfigError, InputError
 from batchops.exits import Exit
-from batchops.itsm import Answer, ItsmClient, Verdict, client_for
+from batchops.itsm import client_for
 from batchops.model import MAX_MESSAGE_LENGTH, Action
-from batchops.process import main_thread_takes_signals
+from batchops.process import RunSignals, main_thread_takes_signals
 from batchops.report import Kind, Output, Table, guard_outputs, write_tables
 from batchops.send import GET_TICKETS_LIMIT
 from batchops.settings import RunOptions, StrPath, select_connection
 from batchops.sheet import ACTION_ALIASES, FIELD_ALIASES
+from batchops.stops import RateLimit, RunControl, Stop, Stopped
+
+from .pages import ConfirmCount, CountLimit, Found, JsonObject, PageReader, collect
 
 #: The sheet's columns: what ``run`` reads, then what the reviewer looks at.
 INPUT_COLUMNS = ("sn", "operator", "action_type", "action_message")
@@ -47,15 +55,6 @@ CONTEXT_COLUMNS = ("title", "service_id", "current_status", "creator", "create_a
 SHEET_NAME = "Tickets"
 DEFAULT_LIMIT = 10_000
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-#: A JSON object as get_tickets takes it.
-JsonObject = dict[str, object]
-
-#: Ask before writing more rows than the limit: (rows that match, the limit) -> go on?
-ConfirmCount = Callable[[int, int], bool]
-
-#: Between tries of one page: the run's backoff, jitter included.
-_BACKOFF = Backoff(0.5, 10.0, jitter_s=1.0)
 
 
 def parse_time(text: str, *, option: str, end_of_day: bool) -> str:
@@ -297,12 +296,20 @@ class SelectSummary:
     elapsed_s: float
     declined: bool = False
     counts_by_status: dict[str, int] = field(default_factory=dict)
+    #: What stopped the select before it wrote anything (a signal); None when nothing did.
+    stop: Stop | None = None
+    #: What the person should know of the listing (a count that moved while reading).
+    notes: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> Exit:
+        if self.stop is not None:
+            return self.stop.kind.exit_code
         return Exit.ROWS_FAILED if self.declined else Exit.OK
 
     def describe(self) -> str:
+        if self.stop is not None:
+            return f"stopped: {self.stop.reason}; nothing was written."
         if self.declined:
             return f"{self.matched} tickets match; not confirmed, nothing was written."
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(self.counts_by_status.items()))
@@ -319,133 +326,6 @@ class SelectSummary:
         if self.path:
             lines.append(f"sheet: {self.path}")
         return "\n".join(lines)
-
-
-@dataclass
-class _Reader:
-    """Reads get_tickets pages one at a time, with retries and the run's rate."""
-
-    client: ItsmClient
-    retries: int
-    rate: float | None
-    requests: int = 0
-    pages: int = 0
-    _last: float = 0.0
-
-    async def page(self, filters: JsonObject, page: int) -> _Page:
-        attempt = 0
-        while True:
-            if self.rate:
-                wait = self._last + 1.0 / self.rate - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            self._last = time.monotonic()
-            self.requests += 1
-            answer = await self.client.list_tickets(filters, page, GET_TICKETS_LIMIT)
-            if answer.verdict is Verdict.SUCCESS:
-                self.pages += 1
-                return _page_data(answer, page)
-            if answer.verdict not in (Verdict.RETRY, Verdict.AMBIGUOUS) or attempt >= self.retries:
-                raise FatalAnswerError(
-                    f"get_tickets failed on page {page}: {answer.message} (nothing was written)"
-                )
-            attempt += 1
-            # Reading twice changes nothing, so any answer that may pass is worth another try.
-            await asyncio.sleep(
-                answer.retry_after_s
-                if answer.retry_after_s is not None
-                else _BACKOFF.delay(attempt)
-            )
-
-
-@dataclass(frozen=True, slots=True)
-class _Page:
-    """One get_tickets page: its tickets (those with an sn) and what it says of the rest."""
-
-    items: Sequence[Mapping[str, object]]
-    #: Tickets that match in all (default: this page's).
-    count: int
-    #: Pages in all (default: this one is the last).
-    total_page: int
-
-
-def _page_data(answer: Answer, page: int) -> _Page:
-    data = answer.data
-    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-        raise FatalAnswerError(
-            f"get_tickets answered page {page} without a list of items; check --base-url "
-            "and --gateway"
-        )
-    items = [i for i in data["items"] if isinstance(i, dict) and i.get("sn")]
-    count = _as_int(data.get("count"), len(items))
-    return _Page(items, count, _as_int(data.get("total_page"), page))
-
-
-@dataclass
-class _Found:
-    tickets: dict[str, Mapping[str, object]] = field(default_factory=dict)
-    expected: int = 0
-    repeated: int = 0
-    declined: bool = False
-
-
-async def _collect(
-    reader: _Reader, query: TicketQuery, limit: int, confirm: ConfirmCount | None
-) -> _Found:
-    found = _Found()
-    approved = False
-
-    def within_limit(count: int) -> bool:
-        nonlocal approved
-        if count <= limit or approved:
-            return True
-        if confirm is None:
-            raise ConfigError(
-                f"{count} tickets match, more than --limit {limit}; nothing was written. "
-                f"Narrow the filter, or raise --limit to {count} to write them all"
-            )
-        approved = confirm(count, limit)
-        found.declined = not approved
-        return approved
-
-    for filters in query.bodies():
-        page = 1
-        while True:
-            data = await reader.page(filters, page)
-            items = data.items
-            if page == 1:
-                found.expected += data.count
-                if not within_limit(found.expected):
-                    return found
-            fresh = 0
-            for item in items:
-                sn = str(item["sn"])
-                if sn in found.tickets:
-                    found.repeated += 1
-                else:
-                    found.tickets[sn] = item
-                    fresh += 1
-            if len(items) < GET_TICKETS_LIMIT or page >= data.total_page:
-                break
-            if not fresh:
-                raise FatalAnswerError(
-                    f"get_tickets answered page {page} with only tickets it had already "
-                    "listed; the server does not seem to page (nothing was written)"
-                )
-            page += 1
-    within_limit(len(found.tickets))
-    return found
-
-
-def _as_int(value: object, default: int) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return default
-    return default
 
 
 def _cell(value: object) -> str:
@@ -486,6 +366,7 @@ def select_tickets(
     choices: SelectChoices | None = None,
     confirm: ConfirmCount | None = None,
     env: Mapping[str, str] | None = None,
+    handle_signals: bool = False,
 ) -> SelectSummary:
     """Read the tickets ``query`` selects and write them as an input sheet to ``output``.
 
@@ -493,38 +374,67 @@ def select_tickets(
     the target, ``retries`` and ``rate`` of them, resolved as for ``run`` (flag >
     environment > profile > default). More than ``choices.limit`` rows are written only
     if ``confirm(count, limit)`` says yes; without ``confirm`` that is a
-    :class:`ConfigError` and nothing is written.
+    :class:`ConfigError` and nothing is written. With ``handle_signals`` SIGINT and
+    SIGTERM stop the select at once, nothing written (its summary says so, exit 130).
     """
     started = time.monotonic()
     env = os.environ if env is None else env
     choices = choices or SelectChoices()
     fill, path = _checked(query, output, choices)
     connection, values = select_connection(options or RunOptions(), env)
+    found = Found()
 
-    async def read() -> tuple[_Found, _Reader]:
+    async def read() -> PageReader:
         main_thread_takes_signals(asyncio.get_running_loop())  # it may ask a question
-        # Pages are read one after another: one connection is all a select uses.
-        async with client_for(connection, concurrency=1) as client:
-            reader = _Reader(client, max(0, values.retries), values.rate)
-            return await _collect(reader, query, choices.limit, confirm), reader
+        control = RunControl()
+        signals = RunSignals(control) if handle_signals else None
+        try:
+            # Pages are read one after another: one connection is all a select uses.
+            async with client_for(connection, concurrency=1) as client:
+                pace = RateLimit(values.rate, control) if values.rate else None
+                reader = PageReader(client, max(0, values.retries), control, pace)
+                limit = CountLimit(choices.limit, _asked(confirm, signals), found)
+                try:
+                    await collect(reader, query.bodies(), limit, found)
+                except Stopped:
+                    found.stop = control.stop
+                return reader
+        finally:
+            if signals is not None:
+                signals.remove()
 
-    found, reader = asyncio.run(read())
+    reader = asyncio.run(read())
     written_path: str | None = None
-    if not found.declined:
+    if not found.declined and found.stop is None:
         rows = _sheet_rows(found.tickets, fill)
         table = Table(SHEET_NAME, [*INPUT_COLUMNS, *CONTEXT_COLUMNS], rows)
         written_path = str(write_tables(path, [table]))
     return _summary(found, reader, written_path, time.monotonic() - started)
 
 
-def _summary(found: _Found, reader: _Reader, path: str | None, elapsed_s: float) -> SelectSummary:
+def _asked(confirm: ConfirmCount | None, signals: RunSignals | None) -> ConfirmCount | None:
+    """``confirm`` with the stop signals off while it asks: Ctrl-C at a question means no."""
+    if confirm is None or signals is None:
+        return confirm
+
+    def asked(count: int, limit: int) -> bool:
+        signals.remove()
+        try:
+            return confirm(count, limit)
+        finally:
+            signals.install()
+
+    return asked
+
+
+def _summary(found: Found, reader: PageReader, path: str | None, elapsed_s: float) -> SelectSummary:
     by_status: dict[str, int] = {}
     for item in found.tickets.values():
         status = _cell(item.get("current_status")) or "(none)"
         by_status[status] = by_status.get(status, 0) + 1
     return SelectSummary(
         matched=max(found.expected, len(found.tickets)),
-        written=0 if found.declined else len(found.tickets),
+        written=0 if found.declined or found.stop else len(found.tickets),
         path=path,
         requests=reader.requests,
         pages=reader.pages,
@@ -532,6 +442,8 @@ def _summary(found: _Found, reader: _Reader, path: str | None, elapsed_s: float)
         elapsed_s=elapsed_s,
         declined=found.declined,
         counts_by_status=by_status,
+        stop=found.stop,
+        notes=tuple(found.notes),
     )
 
 

@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack
 
 import numpy as np
 
+from batchops.aio import Backoff, retrying
 from batchops.errors import FatalAnswerError
 from batchops.itsm import Answer, ItsmClient, Target, Verdict, client_for, configured_target
 from batchops.model import Row
@@ -145,6 +146,7 @@ async def precheck(run: Run, to_send: np.ndarray) -> Precheck:
             (str(batch.sn[i]) for i in to_send.tolist()),
             concurrency=run.config.policy.concurrency,
             prove_absent=suspended_sns(batch, to_send),
+            control=session.control,
         )
     )
     if checked.accepted:
@@ -245,12 +247,17 @@ async def after_canary(
     """The canary moved some tickets on: read them again, never guess."""
     batch, session = run.loaded.batch, run.connected
     canary_sns = {str(batch.sn[i]) for i in first.tolist()}
-    again = await read_statuses(
-        session.client,
-        canary_sns,
-        concurrency=run.config.policy.concurrency,
-        prove_absent=suspended_sns(batch, rest),
-    )
+    try:
+        again = await read_statuses(
+            session.client,
+            canary_sns,
+            concurrency=run.config.policy.concurrency,
+            prove_absent=suspended_sns(batch, rest),
+            control=session.control,
+        )
+    except Stopped:
+        # A retry's pause ended by the stop: the rest is not sent.
+        return session.control.stop or Stop(StopKind.INTERRUPTED, "stopped"), statuses
     stop = blind_after_canary(batch, rest, canary_sns, statuses, again)
     # No status from before the canary survives for its tickets: one that was not read
     # again has none now, and the rest sends to it only what ITSM itself refuses when it
@@ -432,6 +439,10 @@ def checkpoint_stop(reason: str) -> Stop:
     )
 
 
+#: Between tries of a refused connection: 0.5 s, then 1 s.
+_REACH_BACKOFF = Backoff(0.5, max_s=1.0)
+
+
 async def check_reachable(client: ItsmClient, control: RunControl) -> Stop | None:
     """Find out before anything else whether the target can be reached at all.
 
@@ -440,12 +451,12 @@ async def check_reachable(client: ItsmClient, control: RunControl) -> Stop | Non
     nothing spent: every row stays pending for the same command once it is fixed. A
     refused connection is tried three times within a second or two (a server restarting).
     """
-    answer = await client.probe()
-    for pause in (0.5, 1.0):
-        if answer.verdict is Verdict.SUCCESS or "refused" not in answer.network:
-            break
-        await control.sleep(pause)
-        answer = await client.probe()
+    answer, _ = await retrying(
+        lambda number: client.probe(),
+        again=lambda a: a.verdict is not Verdict.SUCCESS and "refused" in a.network,
+        tries=3,
+        wait=lambda number, a: control.sleep(_REACH_BACKOFF.delay(number)),
+    )
     if answer.verdict is Verdict.SUCCESS:
         return None
     return Stop(

@@ -506,7 +506,8 @@ class _Server:
         """The ticket list (docs/itsm.md §5): filters, newest first, paged."""
         state = self.state
         page = _as_int(params.get("page"), 1)
-        page_size = min(_as_int(params.get("page_size"), DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
+        largest = min(MAX_PAGE_SIZE, state.config.max_page_size)
+        page_size = min(_as_int(params.get("page_size"), DEFAULT_PAGE_SIZE), largest)
         page = max(page, 1)
         page_size = max(page_size, 1)
         try:

@@ -318,6 +318,9 @@ class SandboxConfig:
     legacy_codes: bool = False
     #: Keep the per-request operation log (turn off for million-request benchmarks).
     record_log: bool = True
+    #: The most items get_tickets puts on a page, whatever page_size asks for (a
+    #: deployment's paginator may cap pages far below the API's 10,000).
+    max_page_size: int = MAX_PAGE_SIZE
     faults: Faults = Faults()
 
 

@@ -121,6 +121,7 @@ class ParkingLot:
                 # No retries within a read: the parked ticket is read again next round.
                 retries=1,
                 prove_absent=set(asked),
+                control=self._control,
             )
         except FatalAnswerError as exc:
             # Reads refused (permission, authentication): the tickets cannot be read back,

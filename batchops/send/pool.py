@@ -26,7 +26,6 @@ import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,16 +35,12 @@ from batchops.itsm import Answer, Transport
 from batchops.model import Action, Outcome, Row, Status
 from batchops.settings import FailureBrake as FailureBrake
 from batchops.settings import SendPolicy
-from batchops.stops import RunControl, Stop, StopKind, Stopped
+from batchops.stops import RateLimit, RunControl, Stop, StopKind, Stopped
 
 from .delivery import BeforeSend, FatalAnswer, RowSender
 from .outage import OutageGuard
 from .parking import ParkingLot
 from .tickets import TicketTrack, skip_reason
-
-if TYPE_CHECKING:
-    from aiolimiter import AsyncLimiter
-
 
 #: Tickets that may wait parked at once, beyond the ones sending, before the intake of new
 #: tickets waits too (each parked ticket keeps one idle worker).
@@ -73,8 +68,9 @@ class ThrottledTransport:
     """Every request of a run passes here: stop switch, outage gate, rate, rate-limit pause.
 
     No request leaves once the run is stopping, none while an outage holds the gate, and
-    every request, operation or read, takes a token from one limiter, so ``--rate`` caps
-    the whole run. When any answer says the gateway is rate-limiting, every worker waits
+    every request, operation or read, takes its turn from one :class:`RateLimit`, so
+    ``--rate`` caps the whole run. Every one of these waits ends at once at a stop. When
+    any answer says the gateway is rate-limiting, every worker waits
     out the pause, not only the one that got the answer; a pause longer than
     ``--outage-wait`` stops the run instead (resumable), so a hostile ``Retry-After``
     cannot hang it.
@@ -95,14 +91,7 @@ class ThrottledTransport:
         self._guard = guard
         self._longest_pause_s = longest_pause_s
         self._notice = notice or (lambda text: None)
-        # A small bucket: a burst of a whole second's worth at start would double the
-        # first second's rate, which is exactly what a gateway limit punishes.
-        self._limiter: AsyncLimiter | None = None
-        if rate:
-            from aiolimiter import AsyncLimiter  # only --rate needs it
-
-            bucket = max(1.0, rate / 20.0)
-            self._limiter = AsyncLimiter(bucket, bucket / rate)
+        self._limiter = RateLimit(rate, control) if rate else None
         self._pause_until = 0.0
 
     async def _gate(self) -> None:

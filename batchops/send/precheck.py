@@ -9,7 +9,6 @@ that judge a row from these statuses are in :mod:`batchops.send.tickets`.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from array import array
 from bisect import bisect_left
@@ -20,6 +19,7 @@ from functools import partial
 from batchops.aio import Backoff, all_or_none, retrying
 from batchops.errors import FatalAnswerError
 from batchops.itsm import Answer, Transport, Verdict, refused_this_api_only
+from batchops.stops import RunControl
 
 #: get_tickets takes at most this many sns per call.
 GET_TICKETS_LIMIT = 10_000
@@ -46,7 +46,7 @@ class StatusTable(Mapping[str, str]):
     def __init__(self, statuses: Mapping[str, str]) -> None:
         self._keys = sorted(statuses)
         names: dict[str, int] = {}
-        self._codes = array("H", (names.setdefault(statuses[k], len(names)) for k in self._keys))
+        self._codes = array("I", (names.setdefault(statuses[k], len(names)) for k in self._keys))
         self._names = tuple(names)
 
     def __getitem__(self, sn: str) -> str:
@@ -85,15 +85,15 @@ async def read_statuses(
     concurrency: int = 20,
     retries: int = 3,
     prove_absent: Collection[str] | None = None,
+    control: RunControl | None = None,
 ) -> Precheck:
     """Read the status of every given ticket; unknown tickets are simply absent.
 
-    ``get_tickets`` first (:data:`PRECHECK_CHUNK` tickets a call, a few calls at a time);
-    where the app may not call it, one ``get_ticket_status`` per ticket. An answer that
-    stops everything (authentication, service off) raises :class:`FatalAnswerError`
-    before any operation was sent. A ticket ``get_tickets`` leaves out is read singly to
-    prove it absent when it is in ``prove_absent`` (None: every ticket) — the tickets a
-    SUSPEND would go to.
+    ``get_tickets`` first (:data:`PRECHECK_CHUNK` tickets a call, a few at a time); where the
+    app may not call it, one ``get_ticket_status`` per ticket. An answer that stops everything
+    (authentication, service off) raises :class:`FatalAnswerError` before anything is sent. A
+    ticket ``get_tickets`` leaves out is read singly to prove it absent when in ``prove_absent``
+    (None: all; the tickets a SUSPEND would go to). ``control``'s stop ends pauses between tries.
     """
     # Keys are the caller's own sn strings and statuses are interned: a million tickets
     # then cost one dict, not a million decoded copies of each sn and of "RUNNING".
@@ -102,8 +102,8 @@ async def read_statuses(
     result = Precheck()
     found: dict[str, str] = {}
     chunks = [wanted[i : i + PRECHECK_CHUNK] for i in range(0, len(wanted), PRECHECK_CHUNK)]
-    parallel = max(1, min(PRECHECK_PARALLEL, concurrency))
-    answers = await _read_chunks(transport, chunks, parallel, retries)
+    reads = _Reads(retries, control or RunControl())
+    answers = await _read_chunks(transport, chunks, concurrency, reads)
     one_by_one: list[str] = []
     for chunk, answer in zip(chunks, answers, strict=True):
         if answer is None:  # not asked: get_tickets had already failed
@@ -135,15 +135,16 @@ async def read_statuses(
         and (prove_absent is None or sn in prove_absent)
     )
     if one_by_one:
-        await _read_one_by_one(transport, one_by_one, result, found, concurrency, retries)
+        await _read_one_by_one(transport, one_by_one, result, found, concurrency, reads)
     result.statuses = StatusTable(found)
     return result
 
 
 async def _read_chunks(
-    transport: Transport, chunks: list[list[str]], parallel: int, retries: int
+    transport: Transport, chunks: list[list[str]], concurrency: int, reads: _Reads
 ) -> list[Answer | None]:
-    """``get_tickets`` for each chunk, ``parallel`` at a time, in chunk order.
+    """``get_tickets`` for each chunk, :data:`PRECHECK_PARALLEL` at a time (at most
+    ``concurrency``), in chunk order.
 
     Once one chunk is not answered with success, no further chunk is asked (its answer
     stays None): a refused ``get_tickets`` costs a few calls, not one per chunk. An
@@ -158,7 +159,7 @@ async def _read_chunks(
         for k in feed:
             if failed:
                 return
-            answer = await _read_with_retries(partial(transport.read_tickets, chunks[k]), retries)
+            answer = await reads.read(partial(transport.read_tickets, chunks[k]))
             if answer.verdict is Verdict.FATAL and not refused_this_api_only(answer):
                 # At once: the chunks still in flight are cancelled, not waited for. A
                 # refusal of get_tickets alone falls back to get_ticket_status instead.
@@ -167,7 +168,7 @@ async def _read_chunks(
             if answer.verdict is not Verdict.SUCCESS:
                 failed = True
 
-    await all_or_none(worker() for _ in range(parallel))
+    await all_or_none(worker() for _ in range(max(1, min(PRECHECK_PARALLEL, concurrency))))
     return answers
 
 
@@ -186,20 +187,27 @@ def _items(answer: Answer) -> list[dict[str, object]]:
 _BACKOFF = Backoff(0.5, max_s=float("inf"))
 
 
-async def _read_with_retries(call: Callable[[], Awaitable[Answer]], retries: int) -> Answer:
-    async def read(number: int) -> Answer:
-        return await call()
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """How one read is tried: ``retries`` more times, pausing in the run's stop switch."""
 
-    async def wait(number: int, answer: Answer) -> None:
-        await asyncio.sleep(answer.retry_after_s or _BACKOFF.delay(number))
+    retries: int
+    control: RunControl
 
-    answer, _ = await retrying(
-        read,
-        again=lambda a: a.verdict in (Verdict.RETRY, Verdict.AMBIGUOUS),
-        tries=retries + 1,
-        wait=wait,
-    )
-    return answer
+    async def read(self, call: Callable[[], Awaitable[Answer]]) -> Answer:
+        async def attempt(number: int) -> Answer:
+            return await call()
+
+        async def wait(number: int, answer: Answer) -> None:
+            await self.control.sleep(answer.retry_after_s or _BACKOFF.delay(number))
+
+        answer, _ = await retrying(
+            attempt,
+            again=lambda a: a.verdict in (Verdict.RETRY, Verdict.AMBIGUOUS),
+            tries=self.retries + 1,
+            wait=wait,
+        )
+        return answer
 
 
 async def _read_one_by_one(
@@ -208,7 +216,7 @@ async def _read_one_by_one(
     result: Precheck,
     found: dict[str, str],
     concurrency: int,
-    retries: int,
+    reads: _Reads,
 ) -> None:
     feed = iter(sns)
     # Tickets in a row that could not be read for a reason that is not theirs (no answer,
@@ -220,7 +228,7 @@ async def _read_one_by_one(
     async def worker() -> None:
         nonlocal failing
         for sn in feed:
-            answer = await _read_with_retries(partial(transport.read_ticket_status, sn), retries)
+            answer = await reads.read(partial(transport.read_ticket_status, sn))
             result.reads += 1
             data = answer.data
             if answer.verdict is Verdict.SUCCESS and isinstance(data, dict):
