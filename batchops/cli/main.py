@@ -482,7 +482,8 @@ def config_trust(path: str) -> None:
 
     A batchops.toml found in the working folder is ignored until you trust it: one handed
     over with a spreadsheet could send your app secret to any host. The file's sha256 is
-    recorded in ~/.config/batchops/trusted.txt; once the file changes, trust it again.
+    recorded in ~/.config/batchops/trusted.json; once the file changes, trust it again.
+    A path with control characters (a newline, say) is refused.
 
     \b
     Example:
@@ -491,11 +492,13 @@ def config_trust(path: str) -> None:
     from batchops.settings import trust_config
 
     try:
-        record = trust_config(path)
+        trusted = trust_config(path)
     except BatchopsError as error:
         fail(error)
         return
-    click.echo(f"trusted {os.path.abspath(path)} as it is now (recorded in {record})")
+    if trusted.replaced_problem:
+        warn(f"{trusted.replaced_problem}; replaced by a new one")
+    click.echo(f"trusted {os.path.abspath(path)} as it is now (recorded in {trusted.record})")
 
 
 main.add_command(sandbox)

@@ -1,5 +1,6 @@
 """Settings: flags, environment, ``batchops.toml`` profiles and the trust store merged
-(:mod:`.sources`) into typed, frozen records (:mod:`.records`).
+(:mod:`.sources`, the trust store in :mod:`.trust`) into typed, frozen records
+(:mod:`.records`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ from .sources import (
     notify_label,
     resolve,
     target_source,
-    trust_config,
 )
+from .trust import Trusted, trust_config
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -77,6 +78,7 @@ __all__ = [
     "RunOptions",
     "SendPolicy",
     "StrPath",
+    "Trusted",
     "Values",
     "as_path",
     "credentials_for",

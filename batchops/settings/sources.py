@@ -8,10 +8,9 @@ nowhere else. Every numeric setting is checked against one table of ranges
 refused exactly like ``--concurrency 5000``, and ``inf`` or ``nan`` never get through.
 
 A ``batchops.toml`` in the working directory is read only once the user has trusted it
-(``batchops config trust PATH``, recorded with the file's sha256 in the user's own config
-folder, like ``direnv allow``): a folder handed over by someone else could otherwise point
-``base_url`` at their host and ``secret_env`` at any variable. An untrusted or changed
-file is ignored with a warning naming it.
+(:mod:`.trust`): a folder handed over by someone else could otherwise point ``base_url``
+at their host and ``secret_env`` at any variable. An untrusted or changed file is ignored
+with a warning naming it.
 
 The app secret and the user token are held in :class:`Credentials`, whose ``repr`` masks
 them; a profile never holds a secret, only the *name* of the
@@ -34,7 +33,6 @@ A profile file looks like::
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import tomllib
@@ -44,6 +42,8 @@ from pathlib import Path
 from typing import Literal
 
 from batchops.errors import ConfigError
+
+from .trust import is_trusted, read_store, user_config_dir
 
 Gateway = Literal["esb", "apigw"]
 GATEWAYS: tuple[Gateway, ...] = ("esb", "apigw")
@@ -59,8 +59,6 @@ ENV_TOKEN = "BK_TOKEN"
 ENV_PROFILE = "BATCHOPS_PROFILE"
 ENV_CONFIG = "BATCHOPS_CONFIG"
 CONFIG_NAME = "batchops.toml"
-#: Beside the user's own batchops.toml: the working-directory files they trusted.
-TRUST_NAME = "trusted.txt"
 
 #: How long the gateway gives ITSM to answer (the ESB's backend timeout): after this, a
 #: request that left can no longer land, so only then does "unchanged" prove anything.
@@ -348,72 +346,6 @@ class Resolved:
     warnings: tuple[str, ...] = ()
 
 
-def user_config_dir(env: Mapping[str, str]) -> Path:
-    """``$XDG_CONFIG_HOME/batchops``, else ``~/.config/batchops``."""
-    xdg = env.get("XDG_CONFIG_HOME")
-    home = Path(xdg) if xdg else Path(env.get("HOME", str(Path.home()))) / ".config"
-    return home / "batchops"
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _trust_file(env: Mapping[str, str]) -> Path:
-    return user_config_dir(env) / TRUST_NAME
-
-
-def _trusted(env: Mapping[str, str]) -> dict[str, str]:
-    """Trusted files: resolved path -> the sha256 they had when trusted."""
-    try:
-        lines = _trust_file(env).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return {}
-    out: dict[str, str] = {}
-    for line in lines:
-        digest, _, path = line.partition(" ")
-        if len(digest) == 64 and path:
-            out[path] = digest
-    return out
-
-
-def trust_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Path:
-    """Record ``path`` (as it is now) as trusted; return where the record was written."""
-    env = os.environ if env is None else env
-    target = Path(path).expanduser().resolve()
-    if not target.is_file():
-        raise ConfigError(f"{target} is not a file; pass the batchops.toml to trust")
-    try:
-        # A file that does not parse is not worth trusting; say so now.
-        tomllib.loads(target.read_text(encoding="utf-8"))
-        digest = _digest(target)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {target}: {exc}") from None
-    entries = _trusted(env)
-    entries[str(target)] = digest
-    record = _trust_file(env)
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_name(f".{record.name}.tmp")
-        tmp.write_text("".join(f"{d} {p}\n" for p, d in sorted(entries.items())), "utf-8")
-        os.replace(tmp, record)
-    except OSError as exc:
-        raise ConfigError(f"cannot record the trust in {record}: {exc.strerror or exc}") from None
-    return record
-
-
-def is_trusted(path: Path, env: Mapping[str, str]) -> bool:
-    """True when ``path`` was trusted and has not changed since."""
-    target = path.resolve()
-    if target.parent == user_config_dir(env).resolve():
-        return True  # the user's own folder: theirs by definition
-    digest = _trusted(env).get(str(target))
-    try:
-        return digest is not None and digest == _digest(target)
-    except OSError:
-        return False
-
-
 def find_config(
     explicit: str | os.PathLike[str] | None, env: Mapping[str, str]
 ) -> tuple[Path | None, list[str]]:
@@ -428,8 +360,11 @@ def find_config(
     warnings: list[str] = []
     local = Path.cwd() / CONFIG_NAME
     if local.is_file():
-        if is_trusted(local, env):
+        store = read_store(env)
+        if is_trusted(local, env, store):
             return local, warnings
+        if store.problem:
+            warnings.append(f"{store.problem}; it is taken as empty")
         warnings.append(
             f"ignoring {local.resolve()}: a {CONFIG_NAME} in the working folder is "
             "read only once you trust it (it could send your secret elsewhere); check it, "
