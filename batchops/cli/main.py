@@ -36,7 +36,7 @@ import click
 
 from batchops.errors import BatchopsError
 from batchops.process import start_native_threads_masked
-from batchops.settings import ENV_PROFILE
+from batchops.settings import ENV_PROFILE, RANGES
 from batchops.version import __version__
 
 from .options import (
@@ -286,10 +286,11 @@ def plan(**params: object) -> None:
 @click.option("--message", help="Fill action_message with this reason.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.INT,
     default=10_000,
     show_default=True,
-    help="Ask before writing more rows than this (without a terminal: refuse, exit 2).",
+    help="Ask before writing more rows than this (without a terminal: refuse, exit 2; "
+    f"{RANGES['limit'].rule()}).",
 )
 @connection_options
 @retries_option

@@ -43,6 +43,7 @@ from batchops.settings import (
     RunOptions,
     StrPath,
     Values,
+    check_setting,
     credentials_for,
     resolve_options,
     target_url,
@@ -499,8 +500,7 @@ def _checked(query: TicketQuery, output: StrPath, choices: SelectChoices) -> tup
             "--service-id, --creator, --created-before, --sn-file, …) or --all if you mean it"
         )
     query.check()
-    if choices.limit < 1:
-        raise ConfigError("--limit must be at least 1")
+    check_setting("limit", choices.limit, "flag")
     fill = SheetFill.checked(choices.action, choices.operator, choices.message)
     return fill, _check_output(output)
 

@@ -1,10 +1,11 @@
 """Settings: flags, environment, ``batchops.toml`` profiles and the trust store merged
-(:mod:`.sources`, the trust store in :mod:`.trust`) into typed, frozen records
-(:mod:`.records`).
+(:mod:`.sources`, held to :mod:`.ranges`, the trust store in :mod:`.trust`) into typed,
+frozen records (:mod:`.records`).
 """
 
 from __future__ import annotations
 
+from .ranges import RANGES
 from .records import (
     SELECT_KEYS,
     FailureBrake,
@@ -37,11 +38,11 @@ from .sources import (
     ENV_TOKEN,
     ENV_USERNAME,
     NOTIFY_ON,
-    RANGES,
     ClientSettings,
     Credentials,
     Resolved,
     Values,
+    check_setting,
     describe,
     masked_url,
     notify_label,
@@ -81,6 +82,7 @@ __all__ = [
     "Trusted",
     "Values",
     "as_path",
+    "check_setting",
     "credentials_for",
     "describe",
     "masked_url",

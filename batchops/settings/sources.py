@@ -6,6 +6,8 @@ so ``batchops config show`` can say it. Environment variables are named here and
 nowhere else. Every numeric setting is checked against one table of ranges
 (:data:`RANGES`), whichever source it came from: a profile's ``concurrency = 5000`` is
 refused exactly like ``--concurrency 5000``, and ``inf`` or ``nan`` never get through.
+Every number has a lower and an upper bound: a wait of ``1e308`` seconds or a rate of
+``1e-300`` per second is a run that never ends, not a choice.
 
 A ``batchops.toml`` in the working directory is read only once the user has trusted it
 (:mod:`.trust`): a folder handed over by someone else could otherwise point ``base_url``
@@ -43,6 +45,7 @@ from typing import Literal
 
 from batchops.errors import ConfigError
 
+from .ranges import RANGES
 from .trust import is_trusted, read_store, user_config_dir
 
 Gateway = Literal["esb", "apigw"]
@@ -193,56 +196,21 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Range:
-    """The values a numeric setting may take; the CLI's flags use the same bounds."""
-
-    low: float
-    high: float | None = None
-    low_open: bool = False
-    unit: str = ""
-    whole: bool = False
-
-    def rule(self) -> str:
-        low = f"more than {self.low:g}" if self.low_open else f"at least {self.low:g}"
-        high = f" and at most {self.high:g}" if self.high is not None else ""
-        kind = "a whole number" if self.whole else "a finite number"
-        return f"{kind} {low}{high}{self.unit}"
-
-    def admits(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if value < self.low or (self.low_open and value == self.low):
-            return False
-        return self.high is None or value <= self.high
-
-
-#: One table of bounds for every source (flag, environment, profile, Python keyword).
-RANGES: dict[str, Range] = {
-    "concurrency": Range(1, 1000, whole=True),
-    "retries": Range(0, 20, whole=True),
-    "timeout": Range(0, None, low_open=True, unit=" (seconds)"),
-    "rate": Range(0, None, low_open=True, unit=" (requests per second)"),
-    "readback_delay": Range(0, None, unit=" (seconds)"),
-    "server_timeout": Range(0, None, unit=" (seconds)"),
-    "outage_wait": Range(0, None, unit=" (seconds)"),
-}
-
-
 def check_setting(key: str, value: SettingValue, source: str) -> SettingValue:
-    """``value`` if it is in range for ``key``; otherwise a ConfigError naming the source.
+    """``value`` if it is fit for ``key``; otherwise a ConfigError naming the source.
 
     Numbers are compared as numbers, so ``inf``, ``nan`` and text that is not a number
-    are refused here, at the start of a run, and never reach the sender.
+    are refused here, at the start of a run, and never reach the sender. A setting's
+    source is ``flag`` (or a Python keyword), ``env NAME`` or ``profile …``.
     """
-    bounds = RANGES.get(key)
-    if bounds is None or value is None:
-        return value
     flag = "--" + key.replace("_", "-")
     where = flag if source == "flag" else f"{key} ({source})"
+    bounds = RANGES.get(key)
+    if bounds is None or value is None or key == "max_failures":
+        return value
     try:
         number = float(value) if isinstance(value, int | float | str) else math.nan
-    except ValueError:
+    except (ValueError, OverflowError):
         number = math.nan
     if isinstance(value, bool) or not bounds.admits(number):
         raise ConfigError(f"{where} must be {bounds.rule()}, not {value!r}; fix it and run again")
