@@ -37,7 +37,6 @@ from .sources import (
     Values,
     check_setting,
     credentials_from,
-    masked_url,
     resolve,
 )
 
@@ -297,28 +296,20 @@ def _policy(values: Values, brake: str | FailureBrake | None) -> SendPolicy:
 
 
 def _proxy(values: Values) -> str | None:
-    """The explicit proxy (flag or profile), checked; None leaves it to the environment."""
-    value = values.proxy
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.lower() != "none" and not value.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"--proxy must be an http:// or https:// URL (or 'none' to connect directly), "
-            f"not {masked_url(value)!r}"
-        )
-    return value
+    """The explicit proxy (flag or profile; its URL checked by the merge); None leaves it
+    to the environment."""
+    value = (values.proxy or "").strip()
+    return value or None
 
 
 def target_url(values: Values, *, hint: str) -> str:
-    """The ITSM address, checked; ``hint`` ends the error that says none was given."""
+    """The ITSM address (its URL checked by the merge); ``hint`` ends the error that says
+    none was given."""
     url = (values.base_url or "").strip()
     if not url:
         raise ConfigError(
             f"no ITSM address: pass --base-url URL, set BATCHOPS_BASE_URL or use a {hint}"
         )
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"--base-url must start with http:// or https://: {url!r}")
     return url
 
 

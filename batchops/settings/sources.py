@@ -7,7 +7,8 @@ nowhere else. Every numeric setting is checked against one table of ranges
 (:data:`RANGES`), whichever source it came from: a profile's ``concurrency = 5000`` is
 refused exactly like ``--concurrency 5000``, and ``inf`` or ``nan`` never get through.
 Every number has a lower and an upper bound: a wait of ``1e308`` seconds or a rate of
-``1e-300`` per second is a run that never ends, not a choice.
+``1e-300`` per second is a run that never ends, not a choice. The two URL settings
+(``base_url``, ``proxy``) are checked the same way, whatever their source.
 
 A ``batchops.toml`` in the working directory is read only once the user has trusted it
 (:mod:`.trust`): a folder handed over by someone else could otherwise point ``base_url``
@@ -38,6 +39,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +198,10 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+#: The settings that are URLs: checked by :func:`checked_url` whatever their source.
+URL_SETTINGS = frozenset({"base_url", "proxy"})
+
+
 def check_setting(key: str, value: SettingValue, source: str) -> SettingValue:
     """``value`` if it is fit for ``key``; otherwise a ConfigError naming the source.
 
@@ -205,6 +211,9 @@ def check_setting(key: str, value: SettingValue, source: str) -> SettingValue:
     """
     flag = "--" + key.replace("_", "-")
     where = flag if source == "flag" else f"{key} ({source})"
+    if key in URL_SETTINGS and isinstance(value, str):
+        checked_url(value, where, none_allowed=key == "proxy")
+        return value
     bounds = RANGES.get(key)
     if bounds is None or value is None or key == "max_failures":
         return value
@@ -217,6 +226,46 @@ def check_setting(key: str, value: SettingValue, source: str) -> SettingValue:
     if bounds.whole and not number.is_integer():
         raise ConfigError(f"{where} must be a whole number, not {value!r}; fix it and run again")
     return value
+
+
+def checked_url(text: str, where: str, *, none_allowed: bool = False) -> str:
+    """``text`` if it is an http(s) URL batchops can send to; else one ConfigError line.
+
+    Blank is "not given" (the caller says what is missing); ``none`` is a choice for the
+    proxy. A password in the URL is never shown.
+    """
+    url = text.strip()
+    if not url or (none_allowed and url.lower() == "none"):
+        return url
+    problem = _url_problem(url)
+    if problem:
+        shown = masked_url(url)
+        also = " (or 'none' to connect directly)" if none_allowed else ""
+        raise ConfigError(
+            f"{where} must be an http:// or https:// URL with a host{also}, not {shown!r}: "
+            f"{problem}; fix it and run again"
+        )
+    return url
+
+
+def _url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as an address, or None."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "it holds a blank or a control character"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # a port that is no number, or out of range, raises here
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme.lower() not in ("http", "https"):
+        return "the scheme is not http or https"
+    if not parts.hostname:
+        return "it names no host"
+    if port == 0:
+        return "port 0 is no port"
+    if parts.query or parts.fragment:
+        return "an address takes no ?query or #fragment"
+    return None
 
 
 NOTIFY_ON = ("problems", "always")
