@@ -31,7 +31,7 @@ from batchops.process import (
     leave_without_teardown,
     start_native_threads_masked,
 )
-from batchops.settings import ENV_PROFILE
+from batchops.settings import ENV_PROFILE, RANGES
 from batchops.version import __version__
 
 from .options import (
@@ -282,10 +282,11 @@ def plan(**params: object) -> None:
 @click.option("--message", help="Fill action_message with this reason.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.INT,
     default=10_000,
     show_default=True,
-    help="Ask before writing more rows than this (without a terminal: refuse, exit 2).",
+    help="Ask before writing more rows than this (without a terminal: refuse, exit 2; "
+    f"{RANGES['limit'].rule()}).",
 )
 @connection_options
 @retries_option
@@ -490,7 +491,8 @@ def config_trust(path: str) -> None:
 
     A batchops.toml found in the working folder is ignored until you trust it: one handed
     over with a spreadsheet could send your app secret to any host. The file's sha256 is
-    recorded in ~/.config/batchops/trusted.txt; once the file changes, trust it again.
+    recorded in ~/.config/batchops/trusted.json; once the file changes, trust it again.
+    A path with control characters (a newline, say) is refused.
 
     \b
     Example:
@@ -499,11 +501,13 @@ def config_trust(path: str) -> None:
     from batchops.settings import trust_config
 
     try:
-        record = trust_config(path)
+        trusted = trust_config(path)
     except BatchopsError as error:
         fail(error)
         return
-    click.echo(f"trusted {os.path.abspath(path)} as it is now (recorded in {record})")
+    if trusted.replaced_problem:
+        warn(f"{trusted.replaced_problem}; replaced by a new one")
+    click.echo(f"trusted {os.path.abspath(path)} as it is now (recorded in {trusted.record})")
 
 
 main.add_command(sandbox)

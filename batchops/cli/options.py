@@ -4,7 +4,7 @@ uses to speak to a person (stderr) or a log collector (``--log-json``).
 
 Settings left unset on the command line are ``None``, so that the API can apply one
 precedence everywhere: flag > environment > profile > default. Numbers are checked in
-:data:`batchops.settings.sources.RANGES` whatever their source; the help texts show the same
+:data:`batchops.settings.ranges.RANGES` whatever their source; the help texts show the same
 bounds and the defaults of :data:`batchops.settings.sources.SETTINGS`. Each option is named like
 the field of :mod:`batchops.settings.records`'s records it fills, so a command builds those
 records by name and lists no option twice.
@@ -171,8 +171,8 @@ target_options = options(
     ),
 )
 
-# Numbers are checked in config.RANGES, whatever their source (flag, profile, keyword),
-# so that a profile's value is refused exactly as the flag's is.
+# Numbers are checked in settings.RANGES, whatever their source (flag, profile, keyword),
+# so that a profile's value is refused exactly as the flag's is: no click range here.
 retries_option = click.option(
     "--retries",
     type=click.INT,
@@ -184,7 +184,8 @@ retries_option = click.option(
 rate_option = click.option(
     "--rate",
     type=click.FLOAT,
-    help="At most this many requests per second, reads included (gateway quota).",
+    help="At most this many requests per second, reads included (gateway quota; "
+    f"{RANGES['rate'].rule()}).",
 )
 
 
@@ -300,27 +301,28 @@ run_options = options(
         "--max-failures",
         metavar="N|P%|off",
         help="Stop sending once more than N rows (or P% of answered rows) failed "
-        "[default: stop after 50 failures in a row].",
+        f"(N {RANGES['max_failures'].rule()}) [default: stop after 50 failures in a row].",
     ),
     click.option(
         "--readback-delay",
         type=click.FLOAT,
-        help="Seconds between read-backs of parked tickets (at most 2) "
-        f"[default: {DEFAULT_READBACK_DELAY_S:g}].",
+        help="Seconds between read-backs of parked tickets (at most 2), "
+        f"{RANGES['readback_delay'].rule()} [default: {DEFAULT_READBACK_DELAY_S:g}].",
     ),
     click.option(
         "--server-timeout",
         type=click.FLOAT,
         help="Seconds a request whose answer was lost may still land (the gateway gives up "
         "after 30, ITSM's worker runs on): meanwhile its ticket is parked and read back, "
-        "and only an unchanged ticket this long after the request left is sent again "
-        f"[default: {DEFAULT_SERVER_TIMEOUT_S:g}].",
+        "and only an unchanged ticket this long after the request left is sent again, "
+        f"{RANGES['server_timeout'].rule()} [default: {DEFAULT_SERVER_TIMEOUT_S:g}].",
     ),
     click.option(
         "--outage-wait",
         type=click.FLOAT,
         help="Seconds to wait for an unreachable ITSM (or a long rate-limit pause) before "
-        f"stopping, resumable [default: {DEFAULT_OUTAGE_WAIT_S:g}].",
+        f"stopping, resumable, {RANGES['outage_wait'].rule()} "
+        f"[default: {DEFAULT_OUTAGE_WAIT_S:g}].",
     ),
     click.option(
         "--checkpoint",
@@ -354,10 +356,10 @@ run_options = options(
     ),
     click.option(
         "--canary",
-        type=click.IntRange(min=1),
+        type=click.INT,
         metavar="N",
         help="Send N rows first and show them; on a terminal ask before the rest (even with "
-        "--yes), elsewhere go on only if all N succeeded.",
+        f"--yes), elsewhere go on only if all N succeeded ({RANGES['canary'].rule()}).",
     ),
     click.option(
         "--failures",

@@ -43,7 +43,7 @@ from batchops.model import MAX_MESSAGE_LENGTH, Action
 from batchops.process import RunSignals, main_thread_takes_signals
 from batchops.report import Kind, Output, Table, guard_outputs, write_tables
 from batchops.send import GET_TICKETS_LIMIT
-from batchops.settings import RunOptions, StrPath, select_connection
+from batchops.settings import RunOptions, StrPath, check_setting, select_connection
 from batchops.sheet import ACTION_ALIASES, FIELD_ALIASES
 from batchops.stops import RateLimit, RunControl, Stop, Stopped
 
@@ -349,8 +349,7 @@ def _checked(query: TicketQuery, output: StrPath, choices: SelectChoices) -> tup
             "--service-id, --creator, --created-before, --sn-file, …) or --all if you mean it"
         )
     query.check()
-    if choices.limit < 1:
-        raise ConfigError("--limit must be at least 1")
+    check_setting("limit", choices.limit, "flag")
     fill = SheetFill.checked(choices.action, choices.operator, choices.message)
     path = Path(output)
     inputs = {"--sn-file": query.sn_file} if query.sn_file else {}

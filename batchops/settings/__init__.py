@@ -1,9 +1,11 @@
 """Settings: flags, environment, ``batchops.toml`` profiles and the trust store merged
-(:mod:`.sources`) into typed, frozen records (:mod:`.records`).
+(:mod:`.sources`, held to :mod:`.ranges`, the trust store in :mod:`.trust`) into typed,
+frozen records (:mod:`.records`).
 """
 
 from __future__ import annotations
 
+from .ranges import RANGES
 from .records import (
     Connection,
     FailureBrake,
@@ -37,18 +39,18 @@ from .sources import (
     ENV_TOKEN,
     ENV_USERNAME,
     NOTIFY_ON,
-    RANGES,
     ClientSettings,
     Credentials,
     Resolved,
     Values,
+    check_setting,
     describe,
     masked_url,
     notify_label,
     resolve,
     target_source,
-    trust_config,
 )
+from .trust import Trusted, trust_config
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -78,8 +80,10 @@ __all__ = [
     "RunOptions",
     "SendPolicy",
     "StrPath",
+    "Trusted",
     "Values",
     "as_path",
+    "check_setting",
     "credentials_for",
     "describe",
     "masked_url",

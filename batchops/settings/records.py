@@ -6,7 +6,7 @@ ITSM is, how to send, whom to notify), :class:`Files` (what is read and written)
 options by name. :func:`run_config` and :func:`plan_config` check them once, at the
 start: every setting comes from flag (or Python keyword) > environment > profile >
 default through :func:`batchops.settings.sources.resolve`, which checks each number against
-:data:`batchops.settings.sources.RANGES` whatever its source. What follows reads these frozen
+:data:`batchops.settings.ranges.RANGES` whatever its source. What follows reads these frozen
 records and nothing else: no step looks a setting up again, and no default is written
 anywhere but in :data:`batchops.settings.sources.SETTINGS`.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from batchops.errors import ConfigError
 
+from .ranges import RANGES
 from .sources import (
     DEFAULT_CONCURRENCY,
     DEFAULT_OUTAGE_WAIT_S,
@@ -34,8 +35,8 @@ from .sources import (
     Resolved,
     SettingValue,
     Values,
+    check_setting,
     credentials_from,
-    masked_url,
     resolve,
 )
 
@@ -68,8 +69,8 @@ class FailureBrake:
                 return cls(count=0, consecutive=None)
             return cls(ratio=ratio, consecutive=None)
         count = int(text)
-        if count < 0:
-            raise ValueError("a count of 0 or more")
+        if not RANGES["max_failures"].admits(count):
+            raise ValueError(f"N must be {RANGES['max_failures'].rule()}")
         return cls(count=count, consecutive=None)
 
     def tripped(self, answered: int, failures: int, streak: int) -> str | None:
@@ -282,46 +283,33 @@ def _brake(value: str | FailureBrake | None) -> FailureBrake:
 
 
 def _policy(values: Values, brake: str | FailureBrake | None) -> SendPolicy:
-    if values.concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
-    if values.timeout <= 0:
-        raise ConfigError("--timeout must be more than 0 seconds")
-    if values.rate is not None and values.rate <= 0:
-        raise ConfigError("--rate must be more than 0 requests per second")
+    """The sending settings, each already held to its range by the merge."""
     return SendPolicy(
         concurrency=values.concurrency,
-        retries=max(0, values.retries),
+        retries=values.retries,
         rate=values.rate,
         brake=brake if isinstance(brake, FailureBrake) else _brake(values.max_failures),
-        readback_delay_s=max(0.0, values.readback_delay),
-        server_timeout_s=max(0.0, values.server_timeout),
-        outage_wait_s=max(0.0, values.outage_wait),
+        readback_delay_s=values.readback_delay,
+        server_timeout_s=values.server_timeout,
+        outage_wait_s=values.outage_wait,
     )
 
 
 def _proxy(values: Values) -> str | None:
-    """The explicit proxy (flag or profile), checked; None leaves it to the environment."""
-    value = values.proxy
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.lower() != "none" and not value.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"--proxy must be an http:// or https:// URL (or 'none' to connect directly), "
-            f"not {masked_url(value)!r}"
-        )
-    return value
+    """The explicit proxy (flag or profile; its URL checked by the merge); None leaves it
+    to the environment."""
+    value = (values.proxy or "").strip()
+    return value or None
 
 
 def target_url(values: Values, *, hint: str) -> str:
-    """The ITSM address, checked; ``hint`` ends the error that says none was given."""
+    """The ITSM address (its URL checked by the merge); ``hint`` ends the error that says
+    none was given."""
     url = (values.base_url or "").strip()
     if not url:
         raise ConfigError(
             f"no ITSM address: pass --base-url URL, set BATCHOPS_BASE_URL or use a {hint}"
         )
-    if not url.startswith(("http://", "https://")):
-        raise ConfigError(f"--base-url must start with http:// or https://: {url!r}")
     return url
 
 
@@ -347,8 +335,7 @@ def run_config(
             hint="--profile (or try --sandbox to run against the embedded stand-in)",
         )
         credentials = credentials_for(settings.values, env)
-    if choices.canary is not None and choices.canary < 1:
-        raise ConfigError("--canary must be at least 1 row")
+    check_setting("canary", choices.canary, "flag")
     connection = _connection(settings.values, options, url, credentials)
     # The caller's lists become tuples: nothing can change them once the run started.
     choices = dataclasses.replace(

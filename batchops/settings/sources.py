@@ -6,12 +6,14 @@ so ``batchops config show`` can say it. Environment variables are named here and
 nowhere else. Every numeric setting is checked against one table of ranges
 (:data:`RANGES`), whichever source it came from: a profile's ``concurrency = 5000`` is
 refused exactly like ``--concurrency 5000``, and ``inf`` or ``nan`` never get through.
+Every number has a lower and an upper bound: a wait of ``1e308`` seconds or a rate of
+``1e-300`` per second is a run that never ends, not a choice. The two URL settings
+(``base_url``, ``proxy``) are checked the same way, whatever their source.
 
 A ``batchops.toml`` in the working directory is read only once the user has trusted it
-(``batchops config trust PATH``, recorded with the file's sha256 in the user's own config
-folder, like ``direnv allow``): a folder handed over by someone else could otherwise point
-``base_url`` at their host and ``secret_env`` at any variable. An untrusted or changed
-file is ignored with a warning naming it.
+(:mod:`.trust`): a folder handed over by someone else could otherwise point ``base_url``
+at their host and ``secret_env`` at any variable. An untrusted or changed file is ignored
+with a warning naming it.
 
 The app secret and the user token are held in :class:`Credentials`, whose ``repr`` masks
 them; a profile never holds a secret, only the *name* of the
@@ -34,16 +36,19 @@ A profile file looks like::
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from batchops.errors import ConfigError
+
+from .ranges import RANGES
+from .trust import is_trusted, read_store, user_config_dir
 
 Gateway = Literal["esb", "apigw"]
 GATEWAYS: tuple[Gateway, ...] = ("esb", "apigw")
@@ -59,8 +64,6 @@ ENV_TOKEN = "BK_TOKEN"
 ENV_PROFILE = "BATCHOPS_PROFILE"
 ENV_CONFIG = "BATCHOPS_CONFIG"
 CONFIG_NAME = "batchops.toml"
-#: Beside the user's own batchops.toml: the working-directory files they trusted.
-TRUST_NAME = "trusted.txt"
 
 #: How long a request whose answer was lost may still land: only after this does
 #: "unchanged" prove anything. The gateway gives up after 30 s, but ITSM's web worker runs
@@ -198,62 +201,74 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Range:
-    """The values a numeric setting may take; the CLI's flags use the same bounds."""
-
-    low: float
-    high: float | None = None
-    low_open: bool = False
-    unit: str = ""
-    whole: bool = False
-
-    def rule(self) -> str:
-        low = f"more than {self.low:g}" if self.low_open else f"at least {self.low:g}"
-        high = f" and at most {self.high:g}" if self.high is not None else ""
-        kind = "a whole number" if self.whole else "a finite number"
-        return f"{kind} {low}{high}{self.unit}"
-
-    def admits(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if value < self.low or (self.low_open and value == self.low):
-            return False
-        return self.high is None or value <= self.high
-
-
-#: One table of bounds for every source (flag, environment, profile, Python keyword).
-RANGES: dict[str, Range] = {
-    "concurrency": Range(1, 1000, whole=True),
-    "retries": Range(0, 20, whole=True),
-    "timeout": Range(0, None, low_open=True, unit=" (seconds)"),
-    "rate": Range(0, None, low_open=True, unit=" (requests per second)"),
-    "readback_delay": Range(0, None, unit=" (seconds)"),
-    "server_timeout": Range(0, None, unit=" (seconds)"),
-    "outage_wait": Range(0, None, unit=" (seconds)"),
-}
+#: The settings that are URLs: checked by :func:`checked_url` whatever their source.
+URL_SETTINGS = frozenset({"base_url", "proxy"})
 
 
 def check_setting(key: str, value: SettingValue, source: str) -> SettingValue:
-    """``value`` if it is in range for ``key``; otherwise a ConfigError naming the source.
+    """``value`` if it is fit for ``key``; otherwise a ConfigError naming the source.
 
     Numbers are compared as numbers, so ``inf``, ``nan`` and text that is not a number
-    are refused here, at the start of a run, and never reach the sender.
+    are refused here, at the start of a run, and never reach the sender. A setting's
+    source is ``flag`` (or a Python keyword), ``env NAME`` or ``profile …``.
     """
-    bounds = RANGES.get(key)
-    if bounds is None or value is None:
-        return value
     flag = "--" + key.replace("_", "-")
     where = flag if source == "flag" else f"{key} ({source})"
+    if key in URL_SETTINGS and isinstance(value, str):
+        checked_url(value, where, none_allowed=key == "proxy")
+        return value
+    bounds = RANGES.get(key)
+    if bounds is None or value is None or key == "max_failures":
+        return value
     try:
         number = float(value) if isinstance(value, int | float | str) else math.nan
-    except ValueError:
+    except (ValueError, OverflowError):
         number = math.nan
     if isinstance(value, bool) or not bounds.admits(number):
         raise ConfigError(f"{where} must be {bounds.rule()}, not {value!r}; fix it and run again")
     if bounds.whole and not number.is_integer():
         raise ConfigError(f"{where} must be a whole number, not {value!r}; fix it and run again")
     return value
+
+
+def checked_url(text: str, where: str, *, none_allowed: bool = False) -> str:
+    """``text`` if it is an http(s) URL batchops can send to; else one ConfigError line.
+
+    Blank is "not given" (the caller says what is missing); ``none`` is a choice for the
+    proxy. A password in the URL is never shown.
+    """
+    url = text.strip()
+    if not url or (none_allowed and url.lower() == "none"):
+        return url
+    problem = _url_problem(url)
+    if problem:
+        shown = masked_url(url)
+        also = " (or 'none' to connect directly)" if none_allowed else ""
+        raise ConfigError(
+            f"{where} must be an http:// or https:// URL with a host{also}, not {shown!r}: "
+            f"{problem}; fix it and run again"
+        )
+    return url
+
+
+def _url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as an address, or None."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "it holds a blank or a control character"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # a port that is no number, or out of range, raises here
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme.lower() not in ("http", "https"):
+        return "the scheme is not http or https"
+    if not parts.hostname:
+        return "it names no host"
+    if port == 0:
+        return "port 0 is no port"
+    if parts.query or parts.fragment:
+        return "an address takes no ?query or #fragment"
+    return None
 
 
 NOTIFY_ON = ("problems", "always")
@@ -351,72 +366,6 @@ class Resolved:
     warnings: tuple[str, ...] = ()
 
 
-def user_config_dir(env: Mapping[str, str]) -> Path:
-    """``$XDG_CONFIG_HOME/batchops``, else ``~/.config/batchops``."""
-    xdg = env.get("XDG_CONFIG_HOME")
-    home = Path(xdg) if xdg else Path(env.get("HOME", str(Path.home()))) / ".config"
-    return home / "batchops"
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _trust_file(env: Mapping[str, str]) -> Path:
-    return user_config_dir(env) / TRUST_NAME
-
-
-def _trusted(env: Mapping[str, str]) -> dict[str, str]:
-    """Trusted files: resolved path -> the sha256 they had when trusted."""
-    try:
-        lines = _trust_file(env).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return {}
-    out: dict[str, str] = {}
-    for line in lines:
-        digest, _, path = line.partition(" ")
-        if len(digest) == 64 and path:
-            out[path] = digest
-    return out
-
-
-def trust_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Path:
-    """Record ``path`` (as it is now) as trusted; return where the record was written."""
-    env = os.environ if env is None else env
-    target = Path(path).expanduser().resolve()
-    if not target.is_file():
-        raise ConfigError(f"{target} is not a file; pass the batchops.toml to trust")
-    try:
-        # A file that does not parse is not worth trusting; say so now.
-        tomllib.loads(target.read_text(encoding="utf-8"))
-        digest = _digest(target)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {target}: {exc}") from None
-    entries = _trusted(env)
-    entries[str(target)] = digest
-    record = _trust_file(env)
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_name(f".{record.name}.tmp")
-        tmp.write_text("".join(f"{d} {p}\n" for p, d in sorted(entries.items())), "utf-8")
-        os.replace(tmp, record)
-    except OSError as exc:
-        raise ConfigError(f"cannot record the trust in {record}: {exc.strerror or exc}") from None
-    return record
-
-
-def is_trusted(path: Path, env: Mapping[str, str]) -> bool:
-    """True when ``path`` was trusted and has not changed since."""
-    target = path.resolve()
-    if target.parent == user_config_dir(env).resolve():
-        return True  # the user's own folder: theirs by definition
-    digest = _trusted(env).get(str(target))
-    try:
-        return digest is not None and digest == _digest(target)
-    except OSError:
-        return False
-
-
 def find_config(
     explicit: str | os.PathLike[str] | None, env: Mapping[str, str]
 ) -> tuple[Path | None, list[str]]:
@@ -431,8 +380,11 @@ def find_config(
     warnings: list[str] = []
     local = Path.cwd() / CONFIG_NAME
     if local.is_file():
-        if is_trusted(local, env):
+        store = read_store(env)
+        if is_trusted(local, env, store):
             return local, warnings
+        if store.problem:
+            warnings.append(f"{store.problem}; it is taken as empty")
         warnings.append(
             f"ignoring {local.resolve()}: a {CONFIG_NAME} in the working folder is "
             "read only once you trust it (it could send your secret elsewhere); check it, "
