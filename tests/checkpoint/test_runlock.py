@@ -1,4 +1,5 @@
-"""One run per sheet and target at a time, with two real batchops processes."""
+"""One run per sheet and target at a time: :class:`RunLock` and its key in this process,
+then with two real batchops processes."""
 
 from __future__ import annotations
 
@@ -10,11 +11,79 @@ from pathlib import Path
 
 import pytest
 
+from batchops.checkpoint.runlock import RunLock, lock_key, state_dir
+from batchops.errors import RunInProgressError
 from batchops.sandbox import Faults, SandboxThread
 
 from ..helpers import creds_env, running, seed, write_csv
 
 ROWS = 12
+URL = "http://itsm.example:8080"
+
+
+def test_the_key_names_the_sheet_and_the_target_not_the_spelling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same file reached from another folder, and the same URL written with another
+    case or a trailing slash, give one key; another file, gateway or host another."""
+    sheet = write_csv(tmp_path / "t.csv", [["S1", "admin", "SUSPEND", "x"]])
+    key = lock_key(sheet, "esb", URL)
+    monkeypatch.chdir(tmp_path)
+    assert lock_key(Path("t.csv"), "esb", " HTTP://ITSM.example:8080/ ") == key
+    assert lock_key(tmp_path / "u.csv", "esb", URL) != key
+    assert lock_key(sheet, "apigw", URL) != key
+    assert lock_key(sheet, "esb", "http://itsm.example:8081") != key
+
+
+def test_a_second_lock_on_one_key_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    """While one RunLock holds the sheet and target, another is refused with the holder's
+    PID and that nothing was sent; release() lets the next one in."""
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    sheet = tmp_path / "t.csv"
+    first = RunLock(sheet, "esb", URL, env).acquire()
+    second = RunLock(sheet, "esb", URL + "/", env)
+    assert second.path == first.path
+    assert second.path.parent == tmp_path / "state" / "batchops" / "locks"
+    with pytest.raises(RunInProgressError) as refused:
+        second.acquire()
+    assert f"PID {os.getpid()}" in str(refused.value)
+    assert "nothing was sent" in str(refused.value)
+    RunLock(tmp_path / "other.csv", "esb", URL, env).acquire().release()  # other keys go on
+    first.release()
+    first.release()  # a second release is harmless
+    second.acquire()
+    second.release()
+
+
+@pytest.mark.parametrize("pid_file", [None, "12ab\n"], ids=["missing", "garbled"])
+def test_a_holder_whose_pid_cannot_be_read_is_named_as_unknown(
+    tmp_path: Path, pid_file: str | None
+) -> None:
+    """A refusal while the holder's PID file is missing (it is written just after the
+    lock is taken) or unreadable says the PID is not known yet, never a wrong one."""
+    env = {"XDG_STATE_HOME": str(tmp_path)}
+    first = RunLock(tmp_path / "t.csv", "esb", URL, env).acquire()
+    try:
+        holder = next(first.folder.glob("*.pid"))
+        if pid_file is None:
+            holder.unlink()
+        else:
+            holder.write_text(pid_file, encoding="utf-8")
+        with pytest.raises(RunInProgressError, match="PID not known yet"):
+            RunLock(tmp_path / "t.csv", "esb", URL, env).acquire()
+    finally:
+        first.release()
+
+
+def test_the_lock_folder_follows_xdg_state_home_else_home(tmp_path: Path) -> None:
+    """$XDG_STATE_HOME/batchops, else ~/.local/state/batchops; a folder that cannot be
+    made is a refusal that says which variable to set."""
+    assert state_dir({"XDG_STATE_HOME": "/x/state", "HOME": "/h"}) == Path("/x/state/batchops")
+    assert state_dir({"HOME": "/h"}) == Path("/h/.local/state/batchops")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(RunInProgressError, match="set XDG_STATE_HOME"):
+        RunLock(tmp_path / "t.csv", "esb", URL, {"XDG_STATE_HOME": str(blocked)}).acquire()
 
 
 def _env(url: str) -> dict[str, str]:

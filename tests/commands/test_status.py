@@ -1,22 +1,176 @@
-"""End to end: ``batchops status`` on the checkpoint of a run in progress, a finished one,
-one that stopped early and one that was killed."""
+"""``batchops status``: :func:`read_status` over checkpoints written through the
+:class:`Checkpoint` API, then end to end on the checkpoint of a run in progress, a
+finished one, one that stopped early and one that was killed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from batchops.checkpoint.store import Binding, Checkpoint, row_key
+from batchops.commands.status import read_status
+from batchops.errors import CheckpointError
+from batchops.model import Action, Outcome, Row, Status
 from batchops.sandbox import Faults, SandboxThread
 
 from ..helpers import creds_env, run_cli, running, seed, write_csv
 
 ROWS = 300
+
+
+# --------------------------------------------------------------------------- read_status
+
+#: Rows of the checkpoints built through the API: 30 finished within the last minute, 5
+#: long before, 20 still pending.
+RECENT, EARLY, LEFT = 30, 5, 20
+
+
+def _row(index: int) -> Row:
+    return Row(index, f"SN{index}", "admin", Action.SUSPEND, "m")
+
+
+def _stamp(when: datetime) -> str:
+    """A moment as the checkpoint writes ``finished_at``."""
+    return when.astimezone().replace(microsecond=0).isoformat()
+
+
+def _checkpoint(path: Path, *, rows: int = RECENT + EARLY + LEFT) -> Checkpoint:
+    """An open checkpoint of ``rows`` queued rows bound to t.csv, with a run begun."""
+    store = Checkpoint.open(path)
+    store.initialise(
+        Binding("f" * 64, rows, "esb", "http://itsm.example", "/data/t.csv"),
+        (
+            (
+                i,
+                row_key(f"SN{i}", "SUSPEND", "admin", "m"),
+                f"SN{i}",
+                "SUSPEND",
+                "queued",
+                "pending",
+                "",
+            )
+            for i in range(rows)
+        ),
+    )
+    store.begin_run("first run")
+    return store
+
+
+def _finish(store: Checkpoint, indices: range, at: datetime) -> None:
+    for i in indices:
+        store.record(_row(i), Outcome(Status.SUCCESS, 0, "ok", 1, finished_at=_stamp(at)))
+    store.flush()
+
+
+@pytest.fixture
+def half_done(tmp_path: Path) -> Iterator[tuple[Checkpoint, datetime]]:
+    """A checkpoint still held by its run: EARLY rows done ten minutes before ``now``,
+    RECENT rows 30 s before it, LEFT pending; ``now`` is two minutes from the real now,
+    so the rate is measured over a full minute."""
+    now = datetime.now(UTC) + timedelta(minutes=2)
+    store = _checkpoint(tmp_path / "t.checkpoint.db")
+    _finish(store, range(EARLY), now - timedelta(minutes=10))
+    _finish(store, range(EARLY, EARLY + RECENT), now - timedelta(seconds=30))
+    try:
+        yield store, now
+    finally:
+        store.close()
+
+
+def test_a_held_checkpoint_is_running_with_its_pid_rate_and_eta(
+    half_done: tuple[Checkpoint, datetime],
+) -> None:
+    """While a process holds the checkpoint: running, that process's PID, rows per second
+    over the last minute only, and the ETA of the pending rows at that rate."""
+    store, now = half_done
+    status = read_status(store.path, now=now)
+    assert (status.state, status.pid) == ("running", os.getpid())
+    assert status.counts["success"] == RECENT + EARLY and status.counts["pending"] == LEFT
+    assert status.done == RECENT + EARLY and status.rows == RECENT + EARLY + LEFT
+    assert status.rows_per_second == RECENT / 60
+    assert status.eta_s == LEFT / (RECENT / 60)
+    assert (status.input, status.target) == ("/data/t.csv", "http://itsm.example (esb)")
+    assert status.as_json()["done"] == RECENT + EARLY
+    text = status.describe()
+    assert f"state: running (pid {os.getpid()})" in text
+    assert "rate: 0.5 rows/s over the last minute; ETA 40 s" in text
+
+
+def test_rows_being_sent_are_counted_in_flight(half_done: tuple[Checkpoint, datetime]) -> None:
+    """A row marked "sending" is in flight, and still pending."""
+    store, now = half_done
+
+    async def mark() -> None:
+        await store.mark_sending(_row(RECENT + EARLY), 1, "RUNNING")
+
+    asyncio.run(mark())
+    status = read_status(store.path, now=now)
+    assert status.in_flight == 1 and status.counts["pending"] == LEFT
+    assert "(1 being sent)" in status.describe()
+
+
+def test_a_finished_run_is_measured_over_its_own_last_minute(tmp_path: Path) -> None:
+    """Read an hour after it ended, a finished run still shows the rate of its last
+    minute, no ETA and no process."""
+    store = _checkpoint(tmp_path / "t.db", rows=10)
+    _finish(store, range(10), datetime.now(UTC))
+    store.end_run(0)
+    store.close()
+    status = read_status(tmp_path / "t.db", now=datetime.now(UTC) + timedelta(hours=1))
+    assert (status.state, status.pid, status.note) == ("finished", None, "")
+    assert status.rows_per_second > 0 and status.eta_s is None
+    assert status.run["exit_code"] == 0 and status.runs == 1
+
+
+@pytest.mark.parametrize(
+    ("ended", "state", "note"),
+    [
+        (None, "died", "ended without finishing (killed or crashed)"),
+        ((3, "stopped after the canary"), "stopped", "stopped: stopped after the canary"),
+        ((0, ""), "stopped", f"{LEFT} rows were not sent; run the same command to continue"),
+    ],
+    ids=["killed", "stopped-with-reason", "rows-left"],
+)
+def test_a_run_that_is_over_early_says_why(
+    tmp_path: Path, ended: tuple[int, str] | None, state: str, note: str
+) -> None:
+    """A run that never recorded its end died; one that recorded a reason stopped for it;
+    one that ended with rows pending stopped, with what is left."""
+    store = _checkpoint(tmp_path / "t.db", rows=LEFT + 1)
+    _finish(store, range(1), datetime.now(UTC))
+    if ended is not None:
+        store.end_run(*ended)
+    store.close()
+    status = read_status(tmp_path / "t.db")
+    assert (status.state, status.pid) == (state, None)
+    assert note in status.note and note in status.describe()
+
+
+def test_a_checkpoint_without_a_run_says_so(tmp_path: Path) -> None:
+    """A file that was never bound to an input is refused; one bound but never begun is
+    "not started"."""
+    Checkpoint.open(tmp_path / "bare.db").close()
+    with pytest.raises(CheckpointError, match="has no run recorded yet"):
+        read_status(tmp_path / "bare.db")
+    store = Checkpoint.open(tmp_path / "bound.db")
+    store.initialise(Binding("f" * 64, 0, "esb", "http://itsm.example", "/data/t.csv"), ())
+    store.close()
+    status = read_status(tmp_path / "bound.db")
+    assert (status.state, status.runs, status.run) == ("not started", 0, {})
+
+
+# --------------------------------------------------------------------------- end to end
 
 
 def status_of(checkpoint: Path) -> dict[str, Any]:

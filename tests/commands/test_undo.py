@@ -1,14 +1,136 @@
-"""End to end: ``batchops undo`` of a real run's report, and the undo run against the stand-in."""
+"""``batchops undo``: :func:`undo_report` over hand-written reports, then end to end on a
+real run's report, and the undo run against the stand-in."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import openpyxl
+import pytest
 
+from batchops.commands.undo import undo_report
+from batchops.errors import BatchopsError
+from batchops.model import RESULT_COLUMNS
 from batchops.sandbox import SandboxThread, Ticket
 
-from ..helpers import creds_env, read_report, run_cli, running, seed, write_csv
+from ..helpers import HEADER, creds_env, read_report, run_cli, running, seed, write_csv
+
+
+def report_of_rows(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
+    """A CSV report as a run writes it, from (sn, action, action_message, status) rows."""
+    cells = [
+        [sn, "admin", action, message, status, "", "", "1", "", "", "", "2024-05-01T10:00:00"]
+        for sn, action, message, status in rows
+    ]
+    return write_csv(path, cells, header=[*HEADER, *RESULT_COLUMNS])
+
+
+def undone(sheet: Path) -> list[tuple[str, str, str, str]]:
+    """(sn, action, undoes_row, action_message) of each row of an undo sheet."""
+    return [
+        (r["sn"], r["action_type"], r["undoes_row"], r["action_message"])
+        for r in read_report(sheet)
+    ]
+
+
+def test_each_tickets_rows_are_reversed_last_first_in_ticket_order(tmp_path: Path) -> None:
+    """Tickets come in the order the report first names them, each ticket's successful
+    rows inverted from its last to its first; a re-SUSPEND carries the reason of the
+    SUSPEND it restores."""
+    report = report_of_rows(
+        tmp_path / "r.report.csv",
+        [
+            ("A1", "SUSPEND", "first freeze", "success"),  # row 2
+            ("B1", "SUSPEND", "b freeze", "success"),  # row 3
+            ("A1", "UNSUSPEND", "thaw", "success"),  # row 4
+            ("A1", "SUSPEND", "second freeze", "success"),  # row 5
+        ],
+    )
+    summary = undo_report(report)
+    origin = "batchops undo of row {} of r.report.csv"
+    assert undone(tmp_path / "r.report.undo.csv") == [
+        ("A1", "UNSUSPEND", "5", origin.format(5)),
+        ("A1", "SUSPEND", "4", "first freeze"),
+        ("A1", "UNSUSPEND", "2", origin.format(2)),
+        ("B1", "UNSUSPEND", "3", origin.format(3)),
+    ]
+    assert (summary.rows, summary.irreversible, summary.exit_code) == (4, 0, 0)
+    assert summary.by_action == {"UNSUSPEND": 3, "SUSPEND": 1}
+    assert "(4 rows: 1 SUSPEND, 3 UNSUSPEND)" in summary.describe()
+    assert not (tmp_path / "r.report.undo.irreversible.csv").exists()
+
+
+def test_an_unsuspend_with_no_suspend_before_it_is_undone_with_its_own_message(
+    tmp_path: Path,
+) -> None:
+    """Without an earlier SUSPEND of the ticket in the report, the re-SUSPEND says what
+    the UNSUSPEND row said."""
+    report = report_of_rows(
+        tmp_path / "r.report.csv", [("U1", "UNSUSPEND", "frozen by ops", "success")]
+    )
+    undo_report(report)
+    assert undone(tmp_path / "r.report.undo.csv") == [("U1", "SUSPEND", "2", "frozen by ops")]
+
+
+def test_rows_that_changed_nothing_are_neither_undone_nor_listed(tmp_path: Path) -> None:
+    """failed, skipped, invalid and pending rows did nothing: no inverse and no entry in
+    the irreversible list; with nothing to undo the exit code is 1."""
+    report = report_of_rows(
+        tmp_path / "r.report.csv",
+        [
+            ("F1", "SUSPEND", "x", "failed"),
+            ("K1", "SUSPEND", "x", "skipped"),
+            ("", "SUSPEND", "x", "invalid"),
+            ("P1", "SUSPEND", "x", "pending"),
+        ],
+    )
+    summary = undo_report(report)
+    assert (summary.rows, summary.irreversible, summary.exit_code) == (0, 0, 1)
+    assert read_report(tmp_path / "r.report.undo.csv") == []
+    assert "nothing in the report can be undone" in summary.describe()
+
+
+def test_a_successful_row_edited_into_invalid_input_is_listed_not_guessed(tmp_path: Path) -> None:
+    """A success row whose cells are no valid input any more (edited after the run) is
+    listed with why, and the ticket's other rows are still undone."""
+    report = report_of_rows(
+        tmp_path / "r.report.csv",
+        [("S1", "SUSPEND", "x", "success"), ("S2", "FREEZE", "x", "success")],
+    )
+    summary = undo_report(report)
+    assert undone(tmp_path / "r.report.undo.csv")[0][:3] == ("S1", "UNSUSPEND", "2")
+    (listed,) = read_report(tmp_path / "r.report.undo.irreversible.csv")
+    assert (listed["report_row"], listed["sn"]) == ("3", "S2")
+    assert listed["reason"].startswith("the row is not valid input any more")
+    assert summary.irreversible == 1
+
+
+def test_an_older_irreversible_list_never_stays_beside_a_new_undo_sheet(tmp_path: Path) -> None:
+    """When nothing is irreversible now, a list left by an earlier undo is replaced by an
+    empty one (with --force, as every existing output) rather than left to describe
+    another sheet."""
+    report = report_of_rows(tmp_path / "r.report.csv", [("S1", "SUSPEND", "x", "success")])
+    stale = tmp_path / "r.report.undo.irreversible.csv"
+    stale.write_text("report_row,sn\n9,OLD\n", encoding="utf-8")
+    undo_report(report, force=True)
+    assert stale.exists() and read_report(stale) == []
+
+
+@pytest.mark.parametrize("name", ["r.report.csv", "undo.txt"])
+def test_an_undo_sheet_over_the_report_or_of_another_kind_is_refused(
+    tmp_path: Path, name: str
+) -> None:
+    """-o naming the report itself, or a file that is neither CSV nor XLSX: refused before
+    anything is written, and the report is left as it was."""
+    report = report_of_rows(tmp_path / "r.report.csv", [("S1", "SUSPEND", "x", "success")])
+    before = report.read_bytes()
+    with pytest.raises(BatchopsError):
+        undo_report(report, output=tmp_path / name)
+    assert report.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.report.csv"]
+
+
+# --------------------------------------------------------------------------- end to end
 
 ROWS = [
     ["S1", "admin", "SUSPEND", "holiday freeze"],  # 2  success
