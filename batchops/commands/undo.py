@@ -230,7 +230,7 @@ def undo_report(
 ) -> UndoSummary:
     """Write the sheet that reverses ``report`` (default beside it) and list what cannot be."""
     source = Path(report)
-    batch = load_batch(source, sheet=sheet, encoding=encoding)
+    batch = load_batch(source, sheet=sheet, encoding=encoding, include_hidden=True)
     path = Path(output) if output else default_undo_path(source)
     if path.suffix.lower() not in (".csv", ".xlsx"):
         raise InputError(f"-o {path}: name the undo sheet *.csv or *.xlsx")

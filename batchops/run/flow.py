@@ -38,8 +38,10 @@ from batchops.sheet import (
     NOT_DONE,
     Batch,
     add_notes,
+    left_out_note,
     load_batch,
     mark_invalid,
+    mark_left_out,
     previous_statuses,
     select_rows,
 )
@@ -174,11 +176,17 @@ _YOUNG_GC_THRESHOLD = 20_000
 def load(config: RunConfig, hooks: RunHooks) -> Loaded:
     """Read and validate the input, check every output path, choose the rows to send."""
     files = config.files
-    batch = load_batch(config.input_path, sheet=files.sheet, encoding=files.encoding)
+    batch = load_batch(
+        config.input_path,
+        sheet=files.sheet,
+        encoding=files.encoding,
+        include_hidden=files.include_hidden,
+    )
     outputs = _outputs(config, batch.source)
     check_outputs(batch.source, outputs)
     outcomes = OutcomeTable(len(batch))
     mark_invalid(batch, outcomes)
+    mark_left_out(batch, outcomes)
     only = tuple(config.choices.only) if config.choices.only else None
     if not only and batch.previous_results is not None:
         # An earlier report fed back as it is: re-sending its successes would replay
@@ -197,6 +205,7 @@ def load(config: RunConfig, hooks: RunHooks) -> Loaded:
             "rows": len(batch),
             "to_send": int(sendable.sum()),
             "invalid": batch.invalid_count(),
+            "hidden_left_out": batch.left_out_count(),
             "target": config.connection.base_url or "(sandbox)",
             "gateway": config.connection.gateway,
         },
@@ -251,6 +260,7 @@ def open_store(config: RunConfig, loaded: Loaded) -> tuple[Checkpoint | None, Wo
             retry_failed=config.choices.retry_failed,
             gateway=config.connection.gateway,
             base_url=config.connection.base_url or "(sandbox)",
+            held=loaded.batch.left_out,
         )
     work.last_sent_at = max(work.last_sent_at, _unknown_rows_sent_by(loaded))
     return store, work
@@ -313,7 +323,7 @@ def finish(
         report_path=None if state.declined else loaded.outputs.report,
         failures_path=loaded.outputs.failures,
         store=store,
-        note=work.note,
+        note="; ".join(n for n in (work.note, left_out_note(loaded.batch.left_out_count())) if n),
         advice=advice,
         settings=_shown_settings(config, loaded),
     )

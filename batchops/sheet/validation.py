@@ -15,6 +15,8 @@ It owns what ``operate_ticket`` needs of a row and what batchops refuses before 
 * the same action twice in a row for one ticket.
 
 A bad row is never an exception, only a one-line reason; the first problem found wins.
+Rows hidden in the sheet that the run leaves out get no reason, and take no part in the
+checks across rows (a left-out row repeats nothing and spells no sn first).
 """
 
 from __future__ import annotations
@@ -91,9 +93,10 @@ class Validated:
 class _Reasons:
     """Each row's first reason not to send it; '' while none is found."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, left_out: npt.NDArray[np.bool_] | None = None) -> None:
         self.invalid: StrArray = np.full(n, "", dtype=object)
-        self.open = np.ones(n, dtype=bool)  # rows with no reason yet
+        # Rows with no reason yet; a row left out is never given one.
+        self.open = np.ones(n, dtype=bool) if left_out is None else ~left_out
 
     def flag(self, mask: npt.NDArray[np.bool_], reason: str | StrArray) -> None:
         """Give ``reason`` to the rows of ``mask`` that have none yet (first problem wins).
@@ -121,11 +124,16 @@ def validate(
     columns: dict[str, str],
     lines: npt.NDArray[np.int64],
     applied: npt.NDArray[np.bool_] | None = None,
+    left_out: npt.NDArray[np.bool_] | None = None,
 ) -> Validated:
     """Stripped sn/operator, canonical action, message to send, the invalid reasons and
     the notes of rows whose cells were trimmed; ``lines`` are the rows' numbers in the
     sheet. ``applied`` marks the rows an earlier report fed back says were done (success,
-    skipped, unknown): their sn's spelling is the one other rows must match."""
+    skipped, unknown): their sn's spelling is the one other rows must match. ``left_out``
+    marks the rows hidden in the sheet that are not sent: they get no reason.
+
+    The values of every row (left out or not) are the same whatever ``left_out`` says:
+    the checkpoint knows rows by them."""
     n = len(frame)
     sn_s = frame[columns["sn"]].str.strip()
     operator_raw = frame[columns["operator"]]
@@ -143,7 +151,7 @@ def validate(
     message = message_s.to_numpy(dtype=object).copy()  # defaults are written in below
     lengths = np.array(message_s.str.len(), dtype=np.int64)
 
-    reasons = _Reasons(n)
+    reasons = _Reasons(n, left_out)
     sn_s, notes = _check_sn(frame[columns["sn"]], sn_s, sn, columns, reasons)
     _check_operator(operator_raw, operator, columns, reasons, notes)
     _check_action(action_raw, action, columns, reasons)
@@ -155,6 +163,8 @@ def validate(
 
     for act in _DEFAULTED:
         message[(action == act.value) & (lengths == 0)] = default_message(act)
+    if left_out is not None and notes:
+        notes = {i: note for i, note in notes.items() if not left_out[i]}
     return Validated(sn, operator, action, message, reasons.invalid, notes)
 
 
