@@ -189,7 +189,8 @@ def report_from_checkpoint(
         source = Path(input_path or binding.input_path)
         if not source.exists():
             raise CheckpointError(f"the run's input {source} is gone; pass it with --input PATH")
-        batch = load_batch(source, sheet=sheet, encoding=encoding)
+        # Every row, as the checkpoint has them (a held row is in it, queued and skipped).
+        batch = load_batch(source, sheet=sheet, encoding=encoding, include_hidden=True)
         if rows_fingerprint(row_keys(batch)) != binding.rows_fingerprint:
             raise CheckpointError(
                 f"{source} no longer holds the rows of checkpoint {checkpoint}; pass the "

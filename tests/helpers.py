@@ -261,3 +261,40 @@ def input_error(call: Callable[[], object], *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in text, (fragment, text)
     return text
+
+
+def xlsx_with_hidden_rows(
+    path: Path,
+    rows: Cells,
+    *,
+    hidden: Sequence[int] = (),
+    keep_only: tuple[int, Sequence[str]] | None = None,
+    header: Sequence[str] = HEADER,
+    sheet: str = "Tickets",
+) -> Path:
+    """A workbook saved by openpyxl with rows hidden as Excel stores them.
+
+    ``hidden`` are data rows (0-based) hidden by hand. ``keep_only=(column, values)`` puts
+    an autofilter on the table that keeps the rows whose cell in ``column`` (0-based) is
+    one of ``values``: the others are filtered out, which Excel saves as hidden rows.
+    """
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    table = book.active
+    assert table is not None
+    table.title = sheet
+    table.append(list(header))
+    for row in rows:
+        table.append(list(row))
+    for index in hidden:
+        table.row_dimensions[index + 2].hidden = True
+    if keep_only is not None:
+        column, values = keep_only
+        table.auto_filter.ref = f"A1:{chr(ord('A') + len(header) - 1)}{len(rows) + 1}"
+        table.auto_filter.add_filter_column(column, list(values))
+        for index, row in enumerate(rows):
+            if str(row[column]) not in values:
+                table.row_dimensions[index + 2].hidden = True
+    book.save(path)
+    return path

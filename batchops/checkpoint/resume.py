@@ -5,6 +5,11 @@ same target continues: rows with an outcome keep it, rows never sent are sent, a
 that were being sent when the earlier run died are handed back as *in doubt*, to be
 read back before anything is resent. ``--retry-failed`` requeues failed rows together
 with the later rows of their ticket, so each ticket still follows the file's order.
+
+Rows a run *holds* (hidden in the sheet, left out) are recorded ``queued`` with their
+``skipped`` outcome, never ``done``: they were not sent, so the run that includes them
+later (``--include-hidden``, or once unhidden) sends them; a run that holds them sends
+none, whatever the checkpoint has queued.
 """
 
 from __future__ import annotations
@@ -110,8 +115,12 @@ def open_checkpoint(
     retry_failed: bool,
     gateway: str,
     base_url: str,
+    held: np.ndarray | None = None,
 ) -> tuple[Checkpoint, Work]:
-    """Open the checkpoint and work out what is left; refuse one that belongs elsewhere."""
+    """Open the checkpoint and work out what is left; refuse one that belongs elsewhere.
+
+    ``held`` marks rows this run does not send though they were never sent (hidden in the
+    sheet): a new checkpoint records them as still to send, and this run sends none."""
     applied = Checkpoint.count_applied(path) if fresh else None
     # What the old run may still have in flight lands on tickets this run starts over on.
     uncertain_since = Checkpoint.last_uncertain_send(path) if fresh else 0.0
@@ -128,7 +137,8 @@ def open_checkpoint(
     try:
         stored = store.binding()
         if stored is None:
-            store.initialise(binding, _initial_rows(batch, keys, sendable, outcomes))
+            queued = sendable if held is None else np.asarray(sendable, dtype=bool) | held
+            store.initialise(binding, _initial_rows(batch, keys, queued, outcomes))
             store.begin_run("first run")
             note = f"checkpoint: {path}" + (f" (previous one kept as {backup})" if backup else "")
             work = Work(np.flatnonzero(sendable).astype(np.int64), [], note, uncertain_since)
@@ -142,6 +152,8 @@ def open_checkpoint(
         # A row an older batchops queued that today's rules refuse (one sn in two letter
         # cases, say) is not sent: it keeps the reason it is invalid as its outcome.
         work.to_send = work.to_send[batch.invalid[work.to_send] == ""]
+        if held is not None:
+            work.to_send = work.to_send[~held[work.to_send]]
         return store, work
     except BaseException:
         store.close()
@@ -325,5 +337,10 @@ def _rows_to_retry(records: list[StoredRow]) -> set[int]:
             if any(r.outcome.status is Status.SUCCESS for r in later):
                 continue  # resending it now would run it after rows that came later
             chosen.add(rec.index)
-            chosen.update(r.index for r in later if r.outcome.status is Status.SKIPPED)
+            # (A held row is queued with a skipped outcome: never sent, nothing to redo.)
+            chosen.update(
+                r.index
+                for r in later
+                if r.state is RowState.DONE and r.outcome.status is Status.SKIPPED
+            )
     return chosen

@@ -81,6 +81,12 @@ input_options = options(
         "--encoding",
         help="CSV: the text encoding (default: detect UTF-8, UTF-8 with BOM or GB18030/GBK).",
     ),
+    click.option(
+        "--include-hidden",
+        is_flag=True,
+        help="XLSX: also send the rows hidden or filtered out in the sheet (by default they "
+        "are left out: reported skipped, never sent).",
+    ),
 )
 
 connection_options = options(

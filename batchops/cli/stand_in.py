@@ -127,7 +127,7 @@ class _Seeds:
         if not self.seed_file:
             return []
         try:
-            batch = load_batch(self.seed_file)
+            batch = load_batch(self.seed_file, include_hidden=True)
         except BatchopsError as error:
             fail(error)
             return []

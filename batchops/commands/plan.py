@@ -25,7 +25,14 @@ from batchops.run import (
 )
 from batchops.send import Precheck, chains_by_sn, read_statuses, simulate
 from batchops.settings import PlanConfig, as_path, target_source
-from batchops.sheet import Batch, add_notes, load_batch, mark_invalid
+from batchops.sheet import (
+    Batch,
+    add_notes,
+    left_out_note,
+    load_batch,
+    mark_invalid,
+    mark_left_out,
+)
 from batchops.stops import RunControl
 
 
@@ -33,7 +40,12 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     """Load → (read the tickets) → judge every row → write the report and sum it up."""
     started = time.monotonic()
     files = config.files
-    batch = load_batch(config.input_path, sheet=files.sheet, encoding=files.encoding)
+    batch = load_batch(
+        config.input_path,
+        sheet=files.sheet,
+        encoding=files.encoding,
+        include_hidden=files.include_hidden,
+    )
     report_path = as_path(files.output) or default_plan_path(batch.source)
     summary_json = as_path(files.summary_json)
     named = [Output("the plan (--output)", report_path, Kind.PLAN)]
@@ -42,6 +54,7 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     guard_outputs({"the input": batch.source}, named)
     outcomes = OutcomeTable(len(batch))
     mark_invalid(batch, outcomes)
+    mark_left_out(batch, outcomes)
     valid = batch.valid_indices()
     statuses: Mapping[str, str] | None = None
     requests = 0
@@ -63,7 +76,14 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
         exit_code=Exit.ROWS_FAILED if counts[Status.INVALID.value] else Exit.OK,
         input_fingerprint=batch.fingerprint,
         counts_by_action=counts_by_action(batch, outcomes),
-        note=f"plan only, nothing sent; pre-check: {note}; target: {_target(config)}",
+        note="; ".join(
+            n
+            for n in (
+                f"plan only, nothing sent; pre-check: {note}; target: {_target(config)}",
+                left_out_note(batch.left_out_count()),
+            )
+            if n
+        ),
     )
     if summary_json:
         write_summary_json(summary, summary_json)

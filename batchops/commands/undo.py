@@ -236,7 +236,7 @@ def undo_report(
     never is (:func:`batchops.report.guard_outputs`).
     """
     source = Path(report)
-    batch = load_batch(source, sheet=sheet, encoding=encoding)
+    batch = load_batch(source, sheet=sheet, encoding=encoding, include_hidden=True)
     path = Path(output) if output else default_undo_path(source)
     named = [Output("the undo sheet (-o)", path, Kind.SHEET)]
     if path.suffix.lower() != ".xlsx":

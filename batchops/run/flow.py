@@ -37,8 +37,10 @@ from batchops.sheet import (
     NOT_DONE,
     Batch,
     add_notes,
+    left_out_note,
     load_batch,
     mark_invalid,
+    mark_left_out,
     previous_statuses,
     select_rows,
 )
@@ -71,11 +73,17 @@ def run_steps(config: RunConfig, hooks: RunHooks) -> RunSummary:
 def load(config: RunConfig, hooks: RunHooks) -> Loaded:
     """Read and validate the input, check every output path, choose the rows to send."""
     files = config.files
-    batch = load_batch(config.input_path, sheet=files.sheet, encoding=files.encoding)
+    batch = load_batch(
+        config.input_path,
+        sheet=files.sheet,
+        encoding=files.encoding,
+        include_hidden=files.include_hidden,
+    )
     outputs = _outputs(config, batch.source)
     check_outputs(batch.source, outputs)
     outcomes = OutcomeTable(len(batch))
     mark_invalid(batch, outcomes)
+    mark_left_out(batch, outcomes)
     only = tuple(config.choices.only) if config.choices.only else None
     if not only and batch.previous_results is not None:
         # An earlier report fed back as it is: re-sending its successes would replay
@@ -94,6 +102,7 @@ def load(config: RunConfig, hooks: RunHooks) -> Loaded:
             "rows": len(batch),
             "to_send": int(sendable.sum()),
             "invalid": batch.invalid_count(),
+            "hidden_left_out": batch.left_out_count(),
             "target": config.connection.base_url or "(sandbox)",
             "gateway": config.connection.gateway,
         },
@@ -157,6 +166,7 @@ def open_run(config: RunConfig, hooks: RunHooks, loaded: Loaded) -> Run:
             retry_failed=config.choices.retry_failed,
             gateway=config.connection.gateway,
             base_url=config.connection.base_url or "(sandbox)",
+            held=loaded.batch.left_out,
         )
     work.last_sent_at = max(work.last_sent_at, _unknown_rows_sent_by(loaded))
     run = Run(config, hooks, loaded, work, store, started)
@@ -201,7 +211,9 @@ def finish(run: Run) -> RunSummary:
         report_path=None if ending.declined else loaded.outputs.report,
         failures_path=loaded.outputs.failures,
         store=store,
-        note=run.work.note,
+        note="; ".join(
+            n for n in (run.work.note, left_out_note(loaded.batch.left_out_count())) if n
+        ),
         advice=run.advice(),
         settings=_shown_settings(run.config, loaded),
     )

@@ -120,7 +120,7 @@ def plan_overview(
     by_action: dict[str, int] = {}
     for action in batch.action[valid].tolist():
         by_action[str(action)] = by_action.get(str(action), 0) + 1
-    by_status = {"invalid": batch.invalid_count()}
+    by_status = {"invalid": batch.invalid_count(), "hidden (left out)": batch.left_out_count()}
     to_send = len(valid)
     note = "skipped (--no-precheck)"
     if checked is not None:

@@ -134,13 +134,15 @@ def as_path(value: StrPath | None) -> Path | None:
 class Files:
     """How the input is read and where a run writes; None: the default beside the input.
 
-    A plan reads ``sheet`` and ``encoding`` and writes ``output`` and ``summary_json``;
-    the rest only matters to a run.
+    A plan reads ``sheet``, ``encoding`` and ``include_hidden`` and writes ``output`` and
+    ``summary_json``; the rest only matters to a run.
     """
 
     output: StrPath | None = None
     sheet: str | None = None
     encoding: str | None = None
+    #: Send the rows hidden or filtered out in an XLSX sheet too (default: left out).
+    include_hidden: bool = False
     #: Also write just the rows needing attention here.
     failures: StrPath | None = None
     summary_json: StrPath | None = None

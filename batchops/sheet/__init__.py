@@ -1,5 +1,5 @@
-"""The input sheet: reading its cells, finding its columns, validating every row, and
-choosing which rows a run may send.
+"""The input sheet: reading its cells (and which rows a person hid), finding its columns,
+validating every row, and choosing which rows a run may send.
 """
 
 from __future__ import annotations
@@ -8,9 +8,12 @@ from .columns import FIELD_ALIASES, is_report
 from .loading import DONE_BEFORE, Batch, load_batch
 from .reading import show
 from .selection import (
+    LEFT_OUT_MESSAGE,
     NOT_DONE,
     add_notes,
+    left_out_note,
     mark_invalid,
+    mark_left_out,
     mark_not_sent,
     previous_statuses,
     select_rows,
@@ -21,12 +24,15 @@ __all__ = [
     "ACTION_ALIASES",
     "DONE_BEFORE",
     "FIELD_ALIASES",
+    "LEFT_OUT_MESSAGE",
     "NOT_DONE",
     "Batch",
     "add_notes",
     "is_report",
+    "left_out_note",
     "load_batch",
     "mark_invalid",
+    "mark_left_out",
     "mark_not_sent",
     "one_letter_case",
     "previous_statuses",

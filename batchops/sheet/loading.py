@@ -7,6 +7,12 @@ that ties a checkpoint to its input. The steps are modules of their own:
 the result columns of an earlier report used as input), and :mod:`batchops.sheet.validation`
 checks every row, vectorised, and says in one line why a row cannot be sent.
 
+Rows hidden or filtered out in an XLSX sheet (:mod:`batchops.sheet.hidden`) are *left
+out* unless ``include_hidden``: they are never sent, and they are no part of the checks
+across rows, as if they were not in the sheet; everything else about them is loaded as
+for any row, so that the rows (and the checkpoint that knows them) are the same whether
+they are left out or not.
+
 It does no network I/O and knows nothing of the server beyond the rules of
 ``operate_ticket`` a row must satisfy. Every file-level problem raises
 :class:`~batchops.errors.InputError`; a bad row is never an exception, only a reason in
@@ -75,6 +81,8 @@ class Batch:
     notes: dict[int, str] = field(default_factory=dict)
     #: Each data row's number in the sheet as the user sees it (blank rows counted).
     lines: npt.NDArray[np.int64] | None = None
+    #: Rows hidden or filtered out in the sheet that are not sent (None: no row is).
+    left_out: npt.NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return len(self.sn)
@@ -97,11 +105,18 @@ class Batch:
         )
 
     def valid_indices(self) -> npt.NDArray[np.int64]:
-        """Indices of the valid rows, in input order."""
-        return np.flatnonzero(self.invalid == "").astype(np.int64)
+        """Indices of the rows that may be sent (valid, not left out), in input order."""
+        valid = self.invalid == ""
+        if self.left_out is not None:
+            valid &= ~self.left_out
+        return np.flatnonzero(valid).astype(np.int64)
 
     def invalid_count(self) -> int:
         return int(np.count_nonzero(self.invalid != ""))
+
+    def left_out_count(self) -> int:
+        """How many rows hidden in the sheet are not sent."""
+        return 0 if self.left_out is None else int(np.count_nonzero(self.left_out))
 
 
 #: An earlier report's statuses of rows that were applied, judged done, or may have
@@ -114,15 +129,23 @@ def previous_done(status: pd.Series) -> npt.NDArray[np.bool_]:
     return np.asarray(status.astype(str).str.strip().str.lower().isin(DONE_BEFORE), dtype=bool)
 
 
-def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | None = None) -> Batch:
+def load_batch(
+    path: Path | str,
+    *,
+    sheet: str | None = None,
+    encoding: str | None = None,
+    include_hidden: bool = False,
+) -> Batch:
     """Read ``path`` (CSV or Excel), find its columns and validate every row.
 
     ``sheet`` picks a worksheet of a workbook (default: the first visible one);
-    ``encoding`` overrides CSV encoding detection. Raises :class:`InputError` with a
-    one-line message for anything that makes the whole file unusable.
+    ``encoding`` overrides CSV encoding detection. Rows hidden or filtered out in a
+    workbook are left out (:attr:`Batch.left_out`) unless ``include_hidden``. Raises
+    :class:`InputError` with a one-line message for anything that makes the whole file
+    unusable.
     """
     source = Path(path)
-    cells = read_cells(source, sheet=sheet, encoding=encoding)
+    cells = read_cells(source, sheet=sheet, encoding=encoding, find_hidden=not include_hidden)
     where = source if cells.sheet is None else f"{source} (sheet '{cells.sheet}')"
     table = table_from_cells(cells.raw, where, cells.header_row)
     frame = table.frame
@@ -139,7 +162,8 @@ def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | No
     applied = None
     if table.previous is not None:
         applied = previous_done(table.previous["status"])
-    rows = validate(frame, columns, table.lines, applied)
+    left_out = _left_out(table.lines, cells.hidden)
+    rows = validate(frame, columns, table.lines, applied, left_out)
     return Batch(
         source=source,
         fmt=cells.fmt,
@@ -157,7 +181,16 @@ def load_batch(path: Path | str, *, sheet: str | None = None, encoding: str | No
         previous_results=table.previous,
         notes=rows.notes,
         lines=table.lines,
+        left_out=left_out,
     )
+
+
+def _left_out(lines: npt.NDArray[np.int64], hidden: frozenset[int]) -> npt.NDArray[np.bool_] | None:
+    """Which data rows (by their sheet row numbers) are hidden; None when none is."""
+    if not hidden:
+        return None
+    mask = np.isin(lines, np.fromiter(hidden, dtype=np.int64, count=len(hidden)))
+    return mask if mask.any() else None
 
 
 # --------------------------------------------------------------------------- fingerprint

@@ -7,7 +7,8 @@ It owns everything between a path and the grid of cells :mod:`batchops.sheet.loa
 * CSV text in UTF-8, UTF-8 with BOM or GB18030/GBK (detected, with a plausibility check
   on a guessed GB18030), or in a given encoding;
 * Excel workbooks (with python-calamine): the sheet to read, and every cell as the text a
-  person sees in it;
+  person sees in it; on request, which of its rows are hidden or filtered out (read by
+  :mod:`batchops.sheet.hidden`, which calamine cannot tell);
 * the header row alone (:func:`read_header`), read without the rest of a large file.
 
 Every cell stays *text*, exactly as in the file; blank lines are counted so that row
@@ -30,11 +31,14 @@ import pandas as pd
 
 from batchops.errors import InputError
 
+from .hidden import hidden_rows
+
 __all__ = [
     "SPREADSHEET_EXTENSIONS",
     "Cells",
     "cell_text",
     "empty_message",
+    "hidden_rows",
     "read_cells",
     "read_header",
     "show",
@@ -57,13 +61,18 @@ class Cells:
     sheet: str | None
     #: The header's row number in the sheet (blank lines or rows above it counted).
     header_row: int
+    #: The numbers of the sheet's rows hidden or filtered out in Excel (when asked for).
+    hidden: frozenset[int] = frozenset()
 
 
-def read_cells(source: Path, *, sheet: str | None, encoding: str | None) -> Cells:
+def read_cells(
+    source: Path, *, sheet: str | None, encoding: str | None, find_hidden: bool = False
+) -> Cells:
     """Read ``source`` (CSV or Excel) as text; InputError for anything that makes it unusable.
 
     ``sheet`` picks a worksheet of a workbook (default: the first visible one);
-    ``encoding`` overrides CSV encoding detection.
+    ``encoding`` overrides CSV encoding detection. With ``find_hidden``, a workbook's
+    hidden and filtered-out rows are found too (a CSV file has none).
     """
     suffix = source.suffix.lower()
     _check_path(source, suffix)
@@ -77,7 +86,8 @@ def read_cells(source: Path, *, sheet: str | None, encoding: str | None) -> Cell
             f"{source} is an Excel workbook, which has no text encoding; drop the encoding option"
         )
     raw, sheet_used, header_row = _read_workbook(source, sheet)
-    return Cells(raw, "xlsx", None, sheet_used, header_row)
+    hidden = hidden_rows(source, sheet_used) if find_hidden else frozenset()
+    return Cells(raw, "xlsx", None, sheet_used, header_row, hidden)
 
 
 def read_header(source: Path) -> list[str]:

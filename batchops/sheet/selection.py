@@ -1,5 +1,13 @@
-"""Which rows a run may send: invalid rows marked, ``--only`` over an earlier report
-(the others keep that report's result), and the notes batchops adds to a row's message.
+"""Which rows a run may send: invalid rows marked, rows hidden in the sheet left out,
+``--only`` over an earlier report (the others keep that report's result), and the notes
+batchops adds to a row's message.
+
+A row hidden or filtered out in the sheet is ``skipped`` with :data:`LEFT_OUT_MESSAGE`:
+never sent, and neither ``failed`` nor ``invalid`` (nothing went wrong: a person chose
+the rows to send by hiding the others). In a report fed back it stays ``skipped``, a
+status of rows that are done, so it is not sent then either unless asked for
+(``--only skipped``). A row an earlier report fed back says was done or may have landed
+keeps that result instead, as an invalid one does.
 """
 
 from __future__ import annotations
@@ -18,6 +26,12 @@ from .loading import Batch, previous_done
 #: The rows of an earlier report that a run sends when no --only is given.
 NOT_DONE = ("pending", "failed", "unknown", "invalid")
 
+#: The report's message for a row hidden in the sheet, which is not sent.
+LEFT_OUT_MESSAGE = (
+    "hidden in the sheet (a hidden or filtered-out row), so not sent; unhide it, or run "
+    "with --include-hidden to send hidden rows too"
+)
+
 
 def mark_invalid(batch: Batch, outcomes: OutcomeTable) -> None:
     """Give each invalid row its reason, except a row an earlier report fed back says was
@@ -35,10 +49,38 @@ def mark_invalid(batch: Batch, outcomes: OutcomeTable) -> None:
             outcomes.set(index, Outcome(Status.INVALID, None, str(batch.invalid[index])))
 
 
+def mark_left_out(batch: Batch, outcomes: OutcomeTable) -> int:
+    """Give each row hidden in the sheet that is not sent its outcome (``skipped``, or the
+    result an earlier report fed back says it already had, when done); how many there are."""
+    if batch.left_out is None:
+        return 0
+    rows = np.flatnonzero(batch.left_out)
+    previous = batch.previous_results
+    kept = previous_done(previous["status"]) if previous is not None else None
+    for index in rows.tolist():
+        if kept is not None and previous is not None and kept[index]:
+            outcomes.set(index, _previous_outcome(previous, index))
+        else:
+            outcomes.set(index, Outcome(Status.SKIPPED, None, LEFT_OUT_MESSAGE))
+    return len(rows)
+
+
+def left_out_note(count: int) -> str:
+    """The summary's line about the rows hidden in the sheet ('' when there are none)."""
+    if not count:
+        return ""
+    rows = "1 row" if count == 1 else f"{count} rows"
+    return (
+        f"{rows} hidden or filtered out in the sheet: left out, not sent (skipped); "
+        "--include-hidden sends them"
+    )
+
+
 def select_rows(batch: Batch, outcomes: OutcomeTable, only: Collection[str] | None) -> np.ndarray:
     """Which rows this run may send: every valid row, or with ``only`` those an earlier
     report gave one of the named statuses (the others keep that report's result)."""
-    valid: np.ndarray = np.asarray(batch.invalid == "", dtype=bool)
+    valid = np.zeros(len(batch), dtype=bool)
+    valid[batch.valid_indices()] = True
     if not only:
         return valid
     wanted = {s.strip().lower() for s in only if s.strip()}

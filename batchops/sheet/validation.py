@@ -4,19 +4,23 @@ It owns what ``operate_ticket`` needs of a row and what batchops refuses before 
 
 * ``sn``: not blank, no hidden character inside (invisible ones at its ends are trimmed,
   and the row notes it), not mangled by Excel into a number;
-* ``operator`` not blank; ``action_type`` one of the actions or their Chinese aliases;
-* ``action_message``: present where the server requires one, within its length, and the
-  default sent for UNSUSPEND/WITHDRAW when it is blank;
+* ``operator`` not blank, no control or zero-width character inside (trimmed at its ends
+  as an sn is); ``action_type`` one of the actions or their Chinese aliases;
+* ``action_message``: present where the server requires one, within its length, no
+  control character but tabs and line breaks (trimmed at its ends as an sn is), and the
+  default sent for UNSUSPEND/WITHDRAW when it is blank (:mod:`batchops.sheet.characters`
+  says which characters each field may hold, and why);
 * one ticket's sn written in two letter cases ("req1" and "REQ1"), which ITSM may take
   for one ticket;
 * the same action twice in a row for one ticket.
 
 A bad row is never an exception, only a one-line reason; the first problem found wins.
+Rows hidden in the sheet that the run leaves out get no reason, and take no part in the
+checks across rows (a left-out row repeats nothing and spells no sn first).
 """
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,6 +30,7 @@ import pandas as pd
 
 from batchops.model import MAX_MESSAGE_LENGTH, Action
 
+from .characters import MESSAGE, OPERATOR, SN, clean_cells
 from .columns import FIELD_ALIASES, header_key
 from .reading import show
 
@@ -81,16 +86,17 @@ class Validated:
     #: The ``action_message`` to send (a default for a blank UNSUSPEND/WITHDRAW one).
     message: StrArray
     invalid: StrArray
-    #: Rows whose sn was trimmed of invisible characters, and how.
+    #: Rows whose sn, operator or message was trimmed of invisible characters, and how.
     notes: dict[int, str]
 
 
 class _Reasons:
     """Each row's first reason not to send it; '' while none is found."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, left_out: npt.NDArray[np.bool_] | None = None) -> None:
         self.invalid: StrArray = np.full(n, "", dtype=object)
-        self.open = np.ones(n, dtype=bool)  # rows with no reason yet
+        # Rows with no reason yet; a row left out is never given one.
+        self.open = np.ones(n, dtype=bool) if left_out is None else ~left_out
 
     def flag(self, mask: npt.NDArray[np.bool_], reason: str | StrArray) -> None:
         """Give ``reason`` to the rows of ``mask`` that have none yet (first problem wins).
@@ -103,40 +109,53 @@ class _Reasons:
         self.invalid[hit] = reason if isinstance(reason, str) else reason[self.open[mask]]
         self.open[hit] = False
 
+    def flag_each(self, by_row: dict[int, str]) -> None:
+        """Give each row of ``by_row`` its own reason (unless it has one already)."""
+        if not by_row:
+            return
+        rows = sorted(by_row)
+        mask = np.zeros(len(self.open), dtype=bool)
+        mask[rows] = True
+        self.flag(mask, np.array([by_row[i] for i in rows], dtype=object))
+
 
 def validate(
     frame: pd.DataFrame,
     columns: dict[str, str],
     lines: npt.NDArray[np.int64],
     applied: npt.NDArray[np.bool_] | None = None,
+    left_out: npt.NDArray[np.bool_] | None = None,
 ) -> Validated:
     """Stripped sn/operator, canonical action, message to send, the invalid reasons and
-    the notes of rows whose sn was trimmed; ``lines`` are the rows' numbers in the sheet.
-    ``applied`` marks the rows an earlier report fed back says were done (success,
-    skipped, unknown): their sn's spelling is the one other rows must match."""
+    the notes of rows whose cells were trimmed; ``lines`` are the rows' numbers in the
+    sheet. ``applied`` marks the rows an earlier report fed back says were done (success,
+    skipped, unknown): their sn's spelling is the one other rows must match. ``left_out``
+    marks the rows hidden in the sheet that are not sent: they get no reason.
+
+    The values of every row (left out or not) are the same whatever ``left_out`` says:
+    the checkpoint knows rows by them."""
     n = len(frame)
     sn_s = frame[columns["sn"]].str.strip()
-    operator_s = frame[columns["operator"]].str.strip()
+    operator_raw = frame[columns["operator"]]
     action_raw = frame[columns["action_type"]].str.strip()
     action_s = _canonical_actions(action_raw)
     if "action_message" in columns:
-        message_s = frame[columns["action_message"]].str.strip()
+        message_raw = frame[columns["action_message"]]
     else:
-        message_s = pd.Series(np.full(n, "", dtype=object), dtype=object)
+        message_raw = pd.Series(np.full(n, "", dtype=object), dtype=object)
 
     sn = sn_s.to_numpy(dtype=object)
-    operator = operator_s.to_numpy(dtype=object)
+    operator = operator_raw.str.strip().to_numpy(dtype=object).copy()  # trimmed in place
     action = action_s.to_numpy(dtype=object)
+    message_s = message_raw.str.strip()
     message = message_s.to_numpy(dtype=object).copy()  # defaults are written in below
-    lengths = np.asarray(message_s.str.len(), dtype=np.int64)
+    lengths = np.array(message_s.str.len(), dtype=np.int64)
 
-    reasons = _Reasons(n)
+    reasons = _Reasons(n, left_out)
     sn_s, notes = _check_sn(frame[columns["sn"]], sn_s, sn, columns, reasons)
-    reasons.flag(
-        operator == "", f"{_named(columns, 'operator')} is blank; fill in who performs the action"
-    )
+    _check_operator(operator_raw, operator, columns, reasons, notes)
     _check_action(action_raw, action, columns, reasons)
-    _check_message(action, lengths, columns, reasons)
+    _check_message(message_raw, message, lengths, action, columns, reasons, notes)
     _check_excel_sn(sn_s, reasons)
     done = np.zeros(n, dtype=bool) if applied is None else applied
     _flag_case_variants(sn, reasons, lines, done)
@@ -144,6 +163,8 @@ def validate(
 
     for act in _DEFAULTED:
         message[(action == act.value) & (lengths == 0)] = default_message(act)
+    if left_out is not None and notes:
+        notes = {i: note for i, note in notes.items() if not left_out[i]}
     return Validated(sn, operator, action, message, reasons.invalid, notes)
 
 
@@ -169,15 +190,34 @@ def _check_sn(
 
     Returns the stripped sns as a Series (trimmed where a note says so) and the notes.
     """
-    sn_reasons, notes = _clean_sns(raw, sn)
+    sn_reasons, notes = clean_cells(raw, sn, SN)
     if notes:
         sn_s = pd.Series(sn, index=sn_s.index, dtype=object)
     reasons.flag(sn == "", f"{_named(columns, 'sn')} is blank; fill in the ticket number")
-    if sn_reasons:
-        unfit = np.zeros(len(sn), dtype=bool)
-        unfit[list(sn_reasons)] = True
-        reasons.flag(unfit, np.array([sn_reasons[i] for i in sorted(sn_reasons)], dtype=object))
+    reasons.flag_each(sn_reasons)
     return sn_s, notes
+
+
+def _check_operator(
+    raw: pd.Series,
+    operator: StrArray,
+    columns: dict[str, str],
+    reasons: _Reasons,
+    notes: dict[int, str],
+) -> None:
+    """Flag blank operators and operators with a hidden or control character inside; trim
+    the others' invisible ends in ``operator`` (noted in ``notes``)."""
+    unfit, trimmed = clean_cells(raw, operator, OPERATOR)
+    _add_notes(notes, trimmed)
+    reasons.flag(
+        operator == "", f"{_named(columns, 'operator')} is blank; fill in who performs the action"
+    )
+    reasons.flag_each(unfit)
+
+
+def _add_notes(notes: dict[int, str], more: dict[int, str]) -> None:
+    for index, note in more.items():
+        notes[index] = f"{notes[index]}; {note}" if index in notes else note
 
 
 def _check_action(
@@ -194,12 +234,21 @@ def _check_action(
 
 
 def _check_message(
-    action: StrArray,
+    raw: pd.Series,
+    message: StrArray,
     lengths: npt.NDArray[np.int64],
+    action: StrArray,
     columns: dict[str, str],
     reasons: _Reasons,
+    notes: dict[int, str],
 ) -> None:
-    """Flag blank messages where the server requires one, and messages that are too long."""
+    """Flag blank messages where the server requires one, messages with a control
+    character inside, and messages that are too long; trim the others' invisible ends in
+    ``message`` (and ``lengths``; noted in ``notes``)."""
+    unfit, trimmed = clean_cells(raw, message, MESSAGE)
+    _add_notes(notes, trimmed)
+    for index in trimmed:
+        lengths[index] = len(message[index])
     blank_message = lengths == 0
     for act in _NEEDS_MESSAGE:
         if "action_message" in columns:
@@ -213,6 +262,7 @@ def _check_message(
                 f"{act.value} (add a column {', '.join(FIELD_ALIASES['action_message'])})"
             )
         reasons.flag((action == act.value) & blank_message, reason)
+    reasons.flag_each(unfit)
 
     too_long = lengths > MAX_MESSAGE_LENGTH
     if too_long.any():
@@ -246,83 +296,6 @@ def _check_excel_sn(sn_s: pd.Series, reasons: _Reasons) -> None:
         + "; format the sn column as Text and re-export the file"
     )
     reasons.flag(mangled, texts)
-
-
-#: Invisible characters a copy from a web page or chat leaves around an sn: trimmed at
-#: the ends (the report says so), refused inside. Plain blanks are trimmed silently.
-_INVISIBLE: Final = "\u200b\u200c\u200d\u2060\ufeff\u00a0\u202f\u2007\u3000\u180e"
-
-
-def _plain(text: str) -> bool:
-    """Printable ASCII with no inner blank: nearly every sn, and nothing to look into."""
-    return text.isascii() and text.isprintable() and " " not in text.strip(" ")
-
-
-def _suspect_sns(cells: list[str]) -> list[int]:
-    """Rows whose sn cell may hold a hidden character, cheaply: one C-level test over all
-    cells joined decides for a whole file of plain sns (1M rows: ~20 ms, where a regex
-    per cell took 0.65 s); only otherwise is each cell tested."""
-    joined = "".join(cells)
-    if joined.isascii() and joined.isprintable() and " " not in joined:
-        return []
-    return [i for i, text in enumerate(cells) if not _plain(text)]
-
-
-_CHARACTER_NAMES: Final = {
-    "\t": "a tab",
-    "\n": "a line break",
-    "\r": "a line break",
-    "\x00": "a NUL character",
-    " ": "a blank",
-}
-
-
-def _shown_char(char: str) -> str:
-    """A character as a person can recognise it: 'a tab', 'zero width space (U+200B)'."""
-    if char in _CHARACTER_NAMES:
-        return _CHARACTER_NAMES[char]
-    name = unicodedata.name(char, "").lower() or "a control character"
-    return f"{name} (U+{ord(char):04X})"
-
-
-def _unfit_in_sn(char: str) -> bool:
-    """Blanks, control, format (zero-width) and separator characters: no ticket number
-    holds them, and sent as they are they come back as "ticket not found"."""
-    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co")
-
-
-def _clean_sns(raw: pd.Series, sn: StrArray) -> tuple[dict[int, str], dict[int, str]]:
-    """Trim invisible characters at the ends of the sns in ``sn`` (in place); return the
-    reasons of the sns that hold an unfit character inside, and the notes of the trimmed
-    ones, both by row."""
-    reasons: dict[int, str] = {}
-    notes: dict[int, str] = {}
-    for index in _suspect_sns(raw.tolist()):
-        text = str(raw.iloc[index])
-        core = text
-        while True:
-            shorter = core.strip().strip(_INVISIBLE)
-            if shorter == core:
-                break
-            core = shorter
-        if not core:
-            continue  # blank: flagged as such
-        inner = [c for c in core if _unfit_in_sn(c)]
-        if inner:
-            what = ", ".join(dict.fromkeys(_shown_char(c) for c in inner))
-            reasons[index] = (
-                f"sn {core.encode('unicode_escape').decode('ascii')!r} holds {what}; a ticket "
-                "number has none, so type the sn again (copying from a web page or chat "
-                "brings hidden characters along)"
-            )
-            continue
-        removed = text.replace(core, "", 1)
-        hidden = sorted({c for c in removed if c in _INVISIBLE}, key=ord)
-        if hidden:
-            codes = ", ".join(f"U+{ord(c):04X}" for c in hidden)
-            notes[index] = f"sn trimmed of invisible characters at its ends ({codes})"
-        sn[index] = core
-    return reasons, notes
 
 
 def one_letter_case(sns: list[str]) -> bool:
