@@ -24,7 +24,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from batchops.aio import Backoff, retrying
 from batchops.clock import LocalClock
@@ -35,10 +34,8 @@ from batchops.stops import RunControl, Stopped
 
 from .outage import OutageGuard
 from .parking import ParkingLot
+from .throttle import ThrottledTransport
 from .tickets import ReadBack, judge_readback
-
-if TYPE_CHECKING:
-    from .pool import ThrottledTransport
 
 #: A status read is tried this many times before the ticket counts as unreadable.
 READ_TRIES = 3

@@ -35,11 +35,12 @@ from batchops.itsm import Answer, Transport
 from batchops.model import Action, Outcome, Row, Status
 from batchops.settings import FailureBrake as FailureBrake
 from batchops.settings import SendPolicy
-from batchops.stops import RateLimit, RunControl, Stop, StopKind, Stopped
+from batchops.stops import RunControl, Stop, StopKind, Stopped
 
 from .delivery import BeforeSend, FatalAnswer, RowSender
 from .outage import OutageGuard
 from .parking import ParkingLot
+from .throttle import ThrottledTransport
 from .tickets import TicketTrack, skip_reason
 
 #: Tickets that may wait parked at once, beyond the ones sending, before the intake of new
@@ -62,99 +63,6 @@ class InDoubt:
 class ExecutionResult:
     stop: Stop | None = None
     fatal: Answer | None = None
-
-
-class ThrottledTransport:
-    """Every request of a run passes here: stop switch, outage gate, rate, rate-limit pause.
-
-    No request leaves once the run is stopping, none while an outage holds the gate, and
-    every request, operation or read, takes its turn from one :class:`RateLimit`, so
-    ``--rate`` caps the whole run. Every one of these waits ends at once at a stop. When
-    any answer says the gateway is rate-limiting, every worker waits
-    out the pause, not only the one that got the answer; a pause longer than
-    ``--outage-wait`` stops the run instead (resumable), so a hostile ``Retry-After``
-    cannot hang it.
-    """
-
-    def __init__(
-        self,
-        inner: Transport,
-        rate: float | None,
-        control: RunControl,
-        guard: OutageGuard | None = None,
-        *,
-        longest_pause_s: float = 60.0,
-        notice: Callable[[str], None] | None = None,
-    ) -> None:
-        self.inner = inner
-        self._control = control
-        self._guard = guard
-        self._longest_pause_s = longest_pause_s
-        self._notice = notice or (lambda text: None)
-        self._limiter = RateLimit(rate, control) if rate else None
-        self._pause_until = 0.0
-
-    async def _gate(self) -> None:
-        if self._guard is not None:
-            await self._guard.admit()
-        delay = self._pause_until - time.monotonic()
-        if delay > 0:
-            await self._control.sleep(delay)
-        if self._limiter is not None:
-            await self._limiter.acquire()
-        # Whatever was waited for, a stop requested meanwhile wins: nothing leaves after it.
-        self._control.check()
-
-    def _observe(self, sn: str, answer: Answer) -> Answer:
-        if answer.rate_limited:
-            pause = answer.retry_after_s if answer.retry_after_s is not None else 1.0
-            self.check_wait(pause, "the gateway's rate limit")
-            if pause >= 5 and time.monotonic() + pause > self._pause_until + 1:
-                self._notice(
-                    f"rate limited: every request waits {pause:.0f} s, as the gateway asked"
-                )
-            self._pause_until = max(self._pause_until, time.monotonic() + pause)
-        if self._guard is not None:
-            self._guard.observe(sn, answer)
-        return answer
-
-    def check_wait(self, seconds: float, why: str) -> None:
-        """Stop the run (resumable) rather than wait longer than ``--outage-wait``."""
-        if seconds > self._longest_pause_s:
-            self._control.request_stop(
-                Stop(
-                    StopKind.OUTAGE,
-                    f"{why} asked to wait {seconds:.0f} s before the next request, longer "
-                    f"than --outage-wait {self._longest_pause_s:g} s",
-                    "wait, or raise --outage-wait",
-                )
-            )
-            self._control.check()
-
-    async def operate(self, row: Row) -> Answer:
-        return (await self.operate_timed(row))[0]
-
-    async def operate_timed(self, row: Row) -> tuple[Answer, float]:
-        """The answer, and when (``time.monotonic()``) the request left, after every wait."""
-        left_at = time.monotonic()
-        if self._limiter is None and left_at >= self._pause_until and not self._paused():
-            # Nothing to wait for (the common case): no gate coroutine for every row.
-            self._control.check()
-        else:
-            await self._gate()
-            left_at = time.monotonic()
-        return self._observe(row.sn, await self.inner.operate(row)), left_at
-
-    def _paused(self) -> bool:
-        return self._guard is not None and self._guard.paused
-
-    async def read_ticket_status(self, sn: str) -> Answer:
-        await self._gate()
-        return self._observe(sn, await self.inner.read_ticket_status(sn))
-
-    async def read_tickets(self, sns: Iterable[str]) -> Answer:
-        await self._gate()
-        return await self.inner.read_tickets(sns)
 
 
 OnOutcome = Callable[[Row, Outcome], None]
