@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchops.errors import ConfigError
+from batchops.secrets import masked_url
 
 from .sources import (
     DEFAULT_CONCURRENCY,
@@ -35,7 +36,6 @@ from .sources import (
     SettingValue,
     Values,
     credentials_from,
-    masked_url,
     resolve,
 )
 
