@@ -14,8 +14,9 @@ executor what to do:
                 timeout): read the ticket back before any resend.
 
 The table is :data:`CODE_TABLE`; the classification is :func:`classify_answer`, a pure
-function so every row of docs/itsm.md §2 has a test. The :class:`Scrubber` takes the
-secrets out of whatever a server sent back before anything keeps it. Sending, and the
+function so every row of docs/itsm.md §2 has a test. :func:`scrubbed` takes the
+secrets out of whatever a server sent back (with :mod:`batchops.secrets`) before
+anything keeps it. Sending, and the
 answers that never came (network failures), are :mod:`batchops.itsm.client`'s.
 """
 
@@ -27,13 +28,14 @@ import json
 import math
 import re
 import time
-import urllib.parse
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from batchops.secrets import Scrubber
 
 from .transport import Answer, Verdict
 
@@ -41,11 +43,12 @@ __all__ = [
     "CODE_TABLE",
     "MAX_SERVER_MESSAGE",
     "CodeRule",
-    "Scrubber",
     "classify_answer",
+    "cut_message",
     "human_message",
     "refused_credentials",
     "refused_this_api_only",
+    "scrubbed",
 ]
 
 
@@ -435,54 +438,22 @@ def _non_json(
     return _by_status(http_status, snippet, None, request_id, retry_after)
 
 
-class Scrubber:
-    """Removes the secrets from whatever a server sent back, before anything keeps it.
+def scrubbed(answer: Answer, scrubber: Scrubber) -> Answer:
+    """``answer`` with the secrets taken out of all it carries from the server (its
+    message, request id and data), before anything keeps it; a long message is cut."""
+    message = cut_message(scrubber.text(answer.message))
+    request_id = scrubber.text(answer.request_id)[:_MAX_REQUEST_ID]
+    data = scrubber.data(answer.data)
+    if message == answer.message and request_id == answer.request_id and data is answer.data:
+        return answer
+    return dataclasses.replace(answer, message=message, request_id=request_id, data=data)
 
-    A server (or a proxy) that echoes the request would otherwise carry the app secret
-    into messages, request ids, stop reasons, reports and the checkpoint. The secret is
-    looked for as sent (raw and JSON-escaped) and URL-encoded.
-    """
 
-    MASK = "***"
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        forms: set[str] = set()
-        for secret in secrets:
-            if not secret:
-                continue
-            forms.update(
-                {
-                    secret,
-                    json.dumps(secret)[1:-1],
-                    json.dumps(secret, ensure_ascii=False)[1:-1],
-                    urllib.parse.quote(secret, safe=""),
-                    urllib.parse.quote_plus(secret),
-                }
-            )
-        # Longest first, so a form that contains another is replaced whole.
-        self._texts = sorted(forms, key=len, reverse=True)
-        self._bytes = [f.encode() for f in self._texts]
-
-    def body(self, raw: bytes) -> bytes:
-        for form in self._bytes:
-            if form in raw:
-                raw = raw.replace(form, self.MASK.encode())
-        return raw
-
-    def text(self, value: str) -> str:
-        for form in self._texts:
-            if form in value:
-                value = value.replace(form, self.MASK)
-        if len(value) > MAX_SERVER_MESSAGE:
-            value = value[:MAX_SERVER_MESSAGE] + "… (cut)"
-        return value
-
-    def answer(self, answer: Answer) -> Answer:
-        message = self.text(answer.message)
-        request_id = self.text(answer.request_id)[:_MAX_REQUEST_ID]
-        if message == answer.message and request_id == answer.request_id:
-            return answer
-        return dataclasses.replace(answer, message=message, request_id=request_id)
+def cut_message(text: str) -> str:
+    """A server's text as batchops keeps it: at most :data:`MAX_SERVER_MESSAGE` characters."""
+    if len(text) > MAX_SERVER_MESSAGE:
+        return text[:MAX_SERVER_MESSAGE] + "… (cut)"
+    return text
 
 
 #: A request id is an identifier, not a message: anything longer is not one.

@@ -25,10 +25,11 @@ import aiohttp
 from batchops.errors import ConfigError
 from batchops.model import Row
 from batchops.process import raise_open_files_limit
+from batchops.secrets import Scrubber
 from batchops.settings import ClientSettings
 from batchops.version import __version__
 
-from .answers import Scrubber, classify_answer
+from .answers import classify_answer, cut_message, scrubbed
 from .trace import Tracer
 from .transport import Answer, Verdict
 
@@ -264,7 +265,7 @@ class ItsmClient:
             ) as response:
                 if 300 <= response.status < 400:
                     return self._redirected(response.status, response.headers.get("Location"))
-                body = self._scrub.body(await response.read())
+                body = self._scrub.raw(await response.read())
                 answer = classify_answer(
                     response.status,
                     body,
@@ -295,10 +296,12 @@ class ItsmClient:
                 cause + (" (the action may have run)" if sent_is_ambiguous else ""),
                 network=cause,
             )
-        return self._scrub.answer(answer)
+        return scrubbed(answer, self._scrub)
 
     def _redirected(self, status: int, location: str | None) -> Answer:
-        where = self._scrub.text(location or "(no Location header)")
+        # Scrubbed before use: the suggested --base-url is shown too.
+        location = self._scrub.text(location) if location else None
+        where = cut_message(location or "(no Location header)")
         hint = suggested_base_url(location, self.settings.gateway) if location else None
         advice = (
             f"if that is the right server, set --base-url to {hint}"

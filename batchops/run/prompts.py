@@ -18,8 +18,9 @@ import numpy as np
 from batchops.itsm import Answer, refused_credentials
 from batchops.model import Outcome, Status
 from batchops.process import default_sigint
+from batchops.secrets import masked_argv
 from batchops.send import Precheck, chains_by_sn, simulate
-from batchops.settings import Credentials, Resolved, masked_url, notify_label
+from batchops.settings import Credentials, Resolved
 from batchops.sheet import Batch
 from batchops.stops import Stop
 
@@ -170,21 +171,6 @@ def fatal_fix(answer: Answer | None, advice: Advice, *, sandbox: bool) -> str:
     return ""
 
 
-def _masked_argv(words: list[str]) -> list[str]:
-    """A command line as it may be shown: a notification URL (it holds the webhook key)
-    shows only its scheme, a proxy URL no password."""
-    shown: list[str] = []
-    masks = {"--notify": notify_label, "--proxy": masked_url}
-    for word in words:
-        option, equals, value = word.partition("=")
-        if shown and shown[-1] in masks:
-            word = masks[shown[-1]](word)
-        elif equals and option in masks:
-            word = f"{option}={masks[option](value)}"
-        shown.append(word)
-    return shown
-
-
 class Advice:
     """What to do next, with the exact command that finishes the work.
 
@@ -210,7 +196,7 @@ class Advice:
     def _cmd(self, *extra: str) -> str:
         if self._command is None:
             return "the same command" + (f" with {' '.join(extra)}" if extra else "")
-        words = _masked_argv([w for w in self._command if w != "--fresh"])
+        words = masked_argv([w for w in self._command if w != "--fresh"])
         words += [e for e in extra if e not in words]
         return shlex.join(words)
 

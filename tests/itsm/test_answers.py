@@ -22,12 +22,15 @@ from multidict import CIMultiDict
 
 from batchops.itsm.answers import (
     CODE_TABLE,
+    MAX_SERVER_MESSAGE,
     classify_answer,
     human_message,
     refused_credentials,
     refused_this_api_only,
+    scrubbed,
 )
 from batchops.itsm.transport import Answer, Verdict
+from batchops.secrets import MASK, Scrubber
 
 S = Verdict.SUCCESS
 REJ = Verdict.REJECTED
@@ -430,3 +433,21 @@ def test_esb_rate_limit_with_http_200_carries_the_hint() -> None:
 def test_no_hint_without_headers() -> None:
     """No header, no hint: the caller's own backoff applies."""
     assert rate_limited({}).retry_after_s is None
+
+
+def test_an_answer_is_kept_only_scrubbed_message_request_id_and_data_alike() -> None:
+    """An answer whose JSON escapes spell the secret: once classified and scrubbed, none
+    of what it carries holds it, and a long message is cut."""
+    secret = "s3cr3t-value-0f3b8c2a"
+    escaped = "".join(f"\\u{ord(c):04x}" for c in secret)
+    body = (
+        f'{{"result": false, "code": 3900004, "message": "no {escaped}", '
+        f'"request_id": "{escaped}", "data": {{"items": [{{"title": "{escaped}"}}]}}}}'
+    ).encode()
+    answer = scrubbed(classify_answer(200, body), Scrubber([secret]))
+    assert answer.message == f"no {MASK}" and answer.request_id == MASK
+    assert answer.data == {"items": [{"title": MASK}]}
+    long = scrubbed(Answer(REJ, 1, "x" * (MAX_SERVER_MESSAGE + 5)), Scrubber([]))
+    assert long.message == "x" * MAX_SERVER_MESSAGE + "… (cut)"
+    clean = Answer(S, 0, "success", data={"items": []})
+    assert scrubbed(clean, Scrubber([secret])) is clean

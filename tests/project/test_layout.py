@@ -177,7 +177,7 @@ def _files_with(pattern: str) -> list[str]:
 @pytest.mark.parametrize(
     ("rule", "pattern", "home"),
     [
-        ("the secret mask", r"\"\*\*\*\"|'\*\*\*'", "itsm/secrets.py"),
+        ("the secret mask", r"\"\*\*\*\"|'\*\*\*'", "secrets.py"),
         ("aiohttp's ClientSession", r"ClientSession\(", "itsm/client.py"),
         ("the one wait a stop ends", r"asyncio\.sleep\(", "stops.py"),
         (
