@@ -148,9 +148,9 @@ def test_backend_timeouts_are_read_back_never_blindly_resent(
     applied = {op.sn for op in timeouts if op.applied}
     not_applied = {op.sn for op in timeouts if not op.applied}
     assert applied and not_applied
-    # At least one read per timeout (a run of timeouts across tickets may also look like
-    # an outage, whose probe reads once more).
-    assert stats.requests["get_ticket_status"] >= len(timeouts)
+    # Read back after the timeouts (parked tickets are read in batches, beside the
+    # pre-check's one get_tickets call).
+    assert stats.requests.get("get_ticket_status", 0) + stats.requests["get_tickets"] > 1
     by_sn = {r["sn"]: r for r in report}
     for sn in applied:
         assert "confirmed by read-back" in by_sn[sn]["message"]
