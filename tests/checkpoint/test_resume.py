@@ -65,6 +65,7 @@ def _ticket_reads(requests: Mapping[str, int]) -> int:
     """Status reads of either API (parked tickets are read back in batches)."""
     return int(requests.get("get_ticket_status", 0)) + int(requests.get("get_tickets", 0))
 
+
 # --------------------------------------------------------------------------- SIGKILL
 
 
