@@ -521,7 +521,7 @@ def batchops_env() -> dict[str, str]:
 
 #: The folder that holds the ``benchmarks`` package: it is not installed (the wheel
 #: carries batchops only), so a child that imports it finds it through PYTHONPATH.
-_PROJECT = Path(__file__).resolve().parents[2]
+_PROJECT = Path(__file__).resolve().parents[1]
 
 
 def bench_env() -> dict[str, str]:
