@@ -645,7 +645,13 @@ class Bench:
             # module itself imports the API lazily). The command leaves through
             # os._exit, without the interpreter's teardown, and so does the probe. The
             # baseline imports the same, from its own checkout.
-            code = "import batchops.cli.main, batchops.api, batchops.cli.console, os; os._exit(0)"
+            # The console moved into the cli wing; a baseline from before has it beside.
+            code = (
+                "import os, batchops.cli, batchops.api\n"
+                "try:\n    import batchops.cli.console\n"
+                "except ImportError:\n    import batchops.console\n"
+                "os._exit(0)"
+            )
             env = self._batchops_env(variant)
         wall, _, _, status = run_child([sys.executable, "-c", code], cwd=self.workdir, env=env)
         if status != 0:
