@@ -7,13 +7,14 @@ from __future__ import annotations
 from .file import lock_path
 from .resume import InDoubtRow, Work, open_checkpoint, row_keys, rows_fingerprint
 from .runlock import RunLock
-from .store import Checkpoint, RunRecord
+from .store import Checkpoint, RunRecord, StoredRow
 
 __all__ = [
     "Checkpoint",
     "InDoubtRow",
     "RunLock",
     "RunRecord",
+    "StoredRow",
     "Work",
     "lock_path",
     "open_checkpoint",

@@ -396,15 +396,31 @@ def report(
     is_flag=True,
     help="Replace an existing undo sheet (never a run's input, report or checkpoint).",
 )
+@click.option(
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The run's checkpoint, read only (default: the one beside the run's input, "
+    "t.checkpoint.db for t.report.xlsx, when there is one).",
+)
 def undo(
-    report_path: str, output: str | None, sheet: str | None, encoding: str | None, force: bool
+    report_path: str,
+    output: str | None,
+    sheet: str | None,
+    encoding: str | None,
+    force: bool,
+    checkpoint_path: str | None,
 ) -> None:
     """Write the sheet that reverses a finished run, from its REPORT (nothing is sent).
 
     Every success SUSPEND becomes an UNSUSPEND and every success UNSUSPEND a SUSPEND,
-    each ticket's rows in reverse order. Rows that cannot be reversed (WITHDRAW,
-    TERMINATE, unknown outcomes) are listed with the reason in a second sheet (CSV: a
-    .irreversible.csv beside it). Check the sheet with plan, then send it with run.
+    each ticket's rows newest applied first, whatever order the sheet is in now. With
+    the run's checkpoint (found beside the run's input, or --checkpoint), only rows it
+    records as applied are undone; report rows it contradicts are listed, never sent.
+    Without one, undo says it trusts the report as it stands. Rows that cannot be
+    reversed (WITHDRAW, TERMINATE, unknown outcomes) are listed with the reason in a
+    second sheet (CSV: a .irreversible.csv beside it). Check the sheet with plan, then
+    send it with run.
 
     \b
     Example:
@@ -417,11 +433,18 @@ def undo(
 
     try:
         summary = undo_report(
-            report_path, output=output, sheet=sheet, encoding=encoding, force=force
+            report_path,
+            output=output,
+            sheet=sheet,
+            encoding=encoding,
+            force=force,
+            checkpoint=checkpoint_path,
         )
     except BatchopsError as error:
         fail(error)
         return
+    for notice in summary.notices():
+        warn(notice)
     click.echo(summary.describe())
     sys.exit(summary.exit_code)
 
