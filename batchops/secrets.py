@@ -12,8 +12,9 @@ Two kinds of rule live here, so that no second copy can drift:
 - **Masking by shape.** Where the value is not known but its place is: credential fields
   of a JSON body, a query or a header (:func:`mask_text`, :func:`mask_url`,
   :func:`mask_headers`), the password of a proxy URL (:func:`masked_url`), the key of a
-  notification URL (:func:`notify_label`, :func:`without_url_parts`), both on a command
-  line (:func:`masked_argv`), and whether a secret is set at all (:func:`presence`).
+  notification URL (:func:`notify_label`, :func:`without_url_parts`), and whether a
+  secret is set at all (:func:`presence`). A command line shown as advice masks nothing:
+  it leaves a secret-bearing option out or names its variable (:mod:`batchops.run.prompts`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import base64
 import json
 import re
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 #: What a secret, or a credential's place, is shown as.
 MASK = "***"
@@ -262,21 +263,3 @@ def without_url_parts(text: str, url: str) -> str:
 
 
 #: Command-line options whose value holds a credential, and how that value is shown.
-_ARGV_MASKS: Mapping[str, Callable[[str], str]] = {
-    "--notify": notify_label,
-    "--proxy": masked_url,
-}
-
-
-def masked_argv(words: Iterable[str]) -> list[str]:
-    """A command line as it may be shown: a notification URL (it holds the webhook key)
-    shows only its scheme, a proxy URL no password."""
-    shown: list[str] = []
-    for word in words:
-        option, equals, value = word.partition("=")
-        if shown and shown[-1] in _ARGV_MASKS:
-            word = _ARGV_MASKS[shown[-1]](word)
-        elif equals and option in _ARGV_MASKS:
-            word = f"{option}={_ARGV_MASKS[option](value)}"
-        shown.append(word)
-    return shown

@@ -873,8 +873,9 @@ class Bench:
 
     def progress_micro(self) -> None:
         """Cost of one ``advance()`` of each progress display, in-process, in µs."""
-        from batchops.cli.console import BarProgress, LineProgress, NullProgress, ProgressSink
+        from batchops.cli.console import BarProgress, LineProgress
         from batchops.model import Status
+        from batchops.run import NullProgress, ProgressSink
 
         n = 20_000 if self.config.quick else 200_000
         sinks: dict[str, Callable[[], ProgressSink]] = {

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import sys
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,6 +35,8 @@ from batchops.exits import Exit, meaning_of
 from batchops.model import RunSummary
 from batchops.secrets import notify_label, scrub, without_url_parts
 from batchops.settings import NOTIFY_ON
+
+from .progress import say
 
 #: The longest a run's exit waits for its notifications, all URLs together.
 DELIVERY_TIMEOUT_S = 5.0
@@ -108,7 +109,7 @@ class Notifier:
         title, body = self._scrub(title), self._scrub(body)
         problems = deliver(self.urls, title, body, failed=failed, timeout_s=self.timeout_s)
         for problem in problems:
-            print(f"Warning: {self._scrub(problem)}", file=sys.stderr, flush=True)
+            say(f"Warning: {self._scrub(problem)}")
         return problems
 
     def _scrub(self, text: str) -> str:

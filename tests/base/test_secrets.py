@@ -22,7 +22,6 @@ from batchops.secrets import (
     mask_headers,
     mask_text,
     mask_url,
-    masked_argv,
     masked_url,
     notify_label,
     presence,
@@ -211,19 +210,6 @@ def test_a_notification_url_shows_only_its_scheme() -> None:
     assert without_url_parts(said, "json://hooks.example/T0KEN42x/abc") == (
         "POST to https://…/…/abc failed"
     )
-
-
-def test_a_command_line_is_shown_without_keys_or_passwords() -> None:
-    words = ["run", "x.csv", "--notify", "slack://T/B/C", "--proxy=http://u:pw@p:1", "-c", "5"]
-    assert masked_argv(words) == [
-        "run",
-        "x.csv",
-        "--notify",
-        "slack://…",
-        f"--proxy=http://u:{MASK}@p:1",
-        "-c",
-        "5",
-    ]
 
 
 def test_a_secret_is_shown_only_as_set_or_not() -> None:
