@@ -403,3 +403,22 @@ def test_select_goes_through_the_proxy_of_a_trusted_profile(
     assert proxy.seen and len(proxy.seen) == _requests(itsm)
     assert all(s.target.startswith(itsm.url + "/api/c/compapi/v2/itsm/") for s in proxy.seen)
     assert {s.headers.get("User-Agent") for s in proxy.seen} == {f"batchops/{__version__}"}
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.0/8", "127.0.0.1:{port}", "*"])
+def test_no_proxy_with_a_cidr_or_a_port_is_respected(
+    itsm: SandboxThread, proxy: ForwardingProxy, tmp_path: Path, entry: str
+) -> None:
+    """NO_PROXY naming the ITSM address by a CIDR block or as host:port (both of which
+    requests honours) keeps every request, and the secret, away from HTTP_PROXY."""
+    port = urllib.parse.urlsplit(itsm.url).port
+    src = _sheet(itsm, tmp_path, "NC")
+    out = run_cli(
+        ["run", str(src), "--no-checkpoint"],
+        creds_env(
+            itsm.url, HTTP_PROXY=proxy.url, NO_PROXY=f"example.org, {entry.format(port=port)}"
+        ),
+    )
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert proxy.seen == []
+    assert _requests(itsm) == 5
