@@ -271,12 +271,7 @@ def classify_answer(
     if code is None:
         code = header_code
     elif not _fits(code):
-        # No code of ITSM's, and none a report or checkpoint column could hold: judged as
-        # the unknown code it is, and named in the message only.
-        odd = _by_code(
-            code, str(envelope.get("message") or ""), http_status, request_id, None, retry_after
-        )
-        return dataclasses.replace(odd, code=None, message=f"{odd.message} (code {raw_code})")
+        return _unheld_code(raw_code, envelope, http_status, request_id, retry_after)
     data = envelope.get("data")
     if code == 0 and envelope.get("result") is not False:
         # Nearly every answer of a run: success needs neither its message read nor a rule
@@ -293,6 +288,20 @@ def classify_answer(
         # A failure envelope that forgot its code: trust "result", never report success.
         return Answer(Verdict.REJECTED, None, human_message(message), http_status, request_id)
     return _by_code(code, message, http_status, request_id, data, retry_after)
+
+
+def _unheld_code(
+    raw_code: object,
+    envelope: Mapping[str, Any],
+    http_status: int,
+    request_id: str,
+    retry_after: float | None,
+) -> Answer:
+    """A code that is no code of ITSM's, and none a report or checkpoint column could hold:
+    judged as the unknown code it is, and named in the message only."""
+    message = str(envelope.get("message") or "")
+    odd = _by_code(_CODE_LIMIT, message, http_status, request_id, None, retry_after)
+    return dataclasses.replace(odd, code=None, message=f"{odd.message} (code {raw_code})")
 
 
 def _by_code(
