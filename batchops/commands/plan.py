@@ -24,7 +24,7 @@ from batchops.run import (
     write_summary_json,
 )
 from batchops.send import Precheck, chains_by_sn, read_statuses, simulate
-from batchops.settings import PlanConfig, as_path, target_source
+from batchops.settings import PlanConfig, as_path, masked_url, target_source
 from batchops.sheet import (
     Batch,
     add_notes,
@@ -107,7 +107,7 @@ def _target(config: PlanConfig) -> str:
     if config.connection.sandbox:
         return "the embedded sandbox"
     if config.connection.base_url:
-        return f"{config.connection.base_url} (from {target_source(config.settings)})"
+        return f"{masked_url(config.connection.base_url)} (from {target_source(config.settings)})"
     return "none"
 
 

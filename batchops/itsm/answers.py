@@ -216,14 +216,24 @@ def _wait_seconds(value: str) -> float | None:
     return seconds
 
 
+#: The codes an answer may carry: ITSM's have at most 8 digits, and the outcome table and
+#: the checkpoint keep a code in 64 bits (-2**62 is the outcome table's "no code").
+_CODE_LIMIT = 2**62
+
+
+def _fits(code: int) -> bool:
+    return -_CODE_LIMIT < code < _CODE_LIMIT
+
+
 def _header_code(headers: Mapping[str, str]) -> int | None:
     raw = headers.get("X-Bkapi-Error-Code")
     if raw is None:
         return None
     try:
-        return int(raw.strip())
+        code = int(raw.strip())
     except ValueError:
         return None
+    return code if _fits(code) else None
 
 
 def classify_answer(
@@ -259,8 +269,12 @@ def classify_answer(
         code: int | None = int(raw_code) if raw_code is not None else None
     except (TypeError, ValueError):
         code = None
+    except OverflowError:  # 1e400, which JSON reads as infinity
+        code = _CODE_LIMIT
     if code is None:
         code = header_code
+    elif not _fits(code):
+        return _unheld_code(raw_code, envelope, http_status, request_id, retry_after)
     data = envelope.get("data")
     if code == 0 and envelope.get("result") is not False:
         # Nearly every answer of a run: success needs neither its message read nor a rule
@@ -277,6 +291,20 @@ def classify_answer(
         # A failure envelope that forgot its code: trust "result", never report success.
         return Answer(Verdict.REJECTED, None, human_message(message), http_status, request_id)
     return _by_code(code, message, http_status, request_id, data, retry_after)
+
+
+def _unheld_code(
+    raw_code: object,
+    envelope: Mapping[str, Any],
+    http_status: int,
+    request_id: str,
+    retry_after: float | None,
+) -> Answer:
+    """A code that is no code of ITSM's, and none a report or checkpoint column could hold:
+    judged as the unknown code it is, and named in the message only."""
+    message = str(envelope.get("message") or "")
+    odd = _by_code(_CODE_LIMIT, message, http_status, request_id, None, retry_after)
+    return dataclasses.replace(odd, code=None, message=f"{odd.message} (code {raw_code})")
 
 
 def _by_code(

@@ -235,6 +235,24 @@ def test_unknown_code_with_http_200_is_a_row_failure() -> None:
     assert (answer.verdict, answer.code, answer.message) == (REJ, 3900099, "抱歉，未知错误")
 
 
+@pytest.mark.parametrize("raw", ["10" + "0" * 29, "-" + "9" * 25, "1e400", "4611686018427387904"])
+def test_a_code_too_big_for_any_table_is_an_unknown_code_named_in_the_message(raw: str) -> None:
+    """A code no 64-bit column holds (or that JSON reads as infinity) is judged as the
+    unknown code it is, never an overflow later: the row fails and the message names it;
+    in a header it is ignored, like one that is no number."""
+    body = b'{"result": false, "code": ' + raw.encode() + b', "message": "odd"}'
+    answer = classify_answer(200, body)
+    assert (answer.verdict, answer.code) == (REJ, None)
+    assert answer.message.startswith("odd (code ")
+    assert classify_answer(502, body).verdict is AMB
+    headed = classify_answer(
+        200, envelope(3900022, "没有找到对应的单据"), {"X-Bkapi-Error-Code": raw}
+    )
+    assert (headed.verdict, headed.code) == (REJ, 3900022)
+    on_a_page = classify_answer(503, b"<html>busy</html>", {"X-Bkapi-Error-Code": "9" * 30})
+    assert (on_a_page.verdict, on_a_page.code) == (RET, None)
+
+
 def test_unknown_code_with_http_5xx_goes_by_status() -> None:
     """An unknown code on a 502 is as ambiguous as any 502; on a 429 it is a rate limit."""
     assert classify_answer(502, envelope(1659999, "x")).verdict is AMB
