@@ -23,7 +23,7 @@ import numpy as np
 
 from batchops.errors import CheckpointError
 from batchops.model import Outcome, OutcomeTable, RowState, Status
-from batchops.settings import masked_url
+from batchops.secrets import masked_url
 from batchops.sheet import DONE_BEFORE, Batch, one_letter_case, show
 
 from .store import (

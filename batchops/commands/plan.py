@@ -23,8 +23,9 @@ from batchops.run import (
     suspended_sns,
     write_summary_json,
 )
+from batchops.secrets import masked_url
 from batchops.send import Precheck, chains_by_sn, read_statuses, simulate
-from batchops.settings import PlanConfig, as_path, masked_url, target_source
+from batchops.settings import PlanConfig, as_path, target_source
 from batchops.sheet import (
     Batch,
     add_notes,

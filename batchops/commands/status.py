@@ -21,7 +21,7 @@ import filelock
 from batchops.checkpoint import Checkpoint, RunRecord, lock_path
 from batchops.errors import CheckpointError
 from batchops.model import Status
-from batchops.settings import masked_url
+from batchops.secrets import masked_url
 
 #: Rows per second are measured over this many seconds.
 WINDOW_S = 60

@@ -32,7 +32,8 @@ from batchops.report import (
     unwritten_after_sending,
     write_report,
 )
-from batchops.settings import RunConfig, as_path, masked_url
+from batchops.secrets import masked_url
+from batchops.settings import RunConfig, as_path
 from batchops.sheet import (
     NOT_DONE,
     Batch,
