@@ -169,7 +169,10 @@ def test_kill_mid_run_with_requests_in_flight(
     ckpt = tmp_path / "t.checkpoint.db"
     env = _child_env(tmp_path, url, secret="sandbox-secret")  # python -m batchops.sandbox's
     env["BK_APP_CODE"] = "batchops-sandbox"
+    # The stand-in answers within 200 ms: a row marked "sending" whose request never left
+    # (killed in between) need not stay parked for the default 5 minutes.
     args = ["run", str(src), "-c", "6", "--readback-delay", "0", "--timeout", "2"]
+    args += ["--server-timeout", "5"]
     proc = _spawn(args, env, tmp_path)
 
     def mid_run() -> bool:
