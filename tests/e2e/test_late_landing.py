@@ -71,7 +71,9 @@ def test_a_rerun_after_kill_9_sends_the_rest_at_once(tmp_path: Path) -> None:
     sns = [f"K{i:02d}" for i in range(30)]
     state = _slow_backend(sns, backend_delay_s=3.0)
     src = write_csv(tmp_path / "t.csv", _suspends(sns))
-    args = ["run", str(src), "-c", "5", "--no-precheck"]
+    # A row marked "sending" whose request had not reached the stand-in when the run was
+    # killed can never land: 20 s, not the default 5 minutes, before it is sent again.
+    args = ["run", str(src), "-c", "5", "--no-precheck", "--server-timeout", "20"]
     with SandboxThread(state) as server:
         env = _child_env(tmp_path, server.url)
         proc = _spawn(args, env, tmp_path)
