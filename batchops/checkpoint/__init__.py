@@ -1,5 +1,6 @@
 """The checkpoint: one SQLite file that remembers every row across crashes, its group
-commit, the resume built on it, and the run lock.
+commit, the resume built on it, and the run lock (in the folder every run of the
+machine shares).
 """
 
 from __future__ import annotations

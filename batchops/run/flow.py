@@ -139,12 +139,13 @@ def refuse_invalid_if_strict(config: RunConfig, loaded: Loaded) -> None:
 
 @contextlib.contextmanager
 def run_lock(config: RunConfig, batch: Batch) -> Iterator[None]:
-    """One run per sheet and target, whatever the checkpoint; the stand-in is per run."""
+    """One run per ticket set and target on this machine, whatever the checkpoint; the
+    stand-in is per run."""
     if config.connection.sandbox:
         yield
         return
-    connection = config.connection
-    lock = RunLock(batch.source, connection.gateway, connection.base_url, config.env).acquire()
+    tickets = batch.sn[batch.invalid == ""].tolist()
+    lock = RunLock(config.connection.base_url, tickets, source=batch.source).acquire()
     try:
         yield
     finally:
