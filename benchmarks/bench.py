@@ -526,7 +526,7 @@ def batchops_env() -> dict[str, str]:
 
 #: The folder that holds the ``benchmarks`` package: it is not installed (the wheel
 #: carries batchops only), so a child that imports it finds it through PYTHONPATH.
-_PROJECT = Path(__file__).resolve().parents[2]
+_PROJECT = Path(__file__).resolve().parents[1]
 
 
 def bench_env() -> dict[str, str]:
@@ -650,7 +650,13 @@ class Bench:
             # module itself imports the API lazily). The command leaves through
             # os._exit, without the interpreter's teardown, and so does the probe. The
             # baseline imports the same, from its own checkout.
-            code = "import batchops.cli.main, batchops.api, batchops.cli.console, os; os._exit(0)"
+            # The console moved into the cli wing; a baseline from before has it beside.
+            code = (
+                "import os, batchops.cli, batchops.api\n"
+                "try:\n    import batchops.cli.console\n"
+                "except ImportError:\n    import batchops.console\n"
+                "os._exit(0)"
+            )
             env = self._batchops_env(variant)
         wall, _, _, status = run_child([sys.executable, "-c", code], cwd=self.workdir, env=env)
         if status != 0:
@@ -872,8 +878,9 @@ class Bench:
 
     def progress_micro(self) -> None:
         """Cost of one ``advance()`` of each progress display, in-process, in µs."""
-        from batchops.cli.console import BarProgress, LineProgress, NullProgress, ProgressSink
+        from batchops.cli.console import BarProgress, LineProgress
         from batchops.model import Status
+        from batchops.run import NullProgress, ProgressSink
 
         n = 20_000 if self.config.quick else 200_000
         sinks: dict[str, Callable[[], ProgressSink]] = {

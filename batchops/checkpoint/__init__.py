@@ -9,7 +9,7 @@ from .file import lock_path
 from .inflight import InFlight, InFlightLedger
 from .resume import InDoubtRow, Work, open_checkpoint, row_keys, rows_fingerprint
 from .runlock import RunLock
-from .store import Checkpoint, RunRecord
+from .store import Checkpoint, RunRecord, StoredRow
 
 __all__ = [
     "Checkpoint",
@@ -18,6 +18,7 @@ __all__ = [
     "InFlightLedger",
     "RunLock",
     "RunRecord",
+    "StoredRow",
     "Work",
     "lock_path",
     "open_checkpoint",

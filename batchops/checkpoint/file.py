@@ -97,6 +97,7 @@ class CheckpointFile:
             "a ticket twice",
         )
         try:
+            _check_whole(path)
             _create_owner_only(path)
             conn = _connect_with_schema(path)
         except CheckpointError:
@@ -119,6 +120,7 @@ class CheckpointFile:
         # The path is quoted: a '#' or '?' in a file name would otherwise end the path and
         # drop "mode=ro" (SQLite would then open, even create, another file read-write).
         uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+        _check_whole(path)
         conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
@@ -216,6 +218,41 @@ def _create_owner_only(path: Path) -> None:
         _owner_only(fd, path)
     finally:
         os.close(fd)
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_whole(path: Path) -> None:
+    """Refuse an existing checkpoint that is empty or cut short, before SQLite opens it.
+
+    SQLite takes a 0-byte file for a new, empty database, and reads a file missing part
+    of its last page with the rest as zeros: either would make a run forget which rows
+    were sent and send them again. A database file is always whole pages (in WAL mode
+    too), so a size that is not is a cut. A missing file is a new checkpoint.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            header = handle.read(100)
+    except FileNotFoundError:
+        return
+    except OSError:
+        return  # opening it says what is wrong, with the way out
+    if size == 0:
+        cut = "it is empty (0 bytes)"
+    elif header.startswith(_SQLITE_MAGIC) and len(header) == 100:
+        page = int.from_bytes(header[16:18], "big")
+        page = 65536 if page == 1 else page
+        if not page or size % page == 0:
+            return
+        cut = f"it is cut short: {size} bytes is no whole number of its {page}-byte pages"
+    else:
+        return  # SQLite refuses a file that is not a database
+    raise CheckpointError(
+        f"{path} is not a batchops checkpoint ({cut}), so it cannot say which rows were "
+        "sent; pass another --checkpoint, or --fresh to set it aside and start over"
+    )
 
 
 def _connect_with_schema(path: Path) -> sqlite3.Connection:

@@ -23,6 +23,7 @@ import numpy as np
 
 from batchops.errors import CheckpointError
 from batchops.model import Outcome, OutcomeTable, RowState, Status
+from batchops.secrets import masked_url
 from batchops.sheet import DONE_BEFORE, Batch, one_letter_case, show
 
 from .store import (
@@ -134,7 +135,8 @@ def open_checkpoint(
         rows_fingerprint=rows_fingerprint(keys),
         row_count=len(batch),
         gateway=gateway,
-        base_url=base_url,
+        # A password in the URL is never written down; the target is the same without it.
+        base_url=masked_url(base_url),
         input_path=str(batch.source.resolve()),
     )
     store = Checkpoint.open(path)
@@ -208,9 +210,11 @@ def _check_binding(
             "earlier run, restore that file; to start over with this one, add --fresh "
             "(the old checkpoint is kept as a backup)"
         )
-    if (stored.gateway, stored.base_url) != (binding.gateway, binding.base_url):
+    # An older checkpoint may hold the URL's password: compared (and shown) without it.
+    stored_url = masked_url(stored.base_url)
+    if (stored.gateway, stored_url) != (binding.gateway, binding.base_url):
         raise CheckpointError(
-            f"checkpoint {path} belongs to a run against {stored.base_url} ({stored.gateway}), "
+            f"checkpoint {path} belongs to a run against {stored_url} ({stored.gateway}), "
             f"not {binding.base_url} ({binding.gateway}); use the same --base-url/--gateway, "
             "or --fresh to start over"
         )

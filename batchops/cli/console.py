@@ -1,29 +1,223 @@
-"""What a person (or a cron mail) sees while a run goes: progress, log lines, the summary.
+"""What a person (or a cron mail) sees: the one printer, progress, log lines, the summary.
 
-On a terminal, a tqdm bar (rows done, success/failed counts, rate, ETA) redrawn at most
-a few times a second. Elsewhere (cron, CI, a pipe), one short line at intervals instead
-of bar redraws, so a log file stays readable. ``--quiet`` swaps in a sink that does
-nothing, rather than sprinkling ``if quiet`` through the code.
+**The one printer.** Every line a command shows goes out through :func:`echo` (or
+:func:`tell`, :func:`warn`, :class:`JsonLog`), and so through :func:`shown`: whatever came
+from outside — a server's message, a cell of the sheet, a checkpoint's contents, a file
+name — can hold terminal controls (``ESC ] 0 ; … BEL`` retitles the window, OSC 52 writes
+the clipboard, CSI moves the cursor or clears the screen), and none of them may reach the
+terminal as such. Control characters (but tab and line feed), DEL, C1 controls, format
+characters (bidi overrides and isolates, zero widths), line and paragraph separators and
+lone surrogates are written as visible escapes (``\\x1b``, ``\\u202e``); every other
+character, Chinese included, is written as it is. What the rest of batchops (or a library)
+writes to ``sys.stdout`` or ``sys.stderr`` passes the same way: :func:`guarded_output`
+puts escaping streams there for the length of a command. Only the bar's own redraws
+(``\\r``) and the ``--insecure`` alarm's colours go to the terminal directly.
+
+**Progress.** On a terminal, a tqdm bar (rows done, success/failed counts, rate, ETA)
+redrawn at most a few times a second. Elsewhere (cron, CI, a pipe), one short line at
+intervals instead of bar redraws, so a log file stays readable. ``--quiet`` swaps in a
+sink that does nothing, rather than sprinkling ``if quiet`` through the code.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import json
+import re
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Any
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
+
+import click
+
+from batchops.model import RunSummary, Status
 
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-from batchops.model import RunSummary, Status
+    from batchops.run import ProgressSink
 
-# Re-exported: the protocol lives in progress.py, beside the sinks' callers.
-from batchops.run import NullProgress as NullProgress
-from batchops.run import ProgressSink as ProgressSink
-from batchops.run import say as say
+# ------------------------------------------------------------------------ the one printer
 
-log = logging.getLogger("batchops")
+#: Runs of characters that are not plain printable ASCII: only these are looked at.
+_NOT_PLAIN = re.compile(r"[^\t\n -~]+")
+
+#: Control (but tab and line feed, which are never looked at), format (bidi, zero width),
+#: lone surrogate, line and paragraph separator: what moves, rewrites or reorders a line.
+_UNSAFE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def _json_escaped(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    high, low = divmod(code - 0x10000, 0x400)  # JSON spells it as a surrogate pair
+    return f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}"
+
+
+def _sub_unsafe(text: str, escape: Callable[[str], str]) -> str:
+    def run(match: re.Match[str]) -> str:
+        chars = match.group()
+        return "".join(escape(c) if unicodedata.category(c) in _UNSAFE else c for c in chars)
+
+    return _NOT_PLAIN.sub(run, text)
+
+
+def shown(text: str) -> str:
+    """``text`` as it may reach a terminal: every character that could move the cursor,
+    talk to the terminal or reorder the line written as a visible escape (``\\x1b``,
+    ``\\x07``, ``\\u202e``); tabs, line feeds and every printable character (Chinese,
+    emoji, non-breaking spaces) as they are."""
+    return _sub_unsafe(text, _escaped)
+
+
+def json_text(value: object, *, indent: int | None = None) -> str:
+    """``value`` as JSON that is safe on a terminal and still readable: non-ASCII text as
+    it is (``ensure_ascii=False``), and what :func:`shown` escapes escaped the JSON way
+    (``\\u009b``, ``\\u202e``), so the line still parses."""
+    text = json.dumps(value, ensure_ascii=False, default=str, indent=indent)
+    return _sub_unsafe(text, _json_escaped)
+
+
+def echo(text: str = "", *, err: bool = False) -> None:
+    """The one printer: ``text`` and a line feed on stdout (``err``: stderr), escaped."""
+    click.echo(shown(text), err=err)
+
+
+def tell(text: str) -> None:
+    """Anything meant for a person rather than a program goes to stderr."""
+    echo(text, err=True)
+
+
+def warn(text: str) -> None:
+    """A warning outside a run, said as a run's notices are ("batchops: ...")."""
+    tell(f"batchops: {text}")
+
+
+def warn_insecure(insecure: bool) -> None:
+    """``--insecure``'s alarm, in red on a terminal (so written past the escaping)."""
+    if insecure:
+        click.secho(
+            "WARNING: --insecure: TLS certificates are NOT verified; the app secret can be "
+            "read by anyone between you and the gateway.",
+            fg="red",
+            bold=True,
+            file=raw_stream(sys.stderr),
+        )
+
+
+def ask(question: str) -> bool:
+    """Yes/no on the terminal; Ctrl-C or end of input mean no."""
+    try:
+        return click.confirm(shown(question), default=False, err=True)
+    except click.Abort:
+        tell("")
+        return False
+
+
+class JsonLog:
+    """``--log-json``: one JSON object per line on stderr, for log collectors."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream or sys.stderr
+
+    def __call__(self, event: str, fields: Mapping[str, object]) -> None:
+        record = {"ts": datetime.now().astimezone().isoformat(), "event": event, **fields}
+        self._stream.write(json_text(record) + "\n")
+        self._stream.flush()
+
+
+class _Escaping:
+    """A text stream that writes what it is given through :func:`shown` to ``raw``."""
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # as a text stream refuses bytes (click tests it)
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self.raw.write(shown(text))
+        return len(text)
+
+    def writelines(self, lines: Iterator[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def isatty(self) -> bool:
+        return self.raw.isatty()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:
+        return self.raw.encoding
+
+    @property
+    def errors(self) -> str | None:
+        return self.raw.errors
+
+    @property
+    def closed(self) -> bool:
+        return self.raw.closed
+
+    @property
+    def name(self) -> object:
+        return getattr(self.raw, "name", "<escaping>")
+
+
+@contextlib.contextmanager
+def guarded_output() -> Iterator[None]:
+    """For the length of a command, ``sys.stdout`` and ``sys.stderr`` escape what they
+    are given: the trace of ``-v``, a run's notices, a library's warning and click's own
+    usage errors pass through :func:`shown` like every line of :func:`echo`."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (
+        stream if isinstance(stream, _Escaping) else cast(TextIO, _Escaping(stream))
+        for stream in saved
+    )
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def raw_stream(stream: IO[str]) -> IO[str]:
+    """The terminal behind an escaping stream, for what batchops itself draws there."""
+    return stream.raw if isinstance(stream, _Escaping) else stream
+
+
+def _say(text: str, stream: IO[str]) -> None:
+    from batchops.run import say  # the run is loaded by then; --help never needs it
+
+    say(shown(text), stream)
+
+
+# ------------------------------------------------------------------------------- progress
 
 
 class _Counts:
@@ -63,7 +257,8 @@ class BarProgress:
             total=total,
             initial=done,
             unit="row",
-            file=self._stream,
+            # Its redraws (\r) go to the terminal itself; its lines are escaped in write().
+            file=raw_stream(self._stream),
             mininterval=0.25,
             dynamic_ncols=True,
             leave=True,
@@ -72,9 +267,9 @@ class BarProgress:
     def write(self, text: str) -> None:
         """A line above the bar, which is redrawn below it."""
         if self._bar is not None:
-            self._bar.write(text, file=self._stream)
+            self._bar.write(shown(text), file=raw_stream(self._stream))
         else:
-            say(text, self._stream)
+            _say(text, self._stream)
 
     def advance(self, status: Status) -> None:
         self._counts.add(status)
@@ -109,7 +304,7 @@ class LineProgress:
         self._next = 0.0
 
     def write(self, text: str) -> None:
-        say(text, self._stream)
+        _say(text, self._stream)
 
     def start(self, total: int, done: int = 0) -> None:
         self._total, self._done = total, done
@@ -128,11 +323,10 @@ class LineProgress:
         elapsed = max(now - self._started, 1e-9)
         rate = sum(self._counts.by_status.values()) / elapsed
         pct = 100.0 * self._done / self._total if self._total else 100.0
-        print(
+        _say(
             f"progress: {self._done}/{self._total} rows ({pct:.0f}%) "
             f"{self._counts.postfix()} {rate:.0f} rows/s",
-            file=self._stream,
-            flush=True,
+            self._stream,
         )
 
     def close(self) -> None:
@@ -143,6 +337,8 @@ def progress_for(stream: IO[str], *, quiet: bool = False, lines: bool = False) -
     """The right progress display for where the output goes (``lines``: never a bar, as
     ``--verbose`` writes lines of its own that a bar would overwrite)."""
     if quiet:
+        from batchops.run import NullProgress
+
         return NullProgress()
     if stream.isatty() and not lines:
         return BarProgress(stream)

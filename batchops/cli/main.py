@@ -15,12 +15,11 @@ each command's ``--help`` lists them from it.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -34,9 +33,8 @@ from batchops.process import (
 from batchops.settings import ENV_PROFILE, RANGES
 from batchops.version import __version__
 
+from .console import JsonLog, ask, echo, guarded_output, json_text, tell, warn, warn_insecure
 from .options import (
-    JsonLog,
-    ask,
     connection_options,
     fail,
     input_options,
@@ -46,9 +44,6 @@ from .options import (
     retries_option,
     run_options,
     target_options,
-    tell,
-    warn,
-    warn_insecure,
 )
 from .stand_in import sandbox
 
@@ -58,7 +53,12 @@ if TYPE_CHECKING:
 
 
 class _Commands(click.Group):
-    """The command group; it keeps the words it was given, for advice that repeats them."""
+    """The command group; it keeps the words it was given, for advice that repeats them,
+    and escapes whatever reaches stdout or stderr while a command runs (console.py)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        with guarded_output():
+            return super().main(*args, **kwargs)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["batchops.argv"] = list(args)
@@ -121,7 +121,7 @@ def run(**params: object) -> None:
         return
     except KeyboardInterrupt:
         # Only possible before sending starts (afterwards Ctrl-C stops the run cleanly).
-        click.echo("Interrupted before sending; nothing was sent.", err=True)
+        tell("Interrupted before sending; nothing was sent.")
         sys.exit(Exit.INTERRUPTED)
     terminal.show(summary)
     sys.exit(summary.exit_code)
@@ -178,12 +178,12 @@ class _RunTerminal:
 
     @staticmethod
     def _confirm(overview: PlanOverview) -> bool:
-        click.echo(overview.describe(), err=True)
+        tell(overview.describe())
         return ask("Send these operations?")
 
     @staticmethod
     def _confirm_canary(report: CanaryReport) -> bool:
-        click.echo(report.describe(), err=True)
+        tell(report.describe())
         return ask("Send the rest?")
 
     def notice(self, text: str) -> None:
@@ -196,10 +196,10 @@ class _RunTerminal:
         for line in format_problems(summary):
             tell(line)
         if not self._quiet or summary.exit_code:
-            click.echo(format_summary(summary))
+            echo(format_summary(summary))
         if summary.advice and summary.exit_code and self.events is None:
             # (JSON logs carry it in the run_finished event, as "next".)
-            click.echo(summary.advice, err=True)
+            tell(summary.advice)
 
 
 @main.command(epilog=help_text())
@@ -241,7 +241,7 @@ def plan(**params: object) -> None:
         return
     for line in format_problems(summary):
         tell(line)
-    click.echo(format_summary(summary))
+    echo(format_summary(summary))
     sys.exit(summary.exit_code)
 
 
@@ -330,8 +330,8 @@ def select_command(**params: object) -> None:
         fail(error)
         return
     for note in summary.notes:
-        click.echo(f"note: {note}", err=True)
-    click.echo(summary.describe(), err=summary.stop is not None)
+        tell(f"note: {note}")
+    echo(summary.describe(), err=summary.stop is not None)
     sys.exit(summary.exit_code)
 
 
@@ -376,7 +376,7 @@ def report(
     except BatchopsError as error:
         fail(error)
         return
-    click.echo(format_summary(summary))
+    echo(format_summary(summary))
     sys.exit(summary.exit_code)
 
 
@@ -396,15 +396,31 @@ def report(
     is_flag=True,
     help="Replace an existing undo sheet (never a run's input, report or checkpoint).",
 )
+@click.option(
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="The run's checkpoint, read only (default: the one beside the run's input, "
+    "t.checkpoint.db for t.report.xlsx, when there is one).",
+)
 def undo(
-    report_path: str, output: str | None, sheet: str | None, encoding: str | None, force: bool
+    report_path: str,
+    output: str | None,
+    sheet: str | None,
+    encoding: str | None,
+    force: bool,
+    checkpoint_path: str | None,
 ) -> None:
     """Write the sheet that reverses a finished run, from its REPORT (nothing is sent).
 
     Every success SUSPEND becomes an UNSUSPEND and every success UNSUSPEND a SUSPEND,
-    each ticket's rows in reverse order. Rows that cannot be reversed (WITHDRAW,
-    TERMINATE, unknown outcomes) are listed with the reason in a second sheet (CSV: a
-    .irreversible.csv beside it). Check the sheet with plan, then send it with run.
+    each ticket's rows newest applied first, whatever order the sheet is in now. With
+    the run's checkpoint (found beside the run's input, or --checkpoint), only rows it
+    records as applied are undone; report rows it contradicts are listed, never sent.
+    Without one, undo says it trusts the report as it stands. Rows that cannot be
+    reversed (WITHDRAW, TERMINATE, unknown outcomes) are listed with the reason in a
+    second sheet (CSV: a .irreversible.csv beside it). Check the sheet with plan, then
+    send it with run.
 
     \b
     Example:
@@ -417,12 +433,19 @@ def undo(
 
     try:
         summary = undo_report(
-            report_path, output=output, sheet=sheet, encoding=encoding, force=force
+            report_path,
+            output=output,
+            sheet=sheet,
+            encoding=encoding,
+            force=force,
+            checkpoint=checkpoint_path,
         )
     except BatchopsError as error:
         fail(error)
         return
-    click.echo(summary.describe())
+    for notice in summary.notices():
+        warn(notice)
+    echo(summary.describe())
     sys.exit(summary.exit_code)
 
 
@@ -447,9 +470,9 @@ def status(checkpoint_path: str, as_json: bool) -> None:
         fail(error)
         return
     if as_json:
-        click.echo(json.dumps(result.as_json(), ensure_ascii=False, indent=2))
+        echo(json_text(result.as_json(), indent=2))
     else:
-        click.echo(result.describe())
+        echo(result.describe())
 
 
 @main.group()
@@ -481,7 +504,7 @@ def config_show(profile: str | None, config_path: str | None) -> None:
         return
     for text in resolved.warnings:
         warn(text)
-    click.echo(describe(resolved))
+    echo(describe(resolved))
 
 
 @config.command("trust")
@@ -507,7 +530,7 @@ def config_trust(path: str) -> None:
         return
     if trusted.replaced_problem:
         warn(f"{trusted.replaced_problem}; replaced by a new one")
-    click.echo(f"trusted {os.path.abspath(path)} as it is now (recorded in {trusted.record})")
+    echo(f"trusted {os.path.abspath(path)} as it is now (recorded in {trusted.record})")
 
 
 main.add_command(sandbox)

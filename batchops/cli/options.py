@@ -1,6 +1,6 @@
-"""The CLI's shared parts: option groups, errors the click way, the typed hand-over of
-parsed options to the API's records (:func:`pick`), and the few helpers every command
-uses to speak to a person (stderr) or a log collector (``--log-json``).
+"""The CLI's shared parts: option groups, errors the click way, and the typed hand-over of
+parsed options to the API's records (:func:`pick`). What a command says to a person or a
+log collector goes through :mod:`batchops.cli.console`, the one printer.
 
 Settings left unset on the command line are ``None``, so that the API can apply one
 precedence everywhere: flag > environment > profile > default. Numbers are checked in
@@ -13,13 +13,10 @@ records by name and lists no option twice.
 from __future__ import annotations
 
 import dataclasses
-import json
-import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -243,48 +240,6 @@ def _fits(value: object, hint: object) -> bool:
 
 def fail(error: BatchopsError) -> None:
     raise BatchopsClickError(error) from None
-
-
-def warn_insecure(insecure: bool) -> None:
-    if insecure:
-        click.secho(
-            "WARNING: --insecure: TLS certificates are NOT verified; the app secret can be "
-            "read by anyone between you and the gateway.",
-            fg="red",
-            bold=True,
-            err=True,
-        )
-
-
-def tell(text: str) -> None:
-    """Anything meant for a person rather than a program goes to stderr."""
-    click.echo(text, err=True)
-
-
-def warn(text: str) -> None:
-    """A warning outside a run, said as a run's notices are ("batchops: ...")."""
-    tell(f"batchops: {text}")
-
-
-def ask(question: str) -> bool:
-    """Yes/no on the terminal; Ctrl-C or end of input mean no."""
-    try:
-        return click.confirm(question, default=False, err=True)
-    except click.Abort:
-        click.echo("", err=True)
-        return False
-
-
-class JsonLog:
-    """``--log-json``: one JSON object per line on stderr, for log collectors."""
-
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self._stream = stream or sys.stderr
-
-    def __call__(self, event: str, fields: Mapping[str, object]) -> None:
-        record = {"ts": datetime.now().astimezone().isoformat(), "event": event, **fields}
-        self._stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        self._stream.flush()
 
 
 def _statuses(text: str | None) -> tuple[str, ...] | None:

@@ -23,6 +23,7 @@ from batchops.run import (
     suspended_sns,
     write_summary_json,
 )
+from batchops.secrets import masked_url
 from batchops.send import Precheck, chains_by_sn, read_statuses, simulate
 from batchops.settings import PlanConfig, as_path, target_source
 from batchops.sheet import (
@@ -107,7 +108,7 @@ def _target(config: PlanConfig) -> str:
     if config.connection.sandbox:
         return "the embedded sandbox"
     if config.connection.base_url:
-        return f"{config.connection.base_url} (from {target_source(config.settings)})"
+        return f"{masked_url(config.connection.base_url)} (from {target_source(config.settings)})"
     return "none"
 
 

@@ -21,6 +21,7 @@ import filelock
 from batchops.checkpoint import Checkpoint, RunRecord, lock_path
 from batchops.errors import CheckpointError
 from batchops.model import Status
+from batchops.secrets import masked_url
 
 #: Rows per second are measured over this many seconds.
 WINDOW_S = 60
@@ -175,7 +176,8 @@ def read_status(checkpoint: str | os.PathLike[str], *, now: datetime | None = No
     return RunStatus(
         checkpoint=str(path),
         input=binding.input_path,
-        target=f"{binding.base_url} ({binding.gateway})",
+        # An older checkpoint may hold the URL's password.
+        target=f"{masked_url(binding.base_url)} ({binding.gateway})",
         state=state,
         pid=pid if held else None,
         rows=binding.row_count,

@@ -1,15 +1,25 @@
 """Undo: from a finished report, the input sheet that reverses what the run did.
 
 Only what a run really did is undone: rows whose status is ``success``. A SUSPEND
-becomes an UNSUSPEND and an UNSUSPEND a SUSPEND; a ticket's rows are reversed in the
-opposite order of the report, so the ticket walks back through the states it went
-through. A re-SUSPEND carries the reason of the suspension it restores (the ticket's
-earlier successful SUSPEND in the report), else the UNSUSPEND row's own message.
+becomes an UNSUSPEND and an UNSUSPEND a SUSPEND; each ticket's rows are reversed newest
+applied first, so the ticket walks back through the states it went through, whatever
+order the sheet is in now (sorted in Excel, say). A re-SUSPEND carries the reason of the
+suspension it restores (the ticket's SUSPEND applied before that UNSUSPEND), else the
+UNSUSPEND row's own message.
+
+What happened is the run's checkpoint's to say, not the sheet's. When the checkpoint is
+there (beside the run's input, where a run leaves it, or named with ``--checkpoint``),
+it is read without being disturbed: a ticket's rows go in the order their requests left,
+only rows it records as applied are undone, and a report row it contradicts (a status,
+sn, action, operator or message edited since the run) is listed, never sent, as is an
+applied row no report row names any more. Without one the report is trusted as it
+stands, and undo says so: each ticket's rows go by their ``finished_at`` (to the second;
+within one second SUSPEND and UNSUSPEND alternate, as ITSM only lets them).
 
 What cannot be reversed is listed, never dropped: WITHDRAW and TERMINATE (ITSM has no
-action that reopens a ticket), the rows of a ticket that one of those closed later in
-the report, and rows whose outcome is ``unknown`` (nobody knows what to undo). Rows
-that changed nothing (failed, skipped, invalid, pending) are left out.
+action that reopens a ticket), the rows of a ticket that one of those closed later, and
+rows whose outcome is ``unknown`` (nobody knows what to undo). Rows that changed nothing
+(failed, skipped, invalid, pending) are left out.
 
 The undo sheet is ordinary input: ``plan`` and the pre-check show what still applies
 (a ticket someone resumed by hand in the meantime is ``skipped``).
@@ -17,16 +27,21 @@ The undo sheet is ordinary input: ``plan`` and the pre-check show what still app
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
+from batchops.checkpoint import StoredRow
 from batchops.errors import InputError
 from batchops.exits import Exit
 from batchops.model import MAX_MESSAGE_LENGTH, Action, Status
 from batchops.report import Kind, Output, Table, guard_outputs, write_tables
 from batchops.sheet import Batch, load_batch
+
+from .undo_record import find_checkpoint, match_rows, outcome_recorded, read_record
 
 UNDO_SHEET = "Undo"
 IRREVERSIBLE_SHEET = "Irreversible"
@@ -36,6 +51,8 @@ IRREVERSIBLE_COLUMNS = ("report_row", "sn", "action_done", "done_by", "finished_
 _INVERSE = {Action.SUSPEND: Action.UNSUSPEND, Action.UNSUSPEND: Action.SUSPEND}
 _CLOSING = {Action.WITHDRAW: "withdrawn (REVOKED)", Action.TERMINATE: "terminated (TERMINATED)"}
 _EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls"})
+#: Outcomes after which a ticket may have changed: the rows undo has to account for.
+_ACTED = frozenset({Status.SUCCESS.value, Status.UNKNOWN.value})
 
 
 def default_undo_path(report: Path) -> Path:
@@ -57,13 +74,22 @@ class UndoPlan:
     irreversible: list[list[str]] = field(default_factory=list)
     #: Inverse actions written, by action.
     by_action: dict[str, int] = field(default_factory=dict)
+    #: Report rows the checkpoint contradicts (listed, not undone).
+    disagreeing: int = 0
+    #: Rows the checkpoint records as applied (or maybe applied) that no report row is.
+    missing: int = 0
 
 
-def plan_undo(batch: Batch, report_name: str) -> UndoPlan:
-    """Work out the inverse of every successful row of the report ``batch`` holds."""
+def plan_undo(
+    batch: Batch, report_name: str, record: Sequence[StoredRow] | None = None
+) -> UndoPlan:
+    """Work out the inverse of every applied row of the report ``batch`` holds: checked
+    against the run's checkpoint ``record`` when there is one, else as the report says."""
     undoing = _Undoing.of(batch, report_name)
+    if record is not None:
+        undoing.check(record)
     for chain in undoing.chains().values():
-        undoing.reverse(chain)
+        undoing.reverse(undoing.applied_order(chain))
     return undoing.plan
 
 
@@ -75,10 +101,15 @@ class _Undoing:
     report_name: str
     #: Each row's status in the report, trimmed and lower-cased.
     statuses: list[str]
-    finished: list[object]
+    #: Each row's finished_at as shown in the list (the checkpoint's when it has one).
+    finished: list[str]
     #: Each row's action_message as the report holds it (blank without the column).
     raw_messages: list[str]
     plan: UndoPlan = field(default_factory=UndoPlan)
+    #: With a checkpoint: when each row's request left, and its place in the input.
+    sent: dict[int, tuple[float, int]] | None = None
+    #: Rows already accounted for (listed) by the check against the checkpoint.
+    settled: set[int] = field(default_factory=set)
 
     @classmethod
     def of(cls, batch: Batch, report_name: str) -> _Undoing:
@@ -97,7 +128,7 @@ class _Undoing:
             batch,
             report_name,
             previous["status"].str.strip().str.lower().tolist(),
-            previous["finished_at"].tolist(),
+            [str(when) for when in previous["finished_at"].tolist()],
             raw_messages,
         )
 
@@ -110,16 +141,80 @@ class _Undoing:
                 str(batch.sn[index]),
                 str(batch.action[index]),
                 str(batch.operator[index]),
-                str(self.finished[index]),
+                self.finished[index],
                 reason,
             ]
         )
+
+    def check(self, record: Sequence[StoredRow]) -> None:
+        """Hold the report to the run's checkpoint: what it records is what happened."""
+        matched = match_rows(self.batch, record)
+        if not matched:
+            raise InputError(
+                f"no row of {self.batch.source} is a row of the checkpoint given: it records "
+                "another run; give the checkpoint of the run that wrote this report"
+            )
+        self.sent = {}
+        at = {stored.index: stored for stored in record}
+        for index, status in enumerate(self.statuses):
+            stored = matched.get(index)
+            if stored is not None:
+                self.finished[index] = stored.outcome.finished_at or ""
+                self.sent[index] = (stored.sent_at or 0.0, stored.index)
+            if self.batch.invalid[index] and status in _ACTED:
+                continue  # listed with why by chains()
+            reason = self._disagreement(index, stored, at.get(index))
+            if reason:
+                self.listed(index, reason)
+                self.settled.add(index)
+                self.plan.disagreeing += 1
+        claimed = {stored.index for stored in matched.values()}
+        for stored in record:
+            if stored.index not in claimed and outcome_recorded(stored) in _ACTED:
+                self._listed_record(stored)
+
+    def _disagreement(self, index: int, stored: StoredRow | None, there: StoredRow | None) -> str:
+        """Why the checkpoint contradicts report row ``index`` ("" when it does not, or
+        when neither says the row changed anything)."""
+        status = self.statuses[index]
+        recorded = outcome_recorded(stored) if stored is not None else ""
+        if status == recorded or (status not in _ACTED and recorded not in _ACTED):
+            return ""
+        if stored is None:
+            sn, action = self.batch.sn[index], self.batch.action[index]
+            if there is not None and (there.sn, there.action) != (sn, action):
+                said = f"records {there.sn} {there.action} at row {index + 2}, not {sn} {action}"
+            else:
+                said = "has no row with this sn, action, operator and message"
+            return f"the run's checkpoint {said}: the report was edited since the run; not undone"
+        check = "; check the ticket in ITSM" if recorded in _ACTED else ""
+        return (
+            f"the report says {status or 'nothing'}, the run's checkpoint records "
+            f"{recorded}: not undone (the checkpoint is what the run did){check}"
+        )
+
+    def _listed_record(self, stored: StoredRow) -> None:
+        """A row the checkpoint records as (maybe) applied that no report row is."""
+        applied = outcome_recorded(stored) == Status.SUCCESS.value
+        what = "applied by the run" if applied else "sent by the run, outcome unknown,"
+        self.plan.irreversible.append(
+            [
+                str(stored.index + 2),
+                stored.sn,
+                stored.action,
+                "",  # the checkpoint keeps no operator
+                stored.outcome.finished_at or "",
+                f"{what} (row {stored.index + 2} of its input) but no row of the report is "
+                "this row any more (edited or removed): not undone; check the ticket in ITSM",
+            ]
+        )
+        self.plan.missing += 1
 
     def chains(self) -> dict[str, list[int]]:
         """Each ticket's rows that did (or may have done) something, in report order."""
         chains: dict[str, list[int]] = {}
         for index, status in enumerate(self.statuses):
-            if status not in (Status.SUCCESS.value, Status.UNKNOWN.value):
+            if status not in _ACTED or index in self.settled:
                 continue
             if self.batch.invalid[index]:
                 # The report was edited since the run: say so rather than guess.
@@ -129,14 +224,64 @@ class _Undoing:
                 chains.setdefault(str(self.batch.sn[index]), []).append(index)
         return chains
 
+    def applied_order(self, chain: list[int]) -> list[int]:
+        """One ticket's rows in the order the run applied them."""
+        if self.sent is not None:
+            sent = self.sent
+            return sorted(chain, key=lambda index: sent[index])
+        moments: dict[int, int] = {}
+        for index in chain:
+            when = _moment(self.finished[index])
+            if when is None:  # a time missing or unreadable: only the sheet's order is left
+                moments = dict.fromkeys(chain, 0)
+                break
+            moments[index] = when
+        by_second = sorted(chain, key=moments.__getitem__)  # stable: sheet order within
+        ordered: list[int] = []
+        last = self._opening(chain)
+        for _, second in itertools.groupby(by_second, key=moments.__getitem__):
+            rest = list(second)
+            while rest:
+                # ITSM only lets SUSPEND and UNSUSPEND alternate; nothing follows a close.
+                pick = next(
+                    (i for i in rest if self._follows(i, last)),
+                    min(rest, key=lambda i: str(self.batch.action[i]) in _CLOSING),
+                )
+                rest.remove(pick)
+                ordered.append(pick)
+                last = self._reversible(pick) or last
+        return ordered
+
+    def _reversible(self, index: int) -> Action | None:
+        """Row ``index``'s action when it applied a SUSPEND or UNSUSPEND, else None."""
+        action = Action(self.batch.action[index])
+        applied = self.statuses[index] == Status.SUCCESS.value
+        return action if applied and action in _INVERSE else None
+
+    def _follows(self, index: int, last: Action | None) -> bool:
+        """Whether row ``index`` applied the action that can come after ``last``."""
+        action = self._reversible(index)
+        return action is not None and (last is None or action is _INVERSE[last])
+
+    def _opening(self, chain: list[int]) -> Action | None:
+        """The action the ticket's first row follows, as far as the rows tell: with more
+        SUSPENDs than UNSUSPENDs the first was a SUSPEND (so it "follows" an UNSUSPEND)."""
+        actions = [self._reversible(index) for index in chain]
+        suspends, unsuspends = actions.count(Action.SUSPEND), actions.count(Action.UNSUSPEND)
+        if suspends == unsuspends:
+            return None
+        return Action.UNSUSPEND if suspends > unsuspends else Action.SUSPEND
+
     def reverse(self, chain: list[int]) -> None:
-        """One ticket's rows: the inverse of each, last first, or why there is none."""
+        """One ticket's rows, in applied order: the inverse of each, newest first, or why
+        there is none."""
         batch = self.batch
         done = [i for i in chain if self.statuses[i] == Status.SUCCESS.value]
-        closed_at = next((i for i in reversed(done) if Action(batch.action[i]) in _CLOSING), None)
+        closing = [i for i in done if Action(batch.action[i]) in _CLOSING]
+        closed_at = chain.index(closing[-1]) if closing else None
         inverse_rows: list[list[str]] = []
-        for index in chain:
-            reason = self._irreversible(index, closed_at)
+        for place, index in enumerate(chain):
+            reason = self._irreversible(index, place, chain, closed_at)
             if reason:
                 self.listed(index, reason)
                 continue
@@ -156,8 +301,11 @@ class _Undoing:
             self.plan.by_action[inverse.value] = self.plan.by_action.get(inverse.value, 0) + 1
         self.plan.rows.extend(reversed(inverse_rows))
 
-    def _irreversible(self, index: int, closed_at: int | None) -> str:
-        """Why row ``index`` cannot be undone ("" when it can)."""
+    def _irreversible(
+        self, index: int, place: int, chain: Sequence[int], closed_at: int | None
+    ) -> str:
+        """Why row ``index`` (at ``place`` in its ticket's applied ``chain``) cannot be
+        undone ("" when it can)."""
         action = Action(self.batch.action[index])
         if self.statuses[index] == Status.UNKNOWN.value:
             return "outcome unknown: check the ticket in ITSM; only what a run confirmed is undone"
@@ -166,23 +314,34 @@ class _Undoing:
                 f"{action.value} cannot be undone: the ticket is "
                 f"{_CLOSING[action]} and ITSM has no action that reopens it"
             )
-        if closed_at is not None and index < closed_at:
-            closing = Action(self.batch.action[closed_at])
+        if closed_at is not None and place < closed_at:
+            closer = chain[closed_at]
+            closing = Action(self.batch.action[closer])
             return (
-                f"the ticket was {_CLOSING[closing]} later (row {closed_at + 2}): "
+                f"the ticket was {_CLOSING[closing]} later (row {closer + 2}): "
                 "a closed ticket takes no action"
             )
         return ""
 
 
+def _moment(text: str) -> int | None:
+    """A finished_at as whole seconds since the epoch (naive: local time); None when it
+    is no time (blank, or changed by a spreadsheet)."""
+    try:
+        return round(datetime.fromisoformat(text.strip()).astimezone().timestamp())
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def _undo_message(
     batch: Batch, raw_messages: Sequence[str], done: Sequence[int], index: int, report: str
 ) -> str:
-    """The reason sent with an inverse row."""
+    """The reason sent with an inverse row (``done``: the ticket's applied rows, in the
+    order they were applied)."""
     origin = f"batchops undo of row {index + 2} of {report}"
     if Action(batch.action[index]) is Action.UNSUSPEND:
         # Suspend again for the reason the ticket was suspended before this UNSUSPEND.
-        earlier = [i for i in done if i < index and batch.action[i] == Action.SUSPEND.value]
+        earlier = [i for i in done[: done.index(index)] if batch.action[i] == Action.SUSPEND.value]
         text = str(batch.message[earlier[-1]]) if earlier else raw_messages[index]
         if text:
             return text
@@ -198,6 +357,10 @@ class UndoSummary:
     path: str
     irreversible_path: str
     by_action: dict[str, int]
+    #: The run's checkpoint the report was held to ("" when there was none).
+    checkpoint: str = ""
+    disagreeing: int = 0
+    missing: int = 0
 
     @property
     def exit_code(self) -> Exit:
@@ -208,6 +371,8 @@ class UndoSummary:
         lines = [
             f"undo sheet: {self.path} ({self.rows} rows" + (f": {actions})" if actions else ")")
         ]
+        if self.checkpoint:
+            lines.append(f"  checked against the run's checkpoint {self.checkpoint}")
         if not self.rows:
             lines.append("  nothing in the report can be undone (no successful SUSPEND/UNSUSPEND)")
         if self.irreversible:
@@ -221,6 +386,37 @@ class UndoSummary:
             )
         return "\n".join(lines)
 
+    def notices(self) -> list[str]:
+        """What a person must know about how far the sheet can be trusted (for stderr)."""
+        if not self.checkpoint:
+            return [
+                "no checkpoint of the run found beside the report: undo trusts the report as "
+                "it stands (its statuses, sns and finished_at); give the run's checkpoint with "
+                "--checkpoint PATH to undo only what it records as applied"
+            ]
+        said = []
+        if self.disagreeing:
+            verb = "disagrees" if self.disagreeing == 1 else "disagree"
+            said.append(
+                f"{_rows(self.disagreeing)} of the report {verb} with the run's checkpoint "
+                f"{self.checkpoint}"
+            )
+        if self.missing:
+            said.append(
+                f"{_rows(self.missing)} the checkpoint records as applied (or maybe applied) "
+                f"{'is' if self.missing == 1 else 'are'} in no row of the report"
+            )
+        if not said:
+            return []
+        return [
+            f"{' and '.join(said)}: not undone, each listed with the reason in "
+            f"{self.irreversible_path}"
+        ]
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
 
 def undo_report(
     report: str | os.PathLike[str],
@@ -229,11 +425,14 @@ def undo_report(
     sheet: str | None = None,
     encoding: str | None = None,
     force: bool = False,
+    checkpoint: str | os.PathLike[str] | None = None,
 ) -> UndoSummary:
     """Write the sheet that reverses ``report`` (default beside it) and list what cannot be.
 
-    An existing file is replaced only with ``force``; a run's input, report or checkpoint
-    never is (:func:`batchops.report.guard_outputs`).
+    The report is held to the run's ``checkpoint`` (default: the one its run left
+    beside its input, when there is one). An existing file is replaced only with
+    ``force``; a run's input, report or checkpoint never is
+    (:func:`batchops.report.guard_outputs`).
     """
     source = Path(report)
     batch = load_batch(source, sheet=sheet, encoding=encoding, include_hidden=True)
@@ -242,8 +441,13 @@ def undo_report(
     if path.suffix.lower() != ".xlsx":
         side = irreversible_csv_path(path)
         named.append(Output("the list of rows that cannot be undone", side, Kind.SHEET))
-    guard_outputs({"the report": source}, named, force=force)
-    plan = plan_undo(batch, source.name)
+    record_path = Path(checkpoint) if checkpoint is not None else find_checkpoint(source)
+    inputs = {"the report": source}
+    if record_path is not None:
+        inputs["the run's checkpoint"] = record_path
+    guard_outputs(inputs, named, force=force)
+    record = read_record(record_path) if record_path is not None else None
+    plan = plan_undo(batch, source.name, record)
     undo = Table(UNDO_SHEET, UNDO_COLUMNS, plan.rows)
     kept = Table(IRREVERSIBLE_SHEET, IRREVERSIBLE_COLUMNS, plan.irreversible)
     if path.suffix.lower() == ".xlsx":
@@ -255,4 +459,13 @@ def undo_report(
         if plan.irreversible or side.exists():  # never leave an older list beside a new sheet
             write_tables(side, [kept])
         where = str(side)
-    return UndoSummary(len(plan.rows), len(plan.irreversible), str(path), where, plan.by_action)
+    return UndoSummary(
+        len(plan.rows),
+        len(plan.irreversible),
+        str(path),
+        where,
+        plan.by_action,
+        str(record_path or ""),
+        plan.disagreeing,
+        plan.missing,
+    )

@@ -14,8 +14,9 @@ executor what to do:
                 timeout): read the ticket back before any resend.
 
 The table is :data:`CODE_TABLE`; the classification is :func:`classify_answer`, a pure
-function so every row of docs/itsm.md §2 has a test. The :class:`Scrubber` takes the
-secrets out of whatever a server sent back before anything keeps it. Sending, and the
+function so every row of docs/itsm.md §2 has a test. :func:`scrubbed` takes the
+secrets out of whatever a server sent back (with :mod:`batchops.secrets`) before
+anything keeps it. Sending, and the
 answers that never came (network failures), are :mod:`batchops.itsm.client`'s.
 """
 
@@ -27,13 +28,14 @@ import json
 import math
 import re
 import time
-import urllib.parse
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from batchops.secrets import Scrubber
 
 from .transport import Answer, Verdict
 
@@ -41,11 +43,12 @@ __all__ = [
     "CODE_TABLE",
     "MAX_SERVER_MESSAGE",
     "CodeRule",
-    "Scrubber",
     "classify_answer",
+    "cut_message",
     "human_message",
     "refused_credentials",
     "refused_this_api_only",
+    "scrubbed",
 ]
 
 
@@ -213,14 +216,24 @@ def _wait_seconds(value: str) -> float | None:
     return seconds
 
 
+#: The codes an answer may carry: ITSM's have at most 8 digits, and the outcome table and
+#: the checkpoint keep a code in 64 bits (-2**62 is the outcome table's "no code").
+_CODE_LIMIT = 2**62
+
+
+def _fits(code: int) -> bool:
+    return -_CODE_LIMIT < code < _CODE_LIMIT
+
+
 def _header_code(headers: Mapping[str, str]) -> int | None:
     raw = headers.get("X-Bkapi-Error-Code")
     if raw is None:
         return None
     try:
-        return int(raw.strip())
+        code = int(raw.strip())
     except ValueError:
         return None
+    return code if _fits(code) else None
 
 
 def classify_answer(
@@ -256,8 +269,12 @@ def classify_answer(
         code: int | None = int(raw_code) if raw_code is not None else None
     except (TypeError, ValueError):
         code = None
+    except OverflowError:  # 1e400, which JSON reads as infinity
+        code = _CODE_LIMIT
     if code is None:
         code = header_code
+    elif not _fits(code):
+        return _unheld_code(raw_code, envelope, http_status, request_id, retry_after)
     data = envelope.get("data")
     if code == 0 and envelope.get("result") is not False:
         # Nearly every answer of a run: success needs neither its message read nor a rule
@@ -274,6 +291,20 @@ def classify_answer(
         # A failure envelope that forgot its code: trust "result", never report success.
         return Answer(Verdict.REJECTED, None, human_message(message), http_status, request_id)
     return _by_code(code, message, http_status, request_id, data, retry_after)
+
+
+def _unheld_code(
+    raw_code: object,
+    envelope: Mapping[str, Any],
+    http_status: int,
+    request_id: str,
+    retry_after: float | None,
+) -> Answer:
+    """A code that is no code of ITSM's, and none a report or checkpoint column could hold:
+    judged as the unknown code it is, and named in the message only."""
+    message = str(envelope.get("message") or "")
+    odd = _by_code(_CODE_LIMIT, message, http_status, request_id, None, retry_after)
+    return dataclasses.replace(odd, code=None, message=f"{odd.message} (code {raw_code})")
 
 
 def _by_code(
@@ -435,54 +466,22 @@ def _non_json(
     return _by_status(http_status, snippet, None, request_id, retry_after)
 
 
-class Scrubber:
-    """Removes the secrets from whatever a server sent back, before anything keeps it.
+def scrubbed(answer: Answer, scrubber: Scrubber) -> Answer:
+    """``answer`` with the secrets taken out of all it carries from the server (its
+    message, request id and data), before anything keeps it; a long message is cut."""
+    message = cut_message(scrubber.text(answer.message))
+    request_id = scrubber.text(answer.request_id)[:_MAX_REQUEST_ID]
+    data = scrubber.data(answer.data)
+    if message == answer.message and request_id == answer.request_id and data is answer.data:
+        return answer
+    return dataclasses.replace(answer, message=message, request_id=request_id, data=data)
 
-    A server (or a proxy) that echoes the request would otherwise carry the app secret
-    into messages, request ids, stop reasons, reports and the checkpoint. The secret is
-    looked for as sent (raw and JSON-escaped) and URL-encoded.
-    """
 
-    MASK = "***"
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        forms: set[str] = set()
-        for secret in secrets:
-            if not secret:
-                continue
-            forms.update(
-                {
-                    secret,
-                    json.dumps(secret)[1:-1],
-                    json.dumps(secret, ensure_ascii=False)[1:-1],
-                    urllib.parse.quote(secret, safe=""),
-                    urllib.parse.quote_plus(secret),
-                }
-            )
-        # Longest first, so a form that contains another is replaced whole.
-        self._texts = sorted(forms, key=len, reverse=True)
-        self._bytes = [f.encode() for f in self._texts]
-
-    def body(self, raw: bytes) -> bytes:
-        for form in self._bytes:
-            if form in raw:
-                raw = raw.replace(form, self.MASK.encode())
-        return raw
-
-    def text(self, value: str) -> str:
-        for form in self._texts:
-            if form in value:
-                value = value.replace(form, self.MASK)
-        if len(value) > MAX_SERVER_MESSAGE:
-            value = value[:MAX_SERVER_MESSAGE] + "… (cut)"
-        return value
-
-    def answer(self, answer: Answer) -> Answer:
-        message = self.text(answer.message)
-        request_id = self.text(answer.request_id)[:_MAX_REQUEST_ID]
-        if message == answer.message and request_id == answer.request_id:
-            return answer
-        return dataclasses.replace(answer, message=message, request_id=request_id)
+def cut_message(text: str) -> str:
+    """A server's text as batchops keeps it: at most :data:`MAX_SERVER_MESSAGE` characters."""
+    if len(text) > MAX_SERVER_MESSAGE:
+        return text[:MAX_SERVER_MESSAGE] + "… (cut)"
+    return text
 
 
 #: A request id is an identifier, not a message: anything longer is not one.

@@ -13,7 +13,9 @@ a message or an exception, and every answer is scrubbed of them before anything 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import json
+import os
 import ssl
 import urllib.parse
 import urllib.request
@@ -25,10 +27,11 @@ import aiohttp
 from batchops.errors import ConfigError
 from batchops.model import Row
 from batchops.process import raise_open_files_limit
+from batchops.secrets import Scrubber
 from batchops.settings import ClientSettings
 from batchops.version import __version__
 
-from .answers import Scrubber, classify_answer
+from .answers import classify_answer, cut_message, scrubbed
 from .trace import Tracer
 from .transport import Answer, Verdict
 
@@ -39,6 +42,7 @@ __all__ = [
     "api_url",
     "connection_limit",
     "network_cause",
+    "no_proxy_excludes",
     "proxy_for",
     "suggested_base_url",
 ]
@@ -80,7 +84,8 @@ def proxy_for(settings: ClientSettings) -> str | None:
     An explicit proxy (``--proxy``, the profile) wins; ``none`` connects directly;
     otherwise HTTPS_PROXY / HTTP_PROXY / NO_PROXY decide, as the official SDK (requests)
     lets them (``urllib.request.getproxies``: the environment, and the system settings on
-    Windows and macOS). A session talks to one host, so this is decided once, not per
+    Windows and macOS; NO_PROXY read by :func:`no_proxy_excludes`). A session talks to one
+    host, so this is decided once, not per
     request: aiohttp's ``trust_env`` would also read ``~/.netrc`` in a worker thread for
     every request, which costs time and reorders requests that leave together.
     """
@@ -90,14 +95,67 @@ def proxy_for(settings: ClientSettings) -> str | None:
     if not chosen and settings.trust_env:
         target = urllib.parse.urlsplit(settings.base_url)
         proxies = urllib.request.getproxies()
-        host = target.hostname or ""
-        if target.scheme in proxies and not urllib.request.proxy_bypass(host):
+        no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+        if target.scheme in proxies and not no_proxy_excludes(settings.base_url, no_proxy):
             chosen = proxies[target.scheme]
     if not chosen:
         return None
     if "://" not in chosen:
         chosen = f"http://{chosen}"  # HTTP_PROXY=host:3128, as requests accepts it
     return chosen
+
+
+def no_proxy_excludes(url: str, no_proxy: str) -> bool:
+    """Whether NO_PROXY (a comma-separated list) keeps ``url`` away from the proxy.
+
+    Read as requests reads it (``requests.utils.should_bypass_proxies``): ``*``; a host,
+    which also covers its subdomains (``example.com``, ``.example.com``); ``host:port``;
+    and, for an IP address, a CIDR block (``10.0.0.0/8``). Two forms requests does not
+    take are taken too, because ignoring them would send traffic, the secret with it,
+    through a proxy the user excluded: ``ip:port`` and ``*`` within a list. Anything
+    else is left to the system's own rules (``urllib.request.proxy_bypass``: the registry
+    on Windows, the system settings on macOS), as requests does.
+    """
+    target = urllib.parse.urlsplit(url)
+    host = (target.hostname or "").lower()
+    if not host:
+        return True
+    port = target.port or {"http": 80, "https": 443}.get(target.scheme)
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if entry and _excludes(entry, host, port, address):
+            return True
+    try:
+        return bool(urllib.request.proxy_bypass(host))
+    except (TypeError, OSError):  # socket.gaierror, as requests guards it
+        return False
+
+
+def _excludes(
+    entry: str,
+    host: str,
+    port: int | None,
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None,
+) -> bool:
+    """Whether one NO_PROXY entry names ``host`` (at ``port``)."""
+    if entry == "*":
+        return True
+    if address is not None and "/" in entry:
+        try:
+            return address in ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return False
+    name, colon, entry_port = entry.rpartition(":")
+    if colon and entry_port.isdigit() and (address is None or "]" in name or ":" not in name):
+        if int(entry_port) != port:
+            return False
+        entry = name
+    entry = entry.strip("[]").lstrip(".")
+    return host == entry or (address is None and host.endswith("." + entry))
 
 
 class ItsmClient:
@@ -264,7 +322,7 @@ class ItsmClient:
             ) as response:
                 if 300 <= response.status < 400:
                     return self._redirected(response.status, response.headers.get("Location"))
-                body = self._scrub.body(await response.read())
+                body = self._scrub.raw(await response.read())
                 answer = classify_answer(
                     response.status,
                     body,
@@ -295,10 +353,12 @@ class ItsmClient:
                 cause + (" (the action may have run)" if sent_is_ambiguous else ""),
                 network=cause,
             )
-        return self._scrub.answer(answer)
+        return scrubbed(answer, self._scrub)
 
     def _redirected(self, status: int, location: str | None) -> Answer:
-        where = self._scrub.text(location or "(no Location header)")
+        # Scrubbed before use: the suggested --base-url is shown too.
+        location = self._scrub.text(location) if location else None
+        where = cut_message(location or "(no Location header)")
         hint = suggested_base_url(location, self.settings.gateway) if location else None
         advice = (
             f"if that is the right server, set --base-url to {hint}"

@@ -10,7 +10,8 @@ instead of a line.
 Credentials never show: credential fields are masked by name wherever they appear (a
 JSON body, the ``X-Bkapi-Authorization`` header, a query string), ``Authorization``-like
 headers are masked whole, and then every known secret value is replaced wherever it is
-left (an answer that echoes it, a URL-encoded copy). :func:`mask_text` is that rule.
+left (an answer that echoes it, an escaped or encoded copy). Those rules live in
+:mod:`batchops.secrets`.
 
 The client calls :meth:`Tracer.traced` around each request; the wire detail of ``-vv``
 (headers as sent, the answer's raw body) comes from aiohttp's client tracing, matched
@@ -32,22 +33,8 @@ from typing import IO, Protocol, TypeVar
 
 import aiohttp
 
-#: Field names whose values are credentials, in bodies, the auth header and queries.
-CREDENTIAL_KEYS = frozenset(
-    {
-        "bk_app_secret",
-        "app_secret",
-        "bk_token",
-        "access_token",
-        "bk_ticket",
-        "secret",
-        "token",
-        "password",
-    }
-)
-#: Headers whose whole value is a credential.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-MASK = "***"
+from batchops.secrets import Scrubber, mask_headers, mask_text, mask_url
+
 #: Bodies longer than this are cut in ``-vv`` output (a get_tickets page can be large).
 BODY_LIMIT = 4000
 
@@ -68,69 +55,6 @@ class _Answer(Protocol):
 
     @property
     def http_status(self) -> int | None: ...
-
-
-def _mask_value(value: object) -> object:
-    if isinstance(value, dict):
-        return {
-            k: (MASK if str(k).lower() in CREDENTIAL_KEYS and v else _mask_value(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_mask_value(v) for v in value]
-    return value
-
-
-def _replace_secrets(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if not secret:
-            continue
-        forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
-        forms.add(json.dumps(secret, ensure_ascii=False)[1:-1])
-        forms.add(json.dumps(secret)[1:-1])
-        for form in forms:
-            if form:
-                text = text.replace(form, MASK)
-    return text
-
-
-def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with credentials masked: JSON fields by name, then every secret's value."""
-    stripped = text.strip()
-    if stripped[:1] in ("{", "["):
-        try:
-            document = json.loads(stripped)
-        except ValueError:
-            pass
-        else:
-            text = json.dumps(_mask_value(document), ensure_ascii=False)
-    return _replace_secrets(text, secrets)
-
-
-def mask_url(url: str, secrets: Iterable[str] = ()) -> str:
-    """A URL with credential query parameters (and any secret's value) masked."""
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    if query:
-        masked = [(k, MASK if k.lower() in CREDENTIAL_KEYS and v else v) for k, v in query]
-        parts = parts._replace(query=urllib.parse.urlencode(masked, safe="*"))
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user = userinfo.partition(":")[0]
-        parts = parts._replace(netloc=f"{user}:{MASK}@{host}")
-    return _replace_secrets(urllib.parse.urlunsplit(parts), secrets)
-
-
-def mask_headers(headers: Mapping[str, str], secrets: Iterable[str] = ()) -> dict[str, str]:
-    """Headers as they may be shown: credential headers masked whole or field by field."""
-    shown: dict[str, str] = {}
-    for name, value in headers.items():
-        if name.lower() in SECRET_HEADERS:
-            shown[name] = MASK
-        else:
-            shown[name] = mask_text(value, secrets)
-    return shown
 
 
 @dataclass
@@ -205,6 +129,7 @@ class Tracer:
     ) -> None:
         self.level = level
         self._secrets = tuple(s for s in secrets if s)
+        self._scrubber = Scrubber(self._secrets)
         self._stream = stream
         self._events = events
         self._attempts: dict[tuple[str, str, str], int] = {}
@@ -212,6 +137,7 @@ class Tracer:
     def add_secrets(self, secrets: Iterable[str]) -> None:
         """Also mask these values (the credentials are known only once the target is)."""
         self._secrets = tuple(dict.fromkeys((*self._secrets, *(s for s in secrets if s))))
+        self._scrubber = Scrubber(self._secrets)
 
     def aiohttp_config(self) -> aiohttp.TraceConfig | None:
         """aiohttp tracing for ``-vv`` (headers as sent, the answer's raw body)."""
@@ -254,7 +180,7 @@ class Tracer:
         attempt = self._attempts.get(key, 0) + 1
         self._attempts[key] = attempt
         verdict = str(getattr(answer.verdict, "value", answer.verdict))
-        message = "" if verdict == "success" else mask_text(answer.message, self._secrets)
+        message = "" if verdict == "success" else mask_text(answer.message, self._scrubber)
         fields: dict[str, object] = {
             "api": api,
             "sn": sn or "-",
@@ -274,14 +200,14 @@ class Tracer:
                 full_url += "?" + urllib.parse.urlencode(params)
             fields["request"] = {
                 "method": request.method,
-                "url": mask_url(full_url, self._secrets),
-                "headers": mask_headers(sent, self._secrets),
-                "body": mask_text(json.dumps(payload, ensure_ascii=False), self._secrets)
+                "url": mask_url(full_url, self._scrubber),
+                "headers": mask_headers(sent, self._scrubber),
+                "body": mask_text(json.dumps(payload, ensure_ascii=False), self._scrubber)
                 if payload is not None
                 else "",
             }
             fields["response_body"] = _cut(
-                mask_text(bytes(wire.body).decode("utf-8", "replace"), self._secrets)
+                mask_text(bytes(wire.body).decode("utf-8", "replace"), self._scrubber)
             )
         if self._events is not None:
             self._events("http", fields)

@@ -19,16 +19,22 @@ What can still go wrong later (a full disk, a file locked by Excel) is the calle
 report truthfully: see ``Exit.REPORT_UNWRITTEN``.
 
 Outputs are written to a temp file and renamed into place; :func:`temp_removed_on_signal`
-makes sure a Ctrl-C or SIGTERM during that write does not leave the temp file behind.
+makes sure a Ctrl-C or SIGTERM during that write does not leave the temp file behind, and
+the next write of an output removes what a writer killed outright left beside it
+(:func:`remove_stale_temp_files`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import secrets
 import shlex
+import socket
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -205,27 +211,87 @@ def unwritten_after_sending(reason: str, checkpoint: Path | None, report: Path) 
     )
 
 
+#: This machine in a temp file's name, so that only its own writers are judged by pid.
+_HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogatepass")).hexdigest()[:6]
+
+#: A temp file left by a writer whose process cannot be asked (another machine sharing
+#: the folder, a batchops that put no pid in the name) is removed once untouched this
+#: long: no report takes an hour to write.
+STALE_AFTER_S = 3600.0
+
+
 @dataclass(slots=True)
 class TempFile:
-    """The temp file an output is being written to, and whether it was moved into place."""
+    """The temp file an output is being written to, and whether it was moved into place.
+
+    Its name, ``.<output>.<host>-<pid>-<random>.tmp``, says which process writes it, so
+    the next write of the same output removes what a killed writer (``kill -9``, a power
+    cut) left behind: see :func:`remove_stale_temp_files`.
+    """
 
     path: Path | None = None
     renamed: bool = False
 
-    def create(self, final: Path, suffix: str = ".tmp") -> int:
+    @staticmethod
+    def name_for(final: Path, pid: int) -> str:
+        """The name of a temp file that process ``pid`` of this machine writes for ``final``."""
+        return f".{final.name}.{_HOST}-{pid}-{secrets.token_hex(4)}.tmp"
+
+    def create(self, final: Path) -> int:
         """Create a new owner-only temp file beside ``final``; return its descriptor.
 
         The name is chosen and noted *before* the file exists: a signal handler may run
         at any moment after the file appears, and must know what to remove (blocking the
         signals meanwhile is not enough: another thread of the process can take them).
         """
+        remove_stale_temp_files(final)
         for _ in range(100):
-            self.path = final.parent / f".{final.name}.{secrets.token_hex(4)}{suffix}"
+            self.path = final.parent / self.name_for(final, os.getpid())
             try:
                 return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 continue
         raise FileExistsError(f"no free temp file name beside {final}")
+
+
+def remove_stale_temp_files(final: Path) -> None:
+    """Remove the temp files beside ``final`` that no writer will finish: this machine's
+    whose process is gone, and any untouched for :data:`STALE_AFTER_S`.
+
+    A temp file of a live process is kept (it may be writing the same output right now);
+    so is anything not named like a temp file of ``final``. Nothing here is worth failing
+    a write for, so every error is ignored.
+    """
+    pattern = re.compile(
+        rf"\.{re.escape(final.name)}\.(?:([0-9a-f]{{6}})-([0-9]+)-)?[0-9a-f]{{8}}\.tmp"
+    )
+    now = time.time()
+    with contextlib.suppress(OSError), os.scandir(final.parent) as entries:
+        for entry in entries:
+            found = pattern.fullmatch(entry.name)
+            if found is None:
+                continue
+            with contextlib.suppress(OSError):
+                host, pid = found.group(1), found.group(2)
+                gone = host == _HOST and pid is not None and _process_gone(int(pid))
+                old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
+                if (gone or old) and entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this machine (False when that cannot be told)."""
+    if pid == os.getpid():
+        return False
+    if os.name != "posix":
+        return False  # os.kill(pid, 0) would end the process on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):
+        return False  # another user's (or an impossible pid): not ours to judge
+    return False
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ from batchops.report import (
     unwritten_after_sending,
     write_report,
 )
+from batchops.secrets import masked_url
 from batchops.settings import RunConfig, as_path
 from batchops.sheet import (
     NOT_DONE,
@@ -103,7 +104,7 @@ def load(config: RunConfig, hooks: RunHooks) -> Loaded:
             "to_send": int(sendable.sum()),
             "invalid": batch.invalid_count(),
             "hidden_left_out": batch.left_out_count(),
-            "target": config.connection.base_url or "(sandbox)",
+            "target": masked_url(config.connection.base_url) or "(sandbox)",
             "gateway": config.connection.gateway,
         },
     )
@@ -283,7 +284,7 @@ def _shown_settings(config: RunConfig, loaded: Loaded) -> dict[str, object]:
     credentials = connection.credentials
     return {
         "input": str(loaded.batch.source),
-        "target": connection.base_url or "(embedded sandbox)",
+        "target": masked_url(connection.base_url) or "(embedded sandbox)",
         "gateway": connection.gateway,
         "app_code": credentials.app_code if credentials else "batchops-sandbox",
         "profile": config.settings.profile or "",

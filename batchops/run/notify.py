@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-import sys
 import threading
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,7 +33,10 @@ from typing import Any
 from batchops.errors import BatchopsError, ConfigError
 from batchops.exits import Exit, meaning_of
 from batchops.model import RunSummary
-from batchops.settings import NOTIFY_ON, notify_label
+from batchops.secrets import notify_label, scrub, without_url_parts
+from batchops.settings import NOTIFY_ON
+
+from .progress import say
 
 #: The longest a run's exit waits for its notifications, all URLs together.
 DELIVERY_TIMEOUT_S = 5.0
@@ -107,13 +109,11 @@ class Notifier:
         title, body = self._scrub(title), self._scrub(body)
         problems = deliver(self.urls, title, body, failed=failed, timeout_s=self.timeout_s)
         for problem in problems:
-            print(f"Warning: {self._scrub(problem)}", file=sys.stderr, flush=True)
+            say(f"Warning: {self._scrub(problem)}")
         return problems
 
     def _scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self.secrets)
 
 
 def summary_message(summary: RunSummary, input_path: str) -> tuple[str, str]:
@@ -236,10 +236,5 @@ def _reason(messages: list[str], url: str) -> str:
     """Apprise's last word on a failure, without the URL's secret parts."""
     if not messages:
         return ""
-    text = " ".join(messages[-1].split())
-    _, sep, rest = url.partition("://")
-    if sep:
-        for part in rest.replace("@", "/").replace(":", "/").replace("?", "/").split("/"):
-            if len(part) >= 6:
-                text = text.replace(part, "…")
+    text = without_url_parts(" ".join(messages[-1].split()), url)
     return f" ({text[:200]})"

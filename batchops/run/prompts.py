@@ -8,6 +8,7 @@ in code. Nothing here sends or writes anything.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +19,9 @@ import numpy as np
 from batchops.itsm import Answer, refused_credentials
 from batchops.model import Outcome, Status
 from batchops.process import default_sigint
+from batchops.secrets import masked_url
 from batchops.send import Precheck, chains_by_sn, simulate
-from batchops.settings import Credentials, Resolved, masked_url, notify_label
+from batchops.settings import Credentials, Resolved
 from batchops.sheet import Batch
 from batchops.stops import Stop
 
@@ -170,19 +172,62 @@ def fatal_fix(answer: Answer | None, advice: Advice, *, sandbox: bool) -> str:
     return ""
 
 
-def _masked_argv(words: list[str]) -> list[str]:
-    """A command line as it may be shown: a notification URL (it holds the webhook key)
-    shows only its scheme, a proxy URL no password."""
+#: An environment variable's name as a shell expands it in ``"$NAME"``.
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _holds_secret(option: str, value: str) -> bool:
+    """Whether an option's value must never be printed: a notification URL always (the
+    rest of it is a webhook key, a bot token or a mail password), an address (proxy or
+    ITSM) when it carries a password."""
+    if option == "--notify":
+        return True
+    return option in ("--proxy", "--base-url") and masked_url(value) != value
+
+
+def _variable_holding(value: str, env: Mapping[str, str]) -> str | None:
+    """The environment variable that holds ``value``, if one does: the shell put it on
+    the command line (``--notify "$HOOK"``) and expands it again when the advice is run.
+    (``$_`` is bash's last argument, not a place anyone keeps a value.)"""
+    names = sorted(n for n, v in env.items() if v == value and n != "_" and _VARIABLE.fullmatch(n))
+    return names[0] if names else None
+
+
+def _runnable(words: Sequence[str], env: Mapping[str, str]) -> tuple[str, list[str]]:
+    """A command line as it may be printed, and still does the work when pasted.
+
+    A value that holds a secret (:func:`_holds_secret`) is never shown: an environment
+    variable that holds it is named instead (``--notify "$HOOK"``); without one the
+    option is left out, and a line (the second item) says so and how to add it back.
+    A masked value (``json://…``, ``user:***@``) would be refused or fail.
+    """
     shown: list[str] = []
-    masks = {"--notify": notify_label, "--proxy": masked_url}
-    for word in words:
-        option, equals, value = word.partition("=")
-        if shown and shown[-1] in masks:
-            word = masks[shown[-1]](word)
-        elif equals and option in masks:
-            word = f"{option}={masks[option](value)}"
-        shown.append(word)
-    return shown
+    notes: list[str] = []
+    at = 0
+    while at < len(words):
+        option, equals, value = words[at].partition("=")
+        if not equals:  # "--notify URL": the value is the next word
+            value = words[at + 1] if at + 1 < len(words) else ""
+        if not (value and _holds_secret(option, value)):
+            shown.append(shlex.quote(words[at]))
+            at += 1
+            continue
+        name = _variable_holding(value, env)
+        if name is not None:
+            shown += [shlex.quote(option), f'"${name}"']
+        else:
+            notes.append(_left_out(option))
+        at += 1 if equals else 2
+    return " ".join(shown), list(dict.fromkeys(notes))
+
+
+def _left_out(option: str) -> str:
+    held = "a key" if option == "--notify" else "a password"
+    setting = option.removeprefix("--").replace("-", "_")
+    return (
+        f"({option} is not repeated above: its URL holds {held}. Add it again, or set "
+        f"{setting} in a profile of batchops.toml)"
+    )
 
 
 class Advice:
@@ -191,7 +236,8 @@ class Advice:
     "Run the same command again" is said only when it is true: with a checkpoint, the
     same command (less ``--fresh``, which would start over) continues; rows that ITSM
     refused need ``--retry-failed``; without a checkpoint the report itself is the way
-    back (``--only pending``).
+    back (``--only pending``). The command shown runs as printed and shows no secret
+    (:func:`_runnable`).
     """
 
     def __init__(
@@ -210,9 +256,13 @@ class Advice:
     def _cmd(self, *extra: str) -> str:
         if self._command is None:
             return "the same command" + (f" with {' '.join(extra)}" if extra else "")
-        words = _masked_argv([w for w in self._command if w != "--fresh"])
+        words = [w for w in self._command if w != "--fresh"]
         words += [e for e in extra if e not in words]
-        return shlex.join(words)
+        return _runnable(words, self._env)[0]
+
+    def _left_out(self) -> list[str]:
+        """What the shown commands leave out (a secret no variable holds), one line each."""
+        return _runnable(self._command or [], self._env)[1]
 
     def resume(self) -> str:
         return self._cmd()
@@ -273,4 +323,6 @@ class Advice:
                 )
         if not lines:
             return "nothing left to do"
+        if self._checkpointed and (pending or failed or unknown):
+            lines += self._left_out()
         return "\n".join(lines)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 from batchops.checkpoint import Checkpoint, InFlightLedger
 from batchops.model import Outcome, OutcomeTable, Row, Status
+from batchops.secrets import Scrubber
 
 from .progress import ProgressSink
 
@@ -48,7 +49,7 @@ class Recorder:
         self.outcomes = outcomes
         self._row_number = row_number or (lambda index: index + 2)
         self.progress = progress
-        self._secrets = secrets
+        self._scrubber = Scrubber(secrets)
         self._store = store
         self._emit = emit
         self._ledger = ledger
@@ -97,12 +98,8 @@ class Recorder:
 
     def _scrubbed(self, outcome: Outcome) -> Outcome:
         # The client already scrubs every answer; this is the last line before a file.
-        if self._secrets and any(
-            s in outcome.message or s in outcome.request_id for s in self._secrets
-        ):
-            message, request_id = outcome.message, outcome.request_id
-            for secret in self._secrets:
-                message = message.replace(secret, "***")
-                request_id = request_id.replace(secret, "***")
+        message = self._scrubber.text(outcome.message)
+        request_id = self._scrubber.text(outcome.request_id)
+        if message != outcome.message or request_id != outcome.request_id:
             outcome = dataclasses.replace(outcome, message=message, request_id=request_id)
         return outcome

@@ -219,7 +219,6 @@ class Executor:
                     return
                 if status is None:
                     self._emit(row, self._not_sent_blind(why))
-                    self._brake(Status.FAILED)
                     continue
                 track.status, track.uncertain = status, False
             reason = skip_reason(row.action, track.status)
@@ -294,12 +293,17 @@ class Executor:
                 self._emit(row_of(i), wait)
 
     def _not_sent_blind(self, why: str) -> Outcome:
+        # Skipped, not failed: ITSM never saw (let alone refused) this row. Not pending
+        # either: the same command would then send it without knowing the ticket's state
+        # (with --no-precheck nothing reads it first). --retry-failed sends it again right
+        # after the unknown row it waits for, in file order.
         return Outcome(
-            Status.FAILED,
+            Status.SKIPPED,
             None,
-            f"not sent: an earlier row left this ticket's state unknown and it could not be "
-            f"read back ({why}); a SUSPEND of a ticket that is already SUSPENDED leaves it "
-            "stuck, so check the ticket in ITSM, then use --retry-failed",
+            f"not sent: an earlier row of this ticket ended unknown and the ticket could not "
+            f"be read back ({why}), and a SUSPEND of a ticket that is already SUSPENDED "
+            "leaves it stuck; check the ticket in ITSM, then --retry-failed sends that row "
+            "and this one again, in order",
             0,
             finished_at=self.rows.now(),
         )

@@ -45,8 +45,6 @@ from .sources import (
     Values,
     check_setting,
     describe,
-    masked_url,
-    notify_label,
     resolve,
     target_source,
 )
@@ -86,8 +84,6 @@ __all__ = [
     "check_setting",
     "credentials_for",
     "describe",
-    "masked_url",
-    "notify_label",
     "plan_config",
     "resolve",
     "resolve_options",

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Literal
 
 from batchops.errors import ConfigError
+from batchops.secrets import masked_url, notify_label, presence
 
 from .ranges import RANGES
 from .trust import is_trusted, read_store, user_config_dir
@@ -84,11 +85,6 @@ DEFAULT_RETRIES = 8
 DEFAULT_READBACK_DELAY_S = 1.0
 
 
-def mask(secret: str | None) -> str:
-    """How a secret is shown anywhere: never its value, only whether it is set."""
-    return "(set)" if secret else "(not set)"
-
-
 @dataclass(frozen=True, slots=True)
 class Credentials:
     """Who batchops is to the gateway. Secret fields never appear in ``repr``."""
@@ -100,8 +96,8 @@ class Credentials:
 
     def __repr__(self) -> str:
         return (
-            f"Credentials(app_code={self.app_code!r}, app_secret={mask(self.app_secret)}, "
-            f"username={self.username!r}, token={mask(self.token)})"
+            f"Credentials(app_code={self.app_code!r}, app_secret={presence(self.app_secret)}, "
+            f"username={self.username!r}, token={presence(self.token)})"
         )
 
     @property
@@ -464,27 +460,6 @@ def _setting_value(value: object) -> SettingValue:
     raise TypeError(f"not a setting's value: {value!r}")
 
 
-def masked_url(url: str) -> str:
-    """A URL as it may be shown: a password in it masked (``http://u:***@proxy:3128``)."""
-    head, sep, rest = url.partition("://")
-    if not sep:
-        head, rest = "", url
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if not at:
-        return url
-    user, colon, _ = userinfo.partition(":")
-    prefix = f"{head}://" if sep else ""
-    return f"{prefix}{user}{':***' if colon else ''}@{host}{slash}{path}"
-
-
-def notify_label(url: str) -> str:
-    """A notification URL as it may be shown: its scheme only, since the rest (a webhook
-    key, a bot token, a mail password) is what lets anyone post there."""
-    scheme, sep, _ = url.partition("://")
-    return f"{scheme}://…" if sep else "(not a URL)"
-
-
 def _shown(key: str, value: object) -> str:
     if key == "notify":
         urls = value if isinstance(value, list) else [value]
@@ -543,6 +518,8 @@ def describe(resolved: Resolved, env: Mapping[str, str] | None = None) -> str:
         lines.append(f"  {key:<{width}} {shown:<40} [{resolved.sources[key]}]")
     secret_env = resolved.values.secret_env
     token_env = resolved.values.token_env
-    lines.append(f"  {'app secret':<{width}} {mask(env.get(secret_env)):<40} [env {secret_env}]")
-    lines.append(f"  {'token':<{width}} {mask(env.get(token_env)):<40} [env {token_env}]")
+    lines.append(
+        f"  {'app secret':<{width}} {presence(env.get(secret_env)):<40} [env {secret_env}]"
+    )
+    lines.append(f"  {'token':<{width}} {presence(env.get(token_env)):<40} [env {token_env}]")
     return "\n".join(lines)

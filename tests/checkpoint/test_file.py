@@ -149,27 +149,26 @@ def test_an_empty_checkpoint_is_refused_when_read(tmp_path: Path) -> None:
         CheckpointFile.open_readonly(path)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: an empty checkpoint is taken as fresh")
 def test_an_empty_checkpoint_is_refused_for_a_run(tmp_path: Path) -> None:
     """A 0-byte checkpoint says nothing of which rows were sent: a run must refuse it like
     a corrupt one instead of starting over (and sending every row again)."""
     path = tmp_path / "empty.db"
     path.write_bytes(b"")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match=r"is not a batchops checkpoint \(it is empty"):
         CheckpointFile.open(path).close()
+    assert path.read_bytes() == b""
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 21: a checkpoint truncated inside its last page is read"
-)
 def test_a_checkpoint_one_byte_short_is_refused(tmp_path: Path) -> None:
-    """A checkpoint missing only its last byte still opens today, and its rows then read
-    as damaged text (a ValueError later); it must be refused when opened."""
+    """A checkpoint missing only its last byte opens in SQLite, and its rows then read as
+    damaged text; it is refused when opened, for writing and for reading alike."""
     data = _written(tmp_path / "whole.db")
     path = tmp_path / "short.db"
     path.write_bytes(data[:-1])
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match=r"is not a batchops checkpoint .*cut short"):
         CheckpointFile.open(path).close()
+    with pytest.raises(CheckpointError, match=r"is not a batchops checkpoint .*cut short"):
+        CheckpointFile.open_readonly(path).close()
 
 
 def test_a_transaction_commits_when_the_block_ends(tmp_path: Path) -> None:

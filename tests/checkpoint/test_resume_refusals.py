@@ -169,6 +169,32 @@ def test_checkpoint_of_another_input_or_target_is_refused(
     assert itsm.state.tickets["B1"].status == "RUNNING"
 
 
+@pytest.mark.parametrize("kept", [0, -1], ids=["empty", "one-byte-short"])
+def test_an_empty_or_truncated_checkpoint_is_refused_not_taken_as_fresh(
+    itsm: SandboxThread, tmp_path: Path, kept: int
+) -> None:
+    """The default checkpoint of a sheet, emptied to 0 bytes or cut short by one byte:
+    the run is refused in one line with the way out (exit 2), and nothing is sent, not
+    even a read, instead of starting over and sending every row again."""
+    seed(itsm, running("E1"), running("E2"))
+    src = write_csv(
+        tmp_path / "t.csv", [["E1", "admin", "SUSPEND", "x"], ["E2", "admin", "UNSUSPEND", "y"]]
+    )
+    env = creds_env(itsm.url)
+    assert run_cli(["run", str(src)], env).exit_code == 0
+    ckpt = tmp_path / "t.checkpoint.db"
+    damaged = ckpt.read_bytes()[:kept] if kept else b""
+    ckpt.write_bytes(damaged)
+    sent = sum(itsm.state.stats.requests.values())
+
+    out = run_cli(["run", str(src)], env)
+    assert out.exit_code == 2, out.stdout + out.stderr
+    assert out.stderr.startswith("Error: ") and out.stderr.count("\n") == 1
+    assert "is not a batchops checkpoint" in out.stderr and "--fresh" in out.stderr
+    assert sum(itsm.state.stats.requests.values()) == sent
+    assert ckpt.read_bytes() == damaged  # left as it was, for whoever looks into it
+
+
 def test_second_run_on_a_checkpoint_in_use_is_refused_at_once(tmp_path: Path) -> None:
     """While a run is sending, a second process on its checkpoint exits 2 at once with a
     clear message and sends nothing (not even a pre-check read); --fresh is refused too;

@@ -3,6 +3,7 @@ real run's report, and the undo run against the stand-in."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import openpyxl
@@ -13,7 +14,7 @@ from batchops.errors import BatchopsError
 from batchops.model import RESULT_COLUMNS
 from batchops.sandbox import SandboxThread, Ticket
 
-from ..helpers import HEADER, creds_env, read_report, run_cli, running, seed, write_csv
+from ..helpers import HEADER, cli, creds_env, read_report, run_cli, running, seed, write_csv
 
 
 def report_of_rows(path: Path, rows: list[tuple[str, str, str, str]]) -> Path:
@@ -306,3 +307,215 @@ def test_undo_of_a_plain_input_is_refused(tmp_path: Path) -> None:
     out = run_cli(["undo", str(src)])
     assert out.exit_code == 2
     assert "not a batchops report" in out.stderr
+
+
+# ------------------------------------------------ what happened, not how the sheet looks
+
+
+def rewrite_report(path: Path, rows: list[dict[str, str]]) -> None:
+    """Save ``rows`` as the CSV report at ``path``, as a spreadsheet would after an edit."""
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_a_report_sorted_by_action_is_still_undone_in_the_order_the_run_applied(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """Sorted by action, Q1's re-SUSPEND comes before the UNSUSPEND the run sent first;
+    undo reverses what the checkpoint says happened, newest first, and running the undo
+    sheet puts every ticket back where it was before the run."""
+    seed(itsm, running("R1"), running("S1"))
+    seed(itsm, Ticket("Q1", "SUSPENDED", "admin", ["admin"], previous_status="RUNNING"))
+    before = {sn: t.status for sn, t in itsm.state.tickets.items()}
+    src = write_csv(
+        tmp_path / "freeze.csv",
+        [
+            ["R1", "admin", "SUSPEND", "freeze"],
+            ["Q1", "admin", "UNSUSPEND", "thaw"],
+            ["R1", "admin", "UNSUSPEND", "thaw"],
+            ["S1", "admin", "SUSPEND", "freeze"],
+            ["Q1", "admin", "SUSPEND", "refreeze"],
+            ["R1", "admin", "SUSPEND", "refreeze"],
+        ],
+    )
+    assert cli(itsm, src).exit_code == 0
+    report = tmp_path / "freeze.report.csv"
+    rewrite_report(report, sorted(read_report(report), key=lambda r: r["action_type"]))
+
+    out = run_cli(["undo", str(report)])
+    assert out.exit_code == 0, out.stdout + out.stderr
+    sheet = tmp_path / "freeze.report.undo.csv"
+    # Sorted: rows 2-5 are R1's, S1's, Q1's and R1's SUSPENDs, 6 and 7 Q1's and R1's thaws.
+    origin = "batchops undo of row {} of freeze.report.csv"
+    assert [
+        (r["sn"], r["action_type"], r["undoes_row"], r["action_message"])
+        for r in read_report(sheet)
+    ] == [
+        ("R1", "UNSUSPEND", "5", origin.format(5)),  # refreeze
+        ("R1", "SUSPEND", "7", "freeze"),  # thaw: suspended again for the first freeze's reason
+        ("R1", "UNSUSPEND", "2", origin.format(2)),  # freeze
+        ("S1", "UNSUSPEND", "3", origin.format(3)),
+        ("Q1", "UNSUSPEND", "4", origin.format(4)),  # refreeze
+        ("Q1", "SUSPEND", "6", "thaw"),  # thaw
+    ]
+    assert "trusts the report" not in out.stderr
+
+    assert cli(itsm, sheet).exit_code == 0
+    assert {sn: t.status for sn, t in itsm.state.tickets.items()} == before
+    assert itsm.state.stats.double_suspends == 0
+
+
+def test_report_rows_the_checkpoint_contradicts_are_listed_and_never_sent(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """A failed row marked ``success`` and a success row given another ticket's sn: undo
+    checks each against the run's checkpoint, lists both (and the applied row the edit
+    hid) as not undone, says how many on stderr, and the undo run operates none of the
+    tickets the run did not change."""
+    seed(itsm, running("S1"), running("S2"), running("F1", processor="zhang"))
+    seed(itsm, Ticket("Z1", "SUSPENDED", "zhang", ["admin"], previous_status="RUNNING"))
+    src = write_csv(
+        tmp_path / "freeze.csv",
+        [
+            ["S1", "admin", "SUSPEND", "freeze"],
+            ["S2", "admin", "SUSPEND", "freeze"],
+            ["F1", "admin", "SUSPEND", "freeze"],  # not admin's ticket: failed
+        ],
+    )
+    assert cli(itsm, src, "--max-failures", "off").exit_code == 1
+    report = tmp_path / "freeze.report.csv"
+    rows = read_report(report)
+    assert [r["status"] for r in rows] == ["success", "success", "failed"]
+    rows[1]["sn"] = "Z1"  # someone else's suspended ticket
+    rows[2]["status"] = "success"
+    rewrite_report(report, rows)
+    # F1's owner hands it to admin and suspends it by hand: an UNSUSPEND would now apply.
+    seed(itsm, Ticket("F1", "SUSPENDED", "zhang", ["admin"], "RUNNING"))
+
+    out = run_cli(["undo", str(report)])
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert "2 rows of the report disagree with the run's checkpoint" in out.stderr
+    sheet = tmp_path / "freeze.report.undo.csv"
+    assert [(r["sn"], r["action_type"]) for r in read_report(sheet)] == [("S1", "UNSUSPEND")]
+    listed = read_report(tmp_path / "freeze.report.undo.irreversible.csv")
+    assert [(r["report_row"], r["sn"]) for r in listed] == [("3", "Z1"), ("4", "F1"), ("3", "S2")]
+    assert "checkpoint records S2" in listed[0]["reason"]
+    assert "checkpoint records failed" in listed[1]["reason"]
+    assert "applied by the run" in listed[2]["reason"]
+
+    operations = len(itsm.state.stats.operations)
+    assert cli(itsm, sheet).exit_code == 0
+    operated = {op.sn for op in itsm.state.stats.operations[operations:]}
+    assert operated == {"S1"}
+    statuses = {sn: t.status for sn, t in itsm.state.tickets.items()}
+    assert statuses == {"S1": "RUNNING", "S2": "SUSPENDED", "F1": "SUSPENDED", "Z1": "SUSPENDED"}
+
+
+def test_without_the_checkpoint_undo_says_it_trusts_the_report(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """With the run's checkpoint gone, the report is all there is: one line on stderr
+    says so and how to give undo the checkpoint; the sheet is written as before."""
+    seed(itsm, running("S1"))
+    src = write_csv(tmp_path / "freeze.csv", [["S1", "admin", "SUSPEND", "freeze"]])
+    assert cli(itsm, src).exit_code == 0
+    (tmp_path / "freeze.checkpoint.db").unlink()
+
+    out = run_cli(["undo", str(tmp_path / "freeze.report.csv")])
+    assert out.exit_code == 0, out.stdout + out.stderr
+    (notice,) = [line for line in out.stderr.splitlines() if "trusts the report" in line]
+    assert "--checkpoint" in notice
+    assert read_report(tmp_path / "freeze.report.undo.csv")[0]["sn"] == "S1"
+
+
+def test_a_report_under_another_name_is_checked_against_the_checkpoint_given(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """A report renamed (or written with -o) is not found beside its input's checkpoint:
+    --checkpoint names it, and a row the checkpoint contradicts is listed."""
+    seed(itsm, running("S1"), running("F1", processor="zhang"))
+    src = write_csv(
+        tmp_path / "freeze.csv",
+        [["S1", "admin", "SUSPEND", "freeze"], ["F1", "admin", "SUSPEND", "freeze"]],
+    )
+    assert cli(itsm, src, "--max-failures", "off").exit_code == 1
+    rows = read_report(tmp_path / "freeze.report.csv")
+    rows[1]["status"] = "success"
+    moved = tmp_path / "out" / "edited.csv"
+    moved.parent.mkdir()
+    rewrite_report(moved, rows)
+
+    out = run_cli(["undo", str(moved), "--checkpoint", str(tmp_path / "freeze.checkpoint.db")])
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert "1 row of the report disagrees" in out.stderr
+    assert [r["sn"] for r in read_report(tmp_path / "out" / "edited.undo.csv")] == ["S1"]
+    (listed,) = read_report(tmp_path / "out" / "edited.undo.irreversible.csv")
+    assert listed["sn"] == "F1"
+
+    missing = run_cli(["undo", str(moved), "--checkpoint", str(tmp_path / "no.db"), "--force"])
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_without_a_checkpoint_a_tickets_rows_follow_their_finished_at(tmp_path: Path) -> None:
+    """No checkpoint: the report's finished_at orders each ticket's rows, whatever the
+    sheet's order; rows finished within one second alternate SUSPEND and UNSUSPEND, as
+    ITSM only lets them, and a WITHDRAW or TERMINATE comes last."""
+    header = [*HEADER, *RESULT_COLUMNS]
+
+    def row(sn: str, action: str, message: str, at: str) -> list[str]:
+        return [sn, "admin", action, message, "success", "", "", "1", "", "", "", at]
+
+    report = write_csv(
+        tmp_path / "r.report.csv",
+        [
+            row("A1", "UNSUSPEND", "thaw", "2024-05-01T10:00:09+08:00"),
+            row("A1", "SUSPEND", "freeze", "2024-05-01T10:00:05+08:00"),
+            row("B1", "SUSPEND", "freeze", "2024-05-01T10:00:00+08:00"),
+            row("B1", "SUSPEND", "refreeze", "2024-05-01T10:00:00+08:00"),
+            row("B1", "UNSUSPEND", "thaw", "2024-05-01T10:00:00+08:00"),
+            row("C1", "TERMINATE", "done", "2024-05-01T10:00:00+08:00"),
+            row("C1", "SUSPEND", "wait", "2024-05-01T10:00:00+08:00"),
+        ],
+        header=header,
+    )
+    summary = undo_report(report)
+    assert "trusts the report as it stands" in summary.notices()[0]
+    # Nothing follows a close: C1 was suspended, then terminated.
+    listed = read_report(tmp_path / "r.report.undo.irreversible.csv")
+    assert [(r["report_row"], r["sn"]) for r in listed] == [("8", "C1"), ("7", "C1")]
+    assert "later (row 7)" in listed[0]["reason"]
+    assert [(sn, action, at) for sn, action, at, _ in undone(tmp_path / "r.report.undo.csv")] == [
+        ("A1", "SUSPEND", "2"),
+        ("A1", "UNSUSPEND", "3"),
+        ("B1", "UNSUSPEND", "5"),
+        ("B1", "SUSPEND", "6"),
+        ("B1", "UNSUSPEND", "4"),
+    ]
+
+
+def test_each_report_is_held_to_the_checkpoint_of_the_run_that_wrote_it(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """A report fed back as input writes freeze.report-2.csv and keeps its checkpoint
+    beside its own input (freeze.report.checkpoint.db): each report's undo finds its own
+    run's checkpoint, not the other one beside it."""
+    seed(itsm, running("S1"), running("F1", processor="zhang"))
+    src = write_csv(
+        tmp_path / "freeze.csv",
+        [["S1", "admin", "SUSPEND", "freeze"], ["F1", "admin", "SUSPEND", "freeze"]],
+    )
+    assert cli(itsm, src, "--max-failures", "off").exit_code == 1
+    again = cli(itsm, tmp_path / "freeze.report.csv", "--max-failures", "off")
+    assert again.exit_code == 1, again.stdout + again.stderr
+    assert (tmp_path / "freeze.report.checkpoint.db").exists()
+
+    for report, checkpoint in [
+        ("freeze.report.csv", "freeze.checkpoint.db"),
+        ("freeze.report-2.csv", "freeze.report.checkpoint.db"),
+    ]:
+        out = run_cli(["undo", str(tmp_path / report)])
+        assert out.exit_code == 0, out.stdout + out.stderr
+        assert f"checked against the run's checkpoint {tmp_path / checkpoint}\n" in out.stdout
+        assert out.stderr == ""

@@ -224,6 +224,28 @@ def test_a_retry_after_of_years_stops_within_outage_wait(tmp_path: Path) -> None
     assert {r["status"] for r in report_of(src)} == {"pending"}
 
 
+def test_a_code_no_column_can_hold_fails_the_row_not_the_run(tmp_path: Path) -> None:
+    """operate_ticket answers a 31-digit code: the row fails naming it, and the report and
+    the checkpoint are written (exit 1), where a 64-bit column used to overflow."""
+    huge = 10**30
+
+    def handler(request: web.Request, body: bytes) -> web.Response:
+        read = _reads_running(request, body)
+        if read is not None:
+            return read
+        return web.json_response({"result": False, "code": huge, "message": "odd", "data": None})
+
+    src = write_csv(tmp_path / "t.csv", rows_for(["BIG1", "BIG2"]))
+    with LoopbackServer(handler) as server:
+        out = run_cli(["run", str(src), "--yes"], creds_env(server.url))
+    assert out.exit_code == 1, out.stdout + out.stderr
+    report = report_of(src)
+    assert [(r["status"], r["code"]) for r in report] == [("failed", "")] * 2
+    assert all(r["message"] == f"odd (code {huge})" for r in report)
+    again = run_cli(["status", str(tmp_path / "t.checkpoint.db")])
+    assert again.exit_code == 0, again.stdout + again.stderr
+
+
 def test_a_deeply_nested_answer_is_in_doubt_not_a_traceback(tmp_path: Path) -> None:
     """A body of 100,000 nested brackets: no parser reads it, so the row is in doubt and
     read back (here: the ticket shows SUSPENDED, so success), never a crash."""

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import shutil
 import socket
+import sqlite3
 import ssl
 import subprocess
 import threading
@@ -403,3 +404,80 @@ def test_select_goes_through_the_proxy_of_a_trusted_profile(
     assert proxy.seen and len(proxy.seen) == _requests(itsm)
     assert all(s.target.startswith(itsm.url + "/api/c/compapi/v2/itsm/") for s in proxy.seen)
     assert {s.headers.get("User-Agent") for s in proxy.seen} == {f"batchops/{__version__}"}
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.0/8", "127.0.0.1:{port}", "*"])
+def test_no_proxy_with_a_cidr_or_a_port_is_respected(
+    itsm: SandboxThread, proxy: ForwardingProxy, tmp_path: Path, entry: str
+) -> None:
+    """NO_PROXY naming the ITSM address by a CIDR block or as host:port (both of which
+    requests honours) keeps every request, and the secret, away from HTTP_PROXY."""
+    port = urllib.parse.urlsplit(itsm.url).port
+    src = _sheet(itsm, tmp_path, "NC")
+    out = run_cli(
+        ["run", str(src), "--no-checkpoint"],
+        creds_env(
+            itsm.url, HTTP_PROXY=proxy.url, NO_PROXY=f"example.org, {entry.format(port=port)}"
+        ),
+    )
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert proxy.seen == []
+    assert _requests(itsm) == 5
+
+
+def _stored_bytes(folder: Path) -> bytes:
+    """Every file under ``folder``, a workbook's XML parts unpacked."""
+    import zipfile
+
+    found = b""
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as book:
+                data += b"".join(book.read(name) for name in book.namelist())
+        found += data
+    return found
+
+
+def test_no_password_of_a_url_is_stored_or_logged(
+    itsm: SandboxThread, proxy: ForwardingProxy, tmp_path: Path
+) -> None:
+    """--base-url and --proxy with user:password@: the run works, and neither password is
+    in the checkpoint, the XLSX report (its Summary sheet's settings), the summary JSON or
+    the JSON log, nor in plan's summary JSON. The checkpoint still resumes under the same
+    command, and so does one an older batchops wrote with the password in it, which
+    ``status`` then shows masked."""
+    base = itsm.url.replace("http://", "http://ops:B4sePw9x@")
+    proxied = proxy.url.replace("http://", "http://ops:Pr0xyPw9x@")
+    src = _sheet(itsm, tmp_path, "PW")
+    args = ["run", str(src), "-o", str(tmp_path / "PW.report.xlsx"), "--base-url", base]
+    args += ["--proxy", proxied, "--summary-json", str(tmp_path / "s.json"), "--log-json"]
+    out = run_cli(args, creds_env(itsm.url))
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert len(proxy.seen) == 5
+    again = run_cli(args, creds_env(itsm.url))
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert "nothing left to send" in again.stdout + again.stderr
+    planned = run_cli(
+        ["plan", str(src), "--base-url", base, "--summary-json", str(tmp_path / "p.json")],
+        creds_env(itsm.url),
+    )
+    assert planned.exit_code == 0, planned.stdout + planned.stderr
+    assert "ops:***@127.0.0.1" in (tmp_path / "p.json").read_text(encoding="utf-8")
+    logged = "".join(run.stdout + run.stderr for run in (out, again, planned))
+    (tmp_path / "out.txt").write_text(logged, encoding="utf-8")
+    stored = _stored_bytes(tmp_path)
+    assert b"ops:***@127.0.0.1" in stored  # the Summary sheet names the target, masked
+    for password in (b"B4sePw9x", b"Pr0xyPw9x"):
+        assert password not in stored
+
+    older = sqlite3.connect(tmp_path / "PW.checkpoint.db")
+    with older:
+        older.execute("UPDATE meta SET value = ? WHERE key = 'base_url'", (base,))
+    older.close()
+    again = run_cli(args, creds_env(itsm.url))
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert "nothing left to send" in again.stdout + again.stderr
+    shown = run_cli(["status", str(tmp_path / "PW.checkpoint.db")])
+    assert shown.exit_code == 0 and "ops:***@127.0.0.1" in shown.stdout, shown.stdout
+    assert "B4sePw9x" not in shown.stdout + shown.stderr + again.stdout + again.stderr

@@ -22,12 +22,15 @@ from multidict import CIMultiDict
 
 from batchops.itsm.answers import (
     CODE_TABLE,
+    MAX_SERVER_MESSAGE,
     classify_answer,
     human_message,
     refused_credentials,
     refused_this_api_only,
+    scrubbed,
 )
 from batchops.itsm.transport import Answer, Verdict
+from batchops.secrets import MASK, Scrubber
 
 S = Verdict.SUCCESS
 REJ = Verdict.REJECTED
@@ -232,6 +235,24 @@ def test_unknown_code_with_http_200_is_a_row_failure() -> None:
     assert (answer.verdict, answer.code, answer.message) == (REJ, 3900099, "抱歉，未知错误")
 
 
+@pytest.mark.parametrize("raw", ["10" + "0" * 29, "-" + "9" * 25, "1e400", "4611686018427387904"])
+def test_a_code_too_big_for_any_table_is_an_unknown_code_named_in_the_message(raw: str) -> None:
+    """A code no 64-bit column holds (or that JSON reads as infinity) is judged as the
+    unknown code it is, never an overflow later: the row fails and the message names it;
+    in a header it is ignored, like one that is no number."""
+    body = b'{"result": false, "code": ' + raw.encode() + b', "message": "odd"}'
+    answer = classify_answer(200, body)
+    assert (answer.verdict, answer.code) == (REJ, None)
+    assert answer.message.startswith("odd (code ")
+    assert classify_answer(502, body).verdict is AMB
+    headed = classify_answer(
+        200, envelope(3900022, "没有找到对应的单据"), {"X-Bkapi-Error-Code": raw}
+    )
+    assert (headed.verdict, headed.code) == (REJ, 3900022)
+    on_a_page = classify_answer(503, b"<html>busy</html>", {"X-Bkapi-Error-Code": "9" * 30})
+    assert (on_a_page.verdict, on_a_page.code) == (RET, None)
+
+
 def test_unknown_code_with_http_5xx_goes_by_status() -> None:
     """An unknown code on a 502 is as ambiguous as any 502; on a 429 it is a rate limit."""
     assert classify_answer(502, envelope(1659999, "x")).verdict is AMB
@@ -430,3 +451,21 @@ def test_esb_rate_limit_with_http_200_carries_the_hint() -> None:
 def test_no_hint_without_headers() -> None:
     """No header, no hint: the caller's own backoff applies."""
     assert rate_limited({}).retry_after_s is None
+
+
+def test_an_answer_is_kept_only_scrubbed_message_request_id_and_data_alike() -> None:
+    """An answer whose JSON escapes spell the secret: once classified and scrubbed, none
+    of what it carries holds it, and a long message is cut."""
+    secret = "s3cr3t-value-0f3b8c2a"
+    escaped = "".join(f"\\u{ord(c):04x}" for c in secret)
+    body = (
+        f'{{"result": false, "code": 3900004, "message": "no {escaped}", '
+        f'"request_id": "{escaped}", "data": {{"items": [{{"title": "{escaped}"}}]}}}}'
+    ).encode()
+    answer = scrubbed(classify_answer(200, body), Scrubber([secret]))
+    assert answer.message == f"no {MASK}" and answer.request_id == MASK
+    assert answer.data == {"items": [{"title": MASK}]}
+    long = scrubbed(Answer(REJ, 1, "x" * (MAX_SERVER_MESSAGE + 5)), Scrubber([]))
+    assert long.message == "x" * MAX_SERVER_MESSAGE + "… (cut)"
+    clean = Answer(S, 0, "success", data={"items": []})
+    assert scrubbed(clean, Scrubber([secret])) is clean

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from batchops.itsm.client import ItsmClient, api_url
+from batchops.itsm.client import ItsmClient, api_url, no_proxy_excludes
 from batchops.itsm.transport import Answer, Verdict
 from batchops.model import Action, Row
 from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread, Ticket
@@ -82,6 +82,37 @@ def test_api_urls_keep_the_trailing_slash() -> None:
     assert api_url("https://bkapi.x/api/bk-itsm/prod", "apigw", "get_tickets") == (
         "https://bkapi.x/api/bk-itsm/prod/v2/itsm/get_tickets/"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "no_proxy", "excluded"),
+    [
+        ("http://127.0.0.1:8080/", "10.0.0.0/8,127.0.0.0/8", True),
+        ("http://10.1.2.3/", "10.0.0.0/8", True),
+        ("http://11.1.2.3/", "10.0.0.0/8", False),
+        ("http://127.0.0.1:8080/", "127.0.0.1:8080", True),
+        ("http://127.0.0.1:8081/", "127.0.0.1:8080", False),
+        ("http://itsm.example.com:8080/", "itsm.example.com:8080", True),
+        ("http://itsm.example.com:8081/", "itsm.example.com:8080", False),
+        ("https://itsm.example.com/", "itsm.example.com:443", True),
+        ("http://itsm.example.com/", ".example.com", True),
+        ("http://itsm.example.com/", "example.com", True),
+        ("http://badexample.com/", "example.com", False),
+        ("http://ITSM.Example.com/", "itsm.example.COM", True),
+        ("http://[::1]:5/", "::1", True),
+        ("http://[::1]:5/", "[::1]:5", True),
+        ("http://[::1]:5/", "[::1]:6", False),
+        ("http://[::1]:5/", "::1/128", True),
+        ("http://a.example.org/", "*", True),
+        ("http://a.example.org/", "example.com, *", True),
+        ("http://a.example.org/", "", False),
+        ("http://127.0.0.1/", "localhost", False),
+    ],
+)
+def test_no_proxy_is_read_as_requests_reads_it(url: str, no_proxy: str, excluded: bool) -> None:
+    """Hosts, domain suffixes, host:port, CIDR blocks and ``*`` exclude what requests
+    excludes (plus ``ip:port`` and a ``*`` within a list); nothing else is excluded."""
+    assert no_proxy_excludes(url, no_proxy) is excluded
 
 
 @pytest.mark.parametrize("gateway", ["esb", "apigw"])

@@ -23,6 +23,7 @@ from batchops.errors import InputError
 from batchops.report import atomic as report_file
 from batchops.report import csv_file as report_csv
 from batchops.report import xlsx as report_xlsx
+from batchops.report.outputs import TempFile
 from batchops.report.writing import write_report
 
 from ..helpers import host_env, write_csv
@@ -189,3 +190,61 @@ def test_signal_while_writing_leaves_no_temp_file(tmp_path: Path, sig: signal.Si
     assert f"interrupted by {sig.name} while writing {out}" in err
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv"]
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended (and was waited for)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_the_next_write_removes_temp_files_of_writers_that_are_gone(tmp_path: Path) -> None:
+    """Temp files beside the report that a dead writer of this machine left, or that no
+    one touched for an hour, are removed by the next write of that report; those of live
+    writers (this process, its parent), fresh ones of unknown writers and those of other
+    outputs stay."""
+    target = tmp_path / "r.csv"
+    dead = TempFile.name_for(target, _dead_pid())
+    live = [TempFile.name_for(target, os.getpid()), TempFile.name_for(target, os.getppid())]
+    unknown_old, unknown_fresh = ".r.csv.0badc0de.tmp", ".r.csv.5eed5eed.tmp"
+    others = [TempFile.name_for(tmp_path / "other.csv", _dead_pid()), ".r.csv.notes.tmp"]
+    for name in (dead, *live, unknown_old, unknown_fresh, *others):
+        (tmp_path / name).write_bytes(b"half a report")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(tmp_path / unknown_old, (hours_ago, hours_ago))
+
+    write_report(make_frame({"sn": ["A"]}), make_outcomes([ok()]), target)
+
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["r.csv", *live, unknown_fresh, *others])
+
+
+def test_a_temp_file_left_by_kill_9_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    """SIGKILL while the plan's workbook is written leaves its temp file (nothing can
+    remove it then); the next plan of the same output removes it and writes the plan."""
+    rows = [[f"K{i:06d}", "admin", "SUSPEND", "x" * 40] for i in range(60_000)]
+    src = write_csv(tmp_path / "big.csv", rows)
+    out = tmp_path / "big.plan.xlsx"
+    env = host_env()
+    command = [sys.executable, "-m", "batchops", "plan", str(src), "-o", str(out)]
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".big.plan.xlsx.*.tmp")):
+            assert proc.poll() is None, "the plan ended before writing"
+            assert time.monotonic() < deadline, "the plan was never written"
+            time.sleep(0.002)
+        proc.kill()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    (left,) = tmp_path.glob(".big.plan.xlsx.*.tmp")
+    assert not out.exists()
+
+    again = subprocess.run(command, stdin=subprocess.DEVNULL, env=env, capture_output=True)
+    assert again.returncode == 0, again.stderr
+    assert out.exists() and not left.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "big.plan.xlsx"]

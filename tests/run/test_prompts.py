@@ -5,6 +5,7 @@ plan before sending, the canary's outcome, and a question Ctrl-C answers "no".
 
 from __future__ import annotations
 
+import shlex
 import signal
 from pathlib import Path
 
@@ -92,12 +93,43 @@ def test_without_the_command_line_the_advice_names_the_same_command() -> None:
     assert advice.retry_failed() == "the same command with --retry-failed"
 
 
-def test_the_shown_command_hides_webhook_keys_and_proxy_passwords() -> None:
-    """--notify shows only its scheme and --proxy no password, in both spellings."""
-    command = ["batchops", "run", "t.csv", "--notify", "wxwork://KEY", "--proxy=http://u:pw@p:3128"]
-    shown = _advice(command).resume()
-    assert "KEY" not in shown and "pw@" not in shown
-    assert "--notify 'wxwork://…'" in shown and "--proxy=http://u:***@p:3128" in shown
+def test_a_secret_no_variable_holds_is_left_out_of_the_command_with_one_line_each() -> None:
+    """--notify (a webhook key) and --proxy with a password, in both spellings: neither
+    shown nor masked (a masked value is refused or fails), but left out, each with the
+    line that says so; a proxy without a password stays as it is."""
+    command = ["batchops", "run", "t.csv", "--notify", "wxwork://KEY", "-c", "5"]
+    command += ["--proxy=http://u:pw@p:3128", "--notify=json://h/KEY2"]
+    text = _advice(command).next_step(_counts(pending=2, failed=1), None, FAILURES)
+    assert "KEY" not in text and "pw" not in text and "…" not in text and "***" not in text
+    lines = text.splitlines()
+    assert lines[0] == "to continue (2 rows not done), run: batchops run t.csv -c 5"
+    assert lines[2] == (
+        "once their cause is fixed, resend them with: batchops run t.csv -c 5 --retry-failed"
+    )
+    assert lines[3:] == [
+        "(--notify is not repeated above: its URL holds a key. Add it again, or set notify "
+        "in a profile of batchops.toml)",
+        "(--proxy is not repeated above: its URL holds a password. Add it again, or set proxy "
+        "in a profile of batchops.toml)",
+    ]
+    plain = ["batchops", "run", "t.csv", "--proxy", "http://u@p:3128", "--base-url=http://i"]
+    assert _advice(plain).resume() == shlex.join(plain)
+
+
+def test_a_secret_a_variable_holds_is_named_by_it_and_the_shell_expands_it_again() -> None:
+    """The shell put $HOOK's value on the command line: the advice says "$HOOK" there
+    (quoted, so it stays one word), and no line says anything was left out."""
+    env = {**ENV, "HOOK": "json://h/KEY", "_": "json://h/KEY", "CORP_PROXY": "http://u:pw@p:1"}
+    command = ["batchops", "run", "my t.csv", "--notify", "json://h/KEY"]
+    command += ["--proxy=http://u:pw@p:1", "--base-url", "https://a:b@itsm"]
+    advice = Advice(command, resolve({}, env=env), env, checkpointed=True)
+    text = advice.next_step(_counts(pending=1), None, [])
+    assert text.splitlines() == [
+        "to continue (1 rows not done), run: batchops run 'my t.csv' --notify \"$HOOK\" "
+        '--proxy "$CORP_PROXY"',
+        "(--base-url is not repeated above: its URL holds a password. Add it again, or set "
+        "base_url in a profile of batchops.toml)",
+    ]
 
 
 def test_a_refused_credential_is_fixed_by_naming_where_each_came_from() -> None:
@@ -133,7 +165,7 @@ def test_the_plan_overview_counts_what_would_really_be_sent(tmp_path: Path) -> N
     )
     assert (overview.total_rows, overview.to_send, overview.invalid) == (4, 2, 1)
     assert overview.by_action == {"SUSPEND": 2, "WITHDRAW": 1}
-    assert overview.by_status == {"invalid": 1, "skipped": 1}
+    assert {s: n for s, n in overview.by_status.items() if n} == {"invalid": 1, "skipped": 1}
     assert overview.operators == ["admin", "zhang"]
     assert overview.precheck_note == "3 tickets read with get_tickets"
     assert "About to send 2 of 4 rows to http://itsm (esb, app ops-app)." in overview.describe()

@@ -261,7 +261,8 @@ def test_precheck_fallback_stops_every_reader_on_a_fatal_answer() -> None:
 
 
 def test_after_an_unknown_row_an_unreadable_ticket_gets_no_suspend() -> None:
-    """A ticket left unknown that still cannot be read: a later SUSPEND is not sent at all."""
+    """A ticket left unknown that still cannot be read: a later SUSPEND is not sent at all,
+    and its row says so as ``skipped`` (ITSM never refused it), not ``failed``."""
     rows = [row(0, "A"), row(1, "A", Action.UNSUSPEND), row(2, "A")]
 
     def answer(r: Row, n: int) -> Answer:
@@ -274,9 +275,10 @@ def test_after_an_unknown_row_an_unreadable_ticket_gets_no_suspend() -> None:
     assert [outcomes[i].status for i in range(3)] == [
         Status.UNKNOWN,
         Status.FAILED,
-        Status.FAILED,
+        Status.SKIPPED,
     ]
-    assert outcomes[2].message.startswith("not sent: ")
+    assert outcomes[2].message.startswith("not sent: an earlier row of this ticket ended unknown")
+    assert "--retry-failed sends that row and this one again" in outcomes[2].message
     assert outcomes[2].attempts == 0
     assert [r for _, kind, r in fake.log if kind == "operate"] == ["A", "A"]
 

@@ -229,3 +229,18 @@ def test_only_the_tickets_a_suspend_would_go_to_are_proved_absent_singly() -> No
     assert transport.one_by_one == ["req1"]
     assert checked.statuses["req1"] == "SUSPENDED"
     assert "GONE" not in checked.statuses and "BUSY" not in checked.unreadable
+
+
+def test_seventy_thousand_distinct_statuses_from_get_tickets_are_all_kept() -> None:
+    """A server may answer any status text: 70,000 different ones (more than a 16-bit
+    table of status names holds) are each kept for their ticket, never an overflow."""
+    wanted = sns(70_000)
+    status_of = {sn: f"STATUS-{i}" for i, sn in enumerate(wanted)}
+
+    def answer(number: int, asked: list[str]) -> Answer:
+        items = [{"sn": sn, "current_status": status_of[sn]} for sn in asked]
+        return Answer(Verdict.SUCCESS, 0, "success", 200, data={"items": items})
+
+    checked = asyncio.run(read_statuses(ChunkReads(answer), wanted, concurrency=20))
+    assert len(checked.statuses) == len(wanted)
+    assert dict(checked.statuses) == status_of
