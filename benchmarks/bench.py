@@ -511,8 +511,13 @@ def batchops_run_argv(
 
 
 def batchops_env() -> dict[str, str]:
-    """The environment of a batchops child: the sandbox's credentials, nothing inherited."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    """The environment of a batchops child: the sandbox's credentials, nothing inherited
+    but the machine-wide lock folder when one is named (a test's own, say)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BK_", "BATCHOPS_")) or k == "BATCHOPS_LOCK_DIR"
+    }
     env.update(
         BK_APP_CODE=SANDBOX_APP_CODE, BK_APP_SECRET=SANDBOX_APP_SECRET, BK_USERNAME=SANDBOX_USER
     )

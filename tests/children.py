@@ -7,7 +7,6 @@ fixture (conftest) kills what a failed test left running.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import pytest
 from batchops.checkpoint.store import Checkpoint
 from batchops.sandbox import Faults, SandboxConfig, SandboxState
 
-from .helpers import APP_CODE, SECRET, creds_env, running
+from .helpers import APP_CODE, SECRET, creds_env, host_env, running
 
 ACTIONS = ("SUSPEND", "TERMINATE", "WITHDRAW")
 READ_BACK = "confirmed by read-back"
@@ -55,7 +54,7 @@ def _child_env(tmp_path: Path, url: str, secret: str = SECRET) -> dict[str, str]
 
     XDG_CONFIG_HOME points at an empty folder so no developer's batchops.toml is read.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    env = host_env()
     env.update(creds_env(url, secret=secret))
     xdg = tmp_path / "xdg"
     xdg.mkdir(exist_ok=True)

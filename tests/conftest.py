@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from batchops.checkpoint.machine import LOCK_DIR_ENV
 from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread, Ticket
 
 from .children import _CHILDREN
@@ -25,8 +26,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     """No test sees the developer's own credentials, ITSM address, profiles, run locks or
     proxy (loopback traffic must not leave for a proxy the developer's shell names).
 
-    The user's config and state folders (trusted files, run locks) are a fresh folder per
-    test, outside the test's own ``tmp_path``; child processes inherit them.
+    The user's config and state folders (trusted files) and the machine-wide folder of
+    run locks and in-flight records (``BATCHOPS_LOCK_DIR``) are fresh folders per test,
+    outside the test's own ``tmp_path``; child processes inherit them (through
+    ``helpers.host_env``).
     """
     for name in list(os.environ):
         if name.startswith(("BK_", "BATCHOPS_")) or name.lower() in _PROXY_VARIABLES:
@@ -34,6 +37,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     home = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv(LOCK_DIR_ENV, str(home / "machine"))
 
 
 _PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ws_proxy", "wss_proxy"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import web
 from click.testing import CliRunner, Result
 
+from batchops.checkpoint.machine import LOCK_DIR_ENV
 from batchops.cli.main import main
 from batchops.sandbox import SandboxThread, Ticket
 
@@ -36,6 +38,18 @@ def creds_env(url: str, *, secret: str = SECRET, **extra: str) -> dict[str, str]
     }
     env.update(extra)
     return env
+
+
+def host_env() -> dict[str, str]:
+    """This process's environment for a child batchops: none of the developer's
+    credentials or settings (``BK_*``, ``BATCHOPS_*``), but the test's own machine-wide
+    lock folder (set by conftest's ``clean_env``), so a child never meets the locks and
+    in-flight records of the machine or of another test."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BK_", "BATCHOPS_")) or k == LOCK_DIR_ENV
+    }
 
 
 def write_csv(

@@ -45,6 +45,10 @@ class InDoubtRow:
     attempts: int
     #: When its request left (wall clock; 0 when an old checkpoint did not say).
     sent_at: float = 0.0
+    #: The action in flight when it is not this row's: an earlier run (of another sheet,
+    #: found in the machine-wide record, :mod:`.inflight`) sent it. The row waits until
+    #: that operation shows or can no longer land, then goes as usual.
+    other_action: str | None = None
 
 
 @dataclass

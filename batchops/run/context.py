@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from batchops.checkpoint import Checkpoint, Work
+from batchops.checkpoint import Checkpoint, InFlightLedger, Work
 from batchops.itsm import ItsmClient, Target, Tracer
 from batchops.model import OutcomeTable
 from batchops.process import RunSignals
@@ -133,6 +133,9 @@ class Run:
     started: float
     #: What ``--fresh`` set aside, for the confirmation.
     fresh_note: dict[str, str] = field(default_factory=dict)
+    #: This run's record of its operations in flight, in the machine-wide folder (None
+    #: for the stand-in).
+    ledger: InFlightLedger | None = None
     #: Set once connected (:func:`.network.connect`).
     session: Session | None = None
     ending: Ending = field(default_factory=Ending)

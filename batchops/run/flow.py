@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from batchops.checkpoint import RunLock, Work, open_checkpoint
+from batchops.checkpoint import InFlightLedger, RunLock, Work, open_checkpoint
 from batchops.errors import BatchopsError, ConfigError
 from batchops.exits import Exit
 from batchops.model import OutcomeTable, RunSummary
@@ -57,8 +57,8 @@ def run_steps(config: RunConfig, hooks: RunHooks) -> RunSummary:
     """Run the steps; return the summary (the report and the checkpoint are written)."""
     loaded = load(config, hooks)
     refuse_invalid_if_strict(config, loaded)
-    with run_lock(config, loaded.batch):
-        run = open_run(config, hooks, loaded)
+    with machine_records(config, loaded.batch) as ledger:
+        run = open_run(config, hooks, loaded, ledger)
         try:
             with fewer_young_collections():
                 run.ending = asyncio.run(send(run))
@@ -139,20 +139,29 @@ def refuse_invalid_if_strict(config: RunConfig, loaded: Loaded) -> None:
 
 
 @contextlib.contextmanager
-def run_lock(config: RunConfig, batch: Batch) -> Iterator[None]:
-    """One run per sheet and target, whatever the checkpoint; the stand-in is per run."""
+def machine_records(config: RunConfig, batch: Batch) -> Iterator[InFlightLedger | None]:
+    """One run per ticket set and target on this machine, whatever the checkpoint, and
+    this run's record of its operations in flight; none for the stand-in, whose tickets
+    live in this run only."""
     if config.connection.sandbox:
-        yield
+        yield None
         return
-    connection = config.connection
-    lock = RunLock(batch.source, connection.gateway, connection.base_url, config.env).acquire()
+    tickets = batch.sn[batch.invalid == ""].tolist()
+    lock = RunLock(config.connection.base_url, tickets, source=batch.source).acquire()
     try:
-        yield
+        assert lock.folder is not None
+        ledger = InFlightLedger.start(lock.folder, lock.target)
+        try:
+            yield ledger
+        finally:
+            ledger.close()
     finally:
         lock.release()
 
 
-def open_run(config: RunConfig, hooks: RunHooks, loaded: Loaded) -> Run:
+def open_run(
+    config: RunConfig, hooks: RunHooks, loaded: Loaded, ledger: InFlightLedger | None = None
+) -> Run:
     """Bind the checkpoint (or resume from it): the run and what it still has to do."""
     started = time.monotonic()
     work = Work(to_send=np.flatnonzero(loaded.sendable).astype(np.int64), in_doubt=[])
@@ -170,9 +179,38 @@ def open_run(config: RunConfig, hooks: RunHooks, loaded: Loaded) -> Run:
             held=loaded.batch.left_out,
         )
     work.last_sent_at = max(work.last_sent_at, _unknown_rows_sent_by(loaded))
-    run = Run(config, hooks, loaded, work, store, started)
+    run = Run(config, hooks, loaded, work, store, started, ledger=ledger)
+    try:
+        park_left_in_flight(run)
+    except BaseException:
+        if store is not None:
+            store.close()
+        raise
     run.fresh_note = _fresh_note(run)
     return run
+
+
+def park_left_in_flight(run: Run) -> None:
+    """Tickets on which an ended run (whatever its checkpoint, or none) may still have an
+    operation in flight: park this run's first row of each (see InFlightLedger.adopt)."""
+    ledger, work, policy = run.ledger, run.work, run.config.policy
+    if ledger is None:
+        return
+    entries = ledger.left_in_flight(policy.server_timeout_s + policy.readback_delay_s)
+    if not entries:
+        return
+    rows = np.union1d(work.to_send, np.array([d.index for d in work.in_doubt], dtype=np.int64))
+    parked = ledger.adopt(entries, run.loaded.batch, rows, work.in_doubt)
+    if not parked:
+        return
+    work.in_doubt.extend(parked)
+    count = len(parked)
+    run.hooks.say(
+        f"{count} ticket{'s' if count != 1 else ''} had an operation in flight from an "
+        f"earlier batchops run that ended (recorded in {ledger.folder.path}): "
+        f"{'each is' if count != 1 else 'it is'} read back until that operation shows or "
+        "can no longer land, before anything is sent to it"
+    )
 
 
 def _unknown_rows_sent_by(loaded: Loaded) -> float:

@@ -18,11 +18,20 @@ from contextlib import AsyncExitStack
 import numpy as np
 
 from batchops.aio import Backoff, retrying
+from batchops.checkpoint import Checkpoint, InFlightLedger
 from batchops.errors import FatalAnswerError
 from batchops.itsm import Answer, ItsmClient, Target, Verdict, client_for, configured_target
-from batchops.model import Row
+from batchops.model import Action, Row
 from batchops.process import RunSignals, main_thread_takes_signals
-from batchops.send import Executor, InDoubt, Precheck, StatusTable, chains_by_sn, read_statuses
+from batchops.send import (
+    BeforeSend,
+    Executor,
+    InDoubt,
+    Precheck,
+    StatusTable,
+    chains_by_sn,
+    read_statuses,
+)
 from batchops.settings import Credentials, RunConfig, target_source
 from batchops.sheet import Batch, mark_not_sent
 from batchops.stops import RunControl, Stop, StopKind, Stopped
@@ -56,7 +65,7 @@ async def _connected(run: Run) -> Ending:
 
 async def connect(stack: AsyncExitStack, run: Run) -> Session:
     """Open the client and build the executor; from here on a signal stops the run."""
-    config, hooks, loaded, store = run.config, run.hooks, run.loaded, run.store
+    config, hooks, loaded, store, ledger = run.config, run.hooks, run.loaded, run.store, run.ledger
     connection = config.connection
     if connection.credentials is None:
         target = await start_sandbox(stack, loaded.batch)
@@ -73,6 +82,7 @@ async def connect(stack: AsyncExitStack, run: Run) -> Session:
         store,
         hooks.emit,
         batch.row_number,
+        ledger=ledger,
     )
     control = RunControl()
     executor = Executor(
@@ -80,7 +90,7 @@ async def connect(stack: AsyncExitStack, run: Run) -> Session:
         config.policy,
         on_outcome=recorder.record,
         on_in_doubt=recorder.in_doubt,
-        before_send=store.mark_sending if store else _no_mark,
+        before_send=before_send(store, ledger),
         control=control,
         notice=hooks.say,
         row_number=batch.row_number,
@@ -302,13 +312,42 @@ async def _no_mark(row: Row, attempt: int, before: str | None) -> None:
     return None
 
 
+def before_send(store: Checkpoint | None, ledger: InFlightLedger | None) -> BeforeSend:
+    """What is written before each request leaves: the checkpoint's "sending" mark and
+    the machine-wide in-flight record, each a group at a time, both awaited."""
+    if store is None:
+        return ledger.mark if ledger is not None else _no_mark
+    if ledger is None:
+        return store.mark_sending
+
+    async def both(row: Row, attempt: int, before: str | None) -> None:
+        # The checkpoint's commit is asked for first, so it runs first in the next loop
+        # turn: a kill between the two leaves this row "sending" in the checkpoint (read
+        # back by a resume, as ever), never in the record alone, which would park it
+        # needlessly in a resume. The request leaves only once both are written.
+        marked = store.mark_sending(row, attempt, before)
+        recorded = ledger.mark(row, attempt, before)
+        try:
+            await marked
+        finally:
+            await recorded
+
+    return both
+
+
 def park_in_doubt(run: Run) -> np.ndarray:
     """Rows in flight when an earlier run died go with the rest, each settled by the pool
     (parked: read back until its request shows or can no longer land) before any resend;
     return what to send."""
     work = run.work
     run.connected.executor.in_doubt = {
-        doubt.index: InDoubt(doubt.before, doubt.sent_at, doubt.attempts) for doubt in work.in_doubt
+        doubt.index: InDoubt(
+            doubt.before,
+            doubt.sent_at,
+            doubt.attempts,
+            Action(doubt.other_action) if doubt.other_action else None,
+        )
+        for doubt in work.in_doubt
     }
     merged = np.union1d(work.to_send, np.array([d.index for d in work.in_doubt], dtype=np.int64))
     return merged.astype(np.int64)

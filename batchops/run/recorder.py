@@ -1,5 +1,6 @@
-"""Where a run's outcomes go: the outcome table, the checkpoint, the progress display and
-the event log, with secrets scrubbed on the way. Also the run's notices and events.
+"""Where a run's outcomes go: the outcome table, the checkpoint, the machine-wide record
+of operations in flight, the progress display and the event log, with secrets scrubbed
+on the way. Also the run's notices and events.
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 
-from batchops.checkpoint import Checkpoint
+from batchops.checkpoint import Checkpoint, InFlightLedger
 from batchops.model import Outcome, OutcomeTable, Row, Status
 from batchops.secrets import Scrubber
 
@@ -42,6 +43,8 @@ class Recorder:
         store: Checkpoint | None = None,
         emit: Events | None = None,
         row_number: Callable[[int], int] | None = None,
+        *,
+        ledger: InFlightLedger | None = None,
     ) -> None:
         self.outcomes = outcomes
         self._row_number = row_number or (lambda index: index + 2)
@@ -49,6 +52,7 @@ class Recorder:
         self._scrubber = Scrubber(secrets)
         self._store = store
         self._emit = emit
+        self._ledger = ledger
 
     def flush(self) -> None:
         if self._store is not None:
@@ -59,6 +63,11 @@ class Recorder:
         self.outcomes.set(row.index, outcome)
         if self._store is not None:
             self._store.record(row, outcome)
+        if self._ledger is not None:
+            # An outcome (even "pending": not sent, or certainly not applied) means
+            # nothing of this row can land any more; a row left in doubt comes through
+            # in_doubt() instead, and stays in the record for the next run.
+            self._ledger.settle(row.index)
         self.progress.advance(outcome.status)
         if self._emit is not None and outcome.status in (Status.FAILED, Status.UNKNOWN):
             self._emit(

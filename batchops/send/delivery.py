@@ -202,7 +202,7 @@ class RowSender:
         an unchanged ticket mean the action did not run.
         """
         deadline = left_at + self.policy.server_timeout_s + self.policy.readback_delay_s
-        judged, status, why = await self._parked_read_back(row, before, deadline)
+        judged, status, why = await self._parked_read_back(row.sn, row.action, before, deadline)
         if judged is ReadBack.REACHED:
             message = f"success, confirmed by read-back (ticket {status}) after: "
             return Step(answer, attempt, Outcome(Status.SUCCESS, 0, message + answer.message))
@@ -215,21 +215,21 @@ class RowSender:
         return Step(answer, attempt, _not_read_back(answer, why))
 
     async def _parked_read_back(
-        self, row: Row, before: str | None, deadline: float
+        self, sn: str, action: Action, before: str | None, deadline: float
     ) -> tuple[ReadBack | None, str, str]:
-        """Read ``row``'s ticket back while parked: (verdict, status, why).
+        """Read ticket ``sn`` back while parked, judged for ``action``: (verdict, status, why).
 
         REACHED and UNCLEAR are final whenever read; UNCHANGED only once read at or after
         ``deadline`` (monotonic); None: still unreadable at the deadline (``why``). An
         unreadable ticket is read on until the deadline: this row must not end, and free
         the ticket's later rows (a SUSPEND among them), while its request may still land.
         """
-        async with self.parking.parked(row.sn, deadline):
+        async with self.parking.parked(sn, deadline):
             while True:
                 read_at = time.monotonic()
-                status, why = await self.parking.status(row.sn)
+                status, why = await self.parking.status(sn)
                 if status is not None:
-                    judged = judge_readback(row.action, status, before)
+                    judged = judge_readback(action, status, before)
                     if judged is not ReadBack.UNCHANGED or read_at >= deadline:
                         return judged, status, ""
                 elif read_at >= deadline:
@@ -243,10 +243,8 @@ class RowSender:
         ticket where it was once the request can no longer land → send again; anything
         else → unknown. The run's other tickets go on meanwhile.
         """
-        policy = self.policy
-        lands_until = sent_at + policy.server_timeout_s + policy.readback_delay_s
-        deadline = time.monotonic() + max(0.0, lands_until - time.time())
-        judged, status, why = await self._parked_read_back(row, before, deadline)
+        deadline = self._landing_deadline(sent_at)
+        judged, status, why = await self._parked_read_back(row.sn, row.action, before, deadline)
         if judged is None:
             return Outcome(
                 Status.UNKNOWN,
@@ -271,6 +269,23 @@ class RowSender:
             f"{status}, which this {row.action.value} does not explain: check it in ITSM",
             finished_at=self.now(),
         )
+
+    async def await_landing(
+        self, sn: str, action: Action, before: str | None, sent_at: float
+    ) -> tuple[str | None, str]:
+        """Wait (parked) until ``action``, which an earlier run sent to ``sn`` at
+        ``sent_at`` and never settled, shows or can no longer land; the ticket's status
+        then, or None and why it could not be read."""
+        judged, status, why = await self._parked_read_back(
+            sn, action, before, self._landing_deadline(sent_at)
+        )
+        return (None, why) if judged is None else (status, "")
+
+    def _landing_deadline(self, sent_at: float) -> float:
+        """When (monotonic) a request that left at ``sent_at`` (wall clock) can no longer land."""
+        policy = self.policy
+        lands_until = sent_at + policy.server_timeout_s + policy.readback_delay_s
+        return time.monotonic() + max(0.0, lands_until - time.time())
 
     async def read_status(self, sn: str) -> tuple[str | None, str]:
         """The ticket's current status, or None and why it could not be read.

@@ -57,6 +57,9 @@ class InDoubt:
     #: When the request left (wall clock): it may land until the landing window after.
     sent_at: float
     attempts: int
+    #: The action in flight when it is not the row's own (an earlier run of another sheet
+    #: sent it): the row waits until it shows or can no longer land, then goes as usual.
+    action: Action | None = None
 
 
 @dataclass(slots=True)
@@ -203,15 +206,11 @@ class Executor:
                 track = TicketTrack(statuses.get(row.sn) if statuses else None)
             doubt = self.in_doubt.get(int(index))
             if doubt is not None:
-                settled = await self._settle(row, doubt)
-                if settled is None:
+                done = await self._first_settle(row, doubt, track)
+                if done is None:
                     return
-                if settled.status is not Status.PENDING:
-                    track.advance(row.action, settled.status)
+                if done:
                     continue
-                if doubt.before is not None:
-                    # Read back unchanged: the ticket is where it was before the request.
-                    track.status = doubt.before
             if track.uncertain and row.action is Action.SUSPEND:
                 # An earlier row of this ticket ended unknown: never SUSPEND blind.
                 try:
@@ -238,6 +237,32 @@ class Executor:
                 # Not done: the ticket's later rows must wait for it, in file order.
                 self._hold_rest(chain, index, row_of)
                 return
+
+    async def _first_settle(self, row: Row, doubt: InDoubt, track: TicketTrack) -> bool | None:
+        """An operation of an earlier run may still land on ``row``'s ticket: settle it
+        before anything is sent. True: the row is done; False: go on with it; None: the
+        run stopped first (the row stays in doubt)."""
+        if doubt.action is not None and doubt.action is not row.action:
+            try:
+                status, _ = await self.rows.await_landing(
+                    row.sn, doubt.action, doubt.before, doubt.sent_at
+                )
+            except Stopped:
+                return None
+            # The ticket as it is now, once nothing more can land on it (None: unread,
+            # and then a SUSPEND is not sent blind).
+            track.status, track.uncertain = status, status is None
+            return False
+        settled = await self._settle(row, doubt)
+        if settled is None:
+            return None
+        if settled.status is not Status.PENDING:
+            track.advance(row.action, settled.status)
+            return True
+        if doubt.before is not None:
+            # Read back unchanged: the ticket is where it was before the request.
+            track.status = doubt.before
+        return False
 
     async def _settle(self, row: Row, doubt: InDoubt) -> Outcome | None:
         """A row in flight when an earlier run died: its outcome by read-back, or PENDING

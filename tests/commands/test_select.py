@@ -9,7 +9,6 @@ tickets picks.
 from __future__ import annotations
 
 import csv
-import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -22,7 +21,7 @@ import pytest
 from batchops.commands.select import CONTEXT_COLUMNS, INPUT_COLUMNS, TicketQuery, select_tickets
 from batchops.sandbox import SandboxConfig, SandboxState, SandboxThread, Ticket
 
-from ..helpers import APP_CODE, SECRET, creds_env, read_report, run_cli, running, seed
+from ..helpers import APP_CODE, SECRET, creds_env, host_env, read_report, run_cli, running, seed
 
 TICKETS = 30_000
 STATUSES = (
@@ -268,7 +267,7 @@ def test_more_than_limit_asks_and_a_no_writes_nothing(big: SandboxThread, tmp_pa
 
 def test_terminal_select_shows_the_count_and_asks(big: SandboxThread, tmp_path: Path) -> None:
     """On a pseudo-terminal, a select over --limit asks; no writes nothing (exit 1)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    env = host_env()
     env.update(creds_env(big.url))
     child = pexpect.spawn(
         sys.executable,

@@ -24,7 +24,7 @@ from batchops.errors import CheckpointError
 from batchops.model import Action, Outcome, Row, Status
 from batchops.sandbox import Faults, SandboxThread
 
-from ..helpers import creds_env, run_cli, running, seed, write_csv
+from ..helpers import creds_env, host_env, run_cli, running, seed, write_csv
 
 ROWS = 300
 
@@ -187,7 +187,7 @@ def start_run(itsm: SandboxThread, tmp_path: Path, *extra: str) -> subprocess.Po
     src = write_csv(
         tmp_path / "t.csv", [[f"ST{i:04d}", "admin", "SUSPEND", "x"] for i in range(ROWS)]
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    env = host_env()
     env.update(creds_env(itsm.url))
     return subprocess.Popen(
         [sys.executable, "-m", "batchops", "run", str(src), "-c", "2", "--quiet", *extra],

@@ -24,6 +24,7 @@ from ..helpers import (
     FAST,
     cli,
     creds_env,
+    host_env,
     report_of,
     rows_for,
     run_cli,
@@ -44,7 +45,7 @@ def _printed_command(stderr: str) -> str:
 def _through_bash(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``command`` as a person pastes it into bash, with this environment and ``env``."""
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    inherited = host_env()
     return subprocess.run(
         ["bash", "-c", command],
         env={**inherited, **env, "PATH": path},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import sys
 from datetime import datetime
@@ -22,6 +21,7 @@ from ..helpers import (
     APP_CODE,
     SECRET,
     creds_env,
+    host_env,
     read_report,
     run_cli,
     running,
@@ -118,7 +118,7 @@ def test_profile_found_in_working_directory(
 
 
 def _spawn(args: list[str], env: dict[str, str], cwd: Path) -> pexpect.spawn:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    full_env = host_env()
     full_env.update(env)
     full_env["COLUMNS"] = "120"
     return pexpect.spawn(
@@ -193,7 +193,7 @@ def test_no_terminal_never_blocks(itsm: SandboxThread, tmp_path: Path) -> None:
 
     seed(itsm, running("NO1"))
     src = write_csv(tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"]])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    env = host_env()
     env.update(creds_env(itsm.url))
     done = subprocess.run(
         [sys.executable, "-m", "batchops", "run", str(src)],

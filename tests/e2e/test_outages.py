@@ -8,7 +8,6 @@ says why on stderr, and the same command finishes the work.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -30,6 +29,7 @@ from ..helpers import (
     cli,
     creds_env,
     envelope,
+    host_env,
     read_report,
     report_of,
     rows_for,
@@ -83,7 +83,7 @@ def test_an_unresolvable_host_stops_in_seconds(tmp_path: Path) -> None:
     network namespace of its own with no network at all, so no DNS query leaves this
     machine."""
     src = write_csv(tmp_path / "t.csv", rows_for(["DN1", "DN2"]))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    env = host_env()
     env.update(creds_env("http://itsm.batchops-test.invalid"), XDG_CONFIG_HOME=str(tmp_path))
     probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False)
     if probe.returncode != 0:

@@ -32,6 +32,7 @@ from ..helpers import (
     cli,
     creds_env,
     envelope,
+    host_env,
     run_cli,
     running,
     seed,
@@ -197,7 +198,7 @@ def _on_a_pty(args: list[str], env: dict[str, str], answers: bytes) -> str:
     ahead; everything it wrote to the terminal."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    child_env = host_env()
     child = subprocess.Popen(
         args, stdin=slave, stdout=slave, stderr=slave, env={**child_env, **env}, close_fds=True
     )

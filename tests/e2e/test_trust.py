@@ -8,7 +8,6 @@ checks what the server saw and what batchops wrote: every file and both streams.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from ..helpers import (
     cli,
     creds_env,
     envelope,
+    host_env,
     read_report,
     report_of,
     rows_for,
@@ -231,7 +231,7 @@ def test_sigterm_during_backoff_stops_within_seconds(tmp_path: Path) -> None:
     state.seed_tickets(tickets("BO", 1))
     src = write_csv(tmp_path / "t.csv", rows_for(["BO0"]))
     with SandboxThread(state) as server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+        env = host_env()
         env.update(creds_env(server.url), XDG_CONFIG_HOME=str(tmp_path))
         proc = subprocess.Popen(
             [sys.executable, "-m", "batchops", "run", str(src), "--retries", "20"],
@@ -274,7 +274,7 @@ def test_high_concurrency_under_a_low_open_files_limit_is_no_traceback(
 
         resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    env = host_env()
     env.update(creds_env(itsm.url), XDG_CONFIG_HOME=str(tmp_path))
     done = subprocess.run(
         [sys.executable, "-m", "batchops", "run", str(src), "-c", "1000", "-q"],

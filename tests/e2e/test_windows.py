@@ -10,7 +10,6 @@ console stands for a Chinese Windows console's code page.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -25,7 +24,7 @@ import xlsxwriter
 
 from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread
 
-from ..helpers import APP_CODE, SECRET, creds_env, read_report, running, write_csv
+from ..helpers import APP_CODE, SECRET, creds_env, host_env, read_report, running, write_csv
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -64,7 +63,7 @@ def _no_child_left_behind() -> Iterator[None]:
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    env = host_env()
     xdg = tmp_path / "xdg"
     xdg.mkdir(exist_ok=True)
     env["XDG_CONFIG_HOME"] = str(xdg)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from batchops.sandbox import SandboxThread
 
-from ..helpers import creds_env, running, write_csv
+from ..helpers import creds_env, host_env, running, write_csv
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -21,7 +20,7 @@ def phases(
     folder: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``python -m benchmarks.phases ARGS`` in ``folder``, with only the given credentials."""
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    child_env = host_env()
     child_env.update(env or {})
     child_env["PYTHONPATH"] = str(PROJECT)
     return subprocess.run(

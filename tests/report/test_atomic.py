@@ -26,7 +26,7 @@ from batchops.report import xlsx as report_xlsx
 from batchops.report.outputs import TempFile
 from batchops.report.writing import write_report
 
-from ..helpers import write_csv
+from ..helpers import host_env, write_csv
 from ..report_sheets import make_frame, make_outcomes, ok
 
 
@@ -165,7 +165,7 @@ def test_signal_while_writing_leaves_no_temp_file(tmp_path: Path, sig: signal.Si
     rows = [[f"SIG{i:06d}", "admin", "SUSPEND", "x" * 40] for i in range(60_000)]
     src = write_csv(tmp_path / "big.csv", rows)
     out = tmp_path / "big.plan.xlsx"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    env = host_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "batchops", "plan", str(src), "-o", str(out)],
         stdin=subprocess.DEVNULL,
@@ -226,7 +226,7 @@ def test_a_temp_file_left_by_kill_9_is_removed_by_the_next_write(tmp_path: Path)
     rows = [[f"K{i:06d}", "admin", "SUSPEND", "x" * 40] for i in range(60_000)]
     src = write_csv(tmp_path / "big.csv", rows)
     out = tmp_path / "big.plan.xlsx"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_", "BATCHOPS_"))}
+    env = host_env()
     command = [sys.executable, "-m", "batchops", "plan", str(src), "-o", str(out)]
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
     try:
