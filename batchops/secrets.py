@@ -149,7 +149,8 @@ class Scrubber:
 
     def data(self, value: object) -> object:
         """Parsed JSON (dicts, lists, strings, numbers) with every string scrubbed."""
-        if not self._texts or value is None or isinstance(value, bool | int | float):
+        if not self._texts or not value or isinstance(value, bool | int | float):
+            # Nearly every answer of a run: an operation's empty data needs no dump.
             return value
         if isinstance(value, str):
             return self.text(value)

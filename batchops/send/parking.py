@@ -56,6 +56,9 @@ class ParkingLot:
         self._waiting: dict[str, list[asyncio.Future[tuple[str | None, str]]]] = {}
         self._deadlines: dict[str, float] = {}
         self._reader: asyncio.Task[None] | None = None
+        #: Parked tickets waiting for a sending slot again: workers give theirs up
+        #: between chains while there are any.
+        self.returning = 0
         #: Set once every row not parked is done: from then on the run says what it waits for.
         self.rest_done = False
         self._last_notice = 0.0
@@ -84,7 +87,11 @@ class ParkingLot:
             if not self._control.stopping:
                 # Stopping, nothing is sent any more: waiting for a slot could only delay
                 # the end (the worker's own release then leaves one slot over, unused).
-                await self.slots.acquire()
+                self.returning += 1
+                try:
+                    await self.slots.acquire()
+                finally:
+                    self.returning -= 1
 
     async def status(self, sn: str) -> tuple[str | None, str]:
         """``sn``'s status at the next batched read, or None and why it could not be read."""

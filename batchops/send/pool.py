@@ -176,14 +176,23 @@ class Executor:
         row_of: Callable[[int], Row],
         statuses: Mapping[str, str] | None,
     ) -> None:
+        # A worker holds its sending slot from chain to chain (handing it over at every
+        # chain cost a wake-up of a waiting worker per row); it gives it back when its
+        # ticket parks, and between chains when a parked ticket wants one again.
         slots = self.parking.slots
-        while not self.stopping:
-            async with slots:
+        await slots.acquire()
+        try:
+            while not self.stopping:
                 chain = next(feed, None)
                 if chain is None:
                     self.parking.rest_done = True
                     return
                 await self._run_chain(chain, row_of, statuses)
+                if self.parking.returning:
+                    slots.release()
+                    await slots.acquire()
+        finally:
+            slots.release()
 
     async def _run_chain(
         self,
