@@ -19,6 +19,7 @@ from aiohttp import web
 from click.testing import CliRunner, Result
 
 from batchops.checkpoint.machine import LOCK_DIR_ENV
+from batchops.checkpoint.store import Binding, Checkpoint, row_key
 from batchops.cli.main import main
 from batchops.sandbox import SandboxThread, Ticket
 
@@ -50,6 +51,31 @@ def host_env() -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("BK_", "BATCHOPS_")) or k == LOCK_DIR_ENV
     }
+
+
+def queued_checkpoint(
+    path: Path, rows: int, *, base_url: str = "http://itsm", input_path: str = "/t.csv"
+) -> Checkpoint:
+    """An open checkpoint of ``rows`` queued SUSPEND rows (``SN0`` …, by admin) bound to
+    ``input_path`` and ``base_url``, with a run begun (its note "first run")."""
+    store = Checkpoint.open(path)
+    store.initialise(
+        Binding("f" * 64, rows, "esb", base_url, input_path),
+        (
+            (
+                i,
+                row_key(f"SN{i}", "SUSPEND", "admin", "m"),
+                f"SN{i}",
+                "SUSPEND",
+                "queued",
+                "pending",
+                "",
+            )
+            for i in range(rows)
+        ),
+    )
+    store.begin_run("first run")
+    return store
 
 
 def write_csv(

@@ -13,8 +13,10 @@ import filelock
 import pytest
 
 from batchops.checkpoint.file import CheckpointFile, lock_path, unwritable
-from batchops.checkpoint.store import Binding, Checkpoint, row_key
+from batchops.checkpoint.store import Checkpoint
 from batchops.errors import CheckpointError
+
+from ..helpers import queued_checkpoint
 
 ROWS = 300
 
@@ -35,24 +37,9 @@ def _tables(path: Path) -> dict[str, set[str]]:
 
 def _written(path: Path, rows: int = ROWS) -> bytes:
     """A closed checkpoint of ``rows`` queued rows and one run; its bytes."""
-    store = Checkpoint.open(path)
-    store.initialise(
-        Binding("f" * 64, rows, "esb", "http://127.0.0.1:1", "/nowhere/t.csv"),
-        (
-            (
-                i,
-                row_key(f"SN{i}", "SUSPEND", "admin", "m"),
-                f"SN{i}",
-                "SUSPEND",
-                "queued",
-                "pending",
-                "",
-            )
-            for i in range(rows)
-        ),
-    )
-    store.begin_run("first run")
-    store.close()
+    queued_checkpoint(
+        path, rows, base_url="http://127.0.0.1:1", input_path="/nowhere/t.csv"
+    ).close()
     return path.read_bytes()
 
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from batchops.checkpoint.store import Binding, Checkpoint, row_key
+from batchops.checkpoint.store import Binding, Checkpoint
 from batchops.commands.status import read_status
 from batchops.errors import CheckpointError
 from batchops.model import Action, Outcome, Row, Status
 from batchops.sandbox import Faults, SandboxThread
 
-from ..helpers import creds_env, host_env, run_cli, running, seed, write_csv
+from ..helpers import creds_env, host_env, queued_checkpoint, run_cli, running, seed, write_csv
 
 ROWS = 300
 
@@ -47,24 +47,7 @@ def _stamp(when: datetime) -> str:
 
 def _checkpoint(path: Path, *, rows: int = RECENT + EARLY + LEFT) -> Checkpoint:
     """An open checkpoint of ``rows`` queued rows bound to t.csv, with a run begun."""
-    store = Checkpoint.open(path)
-    store.initialise(
-        Binding("f" * 64, rows, "esb", "http://itsm.example", "/data/t.csv"),
-        (
-            (
-                i,
-                row_key(f"SN{i}", "SUSPEND", "admin", "m"),
-                f"SN{i}",
-                "SUSPEND",
-                "queued",
-                "pending",
-                "",
-            )
-            for i in range(rows)
-        ),
-    )
-    store.begin_run("first run")
-    return store
+    return queued_checkpoint(path, rows, base_url="http://itsm.example", input_path="/data/t.csv")
 
 
 def _finish(store: Checkpoint, indices: range, at: datetime) -> None:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from batchops.checkpoint.store import Binding, Checkpoint, row_key
+from batchops.checkpoint.store import Checkpoint
 from batchops.model import Action, Outcome, OutcomeTable, Row, RowState, Status
 from batchops.run.recorder import Recorder, notices_to
+
+from ..helpers import queued_checkpoint
 
 SECRET = "s3cr3t-Value-that-must-never-leak-7f1c"
 ROWS = 4
@@ -44,23 +46,7 @@ def _row(index: int) -> Row:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Checkpoint]:
     """A checkpoint of ROWS queued rows, a run begun."""
-    store = Checkpoint.open(tmp_path / "t.db")
-    store.initialise(
-        Binding("f" * 64, ROWS, "esb", "http://itsm", "/t.csv"),
-        (
-            (
-                i,
-                row_key(f"SN{i}", "SUSPEND", "admin", "m"),
-                f"SN{i}",
-                "SUSPEND",
-                "queued",
-                "pending",
-                "",
-            )
-            for i in range(ROWS)
-        ),
-    )
-    store.begin_run()
+    store = queued_checkpoint(tmp_path / "t.db", ROWS)
     try:
         yield store
     finally:
