@@ -199,7 +199,8 @@ def _runnable(words: Sequence[str], env: Mapping[str, str]) -> tuple[str, list[s
     A value that holds a secret (:func:`_holds_secret`) is never shown: an environment
     variable that holds it is named instead (``--notify "$HOOK"``); without one the
     option is left out, and a line (the second item) says so and how to add it back.
-    A masked value (``json://…``, ``user:***@``) would be refused or fail.
+    A masked value (a notify URL cut to its scheme, a proxy with its password masked) would
+    be refused or fail.
     """
     shown: list[str] = []
     notes: list[str] = []
