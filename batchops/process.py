@@ -18,6 +18,9 @@ and reaches every thread and library of the process, so none is made anywhere el
 - **The open-files limit raised** (:func:`raise_open_files_limit`): towards the hard
   limit, so ``--concurrency`` connections do not fail with EMFILE.
 - **The umask read** (:func:`current_umask`): reading it means setting it for a moment.
+- **click's words in the user's language** (:func:`speak_click_in`): click asks gettext's
+  global domain, which follows ``LANGUAGE``/``LANG`` rather than ``--lang``; its modules'
+  lookups are pointed at batchops' catalogs instead.
 
 Two of them are speed tricks, kept because a measurement shows what they buy
 (BENCHMARKS.md, "Kept after measuring"):
@@ -39,7 +42,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from batchops.exits import Exit
 from batchops.stops import RunControl, Stop, StopKind
@@ -288,3 +291,29 @@ def leave_without_teardown(status: object) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     os._exit(code)
+
+
+def speak_click_in(gettext: Callable[[str], str], ngettext: Callable[[str, str, int], str]) -> None:
+    """Point click's own messages ("Usage:", "Error: No such option …") at ``gettext`` and
+    ``ngettext``: click's modules bind the standard library's at import (``from gettext
+    import gettext as _``), and those read the environment's language, not ``--lang``."""
+    import click
+
+    for name in (
+        "core",
+        "decorators",
+        "exceptions",
+        "formatting",
+        "parser",
+        "termui",
+        "types",
+        "shell_completion",
+        "_termui_impl",
+    ):
+        module: Any = sys.modules.get(f"click.{name}") or getattr(click, name, None)
+        if module is None:
+            continue
+        if hasattr(module, "_"):
+            module._ = gettext
+        if hasattr(module, "ngettext"):
+            module.ngettext = ngettext

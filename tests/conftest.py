@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from batchops import i18n
 from batchops.checkpoint.machine import LOCK_DIR_ENV
 from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread, Ticket
 
@@ -34,10 +35,22 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     for name in list(os.environ):
         if name.startswith(("BK_", "BATCHOPS_")) or name.lower() in _PROXY_VARIABLES:
             monkeypatch.delenv(name, raising=False)
+    # English unless a test asks for Chinese: whatever the developer's locale says.
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     home = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     monkeypatch.setenv(LOCK_DIR_ENV, str(home / "machine"))
+
+
+@pytest.fixture(autouse=True)
+def language_of_the_environment() -> Iterator[None]:
+    """A command run in this process chooses its language for the process; the next test
+    starts from the environment again."""
+    yield
+    i18n.use(None)
 
 
 _PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ws_proxy", "wss_proxy"}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -25,9 +25,11 @@ import click
 
 from batchops.errors import BatchopsError
 from batchops.exits import Exit, help_text
+from batchops.i18n import _, ngettext
 from batchops.process import (
     ignore_file_size_signal,
     leave_without_teardown,
+    speak_click_in,
     start_native_threads_masked,
 )
 from batchops.settings import ENV_PROFILE, RANGES
@@ -46,19 +48,24 @@ from .options import (
     target_options,
 )
 from .stand_in import sandbox
+from .words import TranslatedGroup, choose_language
 
 if TYPE_CHECKING:
     from batchops.model import RunSummary
     from batchops.run import CanaryReport, Hooks, PlanOverview
 
 
-class _Commands(click.Group):
-    """The command group; it keeps the words it was given, for advice that repeats them,
-    and escapes whatever reaches stdout or stderr while a command runs (console.py)."""
+class _Commands(TranslatedGroup):
+    """The command group; it chooses the language before anything is parsed, keeps the
+    words it was given, for advice that repeats them, and escapes whatever reaches stdout
+    or stderr while a command runs (console.py)."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
+        words = list(sys.argv[1:] if args is None else args)
+        choose_language(words)
+        speak_click_in(_, ngettext)
         with guarded_output():
-            return super().main(*args, **kwargs)
+            return super().main(words, *rest, **kwargs)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["batchops.argv"] = list(args)

@@ -9,10 +9,11 @@ from types import ModuleType
 import pytest
 
 import batchops
-from batchops import checkpoint, cli, commands, itsm, report, run, send, settings, sheet
+from batchops import checkpoint, cli, commands, i18n, itsm, report, run, send, settings, sheet
 
 FACES = {
-    m.__name__: m for m in (checkpoint, cli, commands, itsm, report, run, send, settings, sheet)
+    m.__name__: m
+    for m in (checkpoint, cli, commands, i18n, itsm, report, run, send, settings, sheet)
 }
 
 
