@@ -61,11 +61,11 @@ class _Commands(TranslatedGroup):
     or stderr while a command runs (console.py)."""
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
-        words = list(sys.argv[1:] if args is None else args)
-        choose_language(words)
+        # click reads sys.argv itself when args is None (and expands globs on Windows).
+        choose_language(list(sys.argv[1:] if args is None else args))
         speak_click_in(_, ngettext)
         with guarded_output():
-            return super().main(words, *rest, **kwargs)
+            return super().main(args, *rest, **kwargs)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["batchops.argv"] = list(args)
