@@ -6,18 +6,30 @@ The language is chosen before click parses anything (:func:`choose_language`), b
 runs. click's own words ("Usage:", "Error: No such option") come from its gettext calls,
 which :func:`batchops.process.speak_click_in` sends to batchops' catalogs; help text,
 written once when the commands are defined, is looked up when it is shown
-(:class:`TranslatedCommand`).
+(:class:`TranslatedCommand`): a command's ``help`` and ``epilog``, each option's ``help``
+(with its fields, such as a range's rule, filled then: :class:`HelpOption`), and the
+exit-code table (:data:`EXIT_CODES`, written by :func:`batchops.exits.help_text`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import click
 
+from batchops.exits import help_text
 from batchops.i18n import N_, Language, _, choose, parse_language, use
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: A field of an option's help: its text, or what makes it when the help is shown.
+HelpField = str | Callable[[], object]
+
+#: The epilog of a command whose ``--help`` ends with the exit-code table
+#: (:func:`batchops.exits.help_text`), written in the language in use when shown.
+EXIT_CODES = "\0batchops exit codes"
 
 
 def flag_language(args: Sequence[str]) -> str | None:
@@ -65,12 +77,48 @@ LANG_OPTION = click.Option(
 )
 
 
+class HelpOption(click.Option):
+    """An option whose help has named fields, filled when the help is shown
+    (``help=N_("… ({rule})")`` with ``help_fields={"rule": RANGES["rate"].rule}``), so
+    the sentence is translated whole and its parts are said in the language in use."""
+
+    def __init__(
+        self, *args: Any, help_fields: Mapping[str, HelpField] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.help_fields = dict(help_fields or {})
+
+    def shown_help(self, text: str) -> str:
+        """``text`` (the help, translated) with its fields filled."""
+        fields = {k: v if isinstance(v, str) else v() for k, v in self.help_fields.items()}
+        return text.format(**fields)
+
+
+def option(*decls: str, help_fields: Mapping[str, HelpField], **attrs: Any) -> Callable[[F], F]:
+    """``click.option`` for a help with fields (:class:`HelpOption`)."""
+    return click.option(*decls, cls=HelpOption, help_fields=help_fields, **attrs)
+
+
+def _translated(target: Any, text: str) -> str:
+    """``text`` (an attribute of ``target``) as it is shown in the language in use."""
+    if text == EXIT_CODES:
+        return help_text()
+    shown = _(text)
+    return target.shown_help(shown) if isinstance(target, HelpOption) else shown
+
+
+def shown_help(param: click.Parameter) -> str:
+    """``param``'s help as ``--help`` shows it in the language in use ("" without one)."""
+    text = getattr(param, "help", None)
+    return _translated(param, text) if isinstance(text, str) and text else ""
+
+
 @contextlib.contextmanager
 def _shown(target: Any, attr: str) -> Iterator[None]:
     """``target.attr`` in the language in use while help is written."""
     original = getattr(target, attr, None)
     if isinstance(original, str) and original:
-        setattr(target, attr, _(original))
+        setattr(target, attr, _translated(target, original))
     try:
         yield
     finally:
@@ -85,6 +133,15 @@ class TranslatedCommand(click.Command):
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
         return [*params[:-1], LANG_OPTION, *params[-1:]]
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        # click makes it once per command, in the language of that moment: its help is
+        # kept as the message itself, and translated when shown, as every other help.
+        made = getattr(self, "_help_option", None) is None
+        option = super().get_help_option(ctx)
+        if made and option is not None:
+            option.help = N_("Show this message and exit.")
+        return option
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with _shown(self, "help"):
