@@ -161,3 +161,25 @@ def test_the_lang_choice_does_not_outlive_its_command() -> None:
     """A command's language is chosen anew each time: zh, then the environment's."""
     assert "退出码" in run_cli(["plan", "--help", "--lang", "zh"]).stdout
     assert "Exit codes" in run_cli(["plan", "--help"], env={"LANG": os.environ["LANG"]}).stdout
+
+
+def test_python_m_batchops_sandbox_chooses_its_language_too() -> None:
+    """The stand-in's own entry point speaks as the group does: --lang, then the locale."""
+    base = {k: v for k, v in host_env().items() if k not in ("LC_ALL", "LC_MESSAGES", "LANG")}
+    env = {**base, "PYTHONIOENCODING": "utf-8", "LANG": "zh_CN.UTF-8"}
+    run = [sys.executable, "-m", "batchops.sandbox"]
+    helped = subprocess.run(
+        [*run, "--help"], env=env, capture_output=True, text=True, encoding="utf-8", timeout=60
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert "启动一个模拟 ITSM" in helped.stdout and "0 表示自动选一个空闲端口" in helped.stdout
+    wrong = subprocess.run(
+        [*run, "--lang", "en", "--bogus"],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+    )
+    assert wrong.returncode == 2
+    assert "No such option '--bogus'" in wrong.stderr
