@@ -14,7 +14,9 @@ exit-code table (:data:`EXIT_CODES`, written by :func:`batchops.exits.help_text`
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -126,9 +128,118 @@ def _shown(target: Any, attr: str) -> Iterator[None]:
             setattr(target, attr, original)
 
 
+#: A token of wide text: a run of blanks, one wide character (a line may break after
+#: any), or a run of anything else (a word, an option's name, a path).
+_TOKEN = re.compile(
+    r"\s+|[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]|[^\s\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+"
+)
+#: What never starts a line (Chinese closing punctuation stays with what it closes).
+_NO_LINE_START = frozenset("，。；：、）》」』！？”’")
+#: What never ends a line (an opening bracket stays with what it opens).
+_NO_LINE_END = frozenset("（《「『“‘")
+
+
+def _wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
+
+
+def cells(text: str) -> int:
+    """How many terminal columns ``text`` takes (a Chinese character takes two)."""
+    return sum(2 if _wide(char) else 1 for char in text)
+
+
+def _fill(text: str, width: int, first: str, rest: str) -> list[str]:
+    """One paragraph of wide text in lines of at most ``width`` columns (a word longer
+    than that has a line of its own), breaking between Chinese characters too, never
+    before closing punctuation nor after an opening bracket."""
+    lines: list[str] = []
+    indent, line = first, list[str]()  # the line's tokens
+    for token in _TOKEN.findall(text):
+        token = " " if token.isspace() else token
+        if token == " " and not line:
+            continue
+        if token != " " and line and cells(indent + "".join([*line, token])) > width:
+            # Carry down what may not end a line, and the token before a closing mark.
+            carried: list[str] = []
+            while line and (line[-1] in _NO_LINE_END or (token in _NO_LINE_START and not carried)):
+                carried.insert(0, line.pop())
+            if not "".join(line).strip():  # nowhere to break: the line runs over
+                line += carried
+            else:
+                lines.append((indent + "".join(line)).rstrip())
+                indent, line = rest, [t for t in carried if t != " "]
+        line.append(token)
+    lines.append((indent + "".join(line)).rstrip())
+    return lines
+
+
+def _joined(lines: list[str]) -> str:
+    """A paragraph's lines as one: a blank between them, but not between two Chinese
+    characters (Chinese puts none between words)."""
+    text = lines[0]
+    for line in lines[1:]:
+        text += line if text and line and _wide(text[-1]) and _wide(line[0]) else " " + line
+    return text
+
+
+def wrap_text(text: str, width: int, first: str = "", rest: str = "") -> str:
+    """click's ``wrap_text`` (paragraphs kept, a ``\\b`` paragraph as written) that also
+    wraps Chinese, which has no blanks to break at and takes two columns a character."""
+    if not any(_wide(char) for char in text):
+        return click.formatting.wrap_text(text, width, first, rest, preserve_paragraphs=True)
+    out: list[str] = []
+    for block in re.split(r"\n\s*\n", text.expandtabs()):
+        lines = [line for line in block.splitlines() if line.strip()]
+        if not lines:
+            continue
+        extra = " " * (len(lines[0]) - len(lines[0].lstrip()))
+        if lines[0].strip() == "\b":
+            out.append("\n".join(f"{rest}{extra}{line}" for line in lines[1:]))
+        else:
+            paragraph = _joined([line.strip() for line in lines])
+            out.append("\n".join(_fill(paragraph, width, first + extra, rest + extra)))
+    return "\n\n".join(out)
+
+
+class _Formatter(click.HelpFormatter):
+    """click's help formatter, wrapping Chinese text by its width on the terminal."""
+
+    def write_text(self, text: str) -> None:
+        indent = " " * self.current_indent
+        self.write(wrap_text(text, self.width, indent, indent))
+        self.write("\n")
+
+    def write_dl(
+        self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        rows = list(rows)
+        first_col = min(max((cells(first) for first, _second in rows), default=0), col_max)
+        first_col += col_spacing
+        for first, second in rows:
+            self.write(f"{'':>{self.current_indent}}{first}")
+            if not second:
+                self.write("\n")
+                continue
+            if cells(first) <= first_col - col_spacing:
+                self.write(" " * (first_col - cells(first)))
+            else:
+                self.write("\n" + " " * (first_col + self.current_indent))
+            text_width = max(self.width - first_col - 2, 10)
+            lines = wrap_text(second, text_width).splitlines() or [""]
+            self.write(f"{lines[0]}\n")
+            for line in lines[1:]:
+                self.write(f"{'':>{first_col + self.current_indent}}{line}\n")
+
+
+class _Context(click.Context):
+    formatter_class = _Formatter
+
+
 class TranslatedCommand(click.Command):
     """A command whose help, options' help and epilog are shown in the language in use,
     and which takes ``--lang``."""
+
+    context_class = _Context
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)

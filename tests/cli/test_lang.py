@@ -17,7 +17,7 @@ import pytest
 
 from batchops import i18n
 from batchops.cli import main
-from batchops.cli.words import shown_help
+from batchops.cli.words import cells, shown_help
 from batchops.exits import Exit, help_text
 
 from ..helpers import host_env, run_cli
@@ -183,3 +183,25 @@ def test_python_m_batchops_sandbox_chooses_its_language_too() -> None:
     )
     assert wrong.returncode == 2
     assert "No such option '--bogus'" in wrong.stderr
+
+
+@pytest.mark.parametrize("words", sorted(_commands(), key=len))
+def test_chinese_help_is_wrapped_to_the_width_and_english_help_is_as_click_writes_it(
+    words: str,
+) -> None:
+    """A Chinese character takes two columns and a line may break between two: no line
+    of Chinese help is wider than the help's width, nor split inside a word of ASCII."""
+    args = [*words.split(), "--help"]
+    chinese = run_cli([*args, "--lang", "zh"]).stdout
+    width = click.formatting.FORCED_WIDTH or 80
+    assert "用法" in chinese
+    text = chinese.split("\n选项:\n", 1)[0]
+    examples = text.split("示例：")[-1] if "示例：" in text else ""
+    for line in chinese.splitlines():
+        if line.startswith("用法") or len(line.split()) == 1 or line in examples:
+            continue  # click's usage line; a word alone; examples are shown as written
+        assert cells(line) <= width, line
+    assert "（\n" not in chinese and "\n  ，" not in chinese
+    english = run_cli([*args, "--lang", "en"]).stdout
+    assert not _CJK.search(english.split("Example")[0])
+    assert max(len(line) for line in english.splitlines()) <= 100
