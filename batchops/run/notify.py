@@ -244,24 +244,17 @@ def deliver(
                 ).format(url=notify_label(url), seconds=f"{timeout_s:g}")
             )
         elif not results[number]:
-            why = _reason(said.get(number, []), url)
-            text = (
-                _(
-                    "notification to {url} could not be delivered ({why}); the run's "
-                    "outcome is unchanged"
-                )
-                if why
-                else _(
-                    "notification to {url} could not be delivered; the run's outcome is unchanged"
-                )
-            )
-            problems.append(text.format(url=notify_label(url), why=why))
+            problems.append(_undelivered(said.get(number, []), url))
     return problems
 
 
-def _reason(messages: list[str], url: str) -> str:
-    """Apprise's last word on a failure, without the URL's secret parts."""
-    if not messages:
-        return ""
-    text = without_url_parts(" ".join(messages[-1].split()), url)
-    return text[:200]
+def _undelivered(messages: list[str], url: str) -> str:
+    """The warning for a URL that did not take the message, with Apprise's last word on
+    it (without the URL's secret parts) when it said one."""
+    why = without_url_parts(" ".join(messages[-1].split()), url)[:200] if messages else ""
+    text = (
+        _("notification to {url} could not be delivered ({why}); the run's outcome is unchanged")
+        if why
+        else _("notification to {url} could not be delivered; the run's outcome is unchanged")
+    )
+    return text.format(url=notify_label(url), why=why)
