@@ -159,7 +159,7 @@ def _heading(input_path: str, code: int) -> list[str]:
     return [
         _("input: {path}").format(path=_full(input_path)),
         _("host: {host}").format(host=socket.gethostname()),
-        _("exit code: {code} ({meaning})").format(code=code, meaning=_(meaning_of(code))),
+        _("exit code: {code} ({meaning})").format(code=code, meaning=meaning_of(code)),
     ]
 
 
