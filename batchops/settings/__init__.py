@@ -5,6 +5,7 @@ frozen records (:mod:`.records`).
 
 from __future__ import annotations
 
+from .choices import closest, refused
 from .ranges import RANGES
 from .records import (
     Connection,
@@ -82,9 +83,11 @@ __all__ = [
     "Values",
     "as_path",
     "check_setting",
+    "closest",
     "credentials_for",
     "describe",
     "plan_config",
+    "refused",
     "resolve",
     "resolve_options",
     "run_config",
