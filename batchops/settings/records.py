@@ -310,7 +310,8 @@ def target_url(values: Values, *, hint: str) -> str:
     url = (values.base_url or "").strip()
     if not url:
         raise ConfigError(
-            f"no ITSM address: pass --base-url URL, set BATCHOPS_BASE_URL or use a {hint}"
+            "no ITSM address: pass --base-url URL, set BATCHOPS_BASE_URL (or BlueKing's "
+            f"BK_COMPONENT_API_URL; BK_API_URL_TMPL with --gateway apigw) or use a {hint}"
         )
     return url
 

@@ -1,8 +1,11 @@
 """Run settings: flags, environment and ``batchops.toml`` profiles merged into one place.
 
 Precedence, for every setting: flag (or Python keyword) > environment > profile >
-default. :func:`resolve` does the merge once and remembers where each value came from,
-so ``batchops config show`` can say it. Environment variables are named here and read
+default; for the ITSM address BlueKing's own variables come last
+(``BK_COMPONENT_API_URL``, or ``BK_API_URL_TMPL`` with ``--gateway apigw``), so
+batchops inside a BlueKing app finds ITSM as the app's own clients do. :func:`resolve`
+does the merge once and remembers where each value came from, so ``batchops config
+show`` can say it. Environment variables are named here and read
 nowhere else. Every numeric setting is checked against one table of ranges
 (:data:`RANGES`), whichever source it came from: a profile's ``concurrency = 5000`` is
 refused exactly like ``--concurrency 5000``, and ``inf`` or ``nan`` never get through.
@@ -64,6 +67,13 @@ ENV_USERNAME = "BK_USERNAME"
 ENV_TOKEN = "BK_TOKEN"
 ENV_PROFILE = "BATCHOPS_PROFILE"
 ENV_CONFIG = "BATCHOPS_CONFIG"
+#: BlueKing's own variables (bkapi-client-core reads them; a BlueKing app has them set):
+#: the ESB host, and the API gateway's URL template (``…/api/{api_name}/``).
+ENV_COMPONENT_API_URL = "BK_COMPONENT_API_URL"
+ENV_API_URL_TMPL = "BK_API_URL_TMPL"
+#: ITSM's name on the API gateway, and the stage BlueKing's clients call by default.
+ITSM_API_NAME = "bk-itsm"
+DEFAULT_STAGE = "prod"
 CONFIG_NAME = "batchops.toml"
 
 #: How long a request whose answer was lost may still land: only after this does
@@ -492,7 +502,35 @@ def resolve(
         else:
             values[key], sources[key] = setting.default, "default"
         values[key] = check_setting(key, values[key], sources[key])
+    # Last of all, BlueKing's own variables: which one depends on the gateway chosen.
+    found = None if values["base_url"] else blueking_base_url(str(values["gateway"]), env)
+    if found is not None:
+        values["base_url"] = check_setting("base_url", found[0], found[1])
+        sources["base_url"] = found[1]
     return Resolved(_typed(values), sources, name, path, tuple(warnings))
+
+
+def blueking_base_url(gateway: str, env: Mapping[str, str]) -> tuple[str, str] | None:
+    """The ITSM address BlueKing's own variables give, and its source, when no flag,
+    ``BATCHOPS_BASE_URL`` or profile named one: ``BK_COMPONENT_API_URL`` for the ESB;
+    for the API gateway ``BK_API_URL_TMPL`` with ``{api_name}`` (or ``{gateway_name}``)
+    as ``bk-itsm``, then the stage, as bkapi-client-core builds it
+    (``http://bkapi.example.com/api/{api_name}/`` → ``…/api/bk-itsm/prod``)."""
+    if gateway != "apigw":
+        url = env.get(ENV_COMPONENT_API_URL, "").strip()
+        return (url, f"env {ENV_COMPONENT_API_URL}") if url else None
+    template = env.get(ENV_API_URL_TMPL, "").strip()
+    if not template:
+        return None
+    if "{api_name}" not in template and "{gateway_name}" not in template:
+        raise ConfigError(
+            f"{ENV_API_URL_TMPL} must hold {{api_name}} (as in "
+            f"http://bkapi.example.com/api/{{api_name}}/), not {masked_url(template)!r}; "
+            "fix it or pass --base-url"
+        )
+    # Replaced, not str.format()ed: another brace in the text must not raise.
+    url = template.replace("{api_name}", ITSM_API_NAME).replace("{gateway_name}", ITSM_API_NAME)
+    return f"{url.rstrip('/')}/{DEFAULT_STAGE}", f"env {ENV_API_URL_TMPL}"
 
 
 def target_source(resolved: Resolved) -> str:
