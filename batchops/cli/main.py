@@ -25,7 +25,7 @@ import click
 
 from batchops.errors import BatchopsError
 from batchops.exits import Exit, help_text
-from batchops.i18n import _, ngettext
+from batchops.i18n import N_, _, ngettext
 from batchops.process import (
     ignore_file_size_signal,
     leave_without_teardown,
@@ -48,7 +48,7 @@ from .options import (
     target_options,
 )
 from .stand_in import sandbox
-from .words import TranslatedGroup, choose_language
+from .words import TranslatedGroup, choose_language, profile_lang
 
 if TYPE_CHECKING:
     from batchops.model import RunSummary
@@ -62,7 +62,7 @@ class _Commands(TranslatedGroup):
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
         words = list(sys.argv[1:] if args is None else args)
-        choose_language(words)
+        choose_language(words, profile_lang(words))
         speak_click_in(_, ngettext)
         with guarded_output():
             return super().main(words, *rest, **kwargs)
@@ -410,6 +410,12 @@ def report(
     help="The run's checkpoint, read only (default: the one beside the run's input, "
     "t.checkpoint.db for t.report.xlsx, when there is one).",
 )
+@click.option(
+    "--profile", help=N_("The profile whose undo_message to write [env: BATCHOPS_PROFILE].")
+)
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help=N_("The profile file.")
+)
 def undo(
     report_path: str,
     output: str | None,
@@ -417,6 +423,8 @@ def undo(
     encoding: str | None,
     force: bool,
     checkpoint_path: str | None,
+    profile: str | None,
+    config_path: str | None,
 ) -> None:
     """Write the sheet that reverses a finished run, from its REPORT (nothing is sent).
 
@@ -446,6 +454,8 @@ def undo(
             encoding=encoding,
             force=force,
             checkpoint=checkpoint_path,
+            profile=profile,
+            config=config_path,
         )
     except BatchopsError as error:
         fail(error)
