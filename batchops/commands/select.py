@@ -291,10 +291,8 @@ class SheetFill:
         if action and action.strip():
             found = ACTION_ALIASES.get(action.strip()) or ACTION_ALIASES.get(action.strip().upper())
             if found is None:
-                raise ConfigError(
-                    f"--action {action!r} is not an action; use SUSPEND, UNSUSPEND, WITHDRAW "
-                    "or TERMINATE"
-                )
+                actions = [a.value for a in Action]
+                raise refused("--action", action, ", ".join(actions), actions)
             canonical = found.value
         text = (message or "").strip()
         if len(text) > MAX_MESSAGE_LENGTH:
