@@ -7,6 +7,7 @@ checkpoint store and the report can all agree on one vocabulary.
 from __future__ import annotations
 
 import enum
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,42 @@ class RowState(enum.StrEnum):
 
 #: Ticket statuses after which no action is possible any more.
 FINAL_TICKET_STATUSES = frozenset({"FINISHED", "TERMINATED", "REVOKED"})
+
+#: ITSM's built-in ticket statuses (bk-itsm ``BUILTIN_TICKET_STATUS``), as a ticket lives them.
+TICKET_STATUSES = (
+    "NEW",
+    "RUNNING",
+    "RESOLVED",
+    "CONFIRMED",
+    "SUSPENDED",
+    "FINISHED",
+    "TERMINATED",
+    "REVOKED",
+)
+
+#: The names people read for them: ITSM's own, then those other BlueKing products show
+#: (the Chinese-speaking operator types what the screen says, not the code).
+TICKET_STATUS_NAMES = {
+    "新": "NEW",
+    "处理中": "RUNNING",
+    "已解决": "RESOLVED",
+    "待确认": "CONFIRMED",
+    "挂起": "SUSPENDED",
+    "已完成": "FINISHED",
+    "已终止": "TERMINATED",
+    "已撤销": "REVOKED",
+    "已结束": "FINISHED",
+    "被终止": "TERMINATED",
+    "已撤单": "REVOKED",
+}
+
+
+def ticket_status(text: str) -> str | None:
+    """The ITSM code ``text`` names (``处理中``, ``running``, full-width ``ＲＵＮＮＩＮＧ``),
+    or None when it names none. NFKC first, so full-width letters and spaces match."""
+    word = unicodedata.normalize("NFKC", text).strip()
+    code = TICKET_STATUS_NAMES.get(word, word.upper())
+    return code if code in TICKET_STATUSES else None
 
 
 @dataclass(frozen=True, slots=True)

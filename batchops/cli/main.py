@@ -58,7 +58,7 @@ from .options import (
     target_options,
 )
 from .stand_in import sandbox
-from .words import EXIT_CODES, TranslatedGroup, choose_language, option
+from .words import EXIT_CODES, TranslatedGroup, choose_language, option, profile_lang
 
 
 class _Commands(TranslatedGroup):
@@ -68,7 +68,8 @@ class _Commands(TranslatedGroup):
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
         # click reads sys.argv itself when args is None (and expands globs on Windows).
-        choose_language(list(sys.argv[1:] if args is None else args))
+        words = list(sys.argv[1:] if args is None else args)
+        choose_language(words, profile_lang(words))
         speak_click_in(_, ngettext)
         with guarded_output():
             return super().main(args, *rest, **kwargs)
@@ -389,6 +390,12 @@ def report(
         "t.checkpoint.db for t.report.xlsx, when there is one)."
     ),
 )
+@click.option(
+    "--profile", help=N_("The profile whose undo_message to write [env: BATCHOPS_PROFILE].")
+)
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help=N_("The profile file.")
+)
 def undo(
     report_path: str,
     output: str | None,
@@ -396,6 +403,8 @@ def undo(
     encoding: str | None,
     force: bool,
     checkpoint_path: str | None,
+    profile: str | None,
+    config_path: str | None,
 ) -> None:
     start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops.commands import undo_report
@@ -408,6 +417,8 @@ def undo(
             encoding=encoding,
             force=force,
             checkpoint=checkpoint_path,
+            profile=profile,
+            config=config_path,
         )
     except BatchopsError as error:
         fail(error)

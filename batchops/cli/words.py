@@ -23,6 +23,7 @@ import click
 
 from batchops.exits import help_text
 from batchops.i18n import N_, Language, _, choose, parse_language, use
+from batchops.settings import profile_language
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,15 +37,27 @@ EXIT_CODES = "\0batchops exit codes"
 
 def flag_language(args: Sequence[str]) -> str | None:
     """The value of ``--lang`` in ``args`` (the last one wins, as click would have it)."""
+    return flag_value(args, "--lang")
+
+
+def flag_value(args: Sequence[str], option: str) -> str | None:
+    """The value of ``option`` in ``args``, read before click parses them (the last one
+    wins, as click would have it)."""
     found: str | None = None
     for index, arg in enumerate(args):
         if arg == "--":
             break
-        if arg == "--lang" and index + 1 < len(args):
+        if arg == option and index + 1 < len(args):
             found = args[index + 1]
-        elif arg.startswith("--lang="):
+        elif arg.startswith(option + "="):
             found = arg.partition("=")[2]
     return found
+
+
+def profile_lang(args: Sequence[str]) -> str | None:
+    """The ``lang`` of the profile ``args`` name (``--profile``, ``--config``), or of the
+    default one; None when there is none or the file cannot be read (the command says so)."""
+    return profile_language(flag_value(args, "--profile"), flag_value(args, "--config"))
 
 
 def choose_language(args: Sequence[str], profile_lang: str | None = None) -> Language:

@@ -40,11 +40,17 @@ from batchops.errors import ConfigError, InputError
 from batchops.exits import Exit
 from batchops.i18n import _
 from batchops.itsm import client_for
-from batchops.model import MAX_MESSAGE_LENGTH, Action
+from batchops.model import (
+    MAX_MESSAGE_LENGTH,
+    TICKET_STATUS_NAMES,
+    TICKET_STATUSES,
+    Action,
+    ticket_status,
+)
 from batchops.process import RunSignals, main_thread_takes_signals
 from batchops.report import Kind, Output, Table, guard_outputs, write_tables
 from batchops.send import GET_TICKETS_LIMIT
-from batchops.settings import RunOptions, StrPath, check_setting, select_connection
+from batchops.settings import RunOptions, StrPath, check_setting, refused, select_connection
 from batchops.sheet import ACTION_ALIASES, FIELD_ALIASES
 from batchops.stops import RateLimit, RunControl, Stop, Stopped
 
@@ -103,11 +109,29 @@ def parse_ids(text: str, *, option: str) -> tuple[int, ...]:
 
 
 def parse_statuses(text: str) -> tuple[str, ...]:
-    """Ticket statuses (``RUNNING,SUSPENDED``), upper-cased as ITSM writes them."""
-    statuses = tuple(dict.fromkeys(p.strip().upper() for p in text.split(",") if p.strip()))
+    """Ticket statuses (``RUNNING,SUSPENDED``, ``处理中``, ``running``) as ITSM's codes.
+
+    A word that names no status is refused: asked as it is, it would match no ticket
+    and give an empty sheet that looks like an answer. Commas may be full-width (，).
+    """
+    words = [p.strip() for p in text.replace("，", ",").split(",") if p.strip()]
+    for word in words:
+        if ticket_status(word) is None:
+            raise refused("--status", word, _status_words(), _STATUS_WORDS)
+    statuses = tuple(dict.fromkeys(code for word in words if (code := ticket_status(word))))
     if not statuses:
         raise ConfigError("--status needs at least one status (e.g. --status RUNNING,SUSPENDED)")
     return statuses
+
+
+_STATUS_WORDS = (*TICKET_STATUSES, *TICKET_STATUS_NAMES)
+
+
+def _status_words() -> str:
+    """What ``--status`` takes, in words (every code and every name)."""
+    return _("{codes} (any letter case) or ITSM's names ({names})").format(
+        codes=", ".join(TICKET_STATUSES), names=", ".join(TICKET_STATUS_NAMES)
+    )
 
 
 def read_sn_file(path: str | os.PathLike[str]) -> tuple[str, ...]:
@@ -280,12 +304,8 @@ class SheetFill:
         if action and action.strip():
             found = ACTION_ALIASES.get(action.strip()) or ACTION_ALIASES.get(action.strip().upper())
             if found is None:
-                raise ConfigError(
-                    _(
-                        "--action {action} is not an action; use SUSPEND, UNSUSPEND, WITHDRAW "
-                        "or TERMINATE"
-                    ).format(action=repr(action))
-                )
+                actions = [a.value for a in Action]
+                raise refused("--action", action, ", ".join(actions), actions)
             canonical = found.value
         text = (message or "").strip()
         if len(text) > MAX_MESSAGE_LENGTH:

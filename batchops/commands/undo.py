@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,12 +40,16 @@ from batchops.exits import Exit
 from batchops.i18n import N_, _, ngettext
 from batchops.model import MAX_MESSAGE_LENGTH, Action, Status
 from batchops.report import Kind, Output, Table, guard_outputs, write_tables
+from batchops.settings import resolve
 from batchops.sheet import Batch, load_batch
 
 from .undo_record import find_checkpoint, match_rows, outcome_recorded, read_record
 
 UNDO_SHEET = "Undo"
 IRREVERSIBLE_SHEET = "Irreversible"
+#: The reason of an inverse row that has none of its own to restore; a profile's
+#: ``undo_message`` replaces it. Short: it lands in the ticket's history.
+UNDO_MESSAGE = N_("batchops undo of row {row} of {file}")
 UNDO_COLUMNS = ("sn", "operator", "action_type", "action_message", "undoes_row", "undoes_action")
 IRREVERSIBLE_COLUMNS = ("report_row", "sn", "action_done", "done_by", "finished_at", "reason")
 
@@ -85,11 +89,17 @@ class UndoPlan:
 
 
 def plan_undo(
-    batch: Batch, report_name: str, record: Sequence[StoredRow] | None = None
+    batch: Batch,
+    report_name: str,
+    record: Sequence[StoredRow] | None = None,
+    *,
+    message: str | None = None,
 ) -> UndoPlan:
     """Work out the inverse of every applied row of the report ``batch`` holds: checked
-    against the run's checkpoint ``record`` when there is one, else as the report says."""
-    undoing = _Undoing.of(batch, report_name)
+    against the run's checkpoint ``record`` when there is one, else as the report says.
+    ``message`` is the reason of an inverse row that has none to restore ({row}, {file});
+    None: :data:`UNDO_MESSAGE` in the language in use."""
+    undoing = _Undoing.of(batch, report_name, message)
     if record is not None:
         undoing.check(record)
     for chain in undoing.chains().values():
@@ -114,9 +124,11 @@ class _Undoing:
     sent: dict[int, tuple[float, int]] | None = None
     #: Rows already accounted for (listed) by the check against the checkpoint.
     settled: set[int] = field(default_factory=set)
+    #: The reason an inverse row without one of its own carries ({row}, {file}).
+    template: str = UNDO_MESSAGE
 
     @classmethod
-    def of(cls, batch: Batch, report_name: str) -> _Undoing:
+    def of(cls, batch: Batch, report_name: str, template: str | None = None) -> _Undoing:
         previous = batch.previous_results
         if previous is None:
             raise InputError(
@@ -136,6 +148,7 @@ class _Undoing:
             previous["status"].str.strip().str.lower().tolist(),
             [str(when) for when in previous["finished_at"].tolist()],
             raw_messages,
+            template=template or _(UNDO_MESSAGE),
         )
 
     def listed(self, index: int, reason: str) -> None:
@@ -276,7 +289,7 @@ class _Undoing:
         by_second = sorted(chain, key=moments.__getitem__)  # stable: sheet order within
         ordered: list[int] = []
         last = self._opening(chain)
-        for _second, second in itertools.groupby(by_second, key=moments.__getitem__):
+        for _unused, second in itertools.groupby(by_second, key=moments.__getitem__):
             rest = list(second)
             while rest:
                 # ITSM only lets SUSPEND and UNSUSPEND alternate; nothing follows a close.
@@ -324,7 +337,7 @@ class _Undoing:
                 continue
             action = Action(batch.action[index])
             inverse = _INVERSE[action]
-            message = _undo_message(batch, self.raw_messages, done, index, self.report_name)
+            message = _undo_message(self, done, index)
             inverse_rows.append(
                 [
                     str(batch.sn[index]),
@@ -371,19 +384,18 @@ def _moment(text: str) -> int | None:
         return None
 
 
-def _undo_message(
-    batch: Batch, raw_messages: Sequence[str], done: Sequence[int], index: int, report: str
-) -> str:
+def _undo_message(undoing: _Undoing, done: Sequence[int], index: int) -> str:
     """The reason sent with an inverse row (``done``: the ticket's applied rows, in the
-    order they were applied)."""
-    origin = f"batchops undo of row {index + 2} of {report}"
+    order they were applied): it lands in the ticket's history, for its people to read."""
+    batch = undoing.batch
     if Action(batch.action[index]) is Action.UNSUSPEND:
         # Suspend again for the reason the ticket was suspended before this UNSUSPEND.
         earlier = [i for i in done[: done.index(index)] if batch.action[i] == Action.SUSPEND.value]
-        text = str(batch.message[earlier[-1]]) if earlier else raw_messages[index]
+        text = str(batch.message[earlier[-1]]) if earlier else undoing.raw_messages[index]
         if text:
             return text
-    return origin[:MAX_MESSAGE_LENGTH]
+    origin = undoing.template.format(row=index + 2, file=undoing.report_name)
+    return origin.strip()[:MAX_MESSAGE_LENGTH]
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +411,8 @@ class UndoSummary:
     checkpoint: str = ""
     disagreeing: int = 0
     missing: int = 0
+    #: What the settings' merge warned of (an untrusted batchops.toml, ignored).
+    warnings: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> Exit:
@@ -436,6 +450,9 @@ class UndoSummary:
 
     def notices(self) -> list[str]:
         """What a person must know about how far the sheet can be trusted (for stderr)."""
+        return [*self.warnings, *self._doubts()]
+
+    def _doubts(self) -> list[str]:
         if not self.checkpoint:
             return [
                 _(
@@ -480,14 +497,20 @@ def undo_report(
     encoding: str | None = None,
     force: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> UndoSummary:
     """Write the sheet that reverses ``report`` (default beside it) and list what cannot be.
 
     The report is held to the run's ``checkpoint`` (default: the one its run left
     beside its input, when there is one). An existing file is replaced only with
     ``force``; a run's input, report or checkpoint never is
-    (:func:`batchops.report.guard_outputs`).
+    (:func:`batchops.report.guard_outputs`). The reason an inverse row carries into the
+    ticket, when it has none to restore, is the ``profile``'s ``undo_message``, else
+    :data:`UNDO_MESSAGE` in the language in use.
     """
+    settings = resolve({}, profile=profile, config=config, env=env)
     source = Path(report)
     batch = load_batch(source, sheet=sheet, encoding=encoding, include_hidden=True)
     path = Path(output) if output else default_undo_path(source)
@@ -501,7 +524,7 @@ def undo_report(
         inputs[_("the run's checkpoint")] = record_path
     guard_outputs(inputs, named, force=force)
     record = read_record(record_path) if record_path is not None else None
-    plan = plan_undo(batch, source.name, record)
+    plan = plan_undo(batch, source.name, record, message=settings.values.undo_message)
     undo = Table(UNDO_SHEET, UNDO_COLUMNS, plan.rows)
     kept = Table(IRREVERSIBLE_SHEET, IRREVERSIBLE_COLUMNS, plan.irreversible)
     if path.suffix.lower() == ".xlsx":
@@ -522,4 +545,5 @@ def undo_report(
         str(record_path or ""),
         plan.disagreeing,
         plan.missing,
+        settings.warnings,
     )

@@ -1,10 +1,13 @@
 """Settings: flags, environment, ``batchops.toml`` profiles and the trust store merged
-(:mod:`.sources`, held to :mod:`.ranges`, the trust store in :mod:`.trust`) into typed,
-frozen records (:mod:`.records`).
+(:mod:`.sources`, held to :mod:`.ranges`, the trust store in :mod:`.trust`, BlueKing's
+own variables in :mod:`.blueking`, message templates in :mod:`.templates`) into typed,
+frozen records (:mod:`.records`); :mod:`.choices` refuses an option's unknown word.
 """
 
 from __future__ import annotations
 
+from .blueking import ENV_API_URL_TMPL, ENV_COMPONENT_API_URL
+from .choices import closest, refused
 from .ranges import RANGES
 from .records import (
     Connection,
@@ -45,6 +48,7 @@ from .sources import (
     Values,
     check_setting,
     describe,
+    profile_language,
     resolve,
     target_source,
 )
@@ -57,9 +61,11 @@ __all__ = [
     "DEFAULT_RETRIES",
     "DEFAULT_SERVER_TIMEOUT_S",
     "DEFAULT_TIMEOUT_S",
+    "ENV_API_URL_TMPL",
     "ENV_APP_CODE",
     "ENV_APP_SECRET",
     "ENV_BASE_URL",
+    "ENV_COMPONENT_API_URL",
     "ENV_CONFIG",
     "ENV_PROFILE",
     "ENV_TOKEN",
@@ -82,9 +88,12 @@ __all__ = [
     "Values",
     "as_path",
     "check_setting",
+    "closest",
     "credentials_for",
     "describe",
     "plan_config",
+    "profile_language",
+    "refused",
     "resolve",
     "resolve_options",
     "run_config",

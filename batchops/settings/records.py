@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchops.errors import ConfigError
+from batchops.i18n import _
 
 from .ranges import RANGES
 from .sources import (
@@ -310,7 +311,10 @@ def target_url(values: Values, *, hint: str) -> str:
     url = (values.base_url or "").strip()
     if not url:
         raise ConfigError(
-            f"no ITSM address: pass --base-url URL, set BATCHOPS_BASE_URL or use a {hint}"
+            _(
+                "no ITSM address: pass --base-url URL, set BATCHOPS_BASE_URL (or BlueKing's "
+                "BK_COMPONENT_API_URL; BK_API_URL_TMPL with --gateway apigw) or use a {hint}"
+            ).format(hint=hint)
         )
     return url
 

@@ -1,9 +1,12 @@
 """Run settings: flags, environment and ``batchops.toml`` profiles merged into one place.
 
 Precedence, for every setting: flag (or Python keyword) > environment > profile >
-default. :func:`resolve` does the merge once and remembers where each value came from,
-so ``batchops config show`` can say it. Environment variables are named here and read
-nowhere else. Every numeric setting is checked against one table of ranges
+default; for the ITSM address BlueKing's own variables come last
+(``BK_COMPONENT_API_URL``, or ``BK_API_URL_TMPL`` with ``--gateway apigw``), so
+batchops inside a BlueKing app finds ITSM as the app's own clients do. :func:`resolve`
+does the merge once and remembers where each value came from, so ``batchops config
+show`` can say it. Environment variables are named here and read nowhere else
+(BlueKing's own in :mod:`.blueking`). Every numeric setting is checked against one table of ranges
 (:data:`RANGES`), whichever source it came from: a profile's ``concurrency = 5000`` is
 refused exactly like ``--concurrency 5000``, and ``inf`` or ``nan`` never get through.
 Every number has a lower and an upper bound: a wait of ``1e308`` seconds or a rate of
@@ -46,9 +49,12 @@ from pathlib import Path
 from typing import Literal
 
 from batchops.errors import ConfigError
+from batchops.i18n import _, parse_language
 from batchops.secrets import masked_url, notify_label, presence
 
+from .blueking import blueking_base_url
 from .ranges import RANGES
+from .templates import TEMPLATE_FIELDS, checked_template
 from .trust import is_trusted, read_store, user_config_dir
 
 Gateway = Literal["esb", "apigw"]
@@ -194,6 +200,10 @@ SETTINGS: dict[str, Setting] = {
     # Apprise URLs told when a run ends, and when: "problems" (exit code not 0) or "always".
     "notify": Setting(list, None),
     "notify_on": Setting(str, "problems"),
+    # The language batchops speaks, after --lang and BATCHOPS_LANG: "zh" or "en".
+    "lang": Setting(str, None),
+    # What undo writes into tickets ({row}, {file}); unset: batchops' words, in the language.
+    "undo_message": Setting(str, None),
 }
 
 
@@ -213,6 +223,14 @@ def check_setting(key: str, value: SettingValue, source: str) -> SettingValue:
     if key in URL_SETTINGS and isinstance(value, str):
         checked_url(value, where, none_allowed=key == "proxy")
         return value
+    if key == "lang" and isinstance(value, str) and parse_language(value) is None:
+        raise ConfigError(
+            _("{where} must be 'zh' or 'en', not {value}; fix it and run again").format(
+                where=where, value=repr(value)
+            )
+        )
+    if key in TEMPLATE_FIELDS and isinstance(value, str):
+        return checked_template(value, TEMPLATE_FIELDS[key], where)
     bounds = RANGES.get(key)
     if bounds is None or value is None or key == "max_failures":
         return value
@@ -296,6 +314,8 @@ class Values:
     proxy: str | None
     notify: tuple[str, ...] | None
     notify_on: str
+    lang: str | None
+    undo_message: str | None
 
     def shown(self, key: str) -> str:
         """One setting as ``config show`` prints it (a proxy's password and a
@@ -347,6 +367,8 @@ def _typed(values: Mapping[str, SettingValue]) -> Values:
         proxy=_text(values["proxy"]),
         notify=tuple(str(url) for url in notify) if isinstance(notify, list) else None,
         notify_on=str(values["notify_on"]),
+        lang=_text(values["lang"]),
+        undo_message=_text(values["undo_message"]),
     )
 
 
@@ -492,7 +514,30 @@ def resolve(
         else:
             values[key], sources[key] = setting.default, "default"
         values[key] = check_setting(key, values[key], sources[key])
+    # Last of all, BlueKing's own variables: which one depends on the gateway chosen.
+    found = None if values["base_url"] else blueking_base_url(str(values["gateway"]), env)
+    if found is not None:
+        values["base_url"] = check_setting("base_url", found[0], found[1])
+        sources["base_url"] = found[1]
     return Resolved(_typed(values), sources, name, path, tuple(warnings))
+
+
+def profile_language(
+    profile: str | None, config: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None
+) -> str | None:
+    """The ``lang`` of the profile ``profile`` (else ``BATCHOPS_PROFILE``, else the file's
+    default) in the file ``config`` (else the usual places), read before a command parses
+    its options, to speak its language. None when there is none, or when the file cannot
+    be read: the command itself then says what is wrong with it, in the language the
+    rest chose."""
+    env = os.environ if env is None else env
+    try:
+        path, _warnings = find_config(config, env)
+        _name, chosen = load_profile(path, profile or env.get(ENV_PROFILE) or None)
+    except (ConfigError, OSError, ValueError):
+        return None
+    lang = chosen.get("lang")
+    return lang if isinstance(lang, str) else None
 
 
 def target_source(resolved: Resolved) -> str:

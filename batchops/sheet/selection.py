@@ -20,6 +20,7 @@ import pandas as pd
 
 from batchops.errors import ConfigError
 from batchops.model import Outcome, OutcomeTable, Status
+from batchops.settings import refused
 
 from .loading import Batch, previous_done
 
@@ -86,10 +87,8 @@ def select_rows(batch: Batch, outcomes: OutcomeTable, only: Collection[str] | No
     wanted = {s.strip().lower() for s in only if s.strip()}
     unknown = wanted - {s.value for s in Status}
     if unknown:
-        raise ConfigError(
-            f"--only takes statuses ({', '.join(s.value for s in Status)}), not "
-            + ", ".join(sorted(unknown))
-        )
+        known = [s.value for s in Status]
+        raise refused("--only", ",".join(sorted(unknown)), ", ".join(known), known)
     previous = batch.previous_results
     if previous is None:
         raise ConfigError(

@@ -363,7 +363,7 @@ def test_selected_sheet_runs_unchanged(itsm: SandboxThread, tmp_path: Path) -> N
     [
         (["--created-after", "01/02/2024"], "--created-after takes a date"),
         (["--service-id", "12;13"], "--service-id takes ids"),
-        (["--creator", "x", "--action", "EXPLODE"], "is not an action"),
+        (["--creator", "x", "--action", "EXPLODE"], "--action takes SUSPEND, UNSUSPEND, WITHDRAW"),
         (["--creator", "x", "--action", "TERMINATE"], "needs --message"),
         (["--creator", "x", "--message", "m" * 256], "at most 255"),
         (
