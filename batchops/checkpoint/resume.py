@@ -234,7 +234,8 @@ def _resume(
     for rec in records:
         if rec.state is RowState.DONE:
             if batch.invalid[rec.index] and rec.outcome.status in _NOT_SENT_NOW:
-                continue  # invalid now: it keeps its reason (mark_invalid's outcome)
+                done += 1  # invalid now: it keeps its reason (mark_invalid's outcome)
+                continue
             if rec.index in retry:
                 queued.append(rec.index)
                 if rec.outcome.status is Status.UNKNOWN:
