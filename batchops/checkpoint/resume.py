@@ -1,7 +1,9 @@
 """What a run still has to do, given its checkpoint: bind it, refuse it, or resume from it.
 
-A first run writes one record per input row. A later run with the same rows and the
-same target continues: rows with an outcome keep it, rows never sent are sent, and rows
+A first run writes one record per input row. A later run against the same target
+continues (on an input edited since, once :mod:`.rebind` has checked that the rows sent
+are still as they were and recorded the others as they are now): rows with an outcome
+keep it, rows never sent (or invalid before, and valid now) are sent, and rows
 that were being sent when the earlier run died are handed back as *in doubt*, to be
 read back before anything is resent. ``--retry-failed`` requeues failed rows together
 with the later rows of their ticket, so each ticket still follows the file's order.
@@ -22,17 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from batchops.errors import CheckpointError
+from batchops.i18n import ngettext
 from batchops.model import Outcome, OutcomeTable, RowState, Status
 from batchops.secrets import masked_url
 from batchops.sheet import DONE_BEFORE, Batch, one_letter_case, show
 
-from .store import (
-    Binding,
-    Checkpoint,
-    StoredRow,
-    row_key,
-    summarise_changes,
-)
+from .rebind import rebind
+from .store import Binding, Checkpoint, StoredRow, row_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +137,11 @@ def open_checkpoint(
         base_url=masked_url(base_url),
         input_path=str(batch.source.resolve()),
     )
+    queued = sendable if held is None else np.asarray(sendable, dtype=bool) | held
     store = Checkpoint.open(path)
     try:
         stored = store.binding()
         if stored is None:
-            queued = sendable if held is None else np.asarray(sendable, dtype=bool) | held
             store.initialise(binding, _initial_rows(batch, keys, queued, outcomes))
             store.begin_run("first run")
             note = f"checkpoint: {path}" + (f" (previous one kept as {backup})" if backup else "")
@@ -151,10 +149,14 @@ def open_checkpoint(
             if backup is not None:
                 work.fresh = FreshStart(backup, applied)
             return store, work
-        _check_binding(stored, binding, store, keys, path, batch)
+        _check_target(stored, binding, path)
+        edits = ""
+        if stored.rows_fingerprint != binding.rows_fingerprint:
+            edits = rebind(store, binding, keys, batch, outcomes, queued)
         if stored.input_path != binding.input_path:
             store.update_input_path(binding.input_path)
-        work = _resume(store, outcomes, retry_failed, path, batch)
+        work = _resume(store, outcomes, retry_failed, path, batch, sendable)
+        work.note = "; ".join(part for part in (work.note, edits) if part)
         # A row an older batchops queued that today's rules refuse (one sn in two letter
         # cases, say) is not sent: it keeps the reason it is invalid as its outcome.
         work.to_send = work.to_send[batch.invalid[work.to_send] == ""]
@@ -195,21 +197,8 @@ def _initial_rows(
         )
 
 
-def _check_binding(
-    stored: Binding,
-    binding: Binding,
-    store: Checkpoint,
-    keys: list[str],
-    path: Path,
-    batch: Batch,
-) -> None:
-    if stored.rows_fingerprint != binding.rows_fingerprint:
-        what = summarise_changes(store.row_keys(), keys, batch.row_number)
-        raise CheckpointError(
-            f"the input changed since checkpoint {path} was made ({what}); to continue the "
-            "earlier run, restore that file; to start over with this one, add --fresh "
-            "(the old checkpoint is kept as a backup)"
-        )
+def _check_target(stored: Binding, binding: Binding, path: Path) -> None:
+    """Refuse a checkpoint made for another ITSM (its rows are :func:`rebind`'s)."""
     # An older checkpoint may hold the URL's password: compared (and shown) without it.
     stored_url = masked_url(stored.base_url)
     if (stored.gateway, stored_url) != (binding.gateway, binding.base_url):
@@ -221,21 +210,32 @@ def _check_binding(
 
 
 def _resume(
-    store: Checkpoint, outcomes: OutcomeTable, retry_failed: bool, path: Path, batch: Batch
+    store: Checkpoint,
+    outcomes: OutcomeTable,
+    retry_failed: bool,
+    path: Path,
+    batch: Batch,
+    sendable: np.ndarray,
 ) -> Work:
     queued: list[int] = []
     in_doubt: list[InDoubtRow] = []
     last_sent_at = 0.0
     records = list(store.rows())
     retry = _rows_to_retry(records) if retry_failed else set()
+    # Rows left unsent as invalid (or out of --only) that this run would send are sent:
+    # fixed since, or chosen now.
+    revived = _revived(records, sendable)
     # A row today's rules refuse is not sent again: it keeps its outcome (an unknown one
     # still says its request may have landed).
-    retry = {index for index in retry if not batch.invalid[index]}
+    retry = {index for index in retry | revived if not batch.invalid[index]}
     shadowed = _spelled_like_done(records, batch)
     retry -= shadowed.keys()
     done = 0
     for rec in records:
         if rec.state is RowState.DONE:
+            if batch.invalid[rec.index] and rec.outcome.status in _NOT_SENT_NOW:
+                done += 1  # invalid now: it keeps its reason (mark_invalid's outcome)
+                continue
             if rec.index in retry:
                 queued.append(rec.index)
                 if rec.outcome.status is Status.UNKNOWN:
@@ -256,20 +256,57 @@ def _resume(
     if retry:
         store.requeue(sorted(retry))
     store.begin_run("retry-failed" if retry_failed else "resume")
+    note = _resume_note(path, done, in_doubt, records, retry, revived)
+    if not queued and not in_doubt:
+        note += "; nothing left to send (--retry-failed resends failed rows, --fresh starts over)"
+    return Work(np.array(sorted(queued), dtype=np.int64), in_doubt, note, last_sent_at)
+
+
+def _resume_note(
+    path: Path,
+    done: int,
+    in_doubt: list[InDoubtRow],
+    records: list[StoredRow],
+    retry: set[int],
+    revived: set[int],
+) -> str:
+    """What the resume found, for the summary."""
     parts = [f"resumed from checkpoint {path}: {done} rows already done"]
     if in_doubt:
         parts.append(f"{len(in_doubt)} in doubt (read back before any resend)")
-    if retry:
-        after = sum(1 for r in records if r.index in retry and r.outcome.status is Status.SKIPPED)
+    again = retry - revived
+    if again:
+        after = sum(1 for r in records if r.index in again and r.outcome.status is Status.SKIPPED)
         parts.append(
-            f"{len(retry) - after} failed/unknown rows sent again"
+            f"{len(again) - after} failed/unknown rows sent again"
             + (f" (and {after} skipped rows of their tickets after them)" if after else "")
         )
-    if not queued and not in_doubt:
+    if retry & revived:
+        count = len(retry & revived)
         parts.append(
-            "nothing left to send (--retry-failed resends failed rows, --fresh starts over)"
+            ngettext(
+                "{count} row not sent before (invalid, or not chosen) is sent now",
+                "{count} rows not sent before (invalid, or not chosen) are sent now",
+                count,
+            ).format(count=count)
         )
-    return Work(np.array(sorted(queued), dtype=np.int64), in_doubt, "; ".join(parts), last_sent_at)
+    return "; ".join(parts)
+
+
+#: Outcomes of rows that did not reach ITSM, replaced by the reason a row is invalid now.
+_NOT_SENT_NOW = (Status.FAILED, Status.INVALID, Status.PENDING, Status.SKIPPED)
+
+
+def _revived(records: list[StoredRow], sendable: np.ndarray) -> set[int]:
+    """Rows recorded ``invalid``, or left out by ``--only`` (``pending``), that this run
+    chooses to send: every row not done is validated again and sent."""
+    return {
+        rec.index
+        for rec in records
+        if rec.state is RowState.DONE
+        and rec.outcome.status in (Status.INVALID, Status.PENDING)
+        and sendable[rec.index]
+    }
 
 
 def _spelled_like_done(records: list[StoredRow], batch: Batch) -> dict[int, str]:

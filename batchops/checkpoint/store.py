@@ -14,7 +14,8 @@ of the next turn, so the checkpoint costs a commit per group of rows, not two pe
 and a mark waits one loop turn, not a fixed window. WAL mode with
 ``synchronous=NORMAL`` makes a commit survive the process being killed (not a power cut).
 
-The file is bound to the input's rows and to the target (gateway, base URL); it never
+The file is bound to the input's rows (the rows sent or maybe sent must stay as they
+were; :mod:`batchops.checkpoint.rebind`) and to the target (gateway, base URL); it never
 holds a secret, and it is created readable by its owner only. A second process on the
 same file is refused at once through a lock on a sidecar file (``x.checkpoint.db.lock``).
 
@@ -50,7 +51,6 @@ __all__ = [
     "StoredRow",
     "lock_path",
     "row_key",
-    "summarise_changes",
 ]
 
 
@@ -371,6 +371,42 @@ class Checkpoint:
                 ((i,) for i in indices),
             )
 
+    def rebind(
+        self,
+        binding: Binding,
+        fresh: Sequence[tuple[int, str, str, str, str, str, str]],
+        renamed: Sequence[tuple[str, str, str, int]],
+        dropped_from: int | None,
+    ) -> None:
+        """Bind the checkpoint to an edited input (:mod:`.rebind` decided what): rows
+        recorded anew as a first run records them (an earlier outcome goes to history),
+        rows that keep their outcome under new content, rows past the input's end
+        forgotten, and the binding's fingerprint and row count, in one transaction."""
+        with self._before_sending(), self.file.transaction() as conn:
+            if dropped_from is not None:
+                conn.execute("DELETE FROM history WHERE idx >= ?", (dropped_from,))
+                conn.execute("DELETE FROM rows WHERE idx >= ?", (dropped_from,))
+            conn.executemany(
+                "INSERT INTO history(idx, run_id, status, code, message, attempts, finished_at) "
+                "SELECT idx, run_id, status, code, message, attempts, finished_at FROM rows "
+                "WHERE idx=?",
+                ((rec[0],) for rec in fresh),
+            )
+            conn.executemany("DELETE FROM rows WHERE idx=?", ((rec[0],) for rec in fresh))
+            conn.executemany(
+                "INSERT INTO rows(idx, row_key, sn, action, state, status, message) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                fresh,
+            )
+            conn.executemany("UPDATE rows SET row_key=?, sn=?, action=? WHERE idx=?", renamed)
+            conn.executemany(
+                "UPDATE meta SET value=? WHERE key=?",
+                [
+                    (binding.rows_fingerprint, "rows_fingerprint"),
+                    (str(binding.row_count), "row_count"),
+                ],
+            )
+
     # ---------------------------------------------------------------- writing
 
     def mark_sending(self, row: Row, attempt: int, before: str | None) -> Awaitable[None]:
@@ -407,21 +443,3 @@ class Checkpoint:
         """
         with contextlib.suppress(CheckpointError):
             self._group.commit_now()
-
-
-def summarise_changes(
-    old_keys: Sequence[str],
-    new_keys: Sequence[str],
-    row_number: Callable[[int], int] = lambda index: index + 2,
-) -> str:
-    """Say in a few words how an input's rows differ from the checkpoint's (rows named
-    by ``row_number``, the sheet's row of a data row)."""
-    parts = []
-    if len(new_keys) != len(old_keys):
-        parts.append(f"{len(old_keys)} rows then, {len(new_keys)} now")
-    changed = [i for i, (a, b) in enumerate(zip(old_keys, new_keys, strict=False)) if a != b]
-    if changed:
-        first = ", ".join(str(row_number(i)) for i in changed[:5])
-        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-        parts.append(f"{len(changed)} rows differ (rows {first}{more})")
-    return "; ".join(parts) or "the rows differ"

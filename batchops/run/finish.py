@@ -24,7 +24,7 @@ from batchops.sheet import Batch, add_notes
 from batchops.stops import Stop
 
 from .context import Ending
-from .prompts import Advice
+from .prompts import Advice, invalid_reasons
 from .summary import summary_sheet, top_failures
 
 
@@ -90,7 +90,8 @@ def finish_run(batch: Batch, outcomes: OutcomeTable, state: Ending, end: RunEnd)
         _("not confirmed; nothing was sent") if state.declined else stop.reason if stop else ""
     )
     exit_code = Exit.ROWS_FAILED if state.declined else exit_code_of(counts, stop)
-    next_step = "" if state.declined else end.advice.next_step(counts, stop, failures)
+    invalid = invalid_reasons(batch, outcomes)
+    next_step = "" if state.declined else end.advice.next_step(counts, stop, failures, invalid)
     elapsed = time.monotonic() - end.started
     written = _Written()
     if end.report_path is not None:

@@ -16,9 +16,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from batchops.i18n import N_, _
+from batchops.i18n import N_, _, ngettext
 from batchops.itsm import Answer, refused_credentials
-from batchops.model import Outcome, Status
+from batchops.model import Outcome, OutcomeTable, Status
 from batchops.process import default_sigint
 from batchops.secrets import masked_url
 from batchops.send import Precheck, chains_by_sn, simulate
@@ -320,6 +320,35 @@ class Advice:
     def retry_failed(self) -> str:
         return self._cmd("--retry-failed")
 
+    def _invalid_lines(
+        self, count: int, reasons: Sequence[tuple[str, int, list[int]]], *, also_failed: bool
+    ) -> list[str]:
+        """The invalid rows: how many, why (with their sheet rows), and how to send them
+        once fixed (the failed rows' command sends them too)."""
+        # One line a reason: a reason may hold a ';' of its own.
+        lines = [_("{count} invalid, not sent:").format(count=count)]
+        lines += [
+            "  "
+            + _("{count} × {reason} ({rows})").format(count=n, reason=text, rows=_rows(rows, n))
+            for text, n, rows in reasons
+        ]
+        if also_failed:
+            return lines
+        if self._checkpointed:
+            lines.append(
+                _("fix them in the sheet, then send them with: {command}").format(
+                    command=self.resume()
+                )
+            )
+        else:
+            lines.append(
+                _(
+                    "fix them in the report, then send them with: batchops run REPORT "
+                    "--only invalid (REPORT: the report below)"
+                )
+            )
+        return lines
+
     def credential_sources(self) -> str:
         """Which credentials were used and where each came from (never a secret's value)."""
         values, sources = self._settings.values, self._settings.sources
@@ -346,8 +375,14 @@ class Advice:
         return _("; ").join(parts)
 
     def next_step(
-        self, counts: Mapping[str, int], stop: Stop | None, failures: list[tuple[str, int, str]]
+        self,
+        counts: Mapping[str, int],
+        stop: Stop | None,
+        failures: list[tuple[str, int, str]],
+        invalid: Sequence[tuple[str, int, list[int]]] = (),
     ) -> str:
+        """What is left and the command that finishes it; ``invalid``: the invalid rows'
+        top reasons with their sheet rows (:func:`invalid_reasons`)."""
         pending = counts.get(Status.PENDING.value, 0)
         failed = counts.get(Status.FAILED.value, 0)
         unknown = counts.get(Status.UNKNOWN.value, 0)
@@ -380,9 +415,12 @@ class Advice:
             lines.append(
                 _("once their cause is fixed, resend them with: {command}").format(command=command)
             )
+        bad = counts.get(Status.INVALID.value, 0)
+        if bad:
+            lines += self._invalid_lines(bad, invalid, also_failed=bool(failed or unknown))
         if not lines:
             return _("nothing left to do")
-        if self._checkpointed and (pending or failed or unknown):
+        if self._checkpointed and (pending or failed or unknown or bad):
             lines += self._left_out()
         return "\n".join(lines)
 
@@ -400,3 +438,28 @@ def _failed_line(failed: int, unknown: int, failures: list[tuple[str, int, str]]
     if not reasons:
         return counts
     return _("{counts} (top reasons: {reasons})").format(counts=counts, reasons=reasons)
+
+
+#: Sheet rows named per reason at the end of a run; the rest are counted.
+_ROWS_SHOWN = 5
+
+
+def invalid_reasons(
+    batch: Batch, outcomes: OutcomeTable, limit: int = 3
+) -> list[tuple[str, int, list[int]]]:
+    """The most frequent reasons rows are invalid: (reason, rows, the first sheet rows)."""
+    rows: dict[str, list[int]] = {}
+    for index in outcomes.rows_with(Status.INVALID).tolist():
+        reason = outcomes.get(index).message or _("(no reason)")
+        rows.setdefault(reason, []).append(batch.row_number(index))
+    # Most rows first; among equals, the reason met first in the sheet.
+    ranked = sorted(rows.items(), key=lambda item: -len(item[1]))[:limit]
+    return [(reason, len(numbers), numbers[:_ROWS_SHOWN]) for reason, numbers in ranked]
+
+
+def _rows(numbers: list[int], count: int) -> str:
+    """``row 3`` / ``rows 3, 5 and 2 more``: sheet rows as a person reads them."""
+    text = ", ".join(str(n) for n in numbers)
+    if count > len(numbers):
+        text = _("{rows} and {count} more").format(rows=text, count=count - len(numbers))
+    return ngettext("row {rows}", "rows {rows}", count).format(rows=text)

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("no_child_left_behind")
 
 
 def test_changed_input_names_sheet_rows(itsm: SandboxThread, tmp_path: Path) -> None:
-    """The 'input changed' refusal names rows as the sheet numbers them (blank lines
+    """The refusal of an edited done row names it as the sheet numbers it (blank lines
     counted), not by position among the data rows."""
     seed(itsm, running("RN1"), running("RN2"))
     path = tmp_path / "t.csv"
@@ -50,7 +50,9 @@ def test_changed_input_names_sheet_rows(itsm: SandboxThread, tmp_path: Path) -> 
     path.write_text(path.read_text(encoding="utf-8").replace(",y", ",edited"), encoding="utf-8")
     out = run_cli(["run", str(path)], env)
     assert out.exit_code == 2
-    assert "1 rows differ (rows 5)" in out.stderr
+    assert "row 5 (sn 'RN2', SUSPEND, success): its operator or action_message changed" in (
+        out.stderr
+    )
 
 
 def test_fresh_says_how_many_rows_were_applied_and_that_the_precheck_decides(
@@ -92,8 +94,9 @@ def test_fresh_says_how_many_rows_were_applied_and_that_the_precheck_decides(
 def test_changed_input_is_refused_then_fresh_starts_over(
     itsm: SandboxThread, tmp_path: Path
 ) -> None:
-    """An edited or extended input is refused (exit 2, what changed, --fresh named, nothing
-    sent); --fresh keeps the old checkpoint as a .bak beside it and sends every row again."""
+    """A done row edited, or moved by a row deleted above it, is refused (exit 2, each row
+    named, --fresh named, nothing sent); a row added at the end is just sent; --fresh keeps
+    the old checkpoint as a .bak beside it and sends every row again."""
     sns = ["CH1", "CH2", "CH3", "CH4"]
     seed(itsm, *(running(sn) for sn in sns))
     rows = [[sn, "admin", "TERMINATE", "close"] for sn in sns]
@@ -108,15 +111,29 @@ def test_changed_input_is_refused_then_fresh_starts_over(
     edited = run_cli(["run", str(src)], env)
     assert edited.exit_code == 2
     assert "input changed since checkpoint" in edited.stderr
-    assert "1 rows differ (rows 4)" in edited.stderr
+    assert "row 4 (sn 'CH3', TERMINATE, success): its operator or action_message" in (edited.stderr)
     assert "--fresh" in edited.stderr
+    assert sum(itsm.state.stats.requests.values()) == sent  # refused before any request
 
+    rows[2][3] = "close"
+    write_csv(src, [rows[0], *rows[2:]])  # CH2 deleted: the rows below it move up
+    moved = run_cli(["run", str(src)], env)
+    assert moved.exit_code == 2
+    assert "row 3 (sn 'CH2', TERMINATE, success): its sn is now 'CH3'" in moved.stderr
+    assert "the row as sent is now row 3: a row was inserted or deleted above it" in (
+        moved.stderr
+    ), moved.stderr
+    assert sum(itsm.state.stats.requests.values()) == sent
+
+    seed(itsm, running("CH5"))
     rows.append(["CH5", "admin", "TERMINATE", "close"])
     write_csv(src, rows)
     longer = run_cli(["run", str(src)], env)
-    assert longer.exit_code == 2
-    assert "4 rows then, 5 now" in longer.stderr and "--fresh" in longer.stderr
-    assert sum(itsm.state.stats.requests.values()) == sent  # refused before any request
+    assert longer.exit_code == 0, longer.stdout + longer.stderr
+    assert "1 row added since the last run" in longer.stdout
+    assert _applied(itsm.state.stats.operations) == Counter(
+        {(sn, "TERMINATE"): 1 for sn in [*sns, "CH5"]}
+    )
 
     seed(itsm, *(running(sn) for sn in [*sns, "CH5"]))  # the tickets are open again
     fresh = run_cli(["run", str(src), "--fresh"], env)
@@ -125,13 +142,12 @@ def test_changed_input_is_refused_then_fresh_starts_over(
     assert str(backup) in fresh.stdout
     old = Checkpoint.open_readonly(backup)
     try:
-        assert [r.outcome.status.value for r in old.rows()] == ["success"] * 4
+        assert [r.outcome.status.value for r in old.rows()] == ["success"] * 5
     finally:
         old.close()
     assert [r["status"] for r in read_report(tmp_path / "t.report.csv")] == ["success"] * 5
     applied = _applied(itsm.state.stats.operations)
-    assert [applied[(sn, "TERMINATE")] for sn in sns] == [2, 2, 2, 2]  # once per run
-    assert applied[("CH5", "TERMINATE")] == 1
+    assert [applied[(sn, "TERMINATE")] for sn in [*sns, "CH5"]] == [2] * 5  # once per run
 
 
 def test_checkpoint_of_another_input_or_target_is_refused(

@@ -24,7 +24,6 @@ from batchops.checkpoint.store import (
     Binding,
     Checkpoint,
     row_key,
-    summarise_changes,
 )
 from batchops.errors import CheckpointError
 from batchops.model import Action, Outcome, Row, Status
@@ -534,12 +533,3 @@ def test_row_key_tells_every_field_apart() -> None:
     }
     assert len(keys) == 5
     assert row_key("NO1", "SUSPEND", "admin", "m") == row_key("NO1", "SUSPEND", "admin", "m")
-
-
-def test_summarise_changes_names_rows_and_counts() -> None:
-    """The refusal says how many rows differ and which spreadsheet lines (header is line 1)."""
-    old = ["a", "b", "c"]
-    assert summarise_changes(old, ["a", "X", "c"]) == "1 rows differ (rows 3)"
-    assert summarise_changes(old, ["a", "b", "c", "d"]) == "3 rows then, 4 now"
-    many = summarise_changes(list("abcdefgh"), list("ABCDEFGh"))
-    assert many == "7 rows differ (rows 2, 3, 4, 5, 6 and 2 more)"
