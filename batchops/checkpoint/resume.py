@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from batchops.errors import CheckpointError
+from batchops.i18n import _
 from batchops.model import Outcome, OutcomeTable, RowState, Status
 from batchops.secrets import masked_url
 from batchops.sheet import DONE_BEFORE, Batch, one_letter_case, show
@@ -75,19 +76,25 @@ class FreshStart:
     applied: int | None
 
     def describe(self, precheck: bool) -> str:
-        count = "an unknown number of" if self.applied is None else str(self.applied)
         said = (
-            f"--fresh: the old checkpoint (kept as {self.backup}) recorded {count} rows as applied"
+            _(
+                "--fresh: the old checkpoint (kept as {backup}) recorded an unknown number of "
+                "rows as applied"
+            ).format(backup=self.backup)
+            if self.applied is None
+            else _(
+                "--fresh: the old checkpoint (kept as {backup}) recorded {count} rows as applied"
+            ).format(backup=self.backup, count=self.applied)
         )
         if precheck:
-            return (
-                f"{said}; the pre-check reads every ticket's live state and decides what is "
+            return _(
+                "{said}; the pre-check reads every ticket's live state and decides what is "
                 "sent again (rows already where their action leads are skipped)"
-            )
-        return (
-            f"{said}; with --no-precheck nothing checks the tickets first, so those rows are "
+            ).format(said=said)
+        return _(
+            "{said}; with --no-precheck nothing checks the tickets first, so those rows are "
             "sent again (a second SUSPEND leaves a ticket stuck)"
-        )
+        ).format(said=said)
 
 
 def row_keys(batch: Batch) -> list[str]:
@@ -146,7 +153,11 @@ def open_checkpoint(
             queued = sendable if held is None else np.asarray(sendable, dtype=bool) | held
             store.initialise(binding, _initial_rows(batch, keys, queued, outcomes))
             store.begin_run("first run")
-            note = f"checkpoint: {path}" + (f" (previous one kept as {backup})" if backup else "")
+            note = (
+                _("checkpoint: {path} (previous one kept as {backup})")
+                if backup
+                else _("checkpoint: {path}")
+            ).format(path=path, backup=backup)
             work = Work(np.flatnonzero(sendable).astype(np.int64), [], note, uncertain_since)
             if backup is not None:
                 work.fresh = FreshStart(backup, applied)
@@ -206,17 +217,27 @@ def _check_binding(
     if stored.rows_fingerprint != binding.rows_fingerprint:
         what = summarise_changes(store.row_keys(), keys, batch.row_number)
         raise CheckpointError(
-            f"the input changed since checkpoint {path} was made ({what}); to continue the "
-            "earlier run, restore that file; to start over with this one, add --fresh "
-            "(the old checkpoint is kept as a backup)"
+            _(
+                "the input changed since checkpoint {path} was made ({what}); to continue the "
+                "earlier run, restore that file; to start over with this one, add --fresh "
+                "(the old checkpoint is kept as a backup)"
+            ).format(path=path, what=what)
         )
     # An older checkpoint may hold the URL's password: compared (and shown) without it.
     stored_url = masked_url(stored.base_url)
     if (stored.gateway, stored_url) != (binding.gateway, binding.base_url):
         raise CheckpointError(
-            f"checkpoint {path} belongs to a run against {stored_url} ({stored.gateway}), "
-            f"not {binding.base_url} ({binding.gateway}); use the same --base-url/--gateway, "
-            "or --fresh to start over"
+            _(
+                "checkpoint {path} belongs to a run against {stored_url} ({stored_gateway}), "
+                "not {base_url} ({gateway}); use the same --base-url/--gateway, "
+                "or --fresh to start over"
+            ).format(
+                path=path,
+                stored_url=stored_url,
+                stored_gateway=stored.gateway,
+                base_url=binding.base_url,
+                gateway=binding.gateway,
+            )
         )
 
 
@@ -256,20 +277,29 @@ def _resume(
     if retry:
         store.requeue(sorted(retry))
     store.begin_run("retry-failed" if retry_failed else "resume")
-    parts = [f"resumed from checkpoint {path}: {done} rows already done"]
+    parts = [
+        _("resumed from checkpoint {path}: {done} rows already done").format(path=path, done=done)
+    ]
     if in_doubt:
-        parts.append(f"{len(in_doubt)} in doubt (read back before any resend)")
+        parts.append(
+            _("{count} in doubt (read back before any resend)").format(count=len(in_doubt))
+        )
     if retry:
         after = sum(1 for r in records if r.index in retry and r.outcome.status is Status.SKIPPED)
-        parts.append(
-            f"{len(retry) - after} failed/unknown rows sent again"
-            + (f" (and {after} skipped rows of their tickets after them)" if after else "")
-        )
+        again = _("{count} failed/unknown rows sent again")
+        if after:
+            again = _(
+                "{count} failed/unknown rows sent again "
+                "(and {after} skipped rows of their tickets after them)"
+            )
+        parts.append(again.format(count=len(retry) - after, after=after))
     if not queued and not in_doubt:
         parts.append(
-            "nothing left to send (--retry-failed resends failed rows, --fresh starts over)"
+            _("nothing left to send (--retry-failed resends failed rows, --fresh starts over)")
         )
-    return Work(np.array(sorted(queued), dtype=np.int64), in_doubt, "; ".join(parts), last_sent_at)
+    return Work(
+        np.array(sorted(queued), dtype=np.int64), in_doubt, _("; ").join(parts), last_sent_at
+    )
 
 
 def _spelled_like_done(records: list[StoredRow], batch: Batch) -> dict[int, str]:
@@ -298,12 +328,12 @@ def _spelled_like_done(records: list[StoredRow], batch: Batch) -> dict[int, str]
         # A row that ran itself keeps its result (one in doubt is read back as ever).
         if leader is None or leader.sn == rec.sn or ran(rec):
             continue
-        shadowed[rec.index] = (
-            f"sn '{show(rec.sn)}' is row {batch.row_number(leader.index)}'s sn "
-            f"'{show(leader.sn)}' in other letter case, whose row an earlier run already "
+        shadowed[rec.index] = _(
+            "sn '{sn}' is row {row}'s sn "
+            "'{other}' in other letter case, whose row an earlier run already "
             "ran; ITSM may take both for one ticket: check it in ITSM, then fix the file "
             "(one spelling, without the rows already done) and use --fresh"
-        )
+        ).format(sn=show(rec.sn), row=batch.row_number(leader.index), other=show(leader.sn))
     return shadowed
 
 
@@ -319,10 +349,12 @@ def _refuse_invalid_in_doubt(in_doubt: list[InDoubtRow], batch: Batch, path: Pat
         if reason:
             sn = show(str(batch.sn[doubt.index]))
             raise CheckpointError(
-                f"checkpoint {path}: row {batch.row_number(doubt.index)} (sn '{sn}') was being "
-                f"sent when an earlier run stopped, and it is invalid now ({reason}); check "
-                f"ticket '{sn}' in ITSM, fix the file (and remove the rows already done), "
-                "then run with --fresh"
+                _(
+                    "checkpoint {path}: row {row} (sn '{sn}') was being "
+                    "sent when an earlier run stopped, and it is invalid now ({reason}); check "
+                    "ticket '{sn}' in ITSM, fix the file (and remove the rows already done), "
+                    "then run with --fresh"
+                ).format(path=path, row=batch.row_number(doubt.index), sn=sn, reason=reason)
             )
 
 

@@ -36,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 
 from batchops.errors import CheckpointError
+from batchops.i18n import _
 from batchops.model import Outcome, Row, RowState, Status
 
 from .file import SCHEMA_VERSION, CheckpointFile, columns, lock_path, what_ran_out
@@ -263,8 +264,9 @@ class Checkpoint:
             yield
         except (sqlite3.Error, OSError) as exc:
             raise CheckpointError(
-                f"cannot write checkpoint {self.path}: {what_ran_out(self.path, exc)}; "
-                "nothing was sent"
+                _("cannot write checkpoint {path}: {why}; nothing was sent").format(
+                    path=self.path, why=what_ran_out(self.path, exc)
+                )
             ) from None
 
     def begin_run(self, note: str = "") -> int:
@@ -418,10 +420,15 @@ def summarise_changes(
     by ``row_number``, the sheet's row of a data row)."""
     parts = []
     if len(new_keys) != len(old_keys):
-        parts.append(f"{len(old_keys)} rows then, {len(new_keys)} now")
+        parts.append(_("{then} rows then, {now} now").format(then=len(old_keys), now=len(new_keys)))
     changed = [i for i, (a, b) in enumerate(zip(old_keys, new_keys, strict=False)) if a != b]
     if changed:
         first = ", ".join(str(row_number(i)) for i in changed[:5])
-        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-        parts.append(f"{len(changed)} rows differ (rows {first}{more})")
-    return "; ".join(parts) or "the rows differ"
+        parts.append(
+            (
+                _("{count} rows differ (rows {first} and {more} more)")
+                if len(changed) > 5
+                else _("{count} rows differ (rows {first})")
+            ).format(count=len(changed), first=first, more=len(changed) - 5)
+        )
+    return _("; ").join(parts) or _("the rows differ")
