@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from batchops.errors import ConfigError
-from batchops.i18n import _
+from batchops.i18n import _, blueking_language
 from batchops.model import Row
 from batchops.process import raise_open_files_limit
 from batchops.secrets import Scrubber
@@ -207,6 +207,10 @@ class ItsmClient:
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
+            # The language ITSM and the gateway answer in, as BlueKing's own clients ask
+            # for it (bkapi-client-core). Read here, when the session is made: the command
+            # line has chosen the language before any client exists.
+            "Blueking-Language": blueking_language(),
         }
         proxy = proxy_for(self.settings)
         trace = self._tracer.aiohttp_config() if self._tracer is not None else None
