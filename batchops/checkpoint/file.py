@@ -30,6 +30,7 @@ from pathlib import Path
 import filelock
 
 from batchops.errors import CheckpointError
+from batchops.i18n import _
 
 SCHEMA_VERSION = "1"
 
@@ -90,11 +91,15 @@ class CheckpointFile:
         """Open (creating if asked) and lock the checkpoint; refuse if another run holds it."""
         path = Path(path)
         if not path.exists() and not create:
-            raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+            raise CheckpointError(
+                _("checkpoint {path} does not exist; check the path").format(path=path)
+            )
         lock = _take_lock(
             path,
-            "wait for it to finish (or stop it) — two runs on one checkpoint could operate "
-            "a ticket twice",
+            _(
+                "wait for it to finish (or stop it) — two runs on one checkpoint could operate "
+                "a ticket twice"
+            ),
         )
         try:
             _check_whole(path)
@@ -116,7 +121,9 @@ class CheckpointFile:
         """Open without locking and without writing (``batchops report`` during a run)."""
         path = Path(path)
         if not path.exists():
-            raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+            raise CheckpointError(
+                _("checkpoint {path} does not exist; check the path").format(path=path)
+            )
         # The path is quoted: a '#' or '?' in a file name would otherwise end the path and
         # drop "mode=ro" (SQLite would then open, even create, another file read-write).
         uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
@@ -131,7 +138,9 @@ class CheckpointFile:
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
-            raise CheckpointError(f"{path} is not a batchops checkpoint ({exc})") from None
+            raise CheckpointError(
+                _("{path} is not a batchops checkpoint ({error})").format(path=path, error=exc)
+            ) from None
         except CheckpointError:
             if conn is not None:
                 conn.close()
@@ -150,7 +159,7 @@ class CheckpointFile:
             n += 1
             backup = path.with_name(f"{path.name}.{stamp}-{n}.bak")
         # Held until the old file is out of the way, so no run opens it meanwhile.
-        lock = _take_lock(path, "--fresh cannot replace it now")
+        lock = _take_lock(path, _("--fresh cannot replace it now"))
         try:
             # Fold the WAL into the main file so the backup is one self-contained file. A
             # file that is not a database (or a damaged one) is set aside as it is: --fresh
@@ -211,8 +220,10 @@ def _create_owner_only(path: Path) -> None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise CheckpointError(
-            f"cannot open checkpoint {path}: {exc.strerror}; choose another place with "
-            "--checkpoint PATH"
+            _(
+                "cannot open checkpoint {path}: {error}; choose another place with "
+                "--checkpoint PATH"
+            ).format(path=path, error=exc.strerror)
         ) from None
     try:
         _owner_only(fd, path)
@@ -240,18 +251,21 @@ def _check_whole(path: Path) -> None:
     except OSError:
         return  # opening it says what is wrong, with the way out
     if size == 0:
-        cut = "it is empty (0 bytes)"
+        cut = _("it is empty (0 bytes)")
     elif header.startswith(_SQLITE_MAGIC) and len(header) == 100:
         page = int.from_bytes(header[16:18], "big")
         page = 65536 if page == 1 else page
         if not page or size % page == 0:
             return
-        cut = f"it is cut short: {size} bytes is no whole number of its {page}-byte pages"
+        cut = _("it is cut short: {size} bytes is no whole number of its {page}-byte pages")
+        cut = cut.format(size=size, page=page)
     else:
         return  # SQLite refuses a file that is not a database
     raise CheckpointError(
-        f"{path} is not a batchops checkpoint ({cut}), so it cannot say which rows were "
-        "sent; pass another --checkpoint, or --fresh to set it aside and start over"
+        _(
+            "{path} is not a batchops checkpoint ({why}), so it cannot say which rows were "
+            "sent; pass another --checkpoint, or --fresh to set it aside and start over"
+        ).format(path=path, why=cut)
     )
 
 
@@ -277,8 +291,10 @@ def _connect_with_schema(path: Path) -> sqlite3.Connection:
         if conn is not None:
             conn.close()
         raise CheckpointError(
-            f"{path} is not a batchops checkpoint ({exc}); pass another --checkpoint "
-            "or --fresh to replace it"
+            _(
+                "{path} is not a batchops checkpoint ({error}); pass another --checkpoint "
+                "or --fresh to replace it"
+            ).format(path=path, error=exc)
         ) from None
     except CheckpointError:
         if conn is not None:
@@ -287,8 +303,10 @@ def _connect_with_schema(path: Path) -> sqlite3.Connection:
     if version is not None and version[0] != SCHEMA_VERSION:
         conn.close()
         raise CheckpointError(
-            f"checkpoint {path} was written by another batchops version "
-            f"(schema {version[0]}); use --fresh to start over"
+            _(
+                "checkpoint {path} was written by another batchops version "
+                "(schema {schema}); use --fresh to start over"
+            ).format(path=path, schema=version[0])
         )
     return conn
 
@@ -321,7 +339,9 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 def unwritable(path: Path, exc: BaseException) -> str:
     """One line: the checkpoint cannot be written, what ran out, and where."""
-    return f"checkpoint {path} can no longer be written: {what_ran_out(path, exc)}"
+    return _("checkpoint {path} can no longer be written: {why}").format(
+        path=path, why=what_ran_out(path, exc)
+    )
 
 
 def what_ran_out(path: Path, exc: BaseException) -> str:
@@ -333,20 +353,22 @@ def what_ran_out(path: Path, exc: BaseException) -> str:
     if limit is not None and sizes:
         size, name = max(sizes)
         if size + (1 << 16) >= limit:
-            return (
-                f"the file-size limit ({limit} bytes, 'ulimit -f') was reached by {name}; "
+            return _(
+                "the file-size limit ({limit} bytes, 'ulimit -f') was reached by {name}; "
                 "raise the limit or choose another --checkpoint"
-            )
+            ).format(limit=limit, name=name)
     folder = path.resolve().parent
     with contextlib.suppress(OSError):
         free = shutil.disk_usage(folder).free
         if free < (1 << 20):
-            return f"the disk holding {folder} is full ({free} bytes free)"
+            return _("the disk holding {folder} is full ({free} bytes free)").format(
+                folder=folder, free=free
+            )
     if getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or (
         isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
     ):
-        return f"the disk or the disk quota holding {folder} is full"
-    return f"{exc} (disk full, quota or a file-size limit?)"
+        return _("the disk or the disk quota holding {folder} is full").format(folder=folder)
+    return _("{error} (disk full, quota or a file-size limit?)").format(error=exc)
 
 
 def _file_size_limit() -> int | None:
@@ -364,9 +386,11 @@ _TABLES = frozenset({"meta", "rows", "history", "runs"})
 
 def _incomplete(path: Path, what: str) -> CheckpointError:
     return CheckpointError(
-        f"checkpoint {path} is incomplete ({what}); it was damaged or edited, so it cannot "
-        "say which rows were sent. Pass another --checkpoint, or --fresh to set it aside "
-        "and start over (the pre-check then decides what is sent)"
+        _(
+            "checkpoint {path} is incomplete ({what}); it was damaged or edited, so it cannot "
+            "say which rows were sent. Pass another --checkpoint, or --fresh to set it aside "
+            "and start over (the pre-check then decides what is sent)"
+        ).format(path=path, what=what)
     )
 
 
@@ -380,7 +404,7 @@ def _check_tables(conn: sqlite3.Connection, path: Path) -> None:
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if tables and not tables >= _TABLES:
         missing = ", ".join(sorted(_TABLES - tables))
-        raise _incomplete(path, f"no {missing} table")
+        raise _incomplete(path, _("no {tables} table").format(tables=missing))
 
 
 def _check_rows(conn: sqlite3.Connection, path: Path) -> None:
@@ -389,17 +413,21 @@ def _check_rows(conn: sqlite3.Connection, path: Path) -> None:
     (stored,) = conn.execute("SELECT COUNT(*) FROM rows").fetchone()
     if "rows_fingerprint" not in meta:
         if stored:
-            raise _incomplete(path, f"{stored} rows but no record of its input")
+            raise _incomplete(
+                path, _("{count} rows but no record of its input").format(count=stored)
+            )
         return
     try:
         expected = int(meta.get("row_count", ""))
     except ValueError:
-        raise _incomplete(path, "no row count") from None
+        raise _incomplete(path, _("no row count")) from None
     missing = [k for k in ("gateway", "base_url", "input_path") if k not in meta]
     if missing:
-        raise _incomplete(path, "no " + ", ".join(missing))
+        raise _incomplete(path, _("no {fields}").format(fields=", ".join(missing)))
     if stored != expected:
-        raise _incomplete(path, f"{stored} of its {expected} rows")
+        raise _incomplete(
+            path, _("{count} of its {expected} rows").format(count=stored, expected=expected)
+        )
 
 
 def columns(conn: sqlite3.Connection, table: str) -> set[str]:
@@ -418,12 +446,16 @@ def _take_lock(path: Path, advice: str) -> filelock.BaseFileLock:
         lock.acquire(timeout=0)
     except filelock.Timeout:
         raise CheckpointError(
-            f"checkpoint {path} is in use by another batchops run; {advice}"
+            _("checkpoint {path} is in use by another batchops run; {advice}").format(
+                path=path, advice=advice
+            )
         ) from None
     except OSError as exc:
         raise CheckpointError(
-            f"cannot lock checkpoint {path}: {exc.strerror or exc}; choose another place "
-            "with --checkpoint PATH"
+            _(
+                "cannot lock checkpoint {path}: {error}; choose another place "
+                "with --checkpoint PATH"
+            ).format(path=path, error=exc.strerror or exc)
         ) from None
     return lock
 

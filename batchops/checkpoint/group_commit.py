@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from batchops.errors import CheckpointError
+from batchops.i18n import _
 
 from .file import CheckpointFile, unwritable
 
@@ -115,14 +116,19 @@ class GroupCommit:
             if isinstance(exc, sqlite3.Error | OSError):
                 self.broken = unwritable(self._file.path, exc)
             else:
-                self.broken = f"cannot write checkpoint {self._file.path}: {exc!r}"
+                self.broken = _("cannot write checkpoint {path}: {error}").format(
+                    path=self._file.path, error=repr(exc)
+                )
             error = CheckpointError(self.broken)
             _settle(waiters, error)
             if self.on_broken is not None:
                 self.on_broken(self.broken)
             raise error from exc
         except BaseException as exc:  # cancelled or interrupted mid-commit
-            _settle(waiters, CheckpointError(f"cannot write checkpoint {self._file.path}: {exc}"))
+            text = _("cannot write checkpoint {path}: {error}").format(
+                path=self._file.path, error=exc
+            )
+            _settle(waiters, CheckpointError(text))
             raise
         _settle(waiters, None)
 

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from batchops.errors import CheckpointError
+from batchops.i18n import _
 from batchops.model import Action, Row
 from batchops.settings import RANGES
 from batchops.sheet import Batch
@@ -134,8 +135,9 @@ class InFlightLedger:
             fd = folder.create(name, os.O_WRONLY | os.O_APPEND, 0o644)
         except OSError as exc:
             raise CheckpointError(
-                f"cannot create the in-flight record {folder.path / name}: "
-                f"{exc.strerror or exc}; nothing was sent"
+                _("cannot create the in-flight record {path}: {error}; nothing was sent").format(
+                    path=folder.path / name, error=exc.strerror or exc
+                )
             ) from None
         ledger = cls(folder, target, name, fd)
         ledger._lines.append(ledger._header + "\n")
@@ -171,7 +173,7 @@ class InFlightLedger:
         opened = self._open.pop(index, None)
         if not opened:
             return
-        for ident, _ in opened:
+        for ident, _unused in opened:
             self._lines.append(f"D\t{ident[0]}\t{ident[1]}\t{ident[2]}\n")
             if ident in self._adopted:
                 self._settled_others[ident] = float(ident[0])
@@ -217,9 +219,8 @@ class InFlightLedger:
             if self._written > COMPACT_BYTES:
                 self._rewrite()
         except OSError as exc:
-            self.broken = (
-                f"cannot write the in-flight record {self.folder.path / self.name}: "
-                f"{exc.strerror or exc}"
+            self.broken = _("cannot write the in-flight record {path}: {error}").format(
+                path=self.folder.path / self.name, error=exc.strerror or exc
             )
             raise CheckpointError(self.broken) from None
 
@@ -369,7 +370,7 @@ def _parse(data: bytes | None, target: str) -> _Parsed | None:
     if not data:
         return None
     text = data.decode("utf-8", "replace")
-    head, _, body = text.partition("\n")
+    head, _sep, body = text.partition("\n")
     try:
         header = json.loads(head)
         pid, start = int(header["pid"]), str(header.get("start", ""))

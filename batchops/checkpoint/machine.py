@@ -49,6 +49,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from batchops.errors import RunInProgressError
+from batchops.i18n import _
 
 #: The environment variable that names the machine-wide folder (tests point it at their own).
 LOCK_DIR_ENV = "BATCHOPS_LOCK_DIR"
@@ -92,12 +93,12 @@ class SharedFolder:
             _make(path)
             if not _BY_FD:
                 if path.is_symlink() or not path.is_dir():
-                    raise _unsafe(path, "it is a symbolic link or not a folder")
+                    raise _unsafe(path, _("it is a symbolic link or not a folder"))
                 return cls(path, None)
             fd = os.open(path, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR) and path.is_symlink():
-                why = "it is a symbolic link (anyone could point it anywhere)"
+                why = _("it is a symbolic link (anyone could point it anywhere)")
                 raise _unsafe(path, why) from None
             raise _unusable(path, exc) from None
         try:
@@ -203,29 +204,35 @@ def _make(path: Path) -> None:
 
 def _check_folder(path: Path, info: os.stat_result) -> None:
     if not stat.S_ISDIR(info.st_mode):
-        raise _unsafe(path, "it is not a folder")
+        raise _unsafe(path, _("it is not a folder"))
     others_write = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     if others_write and not info.st_mode & stat.S_ISVTX:
         raise _unsafe(
             path,
-            "other users may write in it but it is not sticky (chmod +t), so anyone could "
-            "remove a running batchops' lock",
+            _(
+                "other users may write in it but it is not sticky (chmod +t), so anyone could "
+                "remove a running batchops' lock"
+            ),
         )
 
 
 def _unsafe(path: Path, why: str) -> RunInProgressError:
     return RunInProgressError(
-        f"the machine-wide run-lock folder {path} is refused: {why}; nothing was sent. "
-        f"Remove it (root: install -d -m 1777 {path}) or set {LOCK_DIR_ENV} to a folder "
-        "every batchops user of this machine shares"
+        _(
+            "the machine-wide run-lock folder {path} is refused: {why}; nothing was sent. "
+            "Remove it (root: install -d -m 1777 {path}) or set {variable} to a folder "
+            "every batchops user of this machine shares"
+        ).format(path=path, why=why, variable=LOCK_DIR_ENV)
     )
 
 
 def _unusable(path: Path, exc: OSError) -> RunInProgressError:
     return RunInProgressError(
-        f"cannot use the machine-wide run-lock folder {path}: {exc.strerror or exc}; "
-        f"nothing was sent. Set {LOCK_DIR_ENV} to a folder every batchops user of this "
-        "machine can write"
+        _(
+            "cannot use the machine-wide run-lock folder {path}: {error}; "
+            "nothing was sent. Set {variable} to a folder every batchops user of this "
+            "machine can write"
+        ).format(path=path, error=exc.strerror or exc, variable=LOCK_DIR_ENV)
     )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from batchops.errors import CheckpointError
-from batchops.i18n import ngettext
+from batchops.i18n import _, ngettext
 from batchops.model import Outcome, OutcomeTable, RowState, Status
 from batchops.secrets import masked_url
 from batchops.sheet import DONE_BEFORE, Batch, one_letter_case, show
@@ -73,19 +73,25 @@ class FreshStart:
     applied: int | None
 
     def describe(self, precheck: bool) -> str:
-        count = "an unknown number of" if self.applied is None else str(self.applied)
         said = (
-            f"--fresh: the old checkpoint (kept as {self.backup}) recorded {count} rows as applied"
+            _(
+                "--fresh: the old checkpoint (kept as {backup}) recorded an unknown number of "
+                "rows as applied"
+            ).format(backup=self.backup)
+            if self.applied is None
+            else _(
+                "--fresh: the old checkpoint (kept as {backup}) recorded {count} rows as applied"
+            ).format(backup=self.backup, count=self.applied)
         )
         if precheck:
-            return (
-                f"{said}; the pre-check reads every ticket's live state and decides what is "
+            return _(
+                "{said}; the pre-check reads every ticket's live state and decides what is "
                 "sent again (rows already where their action leads are skipped)"
-            )
-        return (
-            f"{said}; with --no-precheck nothing checks the tickets first, so those rows are "
+            ).format(said=said)
+        return _(
+            "{said}; with --no-precheck nothing checks the tickets first, so those rows are "
             "sent again (a second SUSPEND leaves a ticket stuck)"
-        )
+        ).format(said=said)
 
 
 def row_keys(batch: Batch) -> list[str]:
@@ -129,14 +135,7 @@ def open_checkpoint(
     uncertain_since = Checkpoint.last_uncertain_send(path) if fresh else 0.0
     backup = Checkpoint.set_aside(path) if fresh else None
     keys = row_keys(batch)
-    binding = Binding(
-        rows_fingerprint=rows_fingerprint(keys),
-        row_count=len(batch),
-        gateway=gateway,
-        # A password in the URL is never written down; the target is the same without it.
-        base_url=masked_url(base_url),
-        input_path=str(batch.source.resolve()),
-    )
+    binding = _binding(batch, keys, gateway, base_url)
     queued = sendable if held is None else np.asarray(sendable, dtype=bool) | held
     store = Checkpoint.open(path)
     try:
@@ -144,7 +143,11 @@ def open_checkpoint(
         if stored is None:
             store.initialise(binding, _initial_rows(batch, keys, queued, outcomes))
             store.begin_run("first run")
-            note = f"checkpoint: {path}" + (f" (previous one kept as {backup})" if backup else "")
+            note = (
+                _("checkpoint: {path} (previous one kept as {backup})")
+                if backup
+                else _("checkpoint: {path}")
+            ).format(path=path, backup=backup)
             work = Work(np.flatnonzero(sendable).astype(np.int64), [], note, uncertain_since)
             if backup is not None:
                 work.fresh = FreshStart(backup, applied)
@@ -170,6 +173,18 @@ def open_checkpoint(
 
 #: Rows whose columns are taken at a time while the checkpoint is created.
 _INIT_CHUNK_ROWS = 50_000
+
+
+def _binding(batch: Batch, keys: list[str], gateway: str, base_url: str) -> Binding:
+    """What this run's checkpoint is bound to: the input's rows and the target."""
+    return Binding(
+        rows_fingerprint=rows_fingerprint(keys),
+        row_count=len(batch),
+        gateway=gateway,
+        # A password in the URL is never written down; the target is the same without it.
+        base_url=masked_url(base_url),
+        input_path=str(batch.source.resolve()),
+    )
 
 
 def _initial_rows(
@@ -203,9 +218,17 @@ def _check_target(stored: Binding, binding: Binding, path: Path) -> None:
     stored_url = masked_url(stored.base_url)
     if (stored.gateway, stored_url) != (binding.gateway, binding.base_url):
         raise CheckpointError(
-            f"checkpoint {path} belongs to a run against {stored_url} ({stored.gateway}), "
-            f"not {binding.base_url} ({binding.gateway}); use the same --base-url/--gateway, "
-            "or --fresh to start over"
+            _(
+                "checkpoint {path} belongs to a run against {stored_url} ({stored_gateway}), "
+                "not {base_url} ({gateway}); use the same --base-url/--gateway, "
+                "or --fresh to start over"
+            ).format(
+                path=path,
+                stored_url=stored_url,
+                stored_gateway=stored.gateway,
+                base_url=binding.base_url,
+                gateway=binding.gateway,
+            )
         )
 
 
@@ -258,7 +281,9 @@ def _resume(
     store.begin_run("retry-failed" if retry_failed else "resume")
     note = _resume_note(path, done, in_doubt, records, retry, revived)
     if not queued and not in_doubt:
-        note += "; nothing left to send (--retry-failed resends failed rows, --fresh starts over)"
+        note += _("; ") + _(
+            "nothing left to send (--retry-failed resends failed rows, --fresh starts over)"
+        )
     return Work(np.array(sorted(queued), dtype=np.int64), in_doubt, note, last_sent_at)
 
 
@@ -271,16 +296,23 @@ def _resume_note(
     revived: set[int],
 ) -> str:
     """What the resume found, for the summary."""
-    parts = [f"resumed from checkpoint {path}: {done} rows already done"]
+    parts = [
+        _("resumed from checkpoint {path}: {done} rows already done").format(path=path, done=done)
+    ]
     if in_doubt:
-        parts.append(f"{len(in_doubt)} in doubt (read back before any resend)")
+        parts.append(
+            _("{count} in doubt (read back before any resend)").format(count=len(in_doubt))
+        )
     again = retry - revived
     if again:
         after = sum(1 for r in records if r.index in again and r.outcome.status is Status.SKIPPED)
-        parts.append(
-            f"{len(again) - after} failed/unknown rows sent again"
-            + (f" (and {after} skipped rows of their tickets after them)" if after else "")
-        )
+        sent_again = _("{count} failed/unknown rows sent again")
+        if after:
+            sent_again = _(
+                "{count} failed/unknown rows sent again "
+                "(and {after} skipped rows of their tickets after them)"
+            )
+        parts.append(sent_again.format(count=len(again) - after, after=after))
     if retry & revived:
         count = len(retry & revived)
         parts.append(
@@ -290,7 +322,7 @@ def _resume_note(
                 count,
             ).format(count=count)
         )
-    return "; ".join(parts)
+    return _("; ").join(parts)
 
 
 #: Outcomes of rows that did not reach ITSM, replaced by the reason a row is invalid now.
@@ -335,12 +367,12 @@ def _spelled_like_done(records: list[StoredRow], batch: Batch) -> dict[int, str]
         # A row that ran itself keeps its result (one in doubt is read back as ever).
         if leader is None or leader.sn == rec.sn or ran(rec):
             continue
-        shadowed[rec.index] = (
-            f"sn '{show(rec.sn)}' is row {batch.row_number(leader.index)}'s sn "
-            f"'{show(leader.sn)}' in other letter case, whose row an earlier run already "
+        shadowed[rec.index] = _(
+            "sn '{sn}' is row {row}'s sn "
+            "'{other}' in other letter case, whose row an earlier run already "
             "ran; ITSM may take both for one ticket: check it in ITSM, then fix the file "
             "(one spelling, without the rows already done) and use --fresh"
-        )
+        ).format(sn=show(rec.sn), row=batch.row_number(leader.index), other=show(leader.sn))
     return shadowed
 
 
@@ -356,10 +388,12 @@ def _refuse_invalid_in_doubt(in_doubt: list[InDoubtRow], batch: Batch, path: Pat
         if reason:
             sn = show(str(batch.sn[doubt.index]))
             raise CheckpointError(
-                f"checkpoint {path}: row {batch.row_number(doubt.index)} (sn '{sn}') was being "
-                f"sent when an earlier run stopped, and it is invalid now ({reason}); check "
-                f"ticket '{sn}' in ITSM, fix the file (and remove the rows already done), "
-                "then run with --fresh"
+                _(
+                    "checkpoint {path}: row {row} (sn '{sn}') was being "
+                    "sent when an earlier run stopped, and it is invalid now ({reason}); check "
+                    "ticket '{sn}' in ITSM, fix the file (and remove the rows already done), "
+                    "then run with --fresh"
+                ).format(path=path, row=batch.row_number(doubt.index), sn=sn, reason=reason)
             )
 
 

@@ -37,6 +37,7 @@ from types import ModuleType
 from filelock import FileLock, Timeout
 
 from batchops.errors import RunInProgressError
+from batchops.i18n import _
 
 from .machine import SharedFolder, writable_plain_file
 
@@ -159,7 +160,7 @@ class RunLock:
         fd = self._open(folder)
         try:
             if not writable_plain_file(fd):
-                raise self._refused_file(folder, "it is not a plain file (a link?)")
+                raise self._refused_file(folder, _("it is not a plain file (a link?)"))
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -204,17 +205,27 @@ class RunLock:
             folder.replace(f".{self.name}.{os.getpid()}", self.name + ".pid")
 
     def _held(self, folder: SharedFolder, pid: str) -> RunInProgressError:
-        who = f"PID {pid}" if pid else "PID not known yet"
-        tickets = f"the tickets of {self._source}" if self._source else "these tickets"
-        return RunInProgressError(
-            f"{tickets} are in use by another batchops run ({who}) against {self.target}; "
-            "two runs of one ticket set could operate a ticket twice, so nothing was sent. "
-            "Wait for it to finish (or stop it), then run again"
+        who = f"PID {pid}" if pid else _("PID not known yet")
+        text = (
+            _(
+                "the tickets of {source} are in use by another batchops run ({who}) against "
+                "{target}; two runs of one ticket set could operate a ticket twice, so nothing "
+                "was sent. Wait for it to finish (or stop it), then run again"
+            )
+            if self._source
+            else _(
+                "these tickets are in use by another batchops run ({who}) against "
+                "{target}; two runs of one ticket set could operate a ticket twice, so nothing "
+                "was sent. Wait for it to finish (or stop it), then run again"
+            )
         )
+        return RunInProgressError(text.format(source=self._source, who=who, target=self.target))
 
     def _refused_file(self, folder: SharedFolder, why: str) -> RunInProgressError:
         return RunInProgressError(
-            f"cannot take the run lock {folder.path / self.name}: {why}; nothing was sent"
+            _("cannot take the run lock {path}: {why}; nothing was sent").format(
+                path=folder.path / self.name, why=why
+            )
         )
 
     def release(self) -> None:

@@ -37,6 +37,7 @@ from datetime import datetime
 from pathlib import Path
 
 from batchops.errors import CheckpointError
+from batchops.i18n import _
 from batchops.model import Outcome, Row, RowState, Status
 
 from .file import SCHEMA_VERSION, CheckpointFile, columns, lock_path, what_ran_out
@@ -263,8 +264,9 @@ class Checkpoint:
             yield
         except (sqlite3.Error, OSError) as exc:
             raise CheckpointError(
-                f"cannot write checkpoint {self.path}: {what_ran_out(self.path, exc)}; "
-                "nothing was sent"
+                _("cannot write checkpoint {path}: {why}; nothing was sent").format(
+                    path=self.path, why=what_ran_out(self.path, exc)
+                )
             ) from None
 
     def begin_run(self, note: str = "") -> int:

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from batchops.i18n import N_, _
 from batchops.secrets import Scrubber
 
 from .transport import Answer, Verdict
@@ -55,6 +56,7 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class CodeRule:
     verdict: Verdict
+    #: For a person, in English (marked ``N_``): looked up with ``_`` where it is used.
     meaning: str
     rate_limited: bool = False
     #: The app's or the user's credentials or permissions were refused: what to fix is a
@@ -69,53 +71,53 @@ class CodeRule:
 
 def _rules() -> dict[int, CodeRule]:
     table = {
-        0: CodeRule(Verdict.SUCCESS, "success"),
-        3900022: CodeRule(Verdict.REJECTED, "no such ticket"),
-        3900004: CodeRule(Verdict.REJECTED, "rejected by ITSM"),
-        3900005: CodeRule(Verdict.REJECTED, "parameter error"),
+        0: CodeRule(Verdict.SUCCESS, N_("success")),
+        3900022: CodeRule(Verdict.REJECTED, N_("no such ticket")),
+        3900004: CodeRule(Verdict.REJECTED, N_("rejected by ITSM")),
+        3900005: CodeRule(Verdict.REJECTED, N_("parameter error")),
         1306000: CodeRule(
-            Verdict.FATAL, "ESB: app or user authentication failed", credentials=True
+            Verdict.FATAL, N_("ESB: app or user authentication failed"), credentials=True
         ),
-        1306401: CodeRule(Verdict.FATAL, "ESB: operator required", credentials=True),
-        1306402: CodeRule(Verdict.FATAL, "ESB: the user has no permission", credentials=True),
+        1306401: CodeRule(Verdict.FATAL, N_("ESB: operator required"), credentials=True),
+        1306402: CodeRule(Verdict.FATAL, N_("ESB: the user has no permission"), credentials=True),
         1306403: CodeRule(
             Verdict.FATAL,
-            "ESB: the app has no permission for this component",
+            N_("ESB: the app has no permission for this component"),
             credentials=True,
             this_api_only=True,
         ),
         1306404: CodeRule(
-            Verdict.FATAL, "ESB: component not found (check --base-url)", this_api_only=True
+            Verdict.FATAL, N_("ESB: component not found (check --base-url)"), this_api_only=True
         ),
         1306405: CodeRule(
-            Verdict.FATAL, "ESB: the component channel is inactive", this_api_only=True
+            Verdict.FATAL, N_("ESB: the component channel is inactive"), this_api_only=True
         ),
         # The ESB's own argument check is of what it reads itself, the credentials (e.g.
         # an X-Bkapi-Authorization header that is not JSON); ITSM's are 3900004/5.
-        1306406: CodeRule(Verdict.FATAL, "ESB: argument error", credentials=True),
-        1306201: CodeRule(Verdict.AMBIGUOUS, "ESB: backend failed or timed out"),
-        1306429: CodeRule(Verdict.RETRY, "ESB: rate limited", rate_limited=True),
+        1306406: CodeRule(Verdict.FATAL, N_("ESB: argument error"), credentials=True),
+        1306201: CodeRule(Verdict.AMBIGUOUS, N_("ESB: backend failed or timed out")),
+        1306429: CodeRule(Verdict.RETRY, N_("ESB: rate limited"), rate_limited=True),
         1640001: CodeRule(
-            Verdict.FATAL, "gateway: bad app code/secret or user identity", credentials=True
+            Verdict.FATAL, N_("gateway: bad app code/secret or user identity"), credentials=True
         ),
         1640301: CodeRule(
             Verdict.FATAL,
-            "gateway: the app has no permission to this API",
+            N_("gateway: the app has no permission to this API"),
             credentials=True,
             this_api_only=True,
         ),
         1640401: CodeRule(
-            Verdict.FATAL, "gateway: API not found (check --base-url)", this_api_only=True
+            Verdict.FATAL, N_("gateway: API not found (check --base-url)"), this_api_only=True
         ),
-        1650200: CodeRule(Verdict.AMBIGUOUS, "gateway: backend unreachable"),
-        1650201: CodeRule(Verdict.AMBIGUOUS, "gateway: backend failed"),
-        1650401: CodeRule(Verdict.AMBIGUOUS, "gateway: backend timed out"),
+        1650200: CodeRule(Verdict.AMBIGUOUS, N_("gateway: backend unreachable")),
+        1650201: CodeRule(Verdict.AMBIGUOUS, N_("gateway: backend failed")),
+        1650401: CodeRule(Verdict.AMBIGUOUS, N_("gateway: backend timed out")),
     }
     for code in range(1642901, 1642905):
-        table[code] = CodeRule(Verdict.RETRY, "gateway: rate or concurrency limit", True)
+        table[code] = CodeRule(Verdict.RETRY, N_("gateway: rate or concurrency limit"), True)
     for code in range(1650000, 1650003):
         # A 500 from the backend after the request was delivered: it may have run.
-        table[code] = CodeRule(Verdict.AMBIGUOUS, "gateway: backend error")
+        table[code] = CodeRule(Verdict.AMBIGUOUS, N_("gateway: backend error"))
     return table
 
 
@@ -304,7 +306,8 @@ def _unheld_code(
     judged as the unknown code it is, and named in the message only."""
     message = str(envelope.get("message") or "")
     odd = _by_code(_CODE_LIMIT, message, http_status, request_id, None, retry_after)
-    return dataclasses.replace(odd, code=None, message=f"{odd.message} (code {raw_code})")
+    message = _("{message} (code {code})").format(message=odd.message, code=raw_code)
+    return dataclasses.replace(odd, code=None, message=message)
 
 
 def _by_code(
@@ -320,10 +323,13 @@ def _by_code(
         if http_status >= 500 or http_status == 429:
             return _by_status(http_status, message, code, request_id, retry_after)
         # An unknown non-zero code with a 2xx/4xx answer is ITSM refusing this row.
-        rule = CodeRule(Verdict.REJECTED, "error")
-    text = human_message(message) if message else rule.meaning
+        rule = CodeRule(Verdict.REJECTED, N_("error"))
+    # ITSM's own words are passed on as it sent them; batchops' explanation is translated.
+    text = human_message(message) if message else _(rule.meaning)
     if rule.verdict in (Verdict.FATAL, Verdict.AMBIGUOUS, Verdict.RETRY) and message:
-        text = f"{rule.meaning}: {human_message(message)}"
+        text = _("{meaning}: {message}").format(
+            meaning=_(rule.meaning), message=human_message(message)
+        )
     if rule.verdict is Verdict.SUCCESS:
         text = "success"
     return Answer(
@@ -349,7 +355,8 @@ def _by_status(
     retry_after: float | None,
 ) -> Answer:
     """An answer judged by its HTTP status alone (no code said what happened)."""
-    detail = f": {message}" if message else ""
+    # The server's own text, quoted after batchops' words.
+    detail = _(": {message}").format(message=message) if message else ""
     if http_status == 429 or http_status >= 500:
         return _server_trouble(http_status, detail, code, request_id, retry_after)
     return _refused(http_status, detail, code, request_id)
@@ -367,7 +374,7 @@ def _server_trouble(
         return Answer(
             Verdict.RETRY,
             code,
-            f"rate limited (HTTP 429){detail}",
+            _("rate limited (HTTP 429){detail}").format(detail=detail),
             http_status,
             request_id,
             rate_limited=True,
@@ -376,11 +383,15 @@ def _server_trouble(
     if http_status in (500, 502, 504):
         # A bare 500 may be ITSM's own crash after the action ran (the API gateway passes
         # the backend's 500 through): read back before any resend, like a lost answer.
-        kind = "server error" if http_status == 500 else "gateway error"
+        text = (
+            _("server error HTTP {http_status}, the action may have run{detail}")
+            if http_status == 500
+            else _("gateway error HTTP {http_status}, the action may have run{detail}")
+        )
         return Answer(
             Verdict.AMBIGUOUS,
             code,
-            f"{kind} HTTP {http_status}, the action may have run{detail}",
+            text.format(http_status=http_status, detail=detail),
             http_status,
             request_id,
             server_error=True,
@@ -390,7 +401,9 @@ def _server_trouble(
         return Answer(
             Verdict.RETRY,
             code,
-            f"server unavailable (HTTP {http_status}){detail}",
+            _("server unavailable (HTTP {http_status}){detail}").format(
+                http_status=http_status, detail=detail
+            ),
             http_status,
             request_id,
             retry_after_s=retry_after,
@@ -399,7 +412,7 @@ def _server_trouble(
     return Answer(
         Verdict.AMBIGUOUS,
         code,
-        f"server error HTTP {http_status}{detail}",
+        _("server error HTTP {http_status}{detail}").format(http_status=http_status, detail=detail),
         http_status,
         server_error=True,
     )
@@ -411,8 +424,10 @@ def _refused(http_status: int, detail: str, code: int | None, request_id: str) -
         return Answer(
             Verdict.FATAL,
             code,
-            f"refused with HTTP {http_status}{detail} (check the gateway credentials and "
-            "that the app may call this API)",
+            _(
+                "refused with HTTP {http_status}{detail} (check the gateway credentials and "
+                "that the app may call this API)"
+            ).format(http_status=http_status, detail=detail),
             http_status,
             request_id,
         )
@@ -420,11 +435,16 @@ def _refused(http_status: int, detail: str, code: int | None, request_id: str) -
         return Answer(
             Verdict.FATAL,
             code,
-            f"API not found (HTTP 404){detail}: check --base-url and --gateway",
+            _("API not found (HTTP 404){detail}: check --base-url and --gateway").format(
+                detail=detail
+            ),
             http_status,
             request_id,
         )
-    return Answer(Verdict.FATAL, code, f"unexpected answer HTTP {http_status}{detail}", http_status)
+    text = _("unexpected answer HTTP {http_status}{detail}").format(
+        http_status=http_status, detail=detail
+    )
+    return Answer(Verdict.FATAL, code, text, http_status)
 
 
 def _non_json(
@@ -445,21 +465,32 @@ def _non_json(
             return Answer(
                 Verdict.AMBIGUOUS,
                 None,
-                f"the answer was cut short (truncated JSON, HTTP {http_status}), the action "
-                f"may have run: {snippet!r}",
+                _(
+                    "the answer was cut short (truncated JSON, HTTP {http_status}), the action "
+                    "may have run: {snippet}"
+                ).format(http_status=http_status, snippet=repr(snippet)),
                 http_status,
                 request_id,
             )
         if not stripped:
-            what, hint = "an empty body", "check --base-url and --gateway"
+            text = _(
+                "the server answered an empty body with HTTP {http_status} "
+                "(check --base-url and --gateway): {snippet}"
+            )
         elif looks_html:
-            what, hint = "an HTML page", "ITSM is probably switched off by an administrator"
+            text = _(
+                "the server answered an HTML page with HTTP {http_status} "
+                "(ITSM is probably switched off by an administrator): {snippet}"
+            )
         else:
-            what, hint = "a non-JSON answer", "check --base-url and --gateway"
+            text = _(
+                "the server answered a non-JSON answer with HTTP {http_status} "
+                "(check --base-url and --gateway): {snippet}"
+            )
         return Answer(
             Verdict.FATAL,
             None,
-            f"the server answered {what} with HTTP {http_status} ({hint}): {snippet!r}",
+            text.format(http_status=http_status, snippet=repr(snippet)),
             http_status,
             request_id,
         )
@@ -480,7 +511,7 @@ def scrubbed(answer: Answer, scrubber: Scrubber) -> Answer:
 def cut_message(text: str) -> str:
     """A server's text as batchops keeps it: at most :data:`MAX_SERVER_MESSAGE` characters."""
     if len(text) > MAX_SERVER_MESSAGE:
-        return text[:MAX_SERVER_MESSAGE] + "… (cut)"
+        return text[:MAX_SERVER_MESSAGE] + _("… (cut)")
     return text
 
 

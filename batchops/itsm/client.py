@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from batchops.errors import ConfigError
+from batchops.i18n import _, blueking_language
 from batchops.model import Row
 from batchops.process import raise_open_files_limit
 from batchops.secrets import Scrubber
@@ -191,8 +192,9 @@ class ItsmClient:
                 ssl_arg = ssl.create_default_context(cafile=self.settings.ca_bundle)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(
-                    f"cannot use --ca-bundle {self.settings.ca_bundle}: {exc.__class__.__name__}"
-                    " (give a readable PEM file)"
+                    _("cannot use --ca-bundle {path}: {error} (give a readable PEM file)").format(
+                        path=self.settings.ca_bundle, error=exc.__class__.__name__
+                    )
                 ) from None
         connector = aiohttp.TCPConnector(
             limit=connection_limit(self.settings.concurrency), ssl=ssl_arg, ttl_dns_cache=300
@@ -205,6 +207,10 @@ class ItsmClient:
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
+            # The language ITSM and the gateway answer in, as BlueKing's own clients ask
+            # for it (bkapi-client-core). Read here, when the session is made: the command
+            # line has chosen the language before any client exists.
+            "Blueking-Language": blueking_language(),
         }
         proxy = proxy_for(self.settings)
         trace = self._tracer.aiohttp_config() if self._tracer is not None else None
@@ -277,7 +283,7 @@ class ItsmClient:
             return await self._tracer.traced(self._probe, Request("GET", self.settings.base_url))
         return await self._probe()
 
-    async def _probe(self, _: Request | None = None) -> Answer:
+    async def _probe(self, _request: Request | None = None) -> Answer:
         self.requests_sent += 1
         try:
             async with self.session.get(
@@ -291,7 +297,8 @@ class ItsmClient:
             )
             return Answer(Verdict.RETRY, None, cause, network=cause, connected=connected)
         # Whatever answered (even with a 5xx) proves host, port, TLS and proxy work.
-        return Answer(Verdict.SUCCESS, None, f"reachable (HTTP {status})", status)
+        text = _("reachable (HTTP {http_status})").format(http_status=status)
+        return Answer(Verdict.SUCCESS, None, text, status)
 
     async def list_tickets(self, filters: JsonObject, page: int, page_size: int) -> Answer:
         """One page of ``get_tickets`` with these filters (``batchops select``)."""
@@ -336,42 +343,42 @@ class ItsmClient:
         except TimeoutError as exc:
             verdict = Verdict.AMBIGUOUS if sent_is_ambiguous else Verdict.RETRY
             cause = network_cause(exc, self.settings.timeout_s)
-            answer = Answer(
-                verdict,
-                None,
-                cause + (" (the action may have run)" if sent_is_ambiguous else ""),
-                network=cause,
-            )
+            answer = Answer(verdict, None, _may_have_run(cause, sent_is_ambiguous), network=cause)
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             # The connection broke after it was made: the request may have reached ITSM.
             # (ValueError: aiohttp rejecting a malformed answer, e.g. a broken header.)
             verdict = Verdict.AMBIGUOUS if sent_is_ambiguous else Verdict.RETRY
             cause = network_cause(exc, self.settings.timeout_s)
-            answer = Answer(
-                verdict,
-                None,
-                cause + (" (the action may have run)" if sent_is_ambiguous else ""),
-                network=cause,
-            )
+            answer = Answer(verdict, None, _may_have_run(cause, sent_is_ambiguous), network=cause)
         return scrubbed(answer, self._scrub)
 
     def _redirected(self, status: int, location: str | None) -> Answer:
         # Scrubbed before use: the suggested --base-url is shown too.
         location = self._scrub.text(location) if location else None
-        where = cut_message(location or "(no Location header)")
+        where = cut_message(location or _("(no Location header)"))
         hint = suggested_base_url(location, self.settings.gateway) if location else None
         advice = (
-            f"if that is the right server, set --base-url to {hint}"
+            _("if that is the right server, set --base-url to {url}").format(url=hint)
             if hint
-            else "check --base-url and --gateway"
+            else _("check --base-url and --gateway")
+        )
+        text = _(
+            "the server redirected the request (HTTP {http_status}) to {location}; batchops "
+            "never follows a redirect with credentials: {advice}"
         )
         return Answer(
             Verdict.FATAL,
             None,
-            f"the server redirected the request (HTTP {status}) to {where}; batchops never "
-            f"follows a redirect with credentials: {advice}",
+            text.format(http_status=status, location=where, advice=advice),
             status,
         )
+
+
+def _may_have_run(cause: str, sent_is_ambiguous: bool) -> str:
+    """Why no answer came, and for an operation that it may have run all the same."""
+    if not sent_is_ambiguous:
+        return cause
+    return _("{cause} (the action may have run)").format(cause=cause)
 
 
 def suggested_base_url(location: str, gateway: str) -> str | None:
@@ -389,26 +396,30 @@ def suggested_base_url(location: str, gateway: str) -> str | None:
 def network_cause(exc: BaseException, timeout_s: float) -> str:
     """Why no answer came, in words a person can act on (never a secret: no URL query)."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return "no connection could be made in time (a silent host, a firewall, a VPN down?)"
+        return _("no connection could be made in time (a silent host, a firewall, a VPN down?)")
     if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout_s:g} s"
+        return _("no answer within {seconds} s").format(seconds=f"{timeout_s:g}")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return f"DNS lookup failed for {exc.host}"
+        return _("DNS lookup failed for {host}").format(host=exc.host)
     if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
-        return f"proxy error ({exc.__class__.__name__})"
+        return _("proxy error ({error})").format(error=exc.__class__.__name__)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"TLS certificate of {exc.host} not trusted (use --ca-bundle for a private CA)"
+        return _("TLS certificate of {host} not trusted (use --ca-bundle for a private CA)").format(
+            host=exc.host
+        )
     if isinstance(exc, aiohttp.ClientConnectorSSLError | aiohttp.ClientSSLError):
-        return "TLS handshake failed (https against an http port? a private CA?)"
+        return _("TLS handshake failed (https against an http port? a private CA?)")
     if isinstance(exc, aiohttp.ClientConnectorError):
         errno_ = exc.os_error.errno if exc.os_error else None
         if errno_ == errno.EMFILE:
-            return "too many open files (lower --concurrency or raise 'ulimit -n')"
-        what = "connection refused" if errno_ == errno.ECONNREFUSED else (exc.strerror or "")
-        return f"cannot connect to {exc.host}:{exc.port} ({what or exc.__class__.__name__})"
+            return _("too many open files (lower --concurrency or raise 'ulimit -n')")
+        what = _("connection refused") if errno_ == errno.ECONNREFUSED else (exc.strerror or "")
+        return _("cannot connect to {host}:{port} ({why})").format(
+            host=exc.host, port=exc.port, why=what or exc.__class__.__name__
+        )
     if isinstance(exc, aiohttp.ServerDisconnectedError | ConnectionResetError):
-        return "connection lost (server disconnected)"
-    return f"connection lost ({exc.__class__.__name__})"
+        return _("connection lost (server disconnected)")
+    return _("connection lost ({error})").format(error=exc.__class__.__name__)
 
 
 def connection_limit(concurrency: int) -> int:

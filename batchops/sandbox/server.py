@@ -53,6 +53,7 @@ from .state import (
     ERROR_CODE_HEADER,
     ESB_PREFIX,
     FORBIDDEN_TEXT,
+    LANGUAGE_HEADER,
     MAX_ACTION_MESSAGE,
     MAX_PAGE_SIZE,
     MSG_APP_AUTH,
@@ -109,6 +110,7 @@ class _Server:
             return self._no_such_api(request, gateway)
         state = self.state
         state._count_request(api)
+        state._note_language(api, request.headers.get(LANGUAGE_HEADER, ""))
 
         if request.method == "GET":
             params: dict[str, Any] = dict(request.query)
@@ -136,6 +138,7 @@ class _Server:
             release_sn()
 
     async def unknown(self, request: web.Request) -> web.StreamResponse:
+        self.state._note_language("unknown", request.headers.get(LANGUAGE_HEADER, ""))
         return self._no_such_api(request, not request.path.startswith("/api/c/compapi/"))
 
     def _no_such_api(self, request: web.Request, gateway: bool) -> web.Response:

@@ -58,6 +58,8 @@ CODE_GW_BACKEND_TIMEOUT: Final = 1650401
 
 AUTH_HEADER: Final = "X-Bkapi-Authorization"
 ERROR_CODE_HEADER: Final = "X-Bkapi-Error-Code"
+#: The language a BlueKing client asks for (bkapi-client-core: "zh-cn", "en").
+LANGUAGE_HEADER: Final = "Blueking-Language"
 
 MSG_NOT_FOUND: Final = "没有找到对应的单据"
 MSG_APP_AUTH: Final = "APP认证失败: app_code或app_secret不正确"
@@ -356,6 +358,10 @@ class SandboxStats:
     per_second: dict[int, int] = field(default_factory=dict)
     faults_injected: dict[str, int] = field(default_factory=dict)
     auth_failures: int = 0
+    #: The ``Blueking-Language`` header of every request, per API (``unknown``: any path
+    #: that is no API, such as a client's probe of the base URL): value ("" when the
+    #: request carried none) -> requests.
+    languages: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def ops_for(self, sn: str) -> list[OpRecord]:
         """The logged operations for one sn, in arrival order of their answers."""
@@ -375,6 +381,7 @@ class SandboxStats:
             "max_per_second": max(self.per_second.values(), default=0),
             "faults_injected": dict(self.faults_injected),
             "auth_failures": self.auth_failures,
+            "languages": {api: dict(seen) for api, seen in self.languages.items()},
         }
         if include_log:
             out["operations"] = [op._asdict() for op in self.operations]
@@ -483,6 +490,10 @@ class SandboxState:
     def _count_request(self, api: str) -> None:
         requests = self.stats.requests
         requests[api] = requests.get(api, 0) + 1
+
+    def _note_language(self, api: str, language: str) -> None:
+        seen = self.stats.languages.setdefault(api, {})
+        seen[language] = seen.get(language, 0) + 1
 
     def _enter(self, sn: str | None) -> None:
         stats = self.stats

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from batchops.aio import Backoff, retrying
 from batchops.clock import LocalClock
+from batchops.i18n import _, ngettext
 from batchops.itsm import Answer, Verdict
 from batchops.model import Action, Outcome, Row, Status
 from batchops.settings import SendPolicy
@@ -114,7 +115,7 @@ class RowSender:
         step = await self._attempt(row, 1, before)
         if step.again and self.policy.retries > 0:
             await self._wait_after(1, step)
-            step, _ = await retrying(
+            step, _unused = await retrying(
                 lambda number: self._attempt(row, number, before),
                 again=lambda step: step.again,
                 tries=self.policy.retries + 1,
@@ -129,27 +130,33 @@ class RowSender:
             return  # the gate holds the next attempt until ITSM answers again
         asked = step.answer.retry_after_s or 0.0
         # Only a wait the server asks for can be unreasonable; our backoff never is.
-        self.transport.check_wait(asked, "the server")
+        self.transport.check_wait(asked, _("the server"))
         await self.control.sleep(max(self._send_backoff.delay(attempts), asked))
 
     def _exhausted(self, row: Row, step: Step) -> Step:
-        tries = f"{step.attempts} attempt{'s' if step.attempts != 1 else ''}"
+        tries = ngettext("{count} attempt", "{count} attempts", step.attempts).format(
+            count=step.attempts
+        )
         answer = step.answer
         if answer.environmental or answer.rate_limited:
             # ITSM never refused this row: the way to it failed. Not done, never "failed".
             step.outcome = Outcome(
                 Status.PENDING,
                 answer.code,
-                f"not applied after {tries} ({answer.message}); the next run sends it again",
+                _("not applied after {tries} ({message}); the next run sends it again").format(
+                    tries=tries, message=answer.message
+                ),
             )
         elif answer.verdict is Verdict.AMBIGUOUS:
             # Only reached when every read-back found the ticket unchanged.
+            message = _("gave up after {tries}: {message}")
             step.outcome = Outcome(
-                Status.UNKNOWN, answer.code, f"gave up after {tries}: {answer.message}"
+                Status.UNKNOWN, answer.code, message.format(tries=tries, message=answer.message)
             )
         else:
+            message = _("not applied, gave up after {tries}: {message}")
             step.outcome = Outcome(
-                Status.FAILED, answer.code, f"not applied, gave up after {tries}: {answer.message}"
+                Status.FAILED, answer.code, message.format(tries=tries, message=answer.message)
             )
         return step
 
@@ -173,22 +180,26 @@ class RowSender:
 
     async def _confirm_success(self, row: Row, answer: Answer) -> Outcome:
         if row.action is not Action.UNSUSPEND or not self.policy.confirm_unsuspend:
-            return Outcome(Status.SUCCESS, answer.code, "success")
+            return Outcome(Status.SUCCESS, answer.code, _("success"))
         try:
             status, why = await self.read_status(row.sn)
         except Stopped:
-            status, why = None, "the run stopped first"
+            status, why = None, _("the run stopped first")
         if status == "SUSPENDED":
             return Outcome(
                 Status.FAILED,
                 answer.code,
-                "ITSM answered success but the ticket is still SUSPENDED: it was suspended "
-                "twice before (ITSM double-suspend bug), so UNSUSPEND cannot resume it; "
-                "ask an ITSM administrator to repair the ticket's state",
+                _(
+                    "ITSM answered success but the ticket is still SUSPENDED: it was suspended "
+                    "twice before (ITSM double-suspend bug), so UNSUSPEND cannot resume it; "
+                    "ask an ITSM administrator to repair the ticket's state"
+                ),
             )
         if status is None:
-            return Outcome(Status.SUCCESS, answer.code, f"success (not confirmed: {why})")
-        return Outcome(Status.SUCCESS, answer.code, f"success (ticket now {status})")
+            message = _("success (not confirmed: {why})").format(why=why)
+            return Outcome(Status.SUCCESS, answer.code, message)
+        message = _("success (ticket now {status})").format(status=status)
+        return Outcome(Status.SUCCESS, answer.code, message)
 
     async def _resolve_ambiguous(
         self, row: Row, answer: Answer, attempt: int, before: str | None, left_at: float
@@ -204,8 +215,9 @@ class RowSender:
         deadline = left_at + self.policy.server_timeout_s + self.policy.readback_delay_s
         judged, status, why = await self._parked_read_back(row.sn, row.action, before, deadline)
         if judged is ReadBack.REACHED:
-            message = f"success, confirmed by read-back (ticket {status}) after: "
-            return Step(answer, attempt, Outcome(Status.SUCCESS, 0, message + answer.message))
+            message = _("success, confirmed by read-back (ticket {status}) after: {message}")
+            message = message.format(status=status, message=answer.message)
+            return Step(answer, attempt, Outcome(Status.SUCCESS, 0, message))
         if judged is ReadBack.UNCHANGED:
             # Read only once the request could no longer land, and unchanged: it did not
             # run, so it is safe to send again.
@@ -249,15 +261,19 @@ class RowSender:
             return Outcome(
                 Status.UNKNOWN,
                 None,
-                f"was being sent when an earlier run stopped and could not be read back "
-                f"({why}); check the ticket in ITSM, then use --retry-failed",
+                _(
+                    "was being sent when an earlier run stopped and could not be read back "
+                    "({why}); check the ticket in ITSM, then use --retry-failed"
+                ).format(why=why),
                 finished_at=self.now(),
             )
         if judged is ReadBack.REACHED:
             return Outcome(
                 Status.SUCCESS,
                 0,
-                f"success, confirmed by read-back after an interrupted run (ticket {status})",
+                _(
+                    "success, confirmed by read-back after an interrupted run (ticket {status})"
+                ).format(status=status),
                 finished_at=self.now(),
             )
         if judged is ReadBack.UNCHANGED:
@@ -265,8 +281,10 @@ class RowSender:
         return Outcome(
             Status.UNKNOWN,
             None,
-            f"was being sent when an earlier run stopped; read-back found the ticket "
-            f"{status}, which this {row.action.value} does not explain: check it in ITSM",
+            _(
+                "was being sent when an earlier run stopped; read-back found the ticket "
+                "{status}, which this {action} does not explain: check it in ITSM"
+            ).format(status=status, action=row.action.value),
             finished_at=self.now(),
         )
 
@@ -302,7 +320,7 @@ class RowSender:
                 return  # the gate holds the next read until ITSM answers again
             await self.control.sleep(self._read_backoff.delay(number))
 
-        answer, _ = await retrying(
+        answer, _unused = await retrying(
             read,
             again=lambda a: status_of(a) is None and a.verdict in _UNSURE,
             tries=READ_TRIES,
@@ -311,15 +329,17 @@ class RowSender:
         status = status_of(answer)
         if status is not None:
             return status, ""
-        return None, answer.message or "no status in the answer"
+        return None, answer.message or _("no status in the answer")
 
 
 def _not_read_back(answer: Answer, why: str) -> Outcome:
     return Outcome(
         Status.UNKNOWN,
         answer.code,
-        f"{answer.message}; the ticket could not be read back ({why}): check it in ITSM "
-        "before running this row again",
+        _(
+            "{message}; the ticket could not be read back ({why}): check it in ITSM "
+            "before running this row again"
+        ).format(message=answer.message, why=why),
     )
 
 
@@ -327,6 +347,8 @@ def _unexplained(row: Row, answer: Answer, status: str) -> Outcome:
     return Outcome(
         Status.UNKNOWN,
         answer.code,
-        f"{answer.message}; read-back found the ticket {status}, which this "
-        f"{row.action.value} does not explain: check it in ITSM",
+        _(
+            "{message}; read-back found the ticket {status}, which this "
+            "{action} does not explain: check it in ITSM"
+        ).format(message=answer.message, status=status, action=row.action.value),
     )

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from batchops.i18n import _
 from batchops.itsm import Answer
 from batchops.stops import RunControl, Stop, StopKind, Stopped
 
@@ -83,8 +84,10 @@ class OutageGuard:
         since_wall, since = time.time(), time.monotonic()
         deadline = since + self.wait_s
         self._notice(
-            f"ITSM unreachable since {_clock(since_wall)} ({cause}); no request leaves while "
-            f"it is; waiting up to {self.wait_s:g} s for it to come back"
+            _(
+                "ITSM unreachable since {time} ({cause}); no request leaves while "
+                "it is; waiting up to {seconds} s for it to come back"
+            ).format(time=_clock(since_wall), cause=cause, seconds=f"{self.wait_s:g}")
         )
         delay = _PROBE_FIRST_S
         try:
@@ -98,7 +101,11 @@ class OutageGuard:
                 if not answer.environmental:
                     waited = time.monotonic() - since
                     self.waited_s += waited
-                    self._notice(f"ITSM answers again after {waited:.0f} s; carrying on")
+                    self._notice(
+                        _("ITSM answers again after {seconds} s; carrying on").format(
+                            seconds=f"{waited:.0f}"
+                        )
+                    )
                     self._open.set()
                     return
                 cause = answer.network or answer.message
@@ -108,9 +115,10 @@ class OutageGuard:
         self._control.request_stop(
             Stop(
                 StopKind.OUTAGE,
-                f"ITSM unreachable since {_clock(since_wall)} ({cause}), longer than "
-                f"--outage-wait {self.wait_s:g} s",
-                "check that ITSM is up and reachable from here (VPN, proxy, --base-url)",
+                _(
+                    "ITSM unreachable since {time} ({cause}), longer than --outage-wait {seconds} s"
+                ).format(time=_clock(since_wall), cause=cause, seconds=f"{self.wait_s:g}"),
+                _("check that ITSM is up and reachable from here (VPN, proxy, --base-url)"),
             )
         )
 

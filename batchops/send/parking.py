@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from batchops.errors import FatalAnswerError
+from batchops.i18n import _, ngettext
 from batchops.itsm import Transport
 from batchops.stops import RunControl, Stopped
 
@@ -134,18 +135,20 @@ class ParkingLot:
             # Reads refused (permission, authentication): the tickets cannot be read back,
             # which makes their rows unknown at the deadline; it is the next operation's
             # answer that stops the run if nothing can succeed.
+            why = _("ticket reads refused: {message}").format(
+                message=getattr(exc.answer, "message", exc)
+            )
             for futures in asked.values():
-                _resolve(
-                    futures, (None, f"ticket reads refused: {getattr(exc.answer, 'message', exc)}")
-                )
+                _resolve(futures, (None, why))
             return
         except Exception as exc:
             for futures in asked.values():
                 _settle(futures, exc)
             raise
+        unlisted = _("ITSM does not list the ticket")
         for sn, futures in asked.items():
             status = checked.statuses.get(sn)
-            why = "" if status else checked.unreadable.get(sn, "ITSM does not list the ticket")
+            why = "" if status else checked.unreadable.get(sn, unlisted)
             for future in futures:
                 if not future.done():
                     future.set_result((status, why))
@@ -161,9 +164,13 @@ class ParkingLot:
         left = max(0.0, max(self._deadlines.values()) - now)
         count = len(self._deadlines)
         self._notice(
-            f"waiting for {count} ticket{'s' if count != 1 else ''} whose answer was lost: "
-            f"each is read back until its operation shows or can no longer land "
-            f"(at most {_minutes(left)} more)"
+            ngettext(
+                "waiting for {count} ticket whose answer was lost: each is read back until "
+                "its operation shows or can no longer land (at most {left} more)",
+                "waiting for {count} tickets whose answer was lost: each is read back until "
+                "its operation shows or can no longer land (at most {left} more)",
+                count,
+            ).format(count=count, left=_minutes(left))
         )
 
     def _fail_all(self, exc: Exception) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 
 from batchops.aio import all_or_none
 from batchops.errors import CheckpointError
+from batchops.i18n import N_, _
 from batchops.itsm import Answer, Transport
 from batchops.model import Action, Outcome, Row, Status
 from batchops.settings import FailureBrake as FailureBrake
@@ -42,6 +43,12 @@ from .outage import OutageGuard
 from .parking import ParkingLot
 from .throttle import ThrottledTransport
 from .tickets import TicketTrack, skip_reason
+
+#: A row's message when the run stopped while its lost answer was still to be read back.
+_IN_DOUBT = N_(
+    "in doubt: its answer was lost and the run stopped before the ticket could be read back; "
+    "the next run reads it back before anything is resent"
+)
 
 #: Tickets that may wait parked at once, beyond the ones sending, before the intake of new
 #: tickets waits too (each parked ticket keeps one idle worker).
@@ -164,7 +171,7 @@ class Executor:
         # lost costs the run nothing while it waits.
         workers = _PARKING_ROOM + max(1, self.policy.concurrency)
         try:
-            await all_or_none(self._worker(feed, row_of, known) for _ in range(workers))
+            await all_or_none(self._worker(feed, row_of, known) for __ in range(workers))
         finally:
             await self.parking.close()
             await self.outage.close()
@@ -253,7 +260,7 @@ class Executor:
         run stopped first (the row stays in doubt)."""
         if doubt.action is not None and doubt.action is not row.action:
             try:
-                status, _ = await self.rows.await_landing(
+                status, _unused = await self.rows.await_landing(
                     row.sn, doubt.action, doubt.before, doubt.sent_at
                 )
             except Stopped:
@@ -295,8 +302,10 @@ class Executor:
             wait = Outcome(
                 Status.PENDING,
                 None,
-                f"not sent: row {self._row_number(int(index))} of the same ticket is not done "
-                "yet, and a ticket's rows go in file order",
+                _(
+                    "not sent: row {row} of the same ticket is not done "
+                    "yet, and a ticket's rows go in file order"
+                ).format(row=self._row_number(int(index))),
             )
             for i in later:
                 self._emit(row_of(i), wait)
@@ -309,10 +318,12 @@ class Executor:
         return Outcome(
             Status.SKIPPED,
             None,
-            f"not sent: an earlier row of this ticket ended unknown and the ticket could not "
-            f"be read back ({why}), and a SUSPEND of a ticket that is already SUSPENDED "
-            "leaves it stuck; check the ticket in ITSM, then --retry-failed sends that row "
-            "and this one again, in order",
+            _(
+                "not sent: an earlier row of this ticket ended unknown and the ticket could not "
+                "be read back ({why}), and a SUSPEND of a ticket that is already SUSPENDED "
+                "leaves it stuck; check the ticket in ITSM, then --retry-failed sends that row "
+                "and this one again, in order"
+            ).format(why=why),
             0,
             finished_at=self.rows.now(),
         )
@@ -346,7 +357,8 @@ class Executor:
             # The "sending" mark could not be committed, so the request did not leave:
             # stop at once (the checkpoint can no longer vouch for what was sent).
             self.request_stop(Stop(StopKind.CHECKPOINT, str(exc)))
-            self._emit(row, Outcome(Status.PENDING, None, f"stopped before sending: {exc}"))
+            why = _("stopped before sending: {error}").format(error=exc)
+            self._emit(row, Outcome(Status.PENDING, None, why))
             return None
         except FatalAnswer as fatal:
             self._fatal = fatal.answer
@@ -356,7 +368,7 @@ class Executor:
                 Outcome(
                     Status.PENDING,
                     fatal.answer.code,
-                    f"not done, run stopped: {fatal.answer.message}",
+                    _("not done, run stopped: {message}").format(message=fatal.answer.message),
                     fatal.attempts,
                     fatal.answer.http_status,
                     fatal.answer.request_id,
@@ -369,16 +381,10 @@ class Executor:
             if stopped.in_doubt:
                 self._on_in_doubt(
                     row,
-                    Outcome(
-                        Status.PENDING,
-                        None,
-                        "in doubt: its answer was lost and the run stopped before the ticket "
-                        "could be read back; the next run reads it back before anything is "
-                        "resent",
-                    ),
+                    Outcome(Status.PENDING, None, _(_IN_DOUBT)),
                 )
             else:
-                self._emit(row, Outcome(Status.PENDING, None, "not sent: the run stopped first"))
+                self._emit(row, Outcome(Status.PENDING, None, _("not sent: the run stopped first")))
             return None
         outcome = step.outcome
         assert outcome is not None
@@ -414,7 +420,7 @@ class Executor:
             self.request_stop(
                 Stop(
                     StopKind.BRAKE,
-                    f"failure brake: {reason}",
-                    "look at the failed rows' reasons before sending more",
+                    _("failure brake: {reason}").format(reason=reason),
+                    _("look at the failed rows' reasons before sending more"),
                 )
             )

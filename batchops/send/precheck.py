@@ -18,6 +18,7 @@ from functools import partial
 
 from batchops.aio import Backoff, all_or_none, retrying
 from batchops.errors import FatalAnswerError
+from batchops.i18n import _
 from batchops.itsm import Answer, Transport, Verdict, refused_this_api_only
 from batchops.stops import RunControl
 
@@ -121,7 +122,7 @@ async def read_statuses(
         # get_tickets refused or broken: fall back to one read per ticket.
         if not one_by_one:
             result.method = "get_ticket_status"
-            result.note = f"get_tickets unusable ({answer.message}); read tickets one by one"
+            result.note = _unusable(answer)
         one_by_one.extend(chunk)
     asked_singly = set(one_by_one)
     # A ticket get_tickets left out is usually one ITSM does not know, but a list can also
@@ -163,12 +164,12 @@ async def _read_chunks(
             if answer.verdict is Verdict.FATAL and not refused_this_api_only(answer):
                 # At once: the chunks still in flight are cancelled, not waited for. A
                 # refusal of get_tickets alone falls back to get_ticket_status instead.
-                raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}", answer)
+                raise FatalAnswerError(_stopped_by_server(answer), answer)
             answers[k] = answer
             if answer.verdict is not Verdict.SUCCESS:
                 failed = True
 
-    await all_or_none(worker() for _ in range(max(1, min(PRECHECK_PARALLEL, concurrency))))
+    await all_or_none(worker() for __ in range(max(1, min(PRECHECK_PARALLEL, concurrency))))
     return answers
 
 
@@ -201,7 +202,7 @@ class _Reads:
         async def wait(number: int, answer: Answer) -> None:
             await self.control.sleep(answer.retry_after_s or _BACKOFF.delay(number))
 
-        answer, _ = await retrying(
+        answer, _unused = await retrying(
             attempt,
             again=lambda a: a.verdict in (Verdict.RETRY, Verdict.AMBIGUOUS),
             tries=self.retries + 1,
@@ -238,9 +239,9 @@ async def _read_one_by_one(
                 if status:
                     found[sn] = sys.intern(str(status))
                 else:
-                    result.unreadable[sn] = "no status in the answer"
+                    result.unreadable[sn] = _("no status in the answer")
             elif answer.verdict is Verdict.FATAL:
-                raise FatalAnswerError(f"pre-check stopped by the server: {answer.message}", answer)
+                raise FatalAnswerError(_stopped_by_server(answer), answer)
             elif answer.verdict is Verdict.REJECTED:
                 # Only "no such ticket" proves the ticket absent (and such a ticket cannot
                 # be stuck); any other refusal says nothing of its state.
@@ -255,4 +256,14 @@ async def _read_one_by_one(
                     for rest in feed:
                         result.unreadable[rest] = answer.message
 
-    await all_or_none(worker() for _ in range(max(1, concurrency)))
+    await all_or_none(worker() for __ in range(max(1, concurrency)))
+
+
+def _stopped_by_server(answer: Answer) -> str:
+    return _("pre-check stopped by the server: {message}").format(message=answer.message)
+
+
+def _unusable(answer: Answer) -> str:
+    return _("get_tickets unusable ({message}); read tickets one by one").format(
+        message=answer.message
+    )

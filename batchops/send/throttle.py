@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from batchops.i18n import _
 from batchops.itsm import Answer, Transport
 from batchops.model import Row
 from batchops.stops import RateLimit, RunControl, Stop, StopKind
@@ -61,10 +62,12 @@ class ThrottledTransport:
     def _observe(self, sn: str, answer: Answer) -> Answer:
         if answer.rate_limited:
             pause = answer.retry_after_s if answer.retry_after_s is not None else 1.0
-            self.check_wait(pause, "the gateway's rate limit")
+            self.check_wait(pause, _("the gateway's rate limit"))
             if pause >= 5 and time.monotonic() + pause > self._pause_until + 1:
                 self._notice(
-                    f"rate limited: every request waits {pause:.0f} s, as the gateway asked"
+                    _("rate limited: every request waits {seconds} s, as the gateway asked").format(
+                        seconds=f"{pause:.0f}"
+                    )
                 )
             self._pause_until = max(self._pause_until, time.monotonic() + pause)
         if self._guard is not None:
@@ -77,9 +80,11 @@ class ThrottledTransport:
             self._control.request_stop(
                 Stop(
                     StopKind.OUTAGE,
-                    f"{why} asked to wait {seconds:.0f} s before the next request, longer "
-                    f"than --outage-wait {self._longest_pause_s:g} s",
-                    "wait, or raise --outage-wait",
+                    _(
+                        "{who} asked to wait {seconds} s before the next request, longer "
+                        "than --outage-wait {limit} s"
+                    ).format(who=why, seconds=f"{seconds:.0f}", limit=f"{self._longest_pause_s:g}"),
+                    _("wait, or raise --outage-wait"),
                 )
             )
             self._control.check()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from batchops.i18n import _
 from batchops.model import FINAL_TICKET_STATUSES, Action, Status
 
 END_STATUS = {
@@ -31,26 +32,30 @@ def skip_reason(action: Action, status: str | None) -> str | None:
     if status is None:
         return None
     if action is Action.SUSPEND and status == "SUSPENDED":
-        return (
+        return _(
             "skipped: ticket is already SUSPENDED (a second SUSPEND would leave it stuck "
             "because of an ITSM bug)"
         )
     if action is Action.WITHDRAW and status == "REVOKED":
-        return "skipped: ticket is already withdrawn (REVOKED)"
+        return _("skipped: ticket is already withdrawn (REVOKED)")
     if action is Action.TERMINATE and status == "TERMINATED":
-        return "skipped: ticket is already TERMINATED"
+        return _("skipped: ticket is already TERMINATED")
     if action is Action.UNSUSPEND and status != "SUSPENDED" and status not in FINAL_TICKET_STATUSES:
-        return f"skipped: ticket is not suspended ({status}), nothing to resume"
+        return _("skipped: ticket is not suspended ({status}), nothing to resume").format(
+            status=status
+        )
     return None
 
 
 def expectation(action: Action, status: str | None) -> str:
     """What ``plan`` says about a row that will be sent."""
     if status is None:
-        return f"would send {action.value}"
+        return _("would send {action}").format(action=action.value)
     if status in FINAL_TICKET_STATUSES:
-        return f"would send {action.value}, but the ticket is {status}: ITSM will refuse it"
-    return f"would send {action.value} (ticket {status})"
+        return _("would send {action}, but the ticket is {status}: ITSM will refuse it").format(
+            action=action.value, status=status
+        )
+    return _("would send {action} (ticket {status})").format(action=action.value, status=status)
 
 
 @dataclass(slots=True)

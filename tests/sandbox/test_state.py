@@ -87,6 +87,20 @@ def test_stats_endpoint_counts_requests_and_logs_operations(sb: SandboxThread) -
     assert sb.state.stats.requests == {}
 
 
+def test_stats_record_the_language_each_request_asked_for(sb: SandboxThread) -> None:
+    """Blueking-Language per API and value ("" when a request carried none); a path that
+    is no API counts as ``unknown``."""
+    seed(sb, "S1")
+    body = {**AUTH_ADMIN, "sn": "S1", "operator": "bob", "action_type": "SUSPEND"}
+    send(sb.url, "POST", ESB + "operate_ticket/", body, {"Blueking-Language": "zh-cn"})
+    operate(sb, "S1", "bob", "UNSUSPEND")
+    send(sb.url, "GET", "/", headers={"Blueking-Language": "en"})
+    stats = send(sb.url, "GET", "/_sandbox/stats?log=0").json
+    assert stats["languages"] == {"operate_ticket": {"zh-cn": 1, "": 1}, "unknown": {"en": 1}}
+    sb.state.reset_stats()
+    assert sb.state.stats.languages == {}
+
+
 def test_per_second_counts_follow_the_monotonic_clock(sb: SandboxThread) -> None:
     """per_second buckets operate_ticket arrivals by whole monotonic seconds."""
     seed(sb, "S1")
