@@ -245,7 +245,7 @@ class TempFile:
         signals meanwhile is not enough: another thread of the process can take them).
         """
         remove_stale_temp_files(final)
-        for _ in range(100):
+        for _unused in range(100):
             self.path = final.parent / self.name_for(final, os.getpid())
             try:
                 return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)

@@ -101,8 +101,8 @@ def _write_run_summary(
         s.value for s in Status if any(per.get(s.value) for per in summary.by_action.values())
     ]
     actions = sorted(summary.by_action)
-    keys = [k for k, _ in summary.facts] + actions + [f"  {k}" for k in summary.settings]
-    keys += [reason for reason, _, _ in summary.failures]
+    keys = [k for k, _value in summary.facts] + actions + [f"  {k}" for k in summary.settings]
+    keys += [reason for reason, _count, _example in summary.failures]
     _set_key_width(sheet, keys)
     sheet.set_column(1, 1, DATE_WIDTH + 2)
     sheet.set_column(2, max(2, len(statuses) + 1), 11)
