@@ -39,9 +39,7 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tomllib
-import unicodedata
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,10 +48,10 @@ from typing import Literal
 
 from batchops.errors import ConfigError
 from batchops.i18n import _
-from batchops.model import MAX_MESSAGE_LENGTH
 from batchops.secrets import masked_url, notify_label, presence
 
 from .ranges import RANGES
+from .template import checked_template
 from .trust import is_trusted, read_store, user_config_dir
 
 Gateway = Literal["esb", "apigw"]
@@ -274,39 +272,6 @@ def checked_url(text: str, where: str, *, none_allowed: bool = False) -> str:
             )
         raise ConfigError(text.format(where=where, url=repr(masked_url(url)), problem=problem))
     return url
-
-
-def checked_template(text: str, where: str) -> str:
-    """``text`` if it is fit to be the message written into tickets (trimmed): not
-    blank, no field but ``{action}``, no control character but tabs and line breaks,
-    within ITSM's length once filled; else one ConfigError line."""
-    template = text.strip()
-    fields = sorted(set(re.findall(r"\{[^{}]*\}", template)) - {"{action}"})
-    longest = template.replace("{action}", "X" * _LONGEST_ACTION_WORD)
-    problem = ""
-    if not template:
-        problem = _("it is blank")
-    elif fields:
-        problem = _("it may use only the field {{action}}, not {fields}").format(
-            fields=", ".join(fields)
-        )
-    elif any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in template):
-        problem = _("it holds a control character")
-    elif len(longest) > MAX_MESSAGE_LENGTH:
-        problem = _("filled in, it is longer than ITSM's {limit} characters").format(
-            limit=MAX_MESSAGE_LENGTH
-        )
-    if problem:
-        raise ConfigError(
-            _(
-                "{where} is the message written into tickets: {problem}; fix it and run again"
-            ).format(where=where, problem=problem)
-        )
-    return template
-
-
-#: The longest an action's name is, in any language (UNSUSPEND).
-_LONGEST_ACTION_WORD = 9
 
 
 def _url_problem(url: str) -> str | None:
