@@ -156,11 +156,7 @@ def load_batch(
     """
     source = Path(path)
     cells = read_cells(source, sheet=sheet, encoding=encoding, find_hidden=not include_hidden)
-    where = (
-        source
-        if cells.sheet is None
-        else _("{path} (sheet '{sheet}')").format(path=source, sheet=cells.sheet)
-    )
+    where = _where(source, cells.sheet)
     table = table_from_cells(cells.raw, where, cells.header_row)
     frame = table.frame
     previous_status: StrArray | None = None
@@ -199,6 +195,13 @@ def load_batch(
         lines=table.lines,
         left_out=left_out,
     )
+
+
+def _where(source: Path, sheet: str | None) -> Path | str:
+    """The input as messages name it: the file, and the sheet of a workbook."""
+    if sheet is None:
+        return source
+    return _("{path} (sheet '{sheet}')").format(path=source, sheet=sheet)
 
 
 def _left_out(lines: npt.NDArray[np.int64], hidden: frozenset[int]) -> npt.NDArray[np.bool_] | None:

@@ -308,7 +308,10 @@ def _check_action(
         cell = str(raw[index])
         choices = AMBIGUOUS_ACTIONS.get(action_key(cell))
         if choices:
-            shown = ", ".join(f"{a.value} ({_chinese_words(a)})" for a in choices)
+            named = _("{code} ({word})")
+            shown = _(" or ").join(
+                named.format(code=a.value, word=_chinese_words(a).split("/")[0]) for a in choices
+            )
             by_row[index] = _(
                 "action_type '{cell}' could mean {choices}; write the one you mean"
             ).format(cell=show(cell), choices=shown)
