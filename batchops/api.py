@@ -19,6 +19,7 @@ from batchops.checkpoint import Checkpoint, row_keys, rows_fingerprint
 from batchops.commands import plan as planning
 from batchops.errors import BatchopsError, CheckpointError
 from batchops.exits import Exit
+from batchops.i18n import _
 from batchops.model import Outcome, OutcomeTable, RowState, RunSummary, Status
 from batchops.report import Outputs, check_outputs, default_report_path, write_report
 from batchops.run import (
@@ -185,16 +186,22 @@ def report_from_checkpoint(
     try:
         binding = store.binding()
         if binding is None:
-            raise CheckpointError(f"checkpoint {checkpoint} has no run recorded yet")
+            raise CheckpointError(
+                _("checkpoint {path} has no run recorded yet").format(path=checkpoint)
+            )
         source = Path(input_path or binding.input_path)
         if not source.exists():
-            raise CheckpointError(f"the run's input {source} is gone; pass it with --input PATH")
+            raise CheckpointError(
+                _("the run's input {path} is gone; pass it with --input PATH").format(path=source)
+            )
         # Every row, as the checkpoint has them (a held row is in it, queued and skipped).
         batch = load_batch(source, sheet=sheet, encoding=encoding, include_hidden=True)
         if rows_fingerprint(row_keys(batch)) != binding.rows_fingerprint:
             raise CheckpointError(
-                f"{source} no longer holds the rows of checkpoint {checkpoint}; pass the "
-                "original file with --input PATH"
+                _(
+                    "{path} no longer holds the rows of checkpoint {checkpoint}; pass the "
+                    "original file with --input PATH"
+                ).format(path=source, checkpoint=checkpoint)
             )
         outcomes = _recorded(store, len(batch))
     finally:
@@ -227,7 +234,7 @@ def _recorded(store: Checkpoint, rows: int) -> OutcomeTable:
             outcome = Outcome(
                 Status.PENDING,
                 None,
-                "being sent (if its run was killed: in doubt, the next run reads it back)",
+                _("being sent (if its run was killed: in doubt, the next run reads it back)"),
                 rec.outcome.attempts,
             )
         else:

@@ -6,11 +6,16 @@ classes (:mod:`batchops.errors`), the stop kinds (:mod:`batchops.stops`), the en
 run, the commands' summaries and the entry point. What explains one reads it too: the
 commands' ``--help`` (:func:`help_text`), notifications (:func:`meaning_of`) and the
 README's "Exit codes" table (:attr:`Exit.detail`, checked by ``tests/project/test_docs.py``).
+
+The one-line meanings are said in the language in use (:mod:`batchops.i18n`); the long
+ones are the English README's, word for word.
 """
 
 from __future__ import annotations
 
 import enum
+
+from batchops.i18n import N_, _
 
 
 class Exit(enum.IntEnum):
@@ -32,8 +37,8 @@ class Exit(enum.IntEnum):
 
     @property
     def meaning(self) -> str:
-        """One line, for ``--help`` and notifications."""
-        return _MEANINGS[self][0]
+        """One line, for ``--help`` and notifications, in the language in use."""
+        return _(_MEANINGS[self][0])
 
     @property
     def detail(self) -> str:
@@ -43,19 +48,21 @@ class Exit(enum.IntEnum):
 
 #: Each code's (meaning in one line without a ";", the README's long meaning).
 _MEANINGS: dict[Exit, tuple[str, str]] = {
-    Exit.OK: ("every row success or skipped", "every row `success` or `skipped`"),
+    Exit.OK: (N_("every row success or skipped"), "every row `success` or `skipped`"),
     Exit.ROWS_FAILED: (
-        "finished, some rows failed, invalid or unknown (or the run was not confirmed)",
+        N_("finished, some rows failed, invalid or unknown (or the run was not confirmed)"),
         "finished; some rows `failed`, `invalid` or `unknown` (or the confirmation was "
         "declined, or `undo` found nothing to undo)",
     ),
     Exit.NOTHING_SENT: (
-        "usage, configuration, input or checkpoint error: nothing was sent",
+        N_("usage, configuration, input or checkpoint error: nothing was sent"),
         "usage, configuration, input or checkpoint error: nothing was sent",
     ),
     Exit.STOPPED: (
-        "stopped early (fatal answer, ITSM unreachable, failure brake, canary, checkpoint "
-        "unwritable): rows not done are pending, the same command resumes",
+        N_(
+            "stopped early (fatal answer, ITSM unreachable, failure brake, canary, checkpoint "
+            "unwritable): rows not done are pending, the same command resumes"
+        ),
         "stopped early, resumable: a fatal answer (authentication, permission, API not "
         "found, ITSM switched off, a redirect), ITSM unreachable before the start or for "
         "longer than `--outage-wait`, tickets with SUSPEND rows whose status could not be "
@@ -64,14 +71,16 @@ _MEANINGS: dict[Exit, tuple[str, str]] = {
         "rows not done are `pending`, and the command printed on stderr finishes the work",
     ),
     Exit.REPORT_UNWRITTEN: (
-        "operations were sent, but the report could not be written: the results are safe in "
-        "the checkpoint (batchops report CHECKPOINT -o OTHER rebuilds it)",
+        N_(
+            "operations were sent, but the report could not be written: the results are safe "
+            "in the checkpoint (batchops report CHECKPOINT -o OTHER rebuilds it)"
+        ),
         "operations were sent, but the report (or `--failures` / `--summary-json`) could "
         "not be written; the results are safe in the checkpoint, and `batchops report "
         "CHECKPOINT -o OTHER` rebuilds the report",
     ),
     Exit.INTERRUPTED: (
-        "interrupted (Ctrl-C, SIGTERM): rows not done are pending, the same command resumes",
+        N_("interrupted (Ctrl-C, SIGTERM): rows not done are pending, the same command resumes"),
         "interrupted (Ctrl-C, SIGTERM); rows not done are `pending`",
     ),
 }
@@ -82,9 +91,11 @@ def meaning_of(code: int) -> str:
     try:
         return Exit(code).meaning
     except ValueError:
-        return "see batchops --help"
+        return _("see batchops --help")
 
 
 def help_text() -> str:
-    """The commands' ``--help`` epilog: every code and what it means."""
-    return "Exit codes: " + "; ".join(f"{code.value} {code.meaning}" for code in Exit) + "."
+    """The commands' ``--help`` epilog: every code and what it means, in the language in
+    use (:data:`batchops.cli.words.EXIT_CODES` asks for it when the help is shown)."""
+    codes = _("; ").join(f"{code.value} {code.meaning}" for code in Exit)
+    return _("Exit codes: {codes}.").format(codes=codes)

@@ -45,6 +45,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from batchops.exits import Exit
+from batchops.i18n import _
 from batchops.stops import RunControl, Stop, StopKind
 
 
@@ -124,7 +125,8 @@ class RunSignals:
         self._installed = False
 
     def _stop(self, signame: str) -> None:
-        self._control.request_stop(Stop(StopKind.INTERRUPTED, f"interrupted by {signame}"))
+        reason = _("interrupted by {signal}").format(signal=signame)
+        self._control.request_stop(Stop(StopKind.INTERRUPTED, reason))
 
 
 def main_thread_takes_signals(loop: asyncio.AbstractEventLoop) -> None:

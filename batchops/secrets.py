@@ -25,6 +25,8 @@ import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
 
+from batchops.i18n import _
+
 #: What a secret, or a credential's place, is shown as.
 MASK = "***"
 #: Shorter values are not scrubbed: masking a two-letter "secret" wherever its letters
@@ -240,7 +242,7 @@ def masked_url(url: str) -> str:
     userinfo, at, host = authority.rpartition("@")
     if not at:
         return url
-    user, colon, _ = userinfo.partition(":")
+    user, colon, _password = userinfo.partition(":")
     prefix = f"{head}://" if sep else ""
     return f"{prefix}{user}{':' + MASK if colon else ''}@{host}{slash}{path}"
 
@@ -248,14 +250,14 @@ def masked_url(url: str) -> str:
 def notify_label(url: str) -> str:
     """A notification URL as it may be shown: its scheme only, since the rest (a webhook
     key, a bot token, a mail password) is what lets anyone post there."""
-    scheme, sep, _ = url.partition("://")
-    return f"{scheme}://…" if sep else "(not a URL)"
+    scheme, sep, _rest = url.partition("://")
+    return f"{scheme}://…" if sep else _("(not a URL)")
 
 
 def without_url_parts(text: str, url: str) -> str:
     """``text`` (a library's message about ``url``) without the parts of the URL past its
     scheme that could be a key: every one of 6 characters or more, shown as ``…``."""
-    _, sep, rest = url.partition("://")
+    _scheme, sep, rest = url.partition("://")
     if sep:
         for part in rest.replace("@", "/").replace(":", "/").replace("?", "/").split("/"):
             if len(part) >= 6:

@@ -17,6 +17,10 @@ puts escaping streams there for the length of a command. Only the bar's own redr
 redrawn at most a few times a second. Elsewhere (cron, CI, a pipe), one short line at
 intervals instead of bar redraws, so a log file stays readable. ``--quiet`` swaps in a
 sink that does nothing, rather than sprinkling ``if quiet`` through the code.
+
+**The summary and run's terminal.** The closing summary (stdout) and what must be heard
+(stderr) are said in the language in use; the status words in reports and JSON stay
+English. :class:`RunTerminal` is what ``run`` shows and asks on the terminal.
 """
 
 from __future__ import annotations
@@ -28,17 +32,19 @@ import sys
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 import click
 
+from batchops.i18n import N_, _
 from batchops.model import RunSummary, Status
 
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from batchops.run import ProgressSink
+    from batchops.run import CanaryReport, Hooks, PlanOverview, ProgressSink
 
 # ------------------------------------------------------------------------ the one printer
 
@@ -110,8 +116,10 @@ def warn_insecure(insecure: bool) -> None:
     """``--insecure``'s alarm, in red on a terminal (so written past the escaping)."""
     if insecure:
         click.secho(
-            "WARNING: --insecure: TLS certificates are NOT verified; the app secret can be "
-            "read by anyone between you and the gateway.",
+            _(
+                "WARNING: --insecure: TLS certificates are NOT verified; the app secret can be "
+                "read by anyone between you and the gateway."
+            ),
             fg="red",
             bold=True,
             file=raw_stream(sys.stderr),
@@ -220,6 +228,15 @@ def _say(text: str, stream: IO[str]) -> None:
 # ------------------------------------------------------------------------------- progress
 
 
+#: The counts progress shows: always success and failed, the others once there are some.
+_PROGRESS_COUNTS: tuple[tuple[Status, str, bool], ...] = (
+    (Status.SUCCESS, N_("ok={count}"), True),
+    (Status.FAILED, N_("failed={count}"), True),
+    (Status.SKIPPED, N_("skipped={count}"), False),
+    (Status.UNKNOWN, N_("unknown={count}"), False),
+)
+
+
 class _Counts:
     def __init__(self) -> None:
         self.by_status = dict.fromkeys(Status, 0)
@@ -229,12 +246,11 @@ class _Counts:
 
     def postfix(self) -> str:
         c = self.by_status
-        parts = [f"ok={c[Status.SUCCESS]}", f"failed={c[Status.FAILED]}"]
-        if c[Status.SKIPPED]:
-            parts.append(f"skipped={c[Status.SKIPPED]}")
-        if c[Status.UNKNOWN]:
-            parts.append(f"unknown={c[Status.UNKNOWN]}")
-        return " ".join(parts)
+        return " ".join(
+            _(text).format(count=c[status])
+            for status, text, always in _PROGRESS_COUNTS
+            if always or c[status]
+        )
 
 
 class BarProgress:
@@ -256,7 +272,7 @@ class BarProgress:
         self._bar = tqdm(
             total=total,
             initial=done,
-            unit="row",
+            unit=_("row"),
             # Its redraws (\r) go to the terminal itself; its lines are escaped in write().
             file=raw_stream(self._stream),
             mininterval=0.25,
@@ -324,8 +340,13 @@ class LineProgress:
         rate = sum(self._counts.by_status.values()) / elapsed
         pct = 100.0 * self._done / self._total if self._total else 100.0
         _say(
-            f"progress: {self._done}/{self._total} rows ({pct:.0f}%) "
-            f"{self._counts.postfix()} {rate:.0f} rows/s",
+            _("progress: {done}/{total} rows ({percent:.0f}%) {counts} {rate:.0f} rows/s").format(
+                done=self._done,
+                total=self._total,
+                percent=pct,
+                counts=self._counts.postfix(),
+                rate=rate,
+            ),
             self._stream,
         )
 
@@ -353,23 +374,119 @@ def format_problems(summary: RunSummary) -> list[str]:
     """
     lines = []
     if summary.stopped_reason:
-        lines.append(f"stopped: {summary.stopped_reason}")
+        lines.append(_("stopped: {reason}").format(reason=summary.stopped_reason))
     if summary.report_error:
-        lines.append(f"Error: {summary.report_error}")
+        lines.append(_("Error: {message}").format(message=summary.report_error))
     return lines
+
+
+#: How the summary counts each status, for a person (the status itself, in reports and
+#: JSON, stays the English word whatever the language).
+_COUNTED: dict[str, str] = {
+    Status.SUCCESS.value: N_("{count} success"),
+    Status.FAILED.value: N_("{count} failed"),
+    Status.INVALID.value: N_("{count} invalid"),
+    Status.SKIPPED.value: N_("{count} skipped"),
+    Status.UNKNOWN.value: N_("{count} unknown"),
+    Status.PENDING.value: N_("{count} pending"),
+}
+
+
+def _counted(status: str, count: int) -> str:
+    text = _COUNTED.get(status)
+    return _(text).format(count=count) if text else f"{count} {status}"
 
 
 def format_summary(summary: RunSummary) -> str:
     """The closing lines of a run, for stdout: counts per status, elapsed, rate, report path."""
-    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
+    counts = _(", ").join(_counted(status, n) for status, n in summary.counts.items() if n)
     lines = [f"{summary.note}"] if summary.note else []
     lines += [
-        f"{summary.total_rows} rows: {counts or 'nothing to do'}",
-        f"elapsed {summary.elapsed_s:.1f} s, {summary.rows_per_second:.0f} rows/s, "
-        f"{summary.sent_requests} requests",
+        _("{total} rows: {counts}").format(
+            total=summary.total_rows, counts=counts or _("nothing to do")
+        ),
+        _("elapsed {elapsed:.1f} s, {rate:.0f} rows/s, {requests} requests").format(
+            elapsed=summary.elapsed_s,
+            rate=summary.rows_per_second,
+            requests=summary.sent_requests,
+        ),
     ]
     if summary.report_path:
-        lines.append(f"report: {summary.report_path}")
+        lines.append(_("report: {path}").format(path=summary.report_path))
     if summary.failures_path:
-        lines.append(f"failures: {summary.failures_path}")
+        lines.append(_("failures: {path}").format(path=summary.failures_path))
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ run's terminal
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    """How ``run`` speaks to the terminal: the options that are no setting of the run."""
+
+    yes: bool = False
+    quiet: bool = False
+    log_json: bool = False
+    verbose: int = 0
+
+
+class RunTerminal:
+    """What ``run`` shows and asks on the terminal (or logs as JSON, with --log-json)."""
+
+    def __init__(self, flags: Terminal) -> None:
+        self._quiet = flags.quiet or flags.log_json
+        self._log_json = flags.log_json
+        self._verbose = flags.verbose
+        on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
+        self._ask_first = on_terminal and not flags.yes
+        # Asked even with --yes: whoever asks for a canary wants to look at it.
+        self._ask_canary = on_terminal
+        self.events = JsonLog() if flags.log_json else None
+        # --verbose writes lines of its own, which a bar would overwrite.
+        self.progress = progress_for(sys.stderr, quiet=self._quiet, lines=bool(flags.verbose))
+
+    def hooks(self) -> Hooks:
+        """What the run shows and asks here (Ctrl-C and SIGTERM stop it cleanly)."""
+        from batchops.run import Hooks
+
+        return Hooks(
+            progress=self.progress,
+            confirm=self.confirm,
+            confirm_canary=self.confirm_canary,
+            events=self.events,
+            notice=self.notice,
+            handle_signals=True,
+            verbose=self._verbose,
+        )
+
+    @property
+    def confirm(self) -> Callable[[PlanOverview], bool] | None:
+        return self._confirm if self._ask_first else None
+
+    @property
+    def confirm_canary(self) -> Callable[[CanaryReport], bool] | None:
+        return self._confirm_canary if self._ask_canary else None
+
+    @staticmethod
+    def _confirm(overview: PlanOverview) -> bool:
+        tell(overview.describe())
+        return ask(_("Send these operations?"))
+
+    @staticmethod
+    def _confirm_canary(report: CanaryReport) -> bool:
+        tell(report.describe())
+        return ask(_("Send the rest?"))
+
+    def notice(self, text: str) -> None:
+        if not self._log_json:  # JSON logs carry it as a "notice" event
+            self.progress.write(f"batchops: {text}")
+
+    def show(self, summary: RunSummary) -> None:
+        for line in format_problems(summary):
+            tell(line)
+        if not self._quiet or summary.exit_code:
+            echo(format_summary(summary))
+        if summary.advice and summary.exit_code and self.events is None:
+            # (JSON logs carry it in the run_finished event, as "next".)
+            tell(summary.advice)

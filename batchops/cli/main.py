@@ -17,15 +17,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import click
 
 from batchops.errors import BatchopsError
-from batchops.exits import Exit, help_text
-from batchops.i18n import _, ngettext
+from batchops.exits import Exit
+from batchops.i18n import N_, _, ngettext
 from batchops.process import (
     ignore_file_size_signal,
     leave_without_teardown,
@@ -35,7 +34,18 @@ from batchops.process import (
 from batchops.settings import ENV_PROFILE, RANGES
 from batchops.version import __version__
 
-from .console import JsonLog, ask, echo, guarded_output, json_text, tell, warn, warn_insecure
+from .console import (
+    JsonLog,
+    RunTerminal,
+    Terminal,
+    ask,
+    echo,
+    guarded_output,
+    json_text,
+    tell,
+    warn,
+    warn_insecure,
+)
 from .options import (
     connection_options,
     fail,
@@ -48,11 +58,7 @@ from .options import (
     target_options,
 )
 from .stand_in import sandbox
-from .words import TranslatedGroup, choose_language
-
-if TYPE_CHECKING:
-    from batchops.model import RunSummary
-    from batchops.run import CanaryReport, Hooks, PlanOverview
+from .words import EXIT_CODES, TranslatedGroup, choose_language, option
 
 
 class _Commands(TranslatedGroup):
@@ -61,11 +67,11 @@ class _Commands(TranslatedGroup):
     or stderr while a command runs (console.py)."""
 
     def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
-        words = list(sys.argv[1:] if args is None else args)
-        choose_language(words)
+        # click reads sys.argv itself when args is None (and expands globs on Windows).
+        choose_language(list(sys.argv[1:] if args is None else args))
         speak_click_in(_, ngettext)
         with guarded_output():
-            return super().main(words, *rest, **kwargs)
+            return super().main(args, *rest, **kwargs)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["batchops.argv"] = list(args)
@@ -74,12 +80,8 @@ class _Commands(TranslatedGroup):
 
 @click.group(
     cls=_Commands,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog="Start with: batchops run samples/tickets.csv --sandbox",
-)
-@click.version_option(__version__, prog_name="batchops")
-def main() -> None:
-    """Suspend, resume, withdraw or terminate many BlueKing ITSM tickets from a CSV/XLSX file.
+    help=N_(
+        """Suspend, resume, withdraw or terminate many BlueKing ITSM tickets from a CSV/XLSX file.
 
     Each row names a ticket (sn), an operator, an action and a message. batchops
     validates the file, sends one operate_ticket call per row concurrently, and writes
@@ -89,14 +91,18 @@ def main() -> None:
     Example:
       batchops run samples/tickets.csv --sandbox
     """
+    ),
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=N_("Start with: batchops run samples/tickets.csv --sandbox"),
+)
+@click.version_option(__version__, prog_name="batchops")
+def main() -> None:
+    """The command group (its help is on the decorator, for the catalogs)."""
 
 
-@main.command(epilog=help_text())
-@input_options
-@target_options
-@run_options
-def run(**params: object) -> None:
-    """Validate INPUT, send every valid row, write the report.
+@main.command(
+    help=N_(
+        """Validate INPUT, send every valid row, write the report.
 
     \b
     Examples:
@@ -105,13 +111,20 @@ def run(**params: object) -> None:
       batchops run tickets.csv --profile prod --canary 10
       batchops run tickets.report.xlsx --only failed,unknown   # fix the red rows, send again
     """
+    ),
+    epilog=EXIT_CODES,
+)
+@input_options
+@target_options
+@run_options
+def run(**params: object) -> None:
     start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops import api
 
     options = pick(api.RunOptions, params)
     warn_insecure(options.insecure)
     ignore_file_size_signal()
-    terminal = _RunTerminal(pick(_Terminal, params))
+    terminal = RunTerminal(pick(Terminal, params))
     argv = click.get_current_context().meta.get("batchops.argv", [])
     try:
         summary = api.run_batch(
@@ -128,93 +141,15 @@ def run(**params: object) -> None:
         return
     except KeyboardInterrupt:
         # Only possible before sending starts (afterwards Ctrl-C stops the run cleanly).
-        tell("Interrupted before sending; nothing was sent.")
+        tell(_("Interrupted before sending; nothing was sent."))
         sys.exit(Exit.INTERRUPTED)
     terminal.show(summary)
     sys.exit(summary.exit_code)
 
 
-@dataclass(frozen=True, slots=True)
-class _Terminal:
-    """How ``run`` speaks to the terminal: the options that are no setting of the run."""
-
-    yes: bool = False
-    quiet: bool = False
-    log_json: bool = False
-    verbose: int = 0
-
-
-class _RunTerminal:
-    """What ``run`` shows and asks on the terminal (or logs as JSON, with --log-json)."""
-
-    def __init__(self, flags: _Terminal) -> None:
-        from .console import progress_for
-
-        self._quiet = flags.quiet or flags.log_json
-        self._log_json = flags.log_json
-        self._verbose = flags.verbose
-        on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
-        self._ask_first = on_terminal and not flags.yes
-        # Asked even with --yes: whoever asks for a canary wants to look at it.
-        self._ask_canary = on_terminal
-        self.events = JsonLog() if flags.log_json else None
-        # --verbose writes lines of its own, which a bar would overwrite.
-        self.progress = progress_for(sys.stderr, quiet=self._quiet, lines=bool(flags.verbose))
-
-    def hooks(self) -> Hooks:
-        """What the run shows and asks here (Ctrl-C and SIGTERM stop it cleanly)."""
-        from batchops.run import Hooks
-
-        return Hooks(
-            progress=self.progress,
-            confirm=self.confirm,
-            confirm_canary=self.confirm_canary,
-            events=self.events,
-            notice=self.notice,
-            handle_signals=True,
-            verbose=self._verbose,
-        )
-
-    @property
-    def confirm(self) -> Callable[[PlanOverview], bool] | None:
-        return self._confirm if self._ask_first else None
-
-    @property
-    def confirm_canary(self) -> Callable[[CanaryReport], bool] | None:
-        return self._confirm_canary if self._ask_canary else None
-
-    @staticmethod
-    def _confirm(overview: PlanOverview) -> bool:
-        tell(overview.describe())
-        return ask("Send these operations?")
-
-    @staticmethod
-    def _confirm_canary(report: CanaryReport) -> bool:
-        tell(report.describe())
-        return ask("Send the rest?")
-
-    def notice(self, text: str) -> None:
-        if not self._log_json:  # JSON logs carry it as a "notice" event
-            self.progress.write(f"batchops: {text}")
-
-    def show(self, summary: RunSummary) -> None:
-        from .console import format_problems, format_summary
-
-        for line in format_problems(summary):
-            tell(line)
-        if not self._quiet or summary.exit_code:
-            echo(format_summary(summary))
-        if summary.advice and summary.exit_code and self.events is None:
-            # (JSON logs carry it in the run_finished event, as "next".)
-            tell(summary.advice)
-
-
-@main.command(epilog=help_text())
-@input_options
-@target_options
-@click.option("--log-json", is_flag=True, help="With --verbose: requests as JSON lines.")
-def plan(**params: object) -> None:
-    """Validate INPUT and write the report without sending any operation.
+@main.command(
+    help=N_(
+        """Validate INPUT and write the report without sending any operation.
 
     Rows that would be sent are 'pending'. With an ITSM address (or --sandbox) the
     tickets are read first and rows that need no action are shown 'skipped'.
@@ -224,6 +159,13 @@ def plan(**params: object) -> None:
       batchops plan tickets.csv                     # validation only, no credentials
       batchops plan tickets.csv --profile prod      # and read every ticket's status
     """
+    ),
+    epilog=EXIT_CODES,
+)
+@input_options
+@target_options
+@click.option("--log-json", is_flag=True, help=N_("With --verbose: requests as JSON lines."))
+def plan(**params: object) -> None:
     start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops import api
 
@@ -231,7 +173,7 @@ def plan(**params: object) -> None:
 
     options = pick(api.RunOptions, params)
     warn_insecure(options.insecure)
-    flags = pick(_Terminal, params)
+    flags = pick(Terminal, params)
     hooks = api.Hooks(
         events=JsonLog() if flags.log_json else None, notice=warn, verbose=flags.verbose
     )
@@ -252,54 +194,10 @@ def plan(**params: object) -> None:
     sys.exit(summary.exit_code)
 
 
-@main.command("select")
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=str),
-    help="The sheet to write: *.csv or *.xlsx.",
-)
-@click.option("--status", metavar="STATUS[,STATUS]", help="Current status: RUNNING,SUSPENDED.")
-@click.option("--service-id", metavar="ID[,ID]", help="Service ids: 12,13.")
-@click.option("--biz-id", metavar="ID[,ID]", help="Business (bk_biz_id) ids.")
-@click.option("--creator", help="Who created the ticket.")
-@click.option("--created-after", metavar="DATE", help="Created at or after DATE.")
-@click.option("--created-before", metavar="DATE", help="Created at or before DATE.")
-@click.option("--ended-after", metavar="DATE", help="Ended at or after DATE.")
-@click.option("--ended-before", metavar="DATE", help="Ended at or before DATE.")
-@click.option("--tag", help="Ticket tag.")
-@click.option("--project", help="Project key.")
-@click.option(
-    "--sn-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=str),
-    help="Only these tickets: a text file with one sn a line, or a CSV with an sn column.",
-)
-@click.option("--all", "all_tickets", is_flag=True, help="Allow a select without any filter.")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Replace the file at -o if there is one (never a run's input, report or checkpoint).",
-)
-@click.option(
-    "--action",
-    help="Fill action_type with this (SUSPEND, UNSUSPEND, WITHDRAW, TERMINATE); blank if unset.",
-)
-@click.option("--operator", help="Fill operator with this user; blank if unset.")
-@click.option("--message", help="Fill action_message with this reason.")
-@click.option(
-    "--limit",
-    type=click.INT,
-    default=10_000,
-    show_default=True,
-    help="Ask before writing more rows than this (without a terminal: refuse, exit 2; "
-    f"{RANGES['limit'].rule()}).",
-)
-@connection_options
-@retries_option
-@rate_option
-def select_command(**params: object) -> None:
-    """Write an input sheet of the tickets ITSM lists for these filters (read-only).
+@main.command(
+    "select",
+    help=N_(
+        """Write an input sheet of the tickets ITSM lists for these filters (read-only).
 
     The sheet has sn, operator, action_type and action_message first (filled from
     --action, --operator and --message), then title, service_id, current_status,
@@ -313,6 +211,56 @@ def select_command(**params: object) -> None:
       batchops select --creator zhangsan --created-after 2024-07-01 \\
         --created-before 2024-09-30 -o zhangsan-q3.csv
     """
+    ),
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=str),
+    help=N_("The sheet to write: *.csv or *.xlsx."),
+)
+@click.option("--status", metavar="STATUS[,STATUS]", help=N_("Current status: RUNNING,SUSPENDED."))
+@click.option("--service-id", metavar="ID[,ID]", help=N_("Service ids: 12,13."))
+@click.option("--biz-id", metavar="ID[,ID]", help=N_("Business (bk_biz_id) ids."))
+@click.option("--creator", help=N_("Who created the ticket."))
+@click.option("--created-after", metavar="DATE", help=N_("Created at or after DATE."))
+@click.option("--created-before", metavar="DATE", help=N_("Created at or before DATE."))
+@click.option("--ended-after", metavar="DATE", help=N_("Ended at or after DATE."))
+@click.option("--ended-before", metavar="DATE", help=N_("Ended at or before DATE."))
+@click.option("--tag", help=N_("Ticket tag."))
+@click.option("--project", help=N_("Project key."))
+@click.option(
+    "--sn-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help=N_("Only these tickets: a text file with one sn a line, or a CSV with an sn column."),
+)
+@click.option("--all", "all_tickets", is_flag=True, help=N_("Allow a select without any filter."))
+@click.option(
+    "--force",
+    is_flag=True,
+    help=N_("Replace the file at -o if there is one (never a run's input, report or checkpoint)."),
+)
+@click.option(
+    "--action",
+    help=N_(
+        "Fill action_type with this (SUSPEND, UNSUSPEND, WITHDRAW, TERMINATE); blank if unset."
+    ),
+)
+@click.option("--operator", help=N_("Fill operator with this user; blank if unset."))
+@click.option("--message", help=N_("Fill action_message with this reason."))
+@option(
+    "--limit",
+    type=click.INT,
+    default=10_000,
+    show_default=True,
+    help=N_("Ask before writing more rows than this (without a terminal: refuse, exit 2; {rule})."),
+    help_fields={"rule": RANGES["limit"].rule},
+)
+@connection_options
+@retries_option
+@rate_option
+def select_command(**params: object) -> None:
     start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops.commands import select as selection
     from batchops.settings import RunOptions
@@ -322,7 +270,11 @@ def select_command(**params: object) -> None:
     on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
 
     def confirm(count: int, limit: int) -> bool:
-        return ask(f"{count} tickets match, more than --limit {limit}. Write all {count} rows?")
+        return ask(
+            _("{count} tickets match, more than --limit {limit}. Write all {count} rows?").format(
+                count=count, limit=limit
+            )
+        )
 
     try:
         summary = selection.select_tickets(
@@ -337,27 +289,36 @@ def select_command(**params: object) -> None:
         fail(error)
         return
     for note in summary.notes:
-        tell(f"note: {note}")
+        tell(_("note: {note}").format(note=note))
     echo(summary.describe(), err=summary.stop is not None)
     sys.exit(summary.exit_code)
 
 
-@main.command()
+@main.command(
+    help=N_(
+        """Rebuild the full report from a checkpoint, also while its run is going (read-only).
+
+    \b
+    Example:
+      batchops report tickets.checkpoint.db -o progress.xlsx
+    """
+    )
+)
 @click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
 @click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=str),
-    help="Where to write the report (default: the run's default report path).",
+    help=N_("Where to write the report (default: the run's default report path)."),
 )
 @click.option(
     "--input",
     "input_path",
     type=click.Path(dir_okay=False, path_type=str),
-    help="The run's input file, if it moved since the run.",
+    help=N_("The run's input file, if it moved since the run."),
 )
-@click.option("--sheet", help="XLSX: the sheet the run read.")
-@click.option("--encoding", help="CSV: the encoding the run used.")
+@click.option("--sheet", help=N_("XLSX: the sheet the run read."))
+@click.option("--encoding", help=N_("CSV: the encoding the run used."))
 def report(
     checkpoint_path: str,
     output: str | None,
@@ -365,12 +326,6 @@ def report(
     sheet: str | None,
     encoding: str | None,
 ) -> None:
-    """Rebuild the full report from a checkpoint, also while its run is going (read-only).
-
-    \b
-    Example:
-      batchops report tickets.checkpoint.db -o progress.xlsx
-    """
     start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops import api
 
@@ -387,38 +342,9 @@ def report(
     sys.exit(summary.exit_code)
 
 
-@main.command()
-@click.argument("report_path", metavar="REPORT", type=click.Path(dir_okay=False, path_type=str))
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=str),
-    help="Where to write the undo sheet (default: beside REPORT, same format: "
-    "t.report.xlsx → t.report.undo.xlsx).",
-)
-@click.option("--sheet", help="XLSX: the report's sheet (default: the first visible one).")
-@click.option("--encoding", help="CSV: the report's encoding (default: detect).")
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Replace an existing undo sheet (never a run's input, report or checkpoint).",
-)
-@click.option(
-    "--checkpoint",
-    "checkpoint_path",
-    type=click.Path(dir_okay=False, path_type=str),
-    help="The run's checkpoint, read only (default: the one beside the run's input, "
-    "t.checkpoint.db for t.report.xlsx, when there is one).",
-)
-def undo(
-    report_path: str,
-    output: str | None,
-    sheet: str | None,
-    encoding: str | None,
-    force: bool,
-    checkpoint_path: str | None,
-) -> None:
-    """Write the sheet that reverses a finished run, from its REPORT (nothing is sent).
+@main.command(
+    help=N_(
+        """Write the sheet that reverses a finished run, from its REPORT (nothing is sent).
 
     Every success SUSPEND becomes an UNSUSPEND and every success UNSUSPEND a SUSPEND,
     each ticket's rows newest applied first, whatever order the sheet is in now. With
@@ -435,6 +361,42 @@ def undo(
       batchops plan freeze.report.undo.xlsx --profile prod
       batchops run freeze.report.undo.xlsx --profile prod
     """
+    )
+)
+@click.argument("report_path", metavar="REPORT", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=str),
+    help=N_(
+        "Where to write the undo sheet (default: beside REPORT, same format: "
+        "t.report.xlsx → t.report.undo.xlsx)."
+    ),
+)
+@click.option("--sheet", help=N_("XLSX: the report's sheet (default: the first visible one)."))
+@click.option("--encoding", help=N_("CSV: the report's encoding (default: detect)."))
+@click.option(
+    "--force",
+    is_flag=True,
+    help=N_("Replace an existing undo sheet (never a run's input, report or checkpoint)."),
+)
+@click.option(
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(dir_okay=False, path_type=str),
+    help=N_(
+        "The run's checkpoint, read only (default: the one beside the run's input, "
+        "t.checkpoint.db for t.report.xlsx, when there is one)."
+    ),
+)
+def undo(
+    report_path: str,
+    output: str | None,
+    sheet: str | None,
+    encoding: str | None,
+    force: bool,
+    checkpoint_path: str | None,
+) -> None:
     start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops.commands import undo_report
 
@@ -456,11 +418,9 @@ def undo(
     sys.exit(summary.exit_code)
 
 
-@main.command()
-@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
-def status(checkpoint_path: str, as_json: bool) -> None:
-    """How a run stands, from its checkpoint: rows per status, rows per second over the
+@main.command(
+    help=N_(
+        """How a run stands, from its checkpoint: rows per status, rows per second over the
     last minute, ETA, whether a process still runs it, why it stopped (read-only; safe
     while the run writes).
 
@@ -469,6 +429,11 @@ def status(checkpoint_path: str, as_json: bool) -> None:
       batchops status tickets.checkpoint.db
       batchops status tickets.checkpoint.db --json | jq .counts
     """
+    )
+)
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help=N_("Print the status as one JSON object."))
+def status(checkpoint_path: str, as_json: bool) -> None:
     from batchops.commands import read_status
 
     try:
@@ -482,26 +447,36 @@ def status(checkpoint_path: str, as_json: bool) -> None:
         echo(result.describe())
 
 
-@main.group()
-def config() -> None:
-    """Inspect settings: flags > environment > batchops.toml profile > defaults.
+@main.group(
+    help=N_(
+        """Inspect settings: flags > environment > batchops.toml profile > defaults.
 
     \b
     Example:
       batchops config show --profile prod
     """
+    )
+)
+def config() -> None:
+    """The ``config`` group (its help is on the decorator, for the catalogs)."""
 
 
-@config.command("show")
-@click.option("--profile", help=f"The profile to show [env: {ENV_PROFILE}].")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="The profile file.")
-def config_show(profile: str | None, config_path: str | None) -> None:
-    """Show every setting, its value and where it comes from (secrets masked).
+@config.command(
+    "show",
+    help=N_(
+        """Show every setting, its value and where it comes from (secrets masked).
 
     \b
     Example:
       PROD_BK_APP_SECRET=... batchops config show --profile prod
     """
+    ),
+)
+@option("--profile", help=N_("The profile to show [env: {env}]."), help_fields={"env": ENV_PROFILE})
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help=N_("The profile file.")
+)
+def config_show(profile: str | None, config_path: str | None) -> None:
     from batchops.settings import describe, resolve
 
     try:
@@ -514,10 +489,10 @@ def config_show(profile: str | None, config_path: str | None) -> None:
     echo(describe(resolved))
 
 
-@config.command("trust")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=str))
-def config_trust(path: str) -> None:
-    """Let batchops read PATH, a batchops.toml in a working folder, as it is now.
+@config.command(
+    "trust",
+    help=N_(
+        """Let batchops read PATH, a batchops.toml in a working folder, as it is now.
 
     A batchops.toml found in the working folder is ignored until you trust it: one handed
     over with a spreadsheet could send your app secret to any host. The file's sha256 is
@@ -528,6 +503,10 @@ def config_trust(path: str) -> None:
     Example:
       batchops config trust ./batchops.toml
     """
+    ),
+)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=str))
+def config_trust(path: str) -> None:
     from batchops.settings import trust_config
 
     try:
@@ -536,8 +515,12 @@ def config_trust(path: str) -> None:
         fail(error)
         return
     if trusted.replaced_problem:
-        warn(f"{trusted.replaced_problem}; replaced by a new one")
-    echo(f"trusted {os.path.abspath(path)} as it is now (recorded in {trusted.record})")
+        warn(_("{problem}; replaced by a new one").format(problem=trusted.replaced_problem))
+    echo(
+        _("trusted {path} as it is now (recorded in {record})").format(
+            path=os.path.abspath(path), record=trusted.record
+        )
+    )
 
 
 main.add_command(sandbox)

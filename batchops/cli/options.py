@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from batchops.errors import BatchopsError
+from batchops.i18n import N_
 from batchops.settings import (
     DEFAULT_CONCURRENCY,
     DEFAULT_OUTAGE_WAIT_S,
@@ -37,6 +38,8 @@ from batchops.settings import (
     ENV_USERNAME,
     RANGES,
 )
+
+from .words import option
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -57,8 +60,8 @@ class BatchopsClickError(click.ClickException):
 
 def options(*options: Callable[[F], F]) -> Callable[[F], F]:
     def apply(func: F) -> F:
-        for option in reversed(options):
-            func = option(func)
+        for each in reversed(options):
+            func = each(func)
         return func
 
     return apply
@@ -70,78 +73,100 @@ input_options = options(
         "--output",
         "-o",
         type=click.Path(dir_okay=False, path_type=str),
-        help="Where to write the report. Default: beside INPUT, same format "
-        "(tickets.csv → tickets.report.csv).",
+        help=N_(
+            "Where to write the report. Default: beside INPUT, same format "
+            "(tickets.csv → tickets.report.csv)."
+        ),
     ),
-    click.option("--sheet", help="XLSX: the sheet to read (default: the first visible one)."),
+    click.option("--sheet", help=N_("XLSX: the sheet to read (default: the first visible one).")),
     click.option(
         "--encoding",
-        help="CSV: the text encoding (default: detect UTF-8, UTF-8 with BOM or GB18030/GBK).",
+        help=N_("CSV: the text encoding (default: detect UTF-8, UTF-8 with BOM or GB18030/GBK)."),
     ),
     click.option(
         "--include-hidden",
         is_flag=True,
-        help="XLSX: also send the rows hidden or filtered out in the sheet (by default they "
-        "are left out: reported skipped, never sent).",
+        help=N_(
+            "XLSX: also send the rows hidden or filtered out in the sheet (by default they "
+            "are left out: reported skipped, never sent)."
+        ),
     ),
 )
 
 connection_options = options(
-    click.option(
+    option(
         "--profile",
-        help=f"Use this profile of batchops.toml [env: {ENV_PROFILE}].",
+        help=N_("Use this profile of batchops.toml [env: {env}]."),
+        help_fields={"env": ENV_PROFILE},
     ),
-    click.option(
+    option(
         "--config",
         type=click.Path(dir_okay=False, path_type=str),
-        help="The profile file (default: ./batchops.toml, then ~/.config/batchops/batchops.toml) "
-        f"[env: {ENV_CONFIG}].",
+        help=N_(
+            "The profile file (default: ./batchops.toml, then ~/.config/batchops/batchops.toml) "
+            "[env: {env}]."
+        ),
+        help_fields={"env": ENV_CONFIG},
     ),
-    click.option(
+    option(
         "--base-url",
-        help="ITSM address: the ESB host (https://paas.example.com) or, with --gateway apigw, "
-        "the API gateway stage (https://bkapi.example.com/api/bk-itsm/prod) "
-        f"[env: {ENV_BASE_URL}].",
+        help=N_(
+            "ITSM address: the ESB host (https://paas.example.com) or, with --gateway apigw, "
+            "the API gateway stage (https://bkapi.example.com/api/bk-itsm/prod) [env: {env}]."
+        ),
+        help_fields={"env": ENV_BASE_URL},
     ),
     click.option(
         "--gateway",
         type=click.Choice(["esb", "apigw"]),
-        help="esb (default): credentials in the JSON body (/api/c/compapi/v2/itsm/…); apigw: "
-        "credentials only in the X-Bkapi-Authorization header ({base}/v2/itsm/…).",
+        help=N_(
+            "esb (default): credentials in the JSON body (/api/c/compapi/v2/itsm/…); apigw: "
+            "credentials only in the X-Bkapi-Authorization header ({base}/v2/itsm/…)."
+        ),
     ),
-    click.option(
+    option(
         "--app-code",
-        help=f"BlueKing app code [env: {ENV_APP_CODE}]. The app secret is read only from the "
-        f"environment [env: {ENV_APP_SECRET}], never from a flag.",
+        help=N_(
+            "BlueKing app code [env: {env}]. The app secret is read only from the "
+            "environment [env: {secret_env}], never from a flag."
+        ),
+        help_fields={"env": ENV_APP_CODE, "secret_env": ENV_APP_SECRET},
     ),
-    click.option(
+    option(
         "--username",
-        help=f"bk_username, for apps on the ESB whitelist [env: {ENV_USERNAME}]; otherwise set "
-        f"a bk_token [env: {ENV_TOKEN}].",
+        help=N_(
+            "bk_username, for apps on the ESB whitelist [env: {env}]; otherwise set "
+            "a bk_token [env: {token_env}]."
+        ),
+        help_fields={"env": ENV_USERNAME, "token_env": ENV_TOKEN},
     ),
-    click.option(
+    option(
         "--timeout",
         type=click.FLOAT,
-        help=f"Seconds to wait for one answer, {RANGES['timeout'].rule()} "
-        f"[default: {DEFAULT_TIMEOUT_S:g}].",
+        help=N_("Seconds to wait for one answer, {rule} [default: {default}]."),
+        help_fields={"rule": RANGES["timeout"].rule, "default": f"{DEFAULT_TIMEOUT_S:g}"},
     ),
     click.option(
         "--ca-bundle",
         type=click.Path(exists=True, dir_okay=False),
-        help="PEM file of CA certificates to trust (private CA).",
+        help=N_("PEM file of CA certificates to trust (private CA)."),
     ),
     click.option(
         "--insecure",
         is_flag=True,
-        help="Do not verify TLS certificates (dangerous: anyone on the path can read your "
-        "app secret).",
+        help=N_(
+            "Do not verify TLS certificates (dangerous: anyone on the path can read your "
+            "app secret)."
+        ),
     ),
     click.option(
         "--proxy",
         metavar="URL|none",
-        help="Send every request through this HTTP proxy (http://[user:pass@]host:port), over "
-        "HTTPS_PROXY/HTTP_PROXY/NO_PROXY, which are honoured otherwise; 'none' connects "
-        "directly.",
+        help=N_(
+            "Send every request through this HTTP proxy (http://[user:pass@]host:port), over "
+            "HTTPS_PROXY/HTTP_PROXY/NO_PROXY, which are honoured otherwise; 'none' connects "
+            "directly."
+        ),
     ),
 )
 
@@ -151,44 +176,52 @@ target_options = options(
         "--precheck/--no-precheck",
         default=True,
         show_default=True,
-        help="Read every ticket's status first and skip rows whose ticket is already where "
-        "the action leads (SUSPEND on SUSPENDED is never sent).",
+        help=N_(
+            "Read every ticket's status first and skip rows whose ticket is already where "
+            "the action leads (SUSPEND on SUSPENDED is never sent)."
+        ),
     ),
     click.option(
         "--sandbox",
         is_flag=True,
-        help="Run against an embedded stand-in ITSM server seeded with INPUT's tickets (no "
-        "network, no credentials needed).",
+        help=N_(
+            "Run against an embedded stand-in ITSM server seeded with INPUT's tickets (no "
+            "network, no credentials needed)."
+        ),
     ),
     click.option(
         "--summary-json",
         type=click.Path(dir_okay=False, path_type=str),
-        help="Also write the run's summary as JSON (counts, elapsed, paths, exit code).",
+        help=N_("Also write the run's summary as JSON (counts, elapsed, paths, exit code)."),
     ),
     click.option(
         "--verbose",
         "-v",
         count=True,
-        help="One stderr line per request and answer (time, API, sn, action, HTTP status, "
-        "code, ms, attempt); -vv adds headers and bodies. Credentials are masked.",
+        help=N_(
+            "One stderr line per request and answer (time, API, sn, action, HTTP status, "
+            "code, ms, attempt); -vv adds headers and bodies. Credentials are masked."
+        ),
     ),
 )
 
 # Numbers are checked in settings.RANGES, whatever their source (flag, profile, keyword),
 # so that a profile's value is refused exactly as the flag's is: no click range here.
-retries_option = click.option(
+retries_option = option(
     "--retries",
     type=click.INT,
-    help="Resends of a row whose request was certainly not applied (429, 503, connect error) "
-    f"or whose ticket was read back unchanged ({RANGES['retries'].rule()}) "
-    f"[default: {DEFAULT_RETRIES}].",
+    help=N_(
+        "Resends of a row whose request was certainly not applied (429, 503, connect error) "
+        "or whose ticket was read back unchanged ({rule}) [default: {default}]."
+    ),
+    help_fields={"rule": RANGES["retries"].rule, "default": str(DEFAULT_RETRIES)},
 )
 
-rate_option = click.option(
+rate_option = option(
     "--rate",
     type=click.FLOAT,
-    help="At most this many requests per second, reads included (gateway quota; "
-    f"{RANGES['rate'].rule()}).",
+    help=N_("At most this many requests per second, reads included (gateway quota; {rule})."),
+    help_fields={"rule": RANGES["rate"].rule},
 )
 
 
@@ -249,99 +282,134 @@ def _statuses(text: str | None) -> tuple[str, ...] | None:
 
 
 run_options = options(
-    click.option(
+    option(
         "--concurrency",
         "-c",
         type=click.INT,
-        help="Requests in flight at once; rows of one ticket always go one at a time "
-        f"({RANGES['concurrency'].rule()}) [default: {DEFAULT_CONCURRENCY}].",
+        help=N_(
+            "Requests in flight at once; rows of one ticket always go one at a time "
+            "({rule}) [default: {default}]."
+        ),
+        help_fields={"rule": RANGES["concurrency"].rule, "default": str(DEFAULT_CONCURRENCY)},
     ),
     retries_option,
     rate_option,
-    click.option(
+    option(
         "--max-failures",
         metavar="N|P%|off",
-        help="Stop sending once more than N rows (or P% of answered rows) failed "
-        f"(N {RANGES['max_failures'].rule()}) [default: stop after 50 failures in a row].",
+        help=N_(
+            "Stop sending once more than N rows (or P% of answered rows) failed "
+            "(N {rule}) [default: stop after 50 failures in a row]."
+        ),
+        help_fields={"rule": RANGES["max_failures"].rule},
     ),
-    click.option(
+    option(
         "--readback-delay",
         type=click.FLOAT,
-        help="Seconds between read-backs of parked tickets (at most 2), "
-        f"{RANGES['readback_delay'].rule()} [default: {DEFAULT_READBACK_DELAY_S:g}].",
+        help=N_(
+            "Seconds between read-backs of parked tickets (at most 2), {rule} [default: {default}]."
+        ),
+        help_fields={
+            "rule": RANGES["readback_delay"].rule,
+            "default": f"{DEFAULT_READBACK_DELAY_S:g}",
+        },
     ),
-    click.option(
+    option(
         "--server-timeout",
         type=click.FLOAT,
-        help="Seconds a request whose answer was lost may still land (the gateway gives up "
-        "after 30, ITSM's worker runs on): meanwhile its ticket is parked and read back, "
-        "and only an unchanged ticket this long after the request left is sent again, "
-        f"{RANGES['server_timeout'].rule()} [default: {DEFAULT_SERVER_TIMEOUT_S:g}].",
+        help=N_(
+            "Seconds a request whose answer was lost may still land (the gateway gives up "
+            "after 30, ITSM's worker runs on): meanwhile its ticket is parked and read back, "
+            "and only an unchanged ticket this long after the request left is sent again, "
+            "{rule} [default: {default}]."
+        ),
+        help_fields={
+            "rule": RANGES["server_timeout"].rule,
+            "default": f"{DEFAULT_SERVER_TIMEOUT_S:g}",
+        },
     ),
-    click.option(
+    option(
         "--outage-wait",
         type=click.FLOAT,
-        help="Seconds to wait for an unreachable ITSM (or a long rate-limit pause) before "
-        f"stopping, resumable, {RANGES['outage_wait'].rule()} "
-        f"[default: {DEFAULT_OUTAGE_WAIT_S:g}].",
+        help=N_(
+            "Seconds to wait for an unreachable ITSM (or a long rate-limit pause) before "
+            "stopping, resumable, {rule} [default: {default}]."
+        ),
+        help_fields={"rule": RANGES["outage_wait"].rule, "default": f"{DEFAULT_OUTAGE_WAIT_S:g}"},
     ),
     click.option(
         "--checkpoint",
         type=click.Path(dir_okay=False, path_type=str),
-        help="The checkpoint file (default: beside INPUT, tickets.csv → tickets.checkpoint.db). "
-        "Running the same command again continues where a run stopped.",
+        help=N_(
+            "The checkpoint file (default: beside INPUT, tickets.csv → tickets.checkpoint.db). "
+            "Running the same command again continues where a run stopped."
+        ),
     ),
     click.option(
         "--no-checkpoint",
         "use_checkpoint",
         flag_value=False,
         default=True,
-        help="Keep no checkpoint (no safe resume).",
+        help=N_("Keep no checkpoint (no safe resume)."),
     ),
     click.option(
         "--fresh",
         is_flag=True,
-        help="Start over: set the existing checkpoint aside as a backup and send every row.",
+        help=N_("Start over: set the existing checkpoint aside as a backup and send every row."),
     ),
     click.option(
         "--retry-failed",
         is_flag=True,
-        help="Resume, and also resend rows that ended failed or unknown (not invalid ones).",
+        help=N_("Resume, and also resend rows that ended failed or unknown (not invalid ones)."),
     ),
     click.option(
         "--only",
         metavar="STATUS[,STATUS]",
         callback=lambda _ctx, _param, text: _statuses(text),
-        help="INPUT is an earlier report: send only its rows with these statuses "
-        "(e.g. failed,unknown); the others keep their result.",
+        help=N_(
+            "INPUT is an earlier report: send only its rows with these statuses "
+            "(e.g. failed,unknown); the others keep their result."
+        ),
     ),
-    click.option(
+    option(
         "--canary",
         type=click.INT,
         metavar="N",
-        help="Send N rows first and show them; on a terminal ask before the rest (even with "
-        f"--yes), elsewhere go on only if all N succeeded ({RANGES['canary'].rule()}).",
+        help=N_(
+            "Send N rows first and show them; on a terminal ask before the rest (even with "
+            "--yes), elsewhere go on only if all N succeeded ({rule})."
+        ),
+        help_fields={"rule": RANGES["canary"].rule},
     ),
     click.option(
         "--failures",
         type=click.Path(dir_okay=False, path_type=str),
-        help="Also write just the rows needing attention (failed, unknown, invalid) to this "
-        "file; fix them and run it again.",
+        help=N_(
+            "Also write just the rows needing attention (failed, unknown, invalid) to this "
+            "file; fix them and run it again."
+        ),
     ),
-    click.option("--strict", is_flag=True, help="Send nothing if any row is invalid."),
-    click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation on a terminal."),
-    click.option("--quiet", "-q", is_flag=True, help="No progress display; summary only on error."),
-    click.option("--log-json", is_flag=True, help="Log events as JSON lines on stderr."),
+    click.option("--strict", is_flag=True, help=N_("Send nothing if any row is invalid.")),
+    click.option(
+        "--yes", "-y", is_flag=True, help=N_("Do not ask for confirmation on a terminal.")
+    ),
+    click.option(
+        "--quiet", "-q", is_flag=True, help=N_("No progress display; summary only on error.")
+    ),
+    click.option("--log-json", is_flag=True, help=N_("Log events as JSON lines on stderr.")),
     click.option(
         "--notify",
         metavar="URL",
         multiple=True,
-        help="Send the run's summary here when it ends (repeatable): any Apprise URL, e.g. "
-        "wecombot://KEY, dingtalk://TOKEN, feishu://TOKEN, slack://…, mailto://…, json://host/path.",
+        help=N_(
+            "Send the run's summary here when it ends (repeatable): any Apprise URL, e.g. "
+            "wecombot://KEY, dingtalk://TOKEN, feishu://TOKEN, slack://…, mailto://…, "
+            "json://host/path."
+        ),
     ),
     click.option(
         "--notify-on",
         type=click.Choice(["problems", "always"]),
-        help="problems: only when the exit code is not 0 [default]; always: after every run.",
+        help=N_("problems: only when the exit code is not 0 [default]; always: after every run."),
     ),
 )

@@ -6,18 +6,32 @@ The language is chosen before click parses anything (:func:`choose_language`), b
 runs. click's own words ("Usage:", "Error: No such option") come from its gettext calls,
 which :func:`batchops.process.speak_click_in` sends to batchops' catalogs; help text,
 written once when the commands are defined, is looked up when it is shown
-(:class:`TranslatedCommand`).
+(:class:`TranslatedCommand`): a command's ``help`` and ``epilog``, each option's ``help``
+(with its fields, such as a range's rule, filled then: :class:`HelpOption`), and the
+exit-code table (:data:`EXIT_CODES`, written by :func:`batchops.exits.help_text`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from typing import Any
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import click
 
+from batchops.exits import help_text
 from batchops.i18n import N_, Language, _, choose, parse_language, use
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: A field of an option's help: its text, or what makes it when the help is shown.
+HelpField = str | Callable[[], object]
+
+#: The epilog of a command whose ``--help`` ends with the exit-code table
+#: (:func:`batchops.exits.help_text`), written in the language in use when shown.
+EXIT_CODES = "\0batchops exit codes"
 
 
 def flag_language(args: Sequence[str]) -> str | None:
@@ -65,12 +79,48 @@ LANG_OPTION = click.Option(
 )
 
 
+class HelpOption(click.Option):
+    """An option whose help has named fields, filled when the help is shown
+    (``help=N_("… ({rule})")`` with ``help_fields={"rule": RANGES["rate"].rule}``), so
+    the sentence is translated whole and its parts are said in the language in use."""
+
+    def __init__(
+        self, *args: Any, help_fields: Mapping[str, HelpField] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.help_fields = dict(help_fields or {})
+
+    def shown_help(self, text: str) -> str:
+        """``text`` (the help, translated) with its fields filled."""
+        fields = {k: v if isinstance(v, str) else v() for k, v in self.help_fields.items()}
+        return text.format(**fields)
+
+
+def option(*decls: str, help_fields: Mapping[str, HelpField], **attrs: Any) -> Callable[[F], F]:
+    """``click.option`` for a help with fields (:class:`HelpOption`)."""
+    return click.option(*decls, cls=HelpOption, help_fields=help_fields, **attrs)
+
+
+def _translated(target: Any, text: str) -> str:
+    """``text`` (an attribute of ``target``) as it is shown in the language in use."""
+    if text == EXIT_CODES:
+        return help_text()
+    shown = _(text)
+    return target.shown_help(shown) if isinstance(target, HelpOption) else shown
+
+
+def shown_help(param: click.Parameter) -> str:
+    """``param``'s help as ``--help`` shows it in the language in use ("" without one)."""
+    text = getattr(param, "help", None)
+    return _translated(param, text) if isinstance(text, str) and text else ""
+
+
 @contextlib.contextmanager
 def _shown(target: Any, attr: str) -> Iterator[None]:
     """``target.attr`` in the language in use while help is written."""
     original = getattr(target, attr, None)
     if isinstance(original, str) and original:
-        setattr(target, attr, _(original))
+        setattr(target, attr, _translated(target, original))
     try:
         yield
     finally:
@@ -78,13 +128,131 @@ def _shown(target: Any, attr: str) -> Iterator[None]:
             setattr(target, attr, original)
 
 
+#: A token of wide text: a run of blanks, one wide character (a line may break after
+#: any), or a run of anything else (a word, an option's name, a path).
+_TOKEN = re.compile(
+    r"\s+|[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]|[^\s\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+"
+)
+#: What never starts a line (Chinese closing punctuation stays with what it closes).
+_NO_LINE_START = frozenset("，。；：、）》」』！？”’")
+#: What never ends a line (an opening bracket stays with what it opens).
+_NO_LINE_END = frozenset("（《「『“‘")
+
+
+def _wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
+
+
+def cells(text: str) -> int:
+    """How many terminal columns ``text`` takes (a Chinese character takes two)."""
+    return sum(2 if _wide(char) else 1 for char in text)
+
+
+def _fill(text: str, width: int, first: str, rest: str) -> list[str]:
+    """One paragraph of wide text in lines of at most ``width`` columns (a word longer
+    than that has a line of its own), breaking between Chinese characters too, never
+    before closing punctuation nor after an opening bracket."""
+    lines: list[str] = []
+    indent, line = first, list[str]()  # the line's tokens
+    for token in _TOKEN.findall(text):
+        token = " " if token.isspace() else token
+        if token == " " and not line:
+            continue
+        if token != " " and line and cells(indent + "".join([*line, token])) > width:
+            # Carry down what may not end a line, and the token before a closing mark.
+            carried: list[str] = []
+            while line and (line[-1] in _NO_LINE_END or (token in _NO_LINE_START and not carried)):
+                carried.insert(0, line.pop())
+            if not "".join(line).strip():  # nowhere to break: the line runs over
+                line += carried
+            else:
+                lines.append((indent + "".join(line)).rstrip())
+                indent, line = rest, [t for t in carried if t != " "]
+        line.append(token)
+    lines.append((indent + "".join(line)).rstrip())
+    return lines
+
+
+def _joined(lines: list[str]) -> str:
+    """A paragraph's lines as one: a blank between them, but not between two Chinese
+    characters (Chinese puts none between words)."""
+    text = lines[0]
+    for line in lines[1:]:
+        text += line if text and line and _wide(text[-1]) and _wide(line[0]) else " " + line
+    return text
+
+
+def wrap_text(text: str, width: int, first: str = "", rest: str = "") -> str:
+    """click's ``wrap_text`` (paragraphs kept, a ``\\b`` paragraph as written) that also
+    wraps Chinese, which has no blanks to break at and takes two columns a character."""
+    if not any(_wide(char) for char in text):
+        return click.formatting.wrap_text(text, width, first, rest, preserve_paragraphs=True)
+    out: list[str] = []
+    for block in re.split(r"\n\s*\n", text.expandtabs()):
+        lines = [line for line in block.splitlines() if line.strip()]
+        if not lines:
+            continue
+        extra = " " * (len(lines[0]) - len(lines[0].lstrip()))
+        if lines[0].strip() == "\b":
+            out.append("\n".join(f"{rest}{extra}{line}" for line in lines[1:]))
+        else:
+            paragraph = _joined([line.strip() for line in lines])
+            out.append("\n".join(_fill(paragraph, width, first + extra, rest + extra)))
+    return "\n\n".join(out)
+
+
+class _Formatter(click.HelpFormatter):
+    """click's help formatter, wrapping Chinese text by its width on the terminal."""
+
+    def write_text(self, text: str) -> None:
+        indent = " " * self.current_indent
+        self.write(wrap_text(text, self.width, indent, indent))
+        self.write("\n")
+
+    def write_dl(
+        self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        rows = list(rows)
+        first_col = min(max((cells(first) for first, _second in rows), default=0), col_max)
+        first_col += col_spacing
+        for first, second in rows:
+            self.write(f"{'':>{self.current_indent}}{first}")
+            if not second:
+                self.write("\n")
+                continue
+            if cells(first) <= first_col - col_spacing:
+                self.write(" " * (first_col - cells(first)))
+            else:
+                self.write("\n" + " " * (first_col + self.current_indent))
+            text_width = max(self.width - first_col - 2, 10)
+            lines = wrap_text(second, text_width).splitlines() or [""]
+            self.write(f"{lines[0]}\n")
+            for line in lines[1:]:
+                self.write(f"{'':>{first_col + self.current_indent}}{line}\n")
+
+
+class _Context(click.Context):
+    formatter_class = _Formatter
+
+
 class TranslatedCommand(click.Command):
     """A command whose help, options' help and epilog are shown in the language in use,
     and which takes ``--lang``."""
 
+    context_class = _Context
+
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
         return [*params[:-1], LANG_OPTION, *params[-1:]]
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        # click makes it once per command, in the language of that moment: its help is
+        # kept as the message itself, and translated when shown, as every other help.
+        made = getattr(self, "_help_option", None) is None
+        option = super().get_help_option(ctx)
+        if made and option is not None:
+            option.help = N_("Show this message and exit.")
+        return option
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with _shown(self, "help"):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from batchops.aio import Backoff, retrying
 from batchops.errors import ConfigError, FatalAnswerError
+from batchops.i18n import _
 from batchops.itsm import Answer, ItsmClient, Verdict
 from batchops.send import GET_TICKETS_LIMIT
 from batchops.stops import RateLimit, RunControl, Stop
@@ -59,7 +60,7 @@ class PageReader:
             await self.control.sleep(asked if asked is not None else _BACKOFF.delay(number))
 
         # Reading twice changes nothing, so any answer that may pass is worth another try.
-        answer, _ = await retrying(
+        answer, _tries = await retrying(
             attempt,
             again=lambda a: a.verdict in (Verdict.RETRY, Verdict.AMBIGUOUS),
             tries=self.retries + 1,
@@ -67,7 +68,9 @@ class PageReader:
         )
         if answer.verdict is not Verdict.SUCCESS:
             raise FatalAnswerError(
-                f"get_tickets failed on page {page}: {answer.message} (nothing was written)"
+                _("get_tickets failed on page {page}: {why} (nothing was written)").format(
+                    page=page, why=answer.message
+                )
             )
         self.pages += 1
         return _page_data(answer, page)
@@ -100,8 +103,10 @@ def _page_data(answer: Answer, page: int) -> Page:
     data = answer.data
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise FatalAnswerError(
-            f"get_tickets answered page {page} without a list of items; check --base-url "
-            "and --gateway"
+            _(
+                "get_tickets answered page {page} without a list of items; check --base-url "
+                "and --gateway"
+            ).format(page=page)
         )
     items = [i for i in data["items"] if isinstance(i, dict) and i.get("sn")]
     count = _as_int(data.get("count"), len(items))
@@ -145,8 +150,10 @@ class CountLimit:
             return True
         if self._confirm is None:
             raise ConfigError(
-                f"{count} tickets match, more than --limit {self._limit}; nothing was written. "
-                f"Narrow the filter, or raise --limit to {count} to write them all"
+                _(
+                    "{count} tickets match, more than --limit {limit}; nothing was written. "
+                    "Narrow the filter, or raise --limit to {count} to write them all"
+                ).format(count=count, limit=self._limit)
             )
         self._approved = self._confirm(count, self._limit)
         self._found.declined = not self._approved
@@ -177,20 +184,26 @@ async def _read_pages(reader: PageReader, filters: JsonObject, first: Page, foun
             break
         if not fresh:
             raise FatalAnswerError(
-                f"get_tickets answered page {page} with only tickets it had already "
-                "listed; the server does not seem to page (nothing was written)"
+                _(
+                    "get_tickets answered page {page} with only tickets it had already "
+                    "listed; the server does not seem to page (nothing was written)"
+                ).format(page=page)
             )
         page += 1
         data = await reader.page(filters, page)
     if data.count != first.count:
         found.notes.append(
-            f"the number of matching tickets moved from {first.count} to {data.count} while "
-            f"{page} pages were read (tickets were created, changed or closed meanwhile): "
-            f"{listed} listed; select again to see the listing as it is now"
+            _(
+                "the number of matching tickets moved from {before} to {after} while "
+                "{pages} pages were read (tickets were created, changed or closed meanwhile): "
+                "{listed} listed; select again to see the listing as it is now"
+            ).format(before=first.count, after=data.count, pages=page, listed=listed)
         )
     elif listed < data.count:
         found.notes.append(
-            f"ITSM counted {data.count} matching tickets but listed {listed} in {page} pages"
+            _("ITSM counted {count} matching tickets but listed {listed} in {pages} pages").format(
+                count=data.count, listed=listed, pages=page
+            )
         )
 
 

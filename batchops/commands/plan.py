@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 
 from batchops.errors import FatalAnswerError
 from batchops.exits import Exit
+from batchops.i18n import _
 from batchops.itsm import Tracer, client_for
 from batchops.model import Outcome, OutcomeTable, RunSummary, Status
 from batchops.report import Kind, Output, default_plan_path, guard_outputs, write_report
@@ -50,7 +51,7 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     )
     report_path = as_path(files.output) or default_plan_path(batch.source)
     summary_json = as_path(files.summary_json)
-    named = [Output("the plan (--output)", report_path, Kind.PLAN)]
+    named = [Output(_("the plan (--output)"), report_path, Kind.PLAN)]
     if summary_json is not None:
         named.append(Output("--summary-json", summary_json, Kind.SUMMARY, None))
     guard_outputs({"the input": batch.source}, named)
@@ -60,11 +61,13 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     valid = batch.valid_indices()
     statuses: Mapping[str, str] | None = None
     requests = 0
-    note = "not run (no --base-url)" if config.precheck else "skipped (--no-precheck)"
+    note = _("not run (no --base-url)") if config.precheck else _("skipped (--no-precheck)")
     if config.reads and len(valid):
         checked, requests = asyncio.run(_read(config, batch, tracer))
         statuses = checked.statuses
-        note = f"{len(statuses)} tickets read with {checked.method}"
+        note = _("{count} tickets read with {method}").format(
+            count=len(statuses), method=checked.method
+        )
     _judge(batch, outcomes, statuses, note)
     add_notes(batch, outcomes)
     path = write_report(batch.frame, outcomes, report_path, sheet_name=batch.sheet)
@@ -78,10 +81,12 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
         exit_code=Exit.ROWS_FAILED if counts[Status.INVALID.value] else Exit.OK,
         input_fingerprint=batch.fingerprint,
         counts_by_action=counts_by_action(batch, outcomes),
-        note="; ".join(
+        note=_("; ").join(
             n
             for n in (
-                f"plan only, nothing sent; pre-check: {note}; target: {_target(config)}",
+                _("plan only, nothing sent; pre-check: {note}; target: {target}").format(
+                    note=note, target=_target(config)
+                ),
                 left_out_note(batch.left_out_count()),
             )
             if n
@@ -101,16 +106,20 @@ def _judge(
     shown: dict[str, str] = {}
     for index, status, message in verdicts:
         if statuses is None:
-            message = shown.setdefault(message, f"{message} (not pre-checked: {note})")
+            message = shown.setdefault(
+                message, _("{message} (not pre-checked: {note})").format(message=message, note=note)
+            )
         outcomes.set(index, Outcome(status, None, message))
 
 
 def _target(config: PlanConfig) -> str:
     if config.connection.sandbox:
-        return "the embedded sandbox"
+        return _("the embedded sandbox")
     if config.connection.base_url:
-        return f"{masked_url(config.connection.base_url)} (from {target_source(config.settings)})"
-    return "none"
+        return _("{url} (from {source})").format(
+            url=masked_url(config.connection.base_url), source=target_source(config.settings)
+        )
+    return _("none")
 
 
 async def _read(config: PlanConfig, batch: Batch, tracer: Tracer | None) -> tuple[Precheck, int]:
@@ -122,7 +131,7 @@ async def _read(config: PlanConfig, batch: Batch, tracer: Tracer | None) -> tupl
         control = RunControl()
         stop = await check_reachable(client, control)
         if stop is not None:
-            raise FatalAnswerError(f"{stop.reason}; {stop.fix}")
+            raise FatalAnswerError(_("{reason}; {fix}").format(reason=stop.reason, fix=stop.fix))
         valid = batch.valid_indices()
         checked = await read_statuses(
             client,

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from batchops.errors import ConfigError, InputError
 from batchops.exits import Exit
+from batchops.i18n import _
 from batchops.itsm import client_for
 from batchops.model import MAX_MESSAGE_LENGTH, Action
 from batchops.process import RunSignals, main_thread_takes_signals
@@ -73,7 +74,9 @@ def parse_time(text: str, *, option: str, end_of_day: bool) -> str:
             when += timedelta(days=1, seconds=-1)
         return when.strftime(TIME_FORMAT)
     raise ConfigError(
-        f"{option} takes a date (2024-06-01) or a time (2024-06-01 18:00:00), not {text!r}"
+        _("{option} takes a date (2024-06-01) or a time (2024-06-01 18:00:00), not {text}").format(
+            option=option, text=repr(text)
+        )
     )
 
 
@@ -88,10 +91,14 @@ def parse_ids(text: str, *, option: str) -> tuple[int, ...]:
             ids.append(int(part))
         except ValueError:
             raise ConfigError(
-                f"{option} takes ids separated by commas (12,13), not {text!r}"
+                _("{option} takes ids separated by commas (12,13), not {text}").format(
+                    option=option, text=repr(text)
+                )
             ) from None
     if not ids:
-        raise ConfigError(f"{option} needs at least one id (e.g. {option} 12,13)")
+        raise ConfigError(
+            _("{option} needs at least one id (e.g. {option} 12,13)").format(option=option)
+        )
     return tuple(dict.fromkeys(ids))
 
 
@@ -113,12 +120,16 @@ def read_sn_file(path: str | os.PathLike[str]) -> tuple[str, ...]:
     try:
         text = source.read_bytes().decode("utf-8-sig")
     except OSError as exc:
-        raise InputError(f"cannot read --sn-file {source}: {exc.strerror or exc}") from None
+        raise InputError(
+            _("cannot read --sn-file {path}: {why}").format(path=source, why=exc.strerror or exc)
+        ) from None
     except UnicodeDecodeError:
         try:
             text = source.read_bytes().decode("gb18030")
         except UnicodeDecodeError:
-            raise InputError(f"--sn-file {source} is not UTF-8 or GB18030 text") from None
+            raise InputError(
+                _("--sn-file {path} is not UTF-8 or GB18030 text").format(path=source)
+            ) from None
     rows = [row for row in csv.reader(text.splitlines()) if any(c.strip() for c in row)]
     column = 0
     if rows:
@@ -130,7 +141,9 @@ def read_sn_file(path: str | os.PathLike[str]) -> tuple[str, ...]:
     sns = [row[column].strip() for row in rows if len(row) > column and row[column].strip()]
     if not sns:
         raise InputError(
-            f"--sn-file {source} holds no sn; put one sn a line (or a column headed sn)"
+            _("--sn-file {path} holds no sn; put one sn a line (or a column headed sn)").format(
+                path=source
+            )
         )
     return tuple(dict.fromkeys(sns))
 
@@ -189,8 +202,9 @@ class TicketQuery:
         ):
             if low and high and low > high:
                 raise ConfigError(
-                    f"--{what}-after {low} is later than --{what}-before {high}: "
-                    "no ticket can match"
+                    _("{after} {low} is later than {before} {high}: no ticket can match").format(
+                        after=f"--{what}-after", low=low, before=f"--{what}-before", high=high
+                    )
                 )
 
 
@@ -267,18 +281,24 @@ class SheetFill:
             found = ACTION_ALIASES.get(action.strip()) or ACTION_ALIASES.get(action.strip().upper())
             if found is None:
                 raise ConfigError(
-                    f"--action {action!r} is not an action; use SUSPEND, UNSUSPEND, WITHDRAW "
-                    "or TERMINATE"
+                    _(
+                        "--action {action} is not an action; use SUSPEND, UNSUSPEND, WITHDRAW "
+                        "or TERMINATE"
+                    ).format(action=repr(action))
                 )
             canonical = found.value
         text = (message or "").strip()
         if len(text) > MAX_MESSAGE_LENGTH:
             raise ConfigError(
-                f"--message is {len(text)} characters; ITSM takes at most {MAX_MESSAGE_LENGTH}"
+                _("--message is {length} characters; ITSM takes at most {most}").format(
+                    length=len(text), most=MAX_MESSAGE_LENGTH
+                )
             )
         if canonical in (Action.SUSPEND.value, Action.TERMINATE.value) and not text:
             raise ConfigError(
-                f"--action {canonical} needs --message: ITSM requires a reason for it"
+                _("--action {action} needs --message: ITSM requires a reason for it").format(
+                    action=canonical
+                )
             )
         return cls(canonical, (operator or "").strip(), text)
 
@@ -309,22 +329,40 @@ class SelectSummary:
 
     def describe(self) -> str:
         if self.stop is not None:
-            return f"stopped: {self.stop.reason}; nothing was written."
+            return _("stopped: {reason}; nothing was written.").format(reason=self.stop.reason)
         if self.declined:
-            return f"{self.matched} tickets match; not confirmed, nothing was written."
-        statuses = ", ".join(f"{n} {s}" for s, n in sorted(self.counts_by_status.items()))
+            return _("{count} tickets match; not confirmed, nothing was written.").format(
+                count=self.matched
+            )
+        # ITSM's own status codes (RUNNING …), as --status takes them.
+        statuses = _(", ").join(f"{n} {s}" for s, n in sorted(self.counts_by_status.items()))
+        selected = (
+            _(
+                "{count} tickets selected ({statuses}) in {seconds} s "
+                "({pages} pages, {requests} requests)"
+            )
+            if statuses
+            else _("{count} tickets selected in {seconds} s ({pages} pages, {requests} requests)")
+        )
         lines = [
-            f"{self.written} tickets selected"
-            + (f" ({statuses})" if statuses else "")
-            + f" in {self.elapsed_s:.1f} s ({self.pages} pages, {self.requests} requests)",
+            selected.format(
+                count=self.written,
+                statuses=statuses,
+                seconds=f"{self.elapsed_s:.1f}",
+                pages=self.pages,
+                requests=self.requests,
+            )
         ]
         if self.repeated:
             lines.append(
-                f"  {self.repeated} tickets came twice (tickets were created while paging) "
-                "and were kept once"
+                "  "
+                + _(
+                    "{count} tickets came twice (tickets were created while paging) "
+                    "and were kept once"
+                ).format(count=self.repeated)
             )
         if self.path:
-            lines.append(f"sheet: {self.path}")
+            lines.append(_("sheet: {path}").format(path=self.path))
         return "\n".join(lines)
 
 
@@ -345,15 +383,17 @@ def _checked(query: TicketQuery, output: StrPath, choices: SelectChoices) -> tup
     must not be written."""
     if query.is_empty() and not choices.all_tickets:
         raise ConfigError(
-            "a select without a filter lists every ticket in ITSM; give a filter (--status, "
-            "--service-id, --creator, --created-before, --sn-file, …) or --all if you mean it"
+            _(
+                "a select without a filter lists every ticket in ITSM; give a filter (--status, "
+                "--service-id, --creator, --created-before, --sn-file, …) or --all if you mean it"
+            )
         )
     query.check()
     check_setting("limit", choices.limit, "flag")
     fill = SheetFill.checked(choices.action, choices.operator, choices.message)
     path = Path(output)
     inputs = {"--sn-file": query.sn_file} if query.sn_file else {}
-    guard_outputs(inputs, [Output("the sheet (-o)", path, Kind.SHEET)], force=choices.force)
+    guard_outputs(inputs, [Output(_("the sheet (-o)"), path, Kind.SHEET)], force=choices.force)
     return fill, path
 
 

@@ -20,6 +20,7 @@ import filelock
 
 from batchops.checkpoint import Checkpoint, RunRecord, lock_path
 from batchops.errors import CheckpointError
+from batchops.i18n import N_, _
 from batchops.model import Status
 from batchops.secrets import masked_url
 
@@ -53,41 +54,78 @@ class RunStatus:
         return {**asdict(self), "done": self.done}
 
     def describe(self) -> str:
-        shown = ", ".join(f"{n} {s}" for s, n in self.counts.items() if n) or "none"
+        # Status values stay the report's words (success, pending …): --only takes them.
+        shown = _(", ").join(f"{n} {s}" for s, n in self.counts.items() if n) or _("none")
+        state = _(_STATES.get(self.state, self.state))
+        rows = (
+            _("rows: {rows}: {counts} ({sending} being sent)")
+            if self.in_flight
+            else _("rows: {rows}: {counts}")
+        )
         lines = [
-            f"checkpoint: {self.checkpoint}",
-            f"  input: {self.input}; target: {self.target}",
-            f"state: {self.state}" + (f" (pid {self.pid})" if self.pid else ""),
-            f"rows: {self.rows}: {shown}"
-            + (f" ({self.in_flight} being sent)" if self.in_flight else ""),
+            _("checkpoint: {path}").format(path=self.checkpoint),
+            "  "
+            + _("input: {input}; target: {target}").format(input=self.input, target=self.target),
+            _("state: {state} (pid {pid})").format(state=state, pid=self.pid)
+            if self.pid
+            else _("state: {state}").format(state=state),
+            rows.format(rows=self.rows, counts=shown, sending=self.in_flight),
         ]
+        rate = f"{self.rows_per_second:.1f}"
         if self.state == "running":
-            eta = "unknown (nothing finished in the last minute)"
+            eta = _("unknown (nothing finished in the last minute)")
             if self.eta_s is not None:
                 at = datetime.now() + timedelta(seconds=self.eta_s)
-                eta = f"{_duration(self.eta_s)} (about {at:%H:%M:%S})"
-            lines.append(f"rate: {self.rows_per_second:.1f} rows/s over the last minute; ETA {eta}")
-        elif self.rows_per_second:
-            lines.append(f"rate: {self.rows_per_second:.1f} rows/s in the run's last minute")
-        if self.run:
-            run = self.run
-            ended = f", ended {run['ended_at']}" if run.get("ended_at") else ""
-            exit_code = f", exit {run['exit_code']}" if run.get("exit_code") is not None else ""
+                eta = _("{duration} (about {clock})").format(
+                    duration=_duration(self.eta_s), clock=f"{at:%H:%M:%S}"
+                )
             lines.append(
-                f"last run #{run['run_id']}: started {run['started_at']}{ended}{exit_code}"
+                _("rate: {rate} rows/s over the last minute; ETA {eta}").format(rate=rate, eta=eta)
             )
+        elif self.rows_per_second:
+            lines.append(_("rate: {rate} rows/s in the run's last minute").format(rate=rate))
+        if self.run:
+            lines.append(_last_run(self.run))
         if self.note:
             lines.append(self.note)
         return "\n".join(lines)
 
 
+#: The states as a person reads them (``state`` itself stays English in the JSON).
+_STATES = {
+    "running": N_("running"),
+    "finished": N_("finished"),
+    "stopped": N_("stopped"),
+    "died": N_("died"),
+    "not started": N_("not started"),
+}
+
+
+def _last_run(run: dict[str, object]) -> str:
+    """The last run's line: when it started, and when and how it ended if it did."""
+    ended, exit_code = run.get("ended_at"), run.get("exit_code")
+    if ended and exit_code is not None:
+        text = _("last run #{run_id}: started {started}, ended {ended}, exit {exit_code}")
+    elif ended:
+        text = _("last run #{run_id}: started {started}, ended {ended}")
+    elif exit_code is not None:
+        text = _("last run #{run_id}: started {started}, exit {exit_code}")
+    else:
+        text = _("last run #{run_id}: started {started}")
+    return text.format(
+        run_id=run["run_id"], started=run["started_at"], ended=ended, exit_code=exit_code
+    )
+
+
 def _duration(seconds: float) -> str:
     whole = round(seconds)
     if whole < 60:
-        return f"{whole} s"
+        return _("{seconds} s").format(seconds=whole)
     minutes, secs = divmod(whole, 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+    if hours:
+        return _("{hours} h {minutes} min").format(hours=hours, minutes=f"{minutes:02d}")
+    return _("{minutes} min {seconds} s").format(minutes=minutes, seconds=f"{secs:02d}")
 
 
 def _time_text(when: datetime) -> str:
@@ -152,7 +190,7 @@ def read_status(checkpoint: str | os.PathLike[str], *, now: datetime | None = No
     try:
         binding = store.binding()
         if binding is None:
-            raise CheckpointError(f"checkpoint {path} has no run recorded yet")
+            raise CheckpointError(_("checkpoint {path} has no run recorded yet").format(path=path))
         held, pid = lock_holder(path)
         runs = store.runs()
         last = runs[-1] if runs else None
@@ -196,15 +234,19 @@ def _state(held: bool, last: RunRecord | None, remaining: int) -> tuple[str, str
     if held:
         return "running", ""
     if last is None:
-        return "not started", "no run has started on this checkpoint yet"
+        return "not started", _("no run has started on this checkpoint yet")
     if last.ended_at is None:
         return (
             "died",
-            "the last run ended without finishing (killed or crashed); run the same "
-            "command again: rows that were being sent are read back, never resent blind",
+            _(
+                "the last run ended without finishing (killed or crashed); run the same "
+                "command again: rows that were being sent are read back, never resent blind"
+            ),
         )
     if last.stopped:
-        return "stopped", f"stopped: {last.stopped}"
+        return "stopped", _("stopped: {reason}").format(reason=last.stopped)
     if remaining:
-        return "stopped", f"{remaining} rows were not sent; run the same command to continue"
+        return "stopped", _("{count} rows were not sent; run the same command to continue").format(
+            count=remaining
+        )
     return "finished", ""

@@ -37,6 +37,7 @@ from pathlib import Path
 from batchops.checkpoint import StoredRow
 from batchops.errors import InputError
 from batchops.exits import Exit
+from batchops.i18n import N_, _, ngettext
 from batchops.model import MAX_MESSAGE_LENGTH, Action, Status
 from batchops.report import Kind, Output, Table, guard_outputs, write_tables
 from batchops.sheet import Batch, load_batch
@@ -49,7 +50,10 @@ UNDO_COLUMNS = ("sn", "operator", "action_type", "action_message", "undoes_row",
 IRREVERSIBLE_COLUMNS = ("report_row", "sn", "action_done", "done_by", "finished_at", "reason")
 
 _INVERSE = {Action.SUSPEND: Action.UNSUSPEND, Action.UNSUSPEND: Action.SUSPEND}
-_CLOSING = {Action.WITHDRAW: "withdrawn (REVOKED)", Action.TERMINATE: "terminated (TERMINATED)"}
+_CLOSING = {
+    Action.WITHDRAW: N_("withdrawn (REVOKED)"),
+    Action.TERMINATE: N_("terminated (TERMINATED)"),
+}
 _EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls"})
 #: Outcomes after which a ticket may have changed: the rows undo has to account for.
 _ACTED = frozenset({Status.SUCCESS.value, Status.UNKNOWN.value})
@@ -116,8 +120,10 @@ class _Undoing:
         previous = batch.previous_results
         if previous is None:
             raise InputError(
-                f"{batch.source} is not a batchops report (it has no status column); undo "
-                "reads the report a run wrote (tickets.report.xlsx)"
+                _(
+                    "{path} is not a batchops report (it has no status column); undo "
+                    "reads the report a run wrote (tickets.report.xlsx)"
+                ).format(path=batch.source)
             )
         raw_messages = (
             batch.frame[batch.columns["action_message"]].str.strip().tolist()
@@ -151,8 +157,10 @@ class _Undoing:
         matched = match_rows(self.batch, record)
         if not matched:
             raise InputError(
-                f"no row of {self.batch.source} is a row of the checkpoint given: it records "
-                "another run; give the checkpoint of the run that wrote this report"
+                _(
+                    "no row of {path} is a row of the checkpoint given: it records "
+                    "another run; give the checkpoint of the run that wrote this report"
+                ).format(path=self.batch.source)
             )
         self.sent = {}
         at = {stored.index: stored for stored in record}
@@ -183,20 +191,48 @@ class _Undoing:
         if stored is None:
             sn, action = self.batch.sn[index], self.batch.action[index]
             if there is not None and (there.sn, there.action) != (sn, action):
-                said = f"records {there.sn} {there.action} at row {index + 2}, not {sn} {action}"
-            else:
-                said = "has no row with this sn, action, operator and message"
-            return f"the run's checkpoint {said}: the report was edited since the run; not undone"
-        check = "; check the ticket in ITSM" if recorded in _ACTED else ""
-        return (
-            f"the report says {status or 'nothing'}, the run's checkpoint records "
-            f"{recorded}: not undone (the checkpoint is what the run did){check}"
+                return _(
+                    "the run's checkpoint records {recorded_sn} {recorded_action} at row {row}, "
+                    "not {sn} {action}: the report was edited since the run; not undone"
+                ).format(
+                    recorded_sn=there.sn,
+                    recorded_action=there.action,
+                    row=index + 2,
+                    sn=sn,
+                    action=action,
+                )
+            return _(
+                "the run's checkpoint has no row with this sn, action, operator and message: "
+                "the report was edited since the run; not undone"
+            )
+        said = (
+            _(
+                "the report says {status}, the run's checkpoint records {recorded}: not undone "
+                "(the checkpoint is what the run did); check the ticket in ITSM"
+            )
+            if recorded in _ACTED
+            else _(
+                "the report says {status}, the run's checkpoint records {recorded}: not undone "
+                "(the checkpoint is what the run did)"
+            )
         )
+        return said.format(status=status or _("nothing"), recorded=recorded)
 
     def _listed_record(self, stored: StoredRow) -> None:
         """A row the checkpoint records as (maybe) applied that no report row is."""
         applied = outcome_recorded(stored) == Status.SUCCESS.value
-        what = "applied by the run" if applied else "sent by the run, outcome unknown,"
+        why = (
+            _(
+                "applied by the run (row {row} of its input) but no row of the report is "
+                "this row any more (edited or removed): not undone; check the ticket in ITSM"
+            )
+            if applied
+            else _(
+                "sent by the run, outcome unknown, (row {row} of its input) but no row of the "
+                "report is this row any more (edited or removed): not undone; check the ticket "
+                "in ITSM"
+            )
+        )
         self.plan.irreversible.append(
             [
                 str(stored.index + 2),
@@ -204,8 +240,7 @@ class _Undoing:
                 stored.action,
                 "",  # the checkpoint keeps no operator
                 stored.outcome.finished_at or "",
-                f"{what} (row {stored.index + 2} of its input) but no row of the report is "
-                "this row any more (edited or removed): not undone; check the ticket in ITSM",
+                why.format(row=stored.index + 2),
             ]
         )
         self.plan.missing += 1
@@ -218,7 +253,9 @@ class _Undoing:
                 continue
             if self.batch.invalid[index]:
                 # The report was edited since the run: say so rather than guess.
-                reason = f"the row is not valid input any more ({self.batch.invalid[index]})"
+                reason = _("the row is not valid input any more ({why})").format(
+                    why=self.batch.invalid[index]
+                )
                 self.listed(index, reason)
             else:
                 chains.setdefault(str(self.batch.sn[index]), []).append(index)
@@ -239,7 +276,7 @@ class _Undoing:
         by_second = sorted(chain, key=moments.__getitem__)  # stable: sheet order within
         ordered: list[int] = []
         last = self._opening(chain)
-        for _, second in itertools.groupby(by_second, key=moments.__getitem__):
+        for _second, second in itertools.groupby(by_second, key=moments.__getitem__):
             rest = list(second)
             while rest:
                 # ITSM only lets SUSPEND and UNSUSPEND alternate; nothing follows a close.
@@ -308,19 +345,20 @@ class _Undoing:
         undone ("" when it can)."""
         action = Action(self.batch.action[index])
         if self.statuses[index] == Status.UNKNOWN.value:
-            return "outcome unknown: check the ticket in ITSM; only what a run confirmed is undone"
-        if action in _CLOSING:
-            return (
-                f"{action.value} cannot be undone: the ticket is "
-                f"{_CLOSING[action]} and ITSM has no action that reopens it"
+            return _(
+                "outcome unknown: check the ticket in ITSM; only what a run confirmed is undone"
             )
+        if action in _CLOSING:
+            return _(
+                "{action} cannot be undone: the ticket is {closed} and ITSM has no action "
+                "that reopens it"
+            ).format(action=action.value, closed=_(_CLOSING[action]))
         if closed_at is not None and place < closed_at:
             closer = chain[closed_at]
             closing = Action(self.batch.action[closer])
-            return (
-                f"the ticket was {_CLOSING[closing]} later (row {closer + 2}): "
-                "a closed ticket takes no action"
-            )
+            return _(
+                "the ticket was {closed} later (row {row}): a closed ticket takes no action"
+            ).format(closed=_(_CLOSING[closing]), row=closer + 2)
         return ""
 
 
@@ -367,22 +405,32 @@ class UndoSummary:
         return Exit.OK if self.rows else Exit.ROWS_FAILED
 
     def describe(self) -> str:
-        actions = ", ".join(f"{n} {a}" for a, n in sorted(self.by_action.items()))
-        lines = [
-            f"undo sheet: {self.path} ({self.rows} rows" + (f": {actions})" if actions else ")")
-        ]
+        actions = _(", ").join(f"{n} {a}" for a, n in sorted(self.by_action.items()))
+        sheet = (
+            _("undo sheet: {path} ({rows} rows: {actions})")
+            if actions
+            else _("undo sheet: {path} ({rows} rows)")
+        )
+        lines = [sheet.format(path=self.path, rows=self.rows, actions=actions)]
         if self.checkpoint:
-            lines.append(f"  checked against the run's checkpoint {self.checkpoint}")
+            lines.append(
+                "  " + _("checked against the run's checkpoint {path}").format(path=self.checkpoint)
+            )
         if not self.rows:
-            lines.append("  nothing in the report can be undone (no successful SUSPEND/UNSUSPEND)")
+            lines.append(
+                "  " + _("nothing in the report can be undone (no successful SUSPEND/UNSUSPEND)")
+            )
         if self.irreversible:
             lines.append(
-                f"{self.irreversible} rows cannot be undone; each with its reason in "
-                f"{self.irreversible_path}"
+                _("{count} rows cannot be undone; each with its reason in {path}").format(
+                    count=self.irreversible, path=self.irreversible_path
+                )
             )
         if self.rows:
             lines.append(
-                f"next: batchops plan {self.path} (shows what still applies), then batchops run"
+                _("next: {plan} (shows what still applies), then {run}").format(
+                    plan=f"batchops plan {self.path}", run="batchops run"
+                )
             )
         return "\n".join(lines)
 
@@ -390,32 +438,38 @@ class UndoSummary:
         """What a person must know about how far the sheet can be trusted (for stderr)."""
         if not self.checkpoint:
             return [
-                "no checkpoint of the run found beside the report: undo trusts the report as "
-                "it stands (its statuses, sns and finished_at); give the run's checkpoint with "
-                "--checkpoint PATH to undo only what it records as applied"
+                _(
+                    "no checkpoint of the run found beside the report: undo trusts the report as "
+                    "it stands (its statuses, sns and finished_at); give the run's checkpoint with "
+                    "--checkpoint PATH to undo only what it records as applied"
+                )
             ]
         said = []
         if self.disagreeing:
-            verb = "disagrees" if self.disagreeing == 1 else "disagree"
             said.append(
-                f"{_rows(self.disagreeing)} of the report {verb} with the run's checkpoint "
-                f"{self.checkpoint}"
+                ngettext(
+                    "{count} row of the report disagrees with the run's checkpoint {path}",
+                    "{count} rows of the report disagree with the run's checkpoint {path}",
+                    self.disagreeing,
+                ).format(count=self.disagreeing, path=self.checkpoint)
             )
         if self.missing:
             said.append(
-                f"{_rows(self.missing)} the checkpoint records as applied (or maybe applied) "
-                f"{'is' if self.missing == 1 else 'are'} in no row of the report"
+                ngettext(
+                    "{count} row the checkpoint records as applied (or maybe applied) is in no "
+                    "row of the report",
+                    "{count} rows the checkpoint records as applied (or maybe applied) are in no "
+                    "row of the report",
+                    self.missing,
+                ).format(count=self.missing)
             )
         if not said:
             return []
         return [
-            f"{' and '.join(said)}: not undone, each listed with the reason in "
-            f"{self.irreversible_path}"
+            _("{problems}: not undone, each listed with the reason in {path}").format(
+                problems=_(" and ").join(said), path=self.irreversible_path
+            )
         ]
-
-
-def _rows(count: int) -> str:
-    return f"{count} row" if count == 1 else f"{count} rows"
 
 
 def undo_report(
@@ -437,14 +491,14 @@ def undo_report(
     source = Path(report)
     batch = load_batch(source, sheet=sheet, encoding=encoding, include_hidden=True)
     path = Path(output) if output else default_undo_path(source)
-    named = [Output("the undo sheet (-o)", path, Kind.SHEET)]
+    named = [Output(_("the undo sheet (-o)"), path, Kind.SHEET)]
     if path.suffix.lower() != ".xlsx":
         side = irreversible_csv_path(path)
-        named.append(Output("the list of rows that cannot be undone", side, Kind.SHEET))
+        named.append(Output(_("the list of rows that cannot be undone"), side, Kind.SHEET))
     record_path = Path(checkpoint) if checkpoint is not None else find_checkpoint(source)
-    inputs = {"the report": source}
+    inputs = {_("the report"): source}
     if record_path is not None:
-        inputs["the run's checkpoint"] = record_path
+        inputs[_("the run's checkpoint")] = record_path
     guard_outputs(inputs, named, force=force)
     record = read_record(record_path) if record_path is not None else None
     plan = plan_undo(batch, source.name, record)
@@ -452,7 +506,7 @@ def undo_report(
     kept = Table(IRREVERSIBLE_SHEET, IRREVERSIBLE_COLUMNS, plan.irreversible)
     if path.suffix.lower() == ".xlsx":
         write_tables(path, [undo, kept])
-        where = f"{path} (sheet {IRREVERSIBLE_SHEET})"
+        where = _("{path} (sheet {sheet})").format(path=path, sheet=IRREVERSIBLE_SHEET)
     else:
         write_tables(path, [undo])
         side = irreversible_csv_path(path)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from batchops.checkpoint import Checkpoint, StoredRow, row_keys
 from batchops.errors import CheckpointError, InputError
+from batchops.i18n import _
 from batchops.model import RowState, Status
 from batchops.report import default_checkpoint_path, default_report_path
 from batchops.sheet import Batch
@@ -37,8 +38,10 @@ def find_checkpoint(report: Path) -> Path | None:
             found.append(candidate)
     if len(found) > 1:
         raise InputError(
-            f"{len(found)} checkpoints beside {report} belong to runs that wrote it "
-            f"({', '.join(p.name for p in found)}); name the one with --checkpoint"
+            _(
+                "{count} checkpoints beside {report} belong to runs that wrote it "
+                "({names}); name the one with --checkpoint"
+            ).format(count=len(found), report=report, names=", ".join(p.name for p in found))
         )
     return found[0] if found else None
 
@@ -63,7 +66,9 @@ def read_record(checkpoint: Path) -> list[StoredRow]:
     store = Checkpoint.open_readonly(checkpoint)
     try:
         if store.binding() is None:
-            raise CheckpointError(f"checkpoint {checkpoint} has no run recorded yet")
+            raise CheckpointError(
+                _("checkpoint {path} has no run recorded yet").format(path=checkpoint)
+            )
         return list(store.rows())
     finally:
         store.close()

@@ -17,6 +17,7 @@ import pandas as pd
 from batchops.checkpoint import Checkpoint
 from batchops.errors import BatchopsError
 from batchops.exits import Exit
+from batchops.i18n import _
 from batchops.model import STATUS_ORDER, OutcomeTable, RunSummary, Status
 from batchops.report import SummarySheet, unwritten_after_sending, write_failures, write_report
 from batchops.sheet import Batch, add_notes
@@ -85,7 +86,9 @@ def finish_run(batch: Batch, outcomes: OutcomeTable, state: Ending, end: RunEnd)
     by_action = counts_by_action(batch, outcomes)
     failures = top_failures(outcomes, batch.sn)
     stop = state.stop
-    stopped = "not confirmed; nothing was sent" if state.declined else stop.reason if stop else ""
+    stopped = (
+        _("not confirmed; nothing was sent") if state.declined else stop.reason if stop else ""
+    )
     exit_code = Exit.ROWS_FAILED if state.declined else exit_code_of(counts, stop)
     next_step = "" if state.declined else end.advice.next_step(counts, stop, failures)
     elapsed = time.monotonic() - end.started
@@ -136,7 +139,9 @@ def _write(
         if store is not None and store.broken:
             # Not "safe in the checkpoint": it could not be written either. Exit 3
             # stands: the same command reads back what was in flight and goes on.
-            error = f"{exc}; the checkpoint could not be written either (above)"
+            error = _("{error}; the checkpoint could not be written either (above)").format(
+                error=exc
+            )
             return _Written(path, error)
         error = unwritten_after_sending(str(exc), store.path if store else None, report_path)
         return _Written(path, error, Exit.REPORT_UNWRITTEN)

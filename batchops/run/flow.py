@@ -22,6 +22,7 @@ import numpy as np
 from batchops.checkpoint import InFlightLedger, RunLock, Work, open_checkpoint
 from batchops.errors import BatchopsError, ConfigError
 from batchops.exits import Exit
+from batchops.i18n import N_, _, ngettext
 from batchops.model import OutcomeTable, RunSummary
 from batchops.process import fewer_young_collections
 from batchops.report import (
@@ -92,9 +93,11 @@ def load(config: RunConfig, hooks: RunHooks) -> Loaded:
         # them (and a second SUSPEND sticks a ticket). Only what is not done goes.
         only = NOT_DONE
         hooks.say(
-            f"{batch.source} is a batchops report: only its rows that are not done "
-            f"({', '.join(NOT_DONE)}) are sent; success and skipped rows keep their "
-            "result. Use --only STATUS,... to choose other rows"
+            _(
+                "{source} is a batchops report: only its rows that are not done "
+                "({statuses}) are sent; success and skipped rows keep their "
+                "result. Use --only STATUS,... to choose other rows"
+            ).format(source=batch.source, statuses=", ".join(NOT_DONE))
         )
     sendable = select_rows(batch, outcomes, only)
     hooks.emit(
@@ -134,8 +137,10 @@ def refuse_invalid_if_strict(config: RunConfig, loaded: Loaded) -> None:
     add_notes(batch, loaded.outcomes)
     path = write_report(batch.frame, loaded.outcomes, loaded.outputs.report, sheet_name=batch.sheet)
     raise ConfigError(
-        f"{batch.invalid_count()} invalid rows and --strict is on, so nothing was sent; "
-        f"see the 'message' column of {path} and fix those rows"
+        _(
+            "{count} invalid rows and --strict is on, so nothing was sent; "
+            "see the 'message' column of {path} and fix those rows"
+        ).format(count=batch.invalid_count(), path=path)
     )
 
 
@@ -207,10 +212,15 @@ def park_left_in_flight(run: Run) -> None:
     work.in_doubt.extend(parked)
     count = len(parked)
     run.hooks.say(
-        f"{count} ticket{'s' if count != 1 else ''} had an operation in flight from an "
-        f"earlier batchops run that ended (recorded in {ledger.folder.path}): "
-        f"{'each is' if count != 1 else 'it is'} read back until that operation shows or "
-        "can no longer land, before anything is sent to it"
+        ngettext(
+            "{count} ticket had an operation in flight from an earlier batchops run that "
+            "ended (recorded in {folder}): it is read back until that operation shows or "
+            "can no longer land, before anything is sent to it",
+            "{count} tickets had an operation in flight from an earlier batchops run that "
+            "ended (recorded in {folder}): each is read back until that operation shows or "
+            "can no longer land, before anything is sent to it",
+            count,
+        ).format(count=count, folder=ledger.folder.path)
     )
 
 
@@ -236,7 +246,7 @@ def _fresh_note(run: Run) -> dict[str, str]:
         return {}
     text = run.work.fresh.describe(run.config.choices.precheck)
     if run.hooks.confirm is not None:
-        return {"fresh start": text.removeprefix("--fresh: ")}
+        return {N_("fresh start"): text.removeprefix("--fresh: ")}
     run.hooks.say(text)
     return {}
 
@@ -251,7 +261,7 @@ def finish(run: Run) -> RunSummary:
         report_path=None if ending.declined else loaded.outputs.report,
         failures_path=loaded.outputs.failures,
         store=store,
-        note="; ".join(
+        note=_("; ").join(
             n for n in (run.work.note, left_out_note(loaded.batch.left_out_count())) if n
         ),
         advice=run.advice(),
@@ -276,7 +286,9 @@ def _final_stop(run: Run) -> Stop | None:
         return checkpoint_stop(store.broken)
     if store.broken in stop.reason:
         return stop
-    return dataclasses.replace(stop, reason=f"{stop.reason}; also {store.broken}")
+    return dataclasses.replace(
+        stop, reason=_("{reason}; also {broken}").format(reason=stop.reason, broken=store.broken)
+    )
 
 
 def _shown_settings(config: RunConfig, loaded: Loaded) -> dict[str, object]:
@@ -285,12 +297,12 @@ def _shown_settings(config: RunConfig, loaded: Loaded) -> dict[str, object]:
     credentials = connection.credentials
     return {
         "input": str(loaded.batch.source),
-        "target": masked_url(connection.base_url) or "(embedded sandbox)",
+        "target": masked_url(connection.base_url) or _("(embedded sandbox)"),
         "gateway": connection.gateway,
         "app_code": credentials.app_code if credentials else "batchops-sandbox",
         "profile": config.settings.profile or "",
         "concurrency": policy.concurrency,
-        "rate": policy.rate or "unlimited",
+        "rate": policy.rate or _("unlimited"),
         "pre-check": "on" if config.choices.precheck else "off",
         "only": ",".join(sorted(loaded.only)) if loaded.only else "",
         "canary": config.choices.canary or "",

@@ -20,6 +20,7 @@ import numpy as np
 from batchops.aio import Backoff, retrying
 from batchops.checkpoint import Checkpoint, InFlightLedger
 from batchops.errors import FatalAnswerError
+from batchops.i18n import _
 from batchops.itsm import Answer, ItsmClient, Target, Verdict, client_for, configured_target
 from batchops.model import Action, Row
 from batchops.process import RunSignals, main_thread_takes_signals
@@ -129,7 +130,7 @@ async def prepare(run: Run) -> Stop | tuple[np.ndarray, Precheck | None]:
         _mark_not_sent(run, work.to_send, str(exc))
         return fatal_stop(run, str(exc), exc.answer)
     except Stopped:
-        return session.control.stop or Stop(StopKind.INTERRUPTED, "stopped")
+        return session.control.stop or Stop(StopKind.INTERRUPTED, _("stopped"))
     return to_send, checked
 
 
@@ -267,7 +268,7 @@ async def after_canary(
         )
     except Stopped:
         # A retry's pause ended by the stop: the rest is not sent.
-        return session.control.stop or Stop(StopKind.INTERRUPTED, "stopped"), statuses
+        return session.control.stop or Stop(StopKind.INTERRUPTED, _("stopped")), statuses
     stop = blind_after_canary(batch, rest, canary_sns, statuses, again)
     # No status from before the canary survives for its tickets: one that was not read
     # again has none now, and the rest sends to it only what ITSM itself refuses when it
@@ -301,10 +302,12 @@ def canary_stop(run: Run, rest: np.ndarray, first: np.ndarray) -> Stop | None:
     bad = report.bad
     return Stop(
         StopKind.CANARY,
-        f"stopped after the canary ({bad} of {len(report.outcomes)} canary rows did not succeed)"
+        _("stopped after the canary ({bad} of {count} canary rows did not succeed)").format(
+            bad=bad, count=len(report.outcomes)
+        )
         if bad
-        else "stopped after the canary: not confirmed",
-        "look at the canary rows in the report",
+        else _("stopped after the canary: not confirmed"),
+        _("look at the canary rows in the report"),
     )
 
 
@@ -365,8 +368,10 @@ async def until_earlier_sends_cannot_land(run: Run) -> None:
     if wait <= 0:
         return
     run.hooks.say(
-        f"waiting {wait:.0f} s before reading tickets: an earlier request whose answer "
-        "was lost may still land until then"
+        _(
+            "waiting {seconds} s before reading tickets: an earlier request whose answer "
+            "was lost may still land until then"
+        ).format(seconds=f"{wait:.0f}")
     )
     await run.connected.control.sleep(wait)
 
@@ -402,19 +407,22 @@ def unreadable_suspends(batch: Batch, to_send: np.ndarray, checked: Precheck) ->
         why = next(iter(checked.unreadable.values()))
         return Stop(
             StopKind.PRECHECK,
-            f"the pre-check could not read any of {len(checked.unreadable)} tickets ({why}); "
-            "nothing was sent",
-            "wait until ITSM answers status reads again, or check --base-url and --gateway",
+            _(
+                "the pre-check could not read any of {count} tickets ({why}); nothing was sent"
+            ).format(count=len(checked.unreadable), why=why),
+            _("wait until ITSM answers status reads again, or check --base-url and --gateway"),
         )
     blind, top = _blind_suspends(batch, to_send, checked.unreadable)
     if not blind:
         return None
     return Stop(
         StopKind.PRECHECK,
-        f"the pre-check could not read the status of {blind} tickets with SUSPEND rows "
-        f"({top}); a SUSPEND sent to a ticket that is already SUSPENDED leaves it stuck, so "
-        "nothing was sent",
-        "wait until ITSM answers status reads again",
+        _(
+            "the pre-check could not read the status of {count} tickets with SUSPEND rows "
+            "({reasons}); a SUSPEND sent to a ticket that is already SUSPENDED leaves it stuck, "
+            "so nothing was sent"
+        ).format(count=blind, reasons=top),
+        _("wait until ITSM answers status reads again"),
     )
 
 
@@ -430,7 +438,7 @@ def blind_after_canary(
     its status from before the canary may be stale (the canary may have suspended it),
     and a second SUSPEND leaves it stuck."""
     unknown = {
-        sn: "absent from the answer"
+        sn: _("absent from the answer")
         for sn in canary_sns
         if sn in before and sn not in again.statuses
     }
@@ -440,10 +448,12 @@ def blind_after_canary(
         return None
     return Stop(
         StopKind.PRECHECK,
-        f"after the canary, the status of {blind} tickets with SUSPEND rows still to send "
-        f"could not be read again ({top}); a SUSPEND sent to a ticket that is already "
-        "SUSPENDED leaves it stuck, so the rest was not sent",
-        "wait until ITSM answers status reads again",
+        _(
+            "after the canary, the status of {count} tickets with SUSPEND rows still to send "
+            "could not be read again ({reasons}); a SUSPEND sent to a ticket that is already "
+            "SUSPENDED leaves it stuck, so the rest was not sent"
+        ).format(count=blind, reasons=top),
+        _("wait until ITSM answers status reads again"),
     )
 
 
@@ -464,7 +474,7 @@ def _blind_suspends(
     for sn in blind:
         reasons[unreadable[sn]] = reasons.get(unreadable[sn], 0) + 1
     commonest = sorted(reasons.items(), key=lambda x: (-x[1], x[0]))[:3]
-    return len(blind), "; ".join(f"{n} × {why}" for why, n in commonest)
+    return len(blind), _("; ").join(f"{n} × {why}" for why, n in commonest)
 
 
 def checkpoint_stop(reason: str) -> Stop:
@@ -472,9 +482,11 @@ def checkpoint_stop(reason: str) -> Stop:
     ``reason``; the fix is to make room, after which the same command goes on."""
     return Stop(
         StopKind.CHECKPOINT,
-        f"{reason}; stopped at once",
-        fix="make room for the checkpoint (free disk space, raise the quota or 'ulimit -f'); "
-        "rows that were in flight are then read back first, none is sent twice",
+        _("{reason}; stopped at once").format(reason=reason),
+        fix=_(
+            "make room for the checkpoint (free disk space, raise the quota or 'ulimit -f'); "
+            "rows that were in flight are then read back first, none is sent twice"
+        ),
     )
 
 
@@ -490,7 +502,7 @@ async def check_reachable(client: ItsmClient, control: RunControl) -> Stop | Non
     nothing spent: every row stays pending for the same command once it is fixed. A
     refused connection is tried three times within a second or two (a server restarting).
     """
-    answer, _ = await retrying(
+    answer, _tries = await retrying(
         lambda number: client.probe(),
         again=lambda a: a.verdict is not Verdict.SUCCESS and "refused" in a.network,
         tries=3,
@@ -500,8 +512,11 @@ async def check_reachable(client: ItsmClient, control: RunControl) -> Stop | Non
         return None
     return Stop(
         StopKind.UNREACHABLE,
-        f"cannot reach ITSM at {client.target}: {answer.network or answer.message}; "
-        "nothing was sent",
-        "check --base-url (scheme, host, port) and --gateway, the proxy settings "
-        "(HTTPS_PROXY / NO_PROXY) and the VPN",
+        _("cannot reach ITSM at {target}: {why}; nothing was sent").format(
+            target=client.target, why=answer.network or answer.message
+        ),
+        _(
+            "check --base-url (scheme, host, port) and --gateway, the proxy settings "
+            "(HTTPS_PROXY / NO_PROXY) and the VPN"
+        ),
     )

@@ -32,6 +32,7 @@ from typing import Any
 
 from batchops.errors import BatchopsError, ConfigError
 from batchops.exits import Exit, meaning_of
+from batchops.i18n import _
 from batchops.model import RunSummary
 from batchops.secrets import notify_label, scrub, without_url_parts
 from batchops.settings import NOTIFY_ON
@@ -74,7 +75,9 @@ class Notifier:
         chosen = tuple(u.strip() for u in urls or () if u and u.strip())
         when = (on or "problems").strip().lower()
         if when not in NOTIFY_ON:
-            raise ConfigError(f"--notify-on takes 'problems' or 'always', not {on!r}")
+            raise ConfigError(
+                _("--notify-on takes 'problems' or 'always', not {value}").format(value=repr(on))
+            )
         if chosen:
             apprise = _apprise()
             for url in chosen:
@@ -82,9 +85,11 @@ class Notifier:
                     understood = apprise.Apprise().add(url)
                 if not understood:
                     raise ConfigError(
-                        f"--notify {notify_label(url)}: not a notification URL Apprise "
-                        "understands; see https://github.com/caronc/apprise/wiki for the "
-                        "forms (wecombot://, dingtalk://, slack://, mailto://, json://, …)"
+                        _(
+                            "--notify {url}: not a notification URL Apprise "
+                            "understands; see https://github.com/caronc/apprise/wiki for the "
+                            "forms (wecombot://, dingtalk://, slack://, mailto://, json://, …)"
+                        ).format(url=notify_label(url))
                     )
         return cls(chosen, when, tuple(s for s in secrets if s))
 
@@ -109,7 +114,7 @@ class Notifier:
         title, body = self._scrub(title), self._scrub(body)
         problems = deliver(self.urls, title, body, failed=failed, timeout_s=self.timeout_s)
         for problem in problems:
-            say(f"Warning: {self._scrub(problem)}")
+            say(_("Warning: {problem}").format(problem=self._scrub(problem)))
         return problems
 
     def _scrub(self, text: str) -> str:
@@ -119,37 +124,50 @@ class Notifier:
 def summary_message(summary: RunSummary, input_path: str) -> tuple[str, str]:
     """The title and body that tell how a run ended."""
     code = summary.exit_code
-    verdict = "succeeded" if code == Exit.OK else f"needs attention (exit {code})"
-    title = f"batchops: {_name(input_path)} {verdict}"
-    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
+    title = (
+        _("batchops: {name} succeeded")
+        if code == Exit.OK
+        else _("batchops: {name} needs attention (exit {code})")
+    ).format(name=_name(input_path), code=code)
+    # Status values stay the report's words (success, failed …): --only takes them.
+    counts = _(", ").join(f"{n} {status}" for status, n in summary.counts.items() if n)
     lines = [
-        f"input: {_full(input_path)}",
-        f"host: {socket.gethostname()}",
-        f"exit code: {code} ({meaning_of(code)})",
-        f"rows: {summary.total_rows} ({counts or 'nothing to do'})",
-        f"elapsed: {summary.elapsed_s:.1f} s, {summary.sent_requests} requests",
+        *_heading(input_path, code),
+        _("rows: {rows} ({counts})").format(
+            rows=summary.total_rows, counts=counts or _("nothing to do")
+        ),
+        _("elapsed: {seconds} s, {requests} requests").format(
+            seconds=f"{summary.elapsed_s:.1f}", requests=summary.sent_requests
+        ),
     ]
     if summary.stopped_reason:
-        lines.append(f"stopped: {summary.stopped_reason}")
+        lines.append(_("stopped: {reason}").format(reason=summary.stopped_reason))
     if summary.top_failures:
-        lines.append("top failure reasons:")
-        lines += [f"  {n} × {reason} (e.g. {sn})" for reason, n, sn in summary.top_failures[:5]]
-    lines.append(f"report: {_full(summary.report_path) or '(none written)'}")
+        lines.append(_("top failure reasons:"))
+        lines += [
+            "  " + _("{count} × {reason} (e.g. {sn})").format(count=n, reason=reason, sn=sn)
+            for reason, n, sn in summary.top_failures[:5]
+        ]
+    lines.append(_("report: {path}").format(path=_full(summary.report_path) or _("(none written)")))
     if summary.checkpoint_path:
-        lines.append(f"checkpoint: {_full(summary.checkpoint_path)}")
+        lines.append(_("checkpoint: {path}").format(path=_full(summary.checkpoint_path)))
     return title, "\n".join(lines)
+
+
+def _heading(input_path: str, code: int) -> list[str]:
+    """The first lines of every message: which input, on which host, how it ended."""
+    return [
+        _("input: {path}").format(path=_full(input_path)),
+        _("host: {host}").format(host=socket.gethostname()),
+        _("exit code: {code} ({meaning})").format(code=code, meaning=meaning_of(code)),
+    ]
 
 
 def error_message(error: BatchopsError, input_path: str) -> tuple[str, str]:
     """The title and body for a run that stopped on an error."""
     code = error.exit_code
-    title = f"batchops: {_name(input_path)} failed (exit {code})"
-    lines = [
-        f"input: {_full(input_path)}",
-        f"host: {socket.gethostname()}",
-        f"exit code: {code} ({meaning_of(code)})",
-        f"error: {error}",
-    ]
+    title = _("batchops: {name} failed (exit {code})").format(name=_name(input_path), code=code)
+    lines = [*_heading(input_path, code), _("error: {error}").format(error=error)]
     return title, "\n".join(lines)
 
 
@@ -220,21 +238,23 @@ def deliver(
     for number, url in enumerate(urls):
         if number not in results:
             problems.append(
-                f"notification to {notify_label(url)} not delivered within {timeout_s:g} s; "
-                "the run's outcome is unchanged"
+                _(
+                    "notification to {url} not delivered within {seconds} s; "
+                    "the run's outcome is unchanged"
+                ).format(url=notify_label(url), seconds=f"{timeout_s:g}")
             )
         elif not results[number]:
-            why = _reason(said.get(number, []), url)
-            problems.append(
-                f"notification to {notify_label(url)} could not be delivered{why}; the run's "
-                "outcome is unchanged"
-            )
+            problems.append(_undelivered(said.get(number, []), url))
     return problems
 
 
-def _reason(messages: list[str], url: str) -> str:
-    """Apprise's last word on a failure, without the URL's secret parts."""
-    if not messages:
-        return ""
-    text = without_url_parts(" ".join(messages[-1].split()), url)
-    return f" ({text[:200]})"
+def _undelivered(messages: list[str], url: str) -> str:
+    """The warning for a URL that did not take the message, with Apprise's last word on
+    it (without the URL's secret parts) when it said one."""
+    why = without_url_parts(" ".join(messages[-1].split()), url)[:200] if messages else ""
+    text = (
+        _("notification to {url} could not be delivered ({why}); the run's outcome is unchanged")
+        if why
+        else _("notification to {url} could not be delivered; the run's outcome is unchanged")
+    )
+    return text.format(url=notify_label(url), why=why)

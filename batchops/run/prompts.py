@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from batchops.i18n import N_, _
 from batchops.itsm import Answer, refused_credentials
 from batchops.model import Outcome, Status
 from batchops.process import default_sigint
@@ -45,22 +46,44 @@ class PlanOverview:
     target_source: str = ""
 
     def describe(self) -> str:
-        actions = ", ".join(f"{n} {a}" for a, n in sorted(self.by_action.items())) or "none"
-        ops = ", ".join(self.operators[:5]) + (" …" if len(self.operators) > 5 else "")
+        comma = _(", ")
+        actions = comma.join(f"{n} {a}" for a, n in sorted(self.by_action.items())) or _("none")
+        ops = comma.join(self.operators[:5]) + (" …" if len(self.operators) > 5 else "")
         lines = [
-            f"About to send {self.to_send} of {self.total_rows} rows to {self.target} "
-            f"({self.gateway}, app {self.app_code}).",
-            f"  target chosen by: {self.target_source or 'the caller'}",
-            f"  actions: {actions}",
-            f"  operators ({len(self.operators)}): {ops or '-'}",
+            _(
+                "About to send {to_send} of {total} rows to {target} ({gateway}, app {app_code})."
+            ).format(
+                to_send=self.to_send,
+                total=self.total_rows,
+                target=self.target,
+                gateway=self.gateway,
+                app_code=self.app_code,
+            ),
+            "  "
+            + _("target chosen by: {source}").format(source=self.target_source or _("the caller")),
+            "  " + _("actions: {actions}").format(actions=actions),
+            "  "
+            + _("operators ({count}): {names}").format(count=len(self.operators), names=ops or "-"),
         ]
-        counts = ", ".join(f"{n} {s}" for s, n in self.by_status.items() if n)
+        counts = comma.join(
+            (_(_ROW_KINDS[s]) if s in _ROW_KINDS else f"{{count}} {s}").format(count=n)
+            for s, n in self.by_status.items()
+            if n
+        )
         if counts:
-            lines.append(f"  rows: {counts}")
+            lines.append("  " + _("rows: {counts}").format(counts=counts))
         if self.precheck_note:
-            lines.append(f"  pre-check: {self.precheck_note}")
-        lines.extend(f"  {key}: {value}" for key, value in self.extra.items())
+            lines.append("  " + _("pre-check: {note}").format(note=self.precheck_note))
+        lines.extend(f"  {_(key)}: {value}" for key, value in self.extra.items())
         return "\n".join(lines)
+
+
+#: The overview's kinds of rows not sent, as they are shown (keys of ``by_status``).
+_ROW_KINDS = {
+    "invalid": N_("{count} invalid"),
+    "hidden (left out)": N_("{count} hidden (left out)"),
+    "skipped": N_("{count} skipped"),
+}
 
 
 Confirm = Callable[[PlanOverview], bool]
@@ -97,14 +120,27 @@ class CanaryReport:
         return sum(1 for row in self.outcomes if not row.good)
 
     def describe(self) -> str:
-        lines = [f"Canary: {len(self.outcomes)} rows sent first:"]
+        lines = [_("Canary: {count} rows sent first:").format(count=len(self.outcomes))]
         for row in self.outcomes:
             outcome = row.outcome
-            lines.append(
-                f"  row {row.number}: {row.sn} {row.action} → {outcome.status.value}"
-                + (f" ({outcome.message})" if outcome.status is not Status.SUCCESS else "")
+            # The status stays the report's word (success, failed …): it is what the
+            # report's status column and --only say.
+            shown = (
+                _("row {number}: {sn} {action} → {status}")
+                if outcome.status is Status.SUCCESS
+                else _("row {number}: {sn} {action} → {status} ({message})")
             )
-        lines.append(f"{self.remaining} rows remain.")
+            lines.append(
+                "  "
+                + shown.format(
+                    number=row.number,
+                    sn=row.sn,
+                    action=row.action,
+                    status=outcome.status.value,
+                    message=outcome.message,
+                )
+            )
+        lines.append(_("{count} rows remain.").format(count=self.remaining))
         return "\n".join(lines)
 
 
@@ -124,13 +160,15 @@ def plan_overview(
         by_action[str(action)] = by_action.get(str(action), 0) + 1
     by_status = {"invalid": batch.invalid_count(), "hidden (left out)": batch.left_out_count()}
     to_send = len(valid)
-    note = "skipped (--no-precheck)"
+    note = _("skipped (--no-precheck)")
     if checked is not None:
         verdicts = simulate(batch.action, batch.sn, chains_by_sn(batch.sn, valid), checked.statuses)
-        skipped = sum(1 for _, status, _ in verdicts if status is Status.SKIPPED)
+        skipped = sum(1 for _index, status, _message in verdicts if status is Status.SKIPPED)
         by_status["skipped"] = skipped
         to_send -= skipped
-        note = f"{len(checked.statuses)} tickets read with {checked.method}"
+        note = _("{count} tickets read with {method}").format(
+            count=len(checked.statuses), method=checked.method
+        )
     operators = sorted({str(o) for o in batch.operator[valid].tolist()})
     return PlanOverview(
         total_rows=len(batch),
@@ -168,7 +206,9 @@ def fatal_fix(answer: Answer | None, advice: Advice, *, sandbox: bool) -> str:
     if answer is None or sandbox:
         return ""
     if refused_credentials(answer):
-        return f"the credentials or the app's permissions; used: {advice.credential_sources()}"
+        return _("the credentials or the app's permissions; used: {sources}").format(
+            sources=advice.credential_sources()
+        )
     return ""
 
 
@@ -223,12 +263,19 @@ def _runnable(words: Sequence[str], env: Mapping[str, str]) -> tuple[str, list[s
 
 
 def _left_out(option: str) -> str:
-    held = "a key" if option == "--notify" else "a password"
     setting = option.removeprefix("--").replace("-", "_")
-    return (
-        f"({option} is not repeated above: its URL holds {held}. Add it again, or set "
-        f"{setting} in a profile of batchops.toml)"
+    text = (
+        _(
+            "({option} is not repeated above: its URL holds a key. Add it again, or set "
+            "{setting} in a profile of batchops.toml)"
+        )
+        if option == "--notify"
+        else _(
+            "({option} is not repeated above: its URL holds a password. Add it again, or set "
+            "{setting} in a profile of batchops.toml)"
+        )
     )
+    return text.format(option=option, setting=setting)
 
 
 class Advice:
@@ -256,7 +303,9 @@ class Advice:
 
     def _cmd(self, *extra: str) -> str:
         if self._command is None:
-            return "the same command" + (f" with {' '.join(extra)}" if extra else "")
+            if not extra:
+                return _("the same command")
+            return _("the same command with {options}").format(options=" ".join(extra))
         words = [w for w in self._command if w != "--fresh"]
         words += [e for e in extra if e not in words]
         return _runnable(words, self._env)[0]
@@ -275,20 +324,26 @@ class Advice:
         """Which credentials were used and where each came from (never a secret's value)."""
         values, sources = self._settings.values, self._settings.sources
         secret_env, token_env = values.secret_env, values.token_env
-        where_secret = f"the environment variable {secret_env}" + (
-            f" (named by {sources['secret_env']})" if sources["secret_env"] != "default" else ""
+        secret_from = (
+            _("app secret from the environment variable {name} (named by {source})")
+            if sources["secret_env"] != "default"
+            else _("app secret from the environment variable {name}")
         )
         parts = [
-            f"app code {values.app_code or self._env.get('BK_APP_CODE', '')!r} "
-            f"(from {sources['app_code']})",
-            f"app secret from {where_secret}",
+            _("app code {app_code} (from {source})").format(
+                app_code=repr(values.app_code or self._env.get("BK_APP_CODE", "")),
+                source=sources["app_code"],
+            ),
+            secret_from.format(name=secret_env, source=sources["secret_env"]),
         ]
         if self._env.get(token_env):
-            parts.append(f"bk_token from the environment variable {token_env}")
+            parts.append(_("bk_token from the environment variable {name}").format(name=token_env))
         user = values.username or self._env.get("BK_USERNAME", "")
         if user:
-            parts.append(f"user {user!r} (from {sources['username']})")
-        return "; ".join(parts)
+            parts.append(
+                _("user {user} (from {source})").format(user=repr(user), source=sources["username"])
+            )
+        return _("; ").join(parts)
 
     def next_step(
         self, counts: Mapping[str, int], stop: Stop | None, failures: list[tuple[str, int, str]]
@@ -298,32 +353,50 @@ class Advice:
         unknown = counts.get(Status.UNKNOWN.value, 0)
         lines: list[str] = []
         if stop is not None and stop.fix:
-            lines.append(f"fix this first: {stop.fix}")
+            lines.append(_("fix this first: {fix}").format(fix=stop.fix))
         if pending:
             if self._checkpointed:
-                lines.append(f"to continue ({pending} rows not done), run: {self.resume()}")
+                lines.append(
+                    _("to continue ({pending} rows not done), run: {command}").format(
+                        pending=pending, command=self.resume()
+                    )
+                )
             else:
                 lines.append(
-                    f"{pending} rows not done and no checkpoint was kept: send just those "
-                    "with: batchops run REPORT --only pending (REPORT: the report below)"
+                    _(
+                        "{pending} rows not done and no checkpoint was kept: send just those "
+                        "with: {command} (REPORT: the report below)"
+                    ).format(pending=pending, command="batchops run REPORT --only pending")
                 )
         if failed or unknown:
-            reasons = "; ".join(f"{n} × {text}" for text, n, _ in failures[:3])
-            what = ", ".join(
-                f"{n} {label}" for n, label in ((failed, "failed"), (unknown, "unknown")) if n
-            )
-            lines.append(f"{what}" + (f" (top reasons: {reasons})" if reasons else ""))
+            lines.append(_failed_line(failed, unknown, failures))
             if unknown:
-                lines.append("check the unknown rows' tickets in ITSM before sending them again")
-            if self._checkpointed:
-                lines.append(f"once their cause is fixed, resend them with: {self.retry_failed()}")
-            else:
-                lines.append(
-                    "once their cause is fixed, resend them with: batchops run REPORT "
-                    "--only failed,unknown"
-                )
+                lines.append(_("check the unknown rows' tickets in ITSM before sending them again"))
+            command = (
+                self.retry_failed()
+                if self._checkpointed
+                else "batchops run REPORT --only failed,unknown"
+            )
+            lines.append(
+                _("once their cause is fixed, resend them with: {command}").format(command=command)
+            )
         if not lines:
-            return "nothing left to do"
+            return _("nothing left to do")
         if self._checkpointed and (pending or failed or unknown):
             lines += self._left_out()
         return "\n".join(lines)
+
+
+def _failed_line(failed: int, unknown: int, failures: list[tuple[str, int, str]]) -> str:
+    """How many rows failed or are unknown, with the three commonest reasons."""
+    if failed and unknown:
+        counts = _("{failed} failed, {unknown} unknown")
+    elif failed:
+        counts = _("{failed} failed")
+    else:
+        counts = _("{unknown} unknown")
+    counts = counts.format(failed=failed, unknown=unknown)
+    reasons = _("; ").join(f"{n} × {text}" for text, n, _sn in failures[:3])
+    if not reasons:
+        return counts
+    return _("{counts} (top reasons: {reasons})").format(counts=counts, reasons=reasons)

@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 
 from batchops.checkpoint import Checkpoint, InFlightLedger
+from batchops.i18n import _
 from batchops.model import Outcome, OutcomeTable, Row, Status
 from batchops.secrets import Scrubber
 
@@ -91,8 +92,10 @@ class Recorder:
             outcome = Outcome(
                 Status.UNKNOWN,
                 None,
-                "its answer was lost and the run stopped before the ticket could be read "
-                "back (no checkpoint was kept): check the ticket in ITSM",
+                _(
+                    "its answer was lost and the run stopped before the ticket could be read "
+                    "back (no checkpoint was kept): check the ticket in ITSM"
+                ),
             )
         self.outcomes.set(row.index, self._scrubbed(outcome))
 

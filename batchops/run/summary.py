@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchops.errors import InputError
+from batchops.i18n import _
 from batchops.model import OutcomeTable, RunSummary, Status
 from batchops.report import SummarySheet, temp_removed_on_signal
 
@@ -40,7 +41,7 @@ def top_failures(
     # Only the failed rows are looked at: a million successes cost nothing here.
     for index in outcomes.rows_with(Status.FAILED, Status.UNKNOWN).tolist():
         outcome = outcomes.get(index)
-        reason = outcome.message or "(no message)"
+        reason = outcome.message or _("(no message)")
         key = f"[{outcome.code}] {reason}" if outcome.code is not None else reason
         tally[key] += 1
         if key not in example:
@@ -81,7 +82,9 @@ def write_summary_json(summary: RunSummary, path: Path) -> Path:
             temp = str(guard.path)
         except OSError as exc:
             raise InputError(
-                f"cannot write the summary {path}: {exc.strerror}; change --summary-json"
+                _("cannot write the summary {path}: {why}; change --summary-json").format(
+                    path=path, why=exc.strerror
+                )
             ) from None
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -94,7 +97,9 @@ def write_summary_json(summary: RunSummary, path: Path) -> Path:
                 os.unlink(temp)
             if isinstance(exc, OSError):
                 raise InputError(
-                    f"cannot write the summary {path}: {exc.strerror or exc}; change --summary-json"
+                    _("cannot write the summary {path}: {why}; change --summary-json").format(
+                        path=path, why=exc.strerror or exc
+                    )
                 ) from None
             raise
     return path
@@ -117,16 +122,16 @@ def summary_sheet(
     rows = sum(counts.values())
     done = rows - counts.get(Status.PENDING.value, 0)
     facts: list[tuple[str, object]] = [
-        ("rows", rows),
-        ("exit code", exit_code),
-        ("started", started),
-        ("ended", ended),
-        ("duration (s)", round(elapsed_s, 1)),
-        ("duration", format_duration(elapsed_s)),
-        ("rate (rows/s)", round(done / elapsed_s, 1) if elapsed_s > 0 else 0),
-        ("target", settings.get("target", "")),
-        ("profile", settings.get("profile") or "(none)"),
-        ("stopped", stopped or "no"),
+        (_("rows"), rows),
+        (_("exit code"), exit_code),
+        (_("started"), started),
+        (_("ended"), ended),
+        (_("duration (s)"), round(elapsed_s, 1)),
+        (_("duration"), format_duration(elapsed_s)),
+        (_("rate (rows/s)"), round(done / elapsed_s, 1) if elapsed_s > 0 else 0),
+        (_("target"), settings.get("target", "")),
+        (_("profile"), settings.get("profile") or _("(none)")),
+        (_("stopped"), stopped or _("no")),
     ]
     return SummarySheet(facts, by_action, failures, dict(settings))
 
@@ -134,10 +139,10 @@ def summary_sheet(
 def format_duration(seconds: float) -> str:
     """``1 h 02 min``, ``3 min 07 s`` or ``4.2 s``: a duration as people read it."""
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return _("{seconds} s").format(seconds=f"{seconds:.1f}")
     whole = round(seconds)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {secs:02d} s"
+        return _("{hours} h {minutes} min").format(hours=hours, minutes=f"{minutes:02d}")
+    return _("{minutes} min {seconds} s").format(minutes=minutes, seconds=f"{secs:02d}")

@@ -9,15 +9,20 @@ import sys
 
 import pytest
 
+from batchops import i18n
 from batchops.cli.console import (
     BarProgress,
     JsonLog,
     LineProgress,
+    format_problems,
+    format_summary,
     guarded_output,
     json_text,
     raw_stream,
     shown,
 )
+from batchops.exits import Exit
+from batchops.model import RunSummary, Status
 
 
 @pytest.mark.parametrize(
@@ -102,3 +107,54 @@ def test_progress_notices_are_escaped_with_and_without_a_bar(sink: type) -> None
     text = stream.getvalue()
     assert "server said \\x1b]52;c;aGk=\\x07" in text
     assert "\x1b" not in text and "\x07" not in text
+
+
+def _stopped_summary() -> RunSummary:
+    counts = {"success": 6, "failed": 1, "invalid": 0, "skipped": 2, "unknown": 0, "pending": 3}
+    return RunSummary(
+        counts,
+        12,
+        9,
+        1.25,
+        "t.report.csv",
+        Exit.STOPPED,
+        stopped_reason="ITSM unreachable",
+        failures_path="t.todo.csv",
+        report_error="disk full",
+    )
+
+
+def test_the_summary_reads_as_chinese_under_zh_and_as_before_under_en() -> None:
+    """The counts are said per status in the language (Chinese: 成功 6 行); statuses with
+    no row are left out in both; problems go to their own lines."""
+    summary = _stopped_summary()
+    with i18n.using("zh"):
+        chinese = format_summary(summary).splitlines()
+        problems = format_problems(summary)
+    assert chinese == [
+        "共 12 行：成功 6 行，失败 1 行，跳过 2 行，未发送 3 行",
+        "耗时 1.2 秒，7 行/秒，共 9 个请求",
+        "结果报告：t.report.csv",
+        "待处理行：t.todo.csv",
+    ]
+    assert problems == ["已停止：ITSM unreachable", "错误：disk full"]
+    with i18n.using("en"):
+        english = format_summary(summary).splitlines()
+        assert format_problems(summary) == ["stopped: ITSM unreachable", "Error: disk full"]
+    assert english == [
+        "12 rows: 6 success, 1 failed, 2 skipped, 3 pending",
+        "elapsed 1.2 s, 7 rows/s, 9 requests",
+        "report: t.report.csv",
+        "failures: t.todo.csv",
+    ]
+
+
+def test_a_progress_line_is_said_in_the_language() -> None:
+    stream = io.StringIO()
+    with i18n.using("zh"):
+        progress = LineProgress(stream, interval_s=0.0)
+        progress.start(4)
+        progress.advance(Status.SUCCESS)
+        progress.advance(Status.FAILED)
+    line = stream.getvalue().splitlines()[-1]
+    assert line.startswith("进度：2/4 行（50%）成功 1 失败 1，") and line.endswith(" 行/秒")

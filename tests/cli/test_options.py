@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 
 from batchops import sandbox as stand_in
-from batchops.cli.main import _Terminal, main
+from batchops.cli.console import Terminal
+from batchops.cli.main import main
 from batchops.cli.options import param, pick
 from batchops.cli.stand_in import _Seeds
 from batchops.commands.select import SelectChoices, TicketFilters
@@ -30,8 +31,8 @@ def _options(command: str) -> set[str]:
 @pytest.mark.parametrize(
     ("command", "records", "apart"),
     [
-        ("run", (RunOptions, Files, RunChoices, _Terminal), {"input_path"}),
-        ("plan", (RunOptions, Files, _Terminal), {"input_path", "precheck"}),
+        ("run", (RunOptions, Files, RunChoices, Terminal), {"input_path"}),
+        ("plan", (RunOptions, Files, Terminal), {"input_path", "precheck"}),
         ("select", (RunOptions, TicketFilters, SelectChoices), {"output"}),
         (
             "sandbox",

@@ -144,3 +144,41 @@ def test_the_readme_exit_codes_are_the_table() -> None:
     section = text.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| (\d+) \| (.*) \|$", section, re.M)
     assert rows == [(str(code.value), code.detail) for code in Exit]
+
+
+def _code_lines(path: Path) -> list[str]:
+    """Every line of ``path``'s fenced code blocks, without its comment and blanks."""
+    text = path.read_text(encoding="utf-8")
+    lines: list[str] = []
+    for block in re.findall(r"^```[a-z]*\n(.*?)^```", text, re.S | re.M):
+        for line in block.splitlines():
+            line = re.sub(r"(^|\s)#\s.*$", "", line).strip()
+            if line:
+                lines.append(line)
+    return lines
+
+
+def test_the_chinese_readme_agrees_with_the_readme() -> None:
+    """README.zh-CN.md (linked from the top of README.md) has the same set-up commands,
+    only commands README.md has too, and the exit codes of :class:`batchops.exits.Exit`."""
+    readme, chinese = ROOT / "README.md", ROOT / "README.zh-CN.md"
+    top = readme.read_text(encoding="utf-8").split("```", 1)[0]
+    assert "[中文说明](README.zh-CN.md)" in top
+
+    def setup(path: Path) -> list[str]:
+        block = re.search(r"```sh\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+        assert block, f"{path.name} has no ```sh block"
+        return [line.strip() for line in block.group(1).splitlines() if line.strip()]
+
+    assert setup(chinese) == setup(readme)
+    english_lines = set(_code_lines(readme))
+    commands = [line for line in _code_lines(chinese) if re.search(r"(^|\s|/)batchops ", line)]
+    assert len(commands) >= 8, commands
+    for step in ("select", "plan", "run", "undo", "status"):
+        assert any(f"batchops {step} " in line for line in commands), step
+    missing = [line for line in commands if line not in english_lines]
+    assert not missing, f"README.zh-CN.md has commands README.md does not: {missing}"
+    text = chinese.read_text(encoding="utf-8")
+    section = text.split("## 退出码", 1)[1].split("\n## ", 1)[0]
+    codes = re.findall(r"^\| (\d+) \| .* \|$", section, re.M)
+    assert codes == [str(code.value) for code in Exit]
