@@ -364,6 +364,7 @@ def test_selected_sheet_runs_unchanged(itsm: SandboxThread, tmp_path: Path) -> N
         (["--created-after", "01/02/2024"], "--created-after takes a date"),
         (["--service-id", "12;13"], "--service-id takes ids"),
         (["--creator", "x", "--action", "EXPLODE"], "is not an action"),
+        (["--creator", "x", "--action", "关单"], "is not an action"),  # never guessed
         (["--creator", "x", "--action", "TERMINATE"], "needs --message"),
         (["--creator", "x", "--message", "m" * 256], "at most 255"),
         (
