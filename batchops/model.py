@@ -147,8 +147,9 @@ class RunSummary:
         return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-#: Result columns the report appends after the input's own columns, in this order. When an
-#: input column already has one of these names, the report writes ``result_<name>`` instead.
+#: Result columns the report appends after the input's own columns, in this order: their
+#: names in the program (and the English headers). When an input column already has one
+#: of these names, the report writes ``result_<name>`` instead.
 RESULT_COLUMNS: tuple[str, ...] = (
     "status",
     "code",
@@ -159,6 +160,29 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "elapsed_ms",
     "finished_at",
 )
+
+#: The result columns' headers as a person reads them, per language, in
+#: :data:`RESULT_COLUMNS` order: a report's header row is written in the language in use
+#: and read back in any of them, so a report written under one language is an input under
+#: the other. They live here, fixed, rather than in the message catalogs: a translation
+#: edited later must not make older reports unrecognisable.
+RESULT_HEADERS: dict[str, tuple[str, ...]] = {
+    "en": RESULT_COLUMNS,
+    "zh": (
+        "状态",
+        "返回码",
+        "结果说明",
+        "尝试次数",
+        "HTTP状态码",
+        "请求ID",
+        "耗时(毫秒)",
+        "完成时间",
+    ),
+}
+
+#: Put before a result header that an input column already has, per language (repeated
+#: until the header is free); any of them is recognised on reading.
+RESULT_PREFIXES: dict[str, str] = {"en": "result_", "zh": "结果_"}
 
 _STATUSES: tuple[Status, ...] = tuple(Status)
 #: The statuses in the order of :meth:`OutcomeTable.status_codes`.

@@ -47,6 +47,7 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
         sheet=files.sheet,
         encoding=files.encoding,
         include_hidden=files.include_hidden,
+        default_message=config.settings.values.default_message,
     )
     report_path = as_path(files.output) or default_plan_path(batch.source)
     summary_json = as_path(files.summary_json)

@@ -51,7 +51,7 @@ from batchops.process import RunSignals, main_thread_takes_signals
 from batchops.report import Kind, Output, Table, guard_outputs, write_tables
 from batchops.send import GET_TICKETS_LIMIT
 from batchops.settings import RunOptions, StrPath, check_setting, refused, select_connection
-from batchops.sheet import ACTION_ALIASES, FIELD_ALIASES
+from batchops.sheet import FIELD_ALIASES, action_of
 from batchops.stops import RateLimit, RunControl, Stop, Stopped
 
 from .pages import ConfirmCount, CountLimit, Found, JsonObject, PageReader, collect
@@ -302,7 +302,7 @@ class SheetFill:
         """Validate the options the way ``run`` will validate the rows they fill."""
         canonical = ""
         if action and action.strip():
-            found = ACTION_ALIASES.get(action.strip()) or ACTION_ALIASES.get(action.strip().upper())
+            found = action_of(action)  # as run will read the cell: 解挂, ＳＵＳＰＥＮＤ …
             if found is None:
                 actions = [a.value for a in Action]
                 raise refused("--action", action, ", ".join(actions), actions)

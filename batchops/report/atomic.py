@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from batchops.errors import InputError
+from batchops.i18n import _
 from batchops.process import current_umask
 
 from .outputs import temp_removed_on_signal
@@ -69,25 +70,35 @@ def _xlsxwriter_errors() -> tuple[type[Exception], type[Exception]] | tuple[()]:
 def _unwritable(path: Path, exc: BaseException) -> InputError:
     errors = _xlsxwriter_errors()
     if errors and isinstance(exc, errors[1]):
-        return InputError(f"cannot write the report {path}: too big for XLSX; write a .csv")
+        return InputError(
+            _("cannot write the report {path}: too big for XLSX; write a .csv").format(path=path)
+        )
     if errors and isinstance(exc, errors[0]) and exc.args and isinstance(exc.args[0], OSError):
         exc = exc.args[0]
     code = exc.errno if isinstance(exc, OSError) else None
     folder = path.parent
     hints: dict[int | None, str] = {
-        errno.ENOENT: f"the folder {folder} does not exist; create it or choose another path",
-        errno.ENOTDIR: f"{folder} is not a folder; choose another report path",
-        errno.EACCES: (
-            f"permission denied; choose a folder you can write to, or close {path.name} "
-            "if another program has it open"
+        errno.ENOENT: _(
+            "the folder {folder} does not exist; create it or choose another path"
+        ).format(folder=folder),
+        errno.ENOTDIR: _("{folder} is not a folder; choose another report path").format(
+            folder=folder
         ),
-        errno.EISDIR: "that is a folder; give a file name ending in .csv or .xlsx",
-        errno.ENOSPC: "the disk is full; free some space or write the report elsewhere",
-        errno.EROFS: "the file system is read-only; choose another report path",
+        errno.EACCES: _(
+            "permission denied; choose a folder you can write to, or close {name} "
+            "if another program has it open"
+        ).format(name=path.name),
+        errno.EISDIR: _("that is a folder; give a file name ending in .csv or .xlsx"),
+        errno.ENOSPC: _("the disk is full; free some space or write the report elsewhere"),
+        errno.EROFS: _("the file system is read-only; choose another report path"),
     }
     hints[errno.EPERM] = hints[errno.EACCES]
-    reason = hints.get(code) or f"{_one_line(exc)}; check the path and try again"
-    return InputError(f"cannot write the report {path}: {reason}")
+    reason = hints.get(code) or _("{error}; check the path and try again").format(
+        error=_one_line(exc)
+    )
+    return InputError(
+        _("cannot write the report {path}: {reason}").format(path=path, reason=reason)
+    )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,5 +1,6 @@
-"""The report's columns: what the result columns are called beside an input's own, which
-of them are numbers, and an input column as the text the writers put in cells.
+"""The report's columns: what the result columns are called beside an input's own (in
+the language in use), which of them are numbers, and an input column as the text the
+writers put in cells.
 
 The report is the input sheet, row for row and cell for cell, with the result columns
 (:data:`batchops.model.RESULT_COLUMNS`) appended; both writers (:mod:`batchops.report.csv_file`
@@ -13,24 +14,28 @@ from typing import Any
 
 import pandas as pd
 
-from batchops.model import RESULT_COLUMNS
+from batchops.i18n import Language, current
+from batchops.model import RESULT_HEADERS, RESULT_PREFIXES
 
 #: Result columns written as numbers (blank where the outcome has none).
 NUMERIC_RESULT_COLUMNS = frozenset({"code", "attempts", "http_status", "elapsed_ms"})
 
 
-def result_column_names(input_columns: Sequence[str]) -> list[str]:
-    """Names of the result columns for an input with these columns, in RESULT_COLUMNS order.
+def result_column_names(input_columns: Sequence[str], lang: Language | None = None) -> list[str]:
+    """Headers of the result columns for an input with these columns, in RESULT_COLUMNS
+    order, in ``lang`` (default: the language in use; :data:`batchops.model.RESULT_HEADERS`).
 
-    A result column whose name an input column already has (case-insensitive, trimmed)
-    is called ``result_<name>``; should that be taken too, ``result_`` is prefixed again,
-    so every header of the report is distinct.
+    A result header that an input column already has (case-insensitive, trimmed) gets
+    ``result_`` (``结果_`` in Chinese) before it; should that be taken too, the prefix is
+    put again, so every header of the report is distinct.
     """
+    lang = lang or current()
+    prefix = RESULT_PREFIXES[lang]
     taken = {str(column).strip().casefold() for column in input_columns}
     names: list[str] = []
-    for name in RESULT_COLUMNS:
+    for name in RESULT_HEADERS[lang]:
         while name.casefold() in taken:
-            name = f"result_{name}"
+            name = f"{prefix}{name}"
         taken.add(name.casefold())
         names.append(name)
     return names

@@ -41,6 +41,7 @@ from enum import Enum
 from pathlib import Path
 
 from batchops.errors import ConfigError
+from batchops.i18n import N_, _
 from batchops.process import leave_on_signal
 from batchops.sheet import is_report
 
@@ -75,6 +76,7 @@ class Kind(Enum):
 class Output:
     """One file a command is about to write, as its messages name it."""
 
+    #: How messages name it (marked ``N_`` where it is written: shown with ``_``).
     label: str
     path: Path
     kind: Kind
@@ -93,13 +95,13 @@ class Outputs:
 
     def named(self) -> list[Output]:
         """Each path the run writes, as the guard checks it."""
-        named = [Output("the report (--output)", self.report, Kind.REPORT)]
+        named = [Output(N_("the report (--output)"), self.report, Kind.REPORT)]
         if self.failures is not None:
             named.append(Output("--failures", self.failures, Kind.REPORT))
         if self.summary_json is not None:
             named.append(Output("--summary-json", self.summary_json, Kind.SUMMARY, None))
         if self.checkpoint is not None:
-            named.append(Output("the checkpoint", self.checkpoint, Kind.CHECKPOINT, None))
+            named.append(Output(N_("the checkpoint"), self.checkpoint, Kind.CHECKPOINT, None))
         return named
 
 
@@ -114,27 +116,48 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def _check_file(label: str, path: Path, suffixes: tuple[str, ...] | None) -> None:
+    label = _(label)
     if suffixes is not None and path.suffix.lower() not in suffixes:
+        either = _(" or ")
         raise ConfigError(
-            f"{label} {path}: batchops writes {' or '.join(suffixes)} files; "
-            f"name it *{' or *'.join(suffixes)}"
+            _("{label} {path}: batchops writes {suffixes} files; name it {names}").format(
+                label=label,
+                path=path,
+                suffixes=either.join(suffixes),
+                names=either.join(f"*{suffix}" for suffix in suffixes),
+            )
         )
     if path.is_dir():
-        raise ConfigError(f"{label} {path} is a folder; give a file name inside it")
+        raise ConfigError(
+            _("{label} {path} is a folder; give a file name inside it").format(
+                label=label, path=path
+            )
+        )
     folder = path.resolve().parent
     if not folder.is_dir():
         raise ConfigError(
-            f"{label} {path}: the folder {folder} does not exist; create it or choose another path"
+            _(
+                "{label} {path}: the folder {folder} does not exist; create it or choose "
+                "another path"
+            ).format(label=label, path=path, folder=folder)
         )
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"{label} {path}: cannot write into {folder}; choose another folder")
+        raise ConfigError(
+            _("{label} {path}: cannot write into {folder}; choose another folder").format(
+                label=label, path=path, folder=folder
+            )
+        )
     if path.exists() and not os.access(path, os.W_OK):
-        raise ConfigError(f"{label} {path} cannot be overwritten (read-only); choose another path")
+        raise ConfigError(
+            _("{label} {path} cannot be overwritten (read-only); choose another path").format(
+                label=label, path=path
+            )
+        )
 
 
 def check_outputs(source: Path, outputs: Outputs) -> None:
     """A run's (or a rebuilt report's) outputs through the guard: ``source`` is the input."""
-    guard_outputs({"the input": source}, outputs.named())
+    guard_outputs({N_("the input"): source}, outputs.named())
 
 
 def guard_outputs(
@@ -142,14 +165,22 @@ def guard_outputs(
 ) -> None:
     """Refuse, before anything is sent or written, every output that could not be written
     or would replace what must stay (the module's docstring says what); ``inputs`` are
-    the files the command reads, by the name its messages give them."""
+    the files the command reads, by the name its messages give them (labels are looked
+    up with ``_``: mark them ``N_``)."""
     taken = list(inputs.items())
     for output in outputs:
         for other_label, other in taken:
             if _same(output.path, other):
                 raise ConfigError(
-                    f"{output.label} {output.path} would overwrite {other_label} ({other}); "
-                    "choose another path"
+                    _(
+                        "{label} {path} would overwrite {other_label} ({other}); choose "
+                        "another path"
+                    ).format(
+                        label=_(output.label),
+                        path=output.path,
+                        other_label=_(other_label),
+                        other=other,
+                    )
                 )
         _check_file(output.label, output.path, output.suffixes)
         _check_replaced(output, force)
@@ -163,11 +194,16 @@ def _check_replaced(output: Output, force: bool) -> None:
         return
     what = run_file(path, output.kind)
     if what:
-        raise ConfigError(f"{output.label} {path} is {what}; choose another path")
+        raise ConfigError(
+            _("{label} {path} is {what}; choose another path").format(
+                label=_(output.label), path=path, what=what
+            )
+        )
     if output.kind is Kind.SHEET and not force:
         raise ConfigError(
-            f"{output.label} {path} already exists; pass --force to replace it, or choose "
-            "another path"
+            _(
+                "{label} {path} already exists; pass --force to replace it, or choose another path"
+            ).format(label=_(output.label), path=path)
         )
 
 
@@ -175,15 +211,15 @@ def run_file(path: Path, kind: Kind = Kind.SHEET) -> str | None:
     """What of a run's the existing file ``path`` is, among what an output of ``kind`` may
     not replace ("a run's checkpoint", …); None when it is none of those."""
     if kind is not Kind.CHECKPOINT and _is_sqlite(path):
-        return "a run's checkpoint (an SQLite database)"
+        return _("a run's checkpoint (an SQLite database)")
     if kind in (Kind.PLAN, Kind.SUMMARY, Kind.SHEET) and is_report_name(path):
-        return "a run's report (by its name)"
+        return _("a run's report (by its name)")
     if kind in (Kind.SUMMARY, Kind.SHEET) and is_report(path):
-        return "a run's report (it ends in the result columns)"
+        return _("a run's report (it ends in the result columns)")
     if kind is Kind.SHEET:
         for beside in (default_checkpoint_path(path), default_report_path(path)):
             if beside.is_file():
-                return f"a run's input ({beside.name} is beside it)"
+                return _("a run's input ({name} is beside it)").format(name=beside.name)
     return None
 
 
@@ -199,15 +235,19 @@ def unwritten_after_sending(reason: str, checkpoint: Path | None, report: Path) 
     """What to say when an output failed after operations were sent: never "nothing was
     sent"; where the results are, and the command that rebuilds the report."""
     if checkpoint is None:
-        return (
-            f"{reason}. Operations WERE sent, and no checkpoint was kept, so the counts "
+        return _(
+            "{reason}. Operations WERE sent, and no checkpoint was kept, so the counts "
             "above are the only record of this run; check the tickets in ITSM"
-        )
+        ).format(reason=reason)
     other = report.with_name(f"{report.stem}.rebuilt{report.suffix or '.csv'}")
-    return (
-        f"{reason}. Operations WERE sent; their results are safe in the checkpoint "
-        f"{checkpoint}. Rebuild the report where it can be written with: batchops report "
-        f"{shlex.quote(str(checkpoint))} -o {shlex.quote(str(other))} (or another -o path)"
+    return _(
+        "{reason}. Operations WERE sent; their results are safe in the checkpoint "
+        "{checkpoint}. Rebuild the report where it can be written with: {command} "
+        "(or another -o path)"
+    ).format(
+        reason=reason,
+        checkpoint=checkpoint,
+        command=f"batchops report {shlex.quote(str(checkpoint))} -o {shlex.quote(str(other))}",
     )
 
 
@@ -245,7 +285,7 @@ class TempFile:
         signals meanwhile is not enough: another thread of the process can take them).
         """
         remove_stale_temp_files(final)
-        for _ in range(100):
+        for _unused in range(100):
             self.path = final.parent / self.name_for(final, os.getpid())
             try:
                 return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
@@ -312,12 +352,18 @@ def temp_removed_on_signal(final: Path) -> Iterator[TempFile]:
         if temp.path is not None and not temp.renamed:
             with contextlib.suppress(OSError):
                 os.unlink(temp.path)
-        done = "it was written" if temp.renamed else "it was not written"
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(
-                f"interrupted by {signame} while writing {final}; {done} "
-                "(a checkpoint, if kept, still holds every result)\n"
+        if temp.renamed:
+            said = _(
+                "interrupted by {signal} while writing {path}; it was written (a checkpoint, "
+                "if kept, still holds every result)"
             )
+        else:
+            said = _(
+                "interrupted by {signal} while writing {path}; it was not written (a "
+                "checkpoint, if kept, still holds every result)"
+            )
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(said.format(signal=signame, path=final) + "\n")
             sys.stderr.flush()
 
     with leave_on_signal(remove):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from batchops.errors import InputError
+from batchops.i18n import _
 
 ReportFormat = Literal["csv", "xlsx"]
 
@@ -75,5 +76,7 @@ def format_of(path: Path) -> ReportFormat:
     if suffix == ".xlsx":
         return "xlsx"
     raise InputError(
-        f"cannot tell the report format of {path}: name the report file *.csv or *.xlsx"
+        _("cannot tell the report format of {path}: name the report file *.csv or *.xlsx").format(
+            path=path
+        )
     )

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from batchops.i18n import _
 from batchops.model import Status
 
 from .xlsx_cells import (
@@ -101,8 +102,8 @@ def _write_run_summary(
         s.value for s in Status if any(per.get(s.value) for per in summary.by_action.values())
     ]
     actions = sorted(summary.by_action)
-    keys = [k for k, _ in summary.facts] + actions + [f"  {k}" for k in summary.settings]
-    keys += [reason for reason, _, _ in summary.failures]
+    keys = [k for k, _value in summary.facts] + actions + [f"  {k}" for k in summary.settings]
+    keys += [reason for reason, _count, _example in summary.failures]
     _set_key_width(sheet, keys)
     sheet.set_column(1, 1, DATE_WIDTH + 2)
     sheet.set_column(2, max(2, len(statuses) + 1), 11)
@@ -117,7 +118,7 @@ def _write_run_summary(
         _insert_chart(workbook, sheet, header_row, len(actions), statuses, len(statuses) + 3)
     row = _write_failure_reasons(sheet, row + 2, summary.failures, bold, looks)
     row += 2
-    sheet.write_string(row, 0, "settings", bold)
+    sheet.write_string(row, 0, _("settings"), bold)
     for key, value in summary.settings.items():
         row += 1
         sheet.write_string(row, 0, f"  {key}")
@@ -140,11 +141,12 @@ def _write_action_table(
     looks: Looks,
 ) -> int:
     """Rows per action and status from ``row`` on, with totals; return its last row."""
-    sheet.write_string(row, 0, "rows per action and status", bold)
+    sheet.write_string(row, 0, _("rows per action and status"), bold)
     row += 1
-    sheet.write_string(row, 0, "action", bold)
-    for col, status in enumerate([*statuses, "total"], start=1):
+    sheet.write_string(row, 0, _("action"), bold)
+    for col, status in enumerate(statuses, start=1):
         sheet.write_string(row, col, status, looks.status.get(status, bold))
+    sheet.write_string(row, len(statuses) + 1, _("total"), bold)
     totals = dict.fromkeys(statuses, 0)
     for action in sorted(summary.by_action):
         row += 1
@@ -155,7 +157,7 @@ def _write_action_table(
             totals[status] += per.get(status, 0)
         sheet.write_number(row, len(statuses) + 1, sum(per.get(s, 0) for s in statuses))
     row += 1
-    sheet.write_string(row, 0, "total", bold)
+    sheet.write_string(row, 0, _("total"), bold)
     for col, status in enumerate(statuses, start=1):
         sheet.write_number(row, col, totals[status], bold)
     sheet.write_number(row, len(statuses) + 1, sum(totals.values()), bold)
@@ -170,11 +172,11 @@ def _write_failure_reasons(
     looks: Looks,
 ) -> int:
     """The top failure reasons (or "none") from ``row`` on; return its last row."""
-    sheet.write_string(row, 0, "top failure reasons", bold)
+    sheet.write_string(row, 0, _("top failure reasons"), bold)
     row += 1
-    for col, title in enumerate(("reason", "rows", "example sn")):
+    for col, title in enumerate((_("reason"), _("rows"), _("example sn"))):
         sheet.write_string(row, col, title, bold)
-    for reason, count, example in failures or [("none", 0, "")]:
+    for reason, count, example in failures or [(_("none"), 0, "")]:
         row += 1
         sheet.write_string(row, 0, reason, looks.wrap)
         sheet.write_number(row, 1, count)
@@ -207,8 +209,8 @@ def _insert_chart(
                 "border": {"color": line},
             }
         )
-    chart.set_title({"name": "Rows per action and status"})
-    chart.set_y_axis({"name": "rows", "major_gridlines": {"visible": True}})
+    chart.set_title({"name": _("Rows per action and status")})
+    chart.set_y_axis({"name": _("rows"), "major_gridlines": {"visible": True}})
     chart.set_legend({"position": "bottom"})
     sheet.insert_chart(0, column, chart)
 

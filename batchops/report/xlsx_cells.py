@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from batchops.errors import InputError
+from batchops.i18n import _
 from batchops.model import Status
 
 from .atomic import sync
@@ -146,13 +147,17 @@ def check_fits_sheet(path: Path, rows: int, columns: int) -> None:
     """Refuse, before anything is written, a table larger than an Excel sheet."""
     if rows > XLSX_MAX_ROWS:
         raise InputError(
-            f"cannot write the report {path}: {rows:,} rows do not fit in an Excel sheet "
-            f"(at most {XLSX_MAX_ROWS:,}); write a .csv report instead"
+            _(
+                "cannot write the report {path}: {rows} rows do not fit in an Excel sheet "
+                "(at most {limit}); write a .csv report instead"
+            ).format(path=path, rows=f"{rows:,}", limit=f"{XLSX_MAX_ROWS:,}")
         )
     if columns > XLSX_MAX_COLUMNS:
         raise InputError(
-            f"cannot write the report {path}: {columns:,} columns do not fit in an Excel "
-            f"sheet (at most {XLSX_MAX_COLUMNS:,}); write a .csv report instead"
+            _(
+                "cannot write the report {path}: {columns} columns do not fit in an Excel "
+                "sheet (at most {limit}); write a .csv report instead"
+            ).format(path=path, columns=f"{columns:,}", limit=f"{XLSX_MAX_COLUMNS:,}")
         )
 
 

@@ -80,6 +80,7 @@ def load(config: RunConfig, hooks: RunHooks) -> Loaded:
         sheet=files.sheet,
         encoding=files.encoding,
         include_hidden=files.include_hidden,
+        default_message=config.settings.values.default_message,
     )
     outputs = _outputs(config, batch.source)
     check_outputs(batch.source, outputs)

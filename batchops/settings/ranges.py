@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from batchops.i18n import N_, _
+
 
 @dataclass(frozen=True, slots=True)
 class Range:
@@ -19,13 +21,22 @@ class Range:
     low: float
     high: float
     low_open: bool = False
+    #: Said after the bounds (marked ``N_``: shown in the language in use).
     unit: str = ""
     whole: bool = False
 
     def rule(self) -> str:
-        low = f"more than {_number(self.low)}" if self.low_open else f"at least {_number(self.low)}"
-        kind = "a whole number" if self.whole else "a finite number"
-        return f"{kind} {low} and at most {_number(self.high)}{self.unit}"
+        """The range as an error message says it, in the language in use."""
+        if self.whole and self.low_open:
+            text = _("a whole number more than {low} and at most {high}")
+        elif self.whole:
+            text = _("a whole number at least {low} and at most {high}")
+        elif self.low_open:
+            text = _("a finite number more than {low} and at most {high}")
+        else:
+            text = _("a finite number at least {low} and at most {high}")
+        unit = _(self.unit) if self.unit else ""
+        return text.format(low=_number(self.low), high=_number(self.high)) + unit
 
     def admits(self, value: float) -> bool:
         try:
@@ -64,17 +75,20 @@ MAX_ROWS = 10_000_000
 #: One table of bounds for every number, whatever its source (flag, environment, profile,
 #: Python keyword). ``max_failures`` is text ("10", "5%", "off"): its count is held to this
 #: range where the text is read (:meth:`batchops.settings.records.FailureBrake.parse`).
+_SECONDS = N_(" (seconds)")
+_ROWS = N_(" rows")
+
 RANGES: dict[str, Range] = {
     "concurrency": Range(1, 1000, whole=True),
     "retries": Range(0, 20, whole=True),
-    "timeout": Range(0, MAX_WAIT_S, low_open=True, unit=" (seconds)"),
-    "rate": Range(MIN_RATE, MAX_RATE, unit=" (requests per second)"),
-    "readback_delay": Range(0, MAX_WAIT_S, unit=" (seconds)"),
-    "server_timeout": Range(MIN_SERVER_TIMEOUT_S, MAX_WAIT_S, unit=" (seconds)"),
-    "outage_wait": Range(0, MAX_WAIT_S, unit=" (seconds)"),
-    "max_failures": Range(0, MAX_ROWS, whole=True, unit=" rows"),
-    "canary": Range(1, MAX_ROWS, whole=True, unit=" rows"),
-    "limit": Range(1, MAX_ROWS, whole=True, unit=" rows"),
+    "timeout": Range(0, MAX_WAIT_S, low_open=True, unit=_SECONDS),
+    "rate": Range(MIN_RATE, MAX_RATE, unit=N_(" (requests per second)")),
+    "readback_delay": Range(0, MAX_WAIT_S, unit=_SECONDS),
+    "server_timeout": Range(MIN_SERVER_TIMEOUT_S, MAX_WAIT_S, unit=_SECONDS),
+    "outage_wait": Range(0, MAX_WAIT_S, unit=_SECONDS),
+    "max_failures": Range(0, MAX_ROWS, whole=True, unit=_ROWS),
+    "canary": Range(1, MAX_ROWS, whole=True, unit=_ROWS),
+    "limit": Range(1, MAX_ROWS, whole=True, unit=_ROWS),
 }
 
 

@@ -64,27 +64,28 @@ class FailureBrake:
         if text.endswith("%"):
             ratio = float(text[:-1]) / 100.0
             if not 0.0 <= ratio <= 1.0:
-                raise ValueError("a percentage between 0% and 100%")
+                raise ValueError(_("a percentage between 0% and 100%"))
             if ratio == 0.0:
                 # "No failure is acceptable": the first one stops, as with a count of 0.
                 return cls(count=0, consecutive=None)
             return cls(ratio=ratio, consecutive=None)
         count = int(text)
         if not RANGES["max_failures"].admits(count):
-            raise ValueError(f"N must be {RANGES['max_failures'].rule()}")
+            raise ValueError(_("N must be {rule}").format(rule=RANGES["max_failures"].rule()))
         return cls(count=count, consecutive=None)
 
     def tripped(self, answered: int, failures: int, streak: int) -> str | None:
         if self.count is not None and failures > self.count:
-            return f"{failures} rows failed, more than --max-failures {self.count}"
+            return _("{failures} rows failed, more than --max-failures {count}").format(
+                failures=failures, count=self.count
+            )
         ratio_applies = self.ratio is not None and answered >= self.min_answered
         if ratio_applies and failures / answered > (self.ratio or 0.0):
-            return (
-                f"{failures} of {answered} answered rows failed, more than "
-                f"--max-failures {self.ratio:.0%}"
-            )
+            return _(
+                "{failures} of {answered} answered rows failed, more than --max-failures {ratio}"
+            ).format(failures=failures, answered=answered, ratio=f"{self.ratio:.0%}")
         if self.consecutive is not None and streak >= self.consecutive:
-            return f"the last {streak} answered rows all failed"
+            return _("the last {count} answered rows all failed").format(count=streak)
         return None
 
 
@@ -281,7 +282,10 @@ def _brake(value: str | FailureBrake | None) -> FailureBrake:
         return FailureBrake.parse(value)
     except ValueError as exc:
         raise ConfigError(
-            f"--max-failures takes a count (10), a percentage (5%) or 'off', not {value!r} ({exc})"
+            _(
+                "--max-failures takes a count (10), a percentage (5%) or 'off', not {value} "
+                "({problem})"
+            ).format(value=repr(value), problem=exc)
         ) from None
 
 
@@ -338,7 +342,7 @@ def run_config(
     if not options.sandbox:
         url = target_url(
             settings.values,
-            hint="--profile (or try --sandbox to run against the embedded stand-in)",
+            hint=_("--profile (or try --sandbox to run against the embedded stand-in)"),
         )
         credentials = credentials_for(settings.values, env)
     check_setting("canary", choices.canary, "flag")

@@ -35,6 +35,7 @@ A profile file looks like::
     concurrency = 50
     rate = 100
     timeout = 35
+    default_message = "批量操作：{action}"
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +56,7 @@ from .blueking import blueking_base_url
 from .ranges import RANGES
 from .templates import TEMPLATE_FIELDS, checked_template
 from .trust import is_trusted, read_store, user_config_dir
+from .urls import checked_url
 
 Gateway = Literal["esb", "apigw"]
 GATEWAYS: tuple[Gateway, ...] = ("esb", "apigw")
@@ -141,13 +142,19 @@ def credentials_from(
     token = env.get(token_env, "").strip()
     missing = []
     if not code:
-        missing.append(f"the app code (--app-code or {ENV_APP_CODE})")
+        missing.append(_("the app code (--app-code or {env})").format(env=ENV_APP_CODE))
     if not secret:
-        missing.append(f"the app secret (environment variable {secret_env})")
+        missing.append(_("the app secret (environment variable {env})").format(env=secret_env))
     if not user and not token:
-        missing.append(f"a user (--username or {ENV_USERNAME}, or {token_env})")
+        missing.append(
+            _("a user (--username or {env}, or {token_env})").format(
+                env=ENV_USERNAME, token_env=token_env
+            )
+        )
     if missing:
-        raise ConfigError("missing " + "; ".join(missing) + ". Set them and run again.")
+        raise ConfigError(
+            _("missing {what}. Set them and run again.").format(what="; ".join(missing))
+        )
     return Credentials(app_code=code, app_secret=secret, username=user, token=token)
 
 
@@ -191,6 +198,9 @@ SETTINGS: dict[str, Setting] = {
     "timeout": Setting(float, DEFAULT_TIMEOUT_S),
     "retries": Setting(int, DEFAULT_RETRIES),
     "max_failures": Setting(str, None),
+    # What a blank action_message of an UNSUSPEND/WITHDRAW row becomes ({action}: the
+    # action in the user's language); None: "batchops: {action}" in the user's language.
+    "default_message": Setting(str, None),
     "readback_delay": Setting(float, DEFAULT_READBACK_DELAY_S),
     "server_timeout": Setting(float, DEFAULT_SERVER_TIMEOUT_S),
     "outage_wait": Setting(float, DEFAULT_OUTAGE_WAIT_S),
@@ -239,50 +249,18 @@ def check_setting(key: str, value: SettingValue, source: str) -> SettingValue:
     except (ValueError, OverflowError):
         number = math.nan
     if isinstance(value, bool) or not bounds.admits(number):
-        raise ConfigError(f"{where} must be {bounds.rule()}, not {value!r}; fix it and run again")
-    if bounds.whole and not number.is_integer():
-        raise ConfigError(f"{where} must be a whole number, not {value!r}; fix it and run again")
-    return value
-
-
-def checked_url(text: str, where: str, *, none_allowed: bool = False) -> str:
-    """``text`` if it is an http(s) URL batchops can send to; else one ConfigError line.
-
-    Blank is "not given" (the caller says what is missing); ``none`` is a choice for the
-    proxy. A password in the URL is never shown.
-    """
-    url = text.strip()
-    if not url or (none_allowed and url.lower() == "none"):
-        return url
-    problem = _url_problem(url)
-    if problem:
-        shown = masked_url(url)
-        also = " (or 'none' to connect directly)" if none_allowed else ""
         raise ConfigError(
-            f"{where} must be an http:// or https:// URL with a host{also}, not {shown!r}: "
-            f"{problem}; fix it and run again"
+            _("{where} must be {rule}, not {value}; fix it and run again").format(
+                where=where, rule=bounds.rule(), value=repr(value)
+            )
         )
-    return url
-
-
-def _url_problem(url: str) -> str | None:
-    """What makes ``url`` unusable as an address, or None."""
-    if any(c.isspace() or not c.isprintable() for c in url):
-        return "it holds a blank or a control character"
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port  # a port that is no number, or out of range, raises here
-    except ValueError as exc:
-        return str(exc)
-    if parts.scheme.lower() not in ("http", "https"):
-        return "the scheme is not http or https"
-    if not parts.hostname:
-        return "it names no host"
-    if port == 0:
-        return "port 0 is no port"
-    if parts.query or parts.fragment:
-        return "an address takes no ?query or #fragment"
-    return None
+    if bounds.whole and not number.is_integer():
+        raise ConfigError(
+            _("{where} must be a whole number, not {value}; fix it and run again").format(
+                where=where, value=repr(value)
+            )
+        )
+    return value
 
 
 NOTIFY_ON = ("problems", "always")
@@ -307,6 +285,7 @@ class Values:
     timeout: float
     retries: int
     max_failures: str | None
+    default_message: str | None
     readback_delay: float
     server_timeout: float
     outage_wait: float
@@ -322,7 +301,7 @@ class Values:
         notification URL's key masked)."""
         value = getattr(self, key)
         if value is None:
-            return "(not set)"
+            return _("(not set)")
         if key in ("notify", "proxy"):
             return _shown(key, list(value) if isinstance(value, tuple) else value)
         return str(value)
@@ -342,7 +321,9 @@ def _gateway(value: SettingValue) -> Gateway:
     for gateway in GATEWAYS:
         if value == gateway:
             return gateway
-    raise ConfigError(f"--gateway must be 'esb' or 'apigw', not {value!r}")
+    raise ConfigError(
+        _("--gateway must be 'esb' or 'apigw', not {value}").format(value=repr(value))
+    )
 
 
 def _typed(values: Mapping[str, SettingValue]) -> Values:
@@ -360,6 +341,7 @@ def _typed(values: Mapping[str, SettingValue]) -> Values:
         timeout=_number("timeout", values["timeout"]),
         retries=int(_number("retries", values["retries"])),
         max_failures=_text(values["max_failures"]),
+        default_message=_text(values["default_message"]),
         readback_delay=_number("readback_delay", values["readback_delay"]),
         server_timeout=_number("server_timeout", values["server_timeout"]),
         outage_wait=_number("outage_wait", values["outage_wait"]),
@@ -393,7 +375,9 @@ def find_config(
     if given:
         path = Path(given).expanduser()
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; check --config")
+            raise ConfigError(
+                _("config file {path} does not exist; check --config").format(path=path)
+            )
         return path, []
     warnings: list[str] = []
     local = Path.cwd() / CONFIG_NAME
@@ -402,11 +386,13 @@ def find_config(
         if is_trusted(local, env, store):
             return local, warnings
         if store.problem:
-            warnings.append(f"{store.problem}; it is taken as empty")
+            warnings.append(_("{problem}; it is taken as empty").format(problem=store.problem))
         warnings.append(
-            f"ignoring {local.resolve()}: a {CONFIG_NAME} in the working folder is "
-            "read only once you trust it (it could send your secret elsewhere); check it, "
-            f"then run: batchops config trust {local.resolve()}"
+            _(
+                "ignoring {path}: a {name} in the working folder is read only once you trust "
+                "it (it could send your secret elsewhere); check it, then run: batchops "
+                "config trust {path}"
+            ).format(path=local.resolve(), name=CONFIG_NAME)
         )
     own = user_config_dir(env) / CONFIG_NAME
     return (own if own.is_file() else None), warnings
@@ -417,24 +403,34 @@ def load_profile(path: Path | None, name: str | None) -> tuple[str | None, dict[
     if path is None:
         if name:
             raise ConfigError(
-                f"--profile {name}: no {CONFIG_NAME} found in ~/.config/batchops/ (or a "
-                "trusted one in this folder); create one, trust this folder's with "
-                "'batchops config trust batchops.toml', or pass --config PATH"
+                _(
+                    "--profile {profile}: no {name} found in ~/.config/batchops/ (or a "
+                    "trusted one in this folder); create one, trust this folder's with "
+                    "'batchops config trust batchops.toml', or pass --config PATH"
+                ).format(profile=name, name=CONFIG_NAME)
             )
         return None, {}
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        raise ConfigError(
+            _("cannot read config file {path}: {error}").format(path=path, error=exc)
+        ) from None
     profiles = document.get("profiles", {})
     if not isinstance(profiles, dict):
-        raise ConfigError(f"{path}: 'profiles' must be a table of [profiles.NAME] sections")
+        raise ConfigError(
+            _("{path}: 'profiles' must be a table of [profiles.NAME] sections").format(path=path)
+        )
     name = name or document.get("default_profile")
     if not name:
         return None, {}
     if name not in profiles or not isinstance(profiles[name], dict):
-        known = ", ".join(sorted(profiles)) or "none"
-        raise ConfigError(f"{path} has no profile '{name}'; profiles there: {known}")
+        known = ", ".join(sorted(profiles)) or _("none")
+        raise ConfigError(
+            _("{path} has no profile '{profile}'; profiles there: {known}").format(
+                path=path, profile=name, known=known
+            )
+        )
     return str(name), _checked_profile(path, str(name), profiles[name])
 
 
@@ -443,14 +439,18 @@ def _checked_profile(path: Path, name: str, raw: Mapping[str, object]) -> dict[s
     for key, value in raw.items():
         if key.lower() in _SECRET_KEYS:
             raise ConfigError(
-                f"{path}: profile '{name}' holds '{key}'; never put a secret in the file — "
-                f'export it and name the variable instead: secret_env = "MY_APP_SECRET"'
+                _(
+                    "{path}: profile '{profile}' holds '{key}'; never put a secret in the "
+                    "file — export it and name the variable instead: "
+                    'secret_env = "MY_APP_SECRET"'
+                ).format(path=path, profile=name, key=key)
             )
         setting = SETTINGS.get(key)
         if setting is None:
             raise ConfigError(
-                f"{path}: profile '{name}' has unknown key '{key}'; known keys: "
-                + ", ".join(SETTINGS)
+                _("{path}: profile '{profile}' has unknown key '{key}'; known keys: {keys}").format(
+                    path=path, profile=name, key=key, keys=", ".join(SETTINGS)
+                )
             )
         if setting.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -460,16 +460,34 @@ def _checked_profile(path: Path, name: str, raw: Mapping[str, object]) -> dict[s
             value = [value]
         if not isinstance(value, setting.kind) or isinstance(value, bool):
             raise ConfigError(
-                f"{path}: profile '{name}' key '{key}' must be a {setting.kind.__name__}, "
-                f"not {_shown(key, value)}"
+                _("{path}: profile '{profile}' key '{key}' must be a {kind}, not {value}").format(
+                    path=path,
+                    profile=name,
+                    key=key,
+                    kind=setting.kind.__name__,
+                    value=_shown(key, value),
+                )
             )
         if isinstance(value, list) and not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{path}: profile '{name}' key '{key}' must be a list of strings")
-        clean[key] = check_setting(key, _setting_value(value), f"profile {name} in {path}")
+            raise ConfigError(
+                _("{path}: profile '{profile}' key '{key}' must be a list of strings").format(
+                    path=path, profile=name, key=key
+                )
+            )
+        where = _("profile {profile} in {path}").format(profile=name, path=path)
+        clean[key] = check_setting(key, _setting_value(value), where)
     if clean.get("gateway", "esb") not in ("esb", "apigw"):
-        raise ConfigError(f"{path}: profile '{name}' gateway must be 'esb' or 'apigw'")
+        raise ConfigError(
+            _("{path}: profile '{profile}' gateway must be 'esb' or 'apigw'").format(
+                path=path, profile=name
+            )
+        )
     if clean.get("notify_on", "problems") not in NOTIFY_ON:
-        raise ConfigError(f"{path}: profile '{name}' notify_on must be 'problems' or 'always'")
+        raise ConfigError(
+            _("{path}: profile '{profile}' notify_on must be 'problems' or 'always'").format(
+                path=path, profile=name
+            )
+        )
     return clean
 
 
@@ -553,10 +571,10 @@ def describe(resolved: Resolved, env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     lines = []
     if resolved.config_path:
-        lines.append(f"config file: {resolved.config_path}")
+        lines.append(_("config file: {path}").format(path=resolved.config_path))
     else:
-        lines.append("config file: none found")
-    lines.append(f"profile: {resolved.profile or '(none)'}")
+        lines.append(_("config file: none found"))
+    lines.append(_("profile: {profile}").format(profile=resolved.profile or _("(none)")))
     width = max(len(k) for k in SETTINGS) + 1
     for key in SETTINGS:
         shown = resolved.values.shown(key)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchops.errors import ConfigError
+from batchops.i18n import _
 
 TRUST_NAME = "trusted.json"
 #: What the store says it is, so a file of another shape is never taken for one.
@@ -77,7 +78,9 @@ def read_store(env: Mapping[str, str]) -> TrustStore:
     except FileNotFoundError:
         return TrustStore()
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return TrustStore(problem=f"cannot read the trust store {path} ({exc})")
+        return TrustStore(
+            problem=_("cannot read the trust store {path} ({error})").format(path=path, error=exc)
+        )
     files = document.get("files") if isinstance(document, dict) else None
     well_formed = (
         isinstance(document, dict)
@@ -87,7 +90,9 @@ def read_store(env: Mapping[str, str]) -> TrustStore:
         and all(_is_digest(d) for d in files.values())
     )
     if not well_formed or not isinstance(files, dict):
-        return TrustStore(problem=f"the trust store {path} is not one batchops wrote")
+        return TrustStore(
+            problem=_("the trust store {path} is not one batchops wrote").format(path=path)
+        )
     return TrustStore(files={str(p): str(d) for p, d in files.items()})
 
 
@@ -95,8 +100,10 @@ def _refuse_control_characters(given: str, target: Path) -> None:
     found = control_characters(given) or control_characters(str(target))
     if found:
         raise ConfigError(
-            f"cannot trust {given!r}: its path holds control characters ({', '.join(found)}); "
-            "rename the file or its folder, then trust it again"
+            _(
+                "cannot trust {path}: its path holds control characters ({characters}); "
+                "rename the file or its folder, then trust it again"
+            ).format(path=repr(given), characters=", ".join(found))
         )
 
 
@@ -115,13 +122,17 @@ def trust_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = N
     target = Path(given).expanduser().resolve()
     _refuse_control_characters(given, target)
     if not target.is_file():
-        raise ConfigError(f"{target} is not a file; pass the batchops.toml to trust")
+        raise ConfigError(
+            _("{path} is not a file; pass the batchops.toml to trust").format(path=target)
+        )
     try:
         # A file that does not parse is not worth trusting; say so now.
         tomllib.loads(target.read_text(encoding="utf-8"))
         digest = _digest(target)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {target}: {exc}") from None
+        raise ConfigError(
+            _("cannot read config file {path}: {error}").format(path=target, error=exc)
+        ) from None
     store = read_store(env)
     files = {**store.files, str(target): digest}
     record = trust_store_path(env)
@@ -132,7 +143,11 @@ def trust_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = N
         tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, record)
     except OSError as exc:
-        raise ConfigError(f"cannot record the trust in {record}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            _("cannot record the trust in {path}: {error}").format(
+                path=record, error=exc.strerror or exc
+            )
+        ) from None
     return Trusted(record, store.problem)
 
 

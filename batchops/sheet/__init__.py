@@ -18,15 +18,17 @@ from .selection import (
     previous_statuses,
     select_rows,
 )
-from .validation import ACTION_ALIASES, one_letter_case
+from .validation import ACTION_ALIASES, AMBIGUOUS_ACTIONS, action_of, one_letter_case
 
 __all__ = [
     "ACTION_ALIASES",
+    "AMBIGUOUS_ACTIONS",
     "DONE_BEFORE",
     "FIELD_ALIASES",
     "LEFT_OUT_MESSAGE",
     "NOT_DONE",
     "Batch",
+    "action_of",
     "add_notes",
     "is_report",
     "left_out_note",

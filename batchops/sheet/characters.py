@@ -37,6 +37,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from batchops.i18n import N_, _
+
 __all__ = ["INVISIBLE", "MESSAGE", "OPERATOR", "SN", "CellRule", "clean_cells"]
 
 StrArray = npt.NDArray[np.object_]
@@ -80,7 +82,7 @@ class CellRule:
     #: The field as reasons and notes name it.
     name: str
     unfit: Callable[[str], bool]
-    #: How to fix a refused cell: the end of its reason.
+    #: How to fix a refused cell: the end of its reason (marked ``N_``, shown with ``_``).
     fix: str
     #: Whether the reason quotes the cell (a message may be long: only the characters).
     quote: bool = True
@@ -88,22 +90,30 @@ class CellRule:
     spaces_matter: bool = False
 
 
-_RETYPE: Final = "copying from a web page or chat brings hidden characters along"
-
 SN: Final = CellRule(
     "sn",
     _unfit_in_sn,
-    f"a ticket number has none, so type the sn again ({_RETYPE})",
+    N_(
+        "a ticket number has none, so type the sn again (copying from a web page or chat "
+        "brings hidden characters along)"
+    ),
     spaces_matter=True,
 )
 OPERATOR: Final = CellRule(
-    "operator", _unfit_in_operator, f"a user name has none, so type it again ({_RETYPE})"
+    "operator",
+    _unfit_in_operator,
+    N_(
+        "a user name has none, so type it again (copying from a web page or chat brings "
+        "hidden characters along)"
+    ),
 )
 MESSAGE: Final = CellRule(
     "action_message",
     _unfit_in_message,
-    "remove it (a message may hold tabs and line breaks but no other control character: "
-    "ITSM keeps it in the ticket's history as sent)",
+    N_(
+        "remove it (a message may hold tabs and line breaks but no other control character: "
+        "ITSM keeps it in the ticket's history as sent)"
+    ),
     quote=False,
 )
 
@@ -128,7 +138,9 @@ def clean_cells(
         hidden = sorted({c for c in removed if c in INVISIBLE}, key=ord)
         if hidden:
             codes = ", ".join(f"U+{ord(c):04X}" for c in hidden)
-            notes[index] = f"{rule.name} trimmed of invisible characters at its ends ({codes})"
+            notes[index] = _(
+                "{field} trimmed of invisible characters at its ends ({codes})"
+            ).format(field=rule.name, codes=codes)
     return reasons, notes
 
 
@@ -146,16 +158,20 @@ def _refusal(rule: CellRule, core: str, inner: list[tuple[int, str]]) -> str:
     first: dict[str, int] = {}
     for at, char in inner:
         first.setdefault(char, at)
-    kinds = [f"{_shown_char(c)} at position {at}" for c, at in first.items()]
+    at_position = _("{char} at position {at}")
+    kinds = [at_position.format(char=_shown_char(c), at=at) for c, at in first.items()]
     if len(kinds) > _SHOWN_KINDS:
-        kinds = [*kinds[:_SHOWN_KINDS], f"{len(kinds) - _SHOWN_KINDS} more"]
+        more = _("{count} more").format(count=len(kinds) - _SHOWN_KINDS)
+        kinds = [*kinds[:_SHOWN_KINDS], more]
     what = ", ".join(kinds)
     if rule.quote:
         shown = core.encode("unicode_escape").decode("ascii")
         if len(shown) > 60:
             shown = shown[:59] + "…"
-        return f"{rule.name} {shown!r} holds {what}; {rule.fix}"
-    return f"{rule.name} holds {what}; {rule.fix}"
+        return _("{field} {cell} holds {what}; {fix}").format(
+            field=rule.name, cell=repr(shown), what=what, fix=_(rule.fix)
+        )
+    return _("{field} holds {what}; {fix}").format(field=rule.name, what=what, fix=_(rule.fix))
 
 
 def _plain(text: str, spaces_matter: bool) -> bool:
@@ -181,20 +197,20 @@ def _suspects(cells: list[str], spaces_matter: bool) -> list[int]:
 
 
 _CHARACTER_NAMES: Final = {
-    "\t": "a tab",
-    "\n": "a line break",
-    "\r": "a line break",
-    "\x00": "a NUL character",
-    "\x07": "a bell character (BEL, U+0007)",
-    "\x1b": "an escape character (ESC, U+001B)",
-    "\x7f": "a delete character (DEL, U+007F)",
-    " ": "a blank",
+    "\t": N_("a tab"),
+    "\n": N_("a line break"),
+    "\r": N_("a line break"),
+    "\x00": N_("a NUL character"),
+    "\x07": N_("a bell character (BEL, U+0007)"),
+    "\x1b": N_("an escape character (ESC, U+001B)"),
+    "\x7f": N_("a delete character (DEL, U+007F)"),
+    " ": N_("a blank"),
 }
 
 
 def _shown_char(char: str) -> str:
     """A character as a person can recognise it: 'a tab', 'zero width space (U+200B)'."""
     if char in _CHARACTER_NAMES:
-        return _CHARACTER_NAMES[char]
-    name = unicodedata.name(char, "").lower() or "a control character"
+        return _(_CHARACTER_NAMES[char])
+    name = unicodedata.name(char, "").lower() or _("a control character")
     return f"{name} (U+{ord(char):04X})"

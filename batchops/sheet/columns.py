@@ -15,7 +15,9 @@ columns :mod:`batchops.sheet.validation` can check:
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from batchops.errors import InputError
-from batchops.model import RESULT_COLUMNS
+from batchops.i18n import _, ngettext
+from batchops.model import RESULT_COLUMNS, RESULT_HEADERS, RESULT_PREFIXES
 
 from .reading import empty_message, read_header, show
 
@@ -40,13 +43,15 @@ __all__ = [
     "unguard",
 ]
 
-#: Accepted headers per canonical field, canonical name first. Matching is case-insensitive
-#: and ignores surrounding blanks; inner blanks and hyphens count as ``_``.
+#: Accepted headers per canonical field, canonical name first: the English names and the
+#: words Chinese ITSM sheets use (``工单号`` is the most common sn header there). Matching
+#: is case-insensitive, full-width letters count as plain ones (NFKC), surrounding blanks
+#: are ignored, and inner blanks and hyphens count as ``_``.
 FIELD_ALIASES: Final[dict[str, tuple[str, ...]]] = {
-    "sn": ("sn", "ticket", "ticket_sn", "单号", "单据号"),
+    "sn": ("sn", "ticket", "ticket_sn", "工单号", "工单编号", "单号", "单据号", "单据编号"),
     "operator": ("operator", "处理人", "操作人"),
     "action_type": ("action_type", "action", "操作类型", "操作"),
-    "action_message": ("action_message", "message", "备注", "操作备注", "原因"),
+    "action_message": ("action_message", "message", "原因", "操作原因", "备注", "操作备注"),
 }
 _REQUIRED_FIELDS: Final = ("sn", "operator", "action_type")
 
@@ -120,11 +125,19 @@ def is_report(path: Path) -> bool:
 
 
 def _is_result_tail(names: Sequence[str]) -> bool:
-    for name, expected in zip(names, RESULT_COLUMNS, strict=True):
-        key = name.strip().lower()
-        if key != expected and key != f"result_{expected}":
-            return False
-    return True
+    """Whether ``names`` are the result headers, each in any language batchops writes
+    (a report written under Chinese is read under English too, and the reverse), with
+    or without the prefixes a clash with an input column puts before them."""
+    return all(
+        _unprefixed(header_text(name)) in accepted
+        for name, accepted in zip(names, _RESULT_HEADERS, strict=True)
+    )
+
+
+def _unprefixed(key: str) -> str:
+    while key.startswith(_RESULT_PREFIXES):
+        key = key[len(next(p for p in _RESULT_PREFIXES if key.startswith(p))) :]
+    return key
 
 
 def _unique(names: Iterable[str]) -> list[str]:
@@ -158,9 +171,23 @@ def unguard(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def header_text(name: str) -> str:
+    """A header as it is compared: full-width letters and blanks made plain (NFKC: a
+    Chinese input method's ``ｓｎ`` is ``sn``), trimmed, in one letter case."""
+    return unicodedata.normalize("NFKC", name).strip().casefold()
+
+
 def header_key(name: str) -> str:
     """A header as it is matched against the aliases."""
-    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+    return re.sub(r"[\s\-]+", "_", header_text(name))
+
+
+#: Per result column (RESULT_COLUMNS order): its headers in every language, as matched.
+_RESULT_HEADERS: Final = tuple(
+    frozenset(header_text(headers[i]) for headers in RESULT_HEADERS.values())
+    for i in range(len(RESULT_COLUMNS))
+)
+_RESULT_PREFIXES: Final = tuple(header_text(prefix) for prefix in RESULT_PREFIXES.values())
 
 
 _ALIAS_LOOKUP: Final[dict[str, tuple[str, bool]]] = {
@@ -188,9 +215,14 @@ def map_columns(names: list[str], labels: list[str], where: Path | str) -> dict[
     for field in FIELD_ALIASES:
         chosen = canonical.get(field) or aliased.get(field) or []
         if len(chosen) > 1:
-            shown = " and ".join(f"'{show(names[j])}' ({_column_letter(j)})" for j in chosen)
+            shown = functools.reduce(
+                lambda first, second: _("{first} and {second}").format(first=first, second=second),
+                [f"'{show(names[j])}' ({_column_letter(j)})" for j in chosen],
+            )
             raise InputError(
-                f"{where}: columns {shown} both map to {field}; rename or delete one of them"
+                _(
+                    "{where}: columns {shown} both map to {field}; rename or delete one of them"
+                ).format(where=where, shown=shown, field=field)
             )
         if chosen:
             columns[field] = labels[chosen[0]]
@@ -204,14 +236,21 @@ def map_columns(names: list[str], labels: list[str], where: Path | str) -> dict[
 
 def _missing_message(missing: list[str], names: list[str], where: Path | str) -> str:
     wanted = "; ".join(
-        f"{field} (accepted headers: {', '.join(FIELD_ALIASES[field])})" for field in missing
+        _("{field} (accepted headers: {headers})").format(
+            field=field, headers=", ".join(FIELD_ALIASES[field])
+        )
+        for field in missing
     )
-    found = ", ".join(f"'{show(n)}'" for n in names) or "none"
-    hint = ""
+    found = ", ".join(f"'{show(n)}'" for n in names) or _("none")
+    message = ngettext(
+        "{where} is missing the column {wanted}; columns found: {found}",
+        "{where} is missing the columns {wanted}; columns found: {found}",
+        len(missing),
+    ).format(where=where, wanted=wanted, found=found)
     if len(names) == 1 and re.search(r"[;\t|]", names[0]):
-        hint = "; the file seems to use another separator than ',', save it as CSV again"
-    noun = "column" if len(missing) == 1 else "columns"
-    return f"{where} is missing the {noun} {wanted}; columns found: {found}{hint}"
+        hint = _("the file seems to use another separator than ',', save it as CSV again")
+        return _("{message}; {hint}").format(message=message, hint=hint)
+    return message
 
 
 def _column_letter(index: int) -> str:
@@ -220,7 +259,7 @@ def _column_letter(index: int) -> str:
     while index:
         index, rem = divmod(index - 1, 26)
         letters = chr(ord("A") + rem) + letters
-    return f"column {letters}"
+    return _("column {letter}").format(letter=letters)
 
 
 def _filled_rows(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:

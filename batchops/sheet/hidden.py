@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from batchops.errors import InputError
+from batchops.i18n import _
 
 __all__ = ["hidden_rows"]
 
@@ -71,8 +72,10 @@ def hidden_rows(source: Path, sheet: str) -> frozenset[int]:
     except (KeyError, ValueError, ET.ParseError, zipfile.BadZipFile, zlib.error, OSError) as exc:
         why = str(exc).strip("'\"") or type(exc).__name__
         raise InputError(
-            f"{source}: cannot tell which rows of sheet '{sheet}' are hidden ({why}); open "
-            "it in Excel and save it again, or pass --include-hidden to send hidden rows too"
+            _(
+                "{path}: cannot tell which rows of sheet '{sheet}' are hidden ({why}); open "
+                "it in Excel and save it again, or pass --include-hidden to send hidden rows too"
+            ).format(path=source, sheet=sheet, why=why)
         ) from None
 
 

@@ -33,20 +33,21 @@ import numpy.typing as npt
 import pandas as pd
 
 from batchops.errors import InputError
+from batchops.i18n import _
 from batchops.model import Action, Row
 
 from .columns import FIELD_ALIASES, map_columns, table_from_cells, unguard
 from .reading import read_cells
-from .validation import ACTION_ALIASES, StrArray, default_message, validate
+from .validation import ACTION_ALIASES, StrArray, validate
 
 __all__ = [
     "ACTION_ALIASES",
     "DONE_BEFORE",
     "FIELD_ALIASES",
     "Batch",
-    "default_message",
     "load_batch",
     "previous_done",
+    "status_words",
 ]
 
 _FINGERPRINT_TAG: Final = b"batchops-frame-v1\0"
@@ -124,9 +125,15 @@ class Batch:
 DONE_BEFORE: Final = ("success", "skipped", "unknown")
 
 
+def status_words(status: pd.Series) -> pd.Series:
+    """An earlier report's status cells as the words they are matched as: full-width
+    letters made plain (NFKC), trimmed, lower case."""
+    return status.astype(str).str.normalize("NFKC").str.strip().str.lower()
+
+
 def previous_done(status: pd.Series) -> npt.NDArray[np.bool_]:
     """Which rows an earlier report's status column says are done or may have landed."""
-    return np.asarray(status.astype(str).str.strip().str.lower().isin(DONE_BEFORE), dtype=bool)
+    return np.asarray(status_words(status).isin(DONE_BEFORE), dtype=bool)
 
 
 def load_batch(
@@ -135,18 +142,21 @@ def load_batch(
     sheet: str | None = None,
     encoding: str | None = None,
     include_hidden: bool = False,
+    default_message: str | None = None,
 ) -> Batch:
     """Read ``path`` (CSV or Excel), find its columns and validate every row.
 
     ``sheet`` picks a worksheet of a workbook (default: the first visible one);
     ``encoding`` overrides CSV encoding detection. Rows hidden or filtered out in a
-    workbook are left out (:attr:`Batch.left_out`) unless ``include_hidden``. Raises
+    workbook are left out (:attr:`Batch.left_out`) unless ``include_hidden``.
+    ``default_message`` is a profile's template for blank messages (``{action}``: the
+    action; default: ``batchops: {action}`` in the language in use). Raises
     :class:`InputError` with a one-line message for anything that makes the whole file
     unusable.
     """
     source = Path(path)
     cells = read_cells(source, sheet=sheet, encoding=encoding, find_hidden=not include_hidden)
-    where = source if cells.sheet is None else f"{source} (sheet '{cells.sheet}')"
+    where = _where(source, cells.sheet)
     table = table_from_cells(cells.raw, where, cells.header_row)
     frame = table.frame
     previous_status: StrArray | None = None
@@ -157,13 +167,15 @@ def load_batch(
     columns = map_columns(table.headers, [str(c) for c in frame.columns], where)
     if len(frame) == 0:
         raise InputError(
-            f"{where} has a header but no data rows; add at least one row to operate on"
+            _("{where} has a header but no data rows; add at least one row to operate on").format(
+                where=where
+            )
         )
     applied = None
     if table.previous is not None:
         applied = previous_done(table.previous["status"])
     left_out = _left_out(table.lines, cells.hidden)
-    rows = validate(frame, columns, table.lines, applied, left_out)
+    rows = validate(frame, columns, table.lines, applied, left_out, default_message)
     return Batch(
         source=source,
         fmt=cells.fmt,
@@ -183,6 +195,13 @@ def load_batch(
         lines=table.lines,
         left_out=left_out,
     )
+
+
+def _where(source: Path, sheet: str | None) -> Path | str:
+    """The input as messages name it: the file, and the sheet of a workbook."""
+    if sheet is None:
+        return source
+    return _("{path} (sheet '{sheet}')").format(path=source, sheet=sheet)
 
 
 def _left_out(lines: npt.NDArray[np.int64], hidden: frozenset[int]) -> npt.NDArray[np.bool_] | None:

@@ -30,6 +30,7 @@ from typing import Final, Literal
 import pandas as pd
 
 from batchops.errors import InputError
+from batchops.i18n import _
 
 from .hidden import hidden_rows
 
@@ -78,12 +79,18 @@ def read_cells(
     _check_path(source, suffix)
     if suffix == ".csv":
         if sheet is not None:
-            raise InputError(f"{source} is a CSV file, which has no sheets; drop the sheet option")
+            raise InputError(
+                _("{path} is a CSV file, which has no sheets; drop the sheet option").format(
+                    path=source
+                )
+            )
         raw, encoding_used, header_row = _read_csv(source, encoding)
         return Cells(raw, "csv", encoding_used, None, header_row)
     if encoding is not None:
         raise InputError(
-            f"{source} is an Excel workbook, which has no text encoding; drop the encoding option"
+            _(
+                "{path} is an Excel workbook, which has no text encoding; drop the encoding option"
+            ).format(path=source)
         )
     raw, sheet_used, header_row = _read_workbook(source, sheet)
     hidden = hidden_rows(source, sheet_used) if find_hidden else frozenset()
@@ -107,14 +114,18 @@ def read_header(source: Path) -> list[str]:
 def _check_path(source: Path, suffix: str) -> None:
     """Refuse a path that is not an existing file of a kind batchops reads."""
     if suffix != ".csv" and suffix not in SPREADSHEET_EXTENSIONS:
-        shown = f"'{source.suffix}'" if source.suffix else "no extension"
+        shown = f"'{source.suffix}'" if source.suffix else _("no extension")
         raise InputError(
-            f"{source} has {shown}; batchops reads .csv and .xlsx files (also .xlsm, .xls)"
+            _("{path} has {suffix}; batchops reads .csv and .xlsx files (also .xlsm, .xls)").format(
+                path=source, suffix=shown
+            )
         )
     if not source.exists():
-        raise InputError(f"input file {source} does not exist; check the path")
+        raise InputError(_("input file {path} does not exist; check the path").format(path=source))
     if not source.is_file():
-        raise InputError(f"{source} is not a file; pass the CSV or Excel file itself")
+        raise InputError(
+            _("{path} is not a file; pass the CSV or Excel file itself").format(path=source)
+        )
 
 
 def show(text: str, limit: int = 40) -> str:
@@ -128,10 +139,10 @@ def _one_line(text: str) -> str:
 
 
 def empty_message(source: Path | str) -> str:
-    return (
-        f"{source} is empty; it needs a header row (sn, operator, action_type, "
+    return _(
+        "{path} is empty; it needs a header row (sn, operator, action_type, "
         "action_message) and at least one data row"
-    )
+    ).format(path=source)
 
 
 # --------------------------------------------------------------------------- CSV
@@ -171,11 +182,15 @@ def _read_csv(source: Path, encoding: str | None) -> tuple[pd.DataFrame, str, in
 
     if encoding is not None:
         raise InputError(
-            f"{source} cannot be decoded as {encoding}; pass the right --encoding, "
-            "or re-save it as 'CSV UTF-8'"
+            _(
+                "{path} cannot be decoded as {encoding}; pass the right --encoding, "
+                "or re-save it as 'CSV UTF-8'"
+            ).format(path=source, encoding=encoding)
         )
     raise InputError(
-        f"{source} is not UTF-8 or GB18030 text; re-save it as 'CSV UTF-8' or pass --encoding"
+        _(
+            "{path} is not UTF-8 or GB18030 text; re-save it as 'CSV UTF-8' or pass --encoding"
+        ).format(path=source)
     )
 
 
@@ -185,14 +200,22 @@ def _sample(source: Path) -> bytes:
         with source.open("rb") as handle:
             sample = handle.read(_SAMPLE_BYTES)
     except OSError as exc:
-        raise InputError(f"cannot read {source}: {exc.strerror or exc}; check the file") from None
+        raise InputError(_unreadable(source, exc)) from None
     if not sample:
         raise InputError(empty_message(source))
     if sample.startswith(b"PK\x03\x04"):
         raise InputError(
-            f"{source} is an Excel workbook (zip data), not CSV text; rename it to .xlsx"
+            _("{path} is an Excel workbook (zip data), not CSV text; rename it to .xlsx").format(
+                path=source
+            )
         )
     return sample
+
+
+def _unreadable(source: Path, exc: OSError) -> str:
+    return _("cannot read {path}: {error}; check the file").format(
+        path=source, error=exc.strerror or exc
+    )
 
 
 def _known(encoding: str) -> str:
@@ -201,7 +224,9 @@ def _known(encoding: str) -> str:
         codecs.lookup(encoding)
     except LookupError:
         raise InputError(
-            f"unknown encoding '{encoding}'; use e.g. utf-8, utf-8-sig or gb18030"
+            _("unknown encoding '{encoding}'; use e.g. utf-8, utf-8-sig or gb18030").format(
+                encoding=encoding
+            )
         ) from None
     return encoding
 
@@ -228,7 +253,7 @@ def _parse_csv(source: Path, enc: str, leading: int) -> pd.DataFrame | None:
     except pd.errors.ParserError as exc:
         raise InputError(_parser_message(source, exc)) from None
     except OSError as exc:
-        raise InputError(f"cannot read {source}: {exc.strerror or exc}; check the file") from None
+        raise InputError(_unreadable(source, exc)) from None
     except ValueError as exc:  # anything else the parser rejects
         raise InputError(_parser_message(source, exc)) from None
 
@@ -266,9 +291,11 @@ def _check_plausible_chinese(source: Path) -> None:
     if rare * 2 > len(wide):
         sample = "".join(wide[:6])
         raise InputError(
-            f"{source} is not UTF-8, and read as GB18030 it gives unlikely text ({sample}…); "
-            "it may be Latin-1/Windows-1252: pass --encoding cp1252 (or the right one), or "
-            "--encoding gb18030 if the text really is Chinese"
+            _(
+                "{path} is not UTF-8, and read as GB18030 it gives unlikely text ({sample}…); "
+                "it may be Latin-1/Windows-1252: pass --encoding cp1252 (or the right one), or "
+                "--encoding gb18030 if the text really is Chinese"
+            ).format(path=source, sample=sample)
         )
 
 
@@ -305,13 +332,17 @@ def _parser_message(source: Path, exc: Exception) -> str:
     fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
     if fields:
         expected, line, saw = fields.groups()
-        return (
-            f"{source}: line {line} has {saw} fields but the first line has {expected}; "
+        return _(
+            "{path}: line {line} has {saw} fields but the first line has {expected}; "
             "quote values that contain commas, or fix that line"
-        )
+        ).format(path=source, line=line, saw=saw, expected=expected)
     if "EOF inside string" in text:
-        return f'{source} ends inside a quoted value; close the quote (") that is left open'
-    return f"{source} is not valid CSV ({_one_line(text)}); re-save it as 'CSV UTF-8'"
+        return _('{path} ends inside a quoted value; close the quote (") that is left open').format(
+            path=source
+        )
+    return _("{path} is not valid CSV ({error}); re-save it as 'CSV UTF-8'").format(
+        path=source, error=_one_line(text)
+    )
 
 
 # --------------------------------------------------------------------------- workbooks
@@ -328,10 +359,16 @@ def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str, 
             if sheet is None:
                 sheet = _first_visible_sheet(book, names)
                 if sheet is None:
-                    raise InputError(f"{source} has no worksheet; save a sheet with the rows")
+                    raise InputError(
+                        _("{path} has no worksheet; save a sheet with the rows").format(path=source)
+                    )
             elif sheet not in names:
-                shown = ", ".join(f"'{n}'" for n in names) or "none"
-                raise InputError(f"{source} has no sheet named '{sheet}'; its sheets are: {shown}")
+                shown = ", ".join(f"'{n}'" for n in names) or _("none")
+                raise InputError(
+                    _("{path} has no sheet named '{sheet}'; its sheets are: {sheets}").format(
+                        path=source, sheet=sheet, sheets=shown
+                    )
+                )
             chosen = book.get_sheet_by_name(sheet)
             rows = chosen.to_python(skip_empty_area=True)
             start = chosen.start
@@ -339,16 +376,21 @@ def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str, 
         raise
     except calamine.PasswordError:
         raise InputError(
-            f"{source} is password-protected; remove the password in Excel and save it again"
+            _(
+                "{path} is password-protected; remove the password in Excel and save it again"
+            ).format(path=source)
         ) from None
     except (calamine.CalamineError, OSError, ValueError) as exc:
         raise InputError(
-            f"{source} is not a readable Excel workbook ({_one_line(str(exc))}); "
-            "open it in Excel and save it again as .xlsx, or export it as CSV"
+            _(
+                "{path} is not a readable Excel workbook ({error}); "
+                "open it in Excel and save it again as .xlsx, or export it as CSV"
+            ).format(path=source, error=_one_line(str(exc)))
         ) from None
 
     if not rows:
-        raise InputError(empty_message(f"{source} (sheet '{sheet}')"))
+        where = _("{path} (sheet '{sheet}')").format(path=source, sheet=sheet)
+        raise InputError(empty_message(where))
     width = max(len(r) for r in rows)
     data: dict[int, list[str]] = {}
     for j in range(width):

@@ -13,22 +13,24 @@ keeps that result instead, as an invalid one does.
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
 
 from batchops.errors import ConfigError
+from batchops.i18n import N_, _, ngettext
 from batchops.model import Outcome, OutcomeTable, Status
 from batchops.settings import refused
 
-from .loading import Batch, previous_done
+from .loading import Batch, previous_done, status_words
 
 #: The rows of an earlier report that a run sends when no --only is given.
 NOT_DONE = ("pending", "failed", "unknown", "invalid")
 
-#: The report's message for a row hidden in the sheet, which is not sent.
-LEFT_OUT_MESSAGE = (
+#: The report's message for a row hidden in the sheet, which is not sent (shown with ``_``).
+LEFT_OUT_MESSAGE = N_(
     "hidden in the sheet (a hidden or filtered-out row), so not sent; unhide it, or run "
     "with --include-hidden to send hidden rows too"
 )
@@ -62,7 +64,7 @@ def mark_left_out(batch: Batch, outcomes: OutcomeTable) -> int:
         if kept is not None and previous is not None and kept[index]:
             outcomes.set(index, _previous_outcome(previous, index))
         else:
-            outcomes.set(index, Outcome(Status.SKIPPED, None, LEFT_OUT_MESSAGE))
+            outcomes.set(index, Outcome(Status.SKIPPED, None, _(LEFT_OUT_MESSAGE)))
     return len(rows)
 
 
@@ -70,11 +72,13 @@ def left_out_note(count: int) -> str:
     """The summary's line about the rows hidden in the sheet ('' when there are none)."""
     if not count:
         return ""
-    rows = "1 row" if count == 1 else f"{count} rows"
-    return (
-        f"{rows} hidden or filtered out in the sheet: left out, not sent (skipped); "
-        "--include-hidden sends them"
-    )
+    return ngettext(
+        "1 row hidden or filtered out in the sheet: left out, not sent (skipped); "
+        "--include-hidden sends it",
+        "{count} rows hidden or filtered out in the sheet: left out, not sent (skipped); "
+        "--include-hidden sends them",
+        count,
+    ).format(count=count)
 
 
 def select_rows(batch: Batch, outcomes: OutcomeTable, only: Collection[str] | None) -> np.ndarray:
@@ -92,8 +96,10 @@ def select_rows(batch: Batch, outcomes: OutcomeTable, only: Collection[str] | No
     previous = batch.previous_results
     if previous is None:
         raise ConfigError(
-            f"--only needs a batchops report as input (with its status column); "
-            f"{batch.source} is a plain input file"
+            _(
+                "--only needs a batchops report as input (with its status column); "
+                "{path} is a plain input file"
+            ).format(path=batch.source)
         )
     earlier = previous_statuses(previous)
     chosen: np.ndarray = np.asarray(valid & np.isin(earlier, list(wanted)), dtype=bool)
@@ -103,8 +109,9 @@ def select_rows(batch: Batch, outcomes: OutcomeTable, only: Collection[str] | No
 
 
 def previous_statuses(previous: pd.DataFrame) -> np.ndarray:
-    """An earlier report's status column, one lower-case word a row."""
-    return previous["status"].str.strip().str.lower().to_numpy(dtype=object)
+    """An earlier report's status column, one lower-case word a row (full-width letters
+    made plain: a status retyped with a Chinese input method still counts)."""
+    return status_words(previous["status"]).to_numpy(dtype=object)
 
 
 def _previous_outcome(previous: pd.DataFrame, index: int) -> Outcome:
@@ -117,7 +124,7 @@ def _previous_outcome(previous: pd.DataFrame, index: int) -> Outcome:
         except ValueError:
             return None
 
-    status_text = str(row["status"]).strip().lower()
+    status_text = unicodedata.normalize("NFKC", str(row["status"])).strip().lower()
     status = Status(status_text) if status_text in {s.value for s in Status} else Status.PENDING
     code, attempts, http = number("code"), number("attempts"), number("http_status")
     return Outcome(
@@ -144,4 +151,4 @@ def add_notes(batch: Batch, outcomes: OutcomeTable) -> None:
 def mark_not_sent(outcomes: OutcomeTable, indices: np.ndarray, why: str) -> None:
     for index in indices.tolist():
         if outcomes.status_of(index) is Status.PENDING:
-            outcomes.set(index, Outcome(Status.PENDING, None, f"not sent: {why}"))
+            outcomes.set(index, Outcome(Status.PENDING, None, _("not sent: {why}").format(why=why)))

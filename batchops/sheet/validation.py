@@ -21,6 +21,7 @@ checks across rows (a left-out row repeats nothing and spells no sn first).
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
@@ -28,16 +29,22 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from batchops.i18n import N_, _
 from batchops.model import MAX_MESSAGE_LENGTH, Action
 
-from .characters import MESSAGE, OPERATOR, SN, clean_cells
+from .characters import INVISIBLE, MESSAGE, OPERATOR, SN, clean_cells
 from .columns import FIELD_ALIASES, header_key
 from .reading import show
 
 __all__ = [
     "ACTION_ALIASES",
+    "AMBIGUOUS_ACTIONS",
+    "DEFAULT_MESSAGE",
     "StrArray",
     "Validated",
+    "action_key",
+    "action_of",
+    "action_word",
     "default_message",
     "one_letter_case",
     "validate",
@@ -45,20 +52,52 @@ __all__ = [
 
 StrArray = npt.NDArray[np.object_]
 
-#: Accepted action spellings (after trimming and upper-casing) -> the action sent.
+#: Accepted action spellings (after NFKC, trimming, removing blanks and upper-casing) ->
+#: the action sent: the codes, and the words Chinese ITSM sheets use for them.
 ACTION_ALIASES: Final[dict[str, Action]] = {
     **{a.value: a for a in Action},
     "挂起": Action.SUSPEND,
+    "暂停": Action.SUSPEND,
+    "解挂": Action.UNSUSPEND,
     "恢复": Action.UNSUSPEND,
     "取消挂起": Action.UNSUSPEND,
+    "撤回": Action.WITHDRAW,
     "撤单": Action.WITHDRAW,
     "撤销": Action.WITHDRAW,
     "终止": Action.TERMINATE,
 }
+#: Words that name more than one action: refused with the choices, never guessed (a
+#: wrong guess lands on a real ticket; TERMINATE cannot be taken back).
+AMBIGUOUS_ACTIONS: Final[dict[str, tuple[Action, ...]]] = {
+    "关单": (Action.WITHDRAW, Action.TERMINATE),
+    "关闭": (Action.WITHDRAW, Action.TERMINATE),
+    "结单": (Action.WITHDRAW, Action.TERMINATE),
+    "停止": (Action.SUSPEND, Action.TERMINATE),
+    "取消": (Action.UNSUSPEND, Action.WITHDRAW),
+}
 _ACTION_NAMES: Final[dict[str, str]] = {k: v.value for k, v in ACTION_ALIASES.items()}
-_ACCEPTED_ACTIONS: Final = (
-    "use SUSPEND, UNSUSPEND, WITHDRAW or TERMINATE (or 挂起, 恢复/取消挂起, 撤单/撤销, 终止)"
-)
+
+
+def action_key(text: str) -> str:
+    """An action cell as it is matched: full-width letters and blanks made plain (NFKC:
+    ``ＳＵＳＰＥＮＤ`` is ``SUSPEND``), invisible characters and blanks removed, upper case."""
+    plain = unicodedata.normalize("NFKC", text).strip().strip(INVISIBLE)
+    return "".join(plain.split()).upper()
+
+
+def action_of(text: str) -> Action | None:
+    """The action a cell (or an option) names, or None (blank, unknown or ambiguous)."""
+    return ACTION_ALIASES.get(action_key(text))
+
+
+def _chinese_words(action: Action) -> str:
+    return "/".join(k for k, v in ACTION_ALIASES.items() if v is action and not k.isascii())
+
+
+def _accepted_actions() -> str:
+    aliases = ", ".join(_chinese_words(a) for a in Action)
+    return _("use SUSPEND, UNSUSPEND, WITHDRAW or TERMINATE (or {aliases})").format(aliases=aliases)
+
 
 #: Actions for which the server rejects a blank ``action_message``, and the ones for which
 #: batchops sends a default instead (the server rejects a missing message for every action).
@@ -70,9 +109,30 @@ _MANGLED_SN: Final = r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+|\d+\.0+"
 _SCIENTIFIC_SN: Final = r"[+-]?\d+(?:\.\d+)?[eE][+-]?\d+"
 
 
-def default_message(action: Action) -> str:
-    """The message sent for UNSUSPEND/WITHDRAW rows whose message cell is blank."""
-    return f"batchops: {action.value}"
+#: What a blank message of an UNSUSPEND/WITHDRAW row becomes (``{action}``: the action,
+#: in the language in use). Short: it lands in the ticket's history, read by its users.
+DEFAULT_MESSAGE: Final = N_("batchops: {action}")
+
+
+def action_word(action: Action) -> str:
+    """The action as the ticket's readers call it, in the language in use (the code in
+    English: ``WITHDRAW``; ``撤回`` in Chinese)."""
+    return _(_ACTION_WORDS[action])
+
+
+_ACTION_WORDS: Final = {
+    Action.SUSPEND: N_("SUSPEND"),
+    Action.UNSUSPEND: N_("UNSUSPEND"),
+    Action.WITHDRAW: N_("WITHDRAW"),
+    Action.TERMINATE: N_("TERMINATE"),
+}
+
+
+def default_message(action: Action, template: str | None = None) -> str:
+    """The message sent for UNSUSPEND/WITHDRAW rows whose message cell is blank: a
+    profile's ``default_message`` template, else :data:`DEFAULT_MESSAGE` in the language
+    in use, with ``{action}`` filled."""
+    return (template or _(DEFAULT_MESSAGE)).replace("{action}", action_word(action))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +185,14 @@ def validate(
     lines: npt.NDArray[np.int64],
     applied: npt.NDArray[np.bool_] | None = None,
     left_out: npt.NDArray[np.bool_] | None = None,
+    message_template: str | None = None,
 ) -> Validated:
     """Stripped sn/operator, canonical action, message to send, the invalid reasons and
     the notes of rows whose cells were trimmed; ``lines`` are the rows' numbers in the
     sheet. ``applied`` marks the rows an earlier report fed back says were done (success,
     skipped, unknown): their sn's spelling is the one other rows must match. ``left_out``
     marks the rows hidden in the sheet that are not sent: they get no reason.
+    ``message_template`` is a profile's ``default_message`` (see :func:`default_message`).
 
     The values of every row (left out or not) are the same whatever ``left_out`` says:
     the checkpoint knows rows by them."""
@@ -162,7 +224,7 @@ def validate(
     _flag_repeats(sn, action, reasons.open, reasons.invalid, lines, done)
 
     for act in _DEFAULTED:
-        message[(action == act.value) & (lengths == 0)] = default_message(act)
+        message[(action == act.value) & (lengths == 0)] = default_message(act, message_template)
     if left_out is not None and notes:
         notes = {i: note for i, note in notes.items() if not left_out[i]}
     return Validated(sn, operator, action, message, reasons.invalid, notes)
@@ -172,15 +234,17 @@ def _canonical_actions(action_raw: pd.Series) -> pd.Series:
     """Each stripped action cell as the action it names ('' for a blank or unknown one)."""
     action_s = action_raw.map(_ACTION_NAMES)
     unmatched = action_s.isna() & (action_raw != "")
-    if unmatched.any():  # only other spellings pay for upper-casing
-        action_s[unmatched] = action_raw[unmatched].str.upper().map(_ACTION_NAMES)
+    if unmatched.any():  # only other spellings pay for normalising
+        action_s[unmatched] = action_raw[unmatched].map(action_key).map(_ACTION_NAMES)
     return action_s.fillna("")
 
 
 def _named(columns: dict[str, str], field: str) -> str:
     """The field as a reason names it: with its column's header when that is an alias."""
     header = columns[field]
-    return field if header_key(header) == field else f"{field} (column '{show(header)}')"
+    if header_key(header) == field:
+        return field
+    return _("{field} (column '{header}')").format(field=field, header=show(header))
 
 
 def _check_sn(
@@ -193,7 +257,10 @@ def _check_sn(
     sn_reasons, notes = clean_cells(raw, sn, SN)
     if notes:
         sn_s = pd.Series(sn, index=sn_s.index, dtype=object)
-    reasons.flag(sn == "", f"{_named(columns, 'sn')} is blank; fill in the ticket number")
+    reasons.flag(
+        sn == "",
+        _("{field} is blank; fill in the ticket number").format(field=_named(columns, "sn")),
+    )
     reasons.flag_each(sn_reasons)
     return sn_s, notes
 
@@ -210,7 +277,10 @@ def _check_operator(
     unfit, trimmed = clean_cells(raw, operator, OPERATOR)
     _add_notes(notes, trimmed)
     reasons.flag(
-        operator == "", f"{_named(columns, 'operator')} is blank; fill in who performs the action"
+        operator == "",
+        _("{field} is blank; fill in who performs the action").format(
+            field=_named(columns, "operator")
+        ),
     )
     reasons.flag_each(unfit)
 
@@ -223,14 +293,33 @@ def _add_notes(notes: dict[int, str], more: dict[int, str]) -> None:
 def _check_action(
     action_raw: pd.Series, action: StrArray, columns: dict[str, str], reasons: _Reasons
 ) -> None:
-    """Flag blank and unrecognised actions."""
+    """Flag blank, ambiguous and unrecognised actions."""
     raw = action_raw.to_numpy(dtype=object)
-    reasons.flag(raw == "", f"{_named(columns, 'action_type')} is blank; {_ACCEPTED_ACTIONS}")
-    unknown = (action == "") & (raw != "")
-    if unknown.any():
-        shown = action_raw[unknown].map(show)
-        texts = "action_type '" + shown + f"' is not recognised; {_ACCEPTED_ACTIONS}"
-        reasons.flag(unknown, texts.to_numpy(dtype=object))
+    reasons.flag(
+        raw == "",
+        _("{field} is blank; {accepted}").format(
+            field=_named(columns, "action_type"), accepted=_accepted_actions()
+        ),
+    )
+    unknown = np.flatnonzero((action == "") & (raw != ""))
+    by_row: dict[int, str] = {}
+    accepted = _accepted_actions()
+    for index in unknown.tolist():
+        cell = str(raw[index])
+        choices = AMBIGUOUS_ACTIONS.get(action_key(cell))
+        if choices:
+            named = _("{code} ({word})")
+            shown = _(" or ").join(
+                named.format(code=a.value, word=_chinese_words(a).split("/")[0]) for a in choices
+            )
+            by_row[index] = _(
+                "action_type '{cell}' could mean {choices}; write the one you mean"
+            ).format(cell=show(cell), choices=shown)
+        else:
+            by_row[index] = _("action_type '{cell}' is not recognised; {accepted}").format(
+                cell=show(cell), accepted=accepted
+            )
+    reasons.flag_each(by_row)
 
 
 def _check_message(
@@ -252,29 +341,25 @@ def _check_message(
     blank_message = lengths == 0
     for act in _NEEDS_MESSAGE:
         if "action_message" in columns:
-            reason = (
-                f"{_named(columns, 'action_message')} is blank; "
-                f"the server requires a reason for {act.value}"
+            reason = _("{field} is blank; the server requires a reason for {action}").format(
+                field=_named(columns, "action_message"), action=act.value
             )
         else:
-            reason = (
-                f"there is no action_message column; the server requires a reason for "
-                f"{act.value} (add a column {', '.join(FIELD_ALIASES['action_message'])})"
-            )
+            reason = _(
+                "there is no action_message column; the server requires a reason for "
+                "{action} (add a column {headers})"
+            ).format(action=act.value, headers=", ".join(FIELD_ALIASES["action_message"]))
         reasons.flag((action == act.value) & blank_message, reason)
     reasons.flag_each(unfit)
 
     too_long = lengths > MAX_MESSAGE_LENGTH
     if too_long.any():
-        counts = pd.Series(lengths[too_long]).astype(str)
-        reasons.flag(
-            too_long,
-            (
-                "action_message is "
-                + counts
-                + f" characters; shorten it to at most {MAX_MESSAGE_LENGTH}"
-            ).to_numpy(dtype=object),
-        )
+        text = _("action_message is {count} characters; shorten it to at most {limit}")
+        texts = [
+            text.format(count=count, limit=MAX_MESSAGE_LENGTH)
+            for count in lengths[too_long].tolist()
+        ]
+        reasons.flag(too_long, np.array(texts, dtype=object))
 
 
 def _check_excel_sn(sn_s: pd.Series, reasons: _Reasons) -> None:
@@ -284,18 +369,19 @@ def _check_excel_sn(sn_s: pd.Series, reasons: _Reasons) -> None:
         return
     hits = sn_s[mangled]
     scientific = hits.str.fullmatch(_SCIENTIFIC_SN).to_numpy(dtype=bool)
-    how = np.where(
-        scientific,
-        "' was turned into a number by Excel (scientific notation)",
-        "' has a trailing .0 added by Excel",
+    as_number = _(
+        "sn '{sn}' was turned into a number by Excel (scientific notation); format the sn "
+        "column as Text and re-export the file"
     )
-    texts = (
-        "sn '"
-        + hits.map(show).to_numpy(dtype=object)
-        + how.astype(object)
-        + "; format the sn column as Text and re-export the file"
+    with_zero = _(
+        "sn '{sn}' has a trailing .0 added by Excel; format the sn column as Text and "
+        "re-export the file"
     )
-    reasons.flag(mangled, texts)
+    texts = [
+        (as_number if sci else with_zero).format(sn=show(sn))
+        for sn, sci in zip(hits.tolist(), scientific.tolist(), strict=True)
+    ]
+    reasons.flag(mangled, np.array(texts, dtype=object))
 
 
 def one_letter_case(sns: list[str]) -> bool:
@@ -326,7 +412,7 @@ def _flag_case_variants(
     if one_letter_case(sn[rows].tolist()):
         return
     codes, spellings = pd.factorize(sn[rows], sort=False)
-    folded, _ = pd.factorize(np.array([s.casefold() for s in spellings], dtype=object))
+    folded, _unused = pd.factorize(np.array([s.casefold() for s in spellings], dtype=object))
     if folded.max() + 1 == len(spellings):
         return
     # Spellings come in order of first appearance, so each group's lowest is its first;
@@ -340,13 +426,16 @@ def _flag_case_variants(
     kept[folded[leaders]] = leaders
     kept = kept[folded]  # per spelling: the one its group keeps
     variant = (kept != np.arange(len(spellings)))[codes] & ~done[rows]
-    _, first_position = np.unique(codes, return_index=True)
+    _unused, first_position = np.unique(codes, return_index=True)
     kept_of_rows = kept[codes[variant]]
     first_line = lines[rows[first_position[kept_of_rows]]]
+    text = _(
+        "sn '{sn}' is row {row}'s sn '{first}' in other letter case; ITSM may take both for "
+        "one ticket, and then their rows would not go in file order: write the sn the same "
+        "way in every row"
+    )
     texts = [
-        f"sn '{show(str(spellings[own]))}' is row {line}'s sn '{show(str(spellings[first]))}' "
-        "in other letter case; ITSM may take both for one ticket, and then their rows would "
-        "not go in file order: write the sn the same way in every row"
+        text.format(sn=show(str(spellings[own])), row=line, first=show(str(spellings[first])))
         for own, first, line in zip(
             codes[variant].tolist(), kept_of_rows.tolist(), first_line.tolist(), strict=True
         )
@@ -376,7 +465,7 @@ def _flag_repeats(
         return
     # Sort the candidate rows by sn, keeping file order within one sn; a repeat is then a
     # neighbour with the same sn and the same action.
-    codes, _ = pd.factorize(pd.Series(sn[rows], dtype=object), sort=False)
+    codes, _unused = pd.factorize(pd.Series(sn[rows], dtype=object), sort=False)
     order = np.argsort(codes, kind="stable")
     group = codes[order]
     acts = action[rows][order]
@@ -399,18 +488,13 @@ def _flag_repeats(
     hit = rows[order[flagged]]
     first_row = lines[rows[order[leader[run[flagged]]]]].astype(str).astype(object)
     repeated = acts[flagged]
-    note = np.where(
-        repeated == Action.SUSPEND.value,
-        " (a second SUSPEND of a suspended ticket leaves it stuck in SUSPENDED)",
-        "",
-    ).astype(object)
-    invalid[hit] = (
-        "repeats "
-        + repeated
-        + " of row "
-        + first_row
-        + " for the same sn"
-        + note
-        + "; remove the duplicate row"
+    plain = _("repeats {action} of row {row} for the same sn; remove the duplicate row")
+    stuck = _(
+        "repeats {action} of row {row} for the same sn (a second SUSPEND of a suspended "
+        "ticket leaves it stuck in SUSPENDED); remove the duplicate row"
     )
+    invalid[hit] = [
+        (stuck if act == Action.SUSPEND.value else plain).format(action=act, row=row)
+        for act, row in zip(repeated.tolist(), first_row.tolist(), strict=True)
+    ]
     open_[hit] = False

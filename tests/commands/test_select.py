@@ -364,6 +364,10 @@ def test_selected_sheet_runs_unchanged(itsm: SandboxThread, tmp_path: Path) -> N
         (["--created-after", "01/02/2024"], "--created-after takes a date"),
         (["--service-id", "12;13"], "--service-id takes ids"),
         (["--creator", "x", "--action", "EXPLODE"], "--action takes SUSPEND, UNSUSPEND, WITHDRAW"),
+        (
+            ["--creator", "x", "--action", "关单"],
+            "--action takes SUSPEND, UNSUSPEND",
+        ),  # not guessed
         (["--creator", "x", "--action", "TERMINATE"], "needs --message"),
         (["--creator", "x", "--message", "m" * 256], "at most 255"),
         (

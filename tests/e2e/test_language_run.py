@@ -2,7 +2,8 @@
 
 Under ``--lang zh`` what batchops says of a run (advice, stop reasons and their fixes,
 ``plan``'s note, ``status``, a notification) is Chinese, the printed next command still
-runs as printed, and the machine words stay English: the report's status values, so a
+runs as printed, and the machine words stay English: the report's status values (under
+their header in the language, 状态 under zh), so a
 report written under either language fed back with ``--only failed`` sends exactly its
 failed rows. The same run under ``--lang en`` says it in English.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from batchops.model import RESULT_COLUMNS, RESULT_HEADERS
 from batchops.sandbox import SandboxThread
 
 from ..helpers import FAST, cli, creds_env, read_report, report_of, run_cli, seed, ticket, write_csv
@@ -51,6 +53,12 @@ def _refused_and_invalid(itsm: SandboxThread, folder: Path, prefix: str) -> Path
     )
 
 
+def _statuses(rows: list[dict[str, str]], lang: str) -> list[str]:
+    """The report's status values, read under its status header in ``lang`` (状态 under
+    zh): the header is for people, the values are machine words."""
+    return [row[RESULT_HEADERS[lang][RESULT_COLUMNS.index("status")]] for row in rows]
+
+
 def _advice_command(stderr: str, lead: str) -> list[str]:
     """The command printed after ``lead`` on a line of the advice, as a shell splits it."""
     (line,) = [line for line in stderr.splitlines() if line.startswith(lead)]
@@ -69,7 +77,7 @@ def test_refused_and_invalid_rows_are_advised_in_the_language_and_the_report_kee
     src = _refused_and_invalid(itsm, tmp_path / lang, f"R{lang.upper()}")
     out = cli(itsm, src, "--lang", lang)
     assert out.exit_code == 1, out.stdout + out.stderr
-    assert [r["status"] for r in report_of(src)] == [
+    assert _statuses(report_of(src), lang) == [
         "success",
         "success",
         "failed",
@@ -116,7 +124,7 @@ def test_a_report_written_in_either_language_fed_back_with_only_failed_sends_its
     sent = itsm.state.stats.operations[sent_before:]
     assert [(op.sn, op.action, op.applied) for op in sent] == [(f"{prefix}2", "SUSPEND", True)]
     again = read_report(again_path)
-    assert [r["status"] for r in again] == ["success", "success", "success", "invalid", "invalid"]
+    assert _statuses(again, other) == ["success", "success", "success", "invalid", "invalid"]
     assert out.exit_code == 1, out.stdout + out.stderr  # the invalid rows stay invalid
 
 
@@ -155,7 +163,7 @@ def test_an_unreachable_itsm_is_a_chinese_stop_whose_printed_command_finishes_th
     assert words[:3] == ["batchops", "run", str(src)] and "--lang" in words
     again = run_cli(words[1:], creds_env(itsm.url))
     assert again.exit_code == 0, again.stdout + again.stderr
-    assert [r["status"] for r in report_of(src)] == ["success"] * 4
+    assert _statuses(report_of(src), "zh") == ["success"] * 4
 
 
 def test_plan_under_zh_says_its_note_in_chinese_and_keeps_the_status_values(
@@ -170,7 +178,7 @@ def test_plan_under_zh_says_its_note_in_chinese_and_keeps_the_status_values(
     assert "读取了 3 张单据；目标：" in out.stdout and "BATCHOPS_BASE_URL）" in out.stdout
     assert "plan only" not in out.stdout and "tickets read with" not in out.stdout
     plan = read_report(src.with_name("t.plan.csv"))
-    assert [r["status"] for r in plan] == ["pending", "pending", "pending", "invalid", "invalid"]
+    assert _statuses(plan, "zh") == ["pending", "pending", "pending", "invalid", "invalid"]
 
 
 def test_a_notification_under_zh_is_chinese(itsm: SandboxThread, tmp_path: Path) -> None:

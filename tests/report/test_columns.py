@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from batchops.model import RESULT_COLUMNS
+from batchops.i18n import using
+from batchops.model import RESULT_COLUMNS, RESULT_HEADERS
 from batchops.report.writing import result_column_names, write_report
 
 from ..report_sheets import make_outcomes, ok, read_csv_rows, sheet_rows
@@ -43,3 +44,14 @@ def test_duplicate_and_non_text_headers_are_kept(tmp_path: Path) -> None:
     for rows in (csv_rows, xlsx_rows):
         assert rows[0][:4] == ["sn", "sn", "7", "status"]
         assert rows[1][:4] == ["a", "b", "c", "success"]
+
+
+def test_result_headers_in_chinese_and_their_clash_prefix() -> None:
+    """Under zh the result headers are Chinese (the table in batchops.model), and one an
+    input column already has gets 结果_ before it; English stays the program's names."""
+    with using("zh"):
+        names = result_column_names(["工单号", "状态", "结果_状态"])
+    assert names[0] == "结果_结果_状态"
+    assert names[1:] == list(RESULT_HEADERS["zh"][1:])
+    assert result_column_names(["sn"], "en") == list(RESULT_COLUMNS)
+    assert len(set(RESULT_HEADERS["zh"])) == len(RESULT_COLUMNS)

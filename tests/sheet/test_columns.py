@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from batchops.i18n import using
 from batchops.model import RESULT_COLUMNS, Action, Row
 from batchops.sheet.columns import FIELD_ALIASES, is_report
 from batchops.sheet.loading import load_batch
@@ -287,3 +288,49 @@ def test_anything_else_is_no_report(tmp_path: Path, name: str, content: bytes) -
     path.write_bytes(content)
     assert not is_report(path)
     assert not is_report(tmp_path / "missing.csv")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_a_report_written_in_either_language_is_known_in_either(
+    tmp_path: Path, suffix: str
+) -> None:
+    """A report written under zh (its result headers 状态, 返回码 …, 结果_状态 on a clash)
+    is a report under en, and the reverse; read back, its result columns are the
+    program's names whatever language wrote them."""
+    plain = {name: ["A1"] for name in ["工单号", "处理人", "操作类型", "原因"]}
+    clashing = {**plain, "状态": ["处理中"]}  # the report calls its own "结果_状态"
+    for written, read in (("zh", "en"), ("en", "zh")):
+        with using(written):
+            done = _report(tmp_path / f"{written}{suffix}", plain)
+            clash = _report(tmp_path / f"{written}-clash{suffix}", clashing)
+        with using(read):
+            assert is_report(done) and is_report(clash)
+            batch = load_batch(clash, include_hidden=True)
+        assert batch.previous_results is not None
+        assert list(batch.previous_results.columns) == list(RESULT_COLUMNS)
+        assert batch.previous_results["status"].tolist() == ["success"]
+        assert "状态" in batch.frame.columns  # the input's own column stays
+
+
+def test_result_headers_mixing_languages_and_prefixes_are_known(tmp_path: Path) -> None:
+    """Each result header may be in either language, with either prefix, full width or
+    padded: a person who renamed one column by hand still has a report."""
+    mixed = ["状态", "code", " 结果说明 ", "attempts", "ＨＴＴＰ状态码", "result_请求ID"]
+    mixed += ["耗时（毫秒）", "结果_result_finished_at"]
+    path = write_csv(
+        tmp_path / "mixed.csv",
+        [["A1", "admin", "SUSPEND", "x", "failed", *[""] * 7]],
+        header=[*HEADER, *mixed],
+    )
+    assert is_report(path)
+    assert load_batch(path).previous_results is not None
+
+
+def test_full_width_headers_are_plain_ones(tmp_path: Path) -> None:
+    """A header typed with a Chinese input method (ｓｎ, full-width space) is found."""
+    batch = load_one(
+        tmp_path,
+        [["A1", "u", "SUSPEND", "m"]],
+        header=["ｓｎ", "\u3000处理人", "ＡＣＴＩＯＮ", "原因"],
+    )
+    assert batch.sn.tolist() == ["A1"] and batch.action.tolist() == ["SUSPEND"]

@@ -10,10 +10,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from batchops.i18n import using
 from batchops.model import MAX_MESSAGE_LENGTH, Action
-from batchops.sheet.validation import ACTION_ALIASES
+from batchops.sheet.loading import load_batch
+from batchops.sheet.validation import ACTION_ALIASES, AMBIGUOUS_ACTIONS
 
-from ..helpers import PROPERTY, Cells, load_one
+from ..helpers import PROPERTY, Cells, load_one, write_csv
 
 
 def test_default_message_for_unsuspend_and_withdraw(tmp_path: Path) -> None:
@@ -377,3 +379,95 @@ def test_sn_padded_with_invisible_characters_is_trimmed_and_noted(
         assert all(f"U+{ord(c):04X}" in batch.notes[0] for c in hidden)
     else:
         assert batch.notes == {}
+
+
+# --------------------------------------------------------------------------- the words people use
+
+
+def _full_width(text: str, flips: list[bool]) -> str:
+    """``text`` with the ASCII letters chosen by ``flips`` typed in full width, as a
+    Chinese input method does (``S`` → ``Ｓ``)."""
+    return "".join(
+        chr(ord(c) + 0xFEE0) if c.isascii() and c.isalpha() and flip else c
+        for c, flip in zip(text, [*flips, *[False] * len(text)], strict=False)
+    )
+
+
+@pytest.mark.parametrize(
+    ("word", "action"),
+    [
+        ("解挂", Action.UNSUSPEND),
+        ("撤回", Action.WITHDRAW),
+        ("暂停", Action.SUSPEND),
+        ("ＳＵＳＰＥＮＤ", Action.SUSPEND),
+        ("ｕｎｓｕｓｐｅｎｄ", Action.UNSUSPEND),
+        ("\u3000撤回\u3000", Action.WITHDRAW),
+        ("取消\u3000挂起", Action.UNSUSPEND),
+    ],
+)
+def test_the_words_people_write(tmp_path: Path, word: str, action: Action) -> None:
+    """解挂, 撤回, 暂停 and full-width letters and blanks mean their action."""
+    batch = load_one(tmp_path, [["A", "u", word, "m"]])
+    assert batch.action.tolist() == [action.value]
+    assert batch.invalid[0] == ""
+
+
+@PROPERTY
+@given(
+    spelling=st.sampled_from(sorted(ACTION_ALIASES)),
+    flips=st.lists(st.booleans(), min_size=9, max_size=9),
+    lower=st.booleans(),
+    left=st.text(alphabet=" \t\u3000\u200b", max_size=3),
+    right=st.text(alphabet=" \t\u3000\u200b", max_size=3),
+)
+def test_full_width_spellings_mean_their_action(
+    tmp_path: Path, spelling: str, flips: list[bool], lower: bool, left: str, right: str
+) -> None:
+    """Property: an accepted spelling typed in any mix of full- and half-width letters, in
+    either case, padded with blanks, ideographic spaces or zero-width spaces, is its action
+    (NFKC before matching)."""
+    typed = _full_width(spelling.lower() if lower else spelling, flips)
+    batch = load_one(tmp_path, [["A", "u", left + typed + right, "m"]])
+    assert batch.action[0] == ACTION_ALIASES[spelling].value
+    assert batch.invalid[0] == ""
+
+
+@PROPERTY
+@given(
+    word=st.sampled_from(sorted(AMBIGUOUS_ACTIONS)),
+    left=st.text(alphabet=" \u3000", max_size=2),
+    right=st.text(alphabet=" \u3000", max_size=2),
+)
+def test_an_ambiguous_word_is_never_guessed(
+    tmp_path: Path, word: str, left: str, right: str
+) -> None:
+    """Property: a word that names more than one action (关单: WITHDRAW or TERMINATE) is
+    refused, its reason naming every choice, and no action is taken for it."""
+    batch = load_one(tmp_path, [["A", "u", left + word + right, "m"]])
+    assert batch.action[0] == ""
+    reason = str(batch.invalid[0])
+    assert reason.startswith(f"action_type '{word}' could mean ")
+    for choice in AMBIGUOUS_ACTIONS[word]:
+        assert choice.value in reason
+
+
+def test_no_word_is_both_accepted_and_ambiguous() -> None:
+    """One home per word: an accepted spelling is never also an ambiguous one."""
+    assert not set(ACTION_ALIASES) & set(AMBIGUOUS_ACTIONS)
+    assert all(len(choices) > 1 for choices in AMBIGUOUS_ACTIONS.values())
+
+
+def test_blank_messages_in_chinese_and_from_a_template(tmp_path: Path) -> None:
+    """Under zh a blank UNSUSPEND/WITHDRAW message is short Chinese; a profile's template
+    wins in either language, its {action} in the language in use; reasons are Chinese."""
+    rows: Cells = [["A", "u", "UNSUSPEND", ""], ["B", "u", "撤回", ""], ["C", "u", "关单", "x"]]
+    path = write_csv(tmp_path / "t.csv", rows)
+    with using("zh"):
+        batch = load_batch(path)
+        templated = load_batch(path, default_message="运维：{action}")
+    assert batch.message.tolist()[:2] == ["批量操作：解挂", "批量操作：撤回"]
+    assert templated.message.tolist()[:2] == ["运维：解挂", "运维：撤回"]
+    assert batch.invalid[2].startswith("操作“关单”有歧义")
+    with using("en"):
+        english = load_batch(path, default_message="ops: {action}")
+    assert english.message.tolist()[:2] == ["ops: UNSUSPEND", "ops: WITHDRAW"]
