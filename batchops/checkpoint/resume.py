@@ -95,13 +95,22 @@ class FreshStart:
 
 
 def row_keys(batch: Batch) -> list[str]:
+    """Each row as the checkpoint knows it: sn, action, operator, message. A message left
+    blank counts as the default batchops wrote before messages had a language
+    (``batchops: UNSUSPEND``), whatever text this run sends for it: a run resumed under
+    another language or profile is the same run, and checkpoints written before keep
+    their keys."""
+    messages = batch.message.tolist()
+    if batch.defaulted is not None:
+        for index in np.flatnonzero(batch.defaulted).tolist():
+            messages[index] = f"batchops: {batch.action[index]}"
     return [
         row_key(sn, action, operator, message)
         for sn, action, operator, message in zip(
             batch.sn.tolist(),
             batch.action.tolist(),
             batch.operator.tolist(),
-            batch.message.tolist(),
+            messages,
             strict=True,
         )
     ]

@@ -84,6 +84,9 @@ class Batch:
     lines: npt.NDArray[np.int64] | None = None
     #: Rows hidden or filtered out in the sheet that are not sent (None: no row is).
     left_out: npt.NDArray[np.bool_] | None = None
+    #: Rows whose blank message was filled with the default text, which depends on the
+    #: language and the profile: a checkpoint knows such a row by its blank cell.
+    defaulted: npt.NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         return len(self.sn)
@@ -194,6 +197,7 @@ def load_batch(
         notes=rows.notes,
         lines=table.lines,
         left_out=left_out,
+        defaulted=rows.defaulted,
     )
 
 

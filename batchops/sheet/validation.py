@@ -148,6 +148,8 @@ class Validated:
     invalid: StrArray
     #: Rows whose sn, operator or message was trimmed of invisible characters, and how.
     notes: dict[int, str]
+    #: Rows whose blank message was filled with the default (in the user's language).
+    defaulted: npt.NDArray[np.bool_]
 
 
 class _Reasons:
@@ -223,11 +225,14 @@ def validate(
     _flag_case_variants(sn, reasons, lines, done)
     _flag_repeats(sn, action, reasons.open, reasons.invalid, lines, done)
 
+    defaulted = np.zeros(n, dtype=bool)
     for act in _DEFAULTED:
-        message[(action == act.value) & (lengths == 0)] = default_message(act, message_template)
+        blank = (action == act.value) & (lengths == 0)
+        message[blank] = default_message(act, message_template)
+        defaulted |= blank
     if left_out is not None and notes:
         notes = {i: note for i, note in notes.items() if not left_out[i]}
-    return Validated(sn, operator, action, message, reasons.invalid, notes)
+    return Validated(sn, operator, action, message, reasons.invalid, notes, defaulted)
 
 
 def _canonical_actions(action_raw: pd.Series) -> pd.Series:

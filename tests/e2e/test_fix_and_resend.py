@@ -11,7 +11,15 @@ from pathlib import Path
 from batchops.sandbox import SandboxThread
 
 from ..children import _applied
-from ..helpers import FAST, creds_env, read_report, run_cli, running, seed, write_csv
+from ..helpers import (
+    FAST,
+    creds_env,
+    read_report,
+    run_cli,
+    running,
+    seed,
+    write_csv,
+)
 
 
 def _advised(stderr: str, lead: str) -> list[str]:
@@ -185,3 +193,29 @@ def test_invalid_rows_are_named_with_their_reasons_at_the_end(
     assert again.exit_code == 0, again.stdout + again.stderr
     assert sorted(_sent_sns(itsm, len(itsm.state.stats.operations) - 3)) == ["IV1", "IV3", "IV5"]
     assert _operations(itsm) - before == 3
+
+
+def test_a_run_begun_in_chinese_resumes_in_english_with_its_blank_messages(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """A blank message is sent as Chinese text under zh and English under en; the
+    checkpoint knows the row by its blank cell, so the run begun under zh resumes under
+    en (the fixed row is sent, the applied one is not refused as edited nor sent again)."""
+    seed(itsm, running("LG1", status="SUSPENDED"), running("LG2"))
+    rows = [["LG1", "admin", "UNSUSPEND", ""], ["LG2", "bob", "SUSPEND", "freeze"]]
+    src = write_csv(tmp_path / "t.csv", rows)
+    env = creds_env(itsm.url)
+    first = run_cli(["run", str(src), *FAST, "--lang", "zh"], env)
+    assert first.exit_code == 1, first.stdout + first.stderr
+    assert [op.message for op in itsm.state.stats.operations if op.sn == "LG1"] == [
+        "批量操作：解挂"
+    ]
+    rows[1][1] = "admin"
+    write_csv(src, rows)
+    again = run_cli(["run", str(src), *FAST, "--lang", "en", "--retry-failed"], env)
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert [op.sn for op in itsm.state.stats.operations].count("LG1") == 1
+    assert _applied(itsm.state.stats.operations) == Counter(
+        {("LG1", "UNSUSPEND"): 1, ("LG2", "SUSPEND"): 1}
+    )
+    assert [r["status"] for r in read_report(tmp_path / "t.report.csv")] == ["success"] * 2
