@@ -94,6 +94,8 @@ class CheckpointFile:
             raise CheckpointError(
                 _("checkpoint {path} does not exist; check the path").format(path=path)
             )
+        if create:
+            _make_folder(path.parent)
         lock = _take_lock(
             path,
             _(
@@ -210,6 +212,24 @@ class CheckpointFile:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
+
+
+def _make_folder(folder: Path) -> None:
+    """The checkpoint's own folder (the input's ``.batchops``), owner-only, one level only:
+    a mistyped deeper ``--checkpoint`` path is still an error, not a tree of folders."""
+    if folder.is_dir():
+        return
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise CheckpointError(
+            _(
+                "cannot make the folder {folder} for the checkpoint: {reason}; choose "
+                "another place with --checkpoint PATH"
+            ).format(folder=folder, reason=exc.strerror)
+        ) from None
 
 
 def _create_owner_only(path: Path) -> None:

@@ -301,7 +301,7 @@ def select_command(**params: object) -> None:
 
     \b
     Example:
-      batchops report tickets.checkpoint.db -o progress.xlsx
+      batchops report .batchops/tickets.checkpoint.db -o progress.xlsx
     """
     )
 )
@@ -387,7 +387,7 @@ def report(
     type=click.Path(dir_okay=False, path_type=str),
     help=N_(
         "The run's checkpoint, read only (default: the one beside the run's input, "
-        "t.checkpoint.db for t.report.xlsx, when there is one)."
+        ".batchops/t.checkpoint.db for t.report.xlsx, when there is one)."
     ),
 )
 @click.option(
@@ -437,8 +437,8 @@ def undo(
 
     \b
     Examples:
-      batchops status tickets.checkpoint.db
-      batchops status tickets.checkpoint.db --json | jq .counts
+      batchops status .batchops/tickets.checkpoint.db
+      batchops status .batchops/tickets.checkpoint.db --json | jq .counts
     """
     )
 )

@@ -19,7 +19,7 @@ from batchops.checkpoint import Checkpoint, StoredRow, row_keys
 from batchops.errors import CheckpointError, InputError
 from batchops.i18n import _
 from batchops.model import RowState, Status
-from batchops.report import default_checkpoint_path, default_report_path
+from batchops.report import STATE_FOLDER, default_checkpoint_path, default_report_path
 from batchops.sheet import Batch
 
 
@@ -28,7 +28,11 @@ def find_checkpoint(report: Path) -> Path | None:
     the run's input, named after it, and bound (its own record says) to an input whose
     report is ``report``. None when there is none; two candidates are refused."""
     found = []
-    for candidate in sorted(report.parent.glob("*.checkpoint.db")):
+    candidates = [
+        *sorted(report.parent.glob("*.checkpoint.db")),
+        *sorted((report.parent / STATE_FOLDER).glob("*.checkpoint.db")),
+    ]
+    for candidate in candidates:
         source = _bound_input(candidate)
         if (
             source is not None

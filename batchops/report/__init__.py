@@ -14,7 +14,7 @@ from .outputs import (
     temp_removed_on_signal,
     unwritten_after_sending,
 )
-from .paths import default_checkpoint_path, default_plan_path, default_report_path
+from .paths import STATE_FOLDER, default_checkpoint_path, default_plan_path, default_report_path
 from .summary_sheet import SummarySheet
 from .tables import Table, write_tables
 from .writing import write_failures, write_report
@@ -26,6 +26,7 @@ __all__ = [
     "SummarySheet",
     "Table",
     "check_outputs",
+    "STATE_FOLDER",
     "default_checkpoint_path",
     "default_plan_path",
     "default_report_path",

@@ -45,7 +45,7 @@ from batchops.i18n import N_, _
 from batchops.process import leave_on_signal
 from batchops.sheet import is_report
 
-from .paths import default_checkpoint_path, default_report_path, is_report_name
+from .paths import STATE_FOLDER, default_checkpoint_path, default_report_path, is_report_name
 
 #: What the report writer can produce; the failures file is a report too.
 REPORT_SUFFIXES = (".csv", ".xlsx")
@@ -134,6 +134,8 @@ def _check_file(label: str, path: Path, suffixes: tuple[str, ...] | None) -> Non
             )
         )
     folder = path.resolve().parent
+    if folder.name == STATE_FOLDER and not folder.exists() and folder.parent.is_dir():
+        folder = folder.parent  # the state folder is made when the checkpoint is
     if not folder.is_dir():
         raise ConfigError(
             _(

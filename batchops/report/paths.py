@@ -50,9 +50,23 @@ def is_report_name(path: Path) -> bool:
     return path.suffix.lower() in (".csv", ".xlsx") and bool(_REPORT_STEM.match(path.stem))
 
 
+#: The folder beside an input where batchops keeps its own state of that input's runs
+#: (checkpoint, its lock, its backups, SQLite's -wal/-shm), so that the folder people
+#: share holds only their sheets and the reports.
+STATE_FOLDER = ".batchops"
+
+
 def default_checkpoint_path(source: Path) -> Path:
-    """Beside the input: ``tickets.csv`` → ``tickets.checkpoint.db``."""
-    return source.with_name(f"{source.stem}.checkpoint.db")
+    """In the state folder beside the input: ``tickets.csv`` →
+    ``.batchops/tickets.checkpoint.db``.
+
+    A checkpoint an older batchops left beside the input (``tickets.checkpoint.db``) is
+    used where it is: the rerun that resumes it must see what that run applied.
+    """
+    beside = source.with_name(f"{source.stem}.checkpoint.db")
+    if beside.exists():
+        return beside
+    return source.parent / STATE_FOLDER / beside.name
 
 
 def default_plan_path(source: Path) -> Path:

@@ -46,8 +46,8 @@ def _written(path: Path, rows: int = ROWS) -> bytes:
 def test_the_lock_is_on_the_sidecar_and_refuses_a_second_open(tmp_path: Path) -> None:
     """Whoever holds ``<name>.lock`` keeps every writer out (readers are let in); once it
     lets go the file opens, and the sidecar stays behind when the file closes."""
-    path = tmp_path / "t.checkpoint.db"
-    assert lock_path(path) == tmp_path / "t.checkpoint.db.lock"
+    path = tmp_path / ".batchops" / "t.checkpoint.db"
+    assert lock_path(path) == tmp_path / ".batchops" / "t.checkpoint.db.lock"
     CheckpointFile.open(path).close()
     held = filelock.FileLock(lock_path(path))
     held.acquire(timeout=0)

@@ -78,7 +78,7 @@ def test_kill_before_first_answer_settles_the_probe_by_read_back(tmp_path: Path)
     sns = [f"PB{i}" for i in range(10)]
     _tickets(state, sns)
     src = write_csv(tmp_path / "t.csv", _rows(sns))
-    ckpt = tmp_path / "t.checkpoint.db"
+    ckpt = tmp_path / ".batchops" / "t.checkpoint.db"
     args = ["run", str(src), "--no-precheck", "-c", "4", "--readback-delay", "0", "--timeout", "2"]
     with SandboxThread(state) as server:
         env = _child_env(tmp_path, server.url)
@@ -166,7 +166,7 @@ def test_kill_mid_run_with_requests_in_flight(
     for i, sn in enumerate(sns[30:]):  # ten tickets with two rows each: SUSPEND, UNSUSPEND
         rows += [[sn, "admin", "SUSPEND", f"pause {i}"], [sn, "admin", "UNSUSPEND", f"go {i}"]]
     src = write_csv(tmp_path / "t.csv", rows)
-    ckpt = tmp_path / "t.checkpoint.db"
+    ckpt = tmp_path / ".batchops" / "t.checkpoint.db"
     env = _child_env(tmp_path, url, secret="sandbox-secret")  # python -m batchops.sandbox's
     env["BK_APP_CODE"] = "batchops-sandbox"
     # The stand-in answers within 200 ms: a row marked "sending" whose request never left
@@ -247,7 +247,7 @@ def test_kill_during_report_writing(tmp_path: Path) -> None:
         _kill(proc)
         assert not out.exists()  # the kill landed inside the report writing
         assert state.stats.operations_total == len(sns)
-        states = _row_states(tmp_path / "t.checkpoint.db")
+        states = _row_states(tmp_path / ".batchops" / "t.checkpoint.db")
         in_doubt = {i for i, s in states.items() if s == "sending"}
         assert all(states[i] in ("done", "sending") for i in range(len(sns)))
         reads = _ticket_reads(state.stats.requests)
@@ -358,7 +358,10 @@ def test_interrupt_exits_130_with_report_then_resumes(tmp_path: Path, sig: signa
         statuses = Counter(r["status"] for r in report)
         assert set(statuses) == {"success", "pending"}, statuses
         assert statuses["success"] == state.stats.applied_total  # in-flight rows finished
-        assert set(_row_states(tmp_path / "t.checkpoint.db").values()) == {"done", "queued"}
+        assert set(_row_states(tmp_path / ".batchops" / "t.checkpoint.db").values()) == {
+            "done",
+            "queued",
+        }
         reads = state.stats.requests.get("get_ticket_status", 0)
         server.call(lambda: state.set_faults(Faults()))  # the rest needs no latency
 

@@ -243,7 +243,7 @@ def test_random_kills_and_answers_never_operate_a_row_twice(
         operator = [f"u{i}" for i in range(len(scenario.rows))]  # one per row: op → row
         lines = [[sns[t], operator[i], a, m] for i, (t, a, m) in enumerate(scenario.rows)]
         src = write_csv(folder / "t.csv", lines)
-        ckpt = folder / "t.checkpoint.db"
+        ckpt = folder / ".batchops" / "t.checkpoint.db"
         state = SandboxState(
             SandboxConfig(app_code=APP_CODE, app_secret=SECRET, faults=scenario.faults)
         )

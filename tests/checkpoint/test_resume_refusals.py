@@ -138,7 +138,7 @@ def test_changed_input_is_refused_then_fresh_starts_over(
     seed(itsm, *(running(sn) for sn in [*sns, "CH5"]))  # the tickets are open again
     fresh = run_cli(["run", str(src), "--fresh"], env)
     assert fresh.exit_code == 0, fresh.stdout + fresh.stderr
-    (backup,) = tmp_path.glob("t.checkpoint.db.*.bak")
+    (backup,) = (tmp_path / ".batchops").glob("t.checkpoint.db.*.bak")
     assert str(backup) in fresh.stdout
     old = Checkpoint.open_readonly(backup)
     try:
@@ -198,7 +198,7 @@ def test_an_empty_or_truncated_checkpoint_is_refused_not_taken_as_fresh(
     )
     env = creds_env(itsm.url)
     assert run_cli(["run", str(src)], env).exit_code == 0
-    ckpt = tmp_path / "t.checkpoint.db"
+    ckpt = tmp_path / ".batchops" / "t.checkpoint.db"
     damaged = ckpt.read_bytes()[:kept] if kept else b""
     ckpt.write_bytes(damaged)
     sent = sum(itsm.state.stats.requests.values())
@@ -260,7 +260,7 @@ def test_report_from_checkpoint_during_and_after_a_run(tmp_path: Path) -> None:
     sns = [f"RP{i}" for i in range(80)]  # many: the run must outlast the report below
     _tickets(state, sns)
     src = write_csv(tmp_path / "t.csv", _rows(sns))
-    ckpt = tmp_path / "t.checkpoint.db"
+    ckpt = tmp_path / ".batchops" / "t.checkpoint.db"
     with SandboxThread(state) as server:
         env = _child_env(tmp_path, server.url)
         proc = _spawn(["run", str(src), "-c", "2", "--readback-delay", "0"], env, tmp_path)
@@ -316,7 +316,7 @@ def _older_checkpoint(itsm: SandboxThread, tmp_path: Path, sn: str, *changes: st
     )
     batch = load_batch(src)
     assert batch.invalid[1] != ""  # today's rules refuse row 3
-    path = tmp_path / "t.checkpoint.db"
+    path = tmp_path / ".batchops" / "t.checkpoint.db"
     store, work = open_checkpoint(
         batch,
         OutcomeTable(len(batch)),

@@ -93,7 +93,7 @@ def test_retry_failed_resends_failed_and_unknown_keeps_history(
         assert ops_after[sn] - ops_before[sn] == (1 if resent else 0), sn
         assert _applied(itsm.state.stats.operations)[(sn, rows[i][2])] == 1, sn
     assert itsm.state.stats.double_suspends == 0
-    store = Checkpoint.open_readonly(tmp_path / "t.checkpoint.db")
+    store = Checkpoint.open_readonly(tmp_path / ".batchops" / "t.checkpoint.db")
     try:
         for i in range(len(rows)):
             history = store.history(i)

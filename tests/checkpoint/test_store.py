@@ -234,7 +234,7 @@ def test_incomplete_checkpoint_through_the_cli(itsm: SandboxThread, tmp_path: Pa
     env = creds_env(itsm.url)
     first = run_cli(["run", str(src)], env)
     assert first.exit_code == 0, first.stderr
-    _tamper(tmp_path / "t.checkpoint.db", "DROP TABLE meta")
+    _tamper(tmp_path / ".batchops" / "t.checkpoint.db", "DROP TABLE meta")
     itsm.call(itsm.state.reset_stats)
     out = run_cli(["run", str(src)], env)
     assert out.exit_code == 2

@@ -43,7 +43,9 @@ def run_files(itsm: SandboxThread, tmp_path: Path) -> RunFiles:
     assert (
         run_cli(["run", str(other), "--checkpoint", str(odd)], creds_env(itsm.url)).exit_code == 0
     )
-    files = RunFiles(src, tmp_path / "t.report.csv", tmp_path / "t.checkpoint.db", odd)
+    files = RunFiles(
+        src, tmp_path / "t.report.csv", tmp_path / ".batchops" / "t.checkpoint.db", odd
+    )
     assert all(path.is_file() for path in files.all())
     return files
 

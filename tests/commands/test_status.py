@@ -62,7 +62,7 @@ def half_done(tmp_path: Path) -> Iterator[tuple[Checkpoint, datetime]]:
     RECENT rows 30 s before it, LEFT pending; ``now`` is two minutes from the real now,
     so the rate is measured over a full minute."""
     now = datetime.now(UTC) + timedelta(minutes=2)
-    store = _checkpoint(tmp_path / "t.checkpoint.db")
+    store = _checkpoint(tmp_path / ".batchops" / "t.checkpoint.db")
     _finish(store, range(EARLY), now - timedelta(minutes=10))
     _finish(store, range(EARLY, EARLY + RECENT), now - timedelta(seconds=30))
     try:
@@ -198,7 +198,7 @@ def test_status_of_a_running_run_grows_and_ends_with_the_final_counts(
 ) -> None:
     """While the run writes: a process holds it, counts grow, a rate and an ETA show;
     once it is over: the final counts, finished, no process."""
-    checkpoint = tmp_path / "t.checkpoint.db"
+    checkpoint = tmp_path / ".batchops" / "t.checkpoint.db"
     proc = start_run(itsm, tmp_path)
     try:
         first = wait_for(checkpoint, 10)
@@ -222,7 +222,7 @@ def test_status_of_a_running_run_grows_and_ends_with_the_final_counts(
 
 def test_status_of_an_interrupted_run_says_why(itsm: SandboxThread, tmp_path: Path) -> None:
     """SIGTERM stops the run cleanly: status shows stopped, the reason and what is left."""
-    checkpoint = tmp_path / "t.checkpoint.db"
+    checkpoint = tmp_path / ".batchops" / "t.checkpoint.db"
     proc = start_run(itsm, tmp_path)
     wait_for(checkpoint, 5)
     proc.send_signal(signal.SIGTERM)
@@ -235,7 +235,7 @@ def test_status_of_an_interrupted_run_says_why(itsm: SandboxThread, tmp_path: Pa
 
 def test_status_of_a_killed_run_says_it_died(itsm: SandboxThread, tmp_path: Path) -> None:
     """A run killed outright never ended: status says so, and that resuming is safe."""
-    checkpoint = tmp_path / "t.checkpoint.db"
+    checkpoint = tmp_path / ".batchops" / "t.checkpoint.db"
     proc = start_run(itsm, tmp_path)
     wait_for(checkpoint, 5)
     proc.kill()
@@ -251,7 +251,7 @@ def test_status_never_writes_the_checkpoint(itsm: SandboxThread, tmp_path: Path)
     seed(itsm, running("NO1"))
     src = write_csv(tmp_path / "t.csv", [["NO1", "admin", "SUSPEND", "x"]])
     assert run_cli(["run", str(src)], creds_env(itsm.url)).exit_code == 0
-    checkpoint = tmp_path / "t.checkpoint.db"
+    checkpoint = tmp_path / ".batchops" / "t.checkpoint.db"
     before = checkpoint.read_bytes()
     assert status_of(checkpoint)["state"] == "finished"
     assert checkpoint.read_bytes() == before

@@ -421,7 +421,7 @@ def test_without_the_checkpoint_undo_says_it_trusts_the_report(
     seed(itsm, running("S1"))
     src = write_csv(tmp_path / "freeze.csv", [["S1", "admin", "SUSPEND", "freeze"]])
     assert cli(itsm, src).exit_code == 0
-    (tmp_path / "freeze.checkpoint.db").unlink()
+    (tmp_path / ".batchops" / "freeze.checkpoint.db").unlink()
 
     out = run_cli(["undo", str(tmp_path / "freeze.report.csv")])
     assert out.exit_code == 0, out.stdout + out.stderr
@@ -447,7 +447,9 @@ def test_a_report_under_another_name_is_checked_against_the_checkpoint_given(
     moved.parent.mkdir()
     rewrite_report(moved, rows)
 
-    out = run_cli(["undo", str(moved), "--checkpoint", str(tmp_path / "freeze.checkpoint.db")])
+    out = run_cli(
+        ["undo", str(moved), "--checkpoint", str(tmp_path / ".batchops" / "freeze.checkpoint.db")]
+    )
     assert out.exit_code == 0, out.stdout + out.stderr
     assert "1 row of the report disagrees" in out.stderr
     assert [r["sn"] for r in read_report(tmp_path / "out" / "edited.undo.csv")] == ["S1"]
@@ -509,7 +511,7 @@ def test_each_report_is_held_to_the_checkpoint_of_the_run_that_wrote_it(
     assert cli(itsm, src, "--max-failures", "off").exit_code == 1
     again = cli(itsm, tmp_path / "freeze.report.csv", "--max-failures", "off")
     assert again.exit_code == 1, again.stdout + again.stderr
-    assert (tmp_path / "freeze.report.checkpoint.db").exists()
+    assert (tmp_path / ".batchops" / "freeze.report.checkpoint.db").exists()
 
     for report, checkpoint in [
         ("freeze.report.csv", "freeze.checkpoint.db"),
@@ -517,5 +519,6 @@ def test_each_report_is_held_to_the_checkpoint_of_the_run_that_wrote_it(
     ]:
         out = run_cli(["undo", str(tmp_path / report)])
         assert out.exit_code == 0, out.stdout + out.stderr
-        assert f"checked against the run's checkpoint {tmp_path / checkpoint}\n" in out.stdout
+        found = tmp_path / ".batchops" / checkpoint
+        assert f"checked against the run's checkpoint {found}\n" in out.stdout
         assert out.stderr == ""

@@ -219,3 +219,27 @@ def test_a_run_begun_in_chinese_resumes_in_english_with_its_blank_messages(
         {("LG1", "UNSUSPEND"): 1, ("LG2", "SUSPEND"): 1}
     )
     assert [r["status"] for r in read_report(tmp_path / "t.report.csv")] == ["success"] * 2
+
+
+def test_a_handoff_round_leaves_only_sheets_and_reports_beside_the_input(
+    itsm: SandboxThread, tmp_path: Path
+) -> None:
+    """plan, run, the report fed back, --fresh and undo: the shared folder holds only the
+    sheets and reports; checkpoints, locks and backups are in .batchops/ beside them."""
+    src, _rows = _five_fail(itsm, tmp_path, "HO")
+    env = creds_env(itsm.url)
+    assert run_cli(["plan", str(src)]).exit_code in (0, 1)
+    report = tmp_path / "freeze.report.csv"
+    run_cli(["run", str(report), *FAST, "--only", "failed"], env)
+    run_cli(["run", str(src), *FAST, "--fresh"], env)
+    assert run_cli(["undo", str(report)]).exit_code in (0, 1)
+    shared = sorted(p.name for p in tmp_path.iterdir() if p.name != ".batchops")
+    assert all(not name.endswith((".db", ".lock", ".bak", "-wal", "-shm")) for name in shared), (
+        shared
+    )
+    assert all(name.endswith((".csv", ".xlsx")) for name in shared), shared
+    state = sorted(p.name for p in (tmp_path / ".batchops").iterdir())
+    assert "freeze.checkpoint.db" in state and "freeze.report.checkpoint.db" in state, state
+    assert any(name.endswith(".bak") for name in state), state
+    status = run_cli(["status", str(tmp_path / ".batchops" / "freeze.checkpoint.db")])
+    assert status.exit_code == 0, status.stdout + status.stderr

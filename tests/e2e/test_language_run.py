@@ -148,7 +148,7 @@ def test_an_unreachable_itsm_is_a_chinese_stop_whose_printed_command_finishes_th
     for english in ("cannot reach ITSM", "nothing was sent", "to continue", "run: "):
         assert english not in first.stderr
 
-    checkpoint = tmp_path / "t.checkpoint.db"
+    checkpoint = tmp_path / ".batchops" / "t.checkpoint.db"
     status = run_cli(["status", str(checkpoint), "--lang", "zh"])
     assert status.exit_code == 0, status.stderr
     assert f"断点文件：{checkpoint}" in status.stdout

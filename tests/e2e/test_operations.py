@@ -343,7 +343,7 @@ def test_summary_json_contents(itsm: SandboxThread, tmp_path: Path) -> None:
     assert data["counts"]["success"] == 1 and data["counts"]["failed"] == 1
     assert data["counts_by_action"] == {"SUSPEND": {"success": 1}, "TERMINATE": {"failed": 1}}
     assert data["report"] == str(tmp_path / "t.report.csv")
-    assert data["checkpoint"] == str(tmp_path / "t.checkpoint.db")
+    assert data["checkpoint"] == str(tmp_path / ".batchops" / "t.checkpoint.db")
     assert re.fullmatch(r"[0-9a-f]{64}", data["input_fingerprint"])
     assert data["elapsed_s"] >= 0 and data["rows_per_second"] >= 0
     assert SECRET not in (tmp_path / "s.json").read_text(encoding="utf-8")

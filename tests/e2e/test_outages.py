@@ -242,7 +242,7 @@ def test_a_code_no_column_can_hold_fails_the_row_not_the_run(tmp_path: Path) -> 
     report = report_of(src)
     assert [(r["status"], r["code"]) for r in report] == [("failed", "")] * 2
     assert all(r["message"] == f"odd (code {huge})" for r in report)
-    again = run_cli(["status", str(tmp_path / "t.checkpoint.db")])
+    again = run_cli(["status", str(tmp_path / ".batchops" / "t.checkpoint.db")])
     assert again.exit_code == 0, again.stdout + again.stderr
 
 

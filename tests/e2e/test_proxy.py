@@ -471,13 +471,13 @@ def test_no_password_of_a_url_is_stored_or_logged(
     for password in (b"B4sePw9x", b"Pr0xyPw9x"):
         assert password not in stored
 
-    older = sqlite3.connect(tmp_path / "PW.checkpoint.db")
+    older = sqlite3.connect(tmp_path / ".batchops" / "PW.checkpoint.db")
     with older:
         older.execute("UPDATE meta SET value = ? WHERE key = 'base_url'", (base,))
     older.close()
     again = run_cli(args, creds_env(itsm.url))
     assert again.exit_code == 0, again.stdout + again.stderr
     assert "nothing left to send" in again.stdout + again.stderr
-    shown = run_cli(["status", str(tmp_path / "PW.checkpoint.db")])
+    shown = run_cli(["status", str(tmp_path / ".batchops" / "PW.checkpoint.db")])
     assert shown.exit_code == 0 and "ops:***@127.0.0.1" in shown.stdout, shown.stdout
     assert "B4sePw9x" not in shown.stdout + shown.stderr + again.stdout + again.stderr

@@ -161,7 +161,7 @@ def test_retry_failed_does_not_send_a_hidden_row_of_a_failed_ticket(
     retry = run_cli(["run", str(src), *FAST, "--retry-failed"], creds_env(itsm.url))
     assert retry.exit_code == 1, retry.stdout + retry.stderr
     assert [op.action for op in itsm.state.stats.operations] == ["SUSPEND", "SUSPEND"]
-    with contextlib.closing(sqlite3.connect(tmp_path / "t.checkpoint.db")) as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / ".batchops" / "t.checkpoint.db")) as db:
         assert db.execute("SELECT status FROM rows WHERE idx=1").fetchone() == ("skipped",)
 
 

@@ -73,7 +73,7 @@ def test_a_hostile_itsm_reaches_no_terminal_from_run_plan_or_status(tmp_path: Pa
     stderr alike, and the Chinese around them as it is."""
     rows = [["H1", "admin", "SUSPEND", "中文说明"], ["H2", "admin", "SUSPEND", "x"]]
     src = write_csv(tmp_path / "t.csv", [*rows, ["AUTH", "admin", "SUSPEND", "x"]])
-    checkpoint = str(tmp_path / "t.checkpoint.db")
+    checkpoint = str(tmp_path / ".batchops" / "t.checkpoint.db")
     with LoopbackServer(hostile_itsm) as server:
         env = creds_env(server.url)
         outs = [
@@ -128,7 +128,8 @@ def test_hostile_cells_and_file_names_reach_no_terminal_from_any_command(
         ],
     )
     stem = src.with_suffix("")
-    checkpoint, report = f"{stem}.checkpoint.db", f"{stem}.report.csv"
+    checkpoint = str(src.parent / ".batchops" / f"{src.stem}.checkpoint.db")
+    report = f"{stem}.report.csv"
     outs = [
         cli(itsm, src),
         run_cli(["undo", report]),
@@ -160,7 +161,7 @@ def test_a_tampered_checkpoint_is_shown_escaped_by_status(
     seed(itsm, running("T1"))
     src = write_csv(tmp_path / "t.csv", [["T1", "admin", "SUSPEND", "x"]])
     assert cli(itsm, src).exit_code == 0
-    checkpoint = tmp_path / "t.checkpoint.db"
+    checkpoint = tmp_path / ".batchops" / "t.checkpoint.db"
     with sqlite3.connect(checkpoint) as conn:
         conn.execute("UPDATE meta SET value = ? WHERE key = 'input_path'", (f"in{TITLE}.csv",))
         conn.execute("UPDATE meta SET value = ? WHERE key = 'base_url'", (f"http://x{CLEAR}",))

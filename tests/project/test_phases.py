@@ -71,4 +71,4 @@ def test_with_a_checkpoint_its_commits_and_its_closing_are_timed_too(
     steps = steps_of(done.stderr)
     assert steps["close the checkpoint"] == 1
     assert steps["checkpoint commits (all)"] >= 1
-    assert (tmp_path / "t.checkpoint.db").exists()
+    assert (tmp_path / ".batchops" / "t.checkpoint.db").exists()

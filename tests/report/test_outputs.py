@@ -164,7 +164,7 @@ def test_plan_never_writes_over_a_runs_report_or_checkpoint(
     """plan -o (or --summary-json) on a run's report or checkpoint: exit 2, unchanged."""
     src = _sheet(itsm, tmp_path, 2)
     assert run_cli(["run", str(src)], creds_env(itsm.url)).exit_code == 0
-    report, checkpoint = tmp_path / "t.report.csv", tmp_path / "t.checkpoint.db"
+    report, checkpoint = tmp_path / "t.report.csv", tmp_path / ".batchops" / "t.checkpoint.db"
     kept = {path: path.read_bytes() for path in (report, checkpoint)}
     for args in (["-o", str(report)], ["--summary-json", str(report)]):
         out = run_cli(["plan", str(src), *args])
@@ -237,7 +237,7 @@ def test_report_command_refuses_to_overwrite_the_input_or_the_checkpoint(
     and both files are left as they were."""
     src = _sheet(itsm, tmp_path, 2)
     assert run_cli(["run", str(src)], creds_env(itsm.url)).exit_code == 0
-    checkpoint = tmp_path / "t.checkpoint.db"
+    checkpoint = tmp_path / ".batchops" / "t.checkpoint.db"
     for target, needle in ((src, "would overwrite the input"), (checkpoint, "name it *.csv")):
         before = target.read_bytes()
         out = run_cli(["report", str(checkpoint), "-o", str(target)])
@@ -325,7 +325,9 @@ def test_a_file_named_as_a_report_is_never_a_plan_or_a_sheet(tmp_path: Path) -> 
     assert _refusal(Output("-o", named, Kind.REPORT)) is None
 
 
-@pytest.mark.parametrize("left_beside", ["t.checkpoint.db", "t.report.csv"])
+@pytest.mark.parametrize(
+    "left_beside", [".batchops/t.checkpoint.db", "t.checkpoint.db", "t.report.csv"]
+)
 def test_a_runs_input_is_known_by_what_the_run_left_beside_it(
     tmp_path: Path, left_beside: str
 ) -> None:
@@ -333,10 +335,11 @@ def test_a_runs_input_is_known_by_what_the_run_left_beside_it(
     select or undo sheet never replaces it (the run resumes from it); a run's own outputs
     are not asked."""
     source = write_csv(tmp_path / "t.csv", [["A1", "admin", "SUSPEND", "x"]])
+    (tmp_path / left_beside).parent.mkdir(exist_ok=True)
     (tmp_path / left_beside).write_bytes(b"x")
     refusal = _refusal(Output("the sheet (-o)", source, Kind.SHEET), force=True)
     assert refusal == (
-        f"the sheet (-o) {source} is a run's input ({left_beside} is beside it); "
+        f"the sheet (-o) {source} is a run's input ({Path(left_beside).name} is beside it); "
         "choose another path"
     )
     assert _refusal(Output("-o", source, Kind.REPORT)) is None

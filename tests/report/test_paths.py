@@ -65,9 +65,13 @@ def test_unknown_suffix_needs_an_explicit_format(tmp_path: Path) -> None:
     assert read_csv_rows(path)[1][0] == "A"
 
 
-def test_default_checkpoint_path_is_beside_the_input(tmp_path: Path) -> None:
-    """tickets.csv → tickets.checkpoint.db in the same folder."""
-    assert default_checkpoint_path(tmp_path / "tickets.csv") == tmp_path / "tickets.checkpoint.db"
+def test_default_checkpoint_path_is_in_the_state_folder_beside_the_input(tmp_path: Path) -> None:
+    """tickets.csv → .batchops/tickets.checkpoint.db; one an older batchops left beside
+    the input is used where it is (its run resumes from it)."""
+    source = tmp_path / "tickets.csv"
+    assert default_checkpoint_path(source) == tmp_path / ".batchops" / "tickets.checkpoint.db"
+    (tmp_path / "tickets.checkpoint.db").write_bytes(b"")
+    assert default_checkpoint_path(source) == tmp_path / "tickets.checkpoint.db"
 
 
 @pytest.mark.parametrize(
