@@ -341,7 +341,8 @@ run_options = options(
         "--checkpoint",
         type=click.Path(dir_okay=False, path_type=str),
         help=N_(
-            "The checkpoint file (default: in the .batchops folder beside INPUT, tickets.csv → .batchops/tickets.checkpoint.db). "
+            "The checkpoint file (default: in the .batchops folder beside INPUT, "
+            "tickets.csv → .batchops/tickets.checkpoint.db). "
             "Running the same command again continues where a run stopped."
         ),
     ),
