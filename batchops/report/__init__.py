@@ -20,13 +20,13 @@ from .tables import Table, write_tables
 from .writing import write_failures, write_report
 
 __all__ = [
+    "STATE_FOLDER",
     "Kind",
     "Output",
     "Outputs",
     "SummarySheet",
     "Table",
     "check_outputs",
-    "STATE_FOLDER",
     "default_checkpoint_path",
     "default_plan_path",
     "default_report_path",
