@@ -79,6 +79,7 @@ class _Operation:
     sn: str
     action: str
     operator: str
+    message: str = ""
 
     @classmethod
     def of(cls, call: _Call, sn: str) -> _Operation | None:
@@ -89,7 +90,8 @@ class _Operation:
         if call.gateway and "username" in call.params:
             # The trap: on the gateway path a body key "username" replaces operator.
             operator = _as_text(call.params["username"])
-        return cls(sn, _as_text(call.params.get("action_type")), operator)
+        message = _as_text(call.params.get("action_message"))
+        return cls(sn, _as_text(call.params.get("action_type")), operator, message)
 
 
 class _Server:
@@ -282,7 +284,9 @@ class _Server:
     def _record(self, operation: _Operation | None, code: int, applied: bool) -> None:
         """Log an operate_ticket call (reads are counted, not logged)."""
         if operation is not None:
-            self.state._record(operation.sn, operation.action, operation.operator, code, applied)
+            self.state._record(
+                operation.sn, operation.action, operation.operator, code, applied, operation.message
+            )
 
     def _refusal(self, request: web.Request, call: _Call, faults: Faults) -> web.Response | None:
         """The gateway's or ESB's refusal of the caller or of the API, if any."""

@@ -338,6 +338,8 @@ class OpRecord(NamedTuple):
     code: int
     applied: bool
     t: float
+    #: The ``action_message`` the request carried.
+    message: str = ""
 
 
 @dataclass
@@ -508,13 +510,17 @@ class SandboxState:
         injected = self.stats.faults_injected
         injected[name] = injected.get(name, 0) + 1
 
-    def _record(self, sn: str, action: str, operator: str, code: int, applied: bool) -> None:
+    def _record(
+        self, sn: str, action: str, operator: str, code: int, applied: bool, message: str = ""
+    ) -> None:
         stats = self.stats
         stats.operations_total += 1
         if applied:
             stats.applied_total += 1
         if self.config.record_log:
-            stats.operations.append(OpRecord(sn, action, operator, code, applied, time.monotonic()))
+            stats.operations.append(
+                OpRecord(sn, action, operator, code, applied, time.monotonic(), message)
+            )
 
     def _draw(self) -> tuple[float, float, float, float, float]:
         """Five draws per faultable request, so the sequence never depends on the rates."""

@@ -35,8 +35,8 @@ import pandas as pd
 from batchops.errors import InputError
 from batchops.model import Action, Row
 
-from .columns import FIELD_ALIASES, map_columns, table_from_cells, unguard
-from .reading import read_cells
+from .columns import FIELD_ALIASES, Table, map_columns, table_from_cells, unguard
+from .reading import Cells, read_cells
 from .validation import ACTION_ALIASES, StrArray, default_message, validate
 
 __all__ = [
@@ -50,6 +50,41 @@ __all__ = [
 ]
 
 _FINGERPRINT_TAG: Final = b"batchops-frame-v1\0"
+
+#: What a footer row (a total under the tickets, not a ticket) says in one of its cells.
+FOOTER_WORDS: Final = frozenset(
+    {
+        "合计",
+        "总计",
+        "小计",
+        "合計",
+        "總計",
+        "小計",
+        "total",
+        "totals",
+        "grand total",
+        "subtotal",
+        "sum",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceBook:
+    """Where an XLSX input's rows are in its workbook: what the report needs to come back
+    as the same workbook with the result columns added."""
+
+    path: Path
+    sheet: str
+    #: The header's row number in the sheet (1-based).
+    header_row: int
+    #: The sheet column (0-based) of the first result column: an earlier report's own,
+    #: else the one right after the table.
+    result_column: int
+    #: Whether the input is an earlier report (its Summary sheet is replaced, not added).
+    is_report: bool
+    #: Each data row's number in the sheet (the report's row ``i`` goes there).
+    lines: tuple[int, ...]
 
 
 @dataclass(eq=False)
@@ -81,8 +116,13 @@ class Batch:
     notes: dict[int, str] = field(default_factory=dict)
     #: Each data row's number in the sheet as the user sees it (blank rows counted).
     lines: npt.NDArray[np.int64] | None = None
-    #: Rows hidden or filtered out in the sheet that are not sent (None: no row is).
+    #: Rows hidden or filtered out in the sheet that are not sent, and footer rows (a
+    #: total under the tickets); None: no row is.
     left_out: npt.NDArray[np.bool_] | None = None
+    #: Which of the left-out rows are footer rows (:data:`FOOTER_WORDS`, no action).
+    footer: npt.NDArray[np.bool_] | None = None
+    #: An XLSX input's workbook, which the report is written into (None for CSV).
+    book: SourceBook | None = None
 
     def __len__(self) -> int:
         return len(self.sn)
@@ -115,8 +155,11 @@ class Batch:
         return int(np.count_nonzero(self.invalid != ""))
 
     def left_out_count(self) -> int:
-        """How many rows hidden in the sheet are not sent."""
-        return 0 if self.left_out is None else int(np.count_nonzero(self.left_out))
+        """How many rows hidden in the sheet are not sent (footer rows not counted)."""
+        if self.left_out is None:
+            return 0
+        hidden = self.left_out if self.footer is None else self.left_out & ~self.footer
+        return int(np.count_nonzero(hidden))
 
 
 #: An earlier report's statuses of rows that were applied, judged done, or may have
@@ -162,7 +205,10 @@ def load_batch(
     applied = None
     if table.previous is not None:
         applied = previous_done(table.previous["status"])
+    footer = _footer_rows(frame, columns)
     left_out = _left_out(table.lines, cells.hidden)
+    if footer is not None:
+        left_out = footer if left_out is None else left_out | footer
     rows = validate(frame, columns, table.lines, applied, left_out)
     return Batch(
         source=source,
@@ -182,7 +228,38 @@ def load_batch(
         notes=rows.notes,
         lines=table.lines,
         left_out=left_out,
+        footer=footer,
+        book=_source_book(source, cells, table),
     )
+
+
+def _source_book(source: Path, cells: Cells, table: Table) -> SourceBook | None:
+    """The workbook the report is written into: an ``.xlsx`` input's (an ``.xlsm`` keeps
+    macros an ``.xlsx`` may not hold, an ``.xls`` is no zip package)."""
+    if cells.fmt != "xlsx" or cells.sheet is None or source.suffix.lower() != ".xlsx":
+        return None
+    return SourceBook(
+        source,
+        cells.sheet,
+        cells.header_row,
+        cells.first_column + table.result_at,
+        table.previous is not None,
+        tuple(table.lines.tolist()),
+    )
+
+
+def _footer_rows(frame: pd.DataFrame, columns: dict[str, str]) -> npt.NDArray[np.bool_] | None:
+    """Rows without an action with a cell that says total (合计, 总计, Total, …): a footer
+    under the tickets, which is no ticket; None when there is none."""
+    blank_action = (frame[columns["action_type"]].str.strip() == "").to_numpy(dtype=bool)
+    if not blank_action.any():
+        return None
+    footer = np.zeros(len(frame), dtype=bool)
+    candidates = np.flatnonzero(blank_action)
+    for name in frame.columns:
+        cells = frame[name].iloc[candidates].str.strip().str.rstrip(":：").str.casefold()
+        footer[candidates] |= cells.isin(FOOTER_WORDS).to_numpy(dtype=bool)
+    return footer if footer.any() else None
 
 
 def _left_out(lines: npt.NDArray[np.int64], hidden: frozenset[int]) -> npt.NDArray[np.bool_] | None:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from batchops.errors import ConfigError
+from batchops.i18n import N_, _
 from batchops.model import Outcome, OutcomeTable, Status
 
 from .loading import Batch, previous_done
@@ -31,6 +32,10 @@ LEFT_OUT_MESSAGE = (
     "hidden in the sheet (a hidden or filtered-out row), so not sent; unhide it, or run "
     "with --include-hidden to send hidden rows too"
 )
+
+
+#: The report's message for a footer row (a total under the tickets), which is no ticket.
+FOOTER_MESSAGE = N_("a total row under the tickets, not a ticket: left out, not sent")
 
 
 def mark_invalid(batch: Batch, outcomes: OutcomeTable) -> None:
@@ -57,9 +62,12 @@ def mark_left_out(batch: Batch, outcomes: OutcomeTable) -> int:
     rows = np.flatnonzero(batch.left_out)
     previous = batch.previous_results
     kept = previous_done(previous["status"]) if previous is not None else None
+    footer = batch.footer
     for index in rows.tolist():
         if kept is not None and previous is not None and kept[index]:
             outcomes.set(index, _previous_outcome(previous, index))
+        elif footer is not None and footer[index]:
+            outcomes.set(index, Outcome(Status.SKIPPED, None, _(FOOTER_MESSAGE)))
         else:
             outcomes.set(index, Outcome(Status.SKIPPED, None, LEFT_OUT_MESSAGE))
     return len(rows)
