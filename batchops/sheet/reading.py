@@ -340,7 +340,11 @@ def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str, 
             chosen = book.get_sheet_by_name(sheet)
             rows = chosen.to_python(skip_empty_area=True)
             start = chosen.start
-            _fill_merged(rows, start, getattr(chosen, "merged_cell_ranges", None))
+            try:
+                merged = chosen.merged_cell_ranges
+            except (AttributeError, calamine.CalamineError, ValueError):
+                merged = None  # a format (or a version) that cannot tell: as before
+            _fill_merged(rows, start, merged)
     except InputError:
         raise
     except calamine.PasswordError:
