@@ -56,6 +56,8 @@ _TYPES: Final = {
     "drawings": "application/vnd.openxmlformats-officedocument.drawing+xml",
     "charts": "application/vnd.openxmlformats-officedocument.drawingml.chart+xml",
 }
+#: A results sheet this large (uncompressed) is written with Zip64 sizes.
+_ZIP64_FROM: Final = 512 << 20
 #: The marker cells of the side workbook's second sheet: the formats, by column.
 _MARKERS: Final = ("bold", "date", "wrap", *(s.value for s in STATUS_COLOURS))
 
@@ -399,7 +401,9 @@ def _write_package(
         for info in source.infolist():
             name = info.filename
             if name == part:
-                with source.open(info) as stream, out.open(name, "w", force_zip64=True) as sink:
+                # Zip64 only where the part may pass 2 GB: some readers balk at it otherwise.
+                large = info.file_size > _ZIP64_FROM
+                with source.open(info) as stream, out.open(name, "w", force_zip64=large) as sink:
                     rewrite_sheet(stream, sink.write, plan)
             elif name in changed:
                 out.writestr(name, changed.pop(name))

@@ -99,9 +99,10 @@ def _rewrite_rows(
     last = 0  # the number of the last row seen (a row without ``r`` follows it)
     at = 0
     out: list[bytes] = []
+    # Where the rows end, looked for once per chunk (not once per row: that is quadratic).
+    done = _DATA_END.search(buffer)
     while True:
         start = _ROW_START.search(buffer, at)
-        done = _DATA_END.search(buffer, at)
         if done is not None and (start is None or done.start() < start.start()):
             out.append(buffer[at : done.start()])
             out.extend(_missing_rows(plan, wanted, position, None))
@@ -115,6 +116,7 @@ def _rewrite_rows(
             if more is None:
                 raise ValueError("the sheet's rows end before </sheetData>")
             buffer, at = buffer[at:] + more, 0
+            done = _DATA_END.search(buffer)
             continue
         tag_end, row_end, closed, end_name = row
         number = _ROW_NUMBER.search(buffer, start.end(), tag_end)
