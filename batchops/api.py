@@ -210,7 +210,7 @@ def report_from_checkpoint(
     target = Path(output) if output else default_report_path(source)
     # The checkpoint is read here, not written, but a report over it would lose it too.
     check_outputs(source, Outputs(target, checkpoint=Path(checkpoint)))
-    path = write_report(batch.frame, outcomes, target, sheet_name=batch.sheet)
+    path = write_report(batch.frame, outcomes, target, sheet_name=batch.sheet, book=batch.book)
     counts = outcomes.counts()
     return RunSummary(
         counts=counts,

@@ -867,12 +867,36 @@ class Bench:
             table.to_excel(folder / "pandas.xlsx", index=False)
             times["write_pandas"].append(time.perf_counter() - started)
         self.results.xlsx = {k: statistics.median(v) for k, v in times.items()}
+        self._workbook_report(source, folder)
         x = self.results.xlsx
         self.say(
             f"xlsx {rows:,} rows: read {x['read']:.2f} s "
             f"(pandas/openpyxl {x['read_pandas']:.2f} s), "
             f"report {x['write']:.2f} s (pandas to_excel {x['write_pandas']:.2f} s)"
         )
+
+    def _workbook_report(self, source: Path, folder: Path) -> None:
+        """The report of the XLSX input as ``run`` writes it (since issue 23 into the input's
+        own workbook), by this checkout and, with ``--baseline``, by that one: each in a
+        child of its own on the same file, alternating, so the two share the machine's mood."""
+        variants = [BATCHOPS] + ([BASELINE] if self.config.baseline is not None else [])
+        found: dict[str, list[float]] = {v: [] for v in variants}
+        for _ in range(self.config.repeats):
+            for variant in variants:
+                # The script by its path (a baseline's checkout has a benchmarks package of
+                # its own), batchops from the variant's checkout.
+                argv = [sys.executable, str(_PROJECT / "benchmarks" / "report_time.py")]
+                argv += ["0", "1", "--workbook", str(source)]
+                out = folder / f"workbook-{variant}.out"
+                env = self._batchops_env(variant)
+                *_unused, status = run_child(argv, cwd=folder, env=env, stdout=out)
+                if status != 0:
+                    self.results.problems.append(f"xlsx workbook report ({variant}): exit {status}")
+                    return
+                found[variant].append(float(out.read_text().split()[-1]))
+        for variant, values in found.items():
+            self.results.xlsx[f"workbook_{variant}"] = statistics.median(values)
+            self.say(f"  workbook report, {variant}: {', '.join(f'{v:.2f}' for v in values)} s")
 
     # ---------------------------------------------------------------- progress, in-process
 
@@ -1093,6 +1117,27 @@ def report(config: BenchConfig, results: Results) -> tuple[str, list[Target]]:
                 ],
             )
         )
+        if "workbook_batchops" in x:
+            rows_ = [
+                ["report of the XLSX input, as run writes it", f"{x['workbook_batchops']:.2f}"]
+            ]
+            if "workbook_baseline" in x:
+                ratio = x["workbook_batchops"] / x["workbook_baseline"]
+                rows_[0] += [f"{x['workbook_baseline']:.2f}", f"{ratio:.2f}"]
+                targets.append(
+                    Target(
+                        "XLSX report: batchops ÷ baseline (issue 23)",
+                        ratio,
+                        2.0,
+                        False,
+                        f"{ratio:.2f}",
+                    )
+                )
+            else:
+                rows_[0] += ["—", "—"]
+            parts.append(
+                render_table(["step", "batchops s", "baseline s", "batchops ÷ baseline"], rows_)
+            )
         targets.append(
             Target(
                 "XLSX read: pandas/openpyxl ÷ batchops",

@@ -70,7 +70,7 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
         )
     _judge(batch, outcomes, statuses, note)
     add_notes(batch, outcomes)
-    path = write_report(batch.frame, outcomes, report_path, sheet_name=batch.sheet)
+    path = write_report(batch.frame, outcomes, report_path, sheet_name=batch.sheet, book=batch.book)
     counts = outcomes.counts()
     summary = RunSummary(
         counts=counts,

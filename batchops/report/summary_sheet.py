@@ -54,12 +54,22 @@ def add_summary_sheet(
     summary: SummarySheet | Mapping[str, object],
     bold: object,
     looks: Looks,
+    *,
+    name: str | None = None,
 ) -> None:
-    """The Summary sheet after the results sheet (renamed should the results have its name)."""
-    name = SUMMARY_SHEET
-    if results_sheet.casefold() == SUMMARY_SHEET.casefold():
-        name = f"{SUMMARY_SHEET} (batchops)"
+    """The Summary sheet after the results sheet (renamed should the results have its
+    name; ``name`` when the caller chose it).
+
+    Printed, it fits one page wide (landscape, as many pages down as it takes), so the
+    chart beside the table is never cut in two.
+    """
+    if name is None:
+        name = SUMMARY_SHEET
+        if results_sheet.casefold() == SUMMARY_SHEET.casefold():
+            name = f"{SUMMARY_SHEET} (batchops)"
     sheet = workbook.add_worksheet(name)
+    sheet.set_landscape()
+    sheet.fit_to_pages(1, 0)
     if isinstance(summary, SummarySheet):
         _write_run_summary(workbook, sheet, summary, bold, looks)
     else:

@@ -23,14 +23,18 @@ do.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from batchops.model import OutcomeTable, Status
+from batchops.sheet import SourceBook
 
 from .atomic import atomic_file
+from .book import write_book_report
 from .columns import NUMERIC_RESULT_COLUMNS, result_column_names
 from .csv_file import CSV_FORMULA_PREFIXES, write_csv_report
 from .paths import ReportFormat, default_plan_path, default_report_path, format_of
@@ -72,6 +76,7 @@ def write_report(
     fmt: ReportFormat | None = None,
     summary: SummarySheet | Mapping[str, object] | None = None,
     sheet_name: str | None = None,
+    book: SourceBook | None = None,
 ) -> Path:
     """Write the input rows and their outcomes to ``path`` atomically; return ``path``.
 
@@ -81,6 +86,11 @@ def write_report(
     :class:`SummarySheet`, or plain key/value rows); a CSV report has no room for it and
     leaves it out. ``sheet_name`` names the XLSX results sheet (the input's sheet, so the
     same ``--sheet`` reads the report back), "Results" by default.
+
+    ``book``, an XLSX input's workbook, makes an XLSX report that workbook itself with
+    the result columns added to its sheet and the Summary after its sheets
+    (:mod:`batchops.report.book`); a workbook whose package cannot be followed gets the
+    plain report.
     """
     if len(outcomes) != len(frame):
         raise ValueError(f"{len(frame)} input rows but {len(outcomes)} outcomes")
@@ -92,11 +102,30 @@ def write_report(
             write_csv_report(temp, frame, headers, result_names, outcomes)
     elif fmt == "xlsx":
         check_fits_sheet(path, len(frame), len(headers) + len(result_names))
+        if book is not None and _write_into_book(path, book, result_names, outcomes, summary):
+            return path
         with atomic_file(path) as temp:
             write_xlsx_report(temp, frame, headers, result_names, outcomes, summary, sheet_name)
     else:
         raise ValueError(f"unknown report format {fmt!r}; expected 'csv' or 'xlsx'")
     return path
+
+
+def _write_into_book(
+    path: Path,
+    book: SourceBook,
+    result_names: list[str],
+    outcomes: OutcomeTable,
+    summary: SummarySheet | Mapping[str, object] | None,
+) -> bool:
+    """The report as the input's workbook with the results; False (nothing written) when
+    its package is not one this can follow, for the plain report to be written instead."""
+    try:
+        with atomic_file(path) as temp:
+            write_book_report(temp, book, list(book.lines), result_names, outcomes, summary)
+    except (ValueError, KeyError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError):
+        return False
+    return True
 
 
 def write_failures(frame: pd.DataFrame, outcomes: OutcomeTable, path: Path) -> Path:

@@ -91,6 +91,12 @@ class Sheet(Protocol):
     def get_name(self) -> str:
         """The sheet's name."""
 
+    def set_landscape(self) -> None:
+        """Print across the page."""
+
+    def fit_to_pages(self, width: int, height: int) -> None:
+        """Print ``width`` pages wide and ``height`` high (0: as many as it takes)."""
+
 
 class Chart(Protocol):
     """The part of an xlsxwriter chart batchops uses."""

@@ -84,7 +84,7 @@ def finish_run(batch: Batch, outcomes: OutcomeTable, state: Ending, end: RunEnd)
     """Write the report (and the failures file) and sum the run up."""
     counts = outcomes.counts()
     by_action = counts_by_action(batch, outcomes)
-    failures = top_failures(outcomes, batch.sn)
+    failures = top_failures(outcomes, batch.sn, operators=batch.operator)
     stop = state.stop
     stopped = (
         _("not confirmed; nothing was sent") if state.declined else stop.reason if stop else ""
@@ -129,7 +129,12 @@ def _write(
     path: Path | None = None
     try:
         path = write_report(
-            batch.frame, outcomes, report_path, summary=sheet, sheet_name=batch.sheet
+            batch.frame,
+            outcomes,
+            report_path,
+            summary=sheet,
+            sheet_name=batch.sheet,
+            book=batch.book,
         )
         if end.failures_path is not None:
             write_failures(batch.frame, outcomes, end.failures_path)

@@ -135,7 +135,9 @@ def refuse_invalid_if_strict(config: RunConfig, loaded: Loaded) -> None:
     if not (config.choices.strict and batch.invalid_count()):
         return
     add_notes(batch, loaded.outcomes)
-    path = write_report(batch.frame, loaded.outcomes, loaded.outputs.report, sheet_name=batch.sheet)
+    path = write_report(
+        batch.frame, loaded.outcomes, loaded.outputs.report, sheet_name=batch.sheet, book=batch.book
+    )
     raise ConfigError(
         _(
             "{count} invalid rows and --strict is on, so nothing was sent; "

@@ -33,20 +33,43 @@ def top_failures(
     outcomes: OutcomeTable,
     sns: np.ndarray | Sequence[str] | None = None,
     limit: int = TOP_FAILURES,
+    operators: np.ndarray | Sequence[str] | None = None,
 ) -> list[tuple[str, int, str]]:
-    """The most frequent reasons among failed and unknown rows: (reason, rows, the sn of
-    the first such row, or "" without ``sns``)."""
+    """The most frequent causes among failed and unknown rows: (reason, rows, the sn of
+    the first such row, or "" without ``sns``).
+
+    Rows fail for one cause when their code and message are the same once the row's own
+    operator and sn are taken out: ``抱歉，lisi无权操作该单据`` for three operators is one
+    cause, shown as ``抱歉，<operator>无权操作该单据``. A cause of one row keeps its
+    message as it is.
+    """
     tally: Counter[str] = Counter()
-    example: dict[str, str] = {}
+    example: dict[str, tuple[str, str]] = {}
     # Only the failed rows are looked at: a million successes cost nothing here.
     for index in outcomes.rows_with(Status.FAILED, Status.UNKNOWN).tolist():
         outcome = outcomes.get(index)
         reason = outcome.message or _("(no message)")
-        key = f"[{outcome.code}] {reason}" if outcome.code is not None else reason
+        sn = str(sns[index]) if sns is not None else ""
+        operator = str(operators[index]) if operators is not None else ""
+        cause = _cause(reason, sn, operator)
+        code = f"[{outcome.code}] " if outcome.code is not None else ""
+        key = code + cause
         tally[key] += 1
         if key not in example:
-            example[key] = str(sns[index]) if sns is not None else ""
-    return [(reason, count, example[reason]) for reason, count in tally.most_common(limit)]
+            example[key] = (code + reason, sn)
+    return [
+        (example[key][0] if count == 1 else key, count, example[key][1])
+        for key, count in tally.most_common(limit)
+    ]
+
+
+def _cause(message: str, sn: str, operator: str) -> str:
+    """A failure message with the row's own sn and operator taken out (longest first, so
+    an operator that is part of an sn does not cut it)."""
+    for value, mark in sorted(((sn, "<sn>"), (operator, "<operator>")), key=lambda p: -len(p[0])):
+        if len(value.strip()) >= 2:
+            message = message.replace(value.strip(), mark)
+    return message
 
 
 def summary_fields(summary: RunSummary) -> dict[str, object]:

@@ -5,9 +5,11 @@ validating every row, and choosing which rows a run may send.
 from __future__ import annotations
 
 from .columns import FIELD_ALIASES, is_report
-from .loading import DONE_BEFORE, Batch, load_batch
+from .hidden import sheet_part, workbook_part
+from .loading import DONE_BEFORE, Batch, SourceBook, load_batch
 from .reading import show
 from .selection import (
+    FOOTER_MESSAGE,
     LEFT_OUT_MESSAGE,
     NOT_DONE,
     add_notes,
@@ -25,9 +27,11 @@ __all__ = [
     "AMBIGUOUS_ACTIONS",
     "DONE_BEFORE",
     "FIELD_ALIASES",
+    "FOOTER_MESSAGE",
     "LEFT_OUT_MESSAGE",
     "NOT_DONE",
     "Batch",
+    "SourceBook",
     "action_of",
     "add_notes",
     "is_report",
@@ -39,5 +43,7 @@ __all__ = [
     "one_letter_case",
     "previous_statuses",
     "select_rows",
+    "sheet_part",
     "show",
+    "workbook_part",
 ]

@@ -67,6 +67,9 @@ class Table:
     previous: pd.DataFrame | None
     #: Each data row's number in the sheet as the user sees it (blank rows counted).
     lines: npt.NDArray[np.int64]
+    #: Where (a column of the cells read) the result columns are, or would go: an earlier
+    #: report's own, else right after the last column.
+    result_at: int = 0
 
 
 def table_from_cells(raw: pd.DataFrame, where: Path | str, header_row: int = 1) -> Table:
@@ -112,8 +115,8 @@ def table_from_cells(raw: pd.DataFrame, where: Path | str, header_row: int = 1) 
         previous = body.iloc[:, status_pos : status_pos + n_result].loc[filled]
         previous = previous.reset_index(drop=True)
         previous.columns = pd.Index(list(RESULT_COLUMNS), dtype=object)
-        return Table(frame, names, previous, lines)
-    return Table(frame, names, None, lines)
+        return Table(frame, names, previous, lines, status_pos)
+    return Table(frame, names, None, lines, raw.shape[1])
 
 
 def is_report(path: Path) -> bool:

@@ -39,7 +39,7 @@ from typing import IO, Final
 from batchops.errors import InputError
 from batchops.i18n import _
 
-__all__ = ["hidden_rows"]
+__all__ = ["hidden_rows", "sheet_part", "workbook_part"]
 
 #: A row's start tag, any namespace prefix, its attributes captured (values quoted).
 _ROW_TAG: Final = re.compile(
@@ -79,13 +79,29 @@ def hidden_rows(source: Path, sheet: str) -> frozenset[int]:
         ) from None
 
 
-def _sheet_part(book: zipfile.ZipFile, names: dict[str, str], sheet: str) -> str:
-    """The ZIP name of worksheet ``sheet``'s XML part, through the workbook's relationships."""
-    workbook = _DEFAULT_WORKBOOK
+def sheet_part(book: zipfile.ZipFile, sheet: str) -> str:
+    """The ZIP name of worksheet ``sheet``'s XML part (KeyError, ValueError or
+    ET.ParseError when the workbook's parts cannot be followed to it)."""
+    names = {name.lower(): name for name in book.namelist()}
+    return names[_sheet_part(book, names, sheet).lower()]
+
+
+def workbook_part(book: zipfile.ZipFile) -> str:
+    """The ZIP name of the workbook's own part (``xl/workbook.xml`` as a rule)."""
+    names = {name.lower(): name for name in book.namelist()}
+    return names[_workbook_part(book, names).lower()]
+
+
+def _workbook_part(book: zipfile.ZipFile, names: dict[str, str]) -> str:
     for kind, target in _relationships(book, names, "").values():
         if kind.endswith(_OFFICE_DOCUMENT):
-            workbook = _resolve("", target)
-            break
+            return _resolve("", target)
+    return _DEFAULT_WORKBOOK
+
+
+def _sheet_part(book: zipfile.ZipFile, names: dict[str, str], sheet: str) -> str:
+    """The ZIP name of worksheet ``sheet``'s XML part, through the workbook's relationships."""
+    workbook = _workbook_part(book, names)
     root = ET.fromstring(_read(book, names, workbook))
     rid = None
     for element in root.iter():

@@ -36,8 +36,8 @@ from batchops.errors import InputError
 from batchops.i18n import _
 from batchops.model import Action, Row
 
-from .columns import FIELD_ALIASES, map_columns, table_from_cells, unguard
-from .reading import read_cells
+from .columns import FIELD_ALIASES, Table, map_columns, table_from_cells, unguard
+from .reading import Cells, read_cells
 from .validation import ACTION_ALIASES, StrArray, validate
 
 __all__ = [
@@ -51,6 +51,41 @@ __all__ = [
 ]
 
 _FINGERPRINT_TAG: Final = b"batchops-frame-v1\0"
+
+#: What a footer row (a total under the tickets, not a ticket) says in one of its cells.
+FOOTER_WORDS: Final = frozenset(
+    {
+        "合计",
+        "总计",
+        "小计",
+        "合計",
+        "總計",
+        "小計",
+        "total",
+        "totals",
+        "grand total",
+        "subtotal",
+        "sum",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceBook:
+    """Where an XLSX input's rows are in its workbook: what the report needs to come back
+    as the same workbook with the result columns added."""
+
+    path: Path
+    sheet: str
+    #: The header's row number in the sheet (1-based).
+    header_row: int
+    #: The sheet column (0-based) of the first result column: an earlier report's own,
+    #: else the one right after the table.
+    result_column: int
+    #: Whether the input is an earlier report (its Summary sheet is replaced, not added).
+    is_report: bool
+    #: Each data row's number in the sheet (the report's row ``i`` goes there).
+    lines: tuple[int, ...]
 
 
 @dataclass(eq=False)
@@ -82,11 +117,16 @@ class Batch:
     notes: dict[int, str] = field(default_factory=dict)
     #: Each data row's number in the sheet as the user sees it (blank rows counted).
     lines: npt.NDArray[np.int64] | None = None
-    #: Rows hidden or filtered out in the sheet that are not sent (None: no row is).
+    #: Rows hidden or filtered out in the sheet that are not sent, and footer rows (a
+    #: total under the tickets); None: no row is.
     left_out: npt.NDArray[np.bool_] | None = None
     #: Rows whose blank message was filled with the default text, which depends on the
     #: language and the profile: a checkpoint knows such a row by its blank cell.
     defaulted: npt.NDArray[np.bool_] | None = None
+    #: Which of the left-out rows are footer rows (:data:`FOOTER_WORDS`, no action).
+    footer: npt.NDArray[np.bool_] | None = None
+    #: An XLSX input's workbook, which the report is written into (None for CSV).
+    book: SourceBook | None = None
 
     def __len__(self) -> int:
         return len(self.sn)
@@ -119,8 +159,11 @@ class Batch:
         return int(np.count_nonzero(self.invalid != ""))
 
     def left_out_count(self) -> int:
-        """How many rows hidden in the sheet are not sent."""
-        return 0 if self.left_out is None else int(np.count_nonzero(self.left_out))
+        """How many rows hidden in the sheet are not sent (footer rows not counted)."""
+        if self.left_out is None:
+            return 0
+        hidden = self.left_out if self.footer is None else self.left_out & ~self.footer
+        return int(np.count_nonzero(hidden))
 
 
 #: An earlier report's statuses of rows that were applied, judged done, or may have
@@ -163,21 +206,16 @@ def load_batch(
     table = table_from_cells(cells.raw, where, cells.header_row)
     frame = table.frame
     previous_status: StrArray | None = None
+    applied = None
     if table.previous is not None:
         previous_status = table.previous["status"].str.strip().to_numpy(dtype=object)
+        applied = previous_done(table.previous["status"])
         if cells.fmt == "csv":
             frame = unguard(frame)
     columns = map_columns(table.headers, [str(c) for c in frame.columns], where)
-    if len(frame) == 0:
-        raise InputError(
-            _("{where} has a header but no data rows; add at least one row to operate on").format(
-                where=where
-            )
-        )
-    applied = None
-    if table.previous is not None:
-        applied = previous_done(table.previous["status"])
-    left_out = _left_out(table.lines, cells.hidden)
+    _check_has_rows(frame, where)
+    footer = _footer_rows(frame, columns)
+    left_out = _left_out(table.lines, cells.hidden, footer)
     rows = validate(frame, columns, table.lines, applied, left_out, default_message)
     return Batch(
         source=source,
@@ -198,7 +236,18 @@ def load_batch(
         lines=table.lines,
         left_out=left_out,
         defaulted=rows.defaulted,
+        footer=footer,
+        book=_source_book(source, cells, table),
     )
+
+
+def _check_has_rows(frame: pd.DataFrame, where: Path | str) -> None:
+    if len(frame) == 0:
+        raise InputError(
+            _("{where} has a header but no data rows; add at least one row to operate on").format(
+                where=where
+            )
+        )
 
 
 def _where(source: Path, sheet: str | None) -> Path | str:
@@ -208,12 +257,47 @@ def _where(source: Path, sheet: str | None) -> Path | str:
     return _("{path} (sheet '{sheet}')").format(path=source, sheet=sheet)
 
 
-def _left_out(lines: npt.NDArray[np.int64], hidden: frozenset[int]) -> npt.NDArray[np.bool_] | None:
-    """Which data rows (by their sheet row numbers) are hidden; None when none is."""
-    if not hidden:
+def _source_book(source: Path, cells: Cells, table: Table) -> SourceBook | None:
+    """The workbook the report is written into: an ``.xlsx`` input's (an ``.xlsm`` keeps
+    macros an ``.xlsx`` may not hold, an ``.xls`` is no zip package)."""
+    if cells.fmt != "xlsx" or cells.sheet is None or source.suffix.lower() != ".xlsx":
         return None
-    mask = np.isin(lines, np.fromiter(hidden, dtype=np.int64, count=len(hidden)))
-    return mask if mask.any() else None
+    return SourceBook(
+        source,
+        cells.sheet,
+        cells.header_row,
+        cells.first_column + table.result_at,
+        table.previous is not None,
+        tuple(table.lines.tolist()),
+    )
+
+
+def _footer_rows(frame: pd.DataFrame, columns: dict[str, str]) -> npt.NDArray[np.bool_] | None:
+    """Rows without an action with a cell that says total (合计, 总计, Total, …): a footer
+    under the tickets, which is no ticket; None when there is none."""
+    blank_action = (frame[columns["action_type"]].str.strip() == "").to_numpy(dtype=bool)
+    if not blank_action.any():
+        return None
+    footer = np.zeros(len(frame), dtype=bool)
+    candidates = np.flatnonzero(blank_action)
+    for name in frame.columns:
+        cells = frame[name].iloc[candidates].str.strip().str.rstrip(":：").str.casefold()
+        footer[candidates] |= cells.isin(FOOTER_WORDS).to_numpy(dtype=bool)
+    return footer if footer.any() else None
+
+
+def _left_out(
+    lines: npt.NDArray[np.int64],
+    hidden: frozenset[int],
+    footer: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[np.bool_] | None:
+    """Which data rows (by their sheet row numbers) are hidden, or are a footer; None when
+    none is."""
+    mask = footer
+    if hidden:
+        found = np.isin(lines, np.fromiter(hidden, dtype=np.int64, count=len(hidden)))
+        mask = found if mask is None else mask | found
+    return mask if mask is not None and mask.any() else None
 
 
 # --------------------------------------------------------------------------- fingerprint

@@ -25,7 +25,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import pandas as pd
 
@@ -64,6 +64,9 @@ class Cells:
     header_row: int
     #: The numbers of the sheet's rows hidden or filtered out in Excel (when asked for).
     hidden: frozenset[int] = frozenset()
+    #: The sheet's column (0-based) of the table's first column (a workbook's table may
+    #: start right of column A; CSV: 0).
+    first_column: int = 0
 
 
 def read_cells(
@@ -92,9 +95,9 @@ def read_cells(
                 "{path} is an Excel workbook, which has no text encoding; drop the encoding option"
             ).format(path=source)
         )
-    raw, sheet_used, header_row = _read_workbook(source, sheet)
+    raw, sheet_used, header_row, first_column = _read_workbook(source, sheet)
     hidden = hidden_rows(source, sheet_used) if find_hidden else frozenset()
-    return Cells(raw, "xlsx", None, sheet_used, header_row, hidden)
+    return Cells(raw, "xlsx", None, sheet_used, header_row, hidden, first_column)
 
 
 def read_header(source: Path) -> list[str]:
@@ -348,9 +351,11 @@ def _parser_message(source: Path, exc: Exception) -> str:
 # --------------------------------------------------------------------------- workbooks
 
 
-def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str, int]:
-    """All cells of one worksheet as text, header row included, the sheet's name, and the
-    header's row number (empty rows above the table counted)."""
+def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str, int, int]:
+    """All cells of one worksheet as text, header row included, the sheet's name, the
+    header's row number (empty rows above the table counted) and the table's first column.
+
+    A merged cell's value is every row's it covers (:func:`_fill_merged`)."""
     import python_calamine as calamine
 
     try:
@@ -372,6 +377,11 @@ def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str, 
             chosen = book.get_sheet_by_name(sheet)
             rows = chosen.to_python(skip_empty_area=True)
             start = chosen.start
+            try:
+                merged = chosen.merged_cell_ranges
+            except (AttributeError, calamine.CalamineError, ValueError):
+                merged = None  # a format (or a version) that cannot tell: as before
+            _fill_merged(rows, start, merged)
     except InputError:
         raise
     except calamine.PasswordError:
@@ -396,7 +406,31 @@ def _read_workbook(source: Path, sheet: str | None) -> tuple[pd.DataFrame, str, 
     for j in range(width):
         data[j] = [cell_text(r[j]) if j < len(r) else "" for r in rows]
     header_row = int(start[0]) + 1 if start else 1
-    return pd.DataFrame(data, dtype=str), sheet, header_row
+    first_column = int(start[1]) if start else 0
+    return pd.DataFrame(data, dtype=str), sheet, header_row, first_column
+
+
+def _fill_merged(rows: list[list[Any]], start: object, merged: object) -> None:
+    """Give the rows a merged cell covers below its first its value, as Excel shows it.
+
+    Excel keeps a merged cell's value in its top-left cell only; a person sees it over
+    every row of the range (a merged reason beside three tickets is their reason). Only
+    down its first column: the columns to its right have headers of their own. A range
+    that begins in the header row (a two-row header) is no row's value.
+    """
+    if not merged or not rows or not isinstance(start, tuple):
+        return
+    top, left = int(start[0]), int(start[1])
+    for (first_row, first_col), (last_row, _last_col) in merged:  # type: ignore[attr-defined]
+        row, col = int(first_row) - top, int(first_col) - left
+        if row < 1 or col < 0 or row >= len(rows):
+            continue
+        value = rows[row][col] if col < len(rows[row]) else ""
+        for below in range(row + 1, min(int(last_row) - top, len(rows) - 1) + 1):
+            cells = rows[below]
+            if len(cells) <= col:
+                cells.extend([""] * (col + 1 - len(cells)))
+            cells[col] = value
 
 
 def _workbook_header(source: Path) -> list[str]:

@@ -36,6 +36,10 @@ LEFT_OUT_MESSAGE = N_(
 )
 
 
+#: The report's message for a footer row (a total under the tickets), which is no ticket.
+FOOTER_MESSAGE = N_("a total row under the tickets, not a ticket: left out, not sent")
+
+
 def mark_invalid(batch: Batch, outcomes: OutcomeTable) -> None:
     """Give each invalid row its reason, except a row an earlier report fed back says was
     done or may have landed: that result stays (it is never sent either way)."""
@@ -60,9 +64,12 @@ def mark_left_out(batch: Batch, outcomes: OutcomeTable) -> int:
     rows = np.flatnonzero(batch.left_out)
     previous = batch.previous_results
     kept = previous_done(previous["status"]) if previous is not None else None
+    footer = batch.footer
     for index in rows.tolist():
         if kept is not None and previous is not None and kept[index]:
             outcomes.set(index, _previous_outcome(previous, index))
+        elif footer is not None and footer[index]:
+            outcomes.set(index, Outcome(Status.SKIPPED, None, _(FOOTER_MESSAGE)))
         else:
             outcomes.set(index, Outcome(Status.SKIPPED, None, _(LEFT_OUT_MESSAGE)))
     return len(rows)

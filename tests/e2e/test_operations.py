@@ -14,7 +14,7 @@ import pexpect
 import pytest
 
 import batchops
-from batchops.model import Status
+from batchops.model import RESULT_COLUMNS, Status
 from batchops.sandbox import SandboxThread
 
 from ..helpers import (
@@ -392,7 +392,7 @@ def _xlsx_input(path: Path, rows: list[list[str]]) -> Path:
 
 
 def test_summary_sheet_contents(itsm: SandboxThread, tmp_path: Path) -> None:
-    """The XLSX report keeps the input's sheet name for its results and has a Summary
+    """The XLSX report is the input's workbook with the results and a Summary
     sheet: times, rows per action and status with a chart, top reasons with an example
     sn, settings; no secret anywhere."""
     seed(itsm, running("NO1"), running("NO2", processor="zhang"))
@@ -422,8 +422,9 @@ def test_summary_sheet_contents(itsm: SandboxThread, tmp_path: Path) -> None:
     assert facts["  app_code"] == APP_CODE
     assert len(summary._charts) == 1
     results = book["Tickets"]
-    assert results.freeze_panes == "A2"
-    assert results.auto_filter.ref
+    # The input's own sheet, as it came (no pane frozen, no filter), plus the results.
+    assert results.freeze_panes is None and not results.auto_filter.ref
+    assert [c.value for c in results[1]][-len(RESULT_COLUMNS) :] == list(RESULT_COLUMNS)
     for sheet in book.worksheets:
         for row in sheet.iter_rows(values_only=True):
             assert all(SECRET not in str(v) for v in row)

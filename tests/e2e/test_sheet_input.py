@@ -117,9 +117,10 @@ def test_rows_filtered_out_by_an_autofilter_are_not_sent(
 def test_a_report_fed_back_does_not_send_the_rows_that_were_hidden(
     itsm: SandboxThread, tmp_path: Path
 ) -> None:
-    """The report shows every row, the hidden ones 'skipped'; fed back as input it sends
-    none of them (skipped is done), unless asked for with --only skipped (and --fresh:
-    the first run fed back has recorded them as done in its checkpoint)."""
+    """The report shows every row, the hidden ones 'skipped' (and still hidden: the
+    report is the input's workbook); fed back as input it sends none of them (skipped is
+    done), unless asked for with --only skipped --include-hidden (and --fresh: the first
+    run fed back has recorded them as done in its checkpoint)."""
     sns = [f"FB{i}" for i in range(4)]
     seed(itsm, *[running(sn) for sn in sns])
     src = xlsx_with_hidden_rows(tmp_path / "t.xlsx", rows_for(sns), hidden=[0, 3])
@@ -138,6 +139,7 @@ def test_a_report_fed_back_does_not_send_the_rows_that_were_hidden(
             *FAST,
             "--only",
             "skipped",
+            "--include-hidden",
             "--fresh",
             "-o",
             str(tmp_path / "r3.xlsx"),

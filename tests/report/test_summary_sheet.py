@@ -152,3 +152,32 @@ def test_plain_tables_keep_every_cell_as_text(tmp_path: Path) -> None:
         assert sheet_rows(path, table.name) == want
     book = openpyxl.load_workbook(path)
     assert all(c.data_type == "s" for row in book["One"].iter_rows() for c in row if c.value)
+
+
+def test_failure_reasons_are_grouped_by_cause_without_the_operator_or_sn() -> None:
+    """One cause for three operators, one row's own message kept as it is."""
+    outcomes = OutcomeTable(5)
+    for i, who in enumerate(["lisi", "wangwu", "zhaoliu"]):
+        outcomes.set(i, Outcome(Status.FAILED, 3900001, f"抱歉，{who}无权操作该单据"))
+    outcomes.set(3, Outcome(Status.FAILED, 3900001, "单据 NO4 不存在"))
+    outcomes.set(4, Outcome(Status.FAILED, 3900002, "单据 NO5 不存在"))
+    operators = ["lisi", "wangwu", "zhaoliu", "admin", "admin"]
+    failures = top_failures(outcomes, ["NO1", "NO2", "NO3", "NO4", "NO5"], operators=operators)
+    assert failures == [
+        ("[3900001] 抱歉，<operator>无权操作该单据", 3, "NO1"),
+        ("[3900001] 单据 NO4 不存在", 1, "NO4"),
+        ("[3900002] 单据 NO5 不存在", 1, "NO5"),
+    ]
+
+
+def test_the_summary_sheet_prints_one_page_wide(tmp_path: Path) -> None:
+    path = write_report(
+        make_frame({"sn": ["S0", "S1", "S2", "S3", "S4"]}),
+        make_outcomes([ok()] * 5),
+        tmp_path / "r.xlsx",
+        summary=_run_summary(),
+    )
+    sheet = openpyxl.load_workbook(path)["Summary"]
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage
+    assert sheet.page_setup.fitToWidth in (None, 1) and sheet.page_setup.fitToHeight == 0
+    assert sheet.page_setup.orientation == "landscape"

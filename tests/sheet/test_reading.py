@@ -407,3 +407,42 @@ def test_input_error_has_no_chained_traceback(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         load_batch(path)
     assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_a_merged_cell_is_the_value_of_every_row_it_covers(tmp_path: Path) -> None:
+    """A reason merged over rows 2–4 is theirs; a title merged across the header's row
+    and a range's other columns are not filled."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["sn", "operator", "action_type", "原因", "note"])
+    for i in range(4):
+        sheet.append([f"S{i}", "admin", "SUSPEND", "节前冻结" if i == 0 else None, None])
+    sheet.merge_cells("D2:E4")
+    sheet.merge_cells("A1:A2")  # begins in the header row: no row's value (S0 is erased)
+    path = tmp_path / "m.xlsx"
+    book.save(path)
+    batch = load_batch(path)
+    assert batch.message.tolist() == ["节前冻结", "节前冻结", "节前冻结", ""]
+    assert batch.frame["note"].tolist() == ["", "", "", ""]
+    assert batch.sn.tolist() == ["", "S1", "S2", "S3"]  # not "sn"
+    assert batch.invalid.tolist()[1:3] == ["", ""]
+
+
+@pytest.mark.parametrize("word", ["合计", "总计", "Total", "小计：", "TOTALS"])
+def test_a_total_row_under_the_tickets_is_left_out_not_invalid(tmp_path: Path, word: str) -> None:
+    path = write_xlsx(
+        tmp_path / "t.xlsx",
+        [["S1", "admin", "SUSPEND", "x"], ["S2", "admin", "SUSPEND", "x"], [word, "", "", "2"]],
+    )
+    batch = load_batch(path)
+    assert batch.invalid.tolist() == ["", "", ""]
+    assert batch.valid_indices().tolist() == [0, 1]
+    assert batch.footer is not None and batch.footer.tolist() == [False, False, True]
+    assert batch.left_out_count() == 0  # no row is hidden
+
+
+def test_a_word_total_in_a_row_with_an_action_is_a_ticket(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "t.xlsx", [["S1", "admin", "SUSPEND", "Total"]])
+    batch = load_batch(path)
+    assert batch.footer is None and batch.valid_indices().tolist() == [0]
