@@ -25,7 +25,7 @@ import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
 
-from batchops.i18n import _
+from batchops.i18n import N_, _
 
 #: What a secret, or a credential's place, is shown as.
 MASK = "***"
@@ -230,7 +230,8 @@ def mask_headers(
 
 def presence(secret: str | None) -> str:
     """How a secret is shown anywhere: never its value, only whether it is set."""
-    return "(set)" if secret else "(not set)"
+    # Marked for the catalogs: config show says it in the language in use (``_(…)``).
+    return N_("(set)") if secret else N_("(not set)")
 
 
 def masked_url(url: str) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 import filelock
 
 from batchops.errors import CheckpointError
-from batchops.i18n import _
+from batchops.i18n import N_, _
 
 SCHEMA_VERSION = "1"
 
@@ -141,7 +141,9 @@ class CheckpointFile:
             if conn is not None:
                 conn.close()
             raise CheckpointError(
-                _("{path} is not a batchops checkpoint ({error})").format(path=path, error=exc)
+                _("{path} is not a batchops checkpoint ({error})").format(
+                    path=path, error=_sqlite_said(exc)
+                )
             ) from None
         except CheckpointError:
             if conn is not None:
@@ -253,6 +255,18 @@ def _create_owner_only(path: Path) -> None:
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
+#: SQLite's own words for the files it refuses most often, as a person reads them.
+_SQLITE_WORDS = {
+    "file is not a database": N_("it is not a database file"),
+    "database disk image is malformed": N_("the database file is damaged"),
+}
+
+
+def _sqlite_said(error: sqlite3.DatabaseError) -> str:
+    """What SQLite said of a file, in the language in use when it is a common refusal."""
+    text = str(error)
+    return _(_SQLITE_WORDS[text]) if text in _SQLITE_WORDS else text
+
 
 def _check_whole(path: Path) -> None:
     """Refuse an existing checkpoint that is empty or cut short, before SQLite opens it.
@@ -314,7 +328,7 @@ def _connect_with_schema(path: Path) -> sqlite3.Connection:
             _(
                 "{path} is not a batchops checkpoint ({error}); pass another --checkpoint "
                 "or --fresh to replace it"
-            ).format(path=path, error=exc)
+            ).format(path=path, error=_sqlite_said(exc))
         ) from None
     except CheckpointError:
         if conn is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,9 @@ from batchops.process import speak_click_in
 
 from .options import fail, param, pick
 from .words import TranslatedCommand, choose_language
+
+if TYPE_CHECKING:
+    from batchops.sandbox import SandboxState
 
 _RATE = click.FloatRange(0.0, 1.0)
 
@@ -136,7 +139,40 @@ def sandbox(**params: object) -> None:
         faults=pick(stand_in.Faults, params, seed=params["fault_seed"]),
     )
     host, port = param(params, "host", str), param(params, "port", int)
-    stand_in.serve(host=host, port=port, config=config, seed_rows=rows, generate=generated)
+    stand_in.serve(
+        host=host, port=port, config=config, seed_rows=rows, generate=generated, announce=_announce
+    )
+
+
+def _announce(url: str, state: SandboxState) -> None:
+    """Where the stand-in listens and how to authenticate, for the person who started it."""
+    from batchops import sandbox as stand_in
+
+    config = state.config
+    secret = (
+        _("the demo secret {secret}").format(secret=repr(stand_in.DEFAULT_APP_SECRET))
+        if config.app_secret == stand_in.DEFAULT_APP_SECRET
+        else _("the one this sandbox was configured with")
+    )
+    user = (
+        _("bk_username accepted (app is whitelisted)")
+        if config.whitelisted
+        else _("a non-empty bk_token is required")
+    )
+    lines = [
+        _("batchops sandbox: ITSM stand-in listening on {url}").format(url=url),
+        "  " + _("ESB base URL:     {url}").format(url=url + stand_in.ESB_PREFIX),
+        "  " + _("gateway base URL: {url}").format(url=url + stand_in.GATEWAY_PREFIXES[1]),
+        "  "
+        + _("app code: {app_code}; app secret: {secret}").format(
+            app_code=config.app_code, secret=secret
+        ),
+        "  "
+        + _("user: {user}; tickets seeded: {count}").format(user=user, count=len(state.tickets)),
+        "  " + _("stats: {url}/_sandbox/stats    (Ctrl-C to stop)").format(url=url),
+    ]
+    for line in lines:
+        print(line, flush=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
 
 from batchops.exits import help_text
-from batchops.i18n import N_, Language, _, choose, parse_language, use
+from batchops.i18n import N_, Language, _, cells, choose, parse_language, use
+from batchops.i18n import wide as _wide
 from batchops.settings import profile_language
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,6 +33,10 @@ HelpField = str | Callable[[], object]
 #: The epilog of a command whose ``--help`` ends with the exit-code table
 #: (:func:`batchops.exits.help_text`), written in the language in use when shown.
 EXIT_CODES = "\0batchops exit codes"
+
+#: click's word after a required option's help ("[required]"): click looks it up through
+#: a variable (``_(extra["required"])``), which extraction cannot read, so it is marked here.
+N_("required")
 
 
 def flag_language(args: Sequence[str]) -> str | None:
@@ -150,15 +154,6 @@ _TOKEN = re.compile(
 _NO_LINE_START = frozenset("，。；：、）》」』！？”’")
 #: What never ends a line (an opening bracket stays with what it opens).
 _NO_LINE_END = frozenset("（《「『“‘")
-
-
-def _wide(char: str) -> bool:
-    return unicodedata.east_asian_width(char) in ("W", "F")
-
-
-def cells(text: str) -> int:
-    """How many terminal columns ``text`` takes (a Chinese character takes two)."""
-    return sum(2 if _wide(char) else 1 for char in text)
 
 
 def _fill(text: str, width: int, first: str, rest: str) -> list[str]:

@@ -120,7 +120,7 @@ def parse_statuses(text: str) -> tuple[str, ...]:
             raise refused("--status", word, _status_words(), _STATUS_WORDS)
     statuses = tuple(dict.fromkeys(code for word in words if (code := ticket_status(word))))
     if not statuses:
-        raise ConfigError("--status needs at least one status (e.g. --status RUNNING,SUSPENDED)")
+        raise ConfigError(_("--status needs at least one status (e.g. --status RUNNING,SUSPENDED)"))
     return statuses
 
 
@@ -130,7 +130,7 @@ _STATUS_WORDS = (*TICKET_STATUSES, *TICKET_STATUS_NAMES)
 def _status_words() -> str:
     """What ``--status`` takes, in words (every code and every name)."""
     return _("{codes} (any letter case) or ITSM's names ({names})").format(
-        codes=", ".join(TICKET_STATUSES), names=", ".join(TICKET_STATUS_NAMES)
+        codes=", ".join(TICKET_STATUSES), names=_(", ").join(TICKET_STATUS_NAMES)
     )
 
 

@@ -5,6 +5,8 @@
 - :mod:`.translate`: ``_``, ``N_`` and ``ngettext`` over the gettext catalogs in
   ``locale/``; :mod:`.catalog` (a maintainer's tool, needs Babel) extracts, updates,
   compiles and checks them.
+- :mod:`.width`: how many terminal columns text takes (a Chinese character two), to line
+  columns up in either language.
 """
 
 from .language import (
@@ -20,6 +22,7 @@ from .language import (
     using,
 )
 from .translate import N_, _, ngettext
+from .width import cells, padded, wide
 
 __all__ = [
     "ENV_LANG",
@@ -29,10 +32,13 @@ __all__ = [
     "Language",
     "_",
     "blueking_language",
+    "cells",
     "choose",
     "current",
     "ngettext",
+    "padded",
     "parse_language",
     "use",
     "using",
+    "wide",
 ]

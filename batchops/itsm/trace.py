@@ -33,6 +33,7 @@ from typing import IO, Protocol, TypeVar
 
 import aiohttp
 
+from batchops.i18n import ngettext
 from batchops.secrets import Scrubber, mask_headers, mask_text, mask_url
 
 #: Bodies longer than this are cut in ``-vv`` output (a get_tickets page can be large).
@@ -174,7 +175,7 @@ class Tracer:
         sns = body.get("sns")
         sn = str(body.get("sn") or (params or {}).get("sn") or "")
         if not sn and isinstance(sns, list):
-            sn = f"({len(sns)} tickets)"
+            sn = ngettext("({count} ticket)", "({count} tickets)", len(sns)).format(count=len(sns))
         action = str(body.get("action_type") or "-")
         key = (api, sn, action)
         attempt = self._attempts.get(key, 0) + 1

@@ -297,17 +297,18 @@ def _shown_settings(config: RunConfig, loaded: Loaded) -> dict[str, object]:
     """The settings the report's summary sheet lists."""
     connection, policy = config.connection, config.policy
     credentials = connection.credentials
+    # Labels for a person, in the language in use (the sheet is read by people only).
     return {
-        "input": str(loaded.batch.source),
-        "target": masked_url(connection.base_url) or _("(embedded sandbox)"),
-        "gateway": connection.gateway,
-        "app_code": credentials.app_code if credentials else "batchops-sandbox",
-        "profile": config.settings.profile or "",
-        "concurrency": policy.concurrency,
-        "rate": policy.rate or _("unlimited"),
-        "pre-check": "on" if config.choices.precheck else "off",
-        "only": ",".join(sorted(loaded.only)) if loaded.only else "",
-        "canary": config.choices.canary or "",
+        _("input"): str(loaded.batch.source),
+        _("target"): masked_url(connection.base_url) or _("(embedded sandbox)"),
+        _("gateway"): connection.gateway,
+        _("app_code"): credentials.app_code if credentials else "batchops-sandbox",
+        _("profile"): config.settings.profile or "",
+        _("concurrency"): policy.concurrency,
+        _("rate"): policy.rate or _("unlimited"),
+        _("pre-check"): _("on") if config.choices.precheck else _("off"),
+        _("only"): ",".join(sorted(loaded.only)) if loaded.only else "",
+        _("canary"): config.choices.canary or "",
     }
 
 

@@ -22,7 +22,7 @@ from batchops.model import Outcome, OutcomeTable, Status
 from batchops.process import default_sigint
 from batchops.secrets import masked_url
 from batchops.send import Precheck, chains_by_sn, simulate
-from batchops.settings import Credentials, Resolved
+from batchops.settings import Credentials, Resolved, shown_source
 from batchops.sheet import Batch
 from batchops.stops import Stop
 
@@ -361,16 +361,18 @@ class Advice:
         parts = [
             _("app code {app_code} (from {source})").format(
                 app_code=repr(values.app_code or self._env.get("BK_APP_CODE", "")),
-                source=sources["app_code"],
+                source=shown_source(sources["app_code"]),
             ),
-            secret_from.format(name=secret_env, source=sources["secret_env"]),
+            secret_from.format(name=secret_env, source=shown_source(sources["secret_env"])),
         ]
         if self._env.get(token_env):
             parts.append(_("bk_token from the environment variable {name}").format(name=token_env))
         user = values.username or self._env.get("BK_USERNAME", "")
         if user:
             parts.append(
-                _("user {user} (from {source})").format(user=repr(user), source=sources["username"])
+                _("user {user} (from {source})").format(
+                    user=repr(user), source=shown_source(sources["username"])
+                )
             )
         return _("; ").join(parts)
 

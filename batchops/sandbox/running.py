@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from .server import _SHUTDOWN, _Server
-from .state import _T, DEFAULT_APP_SECRET, ESB_PREFIX, GATEWAY_PREFIXES, SandboxConfig, SandboxState
+from .state import _T, ESB_PREFIX, GATEWAY_PREFIXES, SandboxConfig, SandboxState
 
 
 def make_app(state: SandboxState) -> web.Application:
@@ -188,8 +188,11 @@ def serve(
     seed_rows: Iterable[tuple[str, str]] | None = None,
     *,
     generate: Sequence[tuple[str, int]] = (),
+    announce: Callable[[str, SandboxState], None],
 ) -> None:
-    """Serve a sandbox until Ctrl-C, printing where it listens and how to authenticate.
+    """Serve a sandbox until Ctrl-C (or SIGTERM); ``announce(url, state)`` is called once
+    it listens, to tell a person where and how to authenticate (the CLI says it, in the
+    user's language: the stand-in itself speaks only as ITSM does).
 
     ``seed_rows`` are (sn, operator) pairs of an input file (see
     :meth:`SandboxState.seed_from_rows`); ``generate`` holds (prefix, count) pairs.
@@ -203,22 +206,7 @@ def serve(
     async def run() -> None:
         runner, url = await start_sandbox(state, host, port)
         try:
-            secret_hint = (
-                f"the demo secret {DEFAULT_APP_SECRET!r}"
-                if config.app_secret == DEFAULT_APP_SECRET
-                else "the one this sandbox was configured with"
-            )
-            user_hint = (
-                "bk_username accepted (app is whitelisted)"
-                if config.whitelisted
-                else "a non-empty bk_token is required"
-            )
-            print(f"batchops sandbox: ITSM stand-in listening on {url}", flush=True)
-            print(f"  ESB base URL:     {url}{ESB_PREFIX}", flush=True)
-            print(f"  gateway base URL: {url}{GATEWAY_PREFIXES[1]}", flush=True)
-            print(f"  app code: {config.app_code}; app secret: {secret_hint}", flush=True)
-            print(f"  user: {user_hint}; tickets seeded: {len(state.tickets)}", flush=True)
-            print(f"  stats: {url}/_sandbox/stats    (Ctrl-C to stop)", flush=True)
+            announce(url, state)
             stop = asyncio.Event()
             with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
                 asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

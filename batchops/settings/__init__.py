@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .blueking import ENV_API_URL_TMPL, ENV_COMPONENT_API_URL
 from .choices import closest, refused
+from .origins import shown_source
 from .ranges import RANGES
 from .records import (
     Connection,
@@ -98,6 +99,7 @@ __all__ = [
     "resolve_options",
     "run_config",
     "select_connection",
+    "shown_source",
     "target_source",
     "target_url",
     "trust_config",

@@ -62,14 +62,20 @@ class FailureBrake:
         if text.lower() in {"off", "none"} or text == "":
             return cls(consecutive=None)
         if text.endswith("%"):
-            ratio = float(text[:-1]) / 100.0
+            try:
+                ratio = float(text[:-1]) / 100.0
+            except ValueError:  # Python's own words ("could not convert …") help nobody
+                raise ValueError(_("a percentage between 0% and 100%")) from None
             if not 0.0 <= ratio <= 1.0:
                 raise ValueError(_("a percentage between 0% and 100%"))
             if ratio == 0.0:
                 # "No failure is acceptable": the first one stops, as with a count of 0.
                 return cls(count=0, consecutive=None)
             return cls(ratio=ratio, consecutive=None)
-        count = int(text)
+        try:
+            count = int(text)
+        except ValueError:
+            raise ValueError(_("not a number")) from None
         if not RANGES["max_failures"].admits(count):
             raise ValueError(_("N must be {rule}").format(rule=RANGES["max_failures"].rule()))
         return cls(count=count, consecutive=None)

@@ -49,10 +49,11 @@ from pathlib import Path
 from typing import Literal
 
 from batchops.errors import ConfigError
-from batchops.i18n import _, parse_language
+from batchops.i18n import _, padded, parse_language
 from batchops.secrets import masked_url, notify_label, presence
 
 from .blueking import blueking_base_url
+from .origins import shown_source
 from .ranges import RANGES
 from .templates import TEMPLATE_FIELDS, checked_template
 from .trust import is_trusted, read_store, user_config_dir
@@ -153,7 +154,7 @@ def credentials_from(
         )
     if missing:
         raise ConfigError(
-            _("missing {what}. Set them and run again.").format(what="; ".join(missing))
+            _("missing {what}. Set them and run again.").format(what=_("; ").join(missing))
         )
     return Credentials(app_code=code, app_secret=secret, username=user, token=token)
 
@@ -229,7 +230,11 @@ def check_setting(key: str, value: SettingValue, source: str) -> SettingValue:
     source is ``flag`` (or a Python keyword), ``env NAME`` or ``profile …``.
     """
     flag = "--" + key.replace("_", "-")
-    where = flag if source == "flag" else f"{key} ({source})"
+    where = (
+        flag
+        if source == "flag"
+        else _("{key} ({source})").format(key=key, source=shown_source(source))
+    )
     if key in URL_SETTINGS and isinstance(value, str):
         checked_url(value, where, none_allowed=key == "proxy")
         return value
@@ -563,7 +568,7 @@ def target_source(resolved: Resolved) -> str:
     source = resolved.sources.get("base_url", "default")
     if source == "flag":
         return "--base-url"
-    return source
+    return shown_source(source)
 
 
 def describe(resolved: Resolved, env: Mapping[str, str] | None = None) -> str:
@@ -578,11 +583,12 @@ def describe(resolved: Resolved, env: Mapping[str, str] | None = None) -> str:
     width = max(len(k) for k in SETTINGS) + 1
     for key in SETTINGS:
         shown = resolved.values.shown(key)
-        lines.append(f"  {key:<{width}} {shown:<40} [{resolved.sources[key]}]")
+        lines.append(
+            f"  {key:<{width}} {padded(shown, 40)} [{shown_source(resolved.sources[key])}]"
+        )
     secret_env = resolved.values.secret_env
     token_env = resolved.values.token_env
-    lines.append(
-        f"  {'app secret':<{width}} {presence(env.get(secret_env)):<40} [env {secret_env}]"
-    )
-    lines.append(f"  {'token':<{width}} {presence(env.get(token_env)):<40} [env {token_env}]")
+    for name, variable in (("app secret", secret_env), ("token", token_env)):
+        where = shown_source(f"env {variable}")
+        lines.append(f"  {name:<{width}} {padded(_(presence(env.get(variable))), 40)} [{where}]")
     return "\n".join(lines)

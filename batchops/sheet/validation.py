@@ -95,7 +95,7 @@ def _chinese_words(action: Action) -> str:
 
 
 def _accepted_actions() -> str:
-    aliases = ", ".join(_chinese_words(a) for a in Action)
+    aliases = _(", ").join(_chinese_words(a) for a in Action)
     return _("use SUSPEND, UNSUSPEND, WITHDRAW or TERMINATE (or {aliases})").format(aliases=aliases)
 
 
