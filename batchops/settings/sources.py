@@ -56,7 +56,7 @@ from .blueking import blueking_base_url
 from .origins import shown_source
 from .ranges import RANGES
 from .templates import TEMPLATE_FIELDS, checked_template
-from .trust import is_trusted, read_store, user_config_dir
+from .trust import is_trusted, read_store, unreadable_config, user_config_dir
 from .urls import checked_url
 
 Gateway = Literal["esb", "apigw"]
@@ -418,9 +418,7 @@ def load_profile(path: Path | None, name: str | None) -> tuple[str | None, dict[
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(
-            _("cannot read config file {path}: {error}").format(path=path, error=exc)
-        ) from None
+        raise unreadable_config(path, exc) from None
     profiles = document.get("profiles", {})
     if not isinstance(profiles, dict):
         raise ConfigError(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
@@ -130,9 +131,7 @@ def trust_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = N
         tomllib.loads(target.read_text(encoding="utf-8"))
         digest = _digest(target)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(
-            _("cannot read config file {path}: {error}").format(path=target, error=exc)
-        ) from None
+        raise unreadable_config(target, exc) from None
     store = read_store(env)
     files = {**store.files, str(target): digest}
     record = trust_store_path(env)
@@ -161,3 +160,22 @@ def is_trusted(path: Path, env: Mapping[str, str], store: TrustStore | None = No
         return digest is not None and digest == _digest(target)
     except OSError:
         return False
+
+
+#: Where tomllib says the file went wrong ("Expected '=' … (at line 1, column 5)").
+_TOML_PLACE = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
+
+
+def unreadable_config(path: Path, error: Exception) -> ConfigError:
+    """The refusal of a config file that cannot be read. A TOML mistake's place is said
+    in the language in use; what the parser expected stays its own words."""
+    found = _TOML_PLACE.match(str(error)) if isinstance(error, tomllib.TOMLDecodeError) else None
+    if found is None:
+        return ConfigError(
+            _("cannot read config file {path}: {error}").format(path=path, error=error)
+        )
+    return ConfigError(
+        _("cannot read config file {path}: {error} (at line {line}, column {column})").format(
+            path=path, error=found["what"], line=found["line"], column=found["column"]
+        )
+    )

@@ -163,7 +163,7 @@ def _refusal(rule: CellRule, core: str, inner: list[tuple[int, str]]) -> str:
     if len(kinds) > _SHOWN_KINDS:
         more = _("{count} more").format(count=len(kinds) - _SHOWN_KINDS)
         kinds = [*kinds[:_SHOWN_KINDS], more]
-    what = ", ".join(kinds)
+    what = _(", ").join(kinds)
     if rule.quote:
         shown = core.encode("unicode_escape").decode("ascii")
         if len(shown) > 60:
