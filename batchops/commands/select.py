@@ -38,7 +38,7 @@ from pathlib import Path
 
 from batchops.errors import ConfigError, InputError
 from batchops.exits import Exit
-from batchops.i18n import _
+from batchops.i18n import N_, _
 from batchops.itsm import client_for
 from batchops.model import (
     MAX_MESSAGE_LENGTH,
@@ -59,7 +59,8 @@ from .pages import ConfirmCount, CountLimit, Found, JsonObject, PageReader, coll
 #: The sheet's columns: what ``run`` reads, then what the reviewer looks at.
 INPUT_COLUMNS = ("sn", "operator", "action_type", "action_message")
 CONTEXT_COLUMNS = ("title", "service_id", "current_status", "creator", "create_at", "ticket_url")
-SHEET_NAME = "Tickets"
+#: The XLSX sheet's name, for a person (run reads the first visible sheet, whatever its name).
+SHEET_NAME = N_("Tickets")
 DEFAULT_LIMIT = 10_000
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -466,7 +467,7 @@ def select_tickets(
     written_path: str | None = None
     if not found.declined and found.stop is None:
         rows = _sheet_rows(found.tickets, fill)
-        table = Table(SHEET_NAME, [*INPUT_COLUMNS, *CONTEXT_COLUMNS], rows)
+        table = Table(_(SHEET_NAME), [*INPUT_COLUMNS, *CONTEXT_COLUMNS], rows)
         written_path = str(write_tables(path, [table]))
     return _summary(found, reader, written_path, time.monotonic() - started)
 

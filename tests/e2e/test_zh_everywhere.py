@@ -119,8 +119,8 @@ def _session_sheet(itsm: SandboxThread, folder: Path) -> Path:
 
 
 def test_a_chinese_session_prints_no_english_sentence(itsm: SandboxThread, tmp_path: Path) -> None:
-    """run (refused and invalid rows, -v), plan, status, status --json, undo, select with a
-    misspelt and an empty --status, usage errors, a file that is no checkpoint and
+    """run (refused and invalid rows, -v), plan, status, status --json, undo, select (its
+    XLSX sheet named in Chinese) and select with a misspelt and an empty --status, usage errors, a file that is no checkpoint and
     config show: each exits as in English, and no line is an English sentence. The
     machine words stayed: the status JSON's keys and state, the report's status values."""
     src = _session_sheet(itsm, tmp_path)
@@ -131,6 +131,7 @@ def test_a_chinese_session_prints_no_english_sentence(itsm: SandboxThread, tmp_p
         "plan": (["plan", str(src)], 1),
         "status": (["status", checkpoint], 0),
         "undo": (["undo", str(tmp_path / "t.report.csv")], 0),
+        "select": (["select", "--status", "处理中", "-o", str(tmp_path / "s.xlsx")], 0),
         "select misspelt": (["select", "--status", "RUNNNING", "-o", "s.csv"], 2),
         "select empty": (["select", "--status", ",", "-o", "s.csv"], 2),
         "bad number": (["run", str(src), "--concurrency", "x"], 2),
@@ -153,6 +154,7 @@ def test_a_chinese_session_prints_no_english_sentence(itsm: SandboxThread, tmp_p
     setting_lines = [line for line in said["config show"].splitlines() if line.startswith("  ")]
     assert setting_lines and all(re.search(f"[{_CJK}]", line) for line in setting_lines)
     assert "[环境变量 BK_APP_CODE]" in said["config show"]
+    assert openpyxl.load_workbook(tmp_path / "s.xlsx").sheetnames == ["单据"]
     # The machine interface is the same in every language.
     status = json.loads(run_cli(["status", checkpoint, "--json"], env).stdout)
     assert status["state"] == "finished"
