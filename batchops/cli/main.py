@@ -58,7 +58,7 @@ from .options import (
     target_options,
 )
 from .stand_in import sandbox
-from .words import EXIT_CODES, TranslatedGroup, choose_language, option, profile_lang
+from .words import EXIT_CODES, PathType, TranslatedGroup, choose_language, option, profile_lang
 
 
 class _Commands(TranslatedGroup):
@@ -218,7 +218,7 @@ def plan(**params: object) -> None:
     "--output",
     "-o",
     required=True,
-    type=click.Path(dir_okay=False, path_type=str),
+    type=PathType(dir_okay=False, path_type=str),
     help=N_("The sheet to write: *.csv or *.xlsx."),
 )
 @click.option("--status", metavar="STATUS[,STATUS]", help=N_("Current status: RUNNING,SUSPENDED."))
@@ -233,7 +233,7 @@ def plan(**params: object) -> None:
 @click.option("--project", help=N_("Project key."))
 @click.option(
     "--sn-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    type=PathType(exists=True, dir_okay=False, path_type=str),
     help=N_("Only these tickets: a text file with one sn a line, or a CSV with an sn column."),
 )
 @click.option("--all", "all_tickets", is_flag=True, help=N_("Allow a select without any filter."))
@@ -305,17 +305,17 @@ def select_command(**params: object) -> None:
     """
     )
 )
-@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=PathType(dir_okay=False))
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, path_type=str),
+    type=PathType(dir_okay=False, path_type=str),
     help=N_("Where to write the report (default: the run's default report path)."),
 )
 @click.option(
     "--input",
     "input_path",
-    type=click.Path(dir_okay=False, path_type=str),
+    type=PathType(dir_okay=False, path_type=str),
     help=N_("The run's input file, if it moved since the run."),
 )
 @click.option("--sheet", help=N_("XLSX: the sheet the run read."))
@@ -364,11 +364,11 @@ def report(
     """
     )
 )
-@click.argument("report_path", metavar="REPORT", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("report_path", metavar="REPORT", type=PathType(dir_okay=False, path_type=str))
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, path_type=str),
+    type=PathType(dir_okay=False, path_type=str),
     help=N_(
         "Where to write the undo sheet (default: beside REPORT, same format: "
         "t.report.xlsx → t.report.undo.xlsx)."
@@ -384,7 +384,7 @@ def report(
 @click.option(
     "--checkpoint",
     "checkpoint_path",
-    type=click.Path(dir_okay=False, path_type=str),
+    type=PathType(dir_okay=False, path_type=str),
     help=N_(
         "The run's checkpoint, read only (default: the one beside the run's input, "
         ".batchops/t.checkpoint.db for t.report.xlsx, when there is one)."
@@ -394,7 +394,7 @@ def report(
     "--profile", help=N_("The profile whose undo_message to write [env: BATCHOPS_PROFILE].")
 )
 @click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), help=N_("The profile file.")
+    "--config", "config_path", type=PathType(dir_okay=False), help=N_("The profile file.")
 )
 def undo(
     report_path: str,
@@ -442,7 +442,7 @@ def undo(
     """
     )
 )
-@click.argument("checkpoint_path", metavar="CHECKPOINT", type=click.Path(dir_okay=False))
+@click.argument("checkpoint_path", metavar="CHECKPOINT", type=PathType(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help=N_("Print the status as one JSON object."))
 def status(checkpoint_path: str, as_json: bool) -> None:
     from batchops.commands import read_status
@@ -485,7 +485,7 @@ def config() -> None:
 )
 @option("--profile", help=N_("The profile to show [env: {env}]."), help_fields={"env": ENV_PROFILE})
 @click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), help=N_("The profile file.")
+    "--config", "config_path", type=PathType(dir_okay=False), help=N_("The profile file.")
 )
 def config_show(profile: str | None, config_path: str | None) -> None:
     from batchops.settings import describe, resolve
@@ -516,7 +516,7 @@ def config_show(profile: str | None, config_path: str | None) -> None:
     """
     ),
 )
-@click.argument("path", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("path", type=PathType(dir_okay=False, path_type=str))
 def config_trust(path: str) -> None:
     from batchops.settings import trust_config
 

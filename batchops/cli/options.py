@@ -39,7 +39,7 @@ from batchops.settings import (
     RANGES,
 )
 
-from .words import option
+from .words import PathType, option
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -68,11 +68,11 @@ def options(*options: Callable[[F], F]) -> Callable[[F], F]:
 
 
 input_options = options(
-    click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False, path_type=str)),
+    click.argument("input_path", metavar="INPUT", type=PathType(dir_okay=False, path_type=str)),
     click.option(
         "--output",
         "-o",
-        type=click.Path(dir_okay=False, path_type=str),
+        type=PathType(dir_okay=False, path_type=str),
         help=N_(
             "Where to write the report. Default: beside INPUT, same format "
             "(tickets.csv → tickets.report.csv)."
@@ -101,7 +101,7 @@ connection_options = options(
     ),
     option(
         "--config",
-        type=click.Path(dir_okay=False, path_type=str),
+        type=PathType(dir_okay=False, path_type=str),
         help=N_(
             "The profile file (default: ./batchops.toml, then ~/.config/batchops/batchops.toml) "
             "[env: {env}]."
@@ -148,7 +148,7 @@ connection_options = options(
     ),
     click.option(
         "--ca-bundle",
-        type=click.Path(exists=True, dir_okay=False),
+        type=PathType(exists=True, dir_okay=False),
         help=N_("PEM file of CA certificates to trust (private CA)."),
     ),
     click.option(
@@ -191,7 +191,7 @@ target_options = options(
     ),
     click.option(
         "--summary-json",
-        type=click.Path(dir_okay=False, path_type=str),
+        type=PathType(dir_okay=False, path_type=str),
         help=N_("Also write the run's summary as JSON (counts, elapsed, paths, exit code)."),
     ),
     click.option(
@@ -339,7 +339,7 @@ run_options = options(
     ),
     click.option(
         "--checkpoint",
-        type=click.Path(dir_okay=False, path_type=str),
+        type=PathType(dir_okay=False, path_type=str),
         help=N_(
             "The checkpoint file (default: in the .batchops folder beside INPUT, "
             "tickets.csv → .batchops/tickets.checkpoint.db). "
@@ -384,7 +384,7 @@ run_options = options(
     ),
     click.option(
         "--failures",
-        type=click.Path(dir_okay=False, path_type=str),
+        type=PathType(dir_okay=False, path_type=str),
         help=N_(
             "Also write just the rows needing attention (failed, unknown, invalid) to this "
             "file; fix them and run it again."

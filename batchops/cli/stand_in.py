@@ -19,7 +19,7 @@ from batchops.i18n import N_, _, ngettext
 from batchops.process import speak_click_in
 
 from .options import fail, param, pick
-from .words import TranslatedCommand, choose_language
+from .words import PathType, TranslatedCommand, choose_language
 
 if TYPE_CHECKING:
     from batchops.sandbox import SandboxState
@@ -67,7 +67,7 @@ class _Standalone(TranslatedCommand):
 @click.option(
     "--seed",
     "seed_file",
-    type=click.Path(exists=True, dir_okay=False),
+    type=PathType(exists=True, dir_okay=False),
     help=N_(
         "Create the tickets named in this CSV/XLSX (the first operator of each ticket is "
         "its creator and processor)."

@@ -96,6 +96,23 @@ LANG_OPTION = click.Option(
 )
 
 
+class PathType(click.Path):
+    """``click.Path`` whose word for itself (``file``, in its errors: "File 'x' does not
+    exist.") is said in the language in use: click makes the word when the commands are
+    defined, before any language is chosen. An option's metavar stays FILE, as in help."""
+
+    @property
+    def name(self) -> str:
+        return _(self._word)
+
+    @name.setter
+    def name(self, word: str) -> None:
+        self._word = word
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        return self._word.upper() if param.param_type_name == "option" else None
+
+
 class HelpOption(click.Option):
     """An option whose help has named fields, filled when the help is shown
     (``help=N_("… ({rule})")`` with ``help_fields={"rule": RANGES["rate"].rule}``), so

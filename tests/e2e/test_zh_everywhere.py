@@ -135,6 +135,10 @@ def test_a_chinese_session_prints_no_english_sentence(itsm: SandboxThread, tmp_p
         "select misspelt": (["select", "--status", "RUNNNING", "-o", "s.csv"], 2),
         "select empty": (["select", "--status", ",", "-o", "s.csv"], 2),
         "bad number": (["run", str(src), "--concurrency", "x"], 2),
+        "no such file": (
+            ["select", "--sn-file", "nope.txt", "--status", "RUNNING", "-o", "x.csv"],
+            2,
+        ),
         "bad brake": (["run", str(src), *FAST, "--max-failures", "lots"], 2),
         "no checkpoint": (["status", str(src)], 2),
         "config show": (["config", "show"], 0),
@@ -150,6 +154,7 @@ def test_a_chinese_session_prints_no_english_sentence(itsm: SandboxThread, tmp_p
     assert not any(leftover.values()), leftover
     # Words English alone would not show as a sentence.
     assert "tickets)" not in said["run"]  # -v: a read of many tickets
+    assert "文件 'nope.txt' 不存在" in said["no such file"]  # click's word for a path
     assert "[必填]" in said["select help"] and "required" not in said["select help"]
     setting_lines = [line for line in said["config show"].splitlines() if line.startswith("  ")]
     assert setting_lines and all(re.search(f"[{_CJK}]", line) for line in setting_lines)
