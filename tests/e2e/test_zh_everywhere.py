@@ -120,9 +120,10 @@ def _session_sheet(itsm: SandboxThread, folder: Path) -> Path:
 
 def test_a_chinese_session_prints_no_english_sentence(itsm: SandboxThread, tmp_path: Path) -> None:
     """run (refused and invalid rows, -v), plan, status, status --json, undo, select (its
-    XLSX sheet named in Chinese) and select with a misspelt and an empty --status, usage errors, a file that is no checkpoint and
-    config show: each exits as in English, and no line is an English sentence. The
-    machine words stayed: the status JSON's keys and state, the report's status values."""
+    XLSX sheet named in Chinese) and select with a misspelt and an empty --status, usage
+    errors (a bad number, a missing file), a file that is no checkpoint and config show:
+    each exits as in English, and no line is an English sentence. The machine words
+    stayed: the status JSON's keys and state."""
     src = _session_sheet(itsm, tmp_path)
     env = creds_env(itsm.url, **ZH)
     checkpoint = str(tmp_path / ".batchops" / "t.checkpoint.db")
