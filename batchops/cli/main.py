@@ -58,7 +58,14 @@ from .options import (
     target_options,
 )
 from .stand_in import sandbox
-from .words import EXIT_CODES, TranslatedGroup, choose_language, option, profile_lang
+from .words import (
+    EXIT_CODES,
+    TranslatedGroup,
+    choose_language,
+    flag_language,
+    option,
+    profile_lang,
+)
 
 
 class _Commands(TranslatedGroup):
@@ -76,6 +83,7 @@ class _Commands(TranslatedGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["batchops.argv"] = list(args)
+        ctx.meta["batchops.lang_flag"] = flag_language(args) is not None
         return super().parse_args(ctx, args)
 
 
