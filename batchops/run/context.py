@@ -120,6 +120,20 @@ class Ending:
 
 
 @dataclass(slots=True)
+class Pulse:
+    """How far the run is, for its heartbeat (:mod:`.heartbeat`): the steps write it."""
+
+    #: What the run does now: ``connecting``, ``settling``, ``precheck``, ``sending``.
+    phase: str = "connecting"
+    #: Rows this run sends (set when sending starts), and when (``time.monotonic()``).
+    to_send: int = 0
+    sending_since: float = 0.0
+    #: A wait of the run's own before sending (``earlier_requests``), and its end.
+    waiting: str = ""
+    wait_until: float = 0.0
+
+
+@dataclass(slots=True)
 class Run:
     """One run's context, handed to every step as one argument."""
 
@@ -139,6 +153,7 @@ class Run:
     #: Set once connected (:func:`.network.connect`).
     session: Session | None = None
     ending: Ending = field(default_factory=Ending)
+    pulse: Pulse = field(default_factory=Pulse)
 
     @property
     def connected(self) -> Session:
