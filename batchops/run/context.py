@@ -41,7 +41,8 @@ class Hooks:
     a person should see meanwhile (an outage, a long rate-limit pause). With
     ``handle_signals`` Ctrl-C and SIGTERM stop the run cleanly. ``verbose`` 1 writes a
     line per request and answer to stderr (an ``http`` event with ``events``), 2 adds
-    the bodies; credentials masked.
+    the bodies; credentials masked. ``unasked``: nobody can be asked (no terminal) and
+    nobody said not to ask (``--yes``), so the run says it sends without asking.
     """
 
     progress: ProgressSink | None = None
@@ -51,6 +52,7 @@ class Hooks:
     notice: Callable[[str], None] | None = None
     handle_signals: bool = False
     verbose: int = 0
+    unasked: bool = False
 
     def tracer(self) -> Tracer | None:
         """--verbose's tracer, or None."""
@@ -69,6 +71,8 @@ class RunHooks:
     handle_signals: bool = False
     #: --verbose: a line (or an ``http`` event) per request and answer.
     tracer: Tracer | None = None
+    #: Say that the run sends without asking (no terminal, no --yes).
+    unasked: bool = False
 
     @classmethod
     def wired(cls, hooks: Hooks) -> RunHooks:
@@ -81,6 +85,7 @@ class RunHooks:
             confirm_canary=hooks.confirm_canary,
             handle_signals=hooks.handle_signals,
             tracer=hooks.tracer(),
+            unasked=hooks.unasked,
         )
 
 
@@ -117,6 +122,8 @@ class Ending:
     stop: Stop | None = None
     declined: bool = False
     requests: int = 0
+    #: Rows sent to ITSM (at least one operation request).
+    rows_sent: int = 0
 
 
 @dataclass(slots=True)
@@ -166,5 +173,10 @@ class Run:
         """What to run next, as the stop or the failures call for."""
         config = self.config
         return Advice(
-            config.choices.command, config.settings, config.env, checkpointed=self.store is not None
+            config.choices.command,
+            config.settings,
+            config.env,
+            checkpointed=self.store is not None,
+            input_path=config.input_path,
+            report=self.loaded.outputs.report,
         )

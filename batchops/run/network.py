@@ -50,7 +50,9 @@ async def send(run: Run) -> Ending:
         session = await connect(stack, run)
         stack.push_async_callback(stop_beating, asyncio.ensure_future(beat(run)))
         ending = await _connected(run)
-        return dataclasses.replace(ending, requests=session.client.requests_sent)
+        return dataclasses.replace(
+            ending, requests=session.client.requests_sent, rows_sent=session.recorder.sent
+        )
 
 
 async def _connected(run: Run) -> Ending:
@@ -183,6 +185,13 @@ def confirmed(run: Run, to_send: np.ndarray, checked: Precheck | None) -> bool:
     """Ask before sending, when there is someone to ask and something to send."""
     confirm = run.hooks.confirm
     if confirm is None:
+        if run.hooks.unasked and len(to_send):
+            run.hooks.say(
+                _(
+                    "sending without asking: stdin or stderr is not a terminal, so nobody "
+                    "can be asked (--yes says this is meant, and silences this line)"
+                )
+            )
         return True
     # The plan is walked row by row: only when someone is asked about it.
     session, config = run.connected, run.config

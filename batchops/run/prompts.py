@@ -12,6 +12,7 @@ import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -212,6 +213,10 @@ def fatal_fix(answer: Answer | None, advice: Advice, *, sandbox: bool) -> str:
     return ""
 
 
+#: Options a command sent from its report must not repeat: an output that is the report
+#: itself would be refused, and the statuses to send are the advice's own.
+_NOT_AGAIN = frozenset({"-o", "--output", "--only"})
+
 #: An environment variable's name as a shell expands it in ``"$NAME"``.
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -295,11 +300,16 @@ class Advice:
         env: Mapping[str, str],
         *,
         checkpointed: bool,
+        input_path: Path | None = None,
+        report: Path | None = None,
     ) -> None:
         self._command = list(command) if command else None
         self._settings = settings
         self._env = env
         self._checkpointed = checkpointed
+        #: The run's input and its report: without a checkpoint, the report is the way back.
+        self._input = input_path
+        self._report = report
 
     def _cmd(self, *extra: str) -> str:
         if self._command is None:
@@ -313,6 +323,32 @@ class Advice:
     def _left_out(self) -> list[str]:
         """What the shown commands leave out (a secret no variable holds), one line each."""
         return _runnable(self._command or [], self._env)[1]
+
+    def from_report(self, only: str) -> str:
+        """The command that sends the report's rows with the statuses ``only``: the run's
+        own command (its target, --sandbox and the rest), the report in place of the
+        input, without the options that would be refused or undo it (-o, --only,
+        --fresh, --retry-failed)."""
+        report = str(self._report) if self._report is not None else "REPORT"
+        words = list(self._command) if self._command else ["batchops", "run", report]
+        kept: list[str] = []
+        at = 0
+        while at < len(words):
+            word = words[at]
+            option = word.partition("=")[0]
+            if option in _NOT_AGAIN and "=" not in word and at + 1 < len(words):
+                at += 2  # "-o PATH", "--only STATUS": the value is the next word
+                continue
+            if option in _NOT_AGAIN or word in ("--fresh", "--retry-failed"):
+                at += 1
+                continue
+            if word.startswith("-o") and len(word) > 2 and not word.startswith("--"):
+                at += 1  # "-oPATH"
+                continue
+            named_input = self._input is not None and not word.startswith("-")
+            kept.append(report if named_input and Path(word) == self._input else word)
+            at += 1
+        return _runnable([*kept, "--only", only], self._env)[0]
 
     def resume(self) -> str:
         return self._cmd()
@@ -400,17 +436,15 @@ class Advice:
                 lines.append(
                     _(
                         "{pending} rows not done and no checkpoint was kept: send just those "
-                        "with: {command} (REPORT: the report below)"
-                    ).format(pending=pending, command="batchops run REPORT --only pending")
+                        "with: {command}"
+                    ).format(pending=pending, command=self.from_report("pending"))
                 )
         if failed or unknown:
             lines.append(_failed_line(failed, unknown, failures))
             if unknown:
                 lines.append(_("check the unknown rows' tickets in ITSM before sending them again"))
             command = (
-                self.retry_failed()
-                if self._checkpointed
-                else "batchops run REPORT --only failed,unknown"
+                self.retry_failed() if self._checkpointed else self.from_report("failed,unknown")
             )
             lines.append(
                 _("once their cause is fixed, resend them with: {command}").format(command=command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 
 import pytest
@@ -121,6 +122,7 @@ def _stopped_summary() -> RunSummary:
         stopped_reason="ITSM unreachable",
         failures_path="t.todo.csv",
         report_error="disk full",
+        rows_sent=9,
     )
 
 
@@ -158,3 +160,21 @@ def test_a_progress_line_is_said_in_the_language() -> None:
         progress.advance(Status.FAILED)
     line = stream.getvalue().splitlines()[-1]
     assert line.startswith("进度：2/4 行（50%）成功 1 失败 1，") and line.endswith(" 行/秒")
+
+
+def test_progress_lines_without_a_terminal_carry_the_time_and_an_eta() -> None:
+    """A log read afterwards: each progress line says when it was written, and when the
+    run should end (a duration and the clock time); before any row is done, ETA unknown."""
+    stream = io.StringIO()
+    progress = LineProgress(stream, interval_s=0.0)
+    progress.start(4)
+    progress.advance(Status.SUCCESS)
+    progress.advance(Status.FAILED)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    clock = r"\d\d:\d\d:\d\d"
+    pattern = (
+        rf"progress at {clock}: 2/4 rows \(50%\) ok=1 failed=1, \d+ rows/s, "
+        rf"ETA .+ \(about {clock}\)"
+    )
+    assert re.fullmatch(pattern, lines[1]), lines[1]

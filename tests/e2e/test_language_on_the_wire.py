@@ -100,9 +100,7 @@ def test_every_page_of_a_select_carries_the_language(
     assert only(HEADER[lang], seen), seen
 
 
-def test_an_edited_done_row_is_refused_in_chinese(
-    itsm: SandboxThread, tmp_path: Path
-) -> None:
+def test_an_edited_done_row_is_refused_in_chinese(itsm: SandboxThread, tmp_path: Path) -> None:
     seed(itsm, running("C1"), running("C2"))
     src = write_csv(tmp_path / "t.csv", [["C1", "admin", "SUSPEND", "x"]])
     first = run_cli(["run", str(src), *FAST, "--lang", "zh"], creds_env(itsm.url))
@@ -111,7 +109,9 @@ def test_an_edited_done_row_is_refused_in_chinese(
     write_csv(src, [["C1", "admin", "TERMINATE", "x"], ["C2", "admin", "SUSPEND", "x"]])
     again = run_cli(["run", str(src), *FAST, "--lang", "zh"], creds_env(itsm.url))
     assert again.exit_code == 2, again.stderr
-    assert "第 2 行（单号 'C1'，SUSPEND，success）：操作现在是 TERMINATE" in again.stderr, again.stderr
+    assert "第 2 行（单号 'C1'，SUSPEND，success）：操作现在是 TERMINATE" in again.stderr, (
+        again.stderr
+    )
     assert "--fresh" in again.stderr and "t.checkpoint.db" in again.stderr
     assert "the input changed" not in again.stderr
     assert itsm.state.stats.requests.get("operate_ticket") == 1  # the second run sent nothing

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shlex
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from batchops.sandbox import SandboxThread
+from batchops.version import __version__
 
-from ..helpers import cli, rows_for, tickets, write_csv
+from ..helpers import cli, creds_env, rows_for, run_cli, tickets, write_csv
 from .test_outages import _outage_after
 
 
@@ -86,3 +88,114 @@ def test_log_json_names_the_gateways_throttling(
     first = throttled[0]
     assert (first["http_status"], first["code"]) == (status, code), first
     assert float(str(first["pause_s"])) > 0
+
+
+def _check_times_and_paths(fields: dict[str, object], folder: Path) -> None:
+    started = datetime.fromisoformat(str(fields["started_at"]))
+    finished = datetime.fromisoformat(str(fields["finished_at"]))
+    assert started.utcoffset() is not None and finished.utcoffset() is not None
+    assert started <= finished
+    assert fields["version"] == __version__
+    for key in ("input", "report"):
+        path = Path(str(fields[key]))
+        assert path.is_absolute() and path.parent == folder.resolve(), (key, path)
+
+
+def test_summary_json_dash_is_the_one_document_on_stdout(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--summary-json -`` run from the input's folder with relative paths: stdout is
+    exactly one JSON document with start and end times (with their offset), the version
+    and absolute paths; the human summary went to stderr; no file named ``-``."""
+    server = stand_in(tickets("SJ", 3))
+    write_csv(tmp_path / "t.csv", rows_for(["SJ0", "SJ1", "SJ2"]))
+    monkeypatch.chdir(tmp_path)
+    out = cli(server, Path("t.csv"), "--summary-json", "-")
+    assert out.exit_code == 0, out.stdout + out.stderr
+    fields = json.loads(out.stdout)
+    _check_times_and_paths(fields, tmp_path)
+    assert Path(str(fields["checkpoint"])).is_absolute()
+    assert fields["counts"]["success"] == 3
+    assert "3 rows: 3 success" in out.stderr
+    assert not (tmp_path / "-").exists()
+
+
+def test_plan_summary_json_dash_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``plan --summary-json -`` (validation only): the same one document on stdout."""
+    write_csv(tmp_path / "t.csv", rows_for(["PJ0", "PJ1"]))
+    monkeypatch.chdir(tmp_path)
+    out = run_cli(["plan", "t.csv", "--summary-json", "-"], {"BATCHOPS_BASE_URL": ""})
+    assert out.exit_code == 0, out.stdout + out.stderr
+    fields = json.loads(out.stdout)
+    _check_times_and_paths(fields, tmp_path)
+    assert fields["counts"]["pending"] == 2
+    assert "2 rows: 2 pending" in out.stderr
+    assert not (tmp_path / "-").exists()
+
+
+def test_without_a_terminal_or_yes_one_line_says_it_sends_without_asking(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    """stdin is not a terminal and --yes was not given: the run sends (as before) and one
+    stderr line says so; with --yes the line is not there."""
+    server = stand_in(tickets("NA", 2))
+    src = write_csv(tmp_path / "t.csv", rows_for(["NA0", "NA1"]))
+    out = run_cli(["run", str(src), "--readback-delay", "0"], creds_env(server.url))
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert out.stderr.count("sending without asking") == 1, out.stderr
+    again = write_csv(tmp_path / "u.csv", rows_for(["NA0"], "UNSUSPEND"))
+    quiet = run_cli(["run", str(again), "--yes"], creds_env(server.url))
+    assert quiet.exit_code == 0, quiet.stdout + quiet.stderr
+    assert "sending without asking" not in quiet.stderr
+
+
+def test_a_run_that_sends_nothing_shows_no_rate(tmp_path: Path) -> None:
+    """Every row invalid: nothing is sent, and the summary says so instead of a rate of
+    tens of thousands of rows a second (rows judged in microseconds)."""
+    src = write_csv(tmp_path / "t.csv", [["", "admin", "SUSPEND", "x"], ["S1", "", "NOPE", ""]])
+    out = run_cli(["run", str(src), "--sandbox", "--yes", "--summary-json", "-"])
+    assert out.exit_code == 1, out.stdout + out.stderr
+    assert "rows/s" not in out.stderr
+    assert "no operation sent" in out.stderr
+    assert json.loads(out.stdout)["rows_per_second"] == 0
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_the_sandbox_advice_names_no_placeholder_and_runs_as_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, relative: bool
+) -> None:
+    """The sample against the sandbox (no checkpoint: the report is the way back): the
+    advice after its failure is a command without a placeholder that, pasted as it is,
+    runs the report's failed rows against the sandbox again (exit 1: the row fails again
+    there, as it is the demo's business failure), writing a report of its own."""
+    sample = Path(__file__).parents[2] / "samples" / "tickets.csv"
+    src = tmp_path / "tickets.csv"
+    src.write_bytes(sample.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    given = "tickets.csv" if relative else str(src)
+    out = run_cli(["run", given, "--sandbox", "-o", "out.csv", "--yes"])
+    assert out.exit_code == 1, out.stdout + out.stderr
+    advice = next(
+        line.split("resend them with: ", 1)[1]
+        for line in out.stderr.splitlines()
+        if "resend them with: " in line
+    )
+    assert "REPORT" not in advice
+    words = shlex.split(advice)
+    assert words[:3] == ["batchops", "run", "out.csv"], words
+    again = run_cli(words[1:])
+    assert again.exit_code == 1, again.stdout + again.stderr
+    assert "Error" not in again.stderr
+    assert "1 failed" in again.stdout
+    assert (tmp_path / "out.report.csv").is_file()
+
+
+def test_plan_help_names_the_file_plan_writes(tmp_path: Path) -> None:
+    """``plan --help`` names the default output plan really writes (x.plan.csv), not
+    the run's report."""
+    shown = run_cli(["plan", "--help"])
+    assert "tickets.plan.csv" in shown.stdout and "tickets.report.csv" not in shown.stdout
+    src = write_csv(tmp_path / "tickets.csv", rows_for(["PH1"]))
+    out = run_cli(["plan", str(src)], {"BATCHOPS_BASE_URL": ""})
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tickets.csv", "tickets.plan.csv"]
