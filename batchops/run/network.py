@@ -142,10 +142,13 @@ async def prepare(run: Run) -> Stop | tuple[np.ndarray, Precheck | None]:
 
 def fatal_stop(run: Run, reason: str, answer: object) -> Stop:
     """A FATAL stop with its fix: which credential or setting to change."""
+    connection = run.config.connection
     fix = fatal_fix(
         answer if isinstance(answer, Answer) else None,
         run.advice(),
-        sandbox=run.config.connection.sandbox,
+        sandbox=connection.sandbox,
+        base_url=connection.base_url or "",
+        gateway=connection.gateway,
     )
     return Stop(StopKind.FATAL, reason, fix)
 

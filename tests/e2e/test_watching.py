@@ -10,16 +10,28 @@ from __future__ import annotations
 import itertools
 import json
 import shlex
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from batchops.sandbox import SandboxThread
 from batchops.version import __version__
 
-from ..helpers import cli, creds_env, rows_for, run_cli, tickets, write_csv
+from ..helpers import (
+    LoopbackServer,
+    cli,
+    creds_env,
+    report_of,
+    rows_for,
+    run_cli,
+    tickets,
+    write_csv,
+)
 from .test_outages import _outage_after
 
 
@@ -199,3 +211,57 @@ def test_plan_help_names_the_file_plan_writes(tmp_path: Path) -> None:
     out = run_cli(["plan", str(src)], {"BATCHOPS_BASE_URL": ""})
     assert out.exit_code == 0, out.stdout + out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tickets.csv", "tickets.plan.csv"]
+
+
+def test_the_sandbox_banner_gives_the_exact_base_url_each_gateway_takes(tmp_path: Path) -> None:
+    """``batchops sandbox`` prints, for each gateway, the value --base-url takes: each one,
+    pasted into a run with its --gateway, sends the rows (exit 0)."""
+    seed = write_csv(tmp_path / "seed.csv", rows_for(["BU1", "BU2"]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchops.sandbox", "--port", "0", "--seed", str(seed)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = [proc.stdout.readline() for _unused in range(3)]
+        given = {
+            line.split(":", 1)[0].strip(): shlex.split(line.split(":", 1)[1]) for line in banner[1:]
+        }
+        assert set(given) == {"ESB (the default)", "API gateway"}, banner
+        env = {"BK_APP_CODE": "batchops-sandbox", "BK_APP_SECRET": "sandbox-secret"}
+        env |= {"BK_USERNAME": "admin", "BATCHOPS_BASE_URL": ""}
+        for number, words in enumerate(given.values()):
+            action = "SUSPEND" if number == 0 else "UNSUSPEND"
+            src = write_csv(tmp_path / f"t{number}.csv", rows_for(["BU1", "BU2"], action))
+            out = run_cli(["run", str(src), "--yes", *words], env)
+            assert out.exit_code == 0, (words, out.stdout + out.stderr)
+            assert "2 success" in out.stdout
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def test_a_404_page_names_the_form_each_gateway_takes_and_the_likely_one(
+    tmp_path: Path,
+) -> None:
+    """--base-url holds the API's own URL (pasted whole) and every API call answers a 404
+    HTML page: exit 3, nothing sent, and the fix names what --base-url takes for each
+    gateway and the likely right value, not the same address again."""
+
+    def handler(request: web.Request, body: bytes) -> web.Response:
+        page = "<html><body><h1>404 Not Found</h1></body></html>"
+        return web.Response(status=404, text=page, content_type="text/html")
+
+    src = write_csv(tmp_path / "t.csv", rows_for(["NF1"]))
+    with LoopbackServer(handler) as server:
+        pasted = f"{server.url}/api/c/compapi/v2/itsm/operate_ticket/"
+        out = run_cli(["run", str(src), "--yes", "--base-url", pasted], creds_env(server.url))
+    assert out.exit_code == 3, out.stdout + out.stderr
+    fix = next(line for line in out.stderr.splitlines() if line.startswith("fix this first"))
+    assert "https://paas.example.com" in fix
+    assert "https://bkapi.example.com/api/bk-itsm/prod" in fix
+    assert fix.endswith(f"likely right here: --gateway esb --base-url {server.url}"), fix
+    assert {r["status"] for r in report_of(src)} == {"pending"}
