@@ -287,6 +287,18 @@ class BarProgress:
         else:
             _say(text, self._stream)
 
+    @contextlib.contextmanager
+    def aside(self) -> Iterator[None]:
+        """Lines and a question written past the bar (the canary's): the bar is cleared
+        first, so they start on a line of their own, and drawn again below them after."""
+        if self._bar is None:
+            yield
+            return
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode(file=raw_stream(self._stream)):
+            yield
+
     def advance(self, status: Status) -> None:
         self._counts.add(status)
         self._pending += 1

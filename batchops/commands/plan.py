@@ -63,6 +63,7 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     statuses: Mapping[str, str] | None = None
     requests = 0
     note = _("not run (no --base-url)") if config.precheck else _("skipped (--no-precheck)")
+    note = config.unread or note
     if config.reads and len(valid):
         checked, requests = asyncio.run(_read(config, batch, tracer))
         statuses = checked.statuses

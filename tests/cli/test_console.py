@@ -178,3 +178,17 @@ def test_progress_lines_without_a_terminal_carry_the_time_and_an_eta() -> None:
         rf"ETA .+ \(about {clock}\)"
     )
     assert re.fullmatch(pattern, lines[1]), lines[1]
+
+
+def test_lines_written_aside_of_the_bar_start_on_a_line_of_their_own() -> None:
+    """The canary's lines and question, shown while the bar is up, are not written into
+    the bar's line: it is cleared first (\\r, blanks, \\r) and drawn again below them."""
+    stream = io.StringIO()
+    progress = BarProgress(stream)
+    progress.start(10)
+    with progress.aside():
+        stream.write("Canary: 1 rows sent first:\n")
+    progress.close()
+    before, _sep, after = stream.getvalue().partition("Canary:")
+    assert re.search(r"\r *\r$", before), before
+    assert "row/s" in after  # the bar again, below the lines

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -265,3 +266,31 @@ def test_a_404_page_names_the_form_each_gateway_takes_and_the_likely_one(
     assert "https://bkapi.example.com/api/bk-itsm/prod" in fix
     assert fix.endswith(f"likely right here: --gateway esb --base-url {server.url}"), fix
     assert {r["status"] for r in report_of(src)} == {"pending"}
+
+
+def test_a_default_profile_does_not_make_a_validation_only_plan_demand_a_secret(
+    tmp_path: Path,
+) -> None:
+    """~/.config/batchops/batchops.toml names a default profile with an ITSM address, and
+    no secret is set: ``plan INPUT`` (nothing named on the command line) validates, says
+    it did not pre-check and why, and writes the plan (exit 0). Naming the profile asks
+    for its pre-check: then the missing secret is an error (exit 2), as before."""
+    folder = Path(os.environ["XDG_CONFIG_HOME"]) / "batchops"
+    folder.mkdir(parents=True)
+    (folder / "batchops.toml").write_text(
+        'default_profile = "prod"\n[profiles.prod]\nbase_url = "https://paas.example.invalid"\n'
+        'app_code = "ops-app"\nusername = "admin"\n',
+        encoding="utf-8",
+    )
+    src = write_csv(tmp_path / "t.csv", rows_for(["DP1", "DP2"]))
+    out = run_cli(["plan", str(src)])
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert "validation only; pre-check not run: the ITSM address comes from the default" in (
+        out.stderr
+    )
+    assert "BK_APP_SECRET" in out.stderr
+    assert "2 rows: 2 pending" in out.stdout
+    assert (tmp_path / "t.plan.csv").is_file()
+    named = run_cli(["plan", str(src), "--profile", "prod"])
+    assert named.exit_code == 2, named.stdout + named.stderr
+    assert "BK_APP_SECRET" in named.stderr
