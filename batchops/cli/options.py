@@ -209,7 +209,10 @@ target_options = options(
     click.option(
         "--summary-json",
         type=click.Path(dir_okay=False, path_type=str),
-        help=N_("Also write the run's summary as JSON (counts, elapsed, paths, exit code)."),
+        help=N_(
+            "Also write the run's summary as JSON (start and end times, version, counts, "
+            "elapsed, absolute paths, exit code); '-' writes it to stdout."
+        ),
     ),
     click.option(
         "--verbose",

@@ -207,6 +207,7 @@ def test_plan_help_names_the_file_plan_writes(tmp_path: Path) -> None:
     """``plan --help`` names the default output plan really writes (x.plan.csv), not
     the run's report."""
     shown = run_cli(["plan", "--help"])
+    assert "'-' writes it to stdout" in " ".join(shown.stdout.split())
     assert "tickets.plan.csv" in shown.stdout and "tickets.report.csv" not in shown.stdout
     src = write_csv(tmp_path / "tickets.csv", rows_for(["PH1"]))
     out = run_cli(["plan", str(src)], {"BATCHOPS_BASE_URL": ""})
@@ -294,3 +295,32 @@ def test_a_default_profile_does_not_make_a_validation_only_plan_demand_a_secret(
     named = run_cli(["plan", str(src), "--profile", "prod"])
     assert named.exit_code == 2, named.stdout + named.stderr
     assert "BK_APP_SECRET" in named.stderr
+
+
+def test_in_chinese_the_unasked_line_and_the_404_fix_are_chinese_and_machine_words_stay(
+    stand_in: Callable[..., SandboxThread], tmp_path: Path
+) -> None:
+    """--lang zh: the line that says the run sends without asking, and the fix of a 404,
+    are in Chinese; option names, URLs and the JSON summary's field names stay as they are."""
+    server = stand_in(tickets("ZH", 1))
+    src = write_csv(tmp_path / "t.csv", rows_for(["ZH0"]))
+    out = run_cli(
+        ["run", str(src), "--lang", "zh", "--readback-delay", "0", "--summary-json", "-"],
+        creds_env(server.url),
+    )
+    assert out.exit_code == 0, out.stdout + out.stderr
+    assert "不经确认直接发送" in out.stderr and "--yes" in out.stderr
+    fields = json.loads(out.stdout)
+    assert fields["counts"]["success"] == 1 and "started_at" in fields
+
+    def handler(request: web.Request, body: bytes) -> web.Response:
+        return web.Response(status=404, text="<html>404</html>", content_type="text/html")
+
+    with LoopbackServer(handler) as wrong:
+        out = run_cli(
+            ["run", str(src), "--yes", "--lang", "zh", "--gateway", "apigw", "--fresh"],
+            creds_env(wrong.url),
+        )
+    assert out.exit_code == 3, out.stdout + out.stderr
+    assert "那里没有 ITSM 接口" in out.stderr
+    assert f"这里应该是：--gateway apigw --base-url {wrong.url}/api/bk-itsm/prod" in out.stderr
