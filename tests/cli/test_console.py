@@ -159,7 +159,11 @@ def test_a_progress_line_is_said_in_the_language() -> None:
         progress.advance(Status.SUCCESS)
         progress.advance(Status.FAILED)
     line = stream.getvalue().splitlines()[-1]
-    assert line.startswith("进度：2/4 行（50%）成功 1 失败 1，") and line.endswith(" 行/秒")
+    assert re.fullmatch(
+        r"进度（\d\d:\d\d:\d\d）：2/4 行（50%）成功 1 失败 1，"
+        r"\d+ 行/秒，预计还需 .+（约 [\d:]+ 完成）",
+        line,
+    ), line
 
 
 def test_progress_lines_without_a_terminal_carry_the_time_and_an_eta() -> None:
