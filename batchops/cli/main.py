@@ -42,6 +42,7 @@ from .console import (
     echo,
     guarded_output,
     json_text,
+    show_summary,
     tell,
     warn,
     warn_insecure,
@@ -52,6 +53,7 @@ from .options import (
     input_options,
     param,
     pick,
+    plan_input_options,
     rate_option,
     retries_option,
     run_options,
@@ -134,6 +136,7 @@ def run(**params: object) -> None:
     warn_insecure(options.insecure)
     ignore_file_size_signal()
     terminal = RunTerminal(pick(Terminal, params))
+    params, terminal.json_out = _summary_to_stdout(params)
     argv = click.get_current_context().meta.get("batchops.argv", [])
     try:
         summary = api.run_batch(
@@ -156,6 +159,14 @@ def run(**params: object) -> None:
     sys.exit(summary.exit_code)
 
 
+def _summary_to_stdout(params: dict[str, object]) -> tuple[dict[str, object], bool]:
+    """``--summary-json -``: the summary goes to stdout, as one JSON document (the rest
+    to stderr), not into a file named ``-``."""
+    if params.get("summary_json") != "-":
+        return params, False
+    return {**params, "summary_json": None}, True
+
+
 @main.command(
     help=N_(
         """Validate INPUT and write the report without sending any operation.
@@ -171,18 +182,17 @@ def run(**params: object) -> None:
     ),
     epilog=EXIT_CODES,
 )
-@input_options
+@plan_input_options
 @target_options
 @click.option("--log-json", is_flag=True, help=N_("With --verbose: requests as JSON lines."))
 def plan(**params: object) -> None:
     start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops import api
 
-    from .console import format_problems, format_summary
-
     options = pick(api.RunOptions, params)
     warn_insecure(options.insecure)
     flags = pick(Terminal, params)
+    params, json_out = _summary_to_stdout(params)
     hooks = api.Hooks(
         events=JsonLog() if flags.log_json else None, notice=warn, verbose=flags.verbose
     )
@@ -197,9 +207,7 @@ def plan(**params: object) -> None:
     except BatchopsError as error:
         fail(error)
         return
-    for line in format_problems(summary):
-        tell(line)
-    echo(format_summary(summary))
+    show_summary(summary, json_out=json_out)
     sys.exit(summary.exit_code)
 
 

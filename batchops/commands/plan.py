@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from datetime import datetime
 
 from batchops.errors import FatalAnswerError
 from batchops.exits import Exit
@@ -20,6 +21,7 @@ from batchops.report import Kind, Output, default_plan_path, guard_outputs, writ
 from batchops.run import (
     check_reachable,
     counts_by_action,
+    iso_time,
     start_sandbox,
     suspended_sns,
     write_summary_json,
@@ -40,7 +42,7 @@ from batchops.stops import RunControl
 
 def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     """Load → (read the tickets) → judge every row → write the report and sum it up."""
-    started = time.monotonic()
+    started, started_at = time.monotonic(), datetime.now().astimezone()
     files = config.files
     batch = load_batch(
         config.input_path,
@@ -62,6 +64,7 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     statuses: Mapping[str, str] | None = None
     requests = 0
     note = _("not run (no --base-url)") if config.precheck else _("skipped (--no-precheck)")
+    note = config.unread or note
     if config.reads and len(valid):
         checked, requests = asyncio.run(_read(config, batch, tracer))
         statuses = checked.statuses
@@ -91,6 +94,9 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
             )
             if n
         ),
+        started_at=iso_time(started_at),
+        finished_at=iso_time(datetime.now().astimezone()),
+        input_path=str(batch.source),
     )
     if summary_json:
         write_summary_json(summary, summary_json)

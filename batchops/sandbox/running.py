@@ -214,8 +214,11 @@ def serve(
                 else "a non-empty bk_token is required"
             )
             print(f"batchops sandbox: ITSM stand-in listening on {url}", flush=True)
-            print(f"  ESB base URL:     {url}{ESB_PREFIX}", flush=True)
-            print(f"  gateway base URL: {url}{GATEWAY_PREFIXES[1]}", flush=True)
+            # The exact values --base-url takes: batchops adds each gateway's API path.
+            stage = url + GATEWAY_PREFIXES[1].removesuffix(GATEWAY_PREFIXES[0])
+            # (English only: the stand-in imports nothing of batchops, i18n included.)
+            print(f"  ESB (the default): --base-url {url}", flush=True)
+            print(f"  API gateway: --gateway apigw --base-url {stage}", flush=True)
             print(f"  app code: {config.app_code}; app secret: {secret_hint}", flush=True)
             print(f"  user: {user_hint}; tickets seeded: {len(state.tickets)}", flush=True)
             print(f"  stats: {url}/_sandbox/stats    (Ctrl-C to stop)", flush=True)
