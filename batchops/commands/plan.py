@@ -56,7 +56,7 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     named = [Output(_("the plan (--output)"), report_path, Kind.PLAN)]
     if summary_json is not None:
         named.append(Output("--summary-json", summary_json, Kind.SUMMARY, None))
-    guard_outputs({"the input": batch.source}, named)
+    guard_outputs({_("the input"): batch.source}, named)
     outcomes = OutcomeTable(len(batch))
     mark_invalid(batch, outcomes)
     mark_left_out(batch, outcomes)
@@ -84,16 +84,7 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
         exit_code=Exit.ROWS_FAILED if counts[Status.INVALID.value] else Exit.OK,
         input_fingerprint=batch.fingerprint,
         counts_by_action=counts_by_action(batch, outcomes),
-        note=_("; ").join(
-            n
-            for n in (
-                _("plan only, nothing sent; pre-check: {note}; target: {target}").format(
-                    note=note, target=_target(config)
-                ),
-                left_out_note(batch.left_out_count()),
-            )
-            if n
-        ),
+        note=_summary_note(config, batch, note),
         started_at=iso_time(started_at),
         finished_at=iso_time(datetime.now().astimezone()),
         input_path=str(batch.source),
@@ -101,6 +92,14 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     if summary_json:
         write_summary_json(summary, summary_json)
     return summary
+
+
+def _summary_note(config: PlanConfig, batch: Batch, precheck: str) -> str:
+    """What the summary says of the plan: nothing sent, the pre-check, the target."""
+    said = _("plan only, nothing sent; pre-check: {note}; target: {target}").format(
+        note=precheck, target=_target(config)
+    )
+    return _("; ").join(n for n in (said, left_out_note(batch.left_out_count())) if n)
 
 
 def _judge(

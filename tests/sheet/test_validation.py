@@ -3,6 +3,7 @@ problem wins), action aliases, hidden characters in an sn, default messages."""
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -340,7 +341,11 @@ def _unfit(char: str) -> bool:
     return char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co")
 
 
-SN_CORE = st.text(alphabet=string.ascii_uppercase + string.digits + "-_", min_size=2, max_size=16)
+# An sn the way a ticket system writes one: not a number Excel wrote in scientific
+# notation (0E0, 1E5), which is refused for a reason of its own.
+SN_CORE = st.text(
+    alphabet=string.ascii_uppercase + string.digits + "-_", min_size=2, max_size=16
+).filter(lambda sn: not re.fullmatch(r"\d+(?:\.\d+)?E\d+", sn))
 
 
 @PROPERTY
