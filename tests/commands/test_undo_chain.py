@@ -9,9 +9,11 @@ import shlex
 from collections import Counter
 from pathlib import Path
 
+import openpyxl
+
 from batchops.sandbox import SandboxThread
 
-from ..helpers import HEADER, cli, read_report, run_cli, running, seed, write_csv
+from ..helpers import HEADER, cli, read_report, run_cli, running, seed, write_csv, write_xlsx
 from .test_undo import rewrite_report
 
 ROWS = [
@@ -173,3 +175,32 @@ def test_the_later_run_is_named_in_chinese_with_the_option_as_it_is(
     (line,) = [x for x in out.stderr.splitlines() if str(later) in x]
     assert "3 行" in line and "撤销" in line
     assert f"batchops undo {report} --lang zh --with-newer --force" in out.stderr
+
+
+def test_an_xlsx_chain_is_undone_into_one_workbook(itsm: SandboxThread, tmp_path: Path) -> None:
+    """A workbook (with an instructions sheet) run, its report fed back after the failed
+    ticket was handed over: --with-newer writes one undo workbook naming each row's
+    report, and running it resumes both tickets."""
+    seed(itsm, running("S1"), running("F1", processor="zhang"))
+    src = write_xlsx(
+        tmp_path / "freeze.xlsx",
+        [["S1", "admin", "SUSPEND", "freeze"], ["F1", "admin", "SUSPEND", "freeze"]],
+        extra_sheets=["填写说明"],
+    )
+    assert cli(itsm, src, "--max-failures", "off").exit_code == 1
+    seed(itsm, running("F1"))  # handed over to admin
+    report = tmp_path / "freeze.report.xlsx"
+    assert cli(itsm, report, "--only", "failed").exit_code == 0
+
+    out = run_cli(["undo", str(report), "--with-newer"])
+    assert out.exit_code == 0, out.stdout + out.stderr
+    book = openpyxl.load_workbook(tmp_path / "freeze.report.undo.xlsx")
+    assert book.sheetnames == ["Undo", "Irreversible"]
+    header, *rows = book["Undo"].iter_rows(values_only=True)
+    assert header[-1] == "undoes_report"
+    assert [(r[0], r[2], r[-1]) for r in rows] == [
+        ("S1", "UNSUSPEND", "freeze.report.xlsx"),
+        ("F1", "UNSUSPEND", "freeze.report-2.xlsx"),
+    ]
+    assert cli(itsm, tmp_path / "freeze.report.undo.xlsx").exit_code == 0
+    assert {t.status for t in itsm.state.tickets.values()} == {"RUNNING"}
