@@ -369,7 +369,9 @@ def report(
     records as applied are undone; report rows it contradicts are listed, never sent.
     Without one, undo says it trusts the report as it stands. Rows that cannot be
     reversed (WITHDRAW, TERMINATE, unknown outcomes) are listed with the reason in a
-    second sheet (CSV: a .irreversible.csv beside it). Check the sheet with plan, then
+    second sheet (CSV: a .irreversible.csv beside it). A later run of the same sheet
+    (the report fed back as input, which wrote REPORT-2) is named on stderr with the
+    rows it applied; --with-newer undoes those too. Check the sheet with plan, then
     send it with run.
 
     \b
@@ -407,6 +409,15 @@ def report(
     ),
 )
 @click.option(
+    "--with-newer",
+    is_flag=True,
+    help=N_(
+        "Also undo what the later runs of the same sheet applied (t.report-2.xlsx, "
+        "t.report-3.xlsx … written by feeding the report back), each held to its own "
+        "run's checkpoint; each row then names its report."
+    ),
+)
+@click.option(
     "--profile", help=N_("The profile whose undo_message to write [env: BATCHOPS_PROFILE].")
 )
 @click.option(
@@ -419,11 +430,14 @@ def undo(
     encoding: str | None,
     force: bool,
     checkpoint_path: str | None,
+    with_newer: bool,
     profile: str | None,
     config_path: str | None,
 ) -> None:
     start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops.commands import undo_report
+
+    argv = click.get_current_context().meta.get("batchops.argv", [])
 
     try:
         summary = undo_report(
@@ -435,6 +449,8 @@ def undo(
             checkpoint=checkpoint_path,
             profile=profile,
             config=config_path,
+            with_newer=with_newer,
+            command=argv,
         )
     except BatchopsError as error:
         fail(error)
