@@ -8,7 +8,7 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from batchops.i18n import using
@@ -425,6 +425,8 @@ def test_the_words_people_write(tmp_path: Path, word: str, action: Action) -> No
     left=st.text(alphabet=" \t\u3000\u200b", max_size=3),
     right=st.text(alphabet=" \t\u3000\u200b", max_size=3),
 )
+# Found by CI: zero-width spaces on both sides of a blank.
+@example(spelling="SUSPEND", flips=[False] * 9, lower=False, left="", right="\u200b \u200b")
 def test_full_width_spellings_mean_their_action(
     tmp_path: Path, spelling: str, flips: list[bool], lower: bool, left: str, right: str
 ) -> None:
