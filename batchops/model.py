@@ -140,11 +140,18 @@ class RunSummary:
     #: Set when operations were sent but an output could not be written (exit 4): what
     #: failed, where the results are, and the command that rebuilds the report.
     report_error: str = ""
+    #: When the run started and ended (ISO 8601 with the UTC offset), and what it read.
+    started_at: str = ""
+    finished_at: str = ""
+    input_path: str | None = None
+    #: Rows this run sent to ITSM (at least one operation request): what the rate counts.
+    rows_sent: int = 0
 
     @property
     def rows_per_second(self) -> float:
-        done = self.total_rows - self.counts.get(Status.PENDING.value, 0)
-        return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        # Rows sent, not rows with a result: invalid rows, or rows a resume found done,
+        # are judged in microseconds and would make a rate of tens of thousands a second.
+        return self.rows_sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
 #: Result columns the report appends after the input's own columns, in this order: their

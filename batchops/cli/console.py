@@ -33,7 +33,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 import click
@@ -287,6 +287,18 @@ class BarProgress:
         else:
             _say(text, self._stream)
 
+    @contextlib.contextmanager
+    def aside(self) -> Iterator[None]:
+        """Lines and a question written past the bar (the canary's): the bar is cleared
+        first, so they start on a line of their own, and drawn again below them after."""
+        if self._bar is None:
+            yield
+            return
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode(file=raw_stream(self._stream)):
+            yield
+
     def advance(self, status: Status) -> None:
         self._counts.add(status)
         self._pending += 1
@@ -336,16 +348,31 @@ class LineProgress:
             self._line(now)
 
     def _line(self, now: float) -> None:
+        from batchops.run import format_duration
+
         elapsed = max(now - self._started, 1e-9)
         rate = sum(self._counts.by_status.values()) / elapsed
         pct = 100.0 * self._done / self._total if self._total else 100.0
+        wall = datetime.now()
+        if rate > 0:
+            left = max(0, self._total - self._done) / rate
+            at = (wall + timedelta(seconds=left)).strftime("%H:%M:%S")
+            eta = _("{duration} (about {clock})").format(duration=format_duration(left), clock=at)
+        else:
+            eta = _("not known yet")
+        # A log read afterwards needs the time of each line and when the run will end.
         _say(
-            _("progress: {done}/{total} rows ({percent:.0f}%) {counts} {rate:.0f} rows/s").format(
+            _(
+                "progress at {clock}: {done}/{total} rows ({percent}%) {counts}, "
+                "{rate} rows/s, ETA {eta}"
+            ).format(
+                clock=wall.strftime("%H:%M:%S"),
                 done=self._done,
                 total=self._total,
-                percent=pct,
+                percent=f"{pct:.0f}",
                 counts=self._counts.postfix(),
-                rate=rate,
+                rate=f"{rate:.0f}",
+                eta=eta,
             ),
             self._stream,
         )
@@ -401,21 +428,43 @@ def format_summary(summary: RunSummary) -> str:
     """The closing lines of a run, for stdout: counts per status, elapsed, rate, report path."""
     counts = _(", ").join(_counted(status, n) for status, n in summary.counts.items() if n)
     lines = [f"{summary.note}"] if summary.note else []
-    lines += [
+    lines.append(
         _("{total} rows: {counts}").format(
             total=summary.total_rows, counts=counts or _("nothing to do")
-        ),
-        _("elapsed {elapsed:.1f} s, {rate:.0f} rows/s, {requests} requests").format(
-            elapsed=summary.elapsed_s,
-            rate=summary.rows_per_second,
-            requests=summary.sent_requests,
-        ),
-    ]
+        )
+    )
+    if summary.rows_sent:
+        lines.append(
+            _("elapsed {elapsed:.1f} s, {rate:.0f} rows/s, {requests} requests").format(
+                elapsed=summary.elapsed_s,
+                rate=summary.rows_per_second,
+                requests=summary.sent_requests,
+            )
+        )
+    else:
+        # No operation went out: no rate (rows judged in microseconds are no throughput).
+        lines.append(
+            _("elapsed {seconds} s, no operation sent, {requests} requests").format(
+                seconds=f"{summary.elapsed_s:.1f}", requests=summary.sent_requests
+            )
+        )
     if summary.report_path:
         lines.append(_("report: {path}").format(path=summary.report_path))
     if summary.failures_path:
         lines.append(_("failures: {path}").format(path=summary.failures_path))
     return "\n".join(lines)
+
+
+def show_summary(summary: RunSummary, *, json_out: bool, quiet: bool = False) -> None:
+    """The summary for a person (stdout, or stderr when stdout carries the JSON one)."""
+    from batchops.run import summary_fields
+
+    for line in format_problems(summary):
+        tell(line)
+    if json_out:
+        echo(json_text(summary_fields(summary), indent=2))
+    if not quiet or summary.exit_code:
+        echo(format_summary(summary), err=json_out)
 
 
 # ------------------------------------------------------------------ run's terminal
@@ -440,9 +489,13 @@ class RunTerminal:
         self._verbose = flags.verbose
         on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
         self._ask_first = on_terminal and not flags.yes
+        # --quiet asked for silence on success: it is told nothing it did not ask for.
+        self._unasked = not (on_terminal or flags.yes or flags.quiet)
         # Asked even with --yes: whoever asks for a canary wants to look at it.
         self._ask_canary = on_terminal
         self.events = JsonLog() if flags.log_json else None
+        #: --summary-json -: the JSON summary on stdout, the person's one on stderr.
+        self.json_out = False
         # --verbose writes lines of its own, which a bar would overwrite.
         self.progress = progress_for(sys.stderr, quiet=self._quiet, lines=bool(flags.verbose))
 
@@ -458,6 +511,7 @@ class RunTerminal:
             notice=self.notice,
             handle_signals=True,
             verbose=self._verbose,
+            unasked=self._unasked,
         )
 
     @property
@@ -473,20 +527,18 @@ class RunTerminal:
         tell(overview.describe())
         return ask(_("Send these operations?"))
 
-    @staticmethod
-    def _confirm_canary(report: CanaryReport) -> bool:
-        tell(report.describe())
-        return ask(_("Send the rest?"))
+    def _confirm_canary(self, report: CanaryReport) -> bool:
+        aside = getattr(self.progress, "aside", contextlib.nullcontext)
+        with aside():  # the bar has started: its line is cleared, not written into
+            tell(report.describe())
+            return ask(_("Send the rest?"))
 
     def notice(self, text: str) -> None:
         if not self._log_json:  # JSON logs carry it as a "notice" event
             self.progress.write(f"batchops: {text}")
 
     def show(self, summary: RunSummary) -> None:
-        for line in format_problems(summary):
-            tell(line)
-        if not self._quiet or summary.exit_code:
-            echo(format_summary(summary))
+        show_summary(summary, json_out=self.json_out, quiet=self._quiet)
         if summary.advice and summary.exit_code and self.events is None:
             # (JSON logs carry it in the run_finished event, as "next".)
             tell(summary.advice)

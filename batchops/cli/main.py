@@ -42,6 +42,7 @@ from .console import (
     echo,
     guarded_output,
     json_text,
+    show_summary,
     tell,
     warn,
     warn_insecure,
@@ -52,13 +53,22 @@ from .options import (
     input_options,
     param,
     pick,
+    plan_input_options,
     rate_option,
     retries_option,
     run_options,
     target_options,
 )
 from .stand_in import sandbox
-from .words import EXIT_CODES, PathType, TranslatedGroup, choose_language, option, profile_lang
+from .words import (
+    EXIT_CODES,
+    PathType,
+    TranslatedGroup,
+    choose_language,
+    flag_language,
+    option,
+    profile_lang,
+)
 
 
 class _Commands(TranslatedGroup):
@@ -76,6 +86,7 @@ class _Commands(TranslatedGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["batchops.argv"] = list(args)
+        ctx.meta["batchops.lang_flag"] = flag_language(args) is not None
         return super().parse_args(ctx, args)
 
 
@@ -126,6 +137,7 @@ def run(**params: object) -> None:
     warn_insecure(options.insecure)
     ignore_file_size_signal()
     terminal = RunTerminal(pick(Terminal, params))
+    params, terminal.json_out = _summary_to_stdout(params)
     argv = click.get_current_context().meta.get("batchops.argv", [])
     try:
         summary = api.run_batch(
@@ -148,6 +160,14 @@ def run(**params: object) -> None:
     sys.exit(summary.exit_code)
 
 
+def _summary_to_stdout(params: dict[str, object]) -> tuple[dict[str, object], bool]:
+    """``--summary-json -``: the summary goes to stdout, as one JSON document (the rest
+    to stderr), not into a file named ``-``."""
+    if params.get("summary_json") != "-":
+        return params, False
+    return {**params, "summary_json": None}, True
+
+
 @main.command(
     help=N_(
         """Validate INPUT and write the report without sending any operation.
@@ -163,18 +183,17 @@ def run(**params: object) -> None:
     ),
     epilog=EXIT_CODES,
 )
-@input_options
+@plan_input_options
 @target_options
 @click.option("--log-json", is_flag=True, help=N_("With --verbose: requests as JSON lines."))
 def plan(**params: object) -> None:
     start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops import api
 
-    from .console import format_problems, format_summary
-
     options = pick(api.RunOptions, params)
     warn_insecure(options.insecure)
     flags = pick(Terminal, params)
+    params, json_out = _summary_to_stdout(params)
     hooks = api.Hooks(
         events=JsonLog() if flags.log_json else None, notice=warn, verbose=flags.verbose
     )
@@ -189,9 +208,7 @@ def plan(**params: object) -> None:
     except BatchopsError as error:
         fail(error)
         return
-    for line in format_problems(summary):
-        tell(line)
-    echo(format_summary(summary))
+    show_summary(summary, json_out=json_out)
     sys.exit(summary.exit_code)
 
 
@@ -353,7 +370,9 @@ def report(
     records as applied are undone; report rows it contradicts are listed, never sent.
     Without one, undo says it trusts the report as it stands. Rows that cannot be
     reversed (WITHDRAW, TERMINATE, unknown outcomes) are listed with the reason in a
-    second sheet (CSV: a .irreversible.csv beside it). Check the sheet with plan, then
+    second sheet (CSV: a .irreversible.csv beside it). A later run of the same sheet
+    (the report fed back as input, which wrote REPORT-2) is named on stderr with the
+    rows it applied; --with-newer undoes those too. Check the sheet with plan, then
     send it with run.
 
     \b
@@ -391,6 +410,15 @@ def report(
     ),
 )
 @click.option(
+    "--with-newer",
+    is_flag=True,
+    help=N_(
+        "Also undo what the later runs of the same sheet applied (t.report-2.xlsx, "
+        "t.report-3.xlsx … written by feeding the report back), each held to its own "
+        "run's checkpoint; each row then names its report."
+    ),
+)
+@click.option(
     "--profile", help=N_("The profile whose undo_message to write [env: BATCHOPS_PROFILE].")
 )
 @click.option(
@@ -403,11 +431,14 @@ def undo(
     encoding: str | None,
     force: bool,
     checkpoint_path: str | None,
+    with_newer: bool,
     profile: str | None,
     config_path: str | None,
 ) -> None:
     start_native_threads_masked()  # before numpy's threads start: see process.py
     from batchops.commands import undo_report
+
+    argv = click.get_current_context().meta.get("batchops.argv", [])
 
     try:
         summary = undo_report(
@@ -419,6 +450,8 @@ def undo(
             checkpoint=checkpoint_path,
             profile=profile,
             config=config_path,
+            with_newer=with_newer,
+            command=argv,
         )
     except BatchopsError as error:
         fail(error)

@@ -67,30 +67,45 @@ def options(*options: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
-input_options = options(
-    click.argument("input_path", metavar="INPUT", type=PathType(dir_okay=False, path_type=str)),
-    click.option(
-        "--output",
-        "-o",
-        type=PathType(dir_okay=False, path_type=str),
-        help=N_(
-            "Where to write the report. Default: beside INPUT, same format "
-            "(tickets.csv → tickets.report.csv)."
+def _input_options(output_help: str) -> Callable[[F], F]:
+    """INPUT and how it is read, and ``--output`` (whose default each command names)."""
+    return options(
+        click.argument("input_path", metavar="INPUT", type=PathType(dir_okay=False, path_type=str)),
+        click.option(
+            "--output", "-o", type=PathType(dir_okay=False, path_type=str), help=output_help
         ),
-    ),
-    click.option("--sheet", help=N_("XLSX: the sheet to read (default: the first visible one).")),
-    click.option(
-        "--encoding",
-        help=N_("CSV: the text encoding (default: detect UTF-8, UTF-8 with BOM or GB18030/GBK)."),
-    ),
-    click.option(
-        "--include-hidden",
-        is_flag=True,
-        help=N_(
-            "XLSX: also send the rows hidden or filtered out in the sheet (by default they "
-            "are left out: reported skipped, never sent)."
+        click.option(
+            "--sheet", help=N_("XLSX: the sheet to read (default: the first visible one).")
         ),
-    ),
+        click.option(
+            "--encoding",
+            help=N_(
+                "CSV: the text encoding (default: detect UTF-8, UTF-8 with BOM or GB18030/GBK)."
+            ),
+        ),
+        click.option(
+            "--include-hidden",
+            is_flag=True,
+            help=N_(
+                "XLSX: also send the rows hidden or filtered out in the sheet (by default they "
+                "are left out: reported skipped, never sent)."
+            ),
+        ),
+    )
+
+
+input_options = _input_options(
+    N_(
+        "Where to write the report. Default: beside INPUT, same format "
+        "(tickets.csv → tickets.report.csv)."
+    )
+)
+#: ``plan`` writes its own file, never over a run's report (report.paths.default_plan_path).
+plan_input_options = _input_options(
+    N_(
+        "Where to write the plan. Default: beside INPUT, same format "
+        "(tickets.csv → tickets.plan.csv), never over a run's report."
+    )
 )
 
 connection_options = options(
@@ -192,7 +207,10 @@ target_options = options(
     click.option(
         "--summary-json",
         type=PathType(dir_okay=False, path_type=str),
-        help=N_("Also write the run's summary as JSON (counts, elapsed, paths, exit code)."),
+        help=N_(
+            "Also write the run's summary as JSON (start and end times, version, counts, "
+            "elapsed, absolute paths, exit code); '-' writes it to stdout."
+        ),
     ),
     click.option(
         "--verbose",

@@ -149,6 +149,8 @@ def _announce(url: str, state: SandboxState) -> None:
     from batchops import sandbox as stand_in
 
     config = state.config
+    prefixes = stand_in.GATEWAY_PREFIXES
+    stage = url + prefixes[1].removesuffix(prefixes[0])
     secret = (
         _("the demo secret {secret}").format(secret=repr(stand_in.DEFAULT_APP_SECRET))
         if config.app_secret == stand_in.DEFAULT_APP_SECRET
@@ -161,8 +163,9 @@ def _announce(url: str, state: SandboxState) -> None:
     )
     lines = [
         _("batchops sandbox: ITSM stand-in listening on {url}").format(url=url),
-        "  " + _("ESB base URL:     {url}").format(url=url + stand_in.ESB_PREFIX),
-        "  " + _("gateway base URL: {url}").format(url=url + stand_in.GATEWAY_PREFIXES[1]),
+        # The exact values --base-url takes: batchops adds each gateway's API path.
+        "  " + _("ESB (the default): --base-url {url}").format(url=url),
+        "  " + _("API gateway: --gateway apigw --base-url {stage}").format(stage=stage),
         "  "
         + _("app code: {app_code}; app secret: {secret}").format(
             app_code=config.app_code, secret=secret

@@ -14,6 +14,7 @@ exit-code table (:data:`EXIT_CODES`, written by :func:`batchops.exits.help_text`
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 import click
 
 from batchops.exits import help_text
-from batchops.i18n import N_, Language, _, cells, choose, parse_language, use
+from batchops.i18n import ENV_LANG, N_, Language, _, cells, choose, parse_language, use
 from batchops.i18n import wide as _wide
 from batchops.settings import profile_language
 
@@ -73,6 +74,16 @@ def choose_language(args: Sequence[str], profile_lang: str | None = None) -> Lan
 
 
 def _check_lang(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    named = os.environ.get(ENV_LANG, "")
+    flagged = ctx.find_root().meta.get("batchops.lang_flag", False)
+    if value is None and not flagged and named.strip() and parse_language(named) is None:
+        # Not a choice, so the locale spoke instead; a cron job's typo is still said.
+        raise click.UsageError(
+            _(
+                "{name} is {value}, not a language batchops speaks; set it to zh or en, or unset it"
+            ).format(name=ENV_LANG, value=repr(named)),
+            ctx=ctx,
+        )
     if value is not None and parse_language(value) is None:
         raise click.BadParameter(
             _("{value!r} is not a language batchops speaks; use zh or en.").format(value=value),

@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from datetime import datetime
 
 from batchops.errors import FatalAnswerError
 from batchops.exits import Exit
@@ -20,6 +21,7 @@ from batchops.report import Kind, Output, default_plan_path, guard_outputs, writ
 from batchops.run import (
     check_reachable,
     counts_by_action,
+    iso_time,
     start_sandbox,
     suspended_sns,
     write_summary_json,
@@ -40,7 +42,7 @@ from batchops.stops import RunControl
 
 def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     """Load → (read the tickets) → judge every row → write the report and sum it up."""
-    started = time.monotonic()
+    started, started_at = time.monotonic(), datetime.now().astimezone()
     files = config.files
     batch = load_batch(
         config.input_path,
@@ -54,7 +56,7 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     named = [Output(_("the plan (--output)"), report_path, Kind.PLAN)]
     if summary_json is not None:
         named.append(Output("--summary-json", summary_json, Kind.SUMMARY, None))
-    guard_outputs({"the input": batch.source}, named)
+    guard_outputs({_("the input"): batch.source}, named)
     outcomes = OutcomeTable(len(batch))
     mark_invalid(batch, outcomes)
     mark_left_out(batch, outcomes)
@@ -62,6 +64,7 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
     statuses: Mapping[str, str] | None = None
     requests = 0
     note = _("not run (no --base-url)") if config.precheck else _("skipped (--no-precheck)")
+    note = config.unread or note
     if config.reads and len(valid):
         checked, requests = asyncio.run(_read(config, batch, tracer))
         statuses = checked.statuses
@@ -81,20 +84,22 @@ def plan(config: PlanConfig, tracer: Tracer | None = None) -> RunSummary:
         exit_code=Exit.ROWS_FAILED if counts[Status.INVALID.value] else Exit.OK,
         input_fingerprint=batch.fingerprint,
         counts_by_action=counts_by_action(batch, outcomes),
-        note=_("; ").join(
-            n
-            for n in (
-                _("plan only, nothing sent; pre-check: {note}; target: {target}").format(
-                    note=note, target=_target(config)
-                ),
-                left_out_note(batch.left_out_count()),
-            )
-            if n
-        ),
+        note=_summary_note(config, batch, note),
+        started_at=iso_time(started_at),
+        finished_at=iso_time(datetime.now().astimezone()),
+        input_path=str(batch.source),
     )
     if summary_json:
         write_summary_json(summary, summary_json)
     return summary
+
+
+def _summary_note(config: PlanConfig, batch: Batch, precheck: str) -> str:
+    """What the summary says of the plan: nothing sent, the pre-check, the target."""
+    said = _("plan only, nothing sent; pre-check: {note}; target: {target}").format(
+        note=precheck, target=_target(config)
+    )
+    return _("; ").join(n for n in (said, left_out_note(batch.left_out_count())) if n)
 
 
 def _judge(

@@ -21,6 +21,13 @@ action that reopens a ticket), the rows of a ticket that one of those closed lat
 rows whose outcome is ``unknown`` (nobody knows what to undo). Rows that changed nothing
 (failed, skipped, invalid, pending) are left out.
 
+A report fed back as input writes the next report of the same sheet (``t.report-2.csv``),
+whose run may apply rows of its own. With ``with_newer`` those later runs are undone too,
+each report held to its own run's checkpoint: a later run contributes only the rows it
+sent itself (the rows an earlier run applied, which it shows as ``success`` too, are that
+run's to undo, once), and each ticket's rows of the whole chain are reversed newest
+applied first. The sheets then name the report each row comes from.
+
 The undo sheet is ordinary input: ``plan`` and the pre-check show what still applies
 (a ticket someone resumed by hand in the meantime is ``skipped``).
 """
@@ -36,14 +43,25 @@ from pathlib import Path
 
 from batchops.checkpoint import StoredRow
 from batchops.errors import InputError
-from batchops.exits import Exit
-from batchops.i18n import N_, _, ngettext
+from batchops.i18n import N_, _
 from batchops.model import MAX_MESSAGE_LENGTH, Action, Status
 from batchops.report import Kind, Output, Table, guard_outputs, write_tables
 from batchops.settings import resolve
 from batchops.sheet import Batch, load_batch
 
-from .undo_record import find_checkpoint, match_rows, outcome_recorded, read_record
+from .undo_record import (
+    LaterRun,
+    find_checkpoint,
+    later_runs,
+    load_later,
+    match_rows,
+    outcome_recorded,
+    read_record,
+    sent_by_run,
+)
+from .undo_summary import UndoSummary, again_command, undo_words
+
+__all__ = ["UndoSummary", "plan_undo", "undo_report"]
 
 UNDO_SHEET = "Undo"
 IRREVERSIBLE_SHEET = "Irreversible"
@@ -52,6 +70,9 @@ IRREVERSIBLE_SHEET = "Irreversible"
 UNDO_MESSAGE = N_("batchops undo of row {row} of {file}")
 UNDO_COLUMNS = ("sn", "operator", "action_type", "action_message", "undoes_row", "undoes_action")
 IRREVERSIBLE_COLUMNS = ("report_row", "sn", "action_done", "done_by", "finished_at", "reason")
+#: With later runs included, the report each row comes from ends each row.
+CHAIN_UNDO_COLUMNS = (*UNDO_COLUMNS, "undoes_report")
+CHAIN_IRREVERSIBLE_COLUMNS = (*IRREVERSIBLE_COLUMNS, "report")
 
 _INVERSE = {Action.SUSPEND: Action.UNSUSPEND, Action.UNSUSPEND: Action.SUSPEND}
 _CLOSING = {
@@ -94,20 +115,52 @@ def plan_undo(
     record: Sequence[StoredRow] | None = None,
     *,
     message: str | None = None,
+    later: Sequence[tuple[Batch, str, Sequence[StoredRow]]] | None = None,
 ) -> UndoPlan:
     """Work out the inverse of every applied row of the report ``batch`` holds: checked
     against the run's checkpoint ``record`` when there is one, else as the report says.
     ``message`` is the reason of an inverse row that has none to restore ({row}, {file});
-    None: :data:`UNDO_MESSAGE` in the language in use."""
-    undoing = _Undoing.of(batch, report_name, message)
+    None: :data:`UNDO_MESSAGE` in the language in use. ``later``: the reports (batch,
+    name, their run's record) of the later runs of the same sheet, oldest first, whose
+    own rows are undone too; each row then names its report."""
+    labelled = later is not None
+    base = _Undoing.of(batch, report_name, message, labelled=labelled)
     if record is not None:
-        undoing.check(record)
-    for chain in undoing.chains().values():
-        undoing.reverse(undoing.applied_order(chain))
-    return undoing.plan
+        base.check(record)
+    parts = [base]
+    for later_batch, name, later_record in later or ():
+        part = _Undoing.of(later_batch, name, message, plan=base.plan, labelled=labelled)
+        part.later = True
+        part.check(later_record)
+        parts.append(part)
+    tickets: dict[str, list[_Op]] = {}
+    for part in parts:
+        for sn, chain in part.chains().items():
+            tickets.setdefault(sn, []).extend((part, i) for i in part.applied_order(chain))
+    for ops in tickets.values():
+        _reverse(_in_time(ops))
+    return base.plan
 
 
-@dataclass
+#: One row of one report of the chain: the row ``index`` of the report ``part`` reads.
+_Op = tuple["_Undoing", int]
+
+
+def _in_time(ops: list[_Op]) -> list[_Op]:
+    """A ticket's rows of every report, in the order they were applied: report after
+    report (each later run read the report the one before wrote), or by when each request
+    left when every report has its run's checkpoint (an earlier run resumed later, say)."""
+    if len({id(part) for part, _unused in ops}) < 2 or any(p.sent is None for p, _i in ops):
+        return ops
+
+    def left(op: _Op) -> float:
+        part, index = op
+        return part.sent[index][0] if part.sent is not None else 0.0
+
+    return sorted(ops, key=left)  # stable: report order within the same moment
+
+
+@dataclass(eq=False)  # one report of the chain is itself, whatever its cells
 class _Undoing:
     """One report being reversed: what the run did to each row, and the plan so far."""
 
@@ -126,9 +179,23 @@ class _Undoing:
     settled: set[int] = field(default_factory=set)
     #: The reason an inverse row without one of its own carries ({row}, {file}).
     template: str = UNDO_MESSAGE
+    #: A later run's report: only rows its run sent itself are its to undo.
+    later: bool = False
+    #: With a later run's checkpoint: the report rows its run sent itself.
+    own: set[int] | None = None
+    #: Whether each row names its report (later runs included).
+    labelled: bool = False
 
     @classmethod
-    def of(cls, batch: Batch, report_name: str, template: str | None = None) -> _Undoing:
+    def of(
+        cls,
+        batch: Batch,
+        report_name: str,
+        template: str | None = None,
+        *,
+        plan: UndoPlan | None = None,
+        labelled: bool = False,
+    ) -> _Undoing:
         previous = batch.previous_results
         if previous is None:
             raise InputError(
@@ -148,7 +215,9 @@ class _Undoing:
             previous["status"].str.strip().str.lower().tolist(),
             [str(when) for when in previous["finished_at"].tolist()],
             raw_messages,
+            plan or UndoPlan(),
             template=template or _(UNDO_MESSAGE),
+            labelled=labelled,
         )
 
     def listed(self, index: int, reason: str) -> None:
@@ -162,8 +231,13 @@ class _Undoing:
                 str(batch.operator[index]),
                 self.finished[index],
                 reason,
+                *self.label(),
             ]
         )
+
+    def label(self) -> list[str]:
+        """The report a row comes from, as the last cell, when the sheets name it."""
+        return [self.report_name] if self.labelled else []
 
     def check(self, record: Sequence[StoredRow]) -> None:
         """Hold the report to the run's checkpoint: what it records is what happened."""
@@ -176,6 +250,8 @@ class _Undoing:
                 ).format(path=self.batch.source)
             )
         self.sent = {}
+        if self.later:
+            self.own = {index for index, stored in matched.items() if sent_by_run(stored)}
         at = {stored.index: stored for stored in record}
         for index, status in enumerate(self.statuses):
             stored = matched.get(index)
@@ -191,7 +267,9 @@ class _Undoing:
                 self.plan.disagreeing += 1
         claimed = {stored.index for stored in matched.values()}
         for stored in record:
-            if stored.index not in claimed and outcome_recorded(stored) in _ACTED:
+            if stored.index in claimed or outcome_recorded(stored) not in _ACTED:
+                continue
+            if not self.later or sent_by_run(stored):  # a carried row is an earlier run's
                 self._listed_record(stored)
 
     def _disagreement(self, index: int, stored: StoredRow | None, there: StoredRow | None) -> str:
@@ -254,6 +332,7 @@ class _Undoing:
                 "",  # the checkpoint keeps no operator
                 stored.outcome.finished_at or "",
                 why.format(row=stored.index + 2),
+                *self.label(),
             ]
         )
         self.plan.missing += 1
@@ -264,6 +343,8 @@ class _Undoing:
         for index, status in enumerate(self.statuses):
             if status not in _ACTED or index in self.settled:
                 continue
+            if self.own is not None and index not in self.own:
+                continue  # an earlier run's row, carried: undone (once) with that run's
             if self.batch.invalid[index]:
                 # The report was edited since the run: say so rather than guess.
                 reason = _("the row is not valid input any more ({why})").format(
@@ -322,57 +403,65 @@ class _Undoing:
             return None
         return Action.UNSUSPEND if suspends > unsuspends else Action.SUSPEND
 
-    def reverse(self, chain: list[int]) -> None:
-        """One ticket's rows, in applied order: the inverse of each, newest first, or why
-        there is none."""
-        batch = self.batch
-        done = [i for i in chain if self.statuses[i] == Status.SUCCESS.value]
-        closing = [i for i in done if Action(batch.action[i]) in _CLOSING]
-        closed_at = chain.index(closing[-1]) if closing else None
-        inverse_rows: list[list[str]] = []
-        for place, index in enumerate(chain):
-            reason = self._irreversible(index, place, chain, closed_at)
-            if reason:
-                self.listed(index, reason)
-                continue
-            action = Action(batch.action[index])
-            inverse = _INVERSE[action]
-            message = _undo_message(self, done, index)
-            inverse_rows.append(
-                [
-                    str(batch.sn[index]),
-                    str(batch.operator[index]),
-                    inverse.value,
-                    message,
-                    str(index + 2),
-                    action.value,
-                ]
-            )
-            self.plan.by_action[inverse.value] = self.plan.by_action.get(inverse.value, 0) + 1
-        self.plan.rows.extend(reversed(inverse_rows))
 
-    def _irreversible(
-        self, index: int, place: int, chain: Sequence[int], closed_at: int | None
-    ) -> str:
-        """Why row ``index`` (at ``place`` in its ticket's applied ``chain``) cannot be
-        undone ("" when it can)."""
-        action = Action(self.batch.action[index])
-        if self.statuses[index] == Status.UNKNOWN.value:
-            return _(
-                "outcome unknown: check the ticket in ITSM; only what a run confirmed is undone"
-            )
-        if action in _CLOSING:
-            return _(
-                "{action} cannot be undone: the ticket is {closed} and ITSM has no action "
-                "that reopens it"
-            ).format(action=action.value, closed=_(_CLOSING[action]))
-        if closed_at is not None and place < closed_at:
-            closer = chain[closed_at]
-            closing = Action(self.batch.action[closer])
-            return _(
-                "the ticket was {closed} later (row {row}): a closed ticket takes no action"
-            ).format(closed=_(_CLOSING[closing]), row=closer + 2)
-        return ""
+def _reverse(chain: Sequence[_Op]) -> None:
+    """One ticket's rows, in applied order: the inverse of each, newest first, or why
+    there is none."""
+    done = [op for op in chain if _status(op) == Status.SUCCESS.value]
+    closing = [op for op in done if _action(op) in _CLOSING]
+    closed_at = chain.index(closing[-1]) if closing else None
+    inverse_rows: list[list[str]] = []
+    for place, (part, index) in enumerate(chain):
+        reason = _irreversible(chain, place, closed_at)
+        if reason:
+            part.listed(index, reason)
+            continue
+        action = _action((part, index))
+        inverse = _INVERSE[action]
+        message = _undo_message(done, (part, index))
+        inverse_rows.append(
+            [
+                str(part.batch.sn[index]),
+                str(part.batch.operator[index]),
+                inverse.value,
+                message,
+                str(index + 2),
+                action.value,
+                *part.label(),
+            ]
+        )
+        part.plan.by_action[inverse.value] = part.plan.by_action.get(inverse.value, 0) + 1
+    if chain:
+        chain[0][0].plan.rows.extend(reversed(inverse_rows))
+
+
+def _status(op: _Op) -> str:
+    part, index = op
+    return part.statuses[index]
+
+
+def _action(op: _Op) -> Action:
+    part, index = op
+    return Action(part.batch.action[index])
+
+
+def _irreversible(chain: Sequence[_Op], place: int, closed_at: int | None) -> str:
+    """Why the row at ``place`` in its ticket's applied ``chain`` cannot be undone (""
+    when it can)."""
+    action = _action(chain[place])
+    if _status(chain[place]) == Status.UNKNOWN.value:
+        return _("outcome unknown: check the ticket in ITSM; only what a run confirmed is undone")
+    if action in _CLOSING:
+        return _(
+            "{action} cannot be undone: the ticket is {closed} and ITSM has no action "
+            "that reopens it"
+        ).format(action=action.value, closed=_(_CLOSING[action]))
+    if closed_at is not None and place < closed_at:
+        closer = chain[closed_at]
+        return _(
+            "the ticket was {closed} later (row {row}): a closed ticket takes no action"
+        ).format(closed=_(_CLOSING[_action(closer)]), row=closer[1] + 2)
+    return ""
 
 
 def _moment(text: str) -> int | None:
@@ -384,109 +473,22 @@ def _moment(text: str) -> int | None:
         return None
 
 
-def _undo_message(undoing: _Undoing, done: Sequence[int], index: int) -> str:
+def _undo_message(done: Sequence[_Op], op: _Op) -> str:
     """The reason sent with an inverse row (``done``: the ticket's applied rows, in the
     order they were applied): it lands in the ticket's history, for its people to read."""
-    batch = undoing.batch
-    if Action(batch.action[index]) is Action.UNSUSPEND:
+    part, index = op
+    if _action(op) is Action.UNSUSPEND:
         # Suspend again for the reason the ticket was suspended before this UNSUSPEND.
-        earlier = [i for i in done[: done.index(index)] if batch.action[i] == Action.SUSPEND.value]
-        text = str(batch.message[earlier[-1]]) if earlier else undoing.raw_messages[index]
+        earlier = [o for o in done[: done.index(op)] if _action(o) is Action.SUSPEND]
+        if earlier:
+            suspended, at = earlier[-1]
+            text = str(suspended.batch.message[at])
+        else:
+            text = part.raw_messages[index]
         if text:
             return text
-    origin = undoing.template.format(row=index + 2, file=undoing.report_name)
+    origin = part.template.format(row=index + 2, file=part.report_name)
     return origin.strip()[:MAX_MESSAGE_LENGTH]
-
-
-@dataclass(frozen=True, slots=True)
-class UndoSummary:
-    """What ``undo`` wrote."""
-
-    rows: int
-    irreversible: int
-    path: str
-    irreversible_path: str
-    by_action: dict[str, int]
-    #: The run's checkpoint the report was held to ("" when there was none).
-    checkpoint: str = ""
-    disagreeing: int = 0
-    missing: int = 0
-    #: What the settings' merge warned of (an untrusted batchops.toml, ignored).
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def exit_code(self) -> Exit:
-        return Exit.OK if self.rows else Exit.ROWS_FAILED
-
-    def describe(self) -> str:
-        actions = _(", ").join(f"{n} {a}" for a, n in sorted(self.by_action.items()))
-        sheet = (
-            _("undo sheet: {path} ({rows} rows: {actions})")
-            if actions
-            else _("undo sheet: {path} ({rows} rows)")
-        )
-        lines = [sheet.format(path=self.path, rows=self.rows, actions=actions)]
-        if self.checkpoint:
-            lines.append(
-                "  " + _("checked against the run's checkpoint {path}").format(path=self.checkpoint)
-            )
-        if not self.rows:
-            lines.append(
-                "  " + _("nothing in the report can be undone (no successful SUSPEND/UNSUSPEND)")
-            )
-        if self.irreversible:
-            lines.append(
-                _("{count} rows cannot be undone; each with its reason in {path}").format(
-                    count=self.irreversible, path=self.irreversible_path
-                )
-            )
-        if self.rows:
-            lines.append(
-                _("next: {plan} (shows what still applies), then {run}").format(
-                    plan=f"batchops plan {self.path}", run="batchops run"
-                )
-            )
-        return "\n".join(lines)
-
-    def notices(self) -> list[str]:
-        """What a person must know about how far the sheet can be trusted (for stderr)."""
-        return [*self.warnings, *self._doubts()]
-
-    def _doubts(self) -> list[str]:
-        if not self.checkpoint:
-            return [
-                _(
-                    "no checkpoint of the run found beside the report: undo trusts the report as "
-                    "it stands (its statuses, sns and finished_at); give the run's checkpoint with "
-                    "--checkpoint PATH to undo only what it records as applied"
-                )
-            ]
-        said = []
-        if self.disagreeing:
-            said.append(
-                ngettext(
-                    "{count} row of the report disagrees with the run's checkpoint {path}",
-                    "{count} rows of the report disagree with the run's checkpoint {path}",
-                    self.disagreeing,
-                ).format(count=self.disagreeing, path=self.checkpoint)
-            )
-        if self.missing:
-            said.append(
-                ngettext(
-                    "{count} row the checkpoint records as applied (or maybe applied) is in no "
-                    "row of the report",
-                    "{count} rows the checkpoint records as applied (or maybe applied) are in no "
-                    "row of the report",
-                    self.missing,
-                ).format(count=self.missing)
-            )
-        if not said:
-            return []
-        return [
-            _("{problems}: not undone, each listed with the reason in {path}").format(
-                problems=_(" and ").join(said), path=self.irreversible_path
-            )
-        ]
 
 
 def undo_report(
@@ -500,6 +502,8 @@ def undo_report(
     profile: str | None = None,
     config: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
+    with_newer: bool = False,
+    command: Sequence[str] | None = None,
 ) -> UndoSummary:
     """Write the sheet that reverses ``report`` (default beside it) and list what cannot be.
 
@@ -508,34 +512,29 @@ def undo_report(
     ``force``; a run's input, report or checkpoint never is
     (:func:`batchops.report.guard_outputs`). The reason an inverse row carries into the
     ticket, when it has none to restore, is the ``profile``'s ``undo_message``, else
-    :data:`UNDO_MESSAGE` in the language in use.
+    :data:`UNDO_MESSAGE` in the language in use. The later runs of the same sheet
+    (:func:`~.undo_record.later_runs`) are undone too ``with_newer``, else named with the
+    command that includes them: ``command`` (the words after ``batchops``) and the option.
     """
     settings = resolve({}, profile=profile, config=config, env=env)
     source = Path(report)
     batch = load_batch(source, sheet=sheet, encoding=encoding, include_hidden=True)
     path = Path(output) if output else default_undo_path(source)
-    named = [Output(_("the undo sheet (-o)"), path, Kind.SHEET)]
-    if path.suffix.lower() != ".xlsx":
-        side = irreversible_csv_path(path)
-        named.append(Output(_("the list of rows that cannot be undone"), side, Kind.SHEET))
     record_path = Path(checkpoint) if checkpoint is not None else find_checkpoint(source)
-    inputs = {_("the report"): source}
-    if record_path is not None:
-        inputs[_("the run's checkpoint")] = record_path
-    guard_outputs(inputs, named, force=force)
+    later = [run for run in later_runs(source) if run.applied or with_newer]
+    _guard(source, record_path, later if with_newer else [], path, force=force)
     record = read_record(record_path) if record_path is not None else None
-    plan = plan_undo(batch, source.name, record, message=settings.values.undo_message)
-    undo = Table(UNDO_SHEET, UNDO_COLUMNS, plan.rows)
-    kept = Table(IRREVERSIBLE_SHEET, IRREVERSIBLE_COLUMNS, plan.irreversible)
-    if path.suffix.lower() == ".xlsx":
-        write_tables(path, [undo, kept])
-        where = _("{path} (sheet {sheet})").format(path=path, sheet=IRREVERSIBLE_SHEET)
-    else:
-        write_tables(path, [undo])
-        side = irreversible_csv_path(path)
-        if plan.irreversible or side.exists():  # never leave an older list beside a new sheet
-            write_tables(side, [kept])
-        where = str(side)
+    plan = plan_undo(
+        batch,
+        source.name,
+        record,
+        message=settings.values.undo_message,
+        later=load_later(later, sheet, encoding) if with_newer else None,
+    )
+    where = _write(path, plan, labelled=with_newer)
+    given = {"-o": output, "--sheet": sheet, "--encoding": encoding, "--checkpoint": checkpoint}
+    given |= {"--profile": profile, "--config": config}
+    words = command or undo_words(report, given)
     return UndoSummary(
         len(plan.rows),
         len(plan.irreversible),
@@ -546,4 +545,44 @@ def undo_report(
         plan.disagreeing,
         plan.missing,
         settings.warnings,
+        left_out=() if with_newer else tuple((str(r.report), r.applied) for r in later),
+        included=tuple((str(r.report), str(r.checkpoint)) for r in later) if with_newer else (),
+        with_newer=with_newer,
+        again=again_command(words),
     )
+
+
+def _guard(
+    source: Path, record: Path | None, later: Sequence[LaterRun], path: Path, *, force: bool
+) -> None:
+    """Refuse an undo sheet (or its list) that would replace what must stay: the reports
+    and checkpoints read (:func:`batchops.report.guard_outputs`)."""
+    named = [Output(_("the undo sheet (-o)"), path, Kind.SHEET)]
+    if path.suffix.lower() != ".xlsx":
+        side = irreversible_csv_path(path)
+        named.append(Output(_("the list of rows that cannot be undone"), side, Kind.SHEET))
+    inputs = {_("the report"): source}
+    if record is not None:
+        inputs[_("the run's checkpoint")] = record
+    for run in later:
+        inputs[_("the later report {path}").format(path=run.report)] = run.report
+        inputs[_("the later run's checkpoint {path}").format(path=run.checkpoint)] = run.checkpoint
+    guard_outputs(inputs, named, force=force)
+
+
+def _write(path: Path, plan: UndoPlan, *, labelled: bool) -> str:
+    """Write the undo sheet and the list of what cannot be undone; where the list is."""
+    undo = Table(UNDO_SHEET, CHAIN_UNDO_COLUMNS if labelled else UNDO_COLUMNS, plan.rows)
+    kept = Table(
+        IRREVERSIBLE_SHEET,
+        CHAIN_IRREVERSIBLE_COLUMNS if labelled else IRREVERSIBLE_COLUMNS,
+        plan.irreversible,
+    )
+    if path.suffix.lower() == ".xlsx":
+        write_tables(path, [undo, kept])
+        return _("{path} (sheet {sheet})").format(path=path, sheet=IRREVERSIBLE_SHEET)
+    write_tables(path, [undo])
+    side = irreversible_csv_path(path)
+    if plan.irreversible or side.exists():  # never leave an older list beside a new sheet
+        write_tables(side, [kept])
+    return str(side)

@@ -6,7 +6,7 @@ one way to that client from the settings, the code table every answer is read by
 from __future__ import annotations
 
 from .answers import refused_credentials, refused_this_api_only
-from .client import ItsmClient
+from .client import ItsmClient, likely_base_url
 from .connect import Target, client_for, client_settings, configured_target
 from .fake import FakeTicket, FakeTransport
 from .trace import Tracer
@@ -24,6 +24,7 @@ __all__ = [
     "client_for",
     "client_settings",
     "configured_target",
+    "likely_base_url",
     "refused_credentials",
     "refused_this_api_only",
 ]

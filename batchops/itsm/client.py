@@ -42,6 +42,7 @@ __all__ = [
     "ItsmClient",
     "api_url",
     "connection_limit",
+    "likely_base_url",
     "network_cause",
     "no_proxy_excludes",
     "proxy_for",
@@ -77,6 +78,38 @@ API_PATHS = {
 def api_url(base_url: str, gateway: str, api: str) -> str:
     """The URL of one ITSM API on the chosen gateway, trailing slash kept (the gateway needs it)."""
     return f"{base_url.rstrip('/')}{API_PATHS[gateway]}{api}/"
+
+
+#: Where the API gateway serves ITSM: the stage is part of the base URL it takes.
+APIGW_STAGE_PATH = "/api/bk-itsm/prod"
+
+
+def likely_base_url(base_url: str, gateway: str) -> tuple[str, str] | None:
+    """The (gateway, base URL) a 404 from ``base_url`` most likely meant, or None.
+
+    The ESB takes the host alone (``https://paas.example.com``); the API gateway takes
+    its stage (``https://bkapi.example.com/api/bk-itsm/prod``). batchops adds the API
+    path (:data:`API_PATHS`) to either, so an address that already holds part of it, a
+    stage given with the ESB, or a bare host given with the API gateway is one of the
+    other forms.
+    """
+    parts = urllib.parse.urlsplit(base_url.strip())
+    if not parts.scheme or not parts.netloc:
+        return None
+    origin = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    for marker in ("/api/c/compapi", "/v2/itsm"):
+        if marker in path:  # an API's own URL pasted whole: cut it at the API path
+            path = path[: path.index(marker)]
+            break
+    staged = "/api/bk-itsm/" in path + "/" or parts.netloc.startswith("bkapi.")
+    if gateway == "esb" and staged:
+        guess = ("apigw", origin + (path or APIGW_STAGE_PATH))
+    elif gateway == "esb" or (not path and parts.netloc.startswith("paas.")):
+        guess = ("esb", origin)
+    else:
+        guess = ("apigw", origin + (path or APIGW_STAGE_PATH))
+    return None if guess == (gateway, base_url.strip().rstrip("/")) else guess
 
 
 def proxy_for(settings: ClientSettings) -> str | None:

@@ -41,7 +41,8 @@ class Hooks:
     a person should see meanwhile (an outage, a long rate-limit pause). With
     ``handle_signals`` Ctrl-C and SIGTERM stop the run cleanly. ``verbose`` 1 writes a
     line per request and answer to stderr (an ``http`` event with ``events``), 2 adds
-    the bodies; credentials masked.
+    the bodies; credentials masked. ``unasked``: nobody can be asked (no terminal) and
+    nobody said not to ask (``--yes``), so the run says it sends without asking.
     """
 
     progress: ProgressSink | None = None
@@ -51,6 +52,7 @@ class Hooks:
     notice: Callable[[str], None] | None = None
     handle_signals: bool = False
     verbose: int = 0
+    unasked: bool = False
 
     def tracer(self) -> Tracer | None:
         """--verbose's tracer, or None."""
@@ -69,6 +71,8 @@ class RunHooks:
     handle_signals: bool = False
     #: --verbose: a line (or an ``http`` event) per request and answer.
     tracer: Tracer | None = None
+    #: Say that the run sends without asking (no terminal, no --yes).
+    unasked: bool = False
 
     @classmethod
     def wired(cls, hooks: Hooks) -> RunHooks:
@@ -81,6 +85,7 @@ class RunHooks:
             confirm_canary=hooks.confirm_canary,
             handle_signals=hooks.handle_signals,
             tracer=hooks.tracer(),
+            unasked=hooks.unasked,
         )
 
 
@@ -117,6 +122,22 @@ class Ending:
     stop: Stop | None = None
     declined: bool = False
     requests: int = 0
+    #: Rows sent to ITSM (at least one operation request).
+    rows_sent: int = 0
+
+
+@dataclass(slots=True)
+class Pulse:
+    """How far the run is, for its heartbeat (:mod:`.heartbeat`): the steps write it."""
+
+    #: What the run does now: ``connecting``, ``settling``, ``precheck``, ``sending``.
+    phase: str = "connecting"
+    #: Rows this run sends (set when sending starts), and when (``time.monotonic()``).
+    to_send: int = 0
+    sending_since: float = 0.0
+    #: A wait of the run's own before sending (``earlier_requests``), and its end.
+    waiting: str = ""
+    wait_until: float = 0.0
 
 
 @dataclass(slots=True)
@@ -139,6 +160,7 @@ class Run:
     #: Set once connected (:func:`.network.connect`).
     session: Session | None = None
     ending: Ending = field(default_factory=Ending)
+    pulse: Pulse = field(default_factory=Pulse)
 
     @property
     def connected(self) -> Session:
@@ -151,5 +173,10 @@ class Run:
         """What to run next, as the stop or the failures call for."""
         config = self.config
         return Advice(
-            config.choices.command, config.settings, config.env, checkpointed=self.store is not None
+            config.choices.command,
+            config.settings,
+            config.env,
+            checkpointed=self.store is not None,
+            input_path=config.input_path,
+            report=self.loaded.outputs.report,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,7 @@ def finish_run(batch: Batch, outcomes: OutcomeTable, state: Ending, end: RunEnd)
     invalid = invalid_reasons(batch, outcomes)
     next_step = "" if state.declined else end.advice.next_step(counts, stop, failures, invalid)
     elapsed = time.monotonic() - end.started
+    ended = datetime.now().astimezone()
     written = _Written()
     if end.report_path is not None:
         sheet = summary_sheet(
@@ -118,7 +120,16 @@ def finish_run(batch: Batch, outcomes: OutcomeTable, state: Ending, end: RunEnd)
             str(end.failures_path) if end.failures_path is not None and written.path else None
         ),
         report_error=written.error,
+        started_at=iso_time(ended - timedelta(seconds=elapsed)),
+        finished_at=iso_time(ended),
+        input_path=str(batch.source),
+        rows_sent=state.rows_sent,
     )
+
+
+def iso_time(moment: datetime) -> str:
+    """A moment as ``--summary-json`` gives it: ISO 8601 to the millisecond, with its offset."""
+    return moment.isoformat(timespec="milliseconds")
 
 
 def _write(

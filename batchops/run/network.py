@@ -38,6 +38,7 @@ from batchops.sheet import Batch, mark_not_sent
 from batchops.stops import RunControl, Stop, StopKind, Stopped
 
 from .context import Ending, Run, Session
+from .heartbeat import beat, stop_beating
 from .prompts import CanaryReport, CanaryRow, ask, fatal_fix, plan_overview
 from .recorder import Recorder
 
@@ -47,8 +48,11 @@ async def send(run: Run) -> Ending:
     main_thread_takes_signals(asyncio.get_running_loop())
     async with AsyncExitStack() as stack:
         session = await connect(stack, run)
+        stack.push_async_callback(stop_beating, asyncio.ensure_future(beat(run)))
         ending = await _connected(run)
-        return dataclasses.replace(ending, requests=session.client.requests_sent)
+        return dataclasses.replace(
+            ending, requests=session.client.requests_sent, rows_sent=session.recorder.sent
+        )
 
 
 async def _connected(run: Run) -> Ending:
@@ -95,6 +99,7 @@ async def connect(stack: AsyncExitStack, run: Run) -> Session:
         control=control,
         notice=hooks.say,
         row_number=batch.row_number,
+        events=hooks.emit,
     )
     # From here on Ctrl-C and SIGTERM mean "stop: send nothing more, record what is
     # known, write the report". Every wait below ends at once when they come.
@@ -121,6 +126,7 @@ async def prepare(run: Run) -> Stop | tuple[np.ndarray, Precheck | None]:
         to_send = park_in_doubt(run) if work.in_doubt else work.to_send
         checked: Precheck | None = None
         if run.config.choices.precheck and len(to_send) and not session.control.stopping:
+            run.pulse.phase = "precheck"
             checked = await precheck(run, to_send)
             blind = unreadable_suspends(run.loaded.batch, to_send, checked)
             if blind:
@@ -136,10 +142,13 @@ async def prepare(run: Run) -> Stop | tuple[np.ndarray, Precheck | None]:
 
 def fatal_stop(run: Run, reason: str, answer: object) -> Stop:
     """A FATAL stop with its fix: which credential or setting to change."""
+    connection = run.config.connection
     fix = fatal_fix(
         answer if isinstance(answer, Answer) else None,
         run.advice(),
-        sandbox=run.config.connection.sandbox,
+        sandbox=connection.sandbox,
+        base_url=connection.base_url or "",
+        gateway=connection.gateway,
     )
     return Stop(StopKind.FATAL, reason, fix)
 
@@ -179,6 +188,13 @@ def confirmed(run: Run, to_send: np.ndarray, checked: Precheck | None) -> bool:
     """Ask before sending, when there is someone to ask and something to send."""
     confirm = run.hooks.confirm
     if confirm is None:
+        if run.hooks.unasked and len(to_send):
+            run.hooks.say(
+                _(
+                    "sending without asking: stdin or stderr is not a terminal, so nobody "
+                    "can be asked (--yes says this is meant, and silences this line)"
+                )
+            )
         return True
     # The plan is walked row by row: only when someone is asked about it.
     session, config = run.connected, run.config
@@ -228,6 +244,8 @@ async def send_rows(run: Run, to_send: np.ndarray, checked: Precheck | None) -> 
     statuses = checked.statuses if checked is not None else None
     fatal: object = None
     hooks.progress.start(len(to_send))
+    pulse = run.pulse
+    pulse.phase, pulse.to_send, pulse.sending_since = "sending", len(to_send), time.monotonic()
     try:
         for number, part in enumerate(parts):
             if number == 1:
@@ -373,7 +391,13 @@ async def until_earlier_sends_cannot_land(run: Run) -> None:
             "was lost may still land until then"
         ).format(seconds=f"{wait:.0f}")
     )
-    await run.connected.control.sleep(wait)
+    pulse = run.pulse
+    pulse.phase, pulse.waiting = "settling", "earlier_requests"
+    pulse.wait_until = time.monotonic() + wait
+    try:
+        await run.connected.control.sleep(wait)
+    finally:
+        pulse.waiting = ""
 
 
 async def start_sandbox(stack: AsyncExitStack, batch: Batch) -> Target:

@@ -12,12 +12,13 @@ import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
 from batchops.i18n import N_, _, ngettext
-from batchops.itsm import Answer, refused_credentials
+from batchops.itsm import Answer, likely_base_url, refused_credentials
 from batchops.model import Outcome, OutcomeTable, Status
 from batchops.process import default_sigint
 from batchops.secrets import masked_url
@@ -201,16 +202,47 @@ def ask(question: Callable[[T], bool], about: T) -> bool:
         return False
 
 
-def fatal_fix(answer: Answer | None, advice: Advice, *, sandbox: bool) -> str:
-    """What to fix after a fatal answer: for a refused credential, which one and from where."""
+def fatal_fix(
+    answer: Answer | None,
+    advice: Advice,
+    *,
+    sandbox: bool,
+    base_url: str = "",
+    gateway: str = "esb",
+) -> str:
+    """What to fix after a fatal answer: for a refused credential, which one and from
+    where; for a page not found, the address each gateway takes and the likely one."""
     if answer is None or sandbox:
         return ""
     if refused_credentials(answer):
         return _("the credentials or the app's permissions; used: {sources}").format(
             sources=advice.credential_sources()
         )
+    if answer.http_status == 404 and answer.code is None and base_url:
+        return wrong_address(base_url, gateway)
     return ""
 
+
+def wrong_address(base_url: str, gateway: str) -> str:
+    """A 404 page: not the same address again, but the form each gateway takes and the
+    one ``base_url`` most likely meant."""
+    forms = _(
+        "--base-url {url} (--gateway {gateway}) answers 404: no ITSM API there. The ESB "
+        "(--gateway esb) takes the host alone, e.g. https://paas.example.com; the API "
+        "gateway (--gateway apigw) takes the stage, e.g. "
+        "https://bkapi.example.com/api/bk-itsm/prod"
+    ).format(url=masked_url(base_url), gateway=gateway)
+    likely = likely_base_url(base_url, gateway)
+    if likely is None:
+        return forms
+    return _("{forms}; likely right here: --gateway {gateway} --base-url {url}").format(
+        forms=forms, gateway=likely[0], url=masked_url(likely[1])
+    )
+
+
+#: Options a command sent from its report must not repeat: an output that is the report
+#: itself would be refused, and the statuses to send are the advice's own.
+_NOT_AGAIN = frozenset({"-o", "--output", "--only"})
 
 #: An environment variable's name as a shell expands it in ``"$NAME"``.
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -295,11 +327,16 @@ class Advice:
         env: Mapping[str, str],
         *,
         checkpointed: bool,
+        input_path: Path | None = None,
+        report: Path | None = None,
     ) -> None:
         self._command = list(command) if command else None
         self._settings = settings
         self._env = env
         self._checkpointed = checkpointed
+        #: The run's input and its report: without a checkpoint, the report is the way back.
+        self._input = input_path
+        self._report = report
 
     def _cmd(self, *extra: str) -> str:
         if self._command is None:
@@ -313,6 +350,36 @@ class Advice:
     def _left_out(self) -> list[str]:
         """What the shown commands leave out (a secret no variable holds), one line each."""
         return _runnable(self._command or [], self._env)[1]
+
+    def from_report(self, only: str) -> str:
+        """The command that sends the report's rows with the statuses ``only``: the run's
+        own command (its target, --sandbox and the rest), the report in place of the
+        input, without the options that would be refused or undo it (-o, --only,
+        --fresh, --retry-failed)."""
+        if self._report is None or self._input is None:
+            return _("batchops run REPORT --only {only} (REPORT: the report below)").format(
+                only=only
+            )
+        report = str(self._report)
+        words = list(self._command) if self._command else ["batchops", "run", report]
+        kept: list[str] = []
+        at = 0
+        while at < len(words):
+            word = words[at]
+            option = word.partition("=")[0]
+            if option in _NOT_AGAIN and "=" not in word and at + 1 < len(words):
+                at += 2  # "-o PATH", "--only STATUS": the value is the next word
+                continue
+            if option in _NOT_AGAIN or word in ("--fresh", "--retry-failed"):
+                at += 1
+                continue
+            if word.startswith("-o") and len(word) > 2 and not word.startswith("--"):
+                at += 1  # "-oPATH"
+                continue
+            named_input = self._input is not None and not word.startswith("-")
+            kept.append(report if named_input and Path(word) == self._input else word)
+            at += 1
+        return _runnable([*kept, "--only", only], self._env)[0]
 
     def resume(self) -> str:
         return self._cmd()
@@ -342,9 +409,8 @@ class Advice:
             )
         else:
             lines.append(
-                _(
-                    "fix them in the report, then send them with: batchops run REPORT "
-                    "--only invalid (REPORT: the report below)"
+                _("fix them in the report, then send them with: {command}").format(
+                    command=self.from_report("invalid")
                 )
             )
         return lines
@@ -402,18 +468,19 @@ class Advice:
                 lines.append(
                     _(
                         "{pending} rows not done and no checkpoint was kept: send just those "
-                        "with: {command} (REPORT: the report below)"
-                    ).format(pending=pending, command="batchops run REPORT --only pending")
+                        "with: {command}"
+                    ).format(pending=pending, command=self.from_report("pending"))
                 )
         if failed or unknown:
             lines.append(_failed_line(failed, unknown, failures))
             if unknown:
                 lines.append(_("check the unknown rows' tickets in ITSM before sending them again"))
-            command = (
-                self.retry_failed()
-                if self._checkpointed
-                else "batchops run REPORT --only failed,unknown"
+            # Without a checkpoint the report is the way back; its invalid rows, once
+            # fixed, go with the failed ones (the invalid lines below then say no command).
+            again = (
+                "failed,unknown,invalid" if counts.get(Status.INVALID.value) else "failed,unknown"
             )
+            command = self.retry_failed() if self._checkpointed else self.from_report(again)
             lines.append(
                 _("once their cause is fixed, resend them with: {command}").format(command=command)
             )

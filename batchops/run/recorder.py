@@ -54,6 +54,10 @@ class Recorder:
         self._store = store
         self._emit = emit
         self._ledger = ledger
+        #: Rows this run has given an outcome (the heartbeat's rate and ETA).
+        self.finished = 0
+        #: Of those, rows sent to ITSM (the summary's rate).
+        self.sent = 0
 
     def flush(self) -> None:
         if self._store is not None:
@@ -70,6 +74,9 @@ class Recorder:
             # in_doubt() instead, and stays in the record for the next run.
             self._ledger.settle(row.index)
         self.progress.advance(outcome.status)
+        self.finished += 1
+        if outcome.attempts:
+            self.sent += 1
         if self._emit is not None and outcome.status in (Status.FAILED, Status.UNKNOWN):
             self._emit(
                 "row_" + outcome.status.value,

@@ -22,6 +22,7 @@ from batchops.errors import InputError
 from batchops.i18n import _
 from batchops.model import OutcomeTable, RunSummary, Status
 from batchops.report import SummarySheet, temp_removed_on_signal
+from batchops.version import __version__
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,9 +73,17 @@ def _cause(message: str, sn: str, operator: str) -> str:
     return message
 
 
+def _absolute(path: str | None) -> str | None:
+    # A scheduler reads the summary from its own working folder, not the run's.
+    return os.path.abspath(path) if path else path
+
+
 def summary_fields(summary: RunSummary) -> dict[str, object]:
-    """The run summary as JSON-ready fields."""
+    """The run summary as JSON-ready fields: every path absolute."""
     return {
+        "version": __version__,
+        "started_at": summary.started_at,
+        "finished_at": summary.finished_at,
         "exit_code": summary.exit_code,
         "counts": summary.counts,
         "counts_by_action": summary.counts_by_action,
@@ -82,15 +91,16 @@ def summary_fields(summary: RunSummary) -> dict[str, object]:
         "requests": summary.sent_requests,
         "elapsed_s": round(summary.elapsed_s, 3),
         "rows_per_second": round(summary.rows_per_second, 1),
-        "report": summary.report_path,
-        "checkpoint": summary.checkpoint_path,
+        "input": _absolute(summary.input_path),
+        "report": _absolute(summary.report_path),
+        "checkpoint": _absolute(summary.checkpoint_path),
         "input_fingerprint": summary.input_fingerprint,
         "stopped_reason": summary.stopped_reason,
         "note": summary.note,
         "top_failures": [
             {"reason": text, "rows": n, "example_sn": sn} for text, n, sn in summary.top_failures
         ],
-        "failures_file": summary.failures_path,
+        "failures_file": _absolute(summary.failures_path),
         "next": summary.advice,
     }
 

@@ -191,8 +191,8 @@ def serve(
     announce: Callable[[str, SandboxState], None],
 ) -> None:
     """Serve a sandbox until Ctrl-C (or SIGTERM); ``announce(url, state)`` is called once
-    it listens, to tell a person where and how to authenticate (the CLI says it, in the
-    user's language: the stand-in itself speaks only as ITSM does).
+    it listens, to tell a person where it is and how to authenticate (the CLI says it, in
+    the user's language: the stand-in imports nothing of batchops, i18n included).
 
     ``seed_rows`` are (sn, operator) pairs of an input file (see
     :meth:`SandboxState.seed_from_rows`); ``generate`` holds (prefix, count) pairs.

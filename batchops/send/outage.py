@@ -51,6 +51,8 @@ class OutageGuard:
         #: Outages seen, and seconds spent waiting them out (for the summary).
         self.count = 0
         self.waited_s = 0.0
+        #: When (``time.monotonic()``) the outage being waited out gives up; 0 when none.
+        self.deadline = 0.0
 
     @property
     def paused(self) -> bool:
@@ -82,7 +84,7 @@ class OutageGuard:
 
     async def _wait_out(self, sn: str, cause: str) -> None:
         since_wall, since = time.time(), time.monotonic()
-        deadline = since + self.wait_s
+        deadline = self.deadline = since + self.wait_s
         self._notice(
             _(
                 "ITSM unreachable since {time} ({cause}); no request leaves while "

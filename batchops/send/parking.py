@@ -66,6 +66,17 @@ class ParkingLot:
         #: Tickets parked so far (for the summary).
         self.parked_count = 0
 
+    @property
+    def parked_now(self) -> int:
+        """Tickets parked at this moment, read back until their operation shows."""
+        return len(self._deadlines)
+
+    def parked_left_s(self) -> float:
+        """Seconds until the last parked ticket's operation can no longer land (0: none)."""
+        if not self._deadlines:
+            return 0.0
+        return max(0.0, max(self._deadlines.values()) - time.monotonic())
+
     @contextlib.asynccontextmanager
     async def parked(self, sn: str, deadline: float) -> AsyncIterator[None]:
         """Give the sending slot back while ``sn`` waits (until ``deadline``, monotonic)."""

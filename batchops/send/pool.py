@@ -102,6 +102,7 @@ class Executor:
         control: RunControl | None = None,
         notice: Callable[[str], None] | None = None,
         row_number: Callable[[int], int] | None = None,
+        events: Callable[[str, Mapping[str, object]], None] | None = None,
     ) -> None:
         self.control = control or RunControl()
         #: A data row's number in the user's sheet (blank rows counted), for messages.
@@ -114,6 +115,7 @@ class Executor:
             self.outage,
             longest_pause_s=policy.outage_wait_s,
             notice=notice,
+            events=events,
         )
         self._direct = transport
         self.policy = policy
@@ -143,6 +145,19 @@ class Executor:
     async def _probe(self, sn: str) -> Answer:
         # The outage prober reads past the closed gate (it is what opens it).
         return await self._direct.read_ticket_status(sn)
+
+    def waiting(self) -> tuple[str, float] | None:
+        """What every request waits for now, and for at most how many seconds more:
+        ``outage`` (ITSM unreachable), ``rate_limit`` (the gateway's pause), ``parked``
+        (nothing left to send but tickets being read back); None while rows go out."""
+        if self.outage.paused:
+            return "outage", max(0.0, self.outage.deadline - time.monotonic())
+        pause = self.transport.pause_left_s
+        if pause > 0:
+            return "rate_limit", pause
+        if self.parking.rest_done and self.parking.parked_now:
+            return "parked", self.parking.parked_left_s()
+        return None
 
     def credentials_accepted(self) -> None:
         """The server took our credentials on a read: the first request need not go alone."""

@@ -8,7 +8,7 @@ It sits apart from the pool that builds it (:mod:`.pool`) and the row sender tha
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from batchops.i18n import _
 from batchops.itsm import Answer, Transport
@@ -39,14 +39,23 @@ class ThrottledTransport:
         *,
         longest_pause_s: float = 60.0,
         notice: Callable[[str], None] | None = None,
+        events: Callable[[str, Mapping[str, object]], None] | None = None,
     ) -> None:
         self.inner = inner
+        self._events = events
         self._control = control
         self._guard = guard
         self._longest_pause_s = longest_pause_s
         self._notice = notice or (lambda text: None)
         self._limiter = RateLimit(rate, control) if rate else None
         self._pause_until = 0.0
+        #: Rate-limit pauses the gateway asked for (for the heartbeat and the summary).
+        self.throttled = 0
+
+    @property
+    def pause_left_s(self) -> float:
+        """Seconds left of the rate-limit pause the gateway asked for (0: none)."""
+        return max(0.0, self._pause_until - time.monotonic())
 
     async def _gate(self) -> None:
         if self._guard is not None:
@@ -62,6 +71,8 @@ class ThrottledTransport:
     def _observe(self, sn: str, answer: Answer) -> Answer:
         if answer.rate_limited:
             pause = answer.retry_after_s if answer.retry_after_s is not None else 1.0
+            if time.monotonic() >= self._pause_until:
+                self._throttled(answer, pause)
             self.check_wait(pause, _("the gateway's rate limit"))
             if pause >= 5 and time.monotonic() + pause > self._pause_until + 1:
                 self._notice(
@@ -73,6 +84,22 @@ class ThrottledTransport:
         if self._guard is not None:
             self._guard.observe(sn, answer)
         return answer
+
+    def _throttled(self, answer: Answer, pause: float) -> None:
+        """A new rate-limit pause: named once as a ``throttled`` event, not per answer
+        (every worker in flight may get the same 429)."""
+        self.throttled += 1
+        if self._events is not None:
+            self._events(
+                "throttled",
+                {
+                    "http_status": answer.http_status,
+                    "code": answer.code,
+                    "retry_after_s": answer.retry_after_s,
+                    "pause_s": round(pause, 3),
+                    "message": answer.message,
+                },
+            )
 
     def check_wait(self, seconds: float, why: str) -> None:
         """Stop the run (resumable) rather than wait longer than ``--outage-wait``."""

@@ -30,6 +30,7 @@ from .sources import (
     DEFAULT_RETRIES,
     DEFAULT_SERVER_TIMEOUT_S,
     DEFAULT_TIMEOUT_S,
+    ENV_PROFILE,
     SETTINGS,
     Credentials,
     Gateway,
@@ -234,10 +235,14 @@ class PlanConfig:
     connection: Connection
     settings: Resolved
     precheck: bool = True
+    #: Why the plan does not read the target it has ("" when nothing stops it).
+    unread: str = ""
 
     @property
     def reads(self) -> bool:
         """Whether the plan reads ticket statuses (it needs a target for that)."""
+        if self.unread:
+            return False
         return self.precheck and (self.connection.sandbox or bool(self.connection.base_url))
 
 
@@ -402,6 +407,27 @@ def plan_config(
     values = settings.values
     url = (values.base_url or "").strip()
     reads = precheck and (options.sandbox or bool(url))
-    credentials = credentials_for(values, env) if reads and not options.sandbox else None
+    credentials, unread = None, ""
+    if reads and not options.sandbox:
+        try:
+            credentials = credentials_for(values, env)
+        except ConfigError as exc:
+            if not _unasked_profile(settings, options, env):
+                raise
+            # Nobody asked for this target: the profile the file names by default did.
+            # A plan that only validates needs no credentials, so it validates.
+            why = str(exc).removesuffix(" Set them and run again.").rstrip(".")
+            unread = _(
+                "not run: the ITSM address comes from the default profile '{profile}' "
+                "and its credentials are not set ({why})"
+            ).format(profile=settings.profile, why=why)
+            say(_("validation only; pre-check {unread}").format(unread=unread))
     connection = _connection(values, options, url, credentials)
-    return PlanConfig(input_path, files, connection, settings, precheck)
+    return PlanConfig(input_path, files, connection, settings, precheck, unread)
+
+
+def _unasked_profile(settings: Resolved, options: RunOptions, env: Mapping[str, str]) -> bool:
+    """The address comes from the file's ``default_profile``: neither ``--profile`` nor
+    ``BATCHOPS_PROFILE`` named a profile, nor did a flag or variable give the address."""
+    named = options.profile or env.get(ENV_PROFILE, "").strip()
+    return not named and settings.sources.get("base_url", "").startswith("profile ")

@@ -81,8 +81,9 @@ _ACTION_NAMES: Final[dict[str, str]] = {k: v.value for k, v in ACTION_ALIASES.it
 def action_key(text: str) -> str:
     """An action cell as it is matched: full-width letters and blanks made plain (NFKC:
     ``ＳＵＳＰＥＮＤ`` is ``SUSPEND``), invisible characters and blanks removed, upper case."""
-    plain = unicodedata.normalize("NFKC", text).strip().strip(INVISIBLE)
-    return "".join(plain.split()).upper()
+    plain = unicodedata.normalize("NFKC", text)
+    # Anywhere, not only at the ends: "SUSPEND\u200b \u200b" is SUSPEND.
+    return "".join(c for c in plain if c not in INVISIBLE and not c.isspace()).upper()
 
 
 def action_of(text: str) -> Action | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 
 import pytest
@@ -121,6 +122,7 @@ def _stopped_summary() -> RunSummary:
         stopped_reason="ITSM unreachable",
         failures_path="t.todo.csv",
         report_error="disk full",
+        rows_sent=9,
     )
 
 
@@ -157,4 +159,40 @@ def test_a_progress_line_is_said_in_the_language() -> None:
         progress.advance(Status.SUCCESS)
         progress.advance(Status.FAILED)
     line = stream.getvalue().splitlines()[-1]
-    assert line.startswith("进度：2/4 行（50%）成功 1 失败 1，") and line.endswith(" 行/秒")
+    assert re.fullmatch(
+        r"进度（\d\d:\d\d:\d\d）：2/4 行（50%）成功 1 失败 1，"
+        r"\d+ 行/秒，预计还需 .+（约 [\d:]+ 完成）",
+        line,
+    ), line
+
+
+def test_progress_lines_without_a_terminal_carry_the_time_and_an_eta() -> None:
+    """A log read afterwards: each progress line says when it was written, and when the
+    run should end (a duration and the clock time); before any row is done, ETA unknown."""
+    stream = io.StringIO()
+    progress = LineProgress(stream, interval_s=0.0)
+    progress.start(4)
+    progress.advance(Status.SUCCESS)
+    progress.advance(Status.FAILED)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    clock = r"\d\d:\d\d:\d\d"
+    pattern = (
+        rf"progress at {clock}: 2/4 rows \(50%\) ok=1 failed=1, \d+ rows/s, "
+        rf"ETA .+ \(about {clock}\)"
+    )
+    assert re.fullmatch(pattern, lines[1]), lines[1]
+
+
+def test_lines_written_aside_of_the_bar_start_on_a_line_of_their_own() -> None:
+    """The canary's lines and question, shown while the bar is up, are not written into
+    the bar's line: it is cleared first (\\r, blanks, \\r) and drawn again below them."""
+    stream = io.StringIO()
+    progress = BarProgress(stream)
+    progress.start(10)
+    with progress.aside():
+        stream.write("Canary: 1 rows sent first:\n")
+    progress.close()
+    before, _sep, after = stream.getvalue().partition("Canary:")
+    assert re.search(r"\r *\r$", before), before
+    assert "row/s" in after  # the bar again, below the lines

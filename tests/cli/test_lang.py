@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -20,7 +21,7 @@ from batchops.cli import main
 from batchops.cli.words import cells, shown_help
 from batchops.exits import Exit, help_text
 
-from ..helpers import host_env, run_cli
+from ..helpers import host_env, run_cli, write_csv
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -205,3 +206,19 @@ def test_chinese_help_is_wrapped_to_the_width_and_english_help_is_as_click_write
     english = run_cli([*args, "--lang", "en"]).stdout
     assert not _CJK.search(english.split("Example")[0])
     assert max(len(line) for line in english.splitlines()) <= 100
+
+
+def test_a_batchops_lang_that_names_no_language_is_refused_unless_lang_is_given(
+    tmp_path: Path,
+) -> None:
+    """A cron job's BATCHOPS_LANG=fr is said (exit 2, nothing written), not silently
+    replaced by the locale's language; --lang on the command line decides instead."""
+    src = write_csv(tmp_path / "t.csv", [["A1", "admin", "SUSPEND", "x"]])
+    refused = run_cli(["run", str(src), "--sandbox", "--yes"], {"BATCHOPS_LANG": "fr"})
+    assert refused.exit_code == Exit.NOTHING_SENT
+    assert "BATCHOPS_LANG is 'fr', not a language batchops speaks" in refused.stderr
+    assert not (tmp_path / "t.report.csv").exists()
+    chosen = run_cli(
+        ["run", str(src), "--sandbox", "--yes", "--lang", "en"], {"BATCHOPS_LANG": "fr"}
+    )
+    assert chosen.exit_code == Exit.OK, chosen.stderr

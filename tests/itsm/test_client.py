@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from batchops.itsm.client import ItsmClient, api_url, no_proxy_excludes
+from batchops.itsm.client import ItsmClient, api_url, likely_base_url, no_proxy_excludes
 from batchops.itsm.transport import Answer, Verdict
 from batchops.model import Action, Row
 from batchops.sandbox import Faults, SandboxConfig, SandboxState, SandboxThread, Ticket
@@ -288,3 +288,47 @@ def test_client_counts_every_request(server: SandboxThread) -> None:
         "get_tickets": 1,
         "operate_ticket": 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("base_url", "gateway", "likely"),
+    [
+        # An API's own URL pasted whole: cut at the API path.
+        (
+            "https://paas.example.com/api/c/compapi/v2/itsm/",
+            "esb",
+            ("esb", "https://paas.example.com"),
+        ),
+        ("https://paas.example.com/api/c/compapi", "esb", ("esb", "https://paas.example.com")),
+        # A stage (or the gateway's host) given with the ESB: the API gateway was meant.
+        (
+            "https://bkapi.example.com/api/bk-itsm/prod",
+            "esb",
+            ("apigw", "https://bkapi.example.com/api/bk-itsm/prod"),
+        ),
+        (
+            "https://bkapi.example.com",
+            "esb",
+            ("apigw", "https://bkapi.example.com/api/bk-itsm/prod"),
+        ),
+        # A bare host with the API gateway: its stage, or the ESB for a paas host.
+        (
+            "https://bkapi.example.com",
+            "apigw",
+            ("apigw", "https://bkapi.example.com/api/bk-itsm/prod"),
+        ),
+        ("https://paas.example.com/", "apigw", ("esb", "https://paas.example.com")),
+        (
+            "https://bkapi.example.com/api/bk-itsm/prod/v2/itsm/get_tickets/",
+            "apigw",
+            ("apigw", "https://bkapi.example.com/api/bk-itsm/prod"),
+        ),
+        # Already the right form: nothing likelier to say.
+        ("https://paas.example.com", "esb", None),
+        ("https://bkapi.example.com/api/bk-itsm/prod/", "apigw", None),
+    ],
+)
+def test_a_404s_likely_base_url_is_the_form_its_gateway_takes(
+    base_url: str, gateway: str, likely: tuple[str, str] | None
+) -> None:
+    assert likely_base_url(base_url, gateway) == likely

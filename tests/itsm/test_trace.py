@@ -39,7 +39,7 @@ def test_verbose_writes_one_line_per_exchange_without_a_secret(
     status, code, ms and attempt; neither the app secret nor the token anywhere."""
     src = _rows(itsm, tmp_path, "V" + gateway[0].upper())
     out = run_cli(
-        ["run", str(src), "-v", "--gateway", gateway, "--no-checkpoint"],
+        ["run", str(src), "-v", "--yes", "--gateway", gateway, "--no-checkpoint"],
         creds_env(itsm.url, BK_TOKEN=TOKEN),
     )
     assert out.exit_code == 0, out.stdout + out.stderr

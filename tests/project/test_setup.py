@@ -101,3 +101,25 @@ def test_readme_first_command_works_in_a_fresh_clone(tmp_path: Path) -> None:
     assert report.exists()
     assert report.read_text(encoding="utf-8-sig").count("\n") == 10
     assert (clone / ".venv" / "pyvenv.cfg").exists()
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_compiled_catalogs(tmp_path: Path) -> None:
+    """A wheel (what ``pipx install .`` and ``pip install .`` install) holds both
+    languages' compiled catalogs: without them an installed batchops speaks only English."""
+    import zipfile
+
+    clone = _fresh_copy(tmp_path / "clone")
+    out = tmp_path / "wheels"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(clone)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (wheel,) = out.glob("batchops-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for locale in ("zh_CN", "en"):
+        assert f"batchops/i18n/locale/{locale}/LC_MESSAGES/batchops.mo" in names, sorted(names)

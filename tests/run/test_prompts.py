@@ -30,8 +30,10 @@ FAILURES = [
 ]
 
 
-def _advice(command: list[str] | None = COMMAND, *, checkpointed: bool = True) -> Advice:
-    return Advice(command, resolve({}, env=ENV), ENV, checkpointed=checkpointed)
+def _advice(
+    command: list[str] | None = COMMAND, *, checkpointed: bool = True, **paths: Path
+) -> Advice:
+    return Advice(command, resolve({}, env=ENV), ENV, checkpointed=checkpointed, **paths)
 
 
 def _counts(**counts: int) -> dict[str, int]:
@@ -67,12 +69,15 @@ def test_a_stop_without_a_fix_says_only_how_to_continue() -> None:
 
 def test_without_a_checkpoint_the_report_is_the_way_back() -> None:
     """No checkpoint: the same command would start over, so the advice feeds the report
-    back with --only."""
-    text = _advice(checkpointed=False).next_step(_counts(pending=2, failed=1), None, FAILURES)
+    back with --only: the run's command with the report in place of the input (and no
+    -o, which would name the report as its own output)."""
+    command = ["batchops", "run", "t.csv", "-c", "5", "-o", "out.csv", "--only", "failed"]
+    advice = _advice(command, checkpointed=False, input_path=Path("t.csv"), report=Path("out.csv"))
+    text = advice.next_step(_counts(pending=2, failed=1), None, FAILURES)
     assert "2 rows not done and no checkpoint was kept" in text
-    assert "batchops run REPORT --only pending" in text
-    assert "resend them with: batchops run REPORT --only failed,unknown" in text
-    assert "t.csv" not in text
+    assert "send just those with: batchops run out.csv -c 5 --only pending\n" in text
+    assert text.endswith("resend them with: batchops run out.csv -c 5 --only failed,unknown")
+    assert " t.csv" not in text and "REPORT" not in text
 
 
 def test_failed_rows_get_their_top_three_reasons_and_the_retry_command() -> None:

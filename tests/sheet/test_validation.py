@@ -3,11 +3,12 @@ problem wins), action aliases, hidden characters in an sn, default messages."""
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from batchops.i18n import using
@@ -340,7 +341,11 @@ def _unfit(char: str) -> bool:
     return char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co")
 
 
-SN_CORE = st.text(alphabet=string.ascii_uppercase + string.digits + "-_", min_size=2, max_size=16)
+# An sn the way a ticket system writes one: not a number Excel wrote in scientific
+# notation (0E0, 1E5), which is refused for a reason of its own.
+SN_CORE = st.text(
+    alphabet=string.ascii_uppercase + string.digits + "-_", min_size=2, max_size=16
+).filter(lambda sn: not re.fullmatch(r"\d+(?:\.\d+)?E\d+", sn))
 
 
 @PROPERTY
@@ -420,6 +425,8 @@ def test_the_words_people_write(tmp_path: Path, word: str, action: Action) -> No
     left=st.text(alphabet=" \t\u3000\u200b", max_size=3),
     right=st.text(alphabet=" \t\u3000\u200b", max_size=3),
 )
+# Found by CI: zero-width spaces on both sides of a blank.
+@example(spelling="SUSPEND", flips=[False] * 9, lower=False, left="", right="\u200b \u200b")
 def test_full_width_spellings_mean_their_action(
     tmp_path: Path, spelling: str, flips: list[bool], lower: bool, left: str, right: str
 ) -> None:
