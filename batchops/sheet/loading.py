@@ -24,6 +24,7 @@ message is row 7 in Excel.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
@@ -47,6 +48,7 @@ __all__ = [
     "Batch",
     "load_batch",
     "previous_done",
+    "status_word",
     "status_words",
 ]
 
@@ -171,10 +173,15 @@ class Batch:
 DONE_BEFORE: Final = ("success", "skipped", "unknown")
 
 
+def status_word(cell: object) -> str:
+    """An earlier report's status cell as the word it is matched as: full-width letters
+    made plain (NFKC), trimmed, lower case."""
+    return unicodedata.normalize("NFKC", str(cell)).strip().lower()
+
+
 def status_words(status: pd.Series) -> pd.Series:
-    """An earlier report's status cells as the words they are matched as: full-width
-    letters made plain (NFKC), trimmed, lower case."""
-    return status.astype(str).str.normalize("NFKC").str.strip().str.lower()
+    """:func:`status_word` of every cell of a status column."""
+    return status.map(status_word)
 
 
 def previous_done(status: pd.Series) -> npt.NDArray[np.bool_]:

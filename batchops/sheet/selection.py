@@ -13,7 +13,6 @@ keeps that result instead, as an invalid one does.
 from __future__ import annotations
 
 import dataclasses
-import unicodedata
 from collections.abc import Collection
 
 import numpy as np
@@ -24,7 +23,7 @@ from batchops.i18n import N_, _, ngettext
 from batchops.model import Outcome, OutcomeTable, Status
 from batchops.settings import refused
 
-from .loading import Batch, previous_done, status_words
+from .loading import Batch, previous_done, status_word, status_words
 
 #: The rows of an earlier report that a run sends when no --only is given.
 NOT_DONE = ("pending", "failed", "unknown", "invalid")
@@ -131,7 +130,7 @@ def _previous_outcome(previous: pd.DataFrame, index: int) -> Outcome:
         except ValueError:
             return None
 
-    status_text = unicodedata.normalize("NFKC", str(row["status"])).strip().lower()
+    status_text = status_word(row["status"])
     status = Status(status_text) if status_text in {s.value for s in Status} else Status.PENDING
     code, attempts, http = number("code"), number("attempts"), number("http_status")
     return Outcome(
