@@ -338,3 +338,13 @@ def xlsx_with_hidden_rows(
                 table.row_dimensions[index + 2].hidden = True
     book.save(path)
     return path
+
+
+def by_result_name(row: dict[str, str], lang: str) -> dict[str, str]:
+    """A report row with its result columns under their canonical names (``status``,
+    ``code`` …): a report names them in its language for people (状态 under zh); the
+    values are machine words either way."""
+    from batchops.model import RESULT_COLUMNS, RESULT_HEADERS
+
+    names = dict(zip(RESULT_HEADERS[lang], RESULT_COLUMNS, strict=True))
+    return {names.get(key, key): value for key, value in row.items()}

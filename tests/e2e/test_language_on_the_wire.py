@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from batchops.model import RESULT_COLUMNS, RESULT_HEADERS
 from batchops.sandbox import SandboxConfig, SandboxState, SandboxThread, Ticket
 
 from ..helpers import (
     APP_CODE,
     FAST,
     SECRET,
+    by_result_name,
     creds_env,
     report_of,
     run_cli,
@@ -39,13 +39,6 @@ def languages_seen(server: SandboxThread) -> dict[str, dict[str, int]]:
 def only(header: str, seen: dict[str, dict[str, int]]) -> bool:
     """Every request of every API carried ``header`` (and at least one was sent)."""
     return bool(seen) and all(set(counts) == {header} for counts in seen.values())
-
-
-def _canonical(row: dict[str, str], lang: str) -> dict[str, str]:
-    """A report row with its result columns under their canonical names (the report
-    names them in its language: 状态 under zh)."""
-    names = dict(zip(RESULT_HEADERS[lang], RESULT_COLUMNS, strict=True))
-    return {names.get(key, key): value for key, value in row.items()}
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
@@ -69,7 +62,7 @@ def test_every_request_of_a_run_carries_the_language(
     assert {"get_tickets", "operate_ticket", "get_ticket_status"} <= seen.keys(), seen
     assert only(HEADER[lang], seen), seen
     # Machine words stay: the status column, whatever the message's language.
-    rows = {r["sn"]: _canonical(r, lang) for r in report_of(src)}
+    rows = {r["sn"]: by_result_name(r, lang) for r in report_of(src)}
     assert [rows[sn]["status"] for sn in ("L1", "L2", "L3")] == ["success", "success", "skipped"]
     skipped = rows["L3"]["message"]
     if lang == "zh":
@@ -139,6 +132,6 @@ def test_a_code_is_explained_in_chinese_and_itsm_words_pass_through(
     assert out.exit_code == 3, out.stderr
     assert "ESB：应用或用户认证失败：APP认证失败" in out.stderr, out.stderr
     assert "authentication failed" not in out.stderr
-    (row,) = [_canonical(r, "zh") for r in report_of(src)]
+    (row,) = [by_result_name(r, "zh") for r in report_of(src)]
     assert row["status"] == "pending" and row["code"] == "1306000"
     assert row["message"].startswith("未完成，本次运行已停止：ESB：应用或用户认证失败"), row

@@ -18,10 +18,20 @@ from pathlib import Path
 
 import pytest
 
-from batchops.model import RESULT_COLUMNS, RESULT_HEADERS
 from batchops.sandbox import SandboxThread
 
-from ..helpers import FAST, cli, creds_env, read_report, report_of, run_cli, seed, ticket, write_csv
+from ..helpers import (
+    FAST,
+    by_result_name,
+    cli,
+    creds_env,
+    read_report,
+    report_of,
+    run_cli,
+    seed,
+    ticket,
+    write_csv,
+)
 from ..run.test_notify import Receiver
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -56,7 +66,7 @@ def _refused_and_invalid(itsm: SandboxThread, folder: Path, prefix: str) -> Path
 def _statuses(rows: list[dict[str, str]], lang: str) -> list[str]:
     """The report's status values, read under its status header in ``lang`` (状态 under
     zh): the header is for people, the values are machine words."""
-    return [row[RESULT_HEADERS[lang][RESULT_COLUMNS.index("status")]] for row in rows]
+    return [by_result_name(row, lang)["status"] for row in rows]
 
 
 def _advice_command(stderr: str, lead: str) -> list[str]:
